@@ -1,0 +1,207 @@
+"""Ingestion: read a source, validate every row in SQL, land valid rows, reject the rest.
+
+Validation runs inside DuckDB (no per-row Python), so ingest stays close to the store's
+bulk-insert speed. Each rejected row keeps its source, 1-based row number, the field at
+fault and a reason that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from feedwise.errors import DataError
+from feedwise.schema import EVENT_COLUMNS, EVENT_KINDS
+
+#: Ready-made column mappings for public datasets (target field -> source column or "=constant").
+MAPPINGS: dict[str, dict[str, str]] = {
+    "movielens-100k": {"user_id": "user", "item_id": "item", "value": "rating", "ts": "timestamp",
+                       "kind": "=rating"},
+    "movielens-latest": {"user_id": "userId", "item_id": "movieId", "value": "rating",
+                         "ts": "timestamp", "kind": "=rating"},
+}
+#: Column names for headerless formats of the presets.
+PRESET_COLUMNS: dict[str, list[str]] = {"movielens-100k": ["user", "item", "rating", "timestamp"]}
+PRESET_DELIMITERS: dict[str, str] = {"movielens-100k": "\t"}
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest call did."""
+
+    source: str
+    accepted: int
+    duplicates: int
+    rejected: int
+    seconds: float
+
+    @property
+    def rows(self) -> int:
+        return self.accepted + self.duplicates + self.rejected
+
+    @property
+    def events_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+def parse_mapping(spec: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Parse ``"user_id=user,item_id=item,kind==rating"`` or a preset name into a dict."""
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        mapping = dict(spec)
+    elif spec in MAPPINGS:
+        mapping = dict(MAPPINGS[spec])
+    else:
+        mapping = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            if "=" not in part:
+                raise DataError(f"mapping entry {part!r} must look like field=column "
+                                f"(or field==constant)")
+            k, v = part.split("=", 1)
+            mapping[k.strip()] = v.strip()
+    unknown = set(mapping) - set(EVENT_COLUMNS)
+    if unknown:
+        raise DataError(f"mapping names unknown event field(s) {sorted(unknown)}; "
+                        f"fields are {list(EVENT_COLUMNS)}")
+    return mapping
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def source_relation(con: Any, source: Any, *, columns: list[str] | None = None,
+                    delimiter: str | None = None, header: bool | None = None,
+                    fmt: str | None = None) -> tuple[str, str]:
+    """Register ``source`` and return (SQL ``FROM`` expression with a ``_row`` column, name)."""
+    if isinstance(source, pd.DataFrame | pa.Table):
+        con.register("_fw_src", source)
+        return "(SELECT row_number() OVER () AS _row, * FROM _fw_src)", "<dataframe>"
+    path = Path(os.fspath(source))
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    kind = (fmt or "").lower() or {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
+                                   ".ndjson": "jsonl", ".json": "jsonl", ".tsv": "tsv",
+                                   ".csv": "csv"}.get(path.suffix.lower(), "csv")
+    p = _lit(str(path))
+    if kind == "parquet":
+        return f"(SELECT file_row_number + 1 AS _row, * FROM read_parquet({p}, " \
+               f"file_row_number=true))", str(path)
+    if kind == "jsonl":
+        return (f"(SELECT row_number() OVER () AS _row, * FROM read_json({p}, "
+                f"format='newline_delimited', union_by_name=true))", str(path))
+    opts = ["all_varchar=true", "null_padding=true", "store_rejects=true"]
+    delim = delimiter or ("\t" if kind == "tsv" else None)
+    if delim:
+        opts.append(f"delim={_lit(delim)}")
+    if columns:
+        opts.append("header=false")
+        opts.append("names=[" + ",".join(_lit(c) for c in columns) + "]")
+    elif header is not None:
+        opts.append(f"header={str(header).lower()}")
+    return (f"(SELECT row_number() OVER () AS _row, * FROM read_csv({p}, {', '.join(opts)}))",
+            str(path))
+
+
+def _ts_expr(col: str, dtype: str, ts_unit: str) -> str:
+    div = {"s": 1, "ms": 1_000, "us": 1_000_000}[ts_unit]
+    num = f"CASE WHEN abs({{x}}) < 1e11 * {div} THEN to_timestamp({{x}} / {div}) END"
+    d = dtype.upper()
+    if "TIME ZONE" in d or d == "TIMESTAMPTZ":
+        return col
+    if d.startswith("TIMESTAMP") or d == "DATE":
+        return f"CAST({col} AS TIMESTAMPTZ)"
+    if any(t in d for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL")):
+        return num.format(x=f"CAST({col} AS DOUBLE)")
+    s = f"CAST({col} AS VARCHAR)"
+    return f"coalesce(TRY_CAST({s} AS TIMESTAMPTZ), {num.format(x=f'TRY_CAST({s} AS DOUBLE)')})"
+
+
+def build_select(con: Any, src: str, mapping: dict[str, str], ts_unit: str = "s"
+                 ) -> tuple[str, str, str]:
+    """Return (typed select list, reject-reason expression, ts expression) over source ``s``.
+
+    The select list and reason read the parsed time as ``_ts`` (computed by the ts
+    expression in an inner query). The reason is NULL for a valid row, else
+    ``'field|reason'``.
+    """
+    desc = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
+    types = {r[0]: r[1] for r in desc}
+    raw: dict[str, str] = {}
+    for field in EVENT_COLUMNS:
+        target = mapping.get(field, field)
+        if target.startswith("="):
+            raw[field] = _lit(target[1:])
+        elif target in types:
+            raw[field] = f"s.{_q(target)}"
+        elif field in mapping:
+            raise DataError(f"mapping {field}={target}: source has no column {target!r}; "
+                            f"columns are {[c for c in types if c != '_row']}")
+        else:
+            raw[field] = "NULL"
+    missing = [f for f in ("user_id", "item_id", "kind", "ts") if raw[f] == "NULL"]
+    if missing:
+        raise DataError(f"source has no column for required field(s) {missing}; map them with "
+                        f"--mapping field=column (columns: {[c for c in types if c != '_row']})")
+
+    def txt(f: str) -> str:
+        return f"nullif(trim(CAST({raw[f]} AS VARCHAR)), '')"
+
+    src_type = {f: types.get(mapping.get(f, f), "VARCHAR") for f in EVENT_COLUMNS}
+    ts = _ts_expr(raw["ts"], src_type["ts"], ts_unit) if raw["ts"] != "NULL" else "NULL"
+    kind = f"lower({txt('kind')})"
+    dwell = f"TRY_CAST({raw['dwell_ms']} AS BIGINT)"
+    value = f"TRY_CAST({raw['value']} AS DOUBLE)"
+    pos = f"TRY_CAST({raw['position']} AS INTEGER)"
+    prop = f"TRY_CAST({raw['propensity']} AS DOUBLE)"
+    ctx = "NULL" if raw["context"] == "NULL" else (
+        raw["context"] if "JSON" in src_type["context"].upper() else txt("context"))
+    if raw["context"] != "NULL" and "STRUCT" in src_type["context"].upper():
+        ctx = f"CAST(to_json({raw['context']}) AS VARCHAR)"
+    kinds = ", ".join(_lit(k) for k in EVENT_KINDS)
+    eid = (f"coalesce({txt('event_id')}, md5(concat_ws('|', {txt('user_id')}, {txt('item_id')}, "
+           f"{kind}, CAST(epoch_ms(_ts) AS VARCHAR), CAST({value} AS VARCHAR), "
+           f"{txt('session_id')}, CAST({pos} AS VARCHAR))))")
+
+    def notnum(f: str, cast: str) -> str:
+        return f"({raw[f]} IS NOT NULL AND {cast} IS NULL AND {txt(f)} IS NOT NULL)"
+
+    shown = "left(CAST({x} AS VARCHAR), 40)"
+    reason = f"""CASE
+      WHEN {txt('user_id')} IS NULL THEN 'user_id|missing user_id: every event needs a user'
+      WHEN {txt('item_id')} IS NULL THEN 'item_id|missing item_id: every event needs an item'
+      WHEN {kind} IS NULL THEN 'kind|missing kind: use one of {", ".join(EVENT_KINDS)}'
+      WHEN {kind} NOT IN ({kinds}) THEN 'kind|unknown kind ''' || {shown.format(x=txt('kind'))}
+           || ''': use one of {", ".join(EVENT_KINDS)}'
+      WHEN {raw['ts']} IS NULL THEN 'ts|missing ts: give an ISO-8601 time or unix seconds'
+      WHEN _ts IS NULL THEN 'ts|unparsable ts ''' || {shown.format(x=raw['ts'])}
+           || ''': give an ISO-8601 time or unix seconds'
+      WHEN {notnum('dwell_ms', dwell)} THEN 'dwell_ms|dwell_ms ''' || {shown.format(
+          x=raw['dwell_ms'])} || ''' is not an integer number of milliseconds'
+      WHEN {dwell} < 0 THEN 'dwell_ms|negative dwell_ms ' || {dwell} || ': must be >= 0'
+      WHEN {notnum('value', value)} THEN 'value|value ''' || {shown.format(x=raw['value'])}
+           || ''' is not a number'
+      WHEN {notnum('position', pos)} THEN 'position|position ''' || {shown.format(
+          x=raw['position'])} || ''' is not an integer'
+      WHEN {pos} < 0 THEN 'position|negative position: positions start at 0'
+      WHEN {notnum('propensity', prop)} OR {prop} <= 0 OR {prop} > 1 THEN
+           'propensity|propensity ''' || {shown.format(x=raw['propensity'])}
+           || ''' outside (0, 1]: log the probability the policy had of showing the item'
+      WHEN {ctx} IS NOT NULL AND NOT json_valid({ctx}) THEN 'context|context is not valid JSON'
+      ELSE NULL END"""
+    select = (f"{eid} AS event_id, {txt('user_id')} AS user_id, {txt('item_id')} AS item_id, "
+              f"{kind} AS kind, _ts AS ts, {dwell} AS dwell_ms, {value} AS value, "
+              f"{pos} AS position, {txt('surface')} AS surface, {txt('session_id')} AS "
+              f"session_id, {prop} AS propensity, {ctx} AS context")
+    return select, reason, ts

@@ -1,0 +1,326 @@
+"""`EventStore`: the embedded DuckDB store of events, items, users, campaigns and rejects."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import scipy.sparse as sp
+
+from feedwise.errors import DataError
+from feedwise.interactions import Interactions, InteractionWeights
+from feedwise.schema import (
+    CAMPAIGN_COLUMNS,
+    EVENT_COLUMNS,
+    ITEM_COLUMNS,
+    NEGATIVE_KINDS,
+    USER_COLUMNS,
+    Item,
+    User,
+    utc,
+)
+from feedwise.store.ingest import IngestReport, build_select, parse_mapping, source_relation
+
+DEFAULT_DB = "feedwise.duckdb"
+
+REJECT_COLUMNS = {"source": "VARCHAR", "row": "BIGINT", "field": "VARCHAR", "reason": "VARCHAR",
+                  "raw": "VARCHAR", "rejected_at": "TIMESTAMPTZ"}
+
+
+def default_db_path() -> str:
+    """``$FEEDWISE_DB`` or ``feedwise.duckdb`` in the working directory."""
+    return os.environ.get("FEEDWISE_DB", DEFAULT_DB)
+
+
+def _ddl(name: str, cols: Mapping[str, str], key: str | None = None) -> str:
+    body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
+    pk = f", PRIMARY KEY ({key})" if key else ""
+    return f"CREATE TABLE IF NOT EXISTS {name} ({body}{pk})"
+
+
+class EventStore:
+    """Events, items, users and campaigns in one DuckDB database.
+
+    Args:
+        path: Database file, or ``":memory:"``. Defaults to :func:`default_db_path`.
+        read_only: Open an existing file read-only.
+
+    Writes are serialised by a lock (DuckDB allows one writer); each ingest is one
+    transaction, so a failure mid-batch leaves nothing behind.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False) -> None:
+        self.path = str(path) if path is not None else default_db_path()
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(self.path, read_only=read_only)
+        self.con.execute("SET TimeZone='UTC'")
+        self._lock = threading.RLock()
+        if not read_only:
+            self._create()
+
+    # ------------------------------------------------------------------ lifecycle
+    def _create(self) -> None:
+        c = self.con
+        c.execute(_ddl("events", EVENT_COLUMNS))
+        c.execute(_ddl("items", ITEM_COLUMNS, "item_id"))
+        c.execute(_ddl("users", USER_COLUMNS, "user_id"))
+        c.execute(_ddl("campaigns", CAMPAIGN_COLUMNS, "campaign_id"))
+        c.execute(_ddl("rejects", REJECT_COLUMNS))
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for concurrent readers (one per thread)."""
+        cur = self.con.cursor()
+        cur.execute("SET TimeZone='UTC'")
+        return cur
+
+    def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
+        """Run a read query and return a DataFrame."""
+        return self.cursor().execute(sql, params or []).df()
+
+    def scalar(self, sql: str, params: list | tuple | None = None) -> Any:
+        row = self.cursor().execute(sql, params or []).fetchone()
+        return row[0] if row else None
+
+    # ------------------------------------------------------------------ events
+    def ingest(self, source: Any, *, mapping: str | Mapping[str, str] | None = None,
+               columns: list[str] | None = None, delimiter: str | None = None,
+               header: bool | None = None, fmt: str | None = None, ts_unit: str = "s",
+               source_name: str | None = None) -> IngestReport:
+        """Validate and land events from a file (CSV, TSV, Parquet, JSONL) or a table.
+
+        Valid rows land; bad rows go to ``rejects`` with source, row, field and reason;
+        events whose ``event_id`` is already stored (or repeated in the batch) are counted
+        as duplicates and not added. The whole batch is one transaction.
+
+        Args:
+            source: A path, a pandas DataFrame or a pyarrow Table.
+            mapping: Target field -> source column (``"=value"`` for a constant), a
+                ``"a=b,c=d"`` string, or a preset name such as ``"movielens-100k"``.
+            columns: Column names for a headerless delimited file.
+            delimiter: Field delimiter of a delimited file (default: sniffed).
+            header: Whether a delimited file has a header row (default: sniffed).
+            fmt: Force the format: ``csv``, ``tsv``, ``parquet`` or ``jsonl``.
+            ts_unit: Unit of numeric timestamps: ``s``, ``ms`` or ``us``.
+            source_name: Name recorded in ``rejects`` (default: the path).
+        """
+        from feedwise.store.ingest import PRESET_COLUMNS, PRESET_DELIMITERS
+
+        if isinstance(mapping, str) and mapping in PRESET_COLUMNS:
+            columns = columns or PRESET_COLUMNS[mapping]
+            delimiter = delimiter or PRESET_DELIMITERS.get(mapping)
+        if ts_unit not in ("s", "ms", "us"):
+            raise DataError(f"ts_unit must be 's', 'ms' or 'us', not {ts_unit!r}")
+        m = parse_mapping(mapping)
+        t0 = time.perf_counter()
+        with self._lock:
+            c = self.con
+            src, name = source_relation(c, source, columns=columns, delimiter=delimiter,
+                                        header=header, fmt=fmt)
+            name = source_name or name
+            try:
+                select, reason, ts = build_select(c, src, m, ts_unit)
+            except duckdb.Error as e:
+                raise DataError(f"{name}: cannot read source: {e}") from None
+            cols = ", ".join(f'"{k}"' for k in EVENT_COLUMNS)
+            inner = f"(SELECT *, {ts} AS _ts FROM {src} s) s"
+            c.execute("BEGIN TRANSACTION")
+            try:
+                before = c.execute("SELECT count(*) FROM events").fetchone()[0]
+                c.execute(f"""CREATE OR REPLACE TEMP TABLE _fw_stage AS
+                    SELECT {select}, {reason} AS _reason, s._row AS _row,
+                           CASE WHEN {reason} IS NOT NULL THEN CAST(to_json(s) AS VARCHAR) END
+                           AS _raw
+                    FROM {inner}""")
+                valid = c.execute("SELECT count(*) FROM _fw_stage WHERE _reason IS NULL"
+                                  ).fetchone()[0]
+                c.execute(f"""INSERT INTO events ({cols})
+                    SELECT {cols} FROM (
+                        SELECT DISTINCT ON (event_id) {cols} FROM _fw_stage
+                        WHERE _reason IS NULL) v
+                    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = v.event_id)""")
+                after = c.execute("SELECT count(*) FROM events").fetchone()[0]
+                c.execute("""INSERT INTO rejects SELECT ?, _row, split_part(_reason, '|', 1),
+                        substr(_reason, strpos(_reason, '|') + 1), _raw, now()
+                    FROM _fw_stage WHERE _reason IS NOT NULL""", [name])
+                rejected = c.execute("SELECT count(*) FROM _fw_stage WHERE _reason IS NOT NULL"
+                                     ).fetchone()[0]
+                rejected += self._csv_structural_rejects(name)
+                c.execute("DROP TABLE _fw_stage")
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            finally:
+                if isinstance(source, pd.DataFrame | pa.Table):
+                    c.unregister("_fw_src")
+        accepted = after - before
+        return IngestReport(name, accepted, valid - accepted, rejected, time.perf_counter() - t0)
+
+    def _csv_structural_rejects(self, name: str) -> int:
+        """Move lines DuckDB's CSV reader could not split into ``rejects``."""
+        try:
+            n = self.con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
+        except duckdb.Error:
+            return 0
+        if n:
+            self.con.execute("""INSERT INTO rejects SELECT ?, line, coalesce(column_name, ''),
+                error_type || ': ' || error_message, csv_line, now() FROM reject_errors""", [name])
+            self.con.execute("DELETE FROM reject_errors")
+            self.con.execute("DELETE FROM reject_scans")
+        return int(n)
+
+    def add_events(self, events: Iterable[Mapping[str, Any]], source_name: str = "<api>"
+                   ) -> IngestReport:
+        """Ingest a small batch of event dicts (the API path)."""
+        rows = [dict(e) for e in events]
+        for r in rows:
+            if isinstance(r.get("context"), dict):
+                r["context"] = json.dumps(r["context"])
+            if isinstance(r.get("ts"), datetime):
+                r["ts"] = utc(r["ts"]).isoformat()
+        df = pd.DataFrame(rows, columns=list(EVENT_COLUMNS)).astype(object)
+        df = df.where(pd.notna(df), None).astype(str).replace({"None": None})
+        return self.ingest(df, source_name=source_name)
+
+    def count_events(self) -> int:
+        return int(self.scalar("SELECT count(*) FROM events"))
+
+    def rejects(self, source: str | None = None) -> pd.DataFrame:
+        if source is None:
+            return self.query("SELECT * FROM rejects ORDER BY source, row")
+        return self.query("SELECT * FROM rejects WHERE source = ? ORDER BY row", [source])
+
+    def events(self, where: str = "", params: list | None = None) -> pd.DataFrame:
+        return self.query(f"SELECT * FROM events {('WHERE ' + where) if where else ''} "
+                          "ORDER BY ts, event_id", params)
+
+    # ------------------------------------------------------------------ training view
+    def interactions(self, since: datetime | None = None, until: datetime | None = None, *,
+                     weights: InteractionWeights | None = None) -> Interactions:
+        """The weighted user x item matrix of events in ``[since, until)``.
+
+        Hide and report events carry no weight and are returned as ``negatives``.
+        """
+        w = weights or InteractionWeights()
+        cond, params = ["TRUE"], []
+        if since is not None:
+            cond.append("ts >= ?")
+            params.append(utc(since))
+        if until is not None:
+            cond.append("ts < ?")
+            params.append(utc(until))
+        where = " AND ".join(cond)
+        neg = ", ".join(f"'{k}'" for k in NEGATIVE_KINDS)
+        cur = self.cursor()
+        pos = cur.sql(f"""SELECT user_id, item_id, sum(w) AS weight, max(epoch(ts)) AS ts
+            FROM (SELECT user_id, item_id, ts, {w.sql()} AS w FROM events
+                  WHERE {where} AND kind NOT IN ({neg}))
+            WHERE w > 0 GROUP BY user_id, item_id""", params=params).to_arrow_table()
+        negs = cur.sql(f"""SELECT DISTINCT user_id, item_id FROM events
+            WHERE {where} AND kind IN ({neg})""", params=params).to_arrow_table()
+        users = np.unique(np.concatenate([_strings(pos["user_id"]), _strings(negs["user_id"])]))
+        items = np.unique(np.concatenate([_strings(pos["item_id"]), _strings(negs["item_id"])]))
+        if len(users) == 0:
+            raise DataError("no events with positive weight in the store for this window; "
+                            "ingest events first (feedwise ingest FILE)")
+        shape = (len(users), len(items))
+        r = np.searchsorted(users, _strings(pos["user_id"]))
+        c = np.searchsorted(items, _strings(pos["item_id"]))
+        mat = sp.csr_matrix((pos["weight"].to_numpy().astype(np.float32), (r, c)), shape=shape)
+        last = sp.csr_matrix((pos["ts"].to_numpy().astype(np.float64), (r, c)), shape=shape)
+        nr = np.searchsorted(users, _strings(negs["user_id"]))
+        nc = np.searchsorted(items, _strings(negs["item_id"]))
+        negatives = sp.csr_matrix((np.ones(len(nr), np.float32), (nr, nc)), shape=shape)
+        labels = self.item_titles(items)
+        return Interactions(mat, users.astype(object), items.astype(object), last_ts=last,
+                            negatives=negatives, item_labels=labels,
+                            since=utc(since) if since else None,
+                            until=utc(until) if until else None)
+
+    def item_titles(self, item_ids: np.ndarray) -> np.ndarray | None:
+        df = self.query("SELECT item_id, title FROM items WHERE title IS NOT NULL")
+        if df.empty:
+            return None
+        titles = dict(zip(df["item_id"], df["title"], strict=True))
+        return np.array([titles.get(str(i), str(i)) for i in item_ids], dtype=object)
+
+    # ------------------------------------------------------------------ records
+    def _upsert(self, table: str, cols: Mapping[str, str], key: str, df: pd.DataFrame) -> int:
+        if df.empty:
+            return 0
+        missing = [c for c in df.columns if c not in cols]
+        if missing:
+            raise DataError(f"{table}: unknown column(s) {missing}; columns are {list(cols)}")
+        if df[key].isna().any():
+            bad = int(np.flatnonzero(df[key].isna().to_numpy())[0])
+            raise DataError(f"{table}: row {bad + 1} has no {key}")
+        df = df.drop_duplicates(subset=[key], keep="last")
+        names = ", ".join(f'"{c}"' for c in df.columns)
+        casts = ", ".join(f'CAST("{c}" AS {cols[c]}) AS "{c}"' for c in df.columns)
+        with self._lock:
+            self.con.register("_fw_up", df)
+            try:
+                self.con.execute(f"INSERT OR REPLACE INTO {table} ({names}) "
+                                 f"SELECT {casts} FROM _fw_up")
+            finally:
+                self.con.unregister("_fw_up")
+        return len(df)
+
+    def upsert_items(self, items: pd.DataFrame | Iterable[Item | Mapping[str, Any]]) -> int:
+        """Insert or replace items (posts and ad creatives) by ``item_id``."""
+        if not isinstance(items, pd.DataFrame):
+            items = pd.DataFrame([Item.model_validate(i).model_dump() for i in items])
+        return self._upsert("items", ITEM_COLUMNS, "item_id", items)
+
+    def upsert_users(self, users: pd.DataFrame | Iterable[User | Mapping[str, Any]]) -> int:
+        """Insert or replace users (consent flags and attributes) by ``user_id``."""
+        if not isinstance(users, pd.DataFrame):
+            now = pd.Timestamp.now(tz="UTC")
+            rows = []
+            for u in users:
+                u = User.model_validate(u)
+                rows.append({"user_id": u.user_id,
+                             "consent_personalization": u.consent.personalization,
+                             "consent_ads": u.consent.ads,
+                             "consent_analytics": u.consent.analytics,
+                             "consent_updated_at": now, "consent_source": "api",
+                             "attributes": json.dumps(u.attributes)})
+            users = pd.DataFrame(rows)
+        return self._upsert("users", USER_COLUMNS, "user_id", users)
+
+    def upsert_campaigns(self, campaigns: pd.DataFrame) -> int:
+        """Insert or replace campaigns by ``campaign_id``."""
+        return self._upsert("campaigns", CAMPAIGN_COLUMNS, "campaign_id", campaigns)
+
+    def items(self) -> pd.DataFrame:
+        return self.query("SELECT * FROM items ORDER BY item_id")
+
+    def users(self) -> pd.DataFrame:
+        return self.query("SELECT * FROM users ORDER BY user_id")
+
+    def campaigns(self) -> pd.DataFrame:
+        return self.query("SELECT * FROM campaigns ORDER BY campaign_id")
+
+
+def _strings(col: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=str)
