@@ -1,0 +1,349 @@
+"""The `Recommender` base class: the estimator contract every model follows.
+
+Hyperparameters go in the constructor and nothing else; ``fit(data) -> self``; learned
+state ends in ``_``; using a model before ``fit`` raises :class:`NotFittedError`.
+A subclass implements ``_fit`` and ``_score_rows`` (and optionally ``_score_history`` for
+fold-in of users unseen in training, ``_explain`` for reasons, ``_state``/``_set_state`` for
+persistence). Everything else — batching, business filters, top-n, cold users, reasons,
+save/load without pickle — lives here once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from feedwise.errors import ConfigError, DataError, NotFittedError, NotFoundError
+from feedwise.interactions import Interactions
+from feedwise.itemlist import ItemList
+
+#: Per-user item ids: one iterable for every user, or a mapping user_id -> iterable.
+PerUser = Iterable[str] | Mapping[str, Iterable[str]] | None
+#: A user's recent events for fold-in: item ids, or item id -> weight.
+History = Mapping[str, Sequence[str] | Mapping[str, float]] | None
+
+FORMAT_VERSION = 1
+
+
+class Recommender(ABC):
+    """Base of every recommender.
+
+    Subclasses set ``name`` (the registry key used by the CLI and ``load``).
+    """
+
+    name: ClassVar[str] = ""
+    registry: ClassVar[dict[str, type[Recommender]]] = {}
+    #: Reason shown for items scored without personal signal.
+    fallback_reason: ClassVar[str] = "trending"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            Recommender.registry[cls.name] = cls
+
+    # ------------------------------------------------------------------ params
+    def get_params(self) -> dict[str, Any]:
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
+
+    def set_params(self, **params: Any) -> Self:
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ConfigError(f"{type(self).__name__} has no parameter {k!r}; "
+                                  f"parameters are {sorted(valid)}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: Interactions) -> Self:
+        """Learn from ``data`` and return ``self``."""
+        if not isinstance(data, Interactions):
+            raise DataError(f"fit expects Interactions, got {type(data).__name__}")
+        if data.nnz == 0:
+            raise DataError("cannot fit on empty interactions")
+        self._fit(data)
+        self.user_ids_ = data.user_ids
+        self.item_ids_ = data.item_ids
+        self.user_index_ = dict(data.user_index)
+        self.item_index_ = dict(data.item_index)
+        self.seen_ = data.matrix
+        self.negatives_ = (data.negatives if data.negatives is not None
+                           else sp.csr_matrix(data.shape, dtype=np.float32))
+        self.item_labels_ = (data.item_labels if data.item_labels is not None
+                             else data.item_ids)
+        self.popularity_ = np.asarray((data.matrix > 0).sum(axis=0), dtype=np.float32).ravel()
+        return self
+
+    @abstractmethod
+    def _fit(self, data: Interactions) -> None:
+        """Learn the model's own state from ``data``."""
+
+    @abstractmethod
+    def _score_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Dense scores (len(rows) x n_items) for training users at matrix ``rows``."""
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray | None:
+        """Scores for users described only by a history matrix (fold-in), or ``None``.
+
+        ``None`` means the model cannot fold in; the user gets the popularity fallback.
+        """
+        return None
+
+    def _explain(self, history: sp.csr_matrix, cols: np.ndarray) -> list[list[str]]:
+        """Reasons for items ``cols`` (one row of item columns per user)."""
+        return [[self.fallback_reason] * len(c) for c in cols]
+
+    # ------------------------------------------------------------------ state
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_ids_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(data) first")
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return len(self.item_ids_)
+
+    def knows_user(self, user_id: str) -> bool:
+        self._check_fitted()
+        return str(user_id) in self.user_index_
+
+    def history_matrix(self, history: Mapping[str, Sequence[str] | Mapping[str, float]] | None,
+                       user_ids: Sequence[str]) -> sp.csr_matrix:
+        """Rows for ``user_ids``: their training row plus any given history (unknown items
+        are ignored)."""
+        rows, cols, vals = [], [], []
+        for r, u in enumerate(user_ids):
+            u = str(u)
+            if u in self.user_index_:
+                row = self.seen_[self.user_index_[u]]
+                rows.extend([r] * row.nnz)
+                cols.extend(row.indices.tolist())
+                vals.extend(row.data.tolist())
+            h = (history or {}).get(u)
+            if h:
+                pairs = h.items() if isinstance(h, Mapping) else ((i, 1.0) for i in h)
+                for item, w in pairs:
+                    c = self.item_index_.get(str(item))
+                    if c is not None:
+                        rows.append(r)
+                        cols.append(c)
+                        vals.append(float(w))
+        m = sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)),
+                          shape=(len(user_ids), self.n_items))
+        m.sum_duplicates()
+        return m
+
+    # ------------------------------------------------------------------ serving
+    def score(self, user_id: str, item_ids: Sequence[str], *, history: History = None
+              ) -> np.ndarray:
+        """Scores of ``item_ids`` for one user (NaN for items unknown to the model)."""
+        s, _ = self._scores_for([str(user_id)], history)
+        cols = np.array([self.item_index_.get(str(i), -1) for i in item_ids], dtype=np.int64)
+        out = np.full(len(cols), np.nan)
+        ok = cols >= 0
+        out[ok] = s[0, cols[ok]]
+        return out
+
+    def _scores_for(self, user_ids: Sequence[str], history: History
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Dense scores for a batch and a mask of users scored personally."""
+        rows = np.array([self.user_index_.get(u, -1) for u in user_ids], dtype=np.int64)
+        folded = np.array([bool(history and history.get(u)) for u in user_ids])
+        known = (rows >= 0) & ~folded
+        scores = np.empty((len(user_ids), self.n_items), dtype=np.float32)
+        personal = known.copy()
+        if known.any():
+            scores[known] = self._score_rows(rows[known])
+        rest = np.flatnonzero(~known)
+        if len(rest):
+            hist = self.history_matrix(history, [user_ids[i] for i in rest])
+            has = np.diff(hist.indptr) > 0
+            fold = self._score_history(hist[has]) if has.any() else None
+            scores[rest] = self.popularity_
+            if fold is not None:
+                scores[rest[has]] = fold
+                personal[rest[has]] = True
+        return scores, personal
+
+    def recommend(self, user_ids: Sequence[str] | str, n: int = 10, *, exclude_seen: bool = True,
+                  exclude: PerUser = None, candidates: PerUser = None, history: History = None,
+                  exclude_negative: bool = True, batch_size: int = 512) -> list[ItemList]:
+        """Top-``n`` items for each user, best first.
+
+        Args:
+            user_ids: One id or a batch of ids. Users unknown to the model are folded in
+                from ``history`` when the model supports it, else get popular items.
+            n: List length.
+            exclude_seen: Drop items the user interacted with in training (and in
+                ``history``).
+            exclude: Item ids to drop (for every user, or per user via a mapping).
+            candidates: Whitelist of item ids (for every user, or per user).
+            history: Recent events per user, for request-time fold-in.
+            exclude_negative: Drop items the user hid or reported.
+            batch_size: Users scored per block (bounds memory to batch x n_items floats).
+        """
+        self._check_fitted()
+        if isinstance(user_ids, str):
+            user_ids = [user_ids]
+        if n <= 0:
+            raise ConfigError(f"n must be positive, got {n}")
+        user_ids = [str(u) for u in user_ids]
+        out: list[ItemList] = []
+        for start in range(0, len(user_ids), batch_size):
+            batch = user_ids[start:start + batch_size]
+            scores, personal = self._scores_for(batch, history)
+            hist = self.history_matrix(history, batch) if (exclude_seen or history) else None
+            self._apply_filters(scores, batch, hist if exclude_seen else None, exclude,
+                                candidates, exclude_negative)
+            k = min(n, self.n_items)
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            order = np.argsort(-top_scores, axis=1, kind="stable")
+            top = np.take_along_axis(top, order, axis=1)
+            top_scores = np.take_along_axis(top_scores, order, axis=1)
+            valid = np.isfinite(top_scores)
+            explained = self._explain(hist if hist is not None else
+                                      self.history_matrix(None, batch),
+                                      [t[v] for t, v in zip(top, valid, strict=True)])
+            for b in range(len(batch)):
+                cols = top[b][valid[b]]
+                reasons = (explained[b] if personal[b] else [self.fallback_reason] * len(cols))
+                out.append(ItemList(self.item_ids_[cols], top_scores[b][valid[b]], reasons))
+        return out
+
+    def _apply_filters(self, scores: np.ndarray, batch: Sequence[str],
+                       hist: sp.csr_matrix | None, exclude: PerUser, candidates: PerUser,
+                       exclude_negative: bool) -> None:
+        if hist is not None:
+            r, c = hist.nonzero()
+            scores[r, c] = -np.inf
+        for b, u in enumerate(batch):
+            if exclude_negative and u in self.user_index_:
+                row = self.negatives_[self.user_index_[u]]
+                scores[b, row.indices] = -np.inf
+            ex = _for_user(exclude, u)
+            if ex:
+                cols = self._cols(ex)
+                scores[b, cols] = -np.inf
+            cand = _for_user(candidates, u)
+            if cand is not None:
+                keep = np.zeros(self.n_items, dtype=bool)
+                keep[self._cols(cand)] = True
+                scores[b, ~keep] = -np.inf
+
+    def _cols(self, item_ids: Iterable[str]) -> np.ndarray:
+        return np.array([c for c in (self.item_index_.get(str(i)) for i in item_ids)
+                         if c is not None], dtype=np.int64)
+
+    def similar_items(self, item_id: str, n: int = 10) -> ItemList:
+        """Items most similar to ``item_id`` (default: by co-engagement cosine)."""
+        self._check_fitted()
+        c = self.item_index_.get(str(item_id))
+        if c is None:
+            raise NotFoundError(f"unknown item {item_id!r}")
+        x = self.seen_.T.tocsr()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel()) + 1e-9
+        sims = np.asarray((x @ x[c].T).todense()).ravel() / (norms * norms[c])
+        sims[c] = -np.inf
+        k = min(n, self.n_items - 1)
+        top = np.argsort(-sims, kind="stable")[:k]
+        return ItemList(self.item_ids_[top], sims[top],
+                        [f"often engaged with {self.item_labels_[c]}"] * len(top))
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> dict[str, np.ndarray | sp.csr_matrix]:
+        """Model-specific learned arrays (names without the trailing ``_``)."""
+        return {}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k + "_", v)
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``model.npz`` + ``model.json`` into directory ``path`` (no pickle)."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        common = {"user_ids": self.user_ids_, "item_ids": self.item_ids_, "seen": self.seen_,
+                  "negatives": self.negatives_, "item_labels": self.item_labels_,
+                  "popularity": self.popularity_}
+        for prefix, group in (("base.", common), ("model.", self._state())):
+            for k, v in group.items():
+                _pack(arrays, prefix + k, v)
+        np.savez_compressed(path / "model.npz", **arrays)
+        meta = {"format": FORMAT_VERSION, "class": self.name, "params": self.get_params()}
+        (path / "model.json").write_text(json.dumps(meta, indent=2, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model written by :meth:`save`."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / "model.json").read_text())
+        except FileNotFoundError:
+            raise NotFoundError(f"{path}: no model.json (not a saved feedwise model)") from None
+        klass = Recommender.registry.get(meta["class"])
+        if klass is None:
+            raise DataError(f"{path}: unknown model class {meta['class']!r}")
+        model = klass(**meta["params"])
+        with np.load(path / "model.npz", allow_pickle=False) as z:
+            groups = _unpack(z)
+        base = groups.get("base", {})
+        for k in ("user_ids", "item_ids", "item_labels"):
+            setattr(model, k + "_", np.asarray(base[k], dtype=object))
+        model.seen_, model.negatives_ = base["seen"], base["negatives"]
+        model.popularity_ = base["popularity"]
+        model.user_index_ = {str(u): i for i, u in enumerate(model.user_ids_)}
+        model.item_index_ = {str(u): i for i, u in enumerate(model.item_ids_)}
+        model._set_state(groups.get("model", {}))
+        return model
+
+
+def _for_user(spec: PerUser, user: str) -> Iterable[str] | None:
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping):
+        return spec.get(user)
+    return spec
+
+
+def _pack(out: dict[str, np.ndarray], name: str, v: Any) -> None:
+    if sp.issparse(v):
+        v = sp.csr_matrix(v)
+        out[name + ".__csr_data"] = v.data
+        out[name + ".__csr_indices"] = v.indices
+        out[name + ".__csr_indptr"] = v.indptr
+        out[name + ".__csr_shape"] = np.array(v.shape)
+    else:
+        a = np.asarray(v)
+        out[name] = a.astype(str) if a.dtype == object else a
+
+
+def _unpack(z: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
+    for key in z:
+        group, rest = key.split(".", 1)
+        g = groups.setdefault(group, {})
+        if ".__csr_" in rest:
+            name = rest.split(".__csr_")[0]
+            if name not in g:
+                p = f"{group}.{name}.__csr_"
+                g[name] = sp.csr_matrix((z[p + "data"], z[p + "indices"], z[p + "indptr"]),
+                                        shape=tuple(z[p + "shape"]))
+        else:
+            g[rest] = z[key]
+    return groups
