@@ -1,0 +1,1 @@
+"""feedwise.report."""
