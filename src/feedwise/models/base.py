@@ -149,6 +149,7 @@ class Recommender(ABC):
     def score(self, user_id: str, item_ids: Sequence[str], *, history: History = None
               ) -> np.ndarray:
         """Scores of ``item_ids`` for one user (NaN for items unknown to the model)."""
+        self._check_fitted()
         s, _ = self._scores_for([str(user_id)], history)
         cols = np.array([self.item_index_.get(str(i), -1) for i in item_ids], dtype=np.int64)
         out = np.full(len(cols), np.nan)
