@@ -164,7 +164,8 @@ class EventStore:
                     FROM _fw_stage WHERE _reason IS NOT NULL""", [name])
                 rejected = c.execute("SELECT count(*) FROM _fw_stage WHERE _reason IS NOT NULL"
                                      ).fetchone()[0]
-                rejected += self._csv_structural_rejects(name)
+                if "read_csv(" in src:
+                    rejected += self._csv_structural_rejects(name)
                 c.execute("DROP TABLE _fw_stage")
                 c.execute("COMMIT")
             except BaseException:
@@ -178,10 +179,7 @@ class EventStore:
 
     def _csv_structural_rejects(self, name: str) -> int:
         """Move lines DuckDB's CSV reader could not split into ``rejects``."""
-        try:
-            n = self.con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
-        except duckdb.Error:
-            return 0
+        n = self.con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
         if n:
             self.con.execute("""INSERT INTO rejects SELECT ?, line, coalesce(column_name, ''),
                 error_type || ': ' || error_message, csv_line, now() FROM reject_errors""", [name])
