@@ -1,0 +1,99 @@
+"""The FastAPI app: ``create_app(settings)`` wires settings, state, routers and errors.
+
+Run it with ``feedwise serve`` (uvicorn, one process: DuckDB has one writer) or, for a
+quick look, ``uvicorn --factory feedwise.server.app:create_app``. OpenAPI docs are at
+``/docs``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from feedwise.errors import (
+    AuthError,
+    ConfigError,
+    ConsentError,
+    DataError,
+    FeedwiseError,
+    NotFoundError,
+)
+from feedwise.server.deps import ServiceState
+from feedwise.server.metrics import LatencyMiddleware
+from feedwise.server.routes import (
+    campaigns,
+    events,
+    feed,
+    health,
+    items,
+    models,
+    recommendations,
+    reports,
+    users,
+)
+from feedwise.server.settings import Settings, get_settings
+from feedwise.server.writer import WriterClosedError
+
+log = logging.getLogger("feedwise.server")
+
+ROUTERS = (health.router, feed.router, recommendations.router, events.router, items.router,
+           users.router, campaigns.router, models.router, reports.router)
+
+_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (NotFoundError, 404), (AuthError, 401), (ConsentError, 403), (WriterClosedError, 503),
+    (DataError, 422), (ConfigError, 422))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app with its own state (store, writer, model) opened at start-up.
+
+    Args:
+        settings: The settings; default :func:`get_settings` (``FEEDWISE_*`` variables).
+    """
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ServiceState(settings)
+        app.state.feedwise = state
+        state.start_watcher()
+        try:
+            yield
+        finally:
+            state.close()  # flushes every queued write before the store closes
+
+    app = FastAPI(title="feedwise", version="0.1.0", lifespan=lifespan,
+                  summary="Feeds, recommendations and event collection.")
+    app.dependency_overrides[get_settings] = lambda: settings
+    for r in ROUTERS:
+        app.include_router(r)
+
+    @app.exception_handler(FeedwiseError)
+    async def feedwise_error(request: Request, exc: FeedwiseError) -> JSONResponse:
+        status = next((s for t, s in _STATUS if isinstance(exc, t)), 400)
+        detail = "unauthorized" if status == 401 else str(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "PUT", "PATCH"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID"])
+    metrics_holder = _MetricsProxy(app)
+    app.add_middleware(LatencyMiddleware, metrics=metrics_holder)
+    return app
+
+
+class _MetricsProxy:
+    """The app's metrics, looked up when first used (state exists only after start-up)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    @property
+    def latency(self):  # noqa: ANN201 - a prometheus Histogram
+        return self._app.state.feedwise.metrics.latency

@@ -1,0 +1,177 @@
+"""Dependencies of the routes: the service state, auth by scope, request ids.
+
+:class:`ServiceState` holds what lives as long as the app: the store, its one writer, the
+key ring, the registry, the metrics and the :class:`~feedwise.server.policy.Served`
+snapshot. Hot swap: a watcher thread loads a newly promoted version completely, then
+replaces ``state.served`` in one assignment; every request reads ``state.served`` once, so
+requests in flight finish on the version they started with.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from feedwise.errors import AuthError, NotFoundError
+from feedwise.registry import ModelRegistry
+from feedwise.server.auth import ApiKey, KeyRing
+from feedwise.server.metrics import ServiceMetrics
+from feedwise.server.policy import Served, build_policy
+from feedwise.server.settings import Settings
+from feedwise.server.writer import Writer
+from feedwise.store import EventStore
+
+log = logging.getLogger("feedwise.server")
+
+
+class ServiceState:
+    """Everything the routes share for the life of the app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.keys = KeyRing.load(settings.keys_file, settings.api_keys)
+        self.registry = ModelRegistry(settings.registry)
+        self.store = EventStore(settings.db)
+        self.writer = Writer(self.store, max_rows=settings.writer_max_rows,
+                             queue_size=settings.writer_queue_size,
+                             on_ingest=self.metrics.on_ingest).start()
+        self.served: Served | None = None
+        self.no_personalization: set[str] = set()
+        self.no_ads: set[str] = set()
+        self._swap_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._load_consent()
+        self.reload()
+
+    # ------------------------------------------------------------------ model
+    def reload(self) -> bool:
+        """Serve the promoted version if it is not the one served; ``True`` if swapped."""
+        with self._swap_lock:
+            version = self.registry.promoted_version()
+            if version is None or (self.served and self.served.version == version):
+                return False
+            meta = self.registry.get(version)
+            model = self.registry.load(version)
+            served = Served(meta, model, build_policy(model, self.store))
+            swapped = self.served is not None
+            self.served = served  # the swap: one reference assignment
+        self.metrics.set_model(meta.version, meta.model)
+        if swapped:
+            self.metrics.model_swaps.inc()
+        log.info("serving model %s (%s)", meta.version, meta.model)
+        return True
+
+    def start_watcher(self) -> None:
+        interval = self.settings.reload_interval_s
+        if interval <= 0 or self._watcher is not None:
+            return
+
+        def watch() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.reload()
+                except Exception:  # noqa: BLE001 - keep serving the current version
+                    log.exception("loading the promoted model failed; still serving %s",
+                                  self.served.version if self.served else None)
+
+        self._watcher = threading.Thread(target=watch, name="feedwise-model-watch", daemon=True)
+        self._watcher.start()
+
+    # ------------------------------------------------------------------ consent
+    def _load_consent(self) -> None:
+        df = self.store.query("SELECT user_id, consent_personalization, consent_ads FROM users")
+        self.no_personalization = set(df.loc[df["consent_personalization"] == False,  # noqa: E712
+                                             "user_id"])
+        self.no_ads = set(df.loc[df["consent_ads"] == False, "user_id"])  # noqa: E712
+
+    def set_consent(self, user_id: str, personalization: bool, ads: bool) -> None:
+        (self.no_personalization.discard if personalization
+         else self.no_personalization.add)(user_id)
+        (self.no_ads.discard if ads else self.no_ads.add)(user_id)
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Stop the watcher, flush the writer, close the store."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(5)
+        self.writer.close()
+        self.store.close()
+
+
+def get_state(request: Request) -> ServiceState:
+    return request.app.state.feedwise
+
+
+State = Annotated[ServiceState, Depends(get_state)]
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer fw_...`")
+
+UNAUTHORIZED = HTTPException(401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
+FORBIDDEN = HTTPException(403, "forbidden")
+
+
+def require(scope: str):
+    """A dependency admitting only keys with ``scope`` (``admin`` admits everything)."""
+
+    def check(request: Request,
+              creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None
+              ) -> ApiKey | None:
+        state: ServiceState = request.app.state.feedwise
+        if not state.settings.auth_enabled:
+            return None
+        try:
+            key = state.keys.authenticate(creds.credentials if creds else None)
+        except AuthError:
+            raise UNAUTHORIZED from None
+        if not key.allows(scope):
+            raise FORBIDDEN
+        return key
+
+    check.__name__ = f"require_{scope}"
+    return check
+
+
+ReadKey = Annotated[ApiKey | None, Depends(require("read"))]
+IngestKey = Annotated[ApiKey | None, Depends(require("ingest"))]
+AdminKey = Annotated[ApiKey | None, Depends(require("admin"))]
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def request_id(x_request_id: Annotated[str | None, Header()] = None) -> str:
+    """The caller's ``X-Request-ID`` if well-formed, else a fresh one."""
+    if x_request_id and _REQUEST_ID.match(x_request_id):
+        return x_request_id
+    return uuid.uuid4().hex
+
+
+RequestId = Annotated[str, Depends(request_id)]
+
+
+def served_model(state: State) -> Served:
+    """The served snapshot, or 503 while no model is promoted."""
+    served = state.served
+    if served is None:
+        raise HTTPException(503, "no model is promoted yet", headers={"Retry-After": "5"})
+    return served
+
+
+ServedModel = Annotated[Served, Depends(served_model)]
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"), default=str)
+
+
+__all__ = ["AdminKey", "IngestKey", "NotFoundError", "ReadKey", "RequestId", "ServedModel",
+           "ServiceState", "State", "dumps", "get_state", "require"]

@@ -1,0 +1,73 @@
+"""The feed policy the service serves, and the model it is built from.
+
+The service composes feeds with :class:`feedwise.feed.engine.FeedEngine` when that module
+is available and accepts the served model; otherwise with :class:`ModelFeedPolicy`, a small
+adapter that serves the model's ``recommend`` list as organic slots (propensity 1.0, a
+deterministic choice). Both have the one policy shape, ``compose(FeedRequest) -> Feed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from feedwise.feed.types import Feed, FeedRequest, Policy, Slot
+from feedwise.models.base import Recommender
+from feedwise.registry import ModelVersion
+
+log = logging.getLogger("feedwise.server")
+
+
+class ModelFeedPolicy:
+    """Organic-only feed from a recommender's top-n.
+
+    Args:
+        model: A fitted recommender.
+
+    A request whose context has ``personalize=False`` (the user withdrew consent) gets the
+    non-personal popularity list.
+    """
+
+    name = "model"
+
+    def __init__(self, model: Recommender) -> None:
+        self.model = model
+
+    def compose(self, request: FeedRequest) -> Feed:
+        personal = request.context.get("personalize", True)
+        user = request.user_id if personal else "\x00anonymous"
+        items = self.model.recommend([user], request.n, exclude_seen=personal)[0]
+        slots = tuple(Slot(item_id=str(i), kind="organic", score=float(s), propensity=1.0,
+                           reasons=(items.reason(k),) if items.reason(k) else ())
+                      for k, (i, s) in enumerate(zip(items.ids, items.scores, strict=True)))
+        return Feed(request, slots, policy=f"{self.name}:{self.model.name}")
+
+
+def build_policy(model: Recommender, store: Any = None) -> Policy:
+    """The best policy available for ``model``: the FeedEngine if it can be built."""
+    try:
+        from feedwise.feed import engine as engine_mod  # noqa: F401 - optional for now
+    except ImportError:
+        return ModelFeedPolicy(model)
+    factory = getattr(engine_mod, "engine_for_service", None)
+    if factory is None:
+        return ModelFeedPolicy(model)
+    try:
+        return factory(model, store)
+    except Exception:  # noqa: BLE001 - a broken engine must not take the service down
+        log.exception("FeedEngine could not be built; serving model feeds")
+        return ModelFeedPolicy(model)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What requests read: one immutable snapshot, swapped whole on promotion."""
+
+    meta: ModelVersion
+    model: Recommender
+    policy: Policy
+
+    @property
+    def version(self) -> str:
+        return self.meta.version

@@ -1,0 +1,54 @@
+"""Helpers shared by the route modules (rows as dicts, waiting on the writer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from fastapi import HTTPException
+
+from feedwise.store import EventStore
+
+ID_MAX = 256
+
+
+def fetch_dicts(store: EventStore, sql: str, params: list | None = None) -> list[dict[str, Any]]:
+    """Rows of a read query as dicts (reads use their own cursor, never the writer's)."""
+    cur = store.cursor()
+    try:
+        res = cur.execute(sql, params or [])
+        names = [d[0] for d in res.description]
+        return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
+    finally:
+        cur.close()
+
+
+def loads_json(text: str | None) -> Any:
+    """Decode a JSON column (``None`` stays ``None``; broken JSON is returned as text)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def wait(fut: Future, timeout: float) -> Any:
+    """Block a worker thread on a writer job (503 if the writer is too slow)."""
+    try:
+        return fut.result(timeout)
+    except FutureTimeout:
+        raise HTTPException(503, "the store is busy; retry", headers={"Retry-After": "1"}
+                            ) from None
+
+
+async def await_future(fut: Future, timeout: float) -> Any:
+    """Await a writer job from the event loop (no worker thread is held)."""
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+    except TimeoutError:
+        raise HTTPException(503, "the store is busy; retry", headers={"Retry-After": "1"}
+                            ) from None

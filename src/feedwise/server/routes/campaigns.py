@@ -1,0 +1,143 @@
+"""``PUT/GET/PATCH /v1/campaigns``: ad campaigns, pausing them and changing budgets."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, HTTPException, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from feedwise.errors import NotFoundError
+from feedwise.schema import CAMPAIGN_COLUMNS
+from feedwise.server.deps import AdminKey, ReadKey, State
+from feedwise.server.routes._common import ID_MAX, fetch_dicts, loads_json, wait
+
+router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
+
+CampaignId = Annotated[str, Path(min_length=1, max_length=ID_MAX)]
+Money = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
+Status = Literal["active", "paused", "ended"]
+
+
+class CampaignBody(BaseModel):
+    """A campaign (its id is in the path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    advertiser_id: str | None = Field(default=None, max_length=ID_MAX)
+    name: str | None = Field(default=None, max_length=500)
+    bid_model: Literal["cpm", "cpc", "cpa"] = "cpm"
+    bid: Money = 0.0
+    daily_budget: Money | None = None
+    total_budget: Money | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    target_tags: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list,
+                                                                     max_length=200)
+    target_segments: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=200)
+    frequency_caps: dict[str, Annotated[int, Field(ge=0, le=10**6)]] | None = None
+    status: Status = "active"
+    spec: dict[str, Any] | None = None
+
+
+class CampaignOut(CampaignBody):
+    campaign_id: str
+
+
+class CampaignPatch(BaseModel):
+    """Fields to change; the rest stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status | None = None
+    bid: Money | None = None
+    daily_budget: Money | None = None
+    total_budget: Money | None = None
+    end_at: datetime | None = None
+
+
+class CampaignList(BaseModel):
+    campaigns: list[CampaignOut]
+
+
+def _row(campaign_id: str, body: CampaignBody) -> pd.DataFrame:
+    d = body.model_dump()
+    d["campaign_id"] = campaign_id
+    for k in ("frequency_caps", "spec"):
+        d[k] = None if d[k] is None else json.dumps(d[k])
+    return pd.DataFrame([{c: d.get(c) for c in CAMPAIGN_COLUMNS}]).astype(object)
+
+
+def _out(r: dict) -> CampaignOut:
+    r = dict(r)
+    for k in ("target_tags", "target_segments"):
+        r[k] = list(r.get(k) or [])
+    for k in ("frequency_caps", "spec"):
+        r[k] = loads_json(r.get(k))
+    return CampaignOut(**r)
+
+
+def _read(state: State, campaign_id: str) -> CampaignOut:
+    rows = fetch_dicts(state.store, "SELECT * FROM campaigns WHERE campaign_id = ?",
+                       [campaign_id])
+    if not rows:
+        raise HTTPException(404, f"unknown campaign {campaign_id!r}")
+    return _out(rows[0])
+
+
+@router.put("/{campaign_id}", response_model=CampaignOut, summary="Create or replace a campaign")
+def put_campaign(campaign_id: CampaignId, body: CampaignBody, state: State,
+                 key: AdminKey) -> CampaignOut:
+    if body.start_at and body.end_at and body.end_at <= body.start_at:
+        raise HTTPException(422, "end_at must be after start_at")
+    df = _row(campaign_id, body)
+    wait(state.writer.call(lambda s: s.upsert_campaigns(df),
+                           timeout=state.settings.write_timeout_s),
+         state.settings.write_timeout_s)
+    return _read(state, campaign_id)
+
+
+@router.get("/{campaign_id}", response_model=CampaignOut,
+            responses={404: {"description": "Unknown"}}, summary="One campaign")
+def get_campaign(campaign_id: CampaignId, state: State, key: ReadKey) -> CampaignOut:
+    return _read(state, campaign_id)
+
+
+@router.get("", response_model=CampaignList, summary="Every campaign")
+def list_campaigns(state: State, key: ReadKey,
+                   status: Status | None = None) -> CampaignList:
+    where, params = ("WHERE status = ?", [status]) if status else ("", [])
+    rows = fetch_dicts(state.store, f"SELECT * FROM campaigns {where} ORDER BY campaign_id",
+                       params)
+    return CampaignList(campaigns=[_out(r) for r in rows])
+
+
+@router.patch("/{campaign_id}", response_model=CampaignOut,
+              responses={404: {"description": "Unknown"}},
+              summary="Pause, resume or change a campaign's budget")
+def patch_campaign(campaign_id: CampaignId, body: CampaignPatch, state: State,
+                   key: AdminKey) -> CampaignOut:
+    """Read-modify-write on the writer thread, so concurrent patches never lose one."""
+    changes = body.model_dump(exclude_unset=True)
+
+    def apply(store) -> None:
+        rows = fetch_dicts(store, "SELECT * FROM campaigns WHERE campaign_id = ?",
+                           [campaign_id])
+        if not rows:
+            raise NotFoundError(f"unknown campaign {campaign_id!r}")
+        current = _out(rows[0]).model_dump(exclude={"campaign_id"})
+        merged = CampaignBody(**{**current, **changes})
+        if merged.start_at and merged.end_at and merged.end_at <= merged.start_at:
+            raise HTTPException(422, "end_at must be after start_at")
+        store.upsert_campaigns(_row(campaign_id, merged))
+
+    try:
+        wait(state.writer.call(apply, timeout=state.settings.write_timeout_s),
+             state.settings.write_timeout_s)
+    except NotFoundError:
+        raise HTTPException(404, f"unknown campaign {campaign_id!r}") from None
+    return _read(state, campaign_id)

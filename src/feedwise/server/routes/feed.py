@@ -1,0 +1,92 @@
+"""``GET /v1/users/{user_id}/feed``: the composed feed, every slot logged as an impression."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel
+
+from feedwise.feed.types import Feed, FeedRequest
+from feedwise.server.deps import ReadKey, RequestId, ServedModel, State
+from feedwise.server.routes._common import ID_MAX
+
+router = APIRouter(prefix="/v1/users", tags=["feed"])
+
+UserId = Annotated[str, Path(min_length=1, max_length=ID_MAX)]
+
+
+class SlotOut(BaseModel):
+    position: int
+    item_id: str
+    kind: Literal["organic", "ad"]
+    score: float
+    propensity: float
+    campaign_id: str | None = None
+    reasons: list[str]
+
+
+class FeedOut(BaseModel):
+    request_id: str
+    user_id: str
+    model_version: str
+    policy: str
+    served_at: datetime
+    slots: list[SlotOut]
+
+
+def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
+                    session_id: str | None) -> list[dict[str, str | None]]:
+    """One impression event per served slot (``ad_impression`` for ads), with propensity.
+
+    Event ids are ``<request id>:<position>``, so a retried request with the same
+    ``X-Request-ID`` logs nothing twice.
+    """
+    ts = feed.request.now.isoformat()
+    rows = []
+    for pos, s in enumerate(feed.slots):
+        ctx = {"request_id": request_id, "model_version": version, "policy": feed.policy}
+        if s.campaign_id:
+            ctx["campaign_id"] = s.campaign_id
+        rows.append({"event_id": f"{request_id}:{pos}", "user_id": feed.request.user_id,
+                     "item_id": s.item_id,
+                     "kind": "ad_impression" if s.kind == "ad" else "impression",
+                     "ts": ts, "dwell_ms": None, "value": None, "position": str(pos),
+                     "surface": surface, "session_id": session_id,
+                     "propensity": repr(float(s.propensity)),
+                     "context": json.dumps(ctx, separators=(",", ":"))})
+    return rows
+
+
+@router.get("/{user_id}/feed", response_model=FeedOut, summary="A user's composed feed")
+def get_feed(user_id: UserId, state: State, served: ServedModel, key: ReadKey, rid: RequestId,
+             n: Annotated[int, Query(ge=1, le=1000)] = 20,
+             surface: Annotated[str, Query(max_length=64)] = "feed",
+             session_id: Annotated[str | None, Query(max_length=ID_MAX)] = None) -> FeedOut:
+    """Organic posts and ads, ranked, with reasons; every slot is logged as an impression
+    with its propensity and this request's id (``X-Request-ID`` or a fresh one)."""
+    if n > state.settings.max_n:
+        raise HTTPException(422, f"n={n} is above the limit {state.settings.max_n}")
+    req = FeedRequest(user_id=user_id, n=n, now=datetime.now(UTC), request_id=rid,
+                      context={"surface": surface, "session_id": session_id,
+                               "personalize": user_id not in state.no_personalization,
+                               "ads": user_id not in state.no_ads})
+    feed = served.policy.compose(req)
+    m = state.metrics
+    m.feeds_served.inc()
+    n_ads = len(feed.ad_slots)
+    m.slots_served.labels("organic").inc(len(feed) - n_ads)
+    if n_ads:
+        m.slots_served.labels("ad").inc(n_ads)
+        m.ads_served.inc(n_ads)
+    if state.settings.log_impressions and feed.slots:
+        state.writer.log_events(impression_rows(feed, rid, served.version, surface, session_id),
+                                timeout=state.settings.write_timeout_s)
+    return FeedOut(request_id=rid, user_id=user_id, model_version=served.version,
+                   policy=feed.policy, served_at=req.now,
+                   slots=[SlotOut(position=i, item_id=s.item_id, kind=s.kind, score=s.score,
+                                  propensity=s.propensity, campaign_id=s.campaign_id,
+                                  reasons=list(s.reasons))
+                          for i, s in enumerate(feed.slots)])

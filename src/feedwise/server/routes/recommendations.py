@@ -1,0 +1,65 @@
+"""Raw model output: a user's recommendations and an item's similar items."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel
+
+from feedwise.errors import NotFoundError
+from feedwise.itemlist import ItemList
+from feedwise.server.deps import ReadKey, ServedModel, State
+from feedwise.server.routes._common import ID_MAX
+
+router = APIRouter(tags=["recommendations"])
+
+Id = Annotated[str, Path(min_length=1, max_length=ID_MAX)]
+N = Annotated[int, Query(ge=1, le=1000)]
+
+
+class Ranked(BaseModel):
+    rank: int
+    item_id: str
+    score: float
+    reason: str
+
+
+class RankedList(BaseModel):
+    model_version: str
+    items: list[Ranked]
+
+
+def _out(version: str, items: ItemList) -> RankedList:
+    return RankedList(model_version=version,
+                      items=[Ranked(**r) for r in items.to_records()])
+
+
+def _check_n(n: int, state: State) -> None:
+    if n > state.settings.max_n:
+        raise HTTPException(422, f"n={n} is above the limit {state.settings.max_n}")
+
+
+@router.get("/v1/users/{user_id}/recommendations", response_model=RankedList,
+            summary="A user's top-n items from the served model")
+def recommendations(user_id: Id, state: State, served: ServedModel, key: ReadKey,
+                    n: N = 10) -> RankedList:
+    """Top-``n`` items (users unknown to the model get popular items, reason says so)."""
+    _check_n(n, state)
+    personal = user_id not in state.no_personalization
+    user = user_id if personal else "\x00anonymous"
+    return _out(served.version, served.model.recommend([user], n, exclude_seen=personal)[0])
+
+
+@router.get("/v1/items/{item_id}/similar", response_model=RankedList,
+            responses={404: {"description": "Unknown item"}},
+            summary="Items similar to an item")
+def similar(item_id: Id, state: State, served: ServedModel, key: ReadKey,
+            n: N = 10) -> RankedList:
+    """Items most similar to ``item_id`` under the served model (404 if it does not know it)."""
+    _check_n(n, state)
+    try:
+        items = served.model.similar_items(item_id, n)
+    except NotFoundError:
+        raise HTTPException(404, f"unknown item {item_id!r}") from None
+    return _out(served.version, items)

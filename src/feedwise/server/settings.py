@@ -1,0 +1,119 @@
+"""Service settings: ``FEEDWISE_*`` environment variables and an optional settings file.
+
+Precedence, highest first: values passed to :class:`Settings` directly, environment variables
+(``FEEDWISE_DB``, ``FEEDWISE_REGISTRY``, ...), then the YAML or JSON file named by
+``FEEDWISE_SETTINGS_FILE``. Read them through the cached :func:`get_settings` dependency::
+
+    FEEDWISE_DB=prod.duckdb FEEDWISE_KEYS_FILE=keys.json feedwise serve
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from feedwise.errors import ConfigError
+
+SETTINGS_FILE_ENV = "FEEDWISE_SETTINGS_FILE"
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Values from the YAML/JSON file named by ``FEEDWISE_SETTINGS_FILE`` (lowest precedence)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self._data = _read_settings_file(os.environ.get(SETTINGS_FILE_ENV))
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+def _read_settings_file(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read settings file ({e.strerror}); fix "
+                          f"{SETTINGS_FILE_ENV} or create the file") from None
+    try:
+        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {e}"
+                          ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the settings file must hold a mapping of setting -> value")
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"{p}: unknown setting(s) {unknown}; settings are "
+                          f"{sorted(Settings.model_fields)}")
+    return data
+
+
+class Settings(BaseSettings):
+    """Everything the service reads at start-up.
+
+    Attributes:
+        db: DuckDB file of the store.
+        registry: Folder of the model registry.
+        keys_file: JSON file of hashed API keys (written by ``feedwise keys create``).
+        api_keys: Extra hashed keys, each ``"<sha256 hex>:<scope>[+<scope>...]"`` (e.g. from
+            a secret manager); plain keys are never configured.
+        auth_enabled: Require API keys (turn off only for local experiments).
+        cors_origins: Allowed CORS origins; empty (the default) means CORS is off.
+        max_batch_events: Most events one ``POST /v1/events`` may carry.
+        max_body_bytes: Largest request body accepted (413 above it).
+        writer_max_rows: Most event rows the writer lands in one transaction.
+        writer_queue_size: Pending writer jobs before producers wait (backpressure).
+        write_timeout_s: How long a request waits for its write before answering 503.
+        reload_interval_s: How often the promoted model version is checked (0: never).
+        log_impressions: Log every served slot as an impression event.
+        max_n: Largest ``n`` a feed or recommendation request may ask for.
+        metrics_public: Serve ``/metrics`` without a key.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FEEDWISE_", extra="ignore")
+
+    db: str = "feedwise.duckdb"
+    registry: str = "registry"
+    keys_file: str | None = None
+    api_keys: list[str] = Field(default_factory=list)
+    auth_enabled: bool = True
+    cors_origins: list[str] = Field(default_factory=list)
+    max_batch_events: int = Field(default=10_000, gt=0)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    writer_max_rows: int = Field(default=50_000, gt=0)
+    writer_queue_size: int = Field(default=10_000, gt=0)
+    write_timeout_s: float = Field(default=30.0, gt=0)
+    reload_interval_s: float = Field(default=2.0, ge=0)
+    log_impressions: bool = True
+    max_n: int = Field(default=200, gt=0)
+    metrics_public: bool = True
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _FileSource(settings_cls)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once; ``get_settings.cache_clear()`` re-reads)."""
+    return Settings()

@@ -1,0 +1,252 @@
+"""`Writer`: the one thread that writes to the store, batching what requests hand it.
+
+DuckDB allows one writer per database, and each transaction has a fixed cost, so every write
+of the service goes through one :class:`Writer`. Requests put jobs on a bounded queue and
+(for API events) wait on a future; the writer drains whatever is queued, lands all pending
+event rows in one :meth:`EventStore.ingest` transaction, and answers each job with its own
+accepted / duplicate / rejected rows. Readers use their own cursors and never wait for it.
+:meth:`Writer.close` stops taking jobs and flushes everything queued (graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from feedwise.errors import FeedwiseError
+from feedwise.schema import EVENT_COLUMNS
+from feedwise.store import EventStore
+
+log = logging.getLogger("feedwise.server.writer")
+
+#: One event ready for the store: every column as text (or None), ``event_id`` always set.
+EventRow = dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one row of a batch was not stored."""
+
+    index: int
+    field: str
+    reason: str
+
+
+@dataclass
+class EventsResult:
+    """What the store did with one job's rows."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass
+class _EventJob:
+    rows: Sequence[EventRow]
+    indices: Sequence[int]  # the position of each row in the client's batch
+    future: Future | None
+
+
+@dataclass
+class _CallJob:
+    fn: Callable[[EventStore], Any]
+    future: Future
+
+
+_STOP = object()
+
+
+class WriterClosedError(FeedwiseError):
+    """The writer is shut down (or shutting down) and takes no more jobs."""
+
+
+class Writer:
+    """The single writer thread of a store.
+
+    Args:
+        store: The store written to; only this thread uses ``store.con`` for writes.
+        max_rows: Most event rows landed in one transaction.
+        queue_size: Pending jobs before :meth:`submit_events` / :meth:`log_events` block.
+        on_ingest: Optional callback ``(accepted, duplicates, rejected)`` after each batch
+            (the service counts metrics with it).
+    """
+
+    def __init__(self, store: EventStore, *, max_rows: int = 50_000, queue_size: int = 10_000,
+                 on_ingest: Callable[[int, int, int], None] | None = None) -> None:
+        self.store = store
+        self.max_rows = max_rows
+        self.on_ingest = on_ingest
+        self._q: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="feedwise-writer", daemon=True)
+        self._seq = itertools.count()
+        self.batches = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Writer:
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closed
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Stop taking jobs, land everything queued, and join the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread.is_alive():
+            self._q.put(_STOP)
+            self._thread.join(timeout)
+
+    def pending(self) -> int:
+        return self._q.qsize()
+
+    # ------------------------------------------------------------------ producers
+    def _put(self, job: Any, timeout: float | None) -> None:
+        if self._closed:
+            raise WriterClosedError("the writer is shut down")
+        try:
+            self._q.put(job, timeout=timeout)
+        except queue.Full:
+            raise WriterClosedError("the writer queue is full; retry later") from None
+
+    def submit_events(self, rows: Sequence[EventRow], indices: Sequence[int] | None = None,
+                      timeout: float | None = 30.0) -> Future:
+        """Queue rows for landing; the future resolves to an :class:`EventsResult`."""
+        fut: Future = Future()
+        idx = list(indices) if indices is not None else list(range(len(rows)))
+        self._put(_EventJob(rows, idx, fut), timeout)
+        return fut
+
+    def log_events(self, rows: Sequence[EventRow], timeout: float | None = 30.0) -> None:
+        """Queue rows without waiting for them (impression logging)."""
+        self._put(_EventJob(rows, list(range(len(rows))), None), timeout)
+
+    def call(self, fn: Callable[[EventStore], Any], timeout: float | None = 30.0) -> Future:
+        """Run ``fn(store)`` on the writer thread (upserts, read-modify-writes)."""
+        fut: Future = Future()
+        self._put(_CallJob(fn, fut), timeout)
+        return fut
+
+    # ------------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            job = self._q.get()
+            batch: list[_EventJob] = []
+            rows = 0
+            while True:
+                if job is _STOP:
+                    stop = True
+                elif isinstance(job, _EventJob):
+                    batch.append(job)
+                    rows += len(job.rows)
+                else:
+                    self._land(batch)
+                    batch, rows = [], 0
+                    self._do_call(job)
+                if rows >= self.max_rows:
+                    self._land(batch)
+                    batch, rows = [], 0
+                try:
+                    job = self._q.get_nowait()
+                except queue.Empty:
+                    break
+            self._land(batch)
+        # anything put after the stop marker (a race with close) is still landed
+        rest = []
+        while True:
+            try:
+                j = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(j, _EventJob):
+                rest.append(j)
+            elif isinstance(j, _CallJob):
+                self._do_call(j)
+        self._land(rest)
+
+    def _do_call(self, job: _CallJob) -> None:
+        try:
+            job.future.set_result(job.fn(self.store))
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting request
+            job.future.set_exception(e)
+
+    def _land(self, jobs: list[_EventJob]) -> None:
+        if not jobs:
+            return
+        try:
+            results = self._ingest(jobs)
+        except Exception:  # noqa: BLE001 - isolate the job that breaks the batch
+            if len(jobs) == 1:
+                log.exception("landing an event batch failed")
+                _fail(jobs[0], RuntimeError("storing the events failed"))
+                return
+            for j in jobs:
+                self._land([j])
+            return
+        for j, r in zip(jobs, results, strict=True):
+            if j.future is not None:
+                j.future.set_result(r)
+
+    def _ingest(self, jobs: list[_EventJob]) -> list[EventsResult]:
+        rows = [r for j in jobs for r in j.rows]
+        cols: dict[str, list] = {c: [r.get(c) for r in rows] for c in EVENT_COLUMNS}
+        ids = cols["event_id"]
+        table = pa.table({**{c: pa.array(v, pa.string()) for c, v in cols.items()},
+                          "_idx": pa.array(range(len(rows)), pa.int64())})
+        con = self.store.con
+        con.register("_fw_ids", pa.table({"event_id": pa.array(ids, pa.string())}))
+        try:
+            existing = {r[0] for r in con.execute(
+                "SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _fw_ids)"
+            ).fetchall()}
+        finally:
+            con.unregister("_fw_ids")
+        source = f"api:{next(self._seq)}:{uuid.uuid4().hex[:12]}"
+        report = self.store.ingest(table, source_name=source)
+        rejected: dict[int, tuple[str, str]] = {}
+        if report.rejected:
+            for idx, fld, reason in con.execute(
+                    "SELECT CAST(json_extract_string(raw, '$._idx') AS BIGINT), field, reason "
+                    "FROM rejects WHERE source = ?", [source]).fetchall():
+                rejected[int(idx)] = (fld, reason)
+        self.batches += 1
+        out, g, seen = [], 0, set(existing)
+        for j in jobs:
+            res = EventsResult()
+            for local in j.indices:
+                if g in rejected:
+                    fld, reason = rejected[g]
+                    res.errors.append(RowError(local, fld, reason))
+                elif ids[g] in seen:
+                    res.duplicates += 1
+                else:
+                    seen.add(ids[g])
+                    res.accepted += 1
+                g += 1
+            out.append(res)
+        total = sum(r.accepted for r in out)
+        if total != report.accepted:  # only if another writer touched the file
+            log.warning("writer accounting: %d accepted by jobs, %d by the store", total,
+                        report.accepted)
+        if self.on_ingest is not None:
+            self.on_ingest(report.accepted, report.duplicates, report.rejected)
+        return out
+
+
+def _fail(job: _EventJob, err: BaseException) -> None:
+    if job.future is not None and not job.future.done():
+        job.future.set_exception(err)
