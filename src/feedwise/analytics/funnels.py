@@ -1,0 +1,61 @@
+"""Funnels: impression → click → engagement (like/comment/share) → purchase, per surface.
+
+The unit is a (user, item) pair in the scope. A pair reaches a step when it has an event
+of that step and of every step before it (organic and ad kinds alike: ``impression`` or
+``ad_impression``; ``click`` or ``ad_click``; ``like``/``comment``/``share``;
+``purchase`` or ``conversion``). A pair's surface is the surface of its first
+impression (``"unknown"`` when none is recorded). Steps reached by fewer than ``k``
+distinct users are blanked and marked.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from feedwise.analytics.scope import Scope
+from feedwise.analytics.suppression import suppress
+
+STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("impression", ("impression", "ad_impression")),
+    ("click", ("click", "ad_click")),
+    ("engage", ("like", "comment", "share")),
+    ("purchase", ("purchase", "conversion")),
+)
+
+
+def funnel(scope: Scope, by_surface: bool = True) -> pd.DataFrame:
+    """Pairs and users reaching each step, with step-to-step and overall conversion.
+
+    Returns:
+        Columns ``surface`` (``"all"`` when ``by_surface`` is false), ``step``,
+        ``step_no``, ``pairs``, ``users``, ``rate_from_prev``, ``rate_from_start``,
+        ``suppressed``.
+    """
+    flags = ", ".join(
+        f"bool_or(kind IN ({', '.join(repr(k) for k in kinds)})) AS f{i}"
+        for i, (_, kinds) in enumerate(STEPS))
+    imp = ", ".join(repr(k) for k in STEPS[0][1])
+    surf = (f"coalesce(arg_min(surface, ts) FILTER (WHERE kind IN ({imp})), 'unknown')"
+            if by_surface else "'all'")
+    reach = []
+    for i, (name, _) in enumerate(STEPS):
+        cond = " AND ".join(f"f{j}" for j in range(i + 1))
+        reach.append(f"SELECT surface, '{name}' AS step, {i} AS step_no, "
+                     f"count(*) FILTER (WHERE {cond}) AS pairs, "
+                     f"count(DISTINCT user_id) FILTER (WHERE {cond}) AS users FROM p "
+                     "GROUP BY surface")
+    df = scope.query(f"""WITH p AS (SELECT user_id, item_id, {surf} AS surface, {flags}
+                                  FROM ev GROUP BY user_id, item_id)
+        {' UNION ALL '.join(reach)} ORDER BY surface, step_no""")
+    if df.empty:
+        return df.assign(rate_from_prev=[], rate_from_start=[], suppressed=[])
+    df = df[df["surface"].isin(df.loc[(df["step_no"] == 0) & (df["pairs"] > 0), "surface"])]
+    df = df.reset_index(drop=True)
+    g = df.groupby("surface")["pairs"]
+    prev = g.shift(1)
+    first = g.transform("first")
+    df["rate_from_prev"] = (df["pairs"] / prev).where(prev > 0)
+    df.loc[df["step_no"] == 0, "rate_from_prev"] = 1.0
+    df["rate_from_start"] = (df["pairs"] / first).where(first > 0)
+    return suppress(df, "users", scope.k,
+                    ["pairs", "users", "rate_from_prev", "rate_from_start"])

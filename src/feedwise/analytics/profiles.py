@@ -1,0 +1,271 @@
+"""User profiles: what each user engages with, when, how much, and how they take ads.
+
+:class:`UserProfiler` follows the estimator contract: hyperparameters in ``__init__``,
+``fit(scope, now) -> self``, the learned table in ``profiles_``. :meth:`UserProfiler.write`
+stores it as the ``user_profiles`` table the feed engine reads:
+
+=================  ============  ========================================================
+column             type          meaning
+=================  ============  ========================================================
+user_id            VARCHAR       primary key
+interests          VARCHAR       JSON object tag -> weight (top tags, weights sum to 1)
+active_hours       DOUBLE[]      168 shares of events, index ``weekday * 24 + hour``
+                                 (weekday 0 = Monday, UTC)
+daypart            VARCHAR       busiest of morning / midday / evening / night
+peak_hour          INTEGER       busiest UTC hour of day
+engagement_rate    DOUBLE        clicks + likes + comments + shares + saves per impression
+engagement_level   VARCHAR       low / medium / high (tertiles among users with impressions)
+ad_sensitivity     DOUBLE        hides within ``ad_window_minutes`` after an ad impression,
+                                 per ad impression
+lifecycle          VARCHAR       new / active / at-risk / dormant (see ``segments``)
+segment            VARCHAR       behavioural segment label (after ``Segmenter``)
+updated_at         TIMESTAMPTZ   the ``now`` the profile was built for
+=================  ============  ========================================================
+
+Interest weights decay with age: an event ``a`` days before ``now`` weighs
+``kind_weight * 0.5 ** (a / half_life_days)``. Only users with analytics consent are
+profiled; writing removes any stored profile of a user who withdrew it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from feedwise.analytics.scope import Scope
+from feedwise.errors import ConfigError, NotFittedError
+from feedwise.schema import utc
+
+#: Dayparts by UTC hour: name -> [start, end) hours (night wraps midnight).
+DAYPARTS: dict[str, tuple[int, int]] = {
+    "morning": (6, 11), "midday": (11, 17), "evening": (17, 22), "night": (22, 30)}
+
+DEFAULT_KIND_WEIGHTS: dict[str, float] = {
+    "click": 1.0, "like": 2.0, "comment": 3.0, "share": 4.0, "save": 3.0, "purchase": 5.0,
+    "dwell": 0.5, "hide": -3.0, "report": -5.0}
+
+PROFILE_COLUMNS: dict[str, str] = {
+    "user_id": "VARCHAR", "interests": "VARCHAR", "active_hours": "DOUBLE[]",
+    "daypart": "VARCHAR", "peak_hour": "INTEGER", "engagement_rate": "DOUBLE",
+    "engagement_level": "VARCHAR", "ad_sensitivity": "DOUBLE", "lifecycle": "VARCHAR",
+    "segment": "VARCHAR", "updated_at": "TIMESTAMPTZ"}
+
+PROFILE_TABLE = "user_profiles"
+
+
+def daypart_of(hour: int) -> str:
+    """The daypart of a UTC hour (0-23)."""
+    for name, (a, b) in DAYPARTS.items():
+        if a <= hour < b or a <= hour + 24 < b:
+            return name
+    raise ValueError(hour)  # pragma: no cover - the parts cover the day
+
+
+class UserProfiler:
+    """Build per-user interest, rhythm, engagement and ad-sensitivity profiles.
+
+    Args:
+        half_life_days: Half-life of interest weights, in days.
+        top_tags: Number of tags kept per user.
+        ad_window_minutes: A hide this soon after an ad impression counts against ads.
+        kind_weights: Interest weight per event kind (default :data:`DEFAULT_KIND_WEIGHTS`).
+        new_days: Lifecycle: first seen this recently -> ``new``.
+        active_days: Lifecycle: last seen this recently -> ``active``.
+        dormant_days: Lifecycle: last seen longer ago than this -> ``dormant`` (between
+            ``active_days`` and this -> ``at-risk``).
+    """
+
+    def __init__(self, half_life_days: float = 14.0, top_tags: int = 10,
+                 ad_window_minutes: float = 10.0, kind_weights: dict[str, float] | None = None,
+                 new_days: float = 7.0, active_days: float = 7.0,
+                 dormant_days: float = 30.0) -> None:
+        self.half_life_days = half_life_days
+        self.top_tags = top_tags
+        self.ad_window_minutes = ad_window_minutes
+        self.kind_weights = kind_weights
+        self.new_days = new_days
+        self.active_days = active_days
+        self.dormant_days = dormant_days
+
+    def _check(self) -> None:
+        if self.half_life_days <= 0 or self.top_tags < 1 or self.ad_window_minutes <= 0:
+            raise ConfigError("half_life_days and ad_window_minutes must be > 0 and "
+                              "top_tags >= 1")
+        if not 0 < self.active_days <= self.dormant_days:
+            raise ConfigError("need 0 < active_days <= dormant_days")
+
+    def fit(self, scope: Scope, now: datetime | None = None) -> UserProfiler:
+        """Profile every consenting user seen up to the scope's end.
+
+        Args:
+            scope: Behaviour features come from the scope's window; lifecycle from the
+                whole history before its end.
+            now: The time profiles are built for (default: the scope's end).
+        """
+        self._check()
+        now = utc(now) if now is not None else scope.end
+        base = self._base(scope, now)
+        hours = self._hours(scope, base["user_id"])
+        interests = self._interests(scope, now)
+        df = base
+        df["interests"] = df["user_id"].map(interests).fillna("{}")
+        df["active_hours"] = list(hours)
+        hour_of_day = hours.reshape(len(df), 7, 24).sum(axis=1)
+        df["peak_hour"] = np.where(hour_of_day.sum(axis=1) > 0, hour_of_day.argmax(axis=1), -1)
+        parts = {name: hour_of_day[:, [h % 24 for h in range(a, b)]].sum(axis=1)
+                 for name, (a, b) in DAYPARTS.items()}
+        for name, share in parts.items():
+            df[f"share_{name}"] = share
+        names = list(parts)
+        stacked = np.column_stack([parts[n] for n in names])
+        df["daypart"] = np.where(stacked.sum(axis=1) > 0,
+                                 np.array(names, dtype=object)[stacked.argmax(axis=1)], None)
+        df["engagement_level"] = _levels(df["engagement_rate"], df["impressions"] > 0)
+        df["lifecycle"] = self._lifecycle(df, now)
+        df["segment"] = None
+        df["updated_at"] = pd.Timestamp(now)
+        self.now_ = now
+        self.profiles_ = df.reset_index(drop=True)
+        return self
+
+    # ------------------------------------------------------------------ pieces
+    def _base(self, scope: Scope, now: datetime) -> pd.DataFrame:
+        win = float(self.ad_window_minutes) * 60.0
+        return scope.query(f"""
+            WITH h AS (SELECT user_id, min(ts) AS first_ts, max(ts) AS last_ts
+                       FROM hist GROUP BY user_id),
+                 a AS (SELECT user_id, kind, ts, dwell_ms,
+                              max(CASE WHEN kind = 'ad_impression' THEN epoch(ts) END)
+                                  OVER (PARTITION BY user_id ORDER BY ts
+                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                                  AS last_ad
+                       FROM ev),
+                 f AS (SELECT user_id, count(*) AS events,
+                          count(DISTINCT CAST(ts AS DATE)) AS active_days,
+                          count(*) FILTER (WHERE kind = 'impression') AS impressions,
+                          count(*) FILTER (WHERE kind IN ('click', 'like', 'comment', 'share',
+                                                          'save')) AS engagements,
+                          count(*) FILTER (WHERE kind = 'click') AS clicks,
+                          count(*) FILTER (WHERE kind = 'like') AS likes,
+                          count(*) FILTER (WHERE kind = 'comment') AS comments,
+                          count(*) FILTER (WHERE kind = 'share') AS shares,
+                          count(*) FILTER (WHERE kind = 'save') AS saves,
+                          count(*) FILTER (WHERE kind = 'hide') AS hides,
+                          count(*) FILTER (WHERE kind = 'ad_impression') AS ad_impressions,
+                          count(*) FILTER (WHERE kind = 'ad_click') AS ad_clicks,
+                          count(*) FILTER (WHERE kind = 'hide'
+                                           AND epoch(ts) - last_ad <= {win}) AS hides_after_ad,
+                          coalesce(avg(dwell_ms) / 1000.0, 0) AS avg_dwell_s
+                       FROM a GROUP BY user_id)
+            SELECT h.user_id, h.first_ts, h.last_ts,
+                   coalesce(f.events, 0) AS events, coalesce(f.active_days, 0) AS active_days,
+                   coalesce(f.impressions, 0) AS impressions,
+                   coalesce(f.engagements, 0) AS engagements,
+                   coalesce(f.clicks, 0) AS clicks, coalesce(f.likes, 0) AS likes,
+                   coalesce(f.comments, 0) AS comments, coalesce(f.shares, 0) AS shares,
+                   coalesce(f.saves, 0) AS saves, coalesce(f.hides, 0) AS hides,
+                   coalesce(f.ad_impressions, 0) AS ad_impressions,
+                   coalesce(f.ad_clicks, 0) AS ad_clicks,
+                   coalesce(f.hides_after_ad, 0) AS hides_after_ad,
+                   coalesce(f.avg_dwell_s, 0) AS avg_dwell_s,
+                   coalesce(f.engagements / nullif(f.impressions, 0), 0) AS engagement_rate,
+                   coalesce(f.hides_after_ad / nullif(f.ad_impressions, 0), 0)
+                       AS ad_sensitivity
+            FROM h LEFT JOIN f USING (user_id) ORDER BY h.user_id""")
+
+    def _hours(self, scope: Scope, users: pd.Series) -> np.ndarray:
+        df = scope.query("""SELECT user_id, (isodow(ts) - 1) * 24 + hour(ts) AS slot,
+                                   count(*) AS n FROM ev GROUP BY ALL""")
+        out = np.zeros((len(users), 168), dtype=np.float64)
+        if not df.empty:
+            idx = pd.Index(users).get_indexer(df["user_id"])
+            np.add.at(out, (idx, df["slot"].to_numpy(dtype=np.int64)),
+                      df["n"].to_numpy(dtype=np.float64))
+        tot = out.sum(axis=1, keepdims=True)
+        return np.divide(out, tot, out=np.zeros_like(out), where=tot > 0)
+
+    def _interests(self, scope: Scope, now: datetime) -> dict[str, str]:
+        w = self.kind_weights or DEFAULT_KIND_WEIGHTS
+        case = " ".join(f"WHEN '{k}' THEN {float(v)}" for k, v in w.items())
+        df = scope.query(f"""
+            WITH t AS (SELECT e.user_id, unnest(i.tags) AS tag,
+                              (CASE e.kind {case} ELSE 0 END)
+                              * pow(0.5, (epoch(?::TIMESTAMPTZ) - epoch(e.ts))
+                                         / 86400.0 / {float(self.half_life_days)}) AS w
+                       FROM ev e JOIN items i ON i.item_id = e.item_id
+                       WHERE e.kind IN ({', '.join(repr(k) for k in w)})),
+                 s AS (SELECT user_id, tag, sum(w) AS w FROM t GROUP BY ALL HAVING sum(w) > 0)
+            SELECT user_id, tag, w / sum(w) OVER (PARTITION BY user_id) AS w FROM s
+            QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY w DESC, tag)
+                    <= {int(self.top_tags)}
+            ORDER BY user_id, w DESC, tag""", [now])
+        out: dict[str, str] = {}
+        for uid, g in df.groupby("user_id", sort=False):
+            out[uid] = json.dumps({t: round(float(x), 4) for t, x in zip(g["tag"], g["w"],
+                                                                       strict=True)})
+        return out
+
+    def _lifecycle(self, df: pd.DataFrame, now: datetime) -> np.ndarray:
+        now_ts = pd.Timestamp(now)
+        since_first = (now_ts - pd.to_datetime(df["first_ts"], utc=True)).dt.total_seconds()
+        since_last = (now_ts - pd.to_datetime(df["last_ts"], utc=True)).dt.total_seconds()
+        day = 86400.0
+        return np.select(
+            [since_first <= self.new_days * day, since_last <= self.active_days * day,
+             since_last <= self.dormant_days * day],
+            ["new", "active", "at-risk"], default="dormant").astype(object)
+
+    # ------------------------------------------------------------------ output
+    def write(self, store) -> int:
+        """Store the profiles in ``user_profiles`` (created if missing); return rows written.
+
+        Profiles of users who withdrew analytics consent are deleted.
+        """
+        if not hasattr(self, "profiles_"):
+            raise NotFittedError("UserProfiler is not fitted; call fit(scope) first")
+        cur = store.cursor()
+        body = ", ".join(f'"{c}" {t}' for c, t in PROFILE_COLUMNS.items())
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {PROFILE_TABLE} ({body}, PRIMARY KEY (user_id))")
+        df = self.profiles_[list(PROFILE_COLUMNS)].copy()
+        df["active_hours"] = [list(map(float, np.round(h, 5))) for h in df["active_hours"]]
+        cols = ", ".join(f'"{c}"' for c in PROFILE_COLUMNS)
+        casts = ", ".join(f'CAST("{c}" AS {t})' for c, t in PROFILE_COLUMNS.items())
+        cur.register("_fw_profiles", df)
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            cur.execute(f"""DELETE FROM {PROFILE_TABLE} WHERE user_id IN (
+                SELECT user_id FROM users WHERE consent_analytics = false)""")
+            cur.execute(f"INSERT OR REPLACE INTO {PROFILE_TABLE} ({cols}) "
+                        f"SELECT {casts} FROM _fw_profiles")
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.unregister("_fw_profiles")
+            cur.close()
+        return len(df)
+
+
+def read_profiles(store) -> pd.DataFrame:
+    """The stored ``user_profiles`` table (empty with the right columns when absent)."""
+    exists = store.scalar("SELECT count(*) FROM information_schema.tables "
+                          "WHERE table_name = ?", [PROFILE_TABLE])
+    if not exists:
+        return pd.DataFrame(columns=list(PROFILE_COLUMNS))
+    return store.query(f"SELECT * FROM {PROFILE_TABLE} ORDER BY user_id")
+
+
+def _levels(rate: pd.Series, eligible: pd.Series) -> np.ndarray:
+    out = np.full(len(rate), "low", dtype=object)
+    r = rate[eligible]
+    if len(r) == 0:
+        return out
+    lo, hi = np.quantile(r, [1 / 3, 2 / 3])
+    vals = rate.to_numpy()
+    out[eligible.to_numpy() & (vals > lo)] = "medium"
+    out[eligible.to_numpy() & (vals > hi)] = "high"
+    return out

@@ -1,0 +1,125 @@
+"""`Scope`: the slice of the store every analytics query reads.
+
+A scope is a time window ``[start, end)`` over the store plus the privacy rules of
+aggregates: events of users whose ``consent_analytics`` is false never enter it, and
+``k`` is the smallest group a reported cell may describe (see
+:mod:`feedwise.analytics.suppression`). Users with no row in ``users`` count as
+consenting (consent defaults to granted, as in :class:`feedwise.schema.Consent`).
+
+Every query of one scope runs on one private DuckDB cursor, on which these temporary
+views (or tables, with ``materialize=True``) exist:
+
+``ev``
+    events of consenting users in ``[start, end)``.
+``hist``
+    events of consenting users before ``end`` (first-seen dates, lifecycle).
+``ad_ev``
+    ``ev`` rows of ad kinds (``ad_impression``, ``ad_click``, ``conversion``) with their
+    ``campaign_id`` (from the item, else ``context.campaign_id``), the ``cost`` the
+    advertiser paid for the event and the ``conv_value`` it earned.
+
+Money convention: an ad event's ``value`` is what the platform charged for it; where it
+is missing, the campaign's bid prices it (``cpm``: ``bid / 1000`` per ad impression,
+``cpc``: ``bid`` per ad click, ``cpa``: ``bid`` per conversion). A conversion's
+``value`` is the advertiser's conversion value (for ROAS), never platform revenue.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from feedwise.errors import ConfigError
+from feedwise.schema import utc
+
+AD_KINDS: tuple[str, ...] = ("ad_impression", "ad_click", "conversion")
+
+
+def _lit(ts: datetime) -> str:
+    return f"TIMESTAMPTZ '{utc(ts).isoformat()}'"
+
+
+class Scope:
+    """Consenting users' events in ``[start, end)`` on a private cursor of ``store``.
+
+    Args:
+        store: An :class:`~feedwise.store.EventStore`.
+        start: Inclusive start (tz-aware; naive is taken as UTC).
+        end: Exclusive end.
+        k: Smallest number of users a reported cell may describe (default 10).
+        materialize: Copy the window into temporary tables once instead of filtering
+            the events table on every query (faster when many sections read it).
+    """
+
+    def __init__(self, store, start: datetime, end: datetime, *, k: int = 10,
+                 materialize: bool = False) -> None:
+        self.start, self.end = utc(start), utc(end)
+        if self.end <= self.start:
+            raise ConfigError(f"empty window: end {self.end.isoformat()} is not after start "
+                              f"{self.start.isoformat()}; pass --from earlier than --to")
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, not {k}")
+        self.store, self.k, self.materialize = store, int(k), materialize
+        self.cur: duckdb.DuckDBPyConnection = store.cursor()
+        self._create()
+
+    @property
+    def days(self) -> float:
+        """Length of the window in days."""
+        return (self.end - self.start) / timedelta(days=1)
+
+    def shifted(self, delta: timedelta) -> Scope:
+        """The same scope moved by ``delta`` (e.g. ``-(end - start)`` for the previous period)."""
+        return Scope(self.store, self.start + delta, self.end + delta, k=self.k,
+                     materialize=self.materialize)
+
+    def previous(self) -> Scope:
+        """The period of equal length just before this one."""
+        return self.shifted(-(self.end - self.start))
+
+    def _create(self) -> None:
+        kind = "TABLE" if self.materialize else "VIEW"
+        no_consent = ("NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = e.user_id "
+                      "AND u.consent_analytics = false)")
+        c = self.cur
+        c.execute(f"""CREATE OR REPLACE TEMP {kind} hist AS SELECT e.* FROM events e
+            WHERE e.ts < {_lit(self.end)} AND {no_consent}""")
+        c.execute(f"""CREATE OR REPLACE TEMP {kind} ev AS SELECT * FROM hist
+            WHERE ts >= {_lit(self.start)}""")
+        kinds = ", ".join(f"'{k}'" for k in AD_KINDS)
+        c.execute(f"""CREATE OR REPLACE TEMP {kind} ad_ev AS
+            SELECT e.*, coalesce(i.campaign_id,
+                                 json_extract_string(e.context, '$.campaign_id')) AS campaign_id,
+                   CASE WHEN e.kind = 'conversion' THEN
+                            CASE WHEN lower(c.bid_model) = 'cpa' THEN c.bid ELSE 0 END
+                        ELSE coalesce(e.value, CASE
+                            WHEN lower(c.bid_model) = 'cpm' AND e.kind = 'ad_impression'
+                                THEN c.bid / 1000
+                            WHEN lower(c.bid_model) = 'cpc' AND e.kind = 'ad_click' THEN c.bid
+                            ELSE 0 END) END AS cost,
+                   CASE WHEN e.kind = 'conversion' THEN coalesce(e.value, 0) ELSE 0 END
+                       AS conv_value
+            FROM ev e
+            LEFT JOIN items i ON i.item_id = e.item_id
+            LEFT JOIN campaigns c ON c.campaign_id =
+                coalesce(i.campaign_id, json_extract_string(e.context, '$.campaign_id'))
+            WHERE e.kind IN ({kinds})""")
+
+    def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
+        """Run ``sql`` (which may read ``ev``, ``hist``, ``ad_ev``) and return a DataFrame."""
+        return self.cur.execute(sql, list(params or [])).df()
+
+    def scalar(self, sql: str, params: list | tuple | None = None):
+        row = self.cur.execute(sql, list(params or [])).fetchone()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        self.cur.close()
+
+    def __enter__(self) -> Scope:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

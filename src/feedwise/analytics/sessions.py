@@ -1,0 +1,78 @@
+"""Sessions: runs of one user's events with no gap longer than the inactivity limit.
+
+A new session starts at a user's first event in the window and at every event that
+follows the previous one by more than ``gap_minutes`` (30 by default, the usual web
+analytics rule). A session's *length* is the time from its first to its last event; its
+*depth* is the number of items it showed (organic and ad impressions).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from feedwise.analytics.scope import Scope
+
+IMPRESSION_KINDS: tuple[str, ...] = ("impression", "ad_impression")
+
+
+class SessionConfig(BaseModel):
+    """How events are cut into sessions.
+
+    Attributes:
+        gap_minutes: Inactivity (minutes) after which the next event opens a new session.
+    """
+
+    gap_minutes: float = Field(default=30.0, gt=0)
+
+
+def sessions_sql(gap_minutes: float = 30.0, source: str = "ev") -> str:
+    """SQL yielding one row per session of ``source``.
+
+    Columns: ``user_id``, ``session_no`` (1-based per user), ``start``, ``end``,
+    ``length_s``, ``n_events``, ``depth``.
+    """
+    gap_s = float(gap_minutes) * 60.0
+    imp = ", ".join(f"'{k}'" for k in IMPRESSION_KINDS)
+    return f"""
+        WITH o AS (
+            SELECT user_id, ts, kind,
+                   CASE WHEN epoch(ts) - lag(epoch(ts)) OVER w <= {gap_s} THEN 0 ELSE 1 END
+                       AS brk
+            FROM {source} WINDOW w AS (PARTITION BY user_id ORDER BY ts)),
+        s AS (
+            SELECT *, sum(brk) OVER (PARTITION BY user_id ORDER BY ts
+                                     ROWS UNBOUNDED PRECEDING) AS session_no
+            FROM o)
+        SELECT user_id, CAST(session_no AS INTEGER) AS session_no, min(ts) AS start,
+               max(ts) AS "end", epoch(max(ts)) - epoch(min(ts)) AS length_s,
+               count(*) AS n_events, count(*) FILTER (WHERE kind IN ({imp})) AS depth
+        FROM s GROUP BY user_id, session_no"""
+
+
+def sessions(scope: Scope, config: SessionConfig | None = None) -> pd.DataFrame:
+    """One row per session in the scope, ordered by user and start."""
+    cfg = config or SessionConfig()
+    return scope.query(f"SELECT * FROM ({sessions_sql(cfg.gap_minutes)}) "
+                       "ORDER BY user_id, start")
+
+
+def session_summary(scope: Scope, config: SessionConfig | None = None) -> dict[str, float]:
+    """Count, mean/median length (s), mean depth and sessions per user of the scope.
+
+    The figures describe every user of the scope, so they are suppressed (NaN) when the
+    scope has fewer than ``scope.k`` users.
+    """
+    cfg = config or SessionConfig()
+    row = scope.query(f"""SELECT count(*) AS sessions, avg(length_s) AS avg_length_s,
+            median(length_s) AS median_length_s, avg(depth) AS avg_depth,
+            avg(n_events) AS avg_events, count(DISTINCT user_id) AS users
+        FROM ({sessions_sql(cfg.gap_minutes)})""").iloc[0]
+    users = int(row["users"])
+    out = {"sessions": float(row["sessions"]), "avg_length_s": row["avg_length_s"],
+           "median_length_s": row["median_length_s"], "avg_depth": row["avg_depth"],
+           "avg_events": row["avg_events"],
+           "sessions_per_user": row["sessions"] / users if users else float("nan")}
+    if users < scope.k:
+        out = {key: float("nan") for key in out}
+    return {key: float(v) if v is not None else float("nan") for key, v in out.items()}
