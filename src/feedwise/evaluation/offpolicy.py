@@ -1,0 +1,642 @@
+"""Off-policy evaluation: what would a new policy have earned on logged feeds?
+
+Each logged row is one shown item: its ``position``, the logging policy's ``propensity``
+(probability of having shown that item at that position) and the observed ``reward`` (a
+click, an engagement value or revenue). A target policy supplies, for the same row, the
+probability ``target_propensity`` with which *it* would have shown that item there and, for
+the model-based estimators, the reward model's predictions.
+
+Estimators (all ``*Estimator`` classes share :meth:`OffPolicyEstimator.estimate`):
+
+* :class:`DirectMethodEstimator` (DM) — the reward model's value of the target policy.
+* :class:`IPSEstimator` — inverse propensity scoring, ``mean(w * r)`` with
+  ``w = target_propensity / propensity``; unbiased under full support, high variance.
+* :class:`SNIPSEstimator` — self-normalised IPS, ``sum(w * r) / sum(w)``; slightly biased,
+  far lower variance.
+* :class:`DoublyRobustEstimator` (DR) — ``mean(q_target + w * (r - q_logged))``; unbiased
+  when either the propensities or the reward model are right.
+* :class:`SwitchDREstimator` — DR that drops the IPS correction for rows whose weight
+  exceeds ``tau`` (those fall back on the model).
+
+**Position-aware evaluation (per-slot IPS under the independence assumption).** A feed is a
+ranking, and the exact propensity of a whole ranking is tiny. We instead assume the reward at
+a slot depends only on the item at that slot (not on the items around it) and weight each
+row by the ratio of the *marginal* per-slot probabilities ``pi_e(item at k | x) /
+pi_0(item at k | x)`` (the "independent IPS" of Li et al., 2018). The estimate per position
+``k`` is the mean of the per-row terms of that position and the value of a whole feed is
+their sum over positions (:meth:`OffPolicyEstimator.estimate_by_position`). When rewards
+depend on neighbours (an annoying ad above lowers the click rate below), this estimator is
+biased; the simulator (:mod:`feedwise.evaluation.simulator`) is the evidence for such effects.
+
+Every estimate comes with a bootstrap confidence interval (rows resampled with replacement,
+or whole groups such as sessions when ``groups`` is given) and the effective sample size
+``(sum w)^2 / sum w^2`` of its importance weights.
+
+Logged-bandit files (:func:`load_bandit_log`) have the columns ``timestamp, item_id,
+position, reward, propensity``, optionally ``policy`` and any context feature columns, and
+may be joined with an item-context file (``item_id`` + item feature columns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from feedwise.errors import ConfigError, DataError, NotFittedError
+
+LOG_COLUMNS: tuple[str, ...] = ("timestamp", "item_id", "position", "reward", "propensity")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class OffPolicyData:
+    """Per-row inputs of the estimators (all arrays of length ``n``).
+
+    Attributes:
+        reward: Observed reward of the logged row.
+        propensity: Logging policy's probability of the logged item at the logged position.
+        target_propensity: Target policy's probability of the same item at the same position.
+        position: Slot index (0-based) of the row.
+        q_logged: Reward model's prediction for the logged item (DR / Switch-DR).
+        q_target: Reward model's expected reward under the target policy in the row's
+            context and position, ``sum_a pi_e(a | x, k) q(x, a, k)`` (DM / DR / Switch-DR).
+        groups: Optional cluster ids (e.g. session) for the bootstrap.
+    """
+
+    reward: np.ndarray
+    propensity: np.ndarray
+    target_propensity: np.ndarray
+    position: np.ndarray | None = None
+    q_logged: np.ndarray | None = None
+    q_target: np.ndarray | None = None
+    groups: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.reward = np.asarray(self.reward, dtype=np.float64)
+        n = len(self.reward)
+        if n == 0:
+            raise DataError("off-policy data is empty: no logged rows")
+        for name in ("propensity", "target_propensity", "position", "q_logged", "q_target",
+                     "groups"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            v = np.asarray(v)
+            if name != "groups":
+                v = v.astype(np.int64 if name == "position" else np.float64)
+            if v.shape != (n,):
+                raise DataError(f"off-policy data: {name} has shape {v.shape}, expected ({n},)")
+            setattr(self, name, v)
+        p = self.propensity
+        if not np.all(np.isfinite(p)) or np.any(p <= 0) or np.any(p > 1):
+            bad = int(np.flatnonzero(~((p > 0) & (p <= 1)))[0])
+            raise DataError(f"propensity must be in (0, 1]; row {bad} has {p[bad]!r} "
+                            "(log the logging policy's probability of the shown item)")
+        tp = self.target_propensity
+        if np.any(tp < 0) or np.any(tp > 1) or not np.all(np.isfinite(tp)):
+            bad = int(np.flatnonzero(~((tp >= 0) & (tp <= 1)))[0])
+            raise DataError(f"target_propensity must be in [0, 1]; row {bad} has {tp[bad]!r}")
+
+    def __len__(self) -> int:
+        return len(self.reward)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Importance weights ``target_propensity / propensity``."""
+        return self.target_propensity / self.propensity
+
+    def take(self, idx: np.ndarray) -> OffPolicyData:
+        """The rows at ``idx`` (used by the bootstrap)."""
+        def t(v):
+            return None if v is None else v[idx]
+        return OffPolicyData(self.reward[idx], self.propensity[idx], self.target_propensity[idx],
+                             t(self.position), t(self.q_logged), t(self.q_target), t(self.groups))
+
+    @classmethod
+    def from_action_probs(cls, reward: np.ndarray, action: np.ndarray, propensity: np.ndarray,
+                          target_probs: np.ndarray, q_hat: np.ndarray | None = None,
+                          position: np.ndarray | None = None,
+                          groups: np.ndarray | None = None) -> OffPolicyData:
+        """Build inputs from a target policy's full action distribution.
+
+        Args:
+            reward: Observed rewards, shape ``(n,)``.
+            action: Logged action (item column) per row, shape ``(n,)``.
+            propensity: Logging probability of the logged action, shape ``(n,)``.
+            target_probs: Target policy's distribution over actions per row, ``(n, K)``.
+            q_hat: Reward model predictions for every action per row, ``(n, K)``.
+            position: Slot index per row.
+            groups: Bootstrap cluster per row.
+        """
+        action = np.asarray(action, dtype=np.int64)
+        rows = np.arange(len(action))
+        target_probs = np.asarray(target_probs, dtype=np.float64)
+        ql = qt = None
+        if q_hat is not None:
+            q_hat = np.asarray(q_hat, dtype=np.float64)
+            ql = q_hat[rows, action]
+            qt = np.einsum("ij,ij->i", target_probs, q_hat)
+        return cls(reward, propensity, target_probs[rows, action], position, ql, qt, groups)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class OffPolicyEstimate:
+    """One estimate with its bootstrap confidence interval.
+
+    Attributes:
+        estimator: Estimator name.
+        value: Estimated mean reward per logged row (per impression).
+        ci_low: Lower end of the bootstrap interval.
+        ci_high: Upper end of the bootstrap interval.
+        ess: Effective sample size of the importance weights (``n`` for DM).
+        n: Number of rows.
+    """
+
+    estimator: str
+    value: float
+    ci_low: float
+    ci_high: float
+    ess: float
+    n: int
+
+    def as_dict(self) -> dict:
+        return {"estimator": self.estimator, "value": self.value, "ci_low": self.ci_low,
+                "ci_high": self.ci_high, "ess": self.ess, "n": self.n}
+
+
+def effective_sample_size(weights: np.ndarray) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2`` of importance weights."""
+    w = np.asarray(weights, dtype=np.float64)
+    s2 = float(np.sum(w * w))
+    return float(np.sum(w) ** 2 / s2) if s2 > 0 else 0.0
+
+
+def _bootstrap_indices(n: int, groups: np.ndarray | None, rng: np.random.Generator
+                       ) -> np.ndarray:
+    if groups is None:
+        return rng.integers(0, n, size=n)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    counts = np.bincount(inv, minlength=len(uniq))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pick = rng.integers(0, len(uniq), size=len(uniq))
+    c = counts[pick]
+    offsets = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
+    return order[np.repeat(starts[pick], c) + offsets]
+
+
+# ----------------------------------------------------------------------------- estimators
+
+
+class OffPolicyEstimator:
+    """Base class: subclasses implement :meth:`_value` on :class:`OffPolicyData`.
+
+    Args:
+        n_bootstrap: Bootstrap resamples for the confidence interval (0 disables it).
+        alpha: One minus the interval's coverage (0.05 gives a 95 % interval).
+    """
+
+    name = "estimator"
+    needs_model = False
+
+    def __init__(self, n_bootstrap: int = 200, alpha: float = 0.05) -> None:
+        self.n_bootstrap = n_bootstrap
+        self.alpha = alpha
+
+    def _check(self, data: OffPolicyData) -> None:
+        if self.n_bootstrap < 0:
+            raise ConfigError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.needs_model and (data.q_target is None or
+                                 (self.name != "dm" and data.q_logged is None)):
+            raise DataError(f"{self.name} needs reward-model predictions (q_target"
+                            f"{'' if self.name == 'dm' else ' and q_logged'}); fit a "
+                            "RewardModel or pass q_hat")
+
+    def _value(self, data: OffPolicyData) -> float:
+        raise NotImplementedError
+
+    def _ess(self, data: OffPolicyData) -> float:
+        return effective_sample_size(data.weights)
+
+    def estimate(self, data: OffPolicyData, seed: int | np.random.Generator | None = 0
+                 ) -> OffPolicyEstimate:
+        """Point estimate, bootstrap interval and effective sample size.
+
+        Args:
+            data: The logged rows with target propensities (and model predictions).
+            seed: Seed or generator for the bootstrap.
+        """
+        self._check(data)
+        value = float(self._value(data))
+        lo = hi = value
+        if self.n_bootstrap:
+            rng = np.random.default_rng(seed)
+            boots = np.array([self._value(data.take(_bootstrap_indices(len(data), data.groups,
+                                                                        rng)))
+                              for _ in range(self.n_bootstrap)])
+            lo, hi = (float(x) for x in np.quantile(boots, [self.alpha / 2, 1 - self.alpha / 2]))
+        return OffPolicyEstimate(self.name, value, lo, hi, self._ess(data), len(data))
+
+    def estimate_by_position(self, data: OffPolicyData) -> pd.DataFrame:
+        """Per-slot estimates (independence assumption) and their sum, the feed value.
+
+        Returns:
+            A DataFrame with columns ``position, value, n, ess``; the last row, position
+            ``-1``, is the per-feed value (sum over positions).
+        """
+        if data.position is None:
+            raise DataError("estimate_by_position needs the position of every logged row")
+        self._check(data)
+        rows = []
+        for k in np.unique(data.position):
+            sub = data.take(np.flatnonzero(data.position == k))
+            rows.append({"position": int(k), "value": float(self._value(sub)), "n": len(sub),
+                         "ess": self._ess(sub)})
+        df = pd.DataFrame(rows)
+        total = {"position": -1, "value": float(df["value"].sum()), "n": int(df["n"].sum()),
+                 "ess": float("nan")}
+        return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+
+
+class DirectMethodEstimator(OffPolicyEstimator):
+    """Direct Method: the mean of the reward model's value of the target policy."""
+
+    name = "dm"
+    needs_model = True
+
+    def _value(self, data: OffPolicyData) -> float:
+        return float(np.mean(data.q_target))
+
+    def _ess(self, data: OffPolicyData) -> float:
+        return float(len(data))
+
+
+class IPSEstimator(OffPolicyEstimator):
+    """Inverse propensity scoring: ``mean(w * r)``."""
+
+    name = "ips"
+
+    def _value(self, data: OffPolicyData) -> float:
+        return float(np.mean(data.weights * data.reward))
+
+
+class SNIPSEstimator(OffPolicyEstimator):
+    """Self-normalised IPS: ``sum(w * r) / sum(w)``."""
+
+    name = "snips"
+
+    def _value(self, data: OffPolicyData) -> float:
+        w = data.weights
+        s = float(np.sum(w))
+        return float(np.sum(w * data.reward) / s) if s > 0 else 0.0
+
+
+class DoublyRobustEstimator(OffPolicyEstimator):
+    """Doubly robust: ``mean(q_target + w * (r - q_logged))``."""
+
+    name = "dr"
+    needs_model = True
+
+    def _value(self, data: OffPolicyData) -> float:
+        return float(np.mean(data.q_target + data.weights * (data.reward - data.q_logged)))
+
+
+class SwitchDREstimator(OffPolicyEstimator):
+    """Switch-DR: the DR correction only where the weight is at most ``tau``.
+
+    Args:
+        tau: Weight threshold; rows with ``w > tau`` use the model alone.
+        n_bootstrap: See :class:`OffPolicyEstimator`.
+        alpha: See :class:`OffPolicyEstimator`.
+    """
+
+    name = "switch-dr"
+    needs_model = True
+
+    def __init__(self, tau: float = 10.0, n_bootstrap: int = 200, alpha: float = 0.05) -> None:
+        super().__init__(n_bootstrap, alpha)
+        self.tau = tau
+
+    def _value(self, data: OffPolicyData) -> float:
+        if self.tau <= 0:
+            raise ConfigError(f"tau must be positive, got {self.tau}")
+        w = data.weights
+        keep = w <= self.tau
+        return float(np.mean(data.q_target + keep * w * (data.reward - data.q_logged)))
+
+    def _ess(self, data: OffPolicyData) -> float:
+        w = data.weights
+        return effective_sample_size(np.where(w <= self.tau, w, 0.0))
+
+
+ESTIMATORS: dict[str, type[OffPolicyEstimator]] = {
+    "dm": DirectMethodEstimator, "ips": IPSEstimator, "snips": SNIPSEstimator,
+    "dr": DoublyRobustEstimator, "switch-dr": SwitchDREstimator,
+}
+
+
+def estimate_all(data: OffPolicyData, estimators: Sequence[str] | None = None, *,
+                 n_bootstrap: int = 200, alpha: float = 0.05, tau: float = 10.0,
+                 seed: int | np.random.Generator | None = 0) -> pd.DataFrame:
+    """Run several estimators on the same data and return a tidy table.
+
+    Estimators that need a reward model are skipped when ``data`` has no predictions.
+
+    Returns:
+        One row per estimator: ``estimator, value, ci_low, ci_high, ess, n``.
+    """
+    names = list(estimators) if estimators is not None else list(ESTIMATORS)
+    rows = []
+    for name in names:
+        if name not in ESTIMATORS:
+            raise ConfigError(f"unknown estimator {name!r}; choose from {list(ESTIMATORS)}")
+        cls = ESTIMATORS[name]
+        est = (cls(tau=tau, n_bootstrap=n_bootstrap, alpha=alpha) if cls is SwitchDREstimator
+               else cls(n_bootstrap=n_bootstrap, alpha=alpha))
+        if est.needs_model and data.q_target is None:
+            continue
+        rows.append(est.estimate(data, seed=seed).as_dict())
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- reward model
+
+
+class RewardModel:
+    """A regression of reward on context, item features and position (for DM / DR).
+
+    Wraps scikit-learn's ``HistGradientBoostingRegressor`` on the numeric feature columns
+    plus the position and a per-item target encoding (mean reward per item on the
+    training rows).
+
+    Args:
+        feature_columns: Numeric columns of the log (context + item context) to use.
+        max_iter: Boosting iterations.
+        seed: Random state of the regressor.
+    """
+
+    def __init__(self, feature_columns: Sequence[str] = (), max_iter: int = 100,
+                 seed: int = 0) -> None:
+        self.feature_columns = feature_columns
+        self.max_iter = max_iter
+        self.seed = seed
+
+    def _x(self, log: pd.DataFrame, item_col: str = "item_id",
+           position_col: str = "position") -> np.ndarray:
+        cols = [log[c].to_numpy(np.float64) for c in self.feature_columns]
+        item_mean = log[item_col].astype(str).map(self.item_mean_).fillna(self.global_mean_)
+        cols += [log[position_col].to_numpy(np.float64), item_mean.to_numpy(np.float64)]
+        return np.column_stack(cols)
+
+    def fit(self, log: pd.DataFrame) -> RewardModel:
+        """Fit on a logged-bandit table (columns ``item_id, position, reward`` + features)."""
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        missing = [c for c in (*self.feature_columns, "item_id", "position", "reward")
+                   if c not in log.columns]
+        if missing:
+            raise DataError(f"RewardModel.fit: missing column(s) {missing}")
+        self.global_mean_ = float(log["reward"].mean())
+        self.item_mean_ = log.groupby(log["item_id"].astype(str))["reward"].mean().to_dict()
+        self.model_ = HistGradientBoostingRegressor(max_iter=self.max_iter,
+                                                    random_state=self.seed)
+        self.model_.fit(self._x(log), log["reward"].to_numpy(np.float64))
+        return self
+
+    def predict(self, log: pd.DataFrame, item_col: str = "item_id",
+                position_col: str = "position") -> np.ndarray:
+        """Predicted reward of ``item_col`` shown at ``position_col`` in each row's context."""
+        if not hasattr(self, "model_"):
+            raise NotFittedError("RewardModel is not fitted; call fit(log) first")
+        return self.model_.predict(self._x(log, item_col, position_col))
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_bandit_log(path: str | Path, item_context: str | Path | None = None) -> pd.DataFrame:
+    """Read a logged-bandit table (CSV, TSV, Parquet or JSONL), optionally with item context.
+
+    Required columns: ``timestamp, item_id, position, reward, propensity``. Optional:
+    ``policy``, ``target_propensity``, ``target_item_id``, ``session_id`` and any context
+    feature columns. The item-context file has ``item_id`` and item feature columns, joined
+    on ``item_id`` (columns prefixed ``item_`` when they clash).
+
+    Raises:
+        DataError: A missing file or column, or a row with an invalid value (the message
+            names the file, row and column).
+    """
+    log = _read_table(path)
+    missing = [c for c in LOG_COLUMNS if c not in log.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; a logged-bandit file needs "
+                        f"{list(LOG_COLUMNS)}")
+    for col in ("position", "reward", "propensity"):
+        num = pd.to_numeric(log[col], errors="coerce")
+        bad = np.flatnonzero(num.isna().to_numpy())
+        if len(bad):
+            raise DataError(f"{path}: row {bad[0] + 1}, column {col!r}: "
+                            f"{log[col].iloc[bad[0]]!r} is not a number")
+        log[col] = num
+    p = log["propensity"].to_numpy()
+    bad = np.flatnonzero((p <= 0) | (p > 1))
+    if len(bad):
+        raise DataError(f"{path}: row {bad[0] + 1}, column 'propensity': {p[bad[0]]!r} is not "
+                        "in (0, 1]; log the probability the logging policy gave the shown item")
+    if (log["position"] < 0).any():
+        r = int(np.flatnonzero(log["position"].to_numpy() < 0)[0])
+        raise DataError(f"{path}: row {r + 1}, column 'position' is negative")
+    log["position"] = log["position"].astype(np.int64)
+    log["item_id"] = log["item_id"].astype(str)
+    ts = pd.to_datetime(log["timestamp"], utc=True, errors="coerce")
+    if ts.isna().any():
+        num = pd.to_numeric(log["timestamp"], errors="coerce")
+        if num.notna().all():
+            ts = pd.to_datetime(num, unit="s", utc=True)
+        else:
+            r = int(np.flatnonzero(ts.isna().to_numpy())[0])
+            raise DataError(f"{path}: row {r + 1}, column 'timestamp': "
+                            f"{log['timestamp'].iloc[r]!r} is not a time")
+    log["timestamp"] = ts
+    if item_context is not None:
+        items = _read_table(item_context)
+        if "item_id" not in items.columns:
+            raise DataError(f"{item_context}: the item-context file needs an 'item_id' column")
+        items["item_id"] = items["item_id"].astype(str)
+        items = items.drop_duplicates("item_id", keep="last")
+        rename = {c: f"item_{c}" for c in items.columns if c != "item_id" and c in log.columns}
+        log = log.merge(items.rename(columns=rename), on="item_id", how="left")
+    return log
+
+
+def _read_table(path: str | Path) -> pd.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: file not found")
+    suf = p.suffix.lower()
+    try:
+        if suf == ".parquet":
+            return pd.read_parquet(p)
+        if suf in (".jsonl", ".ndjson"):
+            return pd.read_json(p, lines=True)
+        return pd.read_csv(p, sep="\t" if suf == ".tsv" else ",")
+    except (ValueError, OSError) as e:
+        raise DataError(f"{p}: cannot read: {e}") from None
+
+
+def log_to_data(log: pd.DataFrame, *, target_propensity: str = "target_propensity",
+                target_item: str | None = "target_item_id",
+                reward_model: RewardModel | None = None,
+                group: str | None = "session_id") -> OffPolicyData:
+    """Turn a loaded log into estimator inputs.
+
+    The target policy is described per row by ``target_propensity`` (its probability of the
+    logged item at the logged position). With a ``target_item`` column (the item the target
+    policy would show at that position, deterministically) and a fitted ``reward_model``,
+    the model-based estimators (DM, DR, Switch-DR) are available too.
+    """
+    if target_propensity not in log.columns:
+        raise DataError(f"the log has no {target_propensity!r} column: add the target "
+                        "policy's probability of each logged item at its position")
+    ql = qt = None
+    if reward_model is not None and target_item and target_item in log.columns:
+        ql = reward_model.predict(log)
+        qt = reward_model.predict(log, item_col=target_item)
+    groups = log[group].to_numpy() if group and group in log.columns else None
+    return OffPolicyData(log["reward"].to_numpy(np.float64),
+                         log["propensity"].to_numpy(np.float64),
+                         log[target_propensity].to_numpy(np.float64),
+                         log["position"].to_numpy(np.int64), ql, qt, groups)
+
+
+# ----------------------------------------------------------------------------- synthetic
+
+
+@dataclass
+class SyntheticBanditLog:
+    """Synthetic logged feeds with a known true value of the target policy.
+
+    Attributes:
+        data: Estimator inputs (with a deliberately coarse reward model's predictions).
+        true_value: Exact expected reward per impression of the target policy.
+        log: The logged rows as a table (``timestamp, item_id, position, reward,
+            propensity, target_propensity, session_id`` + context features).
+    """
+
+    data: OffPolicyData
+    true_value: float
+    log: pd.DataFrame = field(repr=False)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def synthetic_bandit_log(n_impressions: int = 100_000, *, n_items: int = 20, n_slots: int = 5,
+                         dim: int = 5, logging_temperature: float = 1.0,
+                         target_temperature: float = 0.5, seed: int = 0) -> SyntheticBanditLog:
+    """Logged feeds from a known logging policy, and the exact value of a target policy.
+
+    Each session has a context ``x ~ N(0, I)`` and ``n_slots`` slots; at every slot the
+    logging policy draws an item from a softmax of noisy scores (the independence
+    assumption holds by construction). The click probability of item ``a`` at slot ``k`` is
+    ``examine_k * sigmoid(x . theta_a + b_a)``. The target policy is a sharper softmax of the
+    true scores, so it differs from the logging policy but keeps full support. The reward
+    model is the per-(item, position) mean reward, which ignores the context on purpose
+    (DM is then biased; DR must correct it).
+
+    Args:
+        n_impressions: Logged rows (sessions = n_impressions // n_slots).
+        n_items: Number of candidate items.
+        n_slots: Slots per feed.
+        dim: Context dimension.
+        logging_temperature: Softmax temperature of the logging policy.
+        target_temperature: Softmax temperature of the target policy.
+        seed: Seed of everything random.
+    """
+    rng = np.random.default_rng(seed)
+    world = np.random.default_rng(12345)  # the same world for every seed
+    theta = world.normal(0, 0.7, size=(dim, n_items))
+    bias = world.normal(-1.5, 0.5, size=n_items)
+    log_noise = world.normal(0, 1.0, size=(dim, n_items))
+    examine = 1.0 / (1.0 + 0.3 * np.arange(n_slots))
+    n_sessions = max(1, n_impressions // n_slots)
+    x = rng.normal(size=(n_sessions, dim))
+    logits = x @ theta + bias
+    p_true = 1.0 / (1.0 + np.exp(-logits))                       # (S, K)
+    pi0 = _softmax((x @ (theta + log_noise) + bias) / logging_temperature)
+    pie = _softmax(logits / target_temperature)
+    # Exact value of the target on a large independent sample of contexts.
+    xt = world.normal(size=(200_000, dim))
+    lt = xt @ theta + bias
+    true_per_slot = np.einsum("ij,ij->i", _softmax(lt / target_temperature),
+                              1.0 / (1.0 + np.exp(-lt))).mean()
+    true_value = float(true_per_slot * examine.mean())
+    # Log n_slots independent draws per session.
+    cum = np.cumsum(pi0, axis=1)
+    u = rng.random((n_sessions, n_slots))
+    actions = np.minimum((u[:, :, None] > cum[:, None, :]).sum(axis=2), n_items - 1)
+    sess = np.repeat(np.arange(n_sessions), n_slots)
+    pos = np.tile(np.arange(n_slots), n_sessions)
+    a = actions.ravel()
+    click_p = p_true[sess, a] * examine[pos]
+    reward = (rng.random(len(a)) < click_p).astype(np.float64)
+    prop = pi0[sess, a]
+    tprop = pie[sess, a]
+    # Coarse reward model: mean reward per (item, position) on the log itself.
+    cell = a * n_slots + pos
+    sums = np.bincount(cell, weights=reward, minlength=n_items * n_slots)
+    cnts = np.bincount(cell, minlength=n_items * n_slots)
+    qhat_cells = ((sums + reward.mean()) / (cnts + 1.0)).reshape(n_items, n_slots)
+    q_logged = qhat_cells[a, pos]
+    q_target = np.einsum("ij,ji->i", pie[sess], qhat_cells[:, pos])
+    data = OffPolicyData(reward, prop, tprop, pos, q_logged, q_target, sess)
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    log = pd.DataFrame({"timestamp": t0 + pd.to_timedelta(sess, unit="s"),
+                        "item_id": [f"i{k}" for k in a], "position": pos, "reward": reward,
+                        "propensity": prop, "target_propensity": tprop,
+                        "session_id": sess})
+    for d in range(dim):
+        log[f"x{d}"] = x[sess, d]
+    return SyntheticBanditLog(data, true_value, log)
+
+
+def accuracy_table(n_impressions: int = 100_000, seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
+                   n_bootstrap: int = 0, **kwargs) -> pd.DataFrame:
+    """Relative error of every estimator against the known truth over several seeds.
+
+    Returns:
+        One row per estimator: ``estimator, median_rel_error, max_rel_error, mean_estimate,
+        true_value, mean_ess, covered`` (share of seeds whose bootstrap interval contains
+        the truth when ``n_bootstrap > 0``).
+    """
+    rows = []
+    for s in seeds:
+        syn = synthetic_bandit_log(n_impressions, seed=s, **kwargs)
+        df = estimate_all(syn.data, n_bootstrap=n_bootstrap, seed=s)
+        df["true_value"] = syn.true_value
+        df["rel_error"] = (df["value"] - syn.true_value).abs() / syn.true_value
+        df["covered"] = (df["ci_low"] <= syn.true_value) & (syn.true_value <= df["ci_high"])
+        df["seed"] = s
+        rows.append(df)
+    all_ = pd.concat(rows, ignore_index=True)
+    out = all_.groupby("estimator", sort=False).agg(
+        median_rel_error=("rel_error", "median"), max_rel_error=("rel_error", "max"),
+        mean_estimate=("value", "mean"), true_value=("true_value", "mean"),
+        mean_ess=("ess", "mean"), covered=("covered", "mean")).reset_index()
+    if not n_bootstrap:
+        out = out.drop(columns="covered")
+    return out
