@@ -53,6 +53,9 @@ class Slot:
         reasons: Short human-readable reasons ("because you liked …", "sponsored: …").
         price: What the advertiser is charged if the slot is shown (ads only).
         author_id: Author of the item, when known.
+        source: Where the item came from (``recommender``, ``trending``, ``fresh``,
+            ``followed``, ``ad`` …); lets guardrails and estimators tell personal from
+            non-personal choices.
     """
 
     item_id: str
@@ -63,6 +66,7 @@ class Slot:
     reasons: tuple[str, ...] = ()
     price: float = 0.0
     author_id: str | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True)

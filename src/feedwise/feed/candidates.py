@@ -1,0 +1,279 @@
+"""Candidate sources and the generator that merges them with quotas and a fallback chain.
+
+A source returns catalogue indices and scores for one user. :class:`CandidateGenerator`
+asks each source for up to its quota, de-duplicates (the first source to propose a post
+keeps it), and, when the pool is still short, refills from the sources in order without
+quotas; :class:`TrendingSource` and :class:`FreshSource` never run dry while the catalogue
+has posts, so a feed is never empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from feedwise.feed.catalog import Catalog, UserTable
+from feedwise.feed.config import CandidateConfig
+from feedwise.feed.context import UserContext
+
+
+@runtime_checkable
+class CandidateSource(Protocol):
+    """Proposes posts for a user.
+
+    Attributes:
+        name: Source name (the key of its quota).
+        personal: Uses the user's history or profile (skipped without personalisation
+            consent).
+    """
+
+    name: str
+    personal: bool
+
+    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``k`` catalogue indices, best first, and their scores."""
+        ...
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.empty(0, np.int64)
+    if k < len(scores):
+        top = np.argpartition(-scores, k - 1)[:k]
+    else:
+        top = np.arange(len(scores))
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+class FactorSource:
+    """Dot-product scores of user and item factors (e.g. from ALS/BPR or a simulator).
+
+    Args:
+        user_factors: n_users x d; row ``r`` is the user at row ``r`` of ``user_index`` (or of
+            the engine's UserTable when ``user_index`` is ``None``).
+        item_factors: n_posts x d, aligned with the catalogue.
+        user_index: Optional user id -> factor row.
+        name: Source name.
+    """
+
+    personal = True
+
+    def __init__(self, user_factors: np.ndarray, item_factors: np.ndarray,
+                 user_index: Mapping[str, int] | None = None, name: str = "recommender") -> None:
+        self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
+        self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        self.user_index = user_index
+        self.name = name
+
+    def _row(self, ctx: UserContext) -> int:
+        r = ctx.row if self.user_index is None else self.user_index.get(ctx.user_id, -1)
+        return r if 0 <= r < len(self.user_factors) else -1
+
+    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+        r = self._row(ctx)
+        if r < 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        s = self.item_factors @ self.user_factors[r]
+        top = _top(s, k)
+        return top, s[top]
+
+    def score(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
+        r = self._row(ctx)
+        if r < 0:
+            return np.zeros(len(items), np.float32)
+        return self.item_factors[items] @ self.user_factors[r]
+
+
+class RecommenderSource:
+    """Any fitted :class:`~feedwise.models.base.Recommender`, mapped onto the catalogue."""
+
+    personal = True
+
+    def __init__(self, recommender: Any, catalog: Catalog, name: str = "recommender") -> None:
+        self.recommender = recommender
+        self.catalog = catalog
+        self.name = name
+        self.reasons: dict[int, str] = {}
+
+    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+        lst = self.recommender.recommend([ctx.user_id], k)[0]
+        idx = np.array([self.catalog.index.get(str(i), -1) for i in lst.ids], np.int64)
+        ok = idx >= 0
+        if lst.reasons:
+            self.reasons = {int(i): r for i, r, o in zip(idx, lst.reasons, ok, strict=True) if o}
+        return idx[ok], lst.scores[ok].astype(np.float32)
+
+    def score(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
+        s = self.recommender.score(ctx.user_id, self.catalog.item_ids[items])
+        return np.nan_to_num(s, nan=0.0).astype(np.float32)
+
+
+class TrendingSource:
+    """Most popular posts (a fixed order; call :meth:`refresh` after popularity changes)."""
+
+    personal = False
+    name = "trending"
+
+    def __init__(self, catalog: Catalog, max_k: int = 2000) -> None:
+        self.catalog = catalog
+        self.max_k = max_k
+        self.refresh()
+
+    def refresh(self) -> None:
+        pop = self.catalog.popularity
+        self.order = _top(pop + 1e-12 * self.catalog.created_s, min(self.max_k, len(pop)))
+        self.scores = pop[self.order].astype(np.float32)
+
+    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+        created = self.catalog.created_s[self.order[:k * 2]]
+        keep = self.order[:k * 2][created <= ctx.now_s][:k]
+        return keep, self.catalog.popularity[keep].astype(np.float32)
+
+
+class FreshSource:
+    """The newest posts created before the request time."""
+
+    personal = False
+    name = "fresh"
+
+    def __init__(self, catalog: Catalog, max_age_hours: float = 72.0) -> None:
+        self.catalog = catalog
+        self.max_age_s = max_age_hours * 3600.0
+        self.order = np.argsort(catalog.created_s, kind="stable")
+        self.sorted_s = catalog.created_s[self.order]
+
+    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+        hi = int(np.searchsorted(self.sorted_s, ctx.now_s, side="right"))
+        lo = max(hi - k, 0)
+        idx = self.order[lo:hi][::-1]
+        age = ctx.now_s - self.catalog.created_s[idx]
+        idx = idx[age <= self.max_age_s]
+        if len(idx) == 0:  # nothing fresh: still the newest k (so the chain never runs dry)
+            idx = self.order[lo:hi][::-1]
+        return idx, (-(ctx.now_s - self.catalog.created_s[idx]) / 3600.0).astype(np.float32)
+
+
+class FollowedSource:
+    """Newest posts of the authors the user follows."""
+
+    personal = True
+    name = "followed"
+
+    def __init__(self, catalog: Catalog, users: UserTable, per_author: int = 3) -> None:
+        self.catalog = catalog
+        self.users = users
+        self.per_author = per_author
+
+    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+        authors = self.users.followed(ctx.row)
+        if len(authors) == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        cat = self.catalog
+        parts = []
+        for a in authors[:k]:
+            if a >= len(cat.authors):
+                continue
+            posts = cat.by_author[cat.author_start[a]:cat.author_start[a + 1]]
+            posts = posts[cat.created_s[posts] <= ctx.now_s][:self.per_author]
+            parts.append(posts)
+        if not parts:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        idx = np.concatenate(parts)
+        idx = idx[np.argsort(-cat.created_s[idx], kind="stable")][:k]
+        return idx, (-(ctx.now_s - cat.created_s[idx]) / 3600.0).astype(np.float32)
+
+
+@dataclass
+class CandidatePool:
+    """The merged pool: catalogue indices, the source of each, and its personal score.
+
+    Attributes:
+        items: Catalogue indices (unique).
+        source: Index into ``sources`` of the source that proposed each.
+        sources: Source names.
+        rec_score: Personal score of each (the primary scorer's, else the source's rank
+            score in [0, 1]).
+    """
+
+    items: np.ndarray
+    source: np.ndarray
+    sources: Sequence[str]
+    rec_score: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class CandidateGenerator:
+    """Merges sources with quotas, de-duplication, exclusions and a fallback chain.
+
+    Args:
+        sources: Sources in priority order.
+        config: Quotas and pool size.
+        n_items: Catalogue size.
+    """
+
+    def __init__(self, sources: Sequence[CandidateSource], config: CandidateConfig,
+                 n_items: int) -> None:
+        self.sources = list(sources)
+        self.names = [s.name for s in self.sources]
+        self.config = config
+        self.n_items = n_items
+        self.scorer = next((s for s in self.sources if hasattr(s, "score")), None)
+
+    def generate(self, ctx: UserContext, min_size: int) -> CandidatePool:
+        """The pool for one request (at least ``min_size`` posts when the catalogue allows)."""
+        cfg = self.config
+        excluded = ctx.excluded
+        extra = len(excluded)
+        allowed = [s for s in self.sources if ctx.consent_personalization or not s.personal]
+        seen = np.zeros(self.n_items, bool)
+        if extra:
+            seen[excluded] = True
+        items, srcs, scores = [], [], []
+        target = max(cfg.pool_size, min_size)
+        total = 0
+
+        def take(src_i: int, src: CandidateSource, k: int) -> None:
+            nonlocal total
+            idx, sc = src.candidates(ctx, k + extra)
+            if len(idx) == 0:
+                return
+            fresh = ~seen[idx]
+            # duplicates inside one source's answer
+            idx, sc = idx[fresh], sc[fresh]
+            _, first = np.unique(idx, return_index=True)
+            if len(first) != len(idx):
+                first.sort()
+                idx, sc = idx[first], sc[first]
+            idx, sc = idx[:k], sc[:k]
+            seen[idx] = True
+            items.append(idx)
+            srcs.append(np.full(len(idx), self.names.index(src.name), np.int16))
+            rank = 1.0 - np.arange(len(idx)) / max(len(idx), 1)
+            scores.append(rank.astype(np.float32))
+            total += len(idx)
+
+        for i, src in enumerate(allowed):
+            q = cfg.quotas.get(src.name, cfg.pool_size)
+            if q > 0 and total < target:
+                take(i, src, min(q, target - total))
+        if total < min_size:  # fallback chain: refill without quotas
+            for i, src in enumerate(allowed):
+                if total >= target:
+                    break
+                take(i, src, target - total)
+        if not items:
+            return CandidatePool(np.empty(0, np.int64), np.empty(0, np.int16), self.names,
+                                 np.empty(0, np.float32))
+        pool = np.concatenate(items).astype(np.int64)
+        rank_score = np.concatenate(scores)
+        if self.scorer is not None and ctx.consent_personalization:
+            rec = np.asarray(self.scorer.score(ctx, pool), np.float32)
+        else:
+            rec = rank_score
+        return CandidatePool(pool, np.concatenate(srcs), self.names, rec)

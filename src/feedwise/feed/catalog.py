@@ -1,0 +1,272 @@
+"""`Catalog` and `UserTable`: posts and users as arrays, built once, read on the hot path.
+
+Everything the engine needs per request is an array lookup: item author, creation time, tag
+vector and popularity; user consent, interest profile, segments, followed authors and author
+affinity. No pandas and no per-item Python loop runs while composing a feed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from feedwise.errors import DataError
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, inv = np.unique(values.astype(str), return_inverse=True)
+    return uniq.astype(object), inv.astype(np.int64)
+
+
+class Catalog:
+    """Organic posts as arrays.
+
+    Args:
+        item_ids: External id of each post.
+        author: Author code of each post (index into ``authors``).
+        authors: External author ids.
+        created_s: Creation time, unix seconds (NaN = unknown, treated as old).
+        tags: ``csr_matrix`` posts x tags (binary); rows are L2-normalised internally.
+        tag_index: Tag -> column.
+        popularity: Non-negative popularity per post (engagement count or similar).
+        titles: Optional title per post (for reasons).
+    """
+
+    def __init__(self, item_ids: np.ndarray, author: np.ndarray, authors: np.ndarray,
+                 created_s: np.ndarray, tags: sp.csr_matrix, tag_index: dict[str, int],
+                 popularity: np.ndarray | None = None, titles: np.ndarray | None = None) -> None:
+        n = len(item_ids)
+        if n == 0:
+            raise DataError("the catalogue has no posts; add items first (kind 'post')")
+        self.item_ids = np.asarray(item_ids, dtype=object)
+        self.index = {str(x): i for i, x in enumerate(self.item_ids)}
+        self.author = np.asarray(author, np.int64)
+        self.authors = np.asarray(authors, dtype=object)
+        self.author_index = {str(a): i for i, a in enumerate(self.authors)}
+        self.created_s = np.nan_to_num(np.asarray(created_s, np.float64), nan=0.0)
+        self.tag_index = dict(tag_index)
+        self.set_tags(tags)
+        pop = np.zeros(n) if popularity is None else np.asarray(popularity, np.float64)
+        self.popularity = np.maximum(pop, 0.0)
+        self.log_popularity = np.log1p(self.popularity).astype(np.float32)
+        self.titles = titles if titles is not None else self.item_ids
+        self.n = n
+        # posts of each author, newest first (for the followed-authors source)
+        order = np.lexsort((-self.created_s, self.author))
+        self.by_author = order
+        self.author_start = np.searchsorted(self.author[order], np.arange(len(self.authors) + 1))
+
+    def set_tags(self, tags: sp.csr_matrix) -> None:
+        t = sp.csr_matrix(tags, dtype=np.float32)
+        norms = np.sqrt(np.asarray(t.multiply(t).sum(axis=1)).ravel())
+        self.tags = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-9)) @ t, dtype=np.float32)
+        # primary topic: the first tag of each post, -1 if none
+        first = np.full(t.shape[0], -1, np.int64)
+        has = np.diff(t.indptr) > 0
+        first[has] = t.indices[t.indptr[:-1][has]]
+        self.topic = first
+        self.n_tags = t.shape[1]
+        # dense copy when small (fast row gathers); else rows are sliced from the CSR
+        self.dense_tags = (self.tags.toarray() if t.shape[0] * t.shape[1] <= 50_000_000
+                           else None)
+
+    def tag_rows(self, items: np.ndarray) -> np.ndarray:
+        """Dense normalised tag vectors of ``items`` (len(items) x n_tags)."""
+        if self.dense_tags is not None:
+            return self.dense_tags[items]
+        return self.tags[items].toarray()
+
+    def grow_tags(self, n_tags: int) -> None:
+        """Widen the tag space (new tags from campaigns or users)."""
+        if n_tags > self.n_tags:
+            t = self.tags
+            self.set_tags(sp.csr_matrix((t.data, t.indices, t.indptr), shape=(t.shape[0], n_tags)))
+
+    @classmethod
+    def from_frame(cls, items: pd.DataFrame, popularity: Mapping[str, float] | pd.Series |
+                   np.ndarray | None = None, tag_index: dict[str, int] | None = None
+                   ) -> Catalog:
+        """Build from an ``items`` frame (the store's columns; ``kind == 'ad'`` rows skipped).
+
+        Args:
+            items: Columns ``item_id`` and optionally ``kind``, ``author_id``,
+                ``created_at``, ``tags`` (list of str), ``title``, ``popularity``.
+            popularity: Item id -> popularity, or an array aligned with the post rows.
+            tag_index: A tag space to extend (shared with campaigns and users).
+        """
+        if "item_id" not in items.columns:
+            raise DataError(f"items need an item_id column; have {list(items.columns)}")
+        df = items
+        if "kind" in df.columns:
+            df = df[df["kind"].fillna("post").astype(str) != "ad"]
+        df = df.drop_duplicates("item_id", keep="last").reset_index(drop=True)
+        ids = df["item_id"].astype(str).to_numpy(dtype=object)
+        authors_raw = (df["author_id"].fillna("").astype(str).to_numpy()
+                       if "author_id" in df.columns else np.full(len(df), ""))
+        authors, author = _codes(np.asarray(authors_raw))
+        if "created_at" in df.columns:
+            ts = pd.to_datetime(df["created_at"], utc=True)
+            created = ((ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds()).to_numpy(np.float64)
+        else:
+            created = np.zeros(len(df))
+        tix = dict(tag_index) if tag_index is not None else {}
+        rows, cols = [], []
+        if "tags" in df.columns:
+            tags_col = df["tags"].to_numpy(dtype=object)
+            for r, tl in enumerate(tags_col):
+                if tl is None or (isinstance(tl, float) and np.isnan(tl)):
+                    continue
+                if isinstance(tl, str):
+                    tl = json.loads(tl) if tl.startswith("[") else [t for t in tl.split(",") if t]
+                for t in tl:
+                    c = tix.setdefault(str(t), len(tix))
+                    rows.append(r)
+                    cols.append(c)
+        tags = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                             shape=(len(df), max(len(tix), 1)))
+        tags.sum_duplicates()
+        tags.data[:] = 1.0
+        pop = None
+        if popularity is not None:
+            if isinstance(popularity, np.ndarray):
+                pop = popularity
+            else:
+                m = dict(popularity.items()) if not isinstance(popularity, dict) else popularity
+                pop = np.array([float(m.get(i, 0.0)) for i in ids])
+        elif "popularity" in df.columns:
+            pop = df["popularity"].fillna(0).to_numpy(np.float64)
+        titles = (df["title"].fillna(df["item_id"]).astype(str).to_numpy(dtype=object)
+                  if "title" in df.columns else None)
+        return cls(ids, author, authors, created, tags, tix, pop, titles)
+
+
+class UserTable:
+    """Users as arrays: consent flags, interest profile, segments, follows, author affinity.
+
+    Args:
+        user_ids: External user ids.
+        consent_ads, consent_personalization: Flags per user.
+        interests: ``csr_matrix`` users x tags of interest weights (any non-negative scale;
+            rows are L2-normalised when used).
+        segments: ``csr_matrix`` users x segments (binary).
+        segment_index: Segment -> column.
+        follows: ``csr_matrix`` users x authors (catalogue author codes), binary.
+        affinity: ``csr_matrix`` users x authors of past engagement (any scale).
+        default_consent: Consent of users not in the table.
+    """
+
+    def __init__(self, user_ids: np.ndarray, consent_ads: np.ndarray | None = None,
+                 consent_personalization: np.ndarray | None = None,
+                 interests: sp.csr_matrix | None = None, segments: sp.csr_matrix | None = None,
+                 segment_index: dict[str, int] | None = None,
+                 follows: sp.csr_matrix | None = None, affinity: sp.csr_matrix | None = None,
+                 default_consent: bool = True) -> None:
+        n = len(user_ids)
+        self.user_ids = np.asarray(user_ids, dtype=object)
+        self.index = {str(u): i for i, u in enumerate(self.user_ids)}
+        self.n = n
+        self.consent_ads = (np.ones(n, bool) if consent_ads is None
+                            else np.asarray(consent_ads, bool))
+        self.consent_personalization = (np.ones(n, bool) if consent_personalization is None
+                                        else np.asarray(consent_personalization, bool))
+        self.interests = sp.csr_matrix(interests if interests is not None else (n, 0),
+                                       dtype=np.float32)
+        self.segment_index = dict(segment_index or {})
+        self.segments = sp.csr_matrix(segments if segments is not None else
+                                      (n, len(self.segment_index)), dtype=np.float32)
+        self.follows = sp.csr_matrix(follows if follows is not None else (n, 0), dtype=np.float32)
+        self.affinity = sp.csr_matrix(affinity if affinity is not None else (n, 0),
+                                      dtype=np.float32)
+        self.default_consent = default_consent
+
+    def row(self, user_id: str) -> int:
+        return self.index.get(str(user_id), -1)
+
+    @staticmethod
+    def _row(m: sp.csr_matrix, r: int) -> tuple[np.ndarray, np.ndarray]:
+        if r < 0 or r >= m.shape[0]:
+            return np.empty(0, np.int32), np.empty(0, np.float32)
+        a, b = m.indptr[r], m.indptr[r + 1]
+        return m.indices[a:b], m.data[a:b]
+
+    def interest_vector(self, r: int, n_tags: int) -> np.ndarray:
+        """The user's L2-normalised interest vector over ``n_tags`` tags (zeros if none)."""
+        out = np.zeros(n_tags, np.float32)
+        idx, val = self._row(self.interests, r)
+        keep = idx < n_tags
+        out[idx[keep]] = val[keep]
+        norm = float(np.sqrt(out @ out))
+        return out / norm if norm > 0 else out
+
+    def segment_vector(self, r: int, n_segments: int) -> np.ndarray:
+        out = np.zeros(n_segments, np.float32)
+        idx, _ = self._row(self.segments, r)
+        out[idx[idx < n_segments]] = 1.0
+        return out
+
+    def followed(self, r: int) -> np.ndarray:
+        return self._row(self.follows, r)[0]
+
+    def author_affinity(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted author codes and affinity weights of the user."""
+        return self._row(self.affinity, r)
+
+    @classmethod
+    def from_frame(cls, users: pd.DataFrame, tag_index: dict[str, int],
+                   segment_index: dict[str, int] | None = None,
+                   author_index: dict[str, int] | None = None) -> UserTable:
+        """Build from the store's ``users`` table.
+
+        ``attributes`` (JSON) may carry ``interests`` (list of tags or tag -> weight),
+        ``segments`` (list) and ``follows`` (list of author ids). New tags and segments are
+        added to the given indexes.
+        """
+        seg_ix = dict(segment_index or {})
+        ids = users["user_id"].astype(str).to_numpy(dtype=object) if len(users) else np.array(
+            [], dtype=object)
+
+        def flag(col: str) -> np.ndarray:
+            if col not in users.columns:
+                return np.ones(len(users), bool)
+            return users[col].astype("boolean").fillna(True).to_numpy(bool)
+
+        ir, ic, iv, sr, sc, fr, fc = [], [], [], [], [], [], []
+        attrs = users["attributes"].to_numpy(dtype=object) if "attributes" in users.columns \
+            else [None] * len(users)
+        for r, a in enumerate(attrs):
+            if not a or not isinstance(a, str | dict):
+                continue
+            try:
+                d = json.loads(a) if isinstance(a, str) else a
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(d, dict):
+                continue
+            ints = d.get("interests") or {}
+            pairs: Any = ints.items() if isinstance(ints, dict) else ((t, 1.0) for t in ints)
+            for t, w in pairs:
+                ir.append(r)
+                ic.append(tag_index.setdefault(str(t), len(tag_index)))
+                iv.append(float(w))
+            for s in d.get("segments") or []:
+                sr.append(r)
+                sc.append(seg_ix.setdefault(str(s), len(seg_ix)))
+            for au in d.get("follows") or []:
+                c = (author_index or {}).get(str(au))
+                if c is not None:
+                    fr.append(r)
+                    fc.append(c)
+        n = len(users)
+        interests = sp.csr_matrix((np.asarray(iv, np.float32), (ir, ic)),
+                                  shape=(n, max(len(tag_index), 1)))
+        segments = sp.csr_matrix((np.ones(len(sr), np.float32), (sr, sc)),
+                                 shape=(n, len(seg_ix)))
+        follows = sp.csr_matrix((np.ones(len(fr), np.float32), (fr, fc)),
+                                shape=(n, len(author_index or {})))
+        return cls(ids, flag("consent_ads"), flag("consent_personalization"), interests,
+                   segments, seg_ix, follows)

@@ -1,0 +1,568 @@
+"""`FeedEngine`: the one policy that composes every feed.
+
+``compose(FeedRequest) -> Feed`` runs candidates → engagement value → re-ranking (with
+optional exploration) → ads (eligibility, pacing, auction) → insertion under guardrails:
+
+* hard rules: ad load, first ad slot, minimum gap, one ad per advertiser, quiet hours,
+  consent, frequency caps and budgets;
+* within them, the next ad in auction order takes slot ``p`` only if
+
+      revenue − λ × (annoyance + value of the organic post it displaces) > 0,
+
+  i.e. its revenue minus λ × its UX cost beats the displaced post, worth λ × its
+  engagement value. The ad sequence does not depend on λ and a failing ad is not replaced
+  by a lower one, so a larger λ never places more ads: revenue and predicted UX cost fall
+  monotonically as λ rises; λ = 0 places every ad the hard rules allow (revenue-greedy),
+  λ = ∞ places none.
+
+Every slot carries its kind, score, reasons, source and the propensity with which it was
+chosen (exploration for organic slots, the pacing throttle for ad slots).
+
+Callers inject predictors (``engagement``, ``ad_ctr``, ``ux_cost``) and read or swap the
+cross-request :class:`EngineState` (frequency caps, spend, exposure, fatigue, served posts).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from feedwise.errors import ConfigError, NotFoundError
+from feedwise.feed.ads import (
+    AdImpression,
+    AdState,
+    AuctionResult,
+    Campaign,
+    CampaignBook,
+    load_campaigns,
+    pacing_pass_probability,
+    run_auction,
+)
+from feedwise.feed.candidates import (
+    CandidateGenerator,
+    CandidateSource,
+    FollowedSource,
+    FreshSource,
+    RecommenderSource,
+    TrendingSource,
+)
+from feedwise.feed.catalog import Catalog, UserTable
+from feedwise.feed.config import FeedConfig
+from feedwise.feed.context import UserContext
+from feedwise.feed.exploration import Explorer
+from feedwise.feed.guardrails import Guardrail, GuardrailState, Violation, check_all
+from feedwise.feed.predictors import (
+    AdCTRPredictor,
+    EngagementPredictor,
+    ExposureUXCost,
+    HeuristicEngagement,
+    InterestAdCTR,
+    ModelEngagement,
+    UXCostPredictor,
+)
+from feedwise.feed.rerank import FatigueState, Reranker
+from feedwise.feed.types import Feed, FeedRequest, Slot
+from feedwise.ranking.engagement import MultiObjectiveModel
+
+SOURCE_REASONS = {"trending": "trending now", "fresh": "new post", "recommender":
+                  "recommended for you", "followed": "from someone you follow"}
+
+
+@dataclass
+class EngineState:
+    """Everything that persists across requests.
+
+    Attributes:
+        ads: Frequency caps, exposure and spend (persisted to the store when it has one).
+        fatigue: Hidden authors and topics per user.
+        served: Per user, ``(time, catalogue index)`` of recently served posts.
+        hidden: Per user, catalogue indices hidden or reported (never shown again).
+    """
+
+    ads: AdState
+    fatigue: FatigueState = field(default_factory=FatigueState)
+    served: dict[str, deque] = field(default_factory=dict)
+    hidden: dict[str, set[int]] = field(default_factory=dict)
+
+    def copy(self) -> EngineState:
+        """A deep copy (detached from the store), e.g. to replay one state under many
+        policies."""
+        store, self.ads.store = self.ads.store, None
+        try:
+            return copy.deepcopy(self)
+        finally:
+            self.ads.store = store
+
+
+@dataclass(frozen=True)
+class FeedStats:
+    """Predicted outcomes of one composed feed.
+
+    Attributes:
+        n_ads: Ads placed.
+        revenue: Expected revenue of the ads (CPM: the impression charge; CPC: charge ×
+            pCTR).
+        ux_cost: Predicted user-experience cost of the ads (sum of annoyance).
+        organic_value: Predicted engagement value of the organic posts shown.
+    """
+
+    n_ads: int
+    revenue: float
+    ux_cost: float
+    organic_value: float
+
+
+@dataclass
+class AdPlan:
+    """The ads a request may place, in the order they would be placed."""
+
+    auction: AuctionResult
+    propensity: np.ndarray
+    ux_cost: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.auction)
+
+
+class FeedEngine:
+    """Composes feeds of organic posts and ads under user-experience guardrails.
+
+    Args:
+        recommender: The personal candidate source: a fitted
+            :class:`~feedwise.models.base.Recommender`, any
+            :class:`~feedwise.feed.candidates.CandidateSource` (e.g.
+            :class:`~feedwise.feed.candidates.FactorSource`), or ``None``.
+        items: The posts (the store's ``items`` columns) or a prebuilt :class:`Catalog`.
+        campaigns: The ad campaigns.
+        config: All knobs (λ, ad load, slots, gaps, quiet hours, exploration, weights).
+        engagement: An :class:`EngagementPredictor` or a fitted
+            :class:`~feedwise.ranking.engagement.MultiObjectiveModel` (default: a heuristic
+            on the recommender score, interest match and popularity).
+        ad_ctr: An :class:`AdCTRPredictor` (default :class:`InterestAdCTR`).
+        ux_cost: A :class:`UXCostPredictor` (default :class:`ExposureUXCost`).
+        users: The users (the store's ``users`` columns) or a prebuilt :class:`UserTable`.
+        store: An :class:`~feedwise.store.EventStore` to persist ad state in (restart-safe),
+            or ``None`` for memory only.
+        sources: Extra candidate sources (after the recommender, before ``followed``,
+            ``fresh`` and ``trending``, which are always added).
+        popularity: Item id -> popularity when ``items`` is a frame without a
+            ``popularity`` column.
+        guardrails: Guardrails :meth:`check` uses (default: all).
+        seed: Seed of the engine's generator (exploration and pacing); a request's
+            ``context["seed"]`` overrides it for that request.
+    """
+
+    name = "feed_engine"
+
+    def __init__(self, recommender: Any = None, items: pd.DataFrame | Catalog | None = None,
+                 campaigns: Iterable[Campaign] = (), config: FeedConfig | None = None, *,
+                 engagement: EngagementPredictor | MultiObjectiveModel | None = None,
+                 ad_ctr: AdCTRPredictor | None = None, ux_cost: UXCostPredictor | None = None,
+                 users: pd.DataFrame | UserTable | None = None, store: Any = None,
+                 sources: Sequence[CandidateSource] = (), popularity: Any = None,
+                 guardrails: Sequence[Guardrail] | None = None, seed: int | None = None
+                 ) -> None:
+        if items is None:
+            raise ConfigError("FeedEngine needs items (a DataFrame of posts or a Catalog)")
+        self.config = config if config is not None else FeedConfig()
+        tag_index: dict[str, int] = {}
+        if isinstance(items, Catalog):
+            self.catalog = items
+            tag_index = items.tag_index
+        else:
+            self.catalog = Catalog.from_frame(items, popularity=popularity, tag_index=tag_index)
+            tag_index = self.catalog.tag_index
+        seg_index: dict[str, int] = {}
+        if isinstance(users, UserTable):
+            self.users = users
+            seg_index = users.segment_index
+        elif users is not None:
+            self.users = UserTable.from_frame(users, tag_index, seg_index,
+                                              self.catalog.author_index)
+            seg_index = self.users.segment_index
+        else:
+            self.users = UserTable(np.array([], dtype=object))
+        self.book = CampaignBook(campaigns, tag_index, seg_index)
+        self.catalog.tag_index = tag_index
+        self.catalog.grow_tags(len(tag_index))
+        self.users.segment_index = seg_index
+        self.book.rebuild_matrices(len(tag_index), len(seg_index))
+        self.n_tags = len(tag_index)
+        self.n_segments = len(seg_index)
+
+        srcs: list[CandidateSource] = []
+        if recommender is not None:
+            if hasattr(recommender, "candidates"):
+                srcs.append(recommender)
+            else:
+                srcs.append(RecommenderSource(recommender, self.catalog))
+        srcs.extend(sources)
+        cc = self.config.candidates
+        srcs.append(FollowedSource(self.catalog, self.users, cc.followed_per_author))
+        srcs.append(FreshSource(self.catalog, cc.fresh_max_age_hours))
+        srcs.append(TrendingSource(self.catalog))
+        self.sources = srcs
+        self.personal_sources = frozenset(s.name for s in srcs if s.personal)
+        self.generator = CandidateGenerator(srcs, cc, self.catalog.n)
+
+        if isinstance(engagement, MultiObjectiveModel):
+            engagement = ModelEngagement(engagement, self.catalog, self.users,
+                                         self.config.value_weights)
+        self.engagement: EngagementPredictor = engagement or HeuristicEngagement(self.catalog)
+        self.ad_ctr: AdCTRPredictor = ad_ctr or InterestAdCTR(self.book)
+        self.ux_cost: UXCostPredictor = ux_cost or ExposureUXCost(self.book)
+        self.reranker = Reranker(self.config.rerank, self.catalog)
+        self.explorer = Explorer(self.config.exploration)
+        self.guardrails = guardrails
+        self.store = store
+        self.state = self.new_state(store)
+        self.rng = np.random.default_rng(seed if seed is not None
+                                         else self.config.exploration.seed)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_store(cls, store: Any, recommender: Any = None, config: FeedConfig | None = None,
+                   **kwargs: Any) -> FeedEngine:
+        """An engine over the store's items, users and campaigns.
+
+        Popularity, author affinity and interest profiles are derived from the events; ad
+        state is loaded from (and persisted to) the store.
+        """
+        items = store.items()
+        items = items[items["kind"].fillna("post") != "ad"] if len(items) else items
+        pop = store.query("""SELECT item_id, count(DISTINCT user_id) AS n FROM events
+            WHERE kind IN ('click','like','comment','share','save','dwell','rating')
+            GROUP BY item_id""")
+        popularity = dict(zip(pop["item_id"].astype(str), pop["n"].astype(float), strict=True))
+        campaigns = load_campaigns(store)
+        engine = cls(recommender, items, campaigns, config, users=store.users(), store=store,
+                     popularity=popularity, **kwargs)
+        engine._profiles_from_store(store)
+        return engine
+
+    def _profiles_from_store(self, store: Any) -> None:
+        """Fill interests and author affinity of known users from their engagement."""
+        u = self.users
+        if u.n == 0:
+            return
+        df = store.query("""SELECT e.user_id, i.author_id, t.tag, count(*) AS n
+            FROM events e JOIN items i USING (item_id), unnest(coalesce(i.tags, []::VARCHAR[]))
+                 AS t(tag)
+            WHERE e.kind IN ('click','like','comment','share','save','rating')
+            GROUP BY ALL""")
+        if df.empty:
+            return
+        rows = np.array([u.row(x) for x in df["user_id"].astype(str)], np.int64)
+        ok = rows >= 0
+        tags = np.array([self.catalog.tag_index.get(str(t), -1) for t in df["tag"]], np.int64)
+        k = ok & (tags >= 0)
+        interests = sp.csr_matrix((df["n"].to_numpy(np.float32)[k], (rows[k], tags[k])),
+                                  shape=(u.n, self.n_tags)) + sp.csr_matrix(
+            (u.interests.data, u.interests.indices, u.interests.indptr),
+            shape=(u.n, self.n_tags))
+        u.interests = sp.csr_matrix(interests)
+        authors = np.array([self.catalog.author_index.get(str(a), -1)
+                            for a in df["author_id"].fillna("")], np.int64)
+        k = ok & (authors >= 0)
+        aff = sp.csr_matrix((df["n"].to_numpy(np.float32)[k], (rows[k], authors[k])),
+                            shape=(u.n, len(self.catalog.authors)))
+        aff.sum_duplicates()
+        aff.sort_indices()
+        u.affinity = aff
+
+    def new_state(self, store: Any = None) -> EngineState:
+        """A fresh state (loaded from ``store`` when given)."""
+        return EngineState(AdState(self.book, store,
+                                   exposure_window_s=self.config.ads.exposure_window_s))
+
+    # ------------------------------------------------------------------ per request
+    def context(self, request: FeedRequest) -> UserContext:
+        """What the engine knows about the user at request time."""
+        uid = str(request.user_id)
+        r = self.users.row(uid)
+        known = r >= 0
+        ca = bool(self.users.consent_ads[r]) if known else self.users.default_consent
+        cp = (bool(self.users.consent_personalization[r]) if known
+              else self.users.default_consent)
+        ctx_c = request.context or {}
+        if "consent_ads" in ctx_c:
+            ca = ca and bool(ctx_c["consent_ads"])
+        if "consent_personalization" in ctx_c:
+            cp = cp and bool(ctx_c["consent_personalization"])
+        now_s = request.now.timestamp()
+        interests = (self.users.interest_vector(r, self.n_tags) if cp and known
+                     else np.zeros(self.n_tags, np.float32))
+        segments = (self.users.segment_vector(r, self.n_segments) if known
+                    else np.zeros(self.n_segments, np.float32))
+        st = self.state
+        excluded = []
+        served = st.served.get(uid)
+        if served and self.config.exclude_served_within_s > 0:
+            lo = now_s - self.config.exclude_served_within_s
+            while served and served[0][0] <= lo:
+                served.popleft()
+            excluded = [i for t, i in served if t <= now_s]
+        hid = st.hidden.get(uid)
+        if hid:
+            excluded.extend(hid)
+        return UserContext(request=request, user_id=uid, row=r, now_s=now_s,
+                           hour=request.now.hour, consent_ads=ca, consent_personalization=cp,
+                           interests=interests, segments=segments,
+                           ad_exposure=st.ads.recent_exposure(uid, now_s),
+                           excluded=np.unique(np.asarray(excluded, np.int64)))
+
+    def _rng(self, request: FeedRequest) -> np.random.Generator:
+        seed = (request.context or {}).get("seed")
+        return np.random.default_rng(seed) if seed is not None else self.rng
+
+    def plan_ads(self, ctx: UserContext, n: int, rng: np.random.Generator) -> AdPlan | None:
+        """Eligible ads for this request in placement order, with prices, propensities and
+        UX costs (``None`` when no ad may show)."""
+        cfg = self.config
+        b = self.book
+        if b.n == 0 or cfg.max_ads(n) == 0 or cfg.is_quiet(ctx.hour):
+            return None
+        if not ctx.consent_ads and cfg.ads.no_consent == "none":
+            return None
+        ads = self.state.ads
+        ads.roll_day(ctx.now_s)
+        t = ctx.now_s
+        ok = b.active & (b.start_s <= t) & (t < b.end_s) & b.hours[:, ctx.hour]
+        max_charge = np.where(b.is_cpc, b.bid, b.bid / 1000.0)
+        left_day, left_total = ads.remaining()
+        ok &= (left_day >= max_charge) & (left_total >= max_charge)
+        if not ctx.consent_ads:
+            ok &= ~b.targeted
+        else:
+            if b.has_tag_target.any():
+                ok &= ~b.has_tag_target | ((b.target_tag_matrix @ ctx.interests) > 0)
+            if b.has_seg_target.any():
+                ok &= ~b.has_seg_target | ((b.target_seg_matrix @ ctx.segments) > 0)
+        if b.has_caps.any() and ctx.user_id in ads.freq:
+            ok &= ~ads.capped(ctx.user_id, t)
+        camps = np.flatnonzero(ok)
+        if len(camps) == 0:
+            return None
+        # creatives of eligible campaigns; the best (pCTR × quality) per campaign
+        cr = np.flatnonzero(ok[b.creative_campaign])
+        pctr = np.asarray(self.ad_ctr.predict(ctx, cr), np.float64)
+        q = b.creative_quality[cr]
+        cc = b.creative_campaign[cr]
+        order = np.lexsort((-pctr * q, cc))
+        first = order[np.r_[True, cc[order][1:] != cc[order][:-1]]]
+        camps, cr, pctr, q = cc[first], cr[first], pctr[first], q[first]
+        ecpm = np.where(b.is_cpc[camps], b.bid[camps] * pctr * 1000.0, b.bid[camps])
+        keep = ecpm >= cfg.ads.reserve_ecpm
+        camps, cr, pctr, q, ecpm = (a[keep] for a in (camps, cr, pctr, q, ecpm))
+        score = ecpm * q
+        rank = np.lexsort((camps, -score))
+        camps, cr, pctr, q, score = (a[rank] for a in (camps, cr, pctr, q, score))
+        if cfg.one_ad_per_advertiser and len(camps):
+            adv = b.advertiser[camps]
+            _, first = np.unique(adv, return_index=True)
+            first.sort()
+            camps, cr, pctr, q, score = (a[first] for a in (camps, cr, pctr, q, score))
+        # pacing throttle (one draw per ranked campaign, so draws do not depend on λ)
+        passp = (pacing_pass_probability(b, ads, t, cfg.ads.pacing_band,
+                                         cfg.ads.pacing_min_pass)[camps]
+                 if cfg.ads.pacing else np.ones(len(camps)))
+        u = rng.random(len(camps))
+        passed = u < passp
+        # propensity of the k-th passing ad: it passes and those ranked between it and the
+        # previous passing ad fail
+        fail_cum = np.cumprod(np.where(passed, 1.0, 1.0 - passp))
+        idx = np.flatnonzero(passed)
+        prev = np.r_[-1, idx[:-1]]
+        before = np.where(prev >= 0, fail_cum[np.maximum(prev, 0)], 1.0)
+        skipped = fail_cum[np.maximum(idx - 1, 0)] / np.where(before > 0, before, 1.0)
+        skipped = np.where(idx - 1 > prev, skipped, 1.0)
+        prop = passp[idx] * skipped
+        camps, cr, pctr, q = camps[idx], cr[idx], pctr[idx], q[idx]
+        if len(camps) == 0:
+            return None
+        auction = run_auction(b, camps, cr, pctr, q, cfg.ads.reserve_ecpm)
+        k = min(len(auction), cfg.max_ads(n))
+        auction = AuctionResult(*(a[:k] for a in (
+            auction.campaigns, auction.creatives, auction.ecpm, auction.score,
+            auction.price_ecpm, auction.revenue, auction.charge, auction.pctr)))
+        pos = {int(c): i for i, c in enumerate(camps)}
+        prop = np.array([prop[pos[int(c)]] for c in auction.campaigns])
+        exposure = ctx.ad_exposure + np.arange(k)
+        cost = np.asarray(self.ux_cost.predict(ctx, auction.creatives, exposure), np.float64)
+        return AdPlan(auction, prop, cost)
+
+    def compose(self, request: FeedRequest, *, record: bool = True) -> Feed:
+        """Compose one feed (see :meth:`compose_with_stats`)."""
+        return self.compose_with_stats(request, record=record)[0]
+
+    def compose_with_stats(self, request: FeedRequest, *, record: bool = True
+                           ) -> tuple[Feed, FeedStats]:
+        """Compose one feed and report its expected revenue and predicted UX cost.
+
+        Args:
+            request: User, number of slots, time, context (``seed`` fixes this request's
+                randomness; ``consent_ads`` / ``consent_personalization`` can only narrow
+                the stored consent).
+            record: Update the cross-request state (frequency caps, spend, exposure, served
+                posts). ``False`` composes a what-if feed that leaves the state untouched.
+        """
+        cfg = self.config
+        n = request.n
+        ctx = self.context(request)
+        rng = self._rng(request)
+        plan = self.plan_ads(ctx, n, rng)
+        pool = self.generator.generate(ctx, n)
+        cat = self.catalog
+        if len(pool):
+            values = np.asarray(self.engagement.predict(ctx, pool.items, pool.rec_score),
+                                np.float64)
+            fat = self.state.fatigue.factors(ctx.user_id, cat.author[pool.items],
+                                             cat.topic[pool.items], ctx.now_s, cfg.rerank)
+            rr = self.reranker.rank(pool.items, values, n, ctx.now_s, self.explorer, rng, fat)
+        else:
+            values = np.empty(0)
+            rr = None
+        org = rr.order if rr is not None else np.empty(0, np.int64)
+        org_value = np.maximum(values[org], 0.0) if len(org) else np.empty(0)
+        lam = cfg.ux_lambda
+        slots: list[Slot] = []
+        i = j = 0
+        last_ad = -(10 ** 9)
+        n_ads = len(plan) if plan is not None else 0
+        max_ads = cfg.max_ads(n)
+        for p in range(n):
+            if (j < n_ads and j < max_ads and p >= cfg.first_ad_slot
+                    and p - last_ad > cfg.min_ad_gap):
+                displaced = org_value[i] if i < len(org) else 0.0
+                with np.errstate(invalid="ignore"):
+                    margin = plan.auction.revenue[j] - lam * (plan.ux_cost[j] + displaced)
+                if margin > 0:
+                    slots.append(self._ad_slot(ctx, plan, j, float(margin)))
+                    j += 1
+                    last_ad = p
+                    continue
+            if i < len(org):
+                slots.append(self._organic_slot(ctx, pool, org[i], rr.scores[i],
+                                                rr.propensities[i]))
+                i += 1
+            else:
+                break
+        feed = Feed(request, tuple(slots), f"{self.name}(lambda={lam:g})")
+        if record:
+            self.record(feed, plan)
+        stats = FeedStats(n_ads=j,
+                          revenue=float(plan.auction.revenue[:j].sum()) if j else 0.0,
+                          ux_cost=float(plan.ux_cost[:j].sum()) if j else 0.0,
+                          organic_value=float(org_value[:i].sum()))
+        return feed, stats
+
+    # ------------------------------------------------------------------ slots
+    def _organic_slot(self, ctx: UserContext, pool: Any, k: int, score: float, prop: float
+                      ) -> Slot:
+        cat = self.catalog
+        idx = int(pool.items[k])
+        src = pool.sources[int(pool.source[k])]
+        reasons = []
+        source = next((s for s in self.sources if s.name == src), None)
+        special = getattr(source, "reasons", None)
+        if special and idx in special:
+            reasons.append(special[idx])
+        elif src == "followed":
+            reasons.append(f"from {cat.authors[cat.author[idx]]}, whom you follow")
+        else:
+            reasons.append(SOURCE_REASONS.get(src, src))
+        if ctx.interests.any() and cat.topic[idx] >= 0 and ctx.interests[cat.topic[idx]] > 0:
+            reasons.append(f"matches #{self._tag_name(int(cat.topic[idx]))}")
+        if prop < 1.0:
+            reasons.append("exploring")
+        return Slot(item_id=str(cat.item_ids[idx]), kind="organic", score=float(score),
+                    propensity=float(prop), reasons=tuple(reasons),
+                    author_id=str(cat.authors[cat.author[idx]]) or None, source=src)
+
+    def _tag_name(self, code: int) -> str:
+        if not hasattr(self, "_tag_names"):
+            names = np.empty(len(self.catalog.tag_index), dtype=object)
+            for t, c in self.catalog.tag_index.items():
+                names[c] = t
+            self._tag_names = names
+        return str(self._tag_names[code])
+
+    def _ad_slot(self, ctx: UserContext, plan: AdPlan, j: int, margin: float) -> Slot:
+        b = self.book
+        a = plan.auction
+        c = int(a.campaigns[j])
+        camp = b.campaigns[c]
+        reason = "sponsored"
+        if ctx.consent_ads and camp.target_tags and ctx.interests.any():
+            hit = [t for t in camp.target_tags
+                   if ctx.interests[self.catalog.tag_index[t]] > 0]
+            if hit:
+                reason = f"sponsored: matches #{hit[0]}"
+        elif ctx.consent_ads and camp.target_segments:
+            reason = "sponsored: for people like you"
+        return Slot(item_id=str(b.creative_ids[a.creatives[j]]), kind="ad", score=margin,
+                    propensity=float(plan.propensity[j]), campaign_id=camp.campaign_id,
+                    reasons=(reason,), price=float(a.charge[j]),
+                    author_id=camp.advertiser_id, source="ad")
+
+    # ------------------------------------------------------------------ state updates
+    def record(self, feed: Feed, plan: AdPlan | None = None) -> None:
+        """Record a served feed: frequency, exposure and spend for its ads (CPM charged at
+        impression, never beyond the budget), and its posts as served."""
+        uid = str(feed.request.user_id)
+        now_s = feed.request.now.timestamp()
+        st = self.state
+        served = st.served.setdefault(uid, deque())
+        b = self.book
+        for s in feed.slots:
+            if s.kind == "ad":
+                c = b.index[s.campaign_id]
+                charge = s.price if not b.is_cpc[c] else 0.0
+                st.ads.record(AdImpression(uid, c, s.item_id, now_s, 0.0,
+                                           feed.request.request_id), charge)
+            else:
+                k = self.catalog.index.get(s.item_id)
+                if k is not None:
+                    served.append((now_s, k))
+
+    def record_click(self, campaign_id: str, price: float) -> float:
+        """Charge a CPC click; returns the amount charged (capped by the budget left)."""
+        if campaign_id not in self.book.index:
+            raise NotFoundError(f"unknown campaign {campaign_id!r}")
+        return self.state.ads.record_click(campaign_id, price)
+
+    def record_feedback(self, user_id: str, item_id: str, kind: str, ts: Any) -> None:
+        """Record a hide or report: the item is never shown again to the user and its author
+        and topics enter the fatigue window."""
+        if kind not in ("hide", "report"):
+            return
+        k = self.catalog.index.get(str(item_id))
+        if k is None:
+            return
+        t = pd.Timestamp(ts).tz_localize("UTC") if pd.Timestamp(ts).tzinfo is None else \
+            pd.Timestamp(ts)
+        tags = self.catalog.tags[k].indices
+        self.state.fatigue.record(str(user_id), int(self.catalog.author[k]), tags,
+                                  t.timestamp())
+        self.state.hidden.setdefault(str(user_id), set()).add(k)
+
+    def flush(self) -> int:
+        """Persist pending ad state to the store (no-op without a store)."""
+        return self.state.ads.flush()
+
+    # ------------------------------------------------------------------ guardrails
+    def guardrail_state(self, request: FeedRequest) -> GuardrailState:
+        ctx = self.context(request)
+        return GuardrailState(self.config, self.book, self.state.ads, ctx.consent_ads,
+                              ctx.consent_personalization, self.personal_sources)
+
+    def check(self, feed: Feed) -> list[Violation]:
+        """Violations of ``feed`` (check after it was composed and recorded)."""
+        return check_all(feed, self.guardrail_state(feed.request), self.guardrails)

@@ -1,0 +1,144 @@
+"""Re-ranking: author diversity, topic diversity (MMR), freshness and negative-feedback fatigue.
+
+The engagement values of the pool are turned into a positive utility ``u`` (shifted so the
+worst post is ~0), boosted for freshness and damped by fatigue; then posts are chosen one
+slot at a time by
+
+    score = u × author_decay ** (posts of this author already chosen)
+            − mmr_lambda × max(u) × max topic similarity to the posts already chosen
+
+with the :class:`~feedwise.feed.exploration.Explorer` making (and logging the probability
+of) each choice. Fatigue: an author or topic the user hid or reported is weighted
+``fatigue_floor`` for ``fatigue_window_hours``, then ramps linearly back to 1 over
+``fatigue_ramp_hours``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from feedwise.feed.catalog import Catalog
+from feedwise.feed.config import RerankConfig
+from feedwise.feed.exploration import Explorer
+
+
+class FatigueState:
+    """Authors and topics each user hid or reported, with the time of the latest one."""
+
+    def __init__(self) -> None:
+        self.authors: dict[str, dict[int, float]] = defaultdict(dict)
+        self.topics: dict[str, dict[int, float]] = defaultdict(dict)
+
+    def record(self, user_id: str, author: int, topics: np.ndarray, ts: float) -> None:
+        if author >= 0:
+            a = self.authors[user_id]
+            a[author] = max(a.get(author, ts), ts)
+        t = self.topics[user_id]
+        for k in np.asarray(topics).tolist():
+            t[int(k)] = max(t.get(int(k), ts), ts)
+
+    @staticmethod
+    def weight(age_s: np.ndarray, cfg: RerankConfig) -> np.ndarray:
+        """Fatigue weight as a function of the time since the negative feedback."""
+        window = cfg.fatigue_window_hours * 3600.0
+        ramp = cfg.fatigue_ramp_hours * 3600.0
+        frac = np.clip((age_s - window) / ramp, 0.0, 1.0) if ramp > 0 else (
+            (age_s >= window).astype(np.float64))
+        w = cfg.fatigue_floor + (1.0 - cfg.fatigue_floor) * frac
+        return np.where(age_s < 0, 1.0, w)
+
+    def factors(self, user_id: str, authors: np.ndarray, topics: np.ndarray, now_s: float,
+                cfg: RerankConfig) -> np.ndarray | None:
+        """Multiplicative fatigue weight per post (``None`` when the user hid nothing)."""
+        out = None
+        for table, keys in ((self.authors.get(user_id), authors),
+                            (self.topics.get(user_id), topics)):
+            if not table:
+                continue
+            codes = np.fromiter(table.keys(), np.int64, len(table))
+            times = np.fromiter(table.values(), np.float64, len(table))
+            w = self.weight(now_s - times, cfg)
+            hit = keys[:, None] == codes[None, :]
+            f = np.where(hit, w[None, :], 1.0).min(axis=1)
+            out = f if out is None else out * f
+        return out
+
+
+@dataclass
+class RerankResult:
+    """Chosen pool positions in slot order, their re-ranked scores and propensities."""
+
+    order: np.ndarray
+    scores: np.ndarray
+    propensities: np.ndarray
+
+
+class Reranker:
+    """Greedy slot-by-slot re-ranking with exploration.
+
+    Args:
+        config: Re-ranking weights.
+        catalog: The posts.
+        shortlist: Posts considered (the best by utility), as a multiple of the slots.
+    """
+
+    def __init__(self, config: RerankConfig, catalog: Catalog, shortlist: int = 4) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.shortlist = shortlist
+
+    def utility(self, items: np.ndarray, values: np.ndarray, now_s: float,
+                fatigue: np.ndarray | None) -> np.ndarray:
+        """Positive utility per post: shifted value, freshness boost, fatigue."""
+        cfg = self.config
+        u = values - values.min() + 1e-3 if len(values) else values
+        if cfg.freshness_weight:
+            age_h = np.maximum(now_s - self.catalog.created_s[items], 0.0) / 3600.0
+            u = u * (1.0 + cfg.freshness_weight
+                     * np.exp2(-age_h / cfg.freshness_half_life_hours))
+        if fatigue is not None:
+            u = u * fatigue
+        return u
+
+    def rank(self, items: np.ndarray, values: np.ndarray, n: int, now_s: float,
+             explorer: Explorer, rng: np.random.Generator,
+             fatigue: np.ndarray | None = None) -> RerankResult:
+        """Choose up to ``n`` posts of ``items`` in slot order."""
+        cfg = self.config
+        u = self.utility(items, values, now_s, fatigue)
+        m = min(len(items), max(self.shortlist * n, n + explorer.config.top_k, 40))
+        if m == 0:
+            e = np.empty(0, np.int64)
+            return RerankResult(e, np.empty(0), np.empty(0))
+        short = (np.argpartition(-u, m - 1)[:m] if m < len(u) else np.arange(len(u)))
+        short = short[np.argsort(-u[short], kind="stable")]
+        su = u[short]
+        sitems = items[short]
+        _, author = np.unique(self.catalog.author[sitems], return_inverse=True)
+        counts = np.zeros(author.max() + 1 if len(author) else 1)
+        tags = self.catalog.tag_rows(sitems) if cfg.mmr_lambda else None
+        max_sim = np.zeros(m)
+        umax = float(su.max()) if len(su) else 0.0
+        avail = np.ones(m, bool)
+        k = min(n, m)
+        order = np.empty(k, np.int64)
+        scores = np.empty(k)
+        props = np.empty(k)
+        decay = cfg.author_decay
+        for s in range(k):
+            sc = su * np.power(decay, counts[author]) if decay < 1 else su.copy()
+            if tags is not None:
+                sc -= cfg.mmr_lambda * umax * max_sim
+            sc[~avail] = -np.inf
+            j, p = explorer.choose(sc, rng)
+            order[s] = short[j]
+            scores[s] = sc[j]
+            props[s] = p
+            avail[j] = False
+            counts[author[j]] += 1
+            if tags is not None:
+                np.maximum(max_sim, tags @ tags[j], out=max_sim)
+        return RerankResult(order, scores, props)
