@@ -6,5 +6,6 @@
 """
 
 from feedwise.datasets.loaders import DATASETS, Dataset, load
+from feedwise.datasets.synthetic import SocialWorld, synthetic_social
 
-__all__ = ["DATASETS", "Dataset", "load"]
+__all__ = ["DATASETS", "Dataset", "SocialWorld", "load", "synthetic_social"]
