@@ -229,11 +229,12 @@ class CandidateGenerator:
         """The pool for one request (at least ``min_size`` posts when the catalogue allows)."""
         cfg = self.config
         excluded = ctx.excluded
-        extra = len(excluded)
+        soft = ctx.served
+        extra = len(excluded) + len(soft)
         allowed = [s for s in self.sources if ctx.consent_personalization or not s.personal]
         seen = np.zeros(self.n_items, bool)
-        if extra:
-            seen[excluded] = True
+        seen[excluded] = True
+        seen[soft] = True
         items, srcs, scores = [], [], []
         target = max(cfg.pool_size, min_size)
         total = 0
@@ -263,6 +264,13 @@ class CandidateGenerator:
             if q > 0 and total < target:
                 take(i, src, min(q, target - total))
         if total < min_size:  # fallback chain: refill without quotas
+            for i, src in enumerate(allowed):
+                if total >= target:
+                    break
+                take(i, src, target - total)
+        if total < min_size and len(soft):  # the catalogue ran dry: show served posts again
+            seen[soft] = False
+            seen[excluded] = True
             for i, src in enumerate(allowed):
                 if total >= target:
                     break

@@ -28,7 +28,9 @@ class UserContext:
             personalisation consent).
         segments: Binary segment vector.
         ad_exposure: Ads the user saw in the exposure window before this request.
-        excluded: Catalogue indices not to show (recently served, hidden).
+        excluded: Catalogue indices never to show (hidden or reported).
+        served: Catalogue indices served recently: not shown again unless the catalogue
+            would otherwise run dry.
     """
 
     request: FeedRequest
@@ -42,3 +44,4 @@ class UserContext:
     segments: np.ndarray
     ad_exposure: int = 0
     excluded: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    served: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))

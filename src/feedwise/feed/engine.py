@@ -302,21 +302,21 @@ class FeedEngine:
         segments = (self.users.segment_vector(r, self.n_segments) if known
                     else np.zeros(self.n_segments, np.float32))
         st = self.state
-        excluded = []
+        recent: list[int] = []
         served = st.served.get(uid)
         if served and self.config.exclude_served_within_s > 0:
             lo = now_s - self.config.exclude_served_within_s
             while served and served[0][0] <= lo:
                 served.popleft()
-            excluded = [i for t, i in served if t <= now_s]
+            recent = [i for t, i in served if t <= now_s]
         hid = st.hidden.get(uid)
-        if hid:
-            excluded.extend(hid)
         return UserContext(request=request, user_id=uid, row=r, now_s=now_s,
                            hour=request.now.hour, consent_ads=ca, consent_personalization=cp,
                            interests=interests, segments=segments,
                            ad_exposure=st.ads.recent_exposure(uid, now_s),
-                           excluded=np.unique(np.asarray(excluded, np.int64)))
+                           excluded=np.fromiter(hid, np.int64, len(hid)) if hid else
+                           np.empty(0, np.int64),
+                           served=np.unique(np.asarray(recent, np.int64)))
 
     def _rng(self, request: FeedRequest) -> np.random.Generator:
         seed = (request.context or {}).get("seed")
