@@ -130,11 +130,11 @@ def _ts_expr(col: str, dtype: str, ts_unit: str) -> str:
 
 def build_select(con: Any, src: str, mapping: dict[str, str], ts_unit: str = "s"
                  ) -> tuple[str, str, str]:
-    """Return (typed select list, reject-reason expression, ts expression) over source ``s``.
+    """Return (parsed relation, event select list, reject-reason expression).
 
-    The select list and reason read the parsed time as ``_ts`` (computed by the ts
-    expression in an inner query). The reason is NULL for a valid row, else
-    ``'field|reason'``.
+    The parsed relation holds every field parsed once (plus ``_row`` and the raw text of
+    fields whose parse can fail); the select list and the reason are expressions over it.
+    The reason is NULL for a valid row, else ``'field|reason'``.
     """
     desc = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
     types = {r[0]: r[1] for r in desc}
@@ -155,53 +155,66 @@ def build_select(con: Any, src: str, mapping: dict[str, str], ts_unit: str = "s"
         raise DataError(f"source has no column for required field(s) {missing}; map them with "
                         f"--mapping field=column (columns: {[c for c in types if c != '_row']})")
 
+    src_type = {f: types.get(mapping.get(f, f), "VARCHAR").upper() for f in EVENT_COLUMNS}
+
     def txt(f: str) -> str:
-        return f"nullif(trim(CAST({raw[f]} AS VARCHAR)), '')"
+        if raw[f] == "NULL":
+            return "NULL"
+        x = raw[f] if src_type[f] == "VARCHAR" else f"CAST({raw[f]} AS VARCHAR)"
+        return f"nullif(trim({x}), '')"
 
-    src_type = {f: types.get(mapping.get(f, f), "VARCHAR") for f in EVENT_COLUMNS}
+    def num(f: str, t: str) -> str:
+        return "NULL" if raw[f] == "NULL" else f"TRY_CAST({raw[f]} AS {t})"
+
+    def raw_txt(f: str) -> str:
+        """Raw text of a field whose parse can fail; typed (non-text) columns cannot."""
+        return txt(f) if src_type[f] in ("VARCHAR", "JSON") else "NULL"
+
+    ctx = "NULL"
+    if raw["context"] != "NULL":
+        ctx = (f"CAST(to_json({raw['context']}) AS VARCHAR)" if "STRUCT" in src_type["context"]
+               or "MAP" in src_type["context"] else txt("context"))
     ts = _ts_expr(raw["ts"], src_type["ts"], ts_unit) if raw["ts"] != "NULL" else "NULL"
-    kind = f"lower({txt('kind')})"
-    dwell = f"TRY_CAST({raw['dwell_ms']} AS BIGINT)"
-    value = f"TRY_CAST({raw['value']} AS DOUBLE)"
-    pos = f"TRY_CAST({raw['position']} AS INTEGER)"
-    prop = f"TRY_CAST({raw['propensity']} AS DOUBLE)"
-    ctx = "NULL" if raw["context"] == "NULL" else (
-        raw["context"] if "JSON" in src_type["context"].upper() else txt("context"))
-    if raw["context"] != "NULL" and "STRUCT" in src_type["context"].upper():
-        ctx = f"CAST(to_json({raw['context']}) AS VARCHAR)"
+    fallible = ("kind", "ts", "dwell_ms", "value", "position", "propensity")
+    # level 1: every field parsed once
+    parsed = (f"s._row AS _row, {txt('event_id')} AS p_event_id, {txt('user_id')} AS user_id, "
+              f"{txt('item_id')} AS item_id, lower({txt('kind')}) AS kind, {ts} AS ts, "
+              f"{num('dwell_ms', 'BIGINT')} AS dwell_ms, {num('value', 'DOUBLE')} AS value, "
+              f"{num('position', 'INTEGER')} AS position, {txt('surface')} AS surface, "
+              f"{txt('session_id')} AS session_id, {num('propensity', 'DOUBLE')} AS propensity, "
+              f"{ctx} AS context, {raw['ts']} IS NOT NULL AS ts_given, "
+              + ", ".join(f"{raw_txt(f)} AS raw_{f}" for f in fallible))
     kinds = ", ".join(_lit(k) for k in EVENT_KINDS)
-    eid = (f"coalesce({txt('event_id')}, md5(concat_ws('|', {txt('user_id')}, {txt('item_id')}, "
-           f"{kind}, CAST(epoch_ms(_ts) AS VARCHAR), CAST({value} AS VARCHAR), "
-           f"{txt('session_id')}, CAST({pos} AS VARCHAR))))")
-
-    def notnum(f: str, cast: str) -> str:
-        return f"({raw[f]} IS NOT NULL AND {cast} IS NULL AND {txt(f)} IS NOT NULL)"
-
-    shown = "left(CAST({x} AS VARCHAR), 40)"
+    eid = ("CASE WHEN p_event_id IS NOT NULL THEN p_event_id ELSE md5(concat_ws('|', user_id, "
+           "item_id, kind, CAST(epoch_ms(ts) AS VARCHAR), CAST(value AS VARCHAR), session_id, "
+           "CAST(position AS VARCHAR))) END")
+    fix_ts = "give an ISO-8601 time or unix seconds"
+    q = "''"  # a quote inside a SQL string literal
+    all_kinds = ", ".join(EVENT_KINDS)
     reason = f"""CASE
-      WHEN {txt('user_id')} IS NULL THEN 'user_id|missing user_id: every event needs a user'
-      WHEN {txt('item_id')} IS NULL THEN 'item_id|missing item_id: every event needs an item'
-      WHEN {kind} IS NULL THEN 'kind|missing kind: use one of {", ".join(EVENT_KINDS)}'
-      WHEN {kind} NOT IN ({kinds}) THEN 'kind|unknown kind ''' || {shown.format(x=txt('kind'))}
-           || ''': use one of {", ".join(EVENT_KINDS)}'
-      WHEN {raw['ts']} IS NULL THEN 'ts|missing ts: give an ISO-8601 time or unix seconds'
-      WHEN _ts IS NULL THEN 'ts|unparsable ts ''' || {shown.format(x=raw['ts'])}
-           || ''': give an ISO-8601 time or unix seconds'
-      WHEN {notnum('dwell_ms', dwell)} THEN 'dwell_ms|dwell_ms ''' || {shown.format(
-          x=raw['dwell_ms'])} || ''' is not an integer number of milliseconds'
-      WHEN {dwell} < 0 THEN 'dwell_ms|negative dwell_ms ' || {dwell} || ': must be >= 0'
-      WHEN {notnum('value', value)} THEN 'value|value ''' || {shown.format(x=raw['value'])}
-           || ''' is not a number'
-      WHEN {notnum('position', pos)} THEN 'position|position ''' || {shown.format(
-          x=raw['position'])} || ''' is not an integer'
-      WHEN {pos} < 0 THEN 'position|negative position: positions start at 0'
-      WHEN {notnum('propensity', prop)} OR {prop} <= 0 OR {prop} > 1 THEN
-           'propensity|propensity ''' || {shown.format(x=raw['propensity'])}
-           || ''' outside (0, 1]: log the probability the policy had of showing the item'
-      WHEN {ctx} IS NOT NULL AND NOT json_valid({ctx}) THEN 'context|context is not valid JSON'
+      WHEN user_id IS NULL THEN 'user_id|missing user_id: every event needs a user'
+      WHEN item_id IS NULL THEN 'item_id|missing item_id: every event needs an item'
+      WHEN kind IS NULL THEN 'kind|missing kind: use one of {all_kinds}'
+      WHEN kind NOT IN ({kinds}) THEN
+           'kind|unknown kind {q}' || left(raw_kind, 40) || '{q}: use one of {all_kinds}'
+      WHEN NOT ts_given THEN 'ts|missing ts: {fix_ts}'
+      WHEN ts IS NULL THEN
+           'ts|unparsable ts {q}' || coalesce(left(raw_ts, 40), '') || '{q}: {fix_ts}'
+      WHEN dwell_ms IS NULL AND raw_dwell_ms IS NOT NULL THEN
+           'dwell_ms|dwell_ms {q}' || left(raw_dwell_ms, 40) || '{q} is not an integer (ms)'
+      WHEN dwell_ms < 0 THEN 'dwell_ms|negative dwell_ms ' || dwell_ms || ': must be >= 0'
+      WHEN value IS NULL AND raw_value IS NOT NULL THEN
+           'value|value {q}' || left(raw_value, 40) || '{q} is not a number'
+      WHEN position IS NULL AND raw_position IS NOT NULL THEN
+           'position|position {q}' || left(raw_position, 40) || '{q} is not an integer'
+      WHEN position < 0 THEN 'position|negative position: positions start at 0'
+      WHEN (propensity IS NULL AND raw_propensity IS NOT NULL)
+           OR propensity <= 0 OR propensity > 1 THEN
+           'propensity|propensity {q}'
+           || coalesce(left(raw_propensity, 40), CAST(propensity AS VARCHAR))
+           || '{q} outside (0, 1]: log the probability the policy had of showing the item'
+      WHEN context IS NOT NULL AND NOT json_valid(context) THEN
+           'context|context is not valid JSON'
       ELSE NULL END"""
-    select = (f"{eid} AS event_id, {txt('user_id')} AS user_id, {txt('item_id')} AS item_id, "
-              f"{kind} AS kind, _ts AS ts, {dwell} AS dwell_ms, {value} AS value, "
-              f"{pos} AS position, {txt('surface')} AS surface, {txt('session_id')} AS "
-              f"session_id, {prop} AS propensity, {ctx} AS context")
-    return select, reason, ts
+    cols = ", ".join(c for c in EVENT_COLUMNS if c != "event_id")
+    return f"(SELECT {parsed} FROM {src} s)", f"{eid} AS event_id, {cols}", reason

@@ -138,30 +138,32 @@ class EventStore:
                                         header=header, fmt=fmt)
             name = source_name or name
             try:
-                select, reason, ts = build_select(c, src, m, ts_unit)
+                parsed, select, reason = build_select(c, src, m, ts_unit)
             except duckdb.Error as e:
                 raise DataError(f"{name}: cannot read source: {e}") from None
             cols = ", ".join(f'"{k}"' for k in EVENT_COLUMNS)
-            inner = f"(SELECT *, {ts} AS _ts FROM {src} s) s"
             c.execute("BEGIN TRANSACTION")
             try:
                 before = c.execute("SELECT count(*) FROM events").fetchone()[0]
                 c.execute(f"""CREATE OR REPLACE TEMP TABLE _fw_stage AS
-                    SELECT {select}, {reason} AS _reason, s._row AS _row,
-                           CASE WHEN {reason} IS NOT NULL THEN CAST(to_json(s) AS VARCHAR) END
-                           AS _raw
-                    FROM {inner}""")
-                valid = c.execute("SELECT count(*) FROM _fw_stage WHERE _reason IS NULL"
-                                  ).fetchone()[0]
-                c.execute(f"""INSERT INTO events ({cols})
-                    SELECT {cols} FROM (
-                        SELECT DISTINCT ON (event_id) {cols} FROM _fw_stage
-                        WHERE _reason IS NULL) v
-                    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = v.event_id)""")
+                    SELECT {select}, {reason} AS _reason, _row FROM {parsed} p""")
+                valid, distinct = c.execute(
+                    "SELECT count(*), count(DISTINCT event_id) FROM _fw_stage "
+                    "WHERE _reason IS NULL").fetchone()
+                # rows repeated inside the batch: keep one (rare, so only then pay for it)
+                rows = (f"SELECT DISTINCT ON (event_id) {cols} FROM _fw_stage "
+                        f"WHERE _reason IS NULL" if distinct < valid else
+                        f"SELECT {cols} FROM _fw_stage WHERE _reason IS NULL")
+                new = "" if before == 0 else (
+                    "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = v.event_id)")
+                c.execute(f"INSERT INTO events ({cols}) SELECT {cols} FROM ({rows}) v {new}")
                 after = c.execute("SELECT count(*) FROM events").fetchone()[0]
-                c.execute("""INSERT INTO rejects SELECT ?, _row, split_part(_reason, '|', 1),
-                        substr(_reason, strpos(_reason, '|') + 1), _raw, now()
-                    FROM _fw_stage WHERE _reason IS NOT NULL""", [name])
+                c.execute(f"""INSERT INTO rejects
+                    SELECT ?, r._row, split_part(r._reason, '|', 1),
+                           substr(r._reason, strpos(r._reason, '|') + 1),
+                           CAST(to_json(s) AS VARCHAR), now()
+                    FROM (SELECT _row, _reason FROM _fw_stage WHERE _reason IS NOT NULL) r
+                    JOIN {src} s ON s._row = r._row""", [name])
                 rejected = c.execute("SELECT count(*) FROM _fw_stage WHERE _reason IS NOT NULL"
                                      ).fetchone()[0]
                 if "read_csv(" in src:
