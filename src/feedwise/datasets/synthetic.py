@@ -66,6 +66,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from feedwise.errors import ConfigError
 from feedwise.schema import CAMPAIGN_COLUMNS, EVENT_COLUMNS, utc
@@ -199,6 +201,12 @@ def _to_ts(secs: np.ndarray) -> pd.DatetimeIndex:
     """Unix seconds (float) -> tz-aware UTC times at microsecond resolution."""
     return pd.to_datetime(np.round(np.asarray(secs, np.float64) * 1e6).astype(np.int64),
                           unit="us", utc=True)
+
+
+def _take(names: np.ndarray, codes: np.ndarray) -> pa.Array:
+    """``names[codes]`` as an Arrow string array (dictionary decode in C++)."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
+                                          pa.array(list(names), pa.string())).cast(pa.string())
 
 
 def _gumbel_topk(rng: np.random.Generator, logits: np.ndarray, k: int) -> np.ndarray:
@@ -392,15 +400,15 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
         has = in_flight.any(axis=1) & consent_ads[s_user]
         score[~has] = 0.0
         score -= score.max(axis=1, keepdims=True)
-        pc = np.exp(score)
-        pc /= pc.sum(axis=1, keepdims=True)
-        cum = np.cumsum(pc, axis=1)
+        p_camp = np.exp(score)
+        p_camp /= p_camp.sum(axis=1, keepdims=True)
+        cum = np.cumsum(p_camp, axis=1)
         u = rng.random((S, len(ad_pos)))
         camp = np.minimum((cum[:, None, :] < u[:, :, None]).sum(axis=2), C - 1)  # (S, A)
         fill = (rng.random((S, len(ad_pos))) < AD_FILL) & has[:, None]
         which = rng.integers(0, 1 << 30, (S, len(ad_pos))) % n_creatives[camp]
         creative = creative_first[camp] + which
-        prop = AD_FILL * np.take_along_axis(pc, camp, axis=1) / n_creatives[camp]
+        prop = AD_FILL * np.take_along_axis(p_camp, camp, axis=1) / n_creatives[camp]
         # frequency caps: drop proposals that would exceed any cap of their campaign
         si, ai = np.nonzero(fill)
         c_of, t_of, u_of = camp[si, ai], slot_ts[si, ad_pos[ai]], s_user[si]
@@ -532,20 +540,27 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
     es, ep, ek = cat["sess"], cat["pos"], cat["kind"].astype(np.int64)
     dwell = cat["dwell"]
     n_ev = len(es)
+    # string columns are built in Arrow from (codes, names): no per-row Python strings
+    sess_col = _take(sess_names, es)
+    strings = pa.table({
+        "event_id": pc.binary_join_element_wise(sess_col, _take(suffix, ep * len(KINDS) + ek),
+                                                ""),
+        "user_id": _take(user_names, s_user[es]),
+        "item_id": _take(item_names, cat["item"]),
+        "kind": _take(np.array(KINDS, dtype=object), ek),
+        "surface": _take(np.array(["home", "explore"], dtype=object), s_surface[es]),
+        "session_id": sess_col,
+    }).to_pandas()
     events = pd.DataFrame({
-        "event_id": sess_names[es] + suffix[ep * len(KINDS) + ek],
-        "user_id": user_names[s_user[es]],
-        "item_id": item_names[cat["item"]],
-        "kind": np.array(KINDS, dtype=object)[ek],
         "ts": _to_ts(cat["ts"]),
         "dwell_ms": pd.arrays.IntegerArray(np.where(dwell >= 0, dwell, 0), dwell < 0),
         "value": cat["value"],
         "position": ep.astype(np.int32),
-        "surface": np.array(["home", "explore"], dtype=object)[s_surface[es]],
-        "session_id": sess_names[es],
         "propensity": cat["prop"],
         "context": np.full(n_ev, None, dtype=object),
     })
+    for col in strings.columns:
+        events[col] = strings[col].to_numpy() if strings[col].dtype == object else strings[col]
     events = events[list(EVENT_COLUMNS)]
 
     # items
