@@ -1,0 +1,45 @@
+"""``feedwise serve``: the HTTP service (uvicorn, one process)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from feedwise.cli._common import DbOption, fail
+from feedwise.errors import FeedwiseError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+              port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+              db: DbOption = None,
+              registry: Annotated[str | None, typer.Option(
+                  envvar="FEEDWISE_REGISTRY", help="Model registry folder.")] = None,
+              keys_file: Annotated[str | None, typer.Option(
+                  envvar="FEEDWISE_KEYS_FILE", help="Hashed API keys (feedwise keys create)."
+              )] = None,
+              log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+              access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+              ) -> None:
+        """Serve feeds, recommendations and event collection over HTTP.
+
+        Settings come from FEEDWISE_* variables and FEEDWISE_SETTINGS_FILE; the options
+        here override them. One process: the store has a single writer.
+        """
+        import uvicorn
+
+        from feedwise.server.app import create_app
+        from feedwise.server.settings import Settings
+
+        overrides = {k: v for k, v in {"db": db, "registry": registry,
+                                       "keys_file": keys_file}.items() if v is not None}
+        try:
+            settings = Settings(**overrides)
+            app_ = create_app(settings)
+        except FeedwiseError as e:
+            raise fail(e) from None
+        # uvicorn's own access log prints paths and status only, never headers or keys
+        uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=access_log,
+                    timeout_graceful_shutdown=30)

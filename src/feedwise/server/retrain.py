@@ -1,0 +1,182 @@
+"""The closed loop: retrain on the newest events, evaluate on the newest slice, promote or not.
+
+One :func:`retrain` run:
+
+1. The window is ``[now - window_days, now)`` (all history without ``window_days``). If a
+   version is promoted and fewer than ``min_new_events`` events arrived since its window
+   ended, nothing is trained (decision ``skip``).
+2. The window is split in time (:func:`~feedwise.evaluation.temporal_split`): the newest
+   ``test_fraction`` of (user, item) pairs is the test slice.
+3. The candidate (``model`` + ``params``) is fitted on the older part and scored on the
+   newest slice (:func:`~feedwise.evaluation.evaluate`). The promoted version is scored on
+   the same slice: its artifact as it is when it was trained before the slice began (it
+   never saw the slice), otherwise its configuration refitted on the same older part.
+4. The candidate is promoted iff there is no promoted version or
+   ``ndcg_candidate >= ndcg_current - tolerance``. Either way the candidate is refitted on
+   the whole window, registered (with the held-out figures, never training-data figures)
+   and the decision with every figure is appended to the registry's ``decisions.jsonl``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from feedwise.errors import DataError
+from feedwise.evaluation import Split, evaluate, temporal_split
+from feedwise.evaluation import metrics as M
+from feedwise.models import get_model
+from feedwise.models.base import Recommender
+from feedwise.registry import DataWindow, ModelRegistry, ModelVersion
+from feedwise.schema import utc
+from feedwise.store import EventStore
+
+
+class RetrainConfig(BaseModel):
+    """How the loop retrains and decides.
+
+    Attributes:
+        model: Registered model name (``itemknn``, ``popularity``, ...).
+        params: Its hyperparameters.
+        window_days: Train on the last ``window_days`` days only (``None``: all history).
+        test_fraction: Share of the newest (user, item) pairs held out as the test slice.
+        k: List length of the metric (NDCG@k).
+        tolerance: Largest absolute NDCG@k drop vs the promoted version still promoted.
+        min_new_events: Skip the run when fewer events arrived since the last window.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "itemknn"
+    params: dict[str, Any] = Field(default_factory=dict)
+    window_days: float | None = Field(default=None, gt=0)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    k: int = Field(default=10, ge=1)
+    tolerance: float = Field(default=0.01, ge=0)
+    min_new_events: int = Field(default=1, ge=0)
+
+
+class RetrainDecision(BaseModel):
+    """What one run decided, with the figures it decided on."""
+
+    at: datetime
+    action: str  # "promote" | "keep" | "skip"
+    reason: str
+    candidate_version: str | None = None
+    current_version: str | None = None
+    ndcg_candidate: float | None = None
+    ndcg_current: float | None = None
+    baseline: str | None = None  # "artifact" | "refit" | None
+    tolerance: float
+    k: int
+    new_events: int
+    window: DataWindow
+    test_users: int = 0
+    test_cut: datetime | None = None
+
+
+def ndcg_on_split(model: Recommender, split: Split, k: int) -> tuple[float, int]:
+    """Mean NDCG@k of a fitted model on ``split.test`` (any id map), and the users scored.
+
+    Items the user has in ``split.train`` are excluded from the list, so a model trained on
+    older data is not penalised for recommending what the user has since seen.
+    """
+    test = split.test.matrix
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    uids = [str(u) for u in split.test.user_ids[users]]
+    train = split.train.matrix
+    seen = {u: split.train.item_ids[train.indices[train.indptr[r]:train.indptr[r + 1]]].tolist()
+            for u, r in zip(uids, users, strict=True)}
+    lists = model.recommend(uids, k, exclude=seen)
+    recs = np.full((len(uids), k), -1, dtype=np.int64)
+    index = split.test.item_index
+    for r, il in enumerate(lists):
+        cols = [index.get(str(i), -1) for i in il.ids]
+        recs[r, :len(cols)] = cols
+    hits = M.hits_matrix(recs, test[users])
+    n_rel = np.diff(test[users].indptr)
+    return float(np.mean(M.ndcg(hits, n_rel))) if len(users) else 0.0, len(users)
+
+
+def _metric(table: Any, name: str) -> float:
+    return float(table.loc[table["metric"] == name, "value"].iloc[0])
+
+
+def retrain(store: EventStore, registry: ModelRegistry, config: RetrainConfig,
+            now: datetime) -> RetrainDecision:
+    """Run the loop once (see the module docstring) and return the recorded decision."""
+    now = utc(now)
+    current: ModelVersion | None = registry.promoted()
+    since = now - timedelta(days=config.window_days) if config.window_days else None
+    last_until = current.data_window.until if current else None
+    cond, params = ["ts < ?"], [now]
+    if last_until is not None:
+        cond.append("ts >= ?")
+        params.append(last_until)
+    new_events = int(store.scalar(f"SELECT count(*) FROM events WHERE {' AND '.join(cond)}",
+                                  params))
+    wcond, wparams = ["ts < ?"], [now]
+    if since is not None:
+        wcond.append("ts >= ?")
+        wparams.append(since)
+    n_window = int(store.scalar(f"SELECT count(*) FROM events WHERE {' AND '.join(wcond)}",
+                                wparams))
+    window = DataWindow(since=since, until=now, n_events=n_window)
+    base = dict(at=now, tolerance=config.tolerance, k=config.k, new_events=new_events,
+                current_version=current.version if current else None)
+    if current is not None and new_events < config.min_new_events:
+        d = RetrainDecision(action="skip", window=window, **base,
+                            reason=f"{new_events} new events since {last_until} "
+                                   f"(< {config.min_new_events})")
+        registry.record_decision(d.model_dump(mode="json"))
+        return d
+    data = store.interactions(since, now)
+    window = window.model_copy(update={"n_users": data.n_users, "n_items": data.n_items})
+    split = temporal_split(data, test_fraction=config.test_fraction)
+    if split.test.nnz == 0 or split.train.nnz == 0:
+        raise DataError("the window is too small to hold out a test slice; widen "
+                        "--window-days or ingest more events")
+    cut_s = float(split.test.last_ts.data.min()) if split.test.last_ts is not None else None
+    cut = datetime.fromtimestamp(cut_s, UTC) if cut_s is not None else None
+    candidate = get_model(config.model, **config.params)
+    table = evaluate(candidate, split, config.k)
+    ndcg_cand = _metric(table, "ndcg")
+    n_test = int(_metric(table, "users"))
+    ndcg_cur, baseline = None, None
+    if current is not None:
+        trained_before = (current.data_window.until is not None and cut is not None
+                          and current.data_window.until <= utc(cut))
+        if trained_before:
+            ndcg_cur, _ = ndcg_on_split(registry.load(current.version), split, config.k)
+            baseline = "artifact"
+        else:
+            refit = get_model(current.model, **current.params).fit(split.train)
+            ndcg_cur, _ = ndcg_on_split(refit, split, config.k)
+            baseline = "refit"
+    promote = ndcg_cur is None or ndcg_cand >= ndcg_cur - config.tolerance
+    final = get_model(config.model, **config.params).fit(data)
+    metrics = {f"{row.metric}@{config.k}" if row.metric not in (
+        "fit_seconds", "recommend_seconds", "users") else row.metric: row.value
+        for row in table.itertuples()}
+    meta = registry.register(final, data_window=window, metrics=metrics,
+                             config=config.model_dump(),
+                             notes="held-out metrics on the newest "
+                                   f"{config.test_fraction:.0%} of pairs")
+    if ndcg_cur is None:
+        reason = "no promoted version yet"
+    elif promote:
+        reason = (f"NDCG@{config.k} {ndcg_cand:.4f} >= {ndcg_cur:.4f} - {config.tolerance}")
+    else:
+        reason = (f"NDCG@{config.k} {ndcg_cand:.4f} dropped more than {config.tolerance} "
+                  f"below {ndcg_cur:.4f}")
+    if promote:
+        registry.promote(meta.version, reason=reason, now=now)
+    d = RetrainDecision(action="promote" if promote else "keep", reason=reason, window=window,
+                        candidate_version=meta.version, ndcg_candidate=ndcg_cand,
+                        ndcg_current=ndcg_cur, baseline=baseline, test_users=n_test,
+                        test_cut=cut, **base)
+    registry.record_decision(d.model_dump(mode="json"))
+    return d
