@@ -1,0 +1,111 @@
+"""``feedwise report``: the behaviour-insight report as one self-contained HTML file."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from feedwise.cli._common import (
+    DbOption,
+    Format,
+    FormatOption,
+    emit,
+    err_console,
+    fail,
+    open_store,
+)
+from feedwise.errors import ConfigError, FeedwiseError
+
+
+def _when(value: str, name: str) -> datetime:
+    from feedwise.schema import utc
+
+    try:
+        return utc(datetime.fromisoformat(value))
+    except ValueError:
+        raise ConfigError(f"{name} {value!r} is not a date or time; use ISO format such as "
+                          "2026-01-31 or 2026-01-31T18:00:00Z") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report(
+        start: Annotated[str | None, typer.Option("--from", help="Start (ISO date/time, UTC; "
+                                                   "default: 28 days before --to).")] = None,
+        end: Annotated[str | None, typer.Option("--to", help="End, exclusive (ISO; default: "
+                                                 "the day after the last event).")] = None,
+        out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path(
+            "report.html"),
+        pdf: Annotated[Path | None, typer.Option("--pdf", help="Also print a PDF here "
+                                                 "(needs Chromium).")] = None,
+        png: Annotated[Path | None, typer.Option("--png", help="Also save a full-page PNG "
+                                                 "here (needs Chromium).")] = None,
+        k: Annotated[int, typer.Option("--k", min=1, help="Suppress cells describing fewer "
+                                       "than k users.")] = 10,
+        grain: Annotated[str, typer.Option("--grain", help="Trend period: hour, day, week, "
+                                           "month.")] = "day",
+        segments: Annotated[int, typer.Option("--segments", min=1, help="Behavioural "
+                                              "segments (k-means).")] = 5,
+        seed: Annotated[int, typer.Option("--seed", help="Clustering seed.")] = 0,
+        session_gap: Annotated[float, typer.Option("--session-gap", help="Minutes of "
+                                                   "inactivity that end a session.")] = 30.0,
+        write_profiles: Annotated[bool, typer.Option(
+            "--write-profiles/--no-write-profiles",
+            help="Store user profiles in the user_profiles table for the feed.")] = False,
+        title: Annotated[str, typer.Option("--title", help="Report title.")] =
+            "Behaviour insight",
+        db: DbOption = None,
+        fmt: FormatOption = Format.table,
+    ) -> None:
+        """Write the behaviour-insight report (KPIs, trends, retention, activity, funnel,
+        segments, content, campaigns) for [--from, --to) as one offline HTML file."""
+        from feedwise.report.builder import SECTIONS, ReportConfig, build_report
+        from feedwise.report.html import write_html
+
+        try:
+            t_from = _when(start, "--from") if start else None
+            t_to = _when(end, "--to") if end else None
+            store = open_store(db)
+            try:
+                if t_to is None:
+                    last = store.scalar("SELECT max(ts) FROM events")
+                    if last is None:
+                        raise ConfigError("the store has no events; ingest some first "
+                                          "(feedwise ingest FILE)")
+                    t_end = (last.replace(hour=0, minute=0, second=0, microsecond=0)
+                             + timedelta(days=1))
+                else:
+                    t_end = t_to
+                t_start = t_from or t_end - timedelta(days=28)
+                cfg = ReportConfig(k=k, grain=grain, n_segments=segments, seed=seed,
+                                   session_gap_minutes=session_gap,
+                                   write_profiles=write_profiles)
+                from rich.progress import Progress
+
+                with Progress(console=err_console, transient=True) as bar:
+                    task = bar.add_task("report", total=len(SECTIONS) + 1)
+
+                    def step(name: str) -> None:
+                        bar.update(task, advance=1, description=name)
+
+                    rep = build_report(store, t_start, t_end, cfg, progress=step)
+                    bar.update(task, description="html")
+                    path = write_html(rep, out, title=title)
+                    bar.update(task, advance=1)
+            finally:
+                store.close()
+            written = [path]
+            if pdf is not None or png is not None:
+                from feedwise.report.export import export
+
+                written += export(path, pdf=pdf, png=png)
+        except (FeedwiseError, ValueError) as e:
+            raise fail(e) from None
+        for p in written:
+            err_console.print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
+        rows = [{"section": n, "seconds": round(t, 3)} for n, t in rep.timings.items()]
+        rows.append({"section": "total", "seconds": round(sum(rep.timings.values()), 3)})
+        emit(rows, fmt, title=f"report {t_start:%Y-%m-%d} → {t_end:%Y-%m-%d}: time per section")
