@@ -16,7 +16,7 @@ from rich.table import Table
 from feedwise.errors import FeedwiseError
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class Format(StrEnum):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.progress import Progress
@@ -23,6 +24,8 @@ def register(app: typer.Typer) -> None:
         users: Annotated[int, typer.Option(help="Synthetic users.")] = 2000,
         days: Annotated[int, typer.Option(help="Synthetic days of activity.")] = 14,
         seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 0,
+        reset: Annotated[bool, typer.Option(
+            help="Empty the store first (it may hold another data set).")] = False,
         db: DbOption = None,
     ) -> None:
         """Generate (or load) data, ingest it, train Popularity and ItemKNN, evaluate on a
@@ -33,6 +36,12 @@ def register(app: typer.Typer) -> None:
         try:
             with open_store(db) as store, Progress(console=console, transient=True) as bar:
                 task = bar.add_task("loading data", total=4)
+                if reset:
+                    store.reset()
+                elif store.count_events():
+                    console.print(f"[yellow]note:[/] {store.path} already holds "
+                                  f"{store.count_events():,} events; they are evaluated too "
+                                  "(use --reset for a clean run)")
                 t0 = time.perf_counter()
                 if dataset == "synthetic":
                     from feedwise.datasets import synthetic_social
@@ -61,13 +70,23 @@ def register(app: typer.Typer) -> None:
             raise fail(e) from None
         console.print(f"[bold]feedwise demo[/] — {what} into {store.path} "
                       f"({time.perf_counter() - t0:.1f} s)")
-        console.print(f"ingest: {reports}")
-        console.print(f"interactions: {data!r}; split: {split!r}")
-        table = pd.concat(tables).pivot(index="model", columns="metric", values="value")
-        cols = ["precision", "recall", "map", "ndcg", "hit_rate", "mrr", "coverage", "novelty",
-                "fit_seconds", "recommend_seconds"]
-        emit(table[cols].reset_index(), Format.table, title="temporal split, k=10 "
-             "(test = the newest 20% of user-item pairs)")
+        rep = reports.get("report") if isinstance(reports, dict) else reports
+        if rep is not None:
+            console.print(f"ingested {rep.accepted:,} events ({rep.duplicates:,} duplicates, "
+                          f"{rep.rejected:,} rejected) in {rep.seconds:.1f} s")
+        console.print(f"interactions: {data.n_users:,} users x {data.n_items:,} items, "
+                      f"{data.nnz:,} pairs; temporal split: {split.train.nnz:,} train / "
+                      f"{split.test.nnz:,} test pairs")
+        table = pd.concat(tables).pivot(index="metric", columns="model", values="value")
+        order = ["precision", "recall", "map", "ndcg", "hit_rate", "mrr", "coverage", "novelty",
+                 "fit_seconds", "recommend_seconds", "users"]
+        emit(table.loc[order].reset_index(), Format.table,
+             title="temporal split, k=10 (test = the newest 20% of user-item pairs)")
+        known = np.asarray((split.train.matrix > 0).sum(axis=0)).ravel() > 0
+        fresh = 1.0 - float(known[split.test.matrix.tocoo().col].mean())
+        console.print(f"{fresh:.0%} of the test engagements are on items nobody engaged with "
+                      "before the cut (fresh posts): collaborative filtering cannot rank those, "
+                      "which bounds these scores; content and hybrid models address it.")
         sample = [u for u in split.test.user_ids[:50] if last.knows_user(u)][:3]
         for u, items in zip(sample, last.recommend(sample, 5), strict=True):
             console.print(f"[bold]{u}[/]")

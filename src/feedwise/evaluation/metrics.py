@@ -71,8 +71,9 @@ def coverage(recs: np.ndarray, n_items: int) -> float:
 
 
 def novelty(recs: np.ndarray, item_popularity: np.ndarray, n_users: int) -> float:
-    """Mean self-information ``-log2(p(i))`` of recommended items, p = share of users."""
-    p = np.clip(item_popularity / max(n_users, 1), 1e-12, 1.0)
+    """Mean self-information ``-log2(p(i))`` of recommended items, p = share of users
+    (an item nobody engaged with counts as engaged by one user)."""
+    p = np.clip(np.maximum(item_popularity, 1) / max(n_users, 1), 0.0, 1.0)
     r = recs[recs >= 0]
     return float(np.mean(-np.log2(p[r]))) if r.size else 0.0
 

@@ -78,6 +78,12 @@ class EventStore:
         c.execute(_ddl("campaigns", CAMPAIGN_COLUMNS, "campaign_id"))
         c.execute(_ddl("rejects", REJECT_COLUMNS))
 
+    def reset(self) -> None:
+        """Delete every event, item, user, campaign and reject (keeps the tables)."""
+        with self._lock:
+            for table in ("events", "items", "users", "campaigns", "rejects"):
+                self.con.execute(f"DELETE FROM {table}")
+
     def close(self) -> None:
         self.con.close()
 

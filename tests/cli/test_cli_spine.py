@@ -1,0 +1,66 @@
+"""The spine through the `feedwise` command: ingest, train, evaluate, recommend, demo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from feedwise.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def ml_db(tmp_path, shared_data, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = str(tmp_path / "fw.duckdb")
+    res = runner.invoke(app, ["ingest", str(shared_data / "movielens-100k" / "u.data"),
+                              "--mapping", "movielens-100k", "--db", db, "--format", "json"])
+    assert res.exit_code == 0, res.output
+    return db, json.loads(res.stdout)
+
+
+def test_ingest_reports_json(ml_db) -> None:
+    _, report = ml_db
+    assert report[0]["accepted"] == 100_000 and report[0]["rejected"] == 0
+
+
+def test_train_evaluate_recommend(ml_db, tmp_path) -> None:
+    db, _ = ml_db
+    res = runner.invoke(app, ["train", "--model", "itemknn", "--db", db])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "models" / "itemknn" / "model.npz").exists()
+
+    res = runner.invoke(app, ["evaluate", "--model", "popularity", "--split", "random",
+                              "--db", db, "-f", "csv"])
+    assert res.exit_code == 0, res.output
+    assert "ndcg" in res.stdout and res.stdout.startswith("model,metric,k,value")
+
+    res = runner.invoke(app, ["recommend", "196", "-n", "3", "--db", db, "-f", "json"])
+    recs = json.loads(res.stdout)
+    assert [r["rank"] for r in recs] == [1, 2, 3]
+    assert all(r["reason"].startswith("because you liked") for r in recs)
+
+    res = runner.invoke(app, ["recommend", "--all", "-n", "2", "--db", db, "-f", "jsonl"])
+    lines = [json.loads(x) for x in res.stdout.splitlines()]
+    assert len(lines) == 943 * 2 and len({x["user_id"] for x in lines}) == 943
+
+
+def test_errors_are_clean(tmp_path) -> None:
+    res = runner.invoke(app, ["ingest", str(tmp_path / "nope.csv"), "--db",
+                              str(tmp_path / "x.duckdb")])
+    assert res.exit_code == 2
+    assert "file not found" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["evaluate", "--model", "nosuch", "--db",
+                              str(tmp_path / "x.duckdb")])
+    assert res.exit_code == 2 and "unknown model" in res.output
+
+
+def test_demo_runs_end_to_end(tmp_path) -> None:
+    res = runner.invoke(app, ["demo", "--users", "300", "--days", "7", "--db",
+                              str(tmp_path / "demo.duckdb")])
+    assert res.exit_code == 0, res.output
+    assert "ndcg" in res.output and "itemknn" in res.output
+    assert "because you liked" in res.output
