@@ -35,9 +35,10 @@ def register(app: typer.Typer) -> None:
               db: DbOption = None) -> None:
         """Train a model on every event in the store and write its artifact (npz + JSON)."""
         try:
+            estimator = build(model, params)
             with open_store(db) as store, console.status(f"training {model}"):
                 data = store.interactions()
-                m = build(model, params).fit(data)
+                m = estimator.fit(data)
                 path = m.save(out or model_dir(model))
         except FeedwiseError as e:
             raise fail(e) from None
@@ -60,9 +61,10 @@ def register(app: typer.Typer) -> None:
         if split not in splitters:
             raise fail(FeedwiseError(f"unknown split {split!r}; use {sorted(splitters)}"))
         try:
+            estimator = build(model, params)
             with open_store(db) as store:
                 s = splitters[split](store.interactions())
-            table = run(build(model, params), s, k)
+            table = run(estimator, s, k)
         except FeedwiseError as e:
             raise fail(e) from None
         emit(table, fmt, title=f"{model} on {s.name} split, k={k}")
