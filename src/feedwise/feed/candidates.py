@@ -43,7 +43,7 @@ def _top(scores: np.ndarray, k: int) -> np.ndarray:
     if k <= 0:
         return np.empty(0, np.int64)
     if k < len(scores):
-        top = np.argpartition(-scores, k - 1)[:k]
+        top = np.argpartition(scores, len(scores) - k)[len(scores) - k:]
     else:
         top = np.arange(len(scores))
     return top[np.argsort(-scores[top], kind="stable")]

@@ -49,6 +49,8 @@ class Explorer:
 
     def choose(self, scores: np.ndarray, rng: np.random.Generator) -> tuple[int, float]:
         """The chosen index into ``scores`` and its propensity."""
+        if self.config.method == "none":
+            return int(np.argmax(scores)), 1.0
         idx, p = self.probabilities(scores)
         if len(idx) == 1 or self.config.method == "none":
             return int(idx[0]), 1.0
