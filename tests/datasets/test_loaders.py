@@ -252,6 +252,29 @@ def test_downloaded_tampered_zip_raises(shared_data: Path, tmp_path: Path, monke
 
     with pytest.raises(ChecksumError, match="fetch again"):
         loaders.locate("filmtrust", fetcher=fake_fetch, progress=False)
+    # the corrupt download is discarded, so the next fetch downloads again
+    assert not (tmp_path / "cache" / "downloads" / "filmtrust.zip").exists()
+    assert not (tmp_path / "cache" / "filmtrust").exists()
+
+
+def test_modified_cache_is_unpacked_again(shared_data: Path, tmp_path: Path,
+                                          monkeypatch) -> None:
+    monkeypatch.delenv("FEEDWISE_DATASETS_DIR", raising=False)
+    monkeypatch.setenv("FEEDWISE_DATA_HOME", str(tmp_path / "cache"))
+    src = shared_data / "filmtrust"
+    calls = []
+
+    def fake_fetch(url: str, dest: Path, progress: bool) -> None:
+        calls.append(url)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _zip_of({"ratings.txt": (src / "ratings.txt").read_bytes(),
+                 "trust.txt": (src / "trust.txt").read_bytes()}, dest)
+
+    folder = loaders.locate("filmtrust", fetcher=fake_fetch, progress=False)
+    (folder / "trust.txt").write_bytes(b"1 2 1\n")
+    assert loaders.locate("filmtrust", fetcher=fake_fetch, progress=False) == folder
+    assert loaders.sha256_of(folder / "trust.txt") == loaders.SPECS["filmtrust"].files["trust.txt"]
+    assert len(calls) == 1
 
 
 def test_download_failure_is_a_clean_error(tmp_path: Path, monkeypatch) -> None:

@@ -256,7 +256,8 @@ class Dataset:
                 "user_id": self.users["user_id"].astype(str).to_numpy(),
                 "consent_personalization": True, "consent_ads": True,
                 "consent_analytics": True,
-                "consent_updated_at": pd.Timestamp("1970-01-01", tz="UTC"),
+                "consent_updated_at": pd.Series(pd.NaT, index=range(len(self.users)),
+                                                dtype="datetime64[us, UTC]").to_numpy(),
                 "consent_source": "dataset",
                 "attributes": [json.dumps(r, default=str) for r in records]}))
         return store.ingest(self.events[EVENT_FRAME_COLUMNS], source_name=f"dataset:{self.name}")
@@ -296,7 +297,8 @@ def verify(spec: DatasetSpec, folder: Path, *, downloaded: bool = False) -> None
                             f"hold {', '.join(spec.files)} (unpacked from {spec.url})")
         actual = sha256_of(path)
         if actual != expected:
-            fix = (f"delete {folder} and fetch again (feedwise datasets fetch {spec.name})"
+            fix = (f"the download was discarded; fetch again (feedwise datasets fetch "
+                   f"{spec.name}); if it keeps failing the published file has changed"
                    if downloaded else
                    f"replace it with the unchanged file from {spec.url}, or point data_dir "
                    f"at an unmodified copy")
@@ -404,13 +406,26 @@ def locate(name: str, *, data_dir: str | os.PathLike | None = None,
                         f"unpack {spec.url} there (or point data_dir at the folder that holds "
                         f"the datasets)")
     folder = data_home() / spec.folder
-    if not all((folder / f).is_file() for f in spec.files):
-        archive = data_home() / "downloads" / spec.url.rsplit("/", 1)[-1]
-        if not archive.is_file():
-            (fetcher or download)(spec.url, archive, progress)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        _unpack(spec, archive, folder)
-    verify(spec, folder, downloaded=True)
+    archive = data_home() / "downloads" / spec.url.rsplit("/", 1)[-1]
+    if all((folder / f).is_file() for f in spec.files):
+        try:
+            verify(spec, folder, downloaded=True)
+            return folder
+        except ChecksumError:
+            if not archive.is_file():
+                raise
+            # the unpacked copy was modified: unpack it again from the kept archive below
+    if not archive.is_file():
+        (fetcher or download)(spec.url, archive, progress)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    _unpack(spec, archive, folder)
+    try:
+        verify(spec, folder, downloaded=True)
+    except ChecksumError:
+        # a corrupt download must not be reused: the next fetch downloads afresh
+        archive.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 

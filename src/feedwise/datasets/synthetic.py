@@ -28,8 +28,8 @@ The world, step by step:
   (``a`` = 2 on home, 1 on explore, 0 without personalisation consent; follows count only
   with consent) and draws the feed *without replacement* from the softmax (Plackett–Luce,
   via Gumbel top-k). The logged ``propensity`` of an organic slot is the exact probability
-  of that item given the items already placed above it: ``exp(l_i) / sum of exp(l_j)`` over
-  the candidates not yet placed.
+  of that item given the session's candidate pool and the items already placed above it:
+  ``exp(l_i) / sum of exp(l_j)`` over the candidates not yet placed.
 * **Ads** may fill positions 2, 8, 14, … (every six from 2): with probability 0.85, for users
   who consented to ads, a campaign in flight is drawn from the softmax of
   ``log(eCPM) + 2 x affinity to its topic``, then one of its creatives uniformly. Its
