@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
-import pytest
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 END = datetime(2026, 1, 12, tzinfo=UTC)
@@ -71,17 +70,3 @@ def load_tiny(store) -> None:
         "campaign_id": "c1", "name": "Winter sale", "bid_model": "cpm", "bid": 2.0,
         "daily_budget": 1.0, "start_at": datetime(2026, 1, 1, tzinfo=UTC),
         "end_at": datetime(2026, 1, 31, tzinfo=UTC), "status": "active"}]))
-
-
-@pytest.fixture()
-def tiny(store):
-    load_tiny(store)
-    return store
-
-
-@pytest.fixture()
-def scope(tiny):
-    from feedwise.analytics.scope import Scope
-
-    with Scope(tiny, START, END, k=1) as s:
-        yield s

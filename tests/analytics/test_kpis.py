@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from conftest import END, START
+from analytics_tiny import END, START
 
 from feedwise.analytics import campaigns, cohorts, content, funnels, kpis, sessions
 from feedwise.analytics.scope import Scope

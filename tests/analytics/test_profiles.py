@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import END, START
+from analytics_tiny import END, START
 
 from feedwise.analytics.profiles import UserProfiler, daypart_of, read_profiles
 from feedwise.analytics.scope import Scope

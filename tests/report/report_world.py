@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-import pytest
 
 START = datetime(2026, 2, 2, tzinfo=UTC)  # a Monday
 DAYS = 28
@@ -89,15 +88,3 @@ def load_world(store, world: dict[str, pd.DataFrame]) -> None:
     store.upsert_items(world["items"])
     store.upsert_users(world["users"])
     store.upsert_campaigns(world["campaigns"])
-
-
-@pytest.fixture(scope="module")
-def world_store():
-    from feedwise.store import EventStore
-
-    s = EventStore(":memory:")
-    w = make_world()
-    load_world(s, w)
-    s.world = w  # type: ignore[attr-defined]
-    yield s
-    s.close()

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import DAYS, START
+from report_world import DAYS, START
 
 from feedwise.report.builder import ReportConfig, build_report
 from feedwise.report.html import write_html

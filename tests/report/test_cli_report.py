@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import load_world, make_world
+from report_world import load_world, make_world
 from typer.testing import CliRunner
 
 from feedwise.cli import app

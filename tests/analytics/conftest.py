@@ -1,0 +1,20 @@
+"""Fixtures of the analytics tests (the tiny world lives in analytics_tiny.py)."""
+
+from __future__ import annotations
+
+import pytest
+from analytics_tiny import END, START, load_tiny
+
+
+@pytest.fixture()
+def tiny(store):
+    load_tiny(store)
+    return store
+
+
+@pytest.fixture()
+def scope(tiny):
+    from feedwise.analytics.scope import Scope
+
+    with Scope(tiny, START, END, k=1) as s:
+        yield s
