@@ -28,6 +28,7 @@ import copy
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,7 @@ from feedwise.feed.predictors import (
 from feedwise.feed.rerank import FatigueState, Reranker
 from feedwise.feed.types import Feed, FeedRequest, Slot
 from feedwise.ranking.engagement import MultiObjectiveModel
+from feedwise.schema import utc
 
 SOURCE_REASONS = {"trending": "trending now", "fresh": "new post", "recommender":
                   "recommended for you", "followed": "from someone you follow"}
@@ -229,34 +231,39 @@ class FeedEngine:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_store(cls, store: Any, recommender: Any = None, config: FeedConfig | None = None,
-                   **kwargs: Any) -> FeedEngine:
+                   *, until: datetime | None = None, **kwargs: Any) -> FeedEngine:
         """An engine over the store's items, users and campaigns.
 
-        Popularity, author affinity and interest profiles are derived from the events; ad
-        state is loaded from (and persisted to) the store.
+        Popularity, author affinity and interest profiles are derived from the events before
+        ``until`` (all when ``None``; set it to keep a hold-out period out of the features);
+        ad state is loaded from (and persisted to) the store.
         """
+        cond, params = "", []
+        if until is not None:
+            cond, params = "AND ts < ?", [utc(until)]
         items = store.items()
         items = items[items["kind"].fillna("post") != "ad"] if len(items) else items
-        pop = store.query("""SELECT item_id, count(DISTINCT user_id) AS n FROM events
-            WHERE kind IN ('click','like','comment','share','save','dwell','rating')
-            GROUP BY item_id""")
+        pop = store.query(f"""SELECT item_id, count(DISTINCT user_id) AS n FROM events
+            WHERE kind IN ('click','like','comment','share','save','dwell','rating') {cond}
+            GROUP BY item_id""", params)
         popularity = dict(zip(pop["item_id"].astype(str), pop["n"].astype(float), strict=True))
         campaigns = load_campaigns(store)
         engine = cls(recommender, items, campaigns, config, users=store.users(), store=store,
                      popularity=popularity, **kwargs)
-        engine._profiles_from_store(store)
+        engine._profiles_from_store(store, cond, params)
         return engine
 
-    def _profiles_from_store(self, store: Any) -> None:
+    def _profiles_from_store(self, store: Any, cond: str = "", params: list | None = None
+                             ) -> None:
         """Fill interests and author affinity of known users from their engagement."""
         u = self.users
         if u.n == 0:
             return
-        df = store.query("""SELECT e.user_id, i.author_id, t.tag, count(*) AS n
+        df = store.query(f"""SELECT e.user_id, i.author_id, t.tag, count(*) AS n
             FROM events e JOIN items i USING (item_id), unnest(coalesce(i.tags, []::VARCHAR[]))
                  AS t(tag)
-            WHERE e.kind IN ('click','like','comment','share','save','rating')
-            GROUP BY ALL""")
+            WHERE e.kind IN ('click','like','comment','share','save','rating') {cond}
+            GROUP BY ALL""", params or [])
         if df.empty:
             return
         rows = np.array([u.row(x) for x in df["user_id"].astype(str)], np.int64)
@@ -479,7 +486,7 @@ class FeedEngine:
         else:
             reasons.append(SOURCE_REASONS.get(src, src))
         if ctx.interests.any() and cat.topic[idx] >= 0 and ctx.interests[cat.topic[idx]] > 0:
-            reasons.append(f"matches #{self._tag_name(int(cat.topic[idx]))}")
+            reasons.append(f"matches #{self._tag_name(int(cat.topic[idx])).lstrip('#')}")
         if prop < 1.0:
             reasons.append("exploring")
         return Slot(item_id=str(cat.item_ids[idx]), kind="organic", score=float(score),
@@ -504,7 +511,7 @@ class FeedEngine:
             hit = [t for t in camp.target_tags
                    if ctx.interests[self.catalog.tag_index[t]] > 0]
             if hit:
-                reason = f"sponsored: matches #{hit[0]}"
+                reason = f"sponsored: matches #{hit[0].lstrip('#')}"
         elif ctx.consent_ads and camp.target_segments:
             reason = "sponsored: for people like you"
         return Slot(item_id=str(b.creative_ids[a.creatives[j]]), kind="ad", score=margin,
@@ -566,3 +573,14 @@ class FeedEngine:
     def check(self, feed: Feed) -> list[Violation]:
         """Violations of ``feed`` (check after it was composed and recorded)."""
         return check_all(feed, self.guardrail_state(feed.request), self.guardrails)
+
+
+def engine_for_service(model: Any, store: Any, config: FeedConfig | None = None,
+                       flush_every: int = 50) -> FeedEngine:
+    """The engine the HTTP service serves: the store's posts, users and campaigns around
+    ``model``; ad state is flushed to the store every ``flush_every`` ad impressions."""
+    if store is None:
+        raise ConfigError("the feed engine needs the store (items, users, campaigns)")
+    engine = FeedEngine.from_store(store, model, config)
+    engine.state.ads.flush_every = flush_every
+    return engine

@@ -1,0 +1,115 @@
+"""``feedwise campaigns add FILE`` / ``feedwise campaigns list``: manage ad campaigns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, fail, open_store
+from feedwise.errors import DataError, FeedwiseError
+
+
+def read_campaigns(path: Path) -> list[Any]:
+    """Campaigns from a YAML or JSON file: one campaign, a list, or ``{"campaigns": [...]}``.
+
+    Raises:
+        DataError: naming the file, the campaign's position and the bad field.
+    """
+    from pydantic import ValidationError
+
+    from feedwise.feed.ads import Campaign
+
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            doc = yaml.safe_load(text)
+        else:
+            doc = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - any parse error becomes one clean message
+        raise DataError(f"{path}: cannot parse ({e}); expected YAML or JSON") from None
+    if isinstance(doc, dict) and "campaigns" in doc:
+        doc = doc["campaigns"]
+    if isinstance(doc, dict):
+        doc = [doc]
+    if not isinstance(doc, list) or not doc:
+        raise DataError(f"{path}: expected a campaign, a list of campaigns or "
+                        "{'campaigns': [...]}")
+    out = []
+    for i, d in enumerate(doc):
+        try:
+            out.append(Campaign.model_validate(d))
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(x) for x in err["loc"]) or "(campaign)"
+            cid = d.get("campaign_id", "?") if isinstance(d, dict) else "?"
+            raise DataError(f"{path}: campaign {i + 1} ({cid}), field {field!r}: {err['msg']}; "
+                            "fix the file and run again") from None
+        except FeedwiseError as e:
+            raise DataError(f"{path}: campaign {i + 1}: {e}") from None
+    return out
+
+
+def save_campaigns(store: Any, campaigns: list[Any]) -> int:
+    """Upsert campaigns and their creatives (as items of kind ``ad``)."""
+    import pandas as pd
+
+    store.upsert_campaigns(pd.DataFrame([c.to_row() for c in campaigns]))
+    items = [{"item_id": cr.item_id, "kind": "ad", "author_id": c.advertiser_id,
+              "title": cr.title, "text": cr.text, "tags": cr.tags or c.target_tags,
+              "campaign_id": c.campaign_id} for c in campaigns for cr in c.creatives]
+    store.upsert_items(items)
+    return len(campaigns)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Manage ad campaigns (YAML/JSON files).", no_args_is_help=True)
+
+    @group.command("add")
+    def add(file: Annotated[Path, typer.Argument(help="Campaign file (.yaml, .yml, .json).")],
+            db: DbOption = None) -> None:
+        """Validate campaigns from FILE and add (or replace) them in the store."""
+        try:
+            campaigns = read_campaigns(file)
+            with open_store(db) as store:
+                n = save_campaigns(store, campaigns)
+        except FeedwiseError as e:
+            raise fail(e) from None
+        console.print(f"added {n} campaign(s): {', '.join(c.campaign_id for c in campaigns)}")
+
+    @group.command("list")
+    def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+        """List campaigns with bids, budgets, targeting, caps and spend."""
+        from feedwise.feed.ads import load_campaigns
+
+        try:
+            with open_store(db) as store:
+                campaigns = load_campaigns(store)
+                spend = {}
+                tables = set(store.query("SELECT table_name FROM information_schema.tables"
+                                         )["table_name"])
+                if "ad_spend" in tables:
+                    df = store.query("SELECT campaign_id, spend_today, spend_total "
+                                     "FROM ad_spend")
+                    spend = {r.campaign_id: (r.spend_today, r.spend_total)
+                             for r in df.itertuples(index=False)}
+        except FeedwiseError as e:
+            raise fail(e) from None
+        rows = [{"campaign_id": c.campaign_id, "advertiser_id": c.advertiser_id,
+                 "status": c.status, "bid_model": c.bid_model, "bid": c.bid,
+                 "daily_budget": c.daily_budget, "total_budget": c.total_budget,
+                 "spend_today": float(spend.get(c.campaign_id, (0.0, 0.0))[0]),
+                 "spend_total": float(spend.get(c.campaign_id, (0.0, 0.0))[1]),
+                 "targeting": ", ".join(c.target_tags + c.target_segments) or "-",
+                 "caps": ", ".join(f"{f.max_impressions}/{f.window_s:g}s"
+                                   for f in c.frequency_caps) or "-",
+                 "creatives": len(c.creatives)} for c in campaigns]
+        emit(rows, fmt, title="campaigns")
+
+    app.add_typer(group, name="campaigns")
