@@ -69,7 +69,8 @@ def train_engagement(store: Any, rec: Any, cfg: Any, holdout: float = 0.2):
     secs = (pd.to_datetime(imps["ts"], utc=True) - pd.Timestamp(0, tz="UTC")
             ).dt.total_seconds().to_numpy()
     _, test = temporal_split(secs, holdout)
-    cutoff = pd.Timestamp(int(np.floor(secs[test].min() * 1e6)), unit="us", tz="UTC").to_pydatetime()
+    first_us = int(np.floor(secs[test].min() * 1e6))
+    cutoff = pd.Timestamp(first_us, unit="us", tz="UTC").to_pydatetime()
     engine = FeedEngine.from_store(store, None, cfg, until=cutoff)
     ads = ev[ev["kind"] == "ad_impression"]
     ad_times = {u: np.sort((pd.to_datetime(g["ts"], utc=True) - pd.Timestamp(0, tz="UTC")
