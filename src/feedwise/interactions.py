@@ -93,7 +93,7 @@ class Interactions:
         last = None
         if ts is not None and ts in df.columns:
             t = df[ts]
-            if np.issubdtype(t.dtype, np.number):
+            if pd.api.types.is_numeric_dtype(t.dtype):
                 secs = t.to_numpy(dtype=np.float64)
             else:
                 secs = (pd.to_datetime(t, utc=True) - pd.Timestamp(0, tz="UTC")
