@@ -7,13 +7,14 @@ optional exploration) → ads (eligibility, pacing, auction) → insertion under
   consent, frequency caps and budgets;
 * within them, the next ad in auction order takes slot ``p`` only if
 
-      revenue − λ × (annoyance + value of the organic post it displaces) > 0,
+      value − λ × (annoyance + engagement value of the organic post it displaces) > 0,
 
-  i.e. its revenue minus λ × its UX cost beats the displaced post, worth λ × its
-  engagement value. The ad sequence does not depend on λ and a failing ad is not replaced
-  by a lower one, so a larger λ never places more ads: revenue and predicted UX cost fall
-  monotonically as λ rises; λ = 0 places every ad the hard rules allow (revenue-greedy),
-  λ = ∞ places none.
+  where an ad's value is its effective bid per impression (eCPM / 1000; what it pays is the
+  second price, at most that): its value minus λ × its UX cost beats the displaced post,
+  worth λ × its engagement value. The ad sequence does not depend on λ and a failing ad
+  is not replaced by a lower one, so a larger λ never places more ads: revenue and
+  predicted UX cost fall monotonically as λ rises; λ = 0 places every ad the hard rules
+  allow (revenue-greedy), λ = ∞ places none.
 
 Every slot carries its kind, score, reasons, source and the propensity with which it was
 chosen (exploration for organic slots, the pacing throttle for ad slots).
@@ -128,6 +129,11 @@ class AdPlan:
     auction: AuctionResult
     propensity: np.ndarray
     ux_cost: np.ndarray
+
+    @property
+    def value(self) -> np.ndarray:
+        """Each ad's expected value per impression: its effective bid (eCPM / 1000)."""
+        return self.auction.ecpm / 1000.0
 
     def __len__(self) -> int:
         return len(self.auction)
@@ -449,7 +455,7 @@ class FeedEngine:
                     and p - last_ad > cfg.min_ad_gap):
                 displaced = org_value[i] if i < len(org) else 0.0
                 with np.errstate(invalid="ignore"):
-                    margin = plan.auction.revenue[j] - lam * (plan.ux_cost[j] + displaced)
+                    margin = plan.value[j] - lam * (plan.ux_cost[j] + displaced)
                 if margin > 0:
                     slots.append(self._ad_slot(ctx, plan, j, float(margin)))
                     j += 1
