@@ -64,7 +64,7 @@ def make_world(root: Path, **overrides) -> World:
     read, _ = create_key(keys, ["read"])
     ingest, _ = create_key(keys, ["ingest"])
     settings = Settings(db=str(db), registry=str(reg.root), keys_file=str(keys),
-                        reload_interval_s=0, **overrides)
+                        **{"reload_interval_s": 0, **overrides})
     return World(root, settings, admin, read, ingest, reg)
 
 

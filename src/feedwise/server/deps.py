@@ -46,7 +46,8 @@ class ServiceState:
         self.served: Served | None = None
         self.no_personalization: set[str] = set()
         self.no_ads: set[str] = set()
-        self._swap_lock = threading.Lock()
+        self._swap_lock = threading.RLock()
+        self._dirty = False
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._load_consent()
@@ -61,14 +62,56 @@ class ServiceState:
                 return False
             meta = self.registry.get(version)
             model = self.registry.load(version)
-            served = Served(meta, model, build_policy(model, self.store))
-            swapped = self.served is not None
+            old = self.served
+            served = Served(meta, model, self._policy(model))
             self.served = served  # the swap: one reference assignment
+        self._retire(old)
         self.metrics.set_model(meta.version, meta.model)
-        if swapped:
+        if old is not None:
             self.metrics.model_swaps.inc()
         log.info("serving model %s (%s)", meta.version, meta.model)
         return True
+
+    def _policy(self, model):  # noqa: ANN001, ANN202
+        policy = build_policy(model, self.store)
+        ads = getattr(getattr(policy, "state", None), "ads", None)
+        if ads is not None and hasattr(ads, "flush_every"):
+            ads.flush_every = 0  # ad state is flushed by the writer thread, never by requests
+        return policy
+
+    def catalogue_changed(self) -> None:
+        """Items, campaigns or users changed: rebuild the policy (now, or on the next tick)."""
+        self._dirty = True
+        if self.settings.reload_interval_s <= 0:
+            self.refresh_policy()
+
+    def refresh_policy(self) -> None:
+        """Rebuild the served policy around the same model (new catalogue and campaigns)."""
+        with self._swap_lock:
+            old = self.served
+            if old is None or not self._dirty:
+                return
+            self._dirty = False
+            self._flush(old)  # the new engine loads the ad state the old one wrote
+            self.served = Served(old.meta, old.model, self._policy(old.model))
+
+    def _flush(self, served: Served | None) -> None:
+        flush = getattr(served.policy, "flush", None) if served else None
+        if flush is not None and self.writer.alive:
+            self.writer.call(lambda store: flush()).result(self.settings.write_timeout_s)
+
+    def _retire(self, old: Served | None) -> None:
+        try:
+            self._flush(old)
+        except Exception:  # noqa: BLE001 - the old version's ad state is best effort
+            log.exception("flushing the retired policy failed")
+
+    def tick(self) -> None:
+        """One round of the watcher: pick up promotions and catalogue changes, flush ads."""
+        self.reload()
+        if self._dirty:
+            self.refresh_policy()
+        self._flush(self.served)
 
     def start_watcher(self) -> None:
         interval = self.settings.reload_interval_s
@@ -78,9 +121,9 @@ class ServiceState:
         def watch() -> None:
             while not self._stop.wait(interval):
                 try:
-                    self.reload()
+                    self.tick()
                 except Exception:  # noqa: BLE001 - keep serving the current version
-                    log.exception("loading the promoted model failed; still serving %s",
+                    log.exception("the model watcher failed; still serving %s",
                                   self.served.version if self.served else None)
 
         self._watcher = threading.Thread(target=watch, name="feedwise-model-watch", daemon=True)
@@ -104,6 +147,7 @@ class ServiceState:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(5)
+        self._retire(self.served)
         self.writer.close()
         self.store.close()
 

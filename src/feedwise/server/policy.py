@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from feedwise.errors import FeedwiseError
 from feedwise.feed.types import Feed, FeedRequest, Policy, Slot
 from feedwise.models.base import Recommender
 from feedwise.registry import ModelVersion
@@ -55,9 +56,11 @@ def build_policy(model: Recommender, store: Any = None) -> Policy:
         return ModelFeedPolicy(model)
     try:
         return factory(model, store)
+    except FeedwiseError as e:  # e.g. no posts in the catalogue yet
+        log.warning("FeedEngine not built (%s); serving the model's list as organic slots", e)
     except Exception:  # noqa: BLE001 - a broken engine must not take the service down
-        log.exception("FeedEngine could not be built; serving model feeds")
-        return ModelFeedPolicy(model)
+        log.exception("FeedEngine could not be built; serving the model's list")
+    return ModelFeedPolicy(model)
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,10 @@ class Writer:
                 j.future.set_result(r)
 
     def _ingest(self, jobs: list[_EventJob]) -> list[EventsResult]:
+        with self.store._lock:  # store.con is shared with anything else that writes
+            return self._ingest_locked(jobs)
+
+    def _ingest_locked(self, jobs: list[_EventJob]) -> list[EventsResult]:
         rows = [r for j in jobs for r in j.rows]
         cols: dict[str, list] = {c: [r.get(c) for r in rows] for c in EVENT_COLUMNS}
         ids = cols["event_id"]

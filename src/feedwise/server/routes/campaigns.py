@@ -98,6 +98,7 @@ def put_campaign(campaign_id: CampaignId, body: CampaignBody, state: State,
     wait(state.writer.call(lambda s: s.upsert_campaigns(df),
                            timeout=state.settings.write_timeout_s),
          state.settings.write_timeout_s)
+    state.catalogue_changed()
     return _read(state, campaign_id)
 
 
@@ -138,6 +139,7 @@ def patch_campaign(campaign_id: CampaignId, body: CampaignPatch, state: State,
     try:
         wait(state.writer.call(apply, timeout=state.settings.write_timeout_s),
              state.settings.write_timeout_s)
+        state.catalogue_changed()
     except NotFoundError:
         raise HTTPException(404, f"unknown campaign {campaign_id!r}") from None
     return _read(state, campaign_id)

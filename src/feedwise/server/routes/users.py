@@ -43,6 +43,7 @@ def put_user(user_id: UserId, body: UserBody, state: State, key: AdminKey) -> Us
 
     wait(state.writer.call(write, timeout=state.settings.write_timeout_s),
          state.settings.write_timeout_s)
+    state.catalogue_changed()
     return get_user(user_id, state, key)
 
 
