@@ -30,7 +30,7 @@ from feedwise.evaluation.policies import (
 from feedwise.evaluation.simulator import Simulator
 
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01,
-                                      0.013, 0.017, 0.022, 0.03)
+                                      0.013, 0.017, 0.022, 0.03, 0.05, 0.1)
 #: Guardrail grid: (max_ad_load, first_ad_slot, min_gap).
 DEFAULT_GUARDRAILS: tuple[tuple[float, int, int], ...] = ((0.25, 2, 2), (0.25, 1, 1),
                                                          (0.25, 3, 3))
