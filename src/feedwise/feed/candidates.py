@@ -241,7 +241,7 @@ class CandidateGenerator:
 
         def take(src_i: int, src: CandidateSource, k: int) -> None:
             nonlocal total
-            idx, sc = src.candidates(ctx, k + extra)
+            idx, sc = src.candidates(ctx, k + extra + total)  # room for duplicates
             if len(idx) == 0:
                 return
             fresh = ~seen[idx]

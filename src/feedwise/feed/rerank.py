@@ -1,7 +1,7 @@
 """Re-ranking: author diversity, topic diversity (MMR), freshness and negative-feedback fatigue.
 
-The engagement values of the pool are turned into a positive utility ``u`` (shifted so the
-worst post is ~0), boosted for freshness and damped by fatigue; then posts are chosen one
+The engagement values of the pool are turned into a positive utility ``u`` (shifted up when
+some are negative), boosted for freshness and damped by fatigue; then posts are chosen one
 slot at a time by
 
     score = u × author_decay ** (posts of this author already chosen)
@@ -94,7 +94,8 @@ class Reranker:
                 fatigue: np.ndarray | None) -> np.ndarray:
         """Positive utility per post: shifted value, freshness boost, fatigue."""
         cfg = self.config
-        u = values - values.min() + 1e-3 if len(values) else values
+        # utilities must be positive for the multiplicative terms: shift only when needed
+        u = values - min(float(values.min()), 0.0) + 1e-3 if len(values) else values
         if cfg.freshness_weight:
             age_h = np.maximum(now_s - self.catalog.created_s[items], 0.0) / 3600.0
             u = u * (1.0 + cfg.freshness_weight
