@@ -23,12 +23,11 @@ DAY_MARKS: tuple[int, ...] = (1, 7, 30)
 
 
 def _first_seen_sql() -> str:
-    return """first AS (SELECT user_id, min(ts) AS first_ts,
-                            CAST(date_trunc('day', min(ts)) AS DATE) AS first_day,
-                            CAST(date_trunc('week', min(ts)) AS DATE) AS cohort
-                     FROM hist GROUP BY user_id),
-              act AS (SELECT DISTINCT user_id, CAST(date_trunc('day', ts) AS DATE) AS day
-                      FROM hist)"""
+    return """first AS (SELECT user_id, first_ts,
+                            CAST(date_trunc('day', first_ts) AS DATE) AS first_day,
+                            CAST(date_trunc('week', first_ts) AS DATE) AS cohort
+                     FROM user_span),
+              act AS (SELECT user_id, day FROM user_days)"""
 
 
 def day_retention(scope: Scope, marks: tuple[int, ...] = DAY_MARKS) -> pd.DataFrame:

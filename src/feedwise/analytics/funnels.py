@@ -37,16 +37,19 @@ def funnel(scope: Scope, by_surface: bool = True) -> pd.DataFrame:
     imp = ", ".join(repr(k) for k in STEPS[0][1])
     surf = (f"coalesce(arg_min(surface, ts) FILTER (WHERE kind IN ({imp})), 'unknown')"
             if by_surface else "'all'")
-    reach = []
-    for i, (name, _) in enumerate(STEPS):
+    aggs = []
+    for i in range(len(STEPS)):
         cond = " AND ".join(f"f{j}" for j in range(i + 1))
-        reach.append(f"SELECT surface, '{name}' AS step, {i} AS step_no, "
-                     f"count(*) FILTER (WHERE {cond}) AS pairs, "
-                     f"count(DISTINCT user_id) FILTER (WHERE {cond}) AS users FROM p "
-                     "GROUP BY surface")
-    df = scope.query(f"""WITH p AS (SELECT user_id, item_id, {surf} AS surface, {flags}
-                                  FROM ev GROUP BY user_id, item_id)
-        {' UNION ALL '.join(reach)} ORDER BY surface, step_no""")
+        aggs.append(f"count(*) FILTER (WHERE {cond}) AS pairs{i}, "
+                    f"count(DISTINCT user_id) FILTER (WHERE {cond}) AS users{i}")
+    wide = scope.query(f"""WITH p AS (SELECT user_id, item_id, {surf} AS surface, {flags}
+                                    FROM ev GROUP BY user_id, item_id)
+        SELECT surface, {', '.join(aggs)} FROM p GROUP BY surface ORDER BY surface""")
+    df = pd.DataFrame([{"surface": r["surface"], "step": name, "step_no": i,
+                        "pairs": int(r[f"pairs{i}"]), "users": int(r[f"users{i}"])}
+                       for r in wide.to_dict(orient="records")
+                       for i, (name, _) in enumerate(STEPS)],
+                      columns=["surface", "step", "step_no", "pairs", "users"])
     if df.empty:
         return df.assign(rate_from_prev=[], rate_from_start=[], suppressed=[])
     df = df[df["surface"].isin(df.loc[(df["step_no"] == 0) & (df["pairs"] > 0), "surface"])]

@@ -30,7 +30,7 @@ from typing import Literal
 import pandas as pd
 
 from feedwise.analytics.scope import Scope
-from feedwise.analytics.sessions import SessionConfig, session_summary, sessions_sql
+from feedwise.analytics.sessions import SessionConfig, session_summary
 from feedwise.analytics.suppression import suppress
 
 Grain = Literal["hour", "day", "week", "month"]
@@ -161,7 +161,7 @@ def kpi_series(scope: Scope, grain: Grain = "day",
         WITH e AS (SELECT date_trunc('{grain}', ts) AS period, {sel} FROM ev GROUP BY 1),
              s AS (SELECT date_trunc('{grain}', start) AS period, count(*) AS sessions,
                           avg(length_s) AS avg_length_s
-                   FROM ({sessions_sql(cfg.gap_minutes)}) GROUP BY 1),
+                   FROM {scope.sessions_table(cfg.gap_minutes)} GROUP BY 1),
              r AS (SELECT date_trunc('{grain}', ts) AS period, sum(cost) AS revenue
                    FROM ad_ev GROUP BY 1)
         SELECT e.*, coalesce(s.sessions, 0) AS sessions, s.avg_length_s,

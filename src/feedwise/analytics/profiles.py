@@ -135,14 +135,17 @@ class UserProfiler:
     def _base(self, scope: Scope, now: datetime) -> pd.DataFrame:
         win = float(self.ad_window_minutes) * 60.0
         return scope.query(f"""
-            WITH h AS (SELECT user_id, min(ts) AS first_ts, max(ts) AS last_ts
-                       FROM hist GROUP BY user_id),
-                 a AS (SELECT user_id, kind, ts, dwell_ms,
+            WITH h AS (SELECT user_id, first_ts, last_ts FROM user_span),
+                 a AS (SELECT user_id, kind, ts,
                               max(CASE WHEN kind = 'ad_impression' THEN epoch(ts) END)
                                   OVER (PARTITION BY user_id ORDER BY ts
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                                   AS last_ad
-                       FROM ev),
+                       FROM ev WHERE kind IN ('ad_impression', 'hide')),
+                 ah AS (SELECT user_id, count(*) FILTER (WHERE kind = 'hide'
+                                                        AND epoch(ts) - last_ad <= {win})
+                                        AS hides_after_ad
+                        FROM a GROUP BY user_id),
                  f AS (SELECT user_id, count(*) AS events,
                           count(DISTINCT CAST(ts AS DATE)) AS active_days,
                           count(*) FILTER (WHERE kind = 'impression') AS impressions,
@@ -156,10 +159,8 @@ class UserProfiler:
                           count(*) FILTER (WHERE kind = 'hide') AS hides,
                           count(*) FILTER (WHERE kind = 'ad_impression') AS ad_impressions,
                           count(*) FILTER (WHERE kind = 'ad_click') AS ad_clicks,
-                          count(*) FILTER (WHERE kind = 'hide'
-                                           AND epoch(ts) - last_ad <= {win}) AS hides_after_ad,
                           coalesce(avg(dwell_ms) / 1000.0, 0) AS avg_dwell_s
-                       FROM a GROUP BY user_id)
+                       FROM ev GROUP BY user_id)
             SELECT h.user_id, h.first_ts, h.last_ts,
                    coalesce(f.events, 0) AS events, coalesce(f.active_days, 0) AS active_days,
                    coalesce(f.impressions, 0) AS impressions,
@@ -169,12 +170,13 @@ class UserProfiler:
                    coalesce(f.saves, 0) AS saves, coalesce(f.hides, 0) AS hides,
                    coalesce(f.ad_impressions, 0) AS ad_impressions,
                    coalesce(f.ad_clicks, 0) AS ad_clicks,
-                   coalesce(f.hides_after_ad, 0) AS hides_after_ad,
+                   coalesce(ah.hides_after_ad, 0) AS hides_after_ad,
                    coalesce(f.avg_dwell_s, 0) AS avg_dwell_s,
                    coalesce(f.engagements / nullif(f.impressions, 0), 0) AS engagement_rate,
-                   coalesce(f.hides_after_ad / nullif(f.ad_impressions, 0), 0)
+                   coalesce(ah.hides_after_ad / nullif(f.ad_impressions, 0), 0)
                        AS ad_sensitivity
-            FROM h LEFT JOIN f USING (user_id) ORDER BY h.user_id""")
+            FROM h LEFT JOIN f USING (user_id) LEFT JOIN ah USING (user_id)
+            ORDER BY h.user_id""")
 
     def _hours(self, scope: Scope, users: pd.Series) -> np.ndarray:
         df = scope.query("""SELECT user_id, (isodow(ts) - 1) * 24 + hour(ts) AS slot,

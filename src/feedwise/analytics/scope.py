@@ -10,9 +10,13 @@ Every query of one scope runs on one private DuckDB cursor, on which these tempo
 views (or tables, with ``materialize=True``) exist:
 
 ``ev``
-    events of consenting users in ``[start, end)``.
+    events of consenting users in ``[start, end)`` (columns :data:`EV_COLUMNS`).
 ``hist``
-    events of consenting users before ``end`` (first-seen dates, lifecycle).
+    events of consenting users before ``end`` (always a view).
+``user_span``
+    ``user_id``, ``first_ts``, ``last_ts`` over ``hist`` (first-seen, lifecycle).
+``user_days``
+    distinct ``user_id``, ``day`` (UTC date) of ``hist`` (retention).
 ``ad_ev``
     ``ev`` rows of ad kinds (``ad_impression``, ``ad_click``, ``conversion``) with their
     ``campaign_id`` (from the item, else ``context.campaign_id``), the ``cost`` the
@@ -35,6 +39,9 @@ from feedwise.errors import ConfigError
 from feedwise.schema import utc
 
 AD_KINDS: tuple[str, ...] = ("ad_impression", "ad_click", "conversion")
+#: Columns of ``ev`` (the event columns analytics read).
+EV_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "kind", "ts", "dwell_ms", "value",
+                               "surface")
 
 
 def _lit(ts: datetime) -> str:
@@ -63,6 +70,7 @@ class Scope:
             raise ConfigError(f"k must be >= 1, not {k}")
         self.store, self.k, self.materialize = store, int(k), materialize
         self.cur: duckdb.DuckDBPyConnection = store.cursor()
+        self._sessions: set[str] = set()
         self._create()
 
     @property
@@ -83,15 +91,23 @@ class Scope:
         kind = "TABLE" if self.materialize else "VIEW"
         no_consent = ("NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = e.user_id "
                       "AND u.consent_analytics = false)")
+        window = f"e.ts >= {_lit(self.start)} AND e.ts < {_lit(self.end)}"
         c = self.cur
-        c.execute(f"""CREATE OR REPLACE TEMP {kind} hist AS SELECT e.* FROM events e
+        c.execute(f"""CREATE OR REPLACE TEMP VIEW hist AS SELECT e.* FROM events e
             WHERE e.ts < {_lit(self.end)} AND {no_consent}""")
-        c.execute(f"""CREATE OR REPLACE TEMP {kind} ev AS SELECT * FROM hist
-            WHERE ts >= {_lit(self.start)}""")
+        # only the columns the analytics read, so materialising stays cheap
+        c.execute(f"""CREATE OR REPLACE TEMP {kind} ev AS
+            SELECT {', '.join('e.' + col for col in EV_COLUMNS)} FROM events e
+            WHERE {window} AND {no_consent}""")
+        c.execute(f"""CREATE OR REPLACE TEMP {kind} user_span AS
+            SELECT user_id, min(ts) AS first_ts, max(ts) AS last_ts FROM hist
+            GROUP BY user_id""")
+        c.execute(f"""CREATE OR REPLACE TEMP {kind} user_days AS
+            SELECT DISTINCT user_id, CAST(date_trunc('day', ts) AS DATE) AS day FROM hist""")
         kinds = ", ".join(f"'{k}'" for k in AD_KINDS)
+        camp = "coalesce(i.campaign_id, try(json_extract_string(e.context, '$.campaign_id')))"
         c.execute(f"""CREATE OR REPLACE TEMP {kind} ad_ev AS
-            SELECT e.*, coalesce(i.campaign_id,
-                                 json_extract_string(e.context, '$.campaign_id')) AS campaign_id,
+            SELECT {', '.join('e.' + col for col in EV_COLUMNS)}, {camp} AS campaign_id,
                    CASE WHEN e.kind = 'conversion' THEN
                             CASE WHEN lower(c.bid_model) = 'cpa' THEN c.bid ELSE 0 END
                         ELSE coalesce(e.value, CASE
@@ -101,11 +117,24 @@ class Scope:
                             ELSE 0 END) END AS cost,
                    CASE WHEN e.kind = 'conversion' THEN coalesce(e.value, 0) ELSE 0 END
                        AS conv_value
-            FROM ev e
+            FROM events e
             LEFT JOIN items i ON i.item_id = e.item_id
-            LEFT JOIN campaigns c ON c.campaign_id =
-                coalesce(i.campaign_id, json_extract_string(e.context, '$.campaign_id'))
-            WHERE e.kind IN ({kinds})""")
+            LEFT JOIN campaigns c ON c.campaign_id = {camp}
+            WHERE {window} AND {no_consent} AND e.kind IN ({kinds})""")
+
+    def sessions_table(self, gap_minutes: float = 30.0) -> str:
+        """Name of a temporary table of this scope's sessions (built on first use).
+
+        See :func:`feedwise.analytics.sessions.sessions_sql` for its columns.
+        """
+        from feedwise.analytics.sessions import sessions_sql
+
+        name = f"sess_{int(round(gap_minutes * 60))}"
+        if name not in self._sessions:
+            self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
+                             f"{sessions_sql(gap_minutes)}")
+            self._sessions.add(name)
+        return name
 
     def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
         """Run ``sql`` (which may read ``ev``, ``hist``, ``ad_ev``) and return a DataFrame."""

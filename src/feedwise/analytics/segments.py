@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from feedwise.analytics.profiles import DAYPARTS
 from feedwise.analytics.suppression import suppress
@@ -82,8 +83,11 @@ class Segmenter:
         self.feature_names_ = list(x.columns)
         self.scaler_ = StandardScaler().fit(x.to_numpy())
         z = self.scaler_.transform(x.to_numpy())
-        self.kmeans_ = KMeans(self.n_clusters, n_init=self.n_init,
-                              random_state=self.seed).fit(z)
+        # users x 13 features is small: one thread avoids OpenMP spin-waits that cost
+        # seconds on a busy machine
+        with threadpool_limits(1):
+            self.kmeans_ = KMeans(self.n_clusters, n_init=self.n_init,
+                                  random_state=self.seed).fit(z)
         labels = self.kmeans_.labels_
         self.descriptions_ = [self._describe(active, x, z, labels, c)
                               for c in range(self.n_clusters)]
@@ -104,8 +108,9 @@ class Segmenter:
         act = (profiles["events"] > 0).to_numpy()
         if act.any():
             z = self.scaler_.transform(features(profiles[act]).to_numpy())
-            out.iloc[np.flatnonzero(act)] = np.array(self.names_, dtype=object)[
-                self.kmeans_.predict(z)]
+            with threadpool_limits(1):
+                pred = self.kmeans_.predict(z)
+            out.iloc[np.flatnonzero(act)] = np.array(self.names_, dtype=object)[pred]
         return out
 
     def _describe(self, active: pd.DataFrame, x: pd.DataFrame, z: np.ndarray,

@@ -53,7 +53,7 @@ def sessions_sql(gap_minutes: float = 30.0, source: str = "ev") -> str:
 def sessions(scope: Scope, config: SessionConfig | None = None) -> pd.DataFrame:
     """One row per session in the scope, ordered by user and start."""
     cfg = config or SessionConfig()
-    return scope.query(f"SELECT * FROM ({sessions_sql(cfg.gap_minutes)}) "
+    return scope.query(f"SELECT * FROM {scope.sessions_table(cfg.gap_minutes)} "
                        "ORDER BY user_id, start")
 
 
@@ -67,7 +67,7 @@ def session_summary(scope: Scope, config: SessionConfig | None = None) -> dict[s
     row = scope.query(f"""SELECT count(*) AS sessions, avg(length_s) AS avg_length_s,
             median(length_s) AS median_length_s, avg(depth) AS avg_depth,
             avg(n_events) AS avg_events, count(DISTINCT user_id) AS users
-        FROM ({sessions_sql(cfg.gap_minutes)})""").iloc[0]
+        FROM {scope.sessions_table(cfg.gap_minutes)}""").iloc[0]
     users = int(row["users"])
     out = {"sessions": float(row["sessions"]), "avg_length_s": row["avg_length_s"],
            "median_length_s": row["median_length_s"], "avg_depth": row["avg_depth"],
