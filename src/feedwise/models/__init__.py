@@ -1,10 +1,19 @@
 """Recommenders. Every model derives from :class:`Recommender` and is found by name."""
 
+from feedwise.models.als import ALS
 from feedwise.models.base import Recommender
+from feedwise.models.bpr import BPR
+from feedwise.models.content import Content
+from feedwise.models.ease import EASE
+from feedwise.models.filters import BusinessFilter
+from feedwise.models.hybrid import Hybrid
 from feedwise.models.itemknn import ItemKNN
 from feedwise.models.popularity import Popularity
+from feedwise.models.social import Social
+from feedwise.models.tuning import TuneResult, tune
 
-__all__ = ["ItemKNN", "Popularity", "Recommender", "get_model"]
+__all__ = ["ALS", "BPR", "EASE", "BusinessFilter", "Content", "Hybrid", "ItemKNN", "Popularity",
+           "Recommender", "Social", "TuneResult", "get_model", "tune"]
 
 
 def get_model(name: str, **params):

@@ -15,6 +15,21 @@ from feedwise.models.base import Recommender
 _UNMODELLED = -1e3
 
 
+def _spd_inverse(g: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive definite matrix via LAPACK ``potrf`` + ``potri``
+    (about a third of the flops of a general inverse; may overwrite ``g``)."""
+    potrf, potri = la.lapack.get_lapack_funcs(("potrf", "potri"), (g,))
+    c, info = potrf(g, lower=False, overwrite_a=True, clean=False)
+    if info != 0:
+        raise ConfigError(f"EASE Gram matrix is not positive definite (LAPACK info={info}); "
+                          "raise l2")
+    inv, info = potri(c, lower=False, overwrite_c=True)
+    if info != 0:
+        raise ConfigError(f"EASE inversion failed (LAPACK info={info}); raise l2")
+    upper = np.triu(inv)
+    return upper + np.triu(upper, 1).T
+
+
 class EASE(Recommender):
     """Linear item-item autoencoder with a zero diagonal, solved in closed form.
 
@@ -33,7 +48,9 @@ class EASE(Recommender):
         l2: Regularisation λ (larger for denser data; ~100-1000 for MovieLens).
         dropout: EDLAE dropout probability in [0, 1) (0 = plain EASE).
         binary: Use 1 per interaction instead of its weight.
-        min_support: Items with fewer users are not modelled.
+        min_support: Items with fewer users are not modelled (default 2: an item engaged by
+            one user carries almost no co-engagement, and dropping them cuts the solve ~10x
+            on long-tail catalogues such as Last.fm).
         max_memory_mb: Budget of the dense solve.
         topk: Keep the ``topk`` largest weights per item column (``None`` = dense ``B``).
     """
@@ -41,7 +58,7 @@ class EASE(Recommender):
     name = "ease"
 
     def __init__(self, l2: float = 300.0, dropout: float = 0.25, binary: bool = True,
-                 min_support: int = 1, max_memory_mb: float = 2048.0, topk: int | None = None
+                 min_support: int = 2, max_memory_mb: float = 2048.0, topk: int | None = None
                  ) -> None:
         self.l2 = l2
         self.dropout = dropout
@@ -88,11 +105,8 @@ class EASE(Recommender):
         g = EASE.gram(x) if gram is None else gram.copy()
         diag = np.diag(g).copy()
         g[np.diag_indices_from(g)] += np.float32(l2) + np.float32(dropout / (1 - dropout)) * diag
-        c, low = la.cho_factor(g, lower=False, overwrite_a=True, check_finite=False)
+        p = _spd_inverse(g)
         del g
-        p = la.cho_solve((c, low), np.eye(c.shape[0], dtype=np.float32), overwrite_b=True,
-                         check_finite=False)
-        del c
         d = np.diag(p).copy()
         p /= -d  # column j divided by -P_jj
         p[np.diag_indices_from(p)] = 0.0

@@ -109,12 +109,20 @@ class Social(Recommender):
             self._batch_rows = []
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
-        x = self._engagement().tocsc()
         rows = getattr(self, "_batch_rows", [])
         offset = getattr(self, "_explained", 0)
+        batch = [rows[offset + b] if offset + b < len(rows) else -1 for b in range(len(cols))]
+        self._explained = offset + len(cols)
+        return self.explain_rows(batch, cols)
+
+    def explain_rows(self, rows: list[int], cols: list[np.ndarray]) -> list[list[str]]:
+        """Reasons for items ``cols`` of the training users at matrix ``rows`` (-1: unknown):
+        the friend who engaged with each item most strongly."""
+        x = getattr(self, "_xc", None)
+        if x is None:
+            x = self._xc = self._engagement().tocsc()
         out = []
-        for b, items in enumerate(cols):
-            r = rows[offset + b] if offset + b < len(rows) else -1
+        for r, items in zip(rows, cols, strict=True):
             friends = self.friends_[r].indices if r >= 0 else np.array([], np.int64)
             reasons = []
             for i in items:
@@ -128,7 +136,6 @@ class Social(Recommender):
                 more = f" and {len(fans) - 1} more" if len(fans) > 1 else ""
                 reasons.append(f"liked by your friend {self.user_ids_[f]}{more}")
             out.append(reasons)
-        self._explained = offset + len(cols)
         return out
 
     def _state(self) -> dict:

@@ -1,0 +1,274 @@
+"""`Hybrid`: a blend of recommenders with a cold-start fallback chain.
+
+Each component scores every item; scores are normalised per user and per model (z-scores)
+and summed with the component weights, or fused by reciprocal rank. The chain for the cold
+cases:
+
+* **no history** (unknown user, no events given) → trending items in the user's declared
+  interests (tags) → global trending;
+* **a few events** (a user not in training, or events newer than the model) → each
+  component folds the events in at request time;
+* **new item** (in the items table, no interactions yet) → joins the catalogue at fit and is
+  scored by the content component (its content neighbours of what the user liked), since
+  collaborative components have nothing on it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from feedwise.errors import ConfigError
+from feedwise.interactions import Interactions
+from feedwise.models.base import History, Recommender
+from feedwise.models.content import item_table, widen_catalog
+from feedwise.models.popularity import Popularity
+
+#: (model name, weight, constructor params) of each component.
+Component = tuple[str, float, dict[str, Any]]
+
+#: The out-of-the-box blend. Weights were chosen on a validation split carved from the
+#: MovieLens-100k training part (see benchmarks/quality.py), never on test data.
+DEFAULT_COMPONENTS: tuple[Component, ...] = (
+    ("ease", 1.0, {}),
+    ("als", 0.15, {}),
+    ("content", 0.05, {}),
+    ("social", 0.15, {"symmetric": True}),
+)
+
+
+class Hybrid(Recommender):
+    """Weighted blend of recommenders plus the cold-start chain.
+
+    Side data goes to ``fit``: ``items`` (item table: tags, titles; feeds the content
+    component, the interest fallback and new items), ``edges`` (social graph for the social
+    component) and ``interests`` (user id -> declared tags). A component that needs side
+    data which was not given (social without ``edges``, content without ``items`` or item
+    labels) is left out of the blend.
+
+    Args:
+        components: ``(name, weight, params)`` per component; ``None`` = the default blend.
+        fusion: ``score`` (weighted per-user z-scores) or ``rrf`` (reciprocal rank fusion).
+        rrf_k: The constant of reciprocal rank fusion.
+        trending_half_life_days: Half-life of the trending fallback (``None`` = all-time).
+    """
+
+    name = "hybrid"
+
+    def __init__(self, components: Sequence[Component] | None = None,
+                 fusion: Literal["score", "rrf"] = "score", rrf_k: float = 60.0,
+                 trending_half_life_days: float | None = 14.0) -> None:
+        self.components = components
+        self.fusion = fusion
+        self.rrf_k = rrf_k
+        self.trending_half_life_days = trending_half_life_days
+
+    # ------------------------------------------------------------------ fit
+    def _specs(self) -> list[Component]:
+        specs = DEFAULT_COMPONENTS if self.components is None else self.components
+        out = []
+        for spec in specs:
+            if len(spec) not in (2, 3):
+                raise ConfigError(f"a component is (name, weight[, params]), got {spec!r}")
+            name, weight = str(spec[0]), float(spec[1])
+            params = dict(spec[2]) if len(spec) == 3 and spec[2] else {}
+            if name == self.name:
+                raise ConfigError("a hybrid cannot contain a hybrid")
+            if name not in Recommender.registry:
+                raise ConfigError(f"unknown component {name!r}; choose one of "
+                                  f"{sorted(Recommender.registry)}")
+            out.append((name, weight, params))
+        if not out:
+            raise ConfigError("a hybrid needs at least one component")
+        return out
+
+    def fit(self, data: Interactions, items: pd.DataFrame | None = None,
+            edges: pd.DataFrame | None = None,
+            interests: Mapping[str, Iterable[str]] | None = None) -> Self:
+        """Fit every component on ``data`` (widened with the new items of ``items``)."""
+        if self.fusion not in ("score", "rrf"):
+            raise ConfigError(f"fusion must be 'score' or 'rrf', got {self.fusion!r}")
+        specs = self._specs()
+        table = item_table(items)
+        data = widen_catalog(data, table["item_id"])
+        models, active = [], []
+        has_text = items is not None or data.item_labels is not None
+        for name, _, params in specs:
+            model = Recommender.registry[name](**params)
+            kwargs: dict[str, Any] = {}
+            sig = inspect.signature(model.fit).parameters
+            if "items" in sig:
+                kwargs["items"] = items
+            if "edges" in sig:
+                kwargs["edges"] = edges
+            use = not (("edges" in sig and edges is None) or ("items" in sig and not has_text))
+            if use:
+                model.fit(data, **kwargs)
+            models.append(model)
+            active.append(use)
+        if not any(active):
+            raise ConfigError("no component of the hybrid could be fitted with the data given")
+        self._models = models
+        self.active_ = np.array(active, dtype=bool)
+        tags = table.set_index("item_id")["tags"].to_dict()
+        self.item_tags_ = np.array(["|".join(tags.get(str(i), [])) for i in data.item_ids],
+                                   dtype=object)
+        trend = Popularity(half_life_days=self.trending_half_life_days if data.last_ts
+                           is not None else None).fit(data)
+        self.trending_ = trend.scores_.astype(np.float32)
+        self.set_interests(interests or {})
+        return super().fit(data)
+
+    def _fit(self, data: Interactions) -> None:
+        if not hasattr(self, "_models"):
+            self.fit(data)  # called through the base path: plain data, no side tables
+
+    def set_interests(self, interests: Mapping[str, Iterable[str]]) -> Self:
+        """Declared interests (user id -> tags) used when a user has no history yet."""
+        self.interests_ = {str(u): [str(t) for t in tags] for u, tags in interests.items()}
+        return self
+
+    @property
+    def models_(self) -> list[Recommender]:
+        """The fitted components (inactive ones unfitted)."""
+        return self._models
+
+    # ------------------------------------------------------------------ scoring
+    def _normalise(self, model: Recommender, s: np.ndarray) -> np.ndarray:
+        s = s.astype(np.float32, copy=True)
+        if hasattr(model, "modelled_") and len(model.modelled_) < s.shape[1]:
+            mask = np.ones(s.shape[1], dtype=bool)
+            mask[model.modelled_] = False
+            s[:, mask] = np.nan  # EASE's memory guard left these out
+        s[~np.isfinite(s)] = np.nan
+        if self.fusion == "rrf":
+            filled = np.where(np.isnan(s), -np.inf, s)
+            ranks = np.argsort(np.argsort(-filled, axis=1, kind="stable"), axis=1)
+            out = (1.0 / (self.rrf_k + 1 + ranks)).astype(np.float32)
+            out[np.isnan(s)] = 0.0
+            return out
+        mu = np.nanmean(s, axis=1, keepdims=True)
+        sd = np.nanstd(s, axis=1, keepdims=True)
+        z = (s - mu) / np.where(sd > 0, sd, 1.0)
+        return np.nan_to_num(z, nan=np.nanmin(z) if np.isfinite(z).any() else 0.0)
+
+    def _contributions(self, rows: np.ndarray | None, hist: sp.csr_matrix | None
+                       ) -> np.ndarray:
+        """Weighted normalised scores per component (components x users x items)."""
+        n_users = len(rows) if rows is not None else hist.shape[0]
+        specs = self._specs()
+        out = np.zeros((len(specs), n_users, self.n_items), dtype=np.float32)
+        for k, ((_, w, _), model, on) in enumerate(zip(specs, self._models, self.active_,
+                                                       strict=True)):
+            if not on or w == 0:
+                continue
+            s = model._score_rows(rows) if rows is not None else model._score_history(hist)
+            if s is not None:
+                out[k] = w * self._normalise(model, s)
+        return out
+
+    def _score_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self._contributions(rows, None).sum(axis=0)
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self._contributions(None, history).sum(axis=0)
+
+    def _interest_scores(self, user_id: str) -> tuple[np.ndarray, list[str]]:
+        """Trending scores with items in the user's interests first, and those interests."""
+        wanted = self.interests_.get(user_id, [])
+        base = self.trending_ / (self.trending_.max() + 1.0)
+        if not wanted:
+            return base.copy(), []
+        match = np.array([bool(set(str(t).split("|")) & set(wanted)) if t else False
+                          for t in self.item_tags_])
+        return (base + match).astype(np.float32), wanted
+
+    def _scores_for(self, user_ids: Sequence[str], history: History
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.array([self.user_index_.get(u, -1) for u in user_ids], dtype=np.int64)
+        folded = np.array([bool(history and history.get(u)) for u in user_ids])
+        known = (rows >= 0) & ~folded
+        contrib = np.zeros((len(self._models), len(user_ids), self.n_items), np.float32)
+        if known.any():
+            contrib[:, known] = self._contributions(rows[known], None)
+        rest = np.flatnonzero(~known)
+        cold: dict[int, list[str]] = {}
+        if len(rest):
+            hist = self.history_matrix(history, [user_ids[i] for i in rest])
+            has = np.diff(hist.indptr) > 0
+            if has.any():
+                contrib[:, rest[has]] = self._contributions(None, hist[has])
+            for i in rest[~has]:
+                scores, wanted = self._interest_scores(user_ids[i])
+                contrib[0, i] = scores
+                cold[int(i)] = wanted
+        self._last = (list(user_ids), rows, contrib, cold)
+        return contrib.sum(axis=0), np.ones(len(user_ids), dtype=bool)
+
+    # ------------------------------------------------------------------ reasons
+    def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
+        users, rows, contrib, cold = self._last
+        out: list[list[str]] = []
+        for b, items in enumerate(cols):
+            if b in cold:
+                wanted = set(cold[b])
+                reasons = []
+                for i in items:
+                    tags = [t for t in str(self.item_tags_[i]).split("|") if t in wanted]
+                    reasons.append(f"trending in {sorted(tags)[0]}" if tags else "trending")
+                out.append(reasons)
+                continue
+            best = np.argmax(contrib[:, b, items], axis=0) if len(items) else np.array([])
+            reasons = [self.fallback_reason] * len(items)
+            for k in np.unique(best):
+                pick = np.flatnonzero(best == k)
+                model = self._models[int(k)]
+                sub = [np.asarray(items)[pick]]
+                if hasattr(model, "explain_rows"):
+                    got = model.explain_rows([int(rows[b])], sub)[0]
+                else:
+                    got = model._explain(history[b], sub)[0]
+                for p, g in zip(pick, got, strict=True):
+                    reasons[p] = g
+            out.append(reasons)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> dict:
+        state: dict[str, Any] = {"active": self.active_, "item_tags": self.item_tags_,
+                                 "trending": self.trending_,
+                                 "interest_users": np.array(list(self.interests_), dtype=str),
+                                 "interest_tags": np.array(["|".join(v) for v in
+                                                            self.interests_.values()],
+                                                           dtype=str)}
+        for k, (model, on) in enumerate(zip(self._models, self.active_, strict=True)):
+            if on:
+                for key, v in model._state().items():
+                    state[f"c{k}__{key}"] = v
+        return state
+
+    def _set_state(self, state: dict) -> None:
+        self.active_ = np.asarray(state["active"], dtype=bool)
+        self.item_tags_ = np.asarray(state["item_tags"], dtype=object)
+        self.trending_ = np.asarray(state["trending"], dtype=np.float32)
+        self.interests_ = {str(u): (str(t).split("|") if t else [])
+                           for u, t in zip(state["interest_users"], state["interest_tags"],
+                                           strict=True)}
+        models = []
+        for k, ((name, _, params), on) in enumerate(zip(self._specs(), self.active_,
+                                                        strict=True)):
+            model = Recommender.registry[name](**params)
+            if on:
+                for attr in ("user_ids_", "item_ids_", "user_index_", "item_index_", "seen_",
+                             "negatives_", "item_labels_", "popularity_"):
+                    setattr(model, attr, getattr(self, attr))
+                prefix = f"c{k}__"
+                model._set_state({key[len(prefix):]: v for key, v in state.items()
+                                  if key.startswith(prefix)})
+            models.append(model)
+        self._models = models
