@@ -33,9 +33,11 @@ FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output for
 
 
 def open_store(db: str | None):
+    """The store; user ids are pseudonymised when ``FEEDWISE_PSEUDONYM_KEY`` is set."""
+    from feedwise.privacy import PrivacySettings
     from feedwise.store import EventStore
 
-    return EventStore(db)
+    return EventStore(db, pseudonymizer=PrivacySettings().pseudonymizer())
 
 
 def emit(rows: pd.DataFrame | list[dict], fmt: Format, title: str | None = None) -> None:

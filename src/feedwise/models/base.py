@@ -263,6 +263,77 @@ class Recommender(ABC):
         return ItemList(self.item_ids_[top], sims[top],
                         [f"often engaged with {self.item_labels_[c]}"] * len(top))
 
+    # ------------------------------------------------------------------ privacy
+    #: Learned arrays with one row per training user, emptied by :meth:`forget_user`.
+    user_row_state: ClassVar[tuple[str, ...]] = ("user_factors_",)
+    #: Learned users x users matrices (e.g. a social graph): row and column are emptied.
+    user_pair_state: ClassVar[tuple[str, ...]] = ("friends_",)
+    #: Learned dicts keyed by user id (e.g. declared interests): the user's key is dropped.
+    user_key_state: ClassVar[tuple[str, ...]] = ("interests_",)
+    #: Private caches derived from ``seen_`` or from a batch: dropped, rebuilt on use.
+    derived_caches: ClassVar[tuple[str, ...]] = ("_x", "_xc", "_last")
+
+    def forget_user(self, user_id: str) -> bool:
+        """Remove one user's personal data from the loaded model at once (erasure).
+
+        The user's row of ``seen_`` and ``negatives_`` is emptied, the id leaves
+        ``user_ids_`` and ``user_index_``, and :meth:`_forget_rows` empties the per-user
+        learned state (user factors, social edges, declared interests, sub-models). From
+        then on the user is unknown: ``recommend`` and ``score`` serve the non-personal
+        fallback. Item-level aggregates (popularity, item-item weights) stay until the
+        next retrain, which no longer sees the user's events.
+
+        Returns:
+            ``True`` if the model held anything about the user.
+        """
+        self._check_fitted()
+        u = str(user_id)
+        r = self.user_index_.get(u)
+        rows = np.array([] if r is None else [r], dtype=np.int64)
+        if r is not None:
+            self.user_index_ = {k: v for k, v in self.user_index_.items() if k != u}
+            ids = np.array(self.user_ids_, dtype=object, copy=True)
+            ids[r] = ""
+            self.user_ids_ = ids
+            self.seen_ = _drop_rows(self.seen_, rows)
+            self.negatives_ = _drop_rows(self.negatives_, rows)
+        return self._forget_rows(rows, u) or r is not None
+
+    def _forget_rows(self, rows: np.ndarray, user_id: str) -> bool:
+        """Empty the per-user learned state of matrix ``rows`` (the user ``user_id``).
+
+        The default handles the attributes named in :attr:`user_row_state`,
+        :attr:`user_pair_state`, :attr:`user_key_state` and :attr:`derived_caches`, and
+        sub-models in ``_models``; override (calling ``super()``) for other per-user state.
+        Returns ``True`` if state keyed by the id itself (not by row) was found.
+        """
+        found = False
+        for name in self.user_row_state:
+            v = getattr(self, name, None)
+            if v is not None and len(rows):
+                if sp.issparse(v):
+                    setattr(self, name, _drop_rows(v, rows))
+                else:
+                    v = np.array(v, copy=True)
+                    v[rows] = 0
+                    setattr(self, name, v)
+        for name in self.user_pair_state:
+            v = getattr(self, name, None)
+            if v is not None and len(rows):
+                setattr(self, name, _drop_rows(v, rows, columns=True))
+        for name in self.user_key_state:
+            v = getattr(self, name, None)
+            if isinstance(v, Mapping) and user_id in v:
+                setattr(self, name, {k: x for k, x in v.items() if k != user_id})
+                found = True
+        for name in self.derived_caches:
+            if name in vars(self):
+                delattr(self, name)
+        for model in getattr(self, "_models", None) or ():
+            if isinstance(model, Recommender) and hasattr(model, "item_ids_"):
+                found = model.forget_user(user_id) or found
+        return found
+
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, np.ndarray | sp.csr_matrix]:
         """Model-specific learned arrays (names without the trailing ``_``)."""
@@ -312,6 +383,19 @@ class Recommender(ABC):
         model.item_index_ = {str(u): i for i, u in enumerate(model.item_ids_)}
         model._set_state(groups.get("model", {}))
         return model
+
+
+def _drop_rows(m: Any, rows: np.ndarray, *, columns: bool = False) -> Any:
+    """A copy of ``m`` with ``rows`` (and, with ``columns``, the same columns) emptied."""
+    keep = np.ones(m.shape[0], dtype=np.float32)
+    keep[rows] = 0.0
+    d = sp.diags(keep)
+    out = d @ sp.csr_matrix(m)
+    if columns:
+        out = out @ d
+    out = sp.csr_matrix(out, dtype=m.dtype)
+    out.eliminate_zeros()
+    return out
 
 
 def _for_user(spec: PerUser, user: str) -> Iterable[str] | None:

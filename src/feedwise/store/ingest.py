@@ -40,10 +40,12 @@ class IngestReport:
     duplicates: int
     rejected: int
     seconds: float
+    #: Rows of erased (tombstoned) users: skipped, and not kept in ``rejects`` either.
+    erased: int = 0
 
     @property
     def rows(self) -> int:
-        return self.accepted + self.duplicates + self.rejected
+        return self.accepted + self.duplicates + self.rejected + self.erased
 
     @property
     def events_per_second(self) -> float:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from feedwise.errors import DataError
@@ -35,6 +38,20 @@ DEFAULT_DB = "feedwise.duckdb"
 
 REJECT_COLUMNS = {"source": "VARCHAR", "row": "BIGINT", "field": "VARCHAR", "reason": "VARCHAR",
                   "raw": "VARCHAR", "rejected_at": "TIMESTAMPTZ"}
+#: Erased users: a one-way digest of the stored user id (never the id) and the erasure time.
+TOMBSTONE_COLUMNS = {"digest": "VARCHAR", "erased_at": "TIMESTAMPTZ"}
+#: Domain separation of tombstone digests, so a digest never equals a plain hash of the id.
+TOMBSTONE_PREFIX = "feedwise-tombstone:v1:"
+
+
+def tombstone_digest(stored_user_id: str) -> str:
+    """The tombstone of a stored user id: ``sha256(TOMBSTONE_PREFIX + id)`` (hex)."""
+    return hashlib.sha256((TOMBSTONE_PREFIX + str(stored_user_id)).encode("utf-8")).hexdigest()
+
+
+def _token_pattern(value: str) -> str:
+    """A regex matching ``value`` as a whole token (a JSON value or a delimited field)."""
+    return r"(^|[^A-Za-z0-9_.@-])" + re.escape(value) + r"($|[^A-Za-z0-9_.@-])"
 
 
 def default_db_path() -> str:
@@ -54,18 +71,26 @@ class EventStore:
     Args:
         path: Database file, or ``":memory:"``. Defaults to :func:`default_db_path`.
         read_only: Open an existing file read-only.
+        pseudonymizer: Optional one-way map of external user ids to stored ids (e.g.
+            :class:`feedwise.privacy.Pseudonymizer`, a keyed HMAC). When set, ingestion and
+            :meth:`upsert_users` store only pseudonyms and lookups go through
+            :meth:`user_key`.
 
     Writes are serialised by a lock (DuckDB allows one writer); each ingest is one
     transaction, so a failure mid-batch leaves nothing behind.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False,
+                 pseudonymizer: Callable[[str], str] | None = None) -> None:
         self.path = str(path) if path is not None else default_db_path()
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(self.path, read_only=read_only)
         self.con.execute("SET TimeZone='UTC'")
         self._lock = threading.RLock()
+        self.pseudonymizer = pseudonymizer
+        if pseudonymizer is not None:
+            self._register_pseudonymizer()
         if not read_only:
             self._create()
 
@@ -77,6 +102,7 @@ class EventStore:
         c.execute(_ddl("users", USER_COLUMNS, "user_id"))
         c.execute(_ddl("campaigns", CAMPAIGN_COLUMNS, "campaign_id"))
         c.execute(_ddl("rejects", REJECT_COLUMNS))
+        c.execute(_ddl("tombstones", TOMBSTONE_COLUMNS, "digest"))
 
     def reset(self) -> None:
         """Delete every event, item, user, campaign and reject (keeps the tables)."""
@@ -147,12 +173,26 @@ class EventStore:
                 parsed, select, reason = build_select(c, src, m, ts_unit)
             except duckdb.Error as e:
                 raise DataError(f"{name}: cannot read source: {e}") from None
+            raw_json = "CAST(to_json(s) AS VARCHAR)"
+            if self.pseudonymizer is not None:
+                # ids are replaced before anything derives from them (event ids, rejects)
+                parsed = f"(SELECT * REPLACE (fw_pseudonym(user_id) AS user_id) FROM {parsed})"
+                ucol = m.get("user_id", "user_id")
+                if not ucol.startswith("="):
+                    raw_json = (f"CAST(json_merge_patch({raw_json}, json_object("
+                                f"'{ucol.replace(chr(39), chr(39) * 2)}', r.user_id)) AS VARCHAR)")
             cols = ", ".join(f'"{k}"' for k in EVENT_COLUMNS)
             c.execute("BEGIN TRANSACTION")
             try:
                 before = c.execute("SELECT count(*) FROM events").fetchone()[0]
                 c.execute(f"""CREATE OR REPLACE TEMP TABLE _fw_stage AS
                     SELECT {select}, {reason} AS _reason, _row FROM {parsed} p""")
+                erased = 0
+                if c.execute("SELECT count(*) FROM tombstones").fetchone()[0]:
+                    # erased users stay erased: their rows land nowhere, not even in rejects
+                    erased = c.execute(f"""DELETE FROM _fw_stage WHERE user_id IS NOT NULL AND
+                        sha256('{TOMBSTONE_PREFIX}' || user_id) IN
+                        (SELECT digest FROM tombstones)""").fetchone()[0]
                 valid, distinct = c.execute(
                     "SELECT count(*), count(DISTINCT event_id) FROM _fw_stage "
                     "WHERE _reason IS NULL").fetchone()
@@ -167,8 +207,9 @@ class EventStore:
                 c.execute(f"""INSERT INTO rejects
                     SELECT ?, r._row, split_part(r._reason, '|', 1),
                            substr(r._reason, strpos(r._reason, '|') + 1),
-                           CAST(to_json(s) AS VARCHAR), now()
-                    FROM (SELECT _row, _reason FROM _fw_stage WHERE _reason IS NOT NULL) r
+                           {raw_json}, now()
+                    FROM (SELECT _row, _reason, user_id FROM _fw_stage
+                          WHERE _reason IS NOT NULL) r
                     JOIN {src} s ON s._row = r._row""", [name])
                 rejected = c.execute("SELECT count(*) FROM _fw_stage WHERE _reason IS NOT NULL"
                                      ).fetchone()[0]
@@ -183,7 +224,89 @@ class EventStore:
                 if isinstance(source, pd.DataFrame | pa.Table):
                     c.unregister("_fw_src")
         accepted = after - before
-        return IngestReport(name, accepted, valid - accepted, rejected, time.perf_counter() - t0)
+        return IngestReport(name, accepted, valid - accepted, rejected, time.perf_counter() - t0,
+                            erased=int(erased))
+
+    # ------------------------------------------------------------------ privacy
+    def _register_pseudonymizer(self) -> None:
+        """Register ``fw_pseudonym(VARCHAR)``: a vectorised UDF that maps each distinct id of
+        a batch through :attr:`pseudonymizer` once (dictionary-encode, map, take)."""
+        fn = self.pseudonymizer
+
+        def udf(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks()
+            enc = pc.dictionary_encode(arr.cast(pa.string()))
+            mapped = pa.array([fn(v) for v in enc.dictionary.to_pylist()], pa.string())
+            return mapped.take(enc.indices)
+
+        self.con.create_function("fw_pseudonym", udf, ["VARCHAR"],
+                                 "VARCHAR", type="arrow", null_handling="special",
+                                 side_effects=False)
+
+    def user_key(self, user_id: str) -> str:
+        """The id under which ``user_id`` is stored (its pseudonym when one is configured)."""
+        return self.pseudonymizer(str(user_id)) if self.pseudonymizer else str(user_id)
+
+    def user_tables(self) -> list[str]:
+        """Every base table of the database with a ``user_id`` column (whoever created it)."""
+        rows = self.cursor().execute("""SELECT DISTINCT c.table_name
+            FROM information_schema.columns c JOIN information_schema.tables t
+              ON t.table_catalog = c.table_catalog AND t.table_schema = c.table_schema
+             AND t.table_name = c.table_name
+            WHERE c.column_name = 'user_id' AND t.table_type = 'BASE TABLE'
+              AND c.table_schema = 'main' AND c.table_catalog = current_database()
+            ORDER BY 1""").fetchall()
+        return [r[0] for r in rows]
+
+    def is_erased(self, user_id: str) -> bool:
+        """Whether ``user_id`` (an external id) has been erased."""
+        return bool(self.scalar("SELECT count(*) FROM tombstones WHERE digest = ?",
+                                [tombstone_digest(self.user_key(user_id))]))
+
+    def erase_user(self, user_id: str, *, now: datetime | None = None) -> dict[str, int]:
+        """Delete every row about ``user_id`` and record a tombstone, in one transaction.
+
+        Deletes the rows of every table with a ``user_id`` column (events, users, profiles,
+        ad state, consent records, ...), and ``rejects`` rows whose raw text holds the id as
+        a whole token (JSON value or delimited field; a reject of another user that holds the
+        same token goes too, which only costs a diagnostic row). The tombstone, a one-way
+        digest of the stored id, makes :meth:`ingest` skip the user's events from then on.
+
+        Args:
+            user_id: The external id (pseudonymised here when the store has a pseudonymizer).
+            now: Erasure time (default: the current time).
+
+        Returns:
+            Rows deleted per table.
+        """
+        key = self.user_key(user_id)
+        ids = list(dict.fromkeys([key, str(user_id)]))
+        when = utc(now) if now is not None else pd.Timestamp.now(tz="UTC").to_pydatetime()
+        out: dict[str, int] = {}
+        with self._lock:
+            c = self.con
+            c.execute("BEGIN TRANSACTION")
+            try:
+                for t in self.user_tables():
+                    n = c.execute(f'DELETE FROM "{t}" WHERE user_id IN (SELECT unnest(?))',
+                                  [ids]).fetchone()[0]
+                    out[t] = int(n)
+                pats = list(dict.fromkeys(_token_pattern(v) for i in ids
+                                          for v in (i, json.dumps(i)[1:-1])))
+                cond = " OR ".join("regexp_matches(raw, ?)" for _ in pats)
+                n = c.execute(f"DELETE FROM rejects WHERE raw IS NOT NULL AND ({cond})",
+                              pats).fetchone()[0]
+                out["rejects"] = out.get("rejects", 0) + int(n)
+                # only the stored id: an unkeyed digest of a raw id could be reversed by
+                # guessing ids, which would undo the pseudonymisation
+                c.execute("INSERT OR IGNORE INTO tombstones VALUES (?, ?)",
+                          [tombstone_digest(key), when])
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+        return out
 
     def _csv_structural_rejects(self, name: str) -> int:
         """Move lines DuckDB's CSV reader could not split into ``rejects``."""
@@ -300,12 +423,14 @@ class EventStore:
 
     def upsert_users(self, users: pd.DataFrame | Iterable[User | Mapping[str, Any]]) -> int:
         """Insert or replace users (consent flags and attributes) by ``user_id``."""
+        if isinstance(users, pd.DataFrame) and self.pseudonymizer is not None and len(users):
+            users = users.assign(user_id=[self.user_key(u) for u in users["user_id"]])
         if not isinstance(users, pd.DataFrame):
             now = pd.Timestamp.now(tz="UTC")
             rows = []
             for u in users:
                 u = User.model_validate(u)
-                rows.append({"user_id": u.user_id,
+                rows.append({"user_id": self.user_key(u.user_id),
                              "consent_personalization": u.consent.personalization,
                              "consent_ads": u.consent.ads,
                              "consent_analytics": u.consent.analytics,
