@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -29,6 +31,7 @@ from feedwise.errors import ConfigError, DataError
 from feedwise.schema import utc
 
 DAY_S = 86400.0
+log = logging.getLogger(__name__)
 
 
 class FrequencyCap(BaseModel):
@@ -326,7 +329,22 @@ class AdState:
         self._pending: list[AdImpression] = []
         self._lock = threading.Lock()
         if store is not None:
-            self.load(store)
+            try:
+                self.load(store)
+            except duckdb.Error as e:  # e.g. a read-only store: keep the state in memory
+                log.warning("ad state not persisted (%s); keeping it in memory", e)
+                self.store = None
+
+    def copy(self) -> AdState:
+        """An independent copy in memory (same campaigns, no store)."""
+        out = AdState(self.book, None, exposure_window_s=self.exposure_window_s)
+        out.freq = defaultdict(dict, {u: {c: deque(t) for c, t in per.items()}
+                                      for u, per in self.freq.items()})
+        out.exposure = defaultdict(deque, {u: deque(t) for u, t in self.exposure.items()})
+        out.spend_today = self.spend_today.copy()
+        out.spend_total = self.spend_total.copy()
+        out.day = self.day
+        return out
 
     # -------------------------------------------------------------- queries
     def roll_day(self, now_s: float) -> None:

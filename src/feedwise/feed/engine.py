@@ -26,6 +26,7 @@ cross-request :class:`EngineState` (frequency caps, spend, exposure, fatigue, se
 from __future__ import annotations
 
 import copy
+import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -97,11 +98,9 @@ class EngineState:
     def copy(self) -> EngineState:
         """A deep copy (detached from the store), e.g. to replay one state under many
         policies."""
-        store, self.ads.store = self.ads.store, None
-        try:
-            return copy.deepcopy(self)
-        finally:
-            self.ads.store = store
+        return EngineState(self.ads.copy(), copy.deepcopy(self.fatigue),
+                           {u: deque(d) for u, d in self.served.items()},
+                           {u: set(h) for u, h in self.hidden.items()})
 
 
 @dataclass(frozen=True)
@@ -231,6 +230,7 @@ class FeedEngine:
         self.guardrails = guardrails
         self.store = store
         self.state = self.new_state(store)
+        self._lock = threading.RLock()
         self.rng = np.random.default_rng(seed if seed is not None
                                          else self.config.exploration.seed)
 
@@ -426,6 +426,12 @@ class FeedEngine:
             record: Update the cross-request state (frequency caps, spend, exposure, served
                 posts). ``False`` composes a what-if feed that leaves the state untouched.
         """
+        if record:  # check-and-record is atomic: caps and budgets hold under concurrency
+            with self._lock:
+                return self._compose(request, record=True)
+        return self._compose(request, record=False)
+
+    def _compose(self, request: FeedRequest, *, record: bool) -> tuple[Feed, FeedStats]:
         cfg = self.config
         n = request.n
         ctx = self.context(request)
