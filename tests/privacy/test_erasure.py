@@ -1,0 +1,161 @@
+"""Erasure reaches every table, the loaded models and engines, and survives re-ingestion."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from privacy_world import NOW, SECRET, TARGET, make_world, scan_store, write_events
+
+from feedwise.analytics.profiles import UserProfiler
+from feedwise.analytics.scope import Scope
+from feedwise.feed.config import FeedConfig
+from feedwise.feed.engine import FeedEngine
+from feedwise.feed.types import FeedRequest
+from feedwise.models.als import ALS
+from feedwise.models.itemknn import ItemKNN
+from feedwise.privacy import erase_user, export_user, set_consent
+
+
+@pytest.fixture()
+def world(tmp_path):
+    w = make_world(tmp_path)
+    yield w
+    w.store.close()
+
+
+def _needles(w) -> set[str]:
+    from privacy_world import digests
+
+    key = w.target_key
+    return {TARGET, key} | digests(TARGET) | digests(key)
+
+
+def _fill_other_tables(w, model) -> FeedEngine:
+    """Rows about TARGET in tables other modules create: consent log, profiles, ad state."""
+    set_consent(w.store, TARGET, ads=True, personalization=True, source="banner", now=NOW)
+    with Scope(w.store, NOW - pd.Timedelta(days=60), NOW) as scope:
+        UserProfiler().fit(scope, NOW).write(w.store)
+    engine = FeedEngine.from_store(w.store, model, FeedConfig(ux_lambda=0.0))
+    for k in range(3):
+        engine.compose(FeedRequest(user_id=w.target_key, n=10, now=NOW + pd.Timedelta(minutes=k)))
+    engine.flush()
+    return engine
+
+
+def test_erasure_leaves_no_trace_and_export_had_everything(world):
+    w = world
+    model = ALS(factors=8, iterations=3, num_threads=1).fit(w.store.interactions())
+    engine = _fill_other_tables(w, model)
+    key = w.target_key
+    tables = set(w.store.user_tables())
+    assert {"events", "users", "consent_log", "user_profiles", "ad_impressions"} <= tables
+    # before: the user is everywhere (so the scan below can fail)
+    assert {t for t, _, _ in scan_store(w.store, {key})} >= tables
+    assert scan_store(w.store, {TARGET}) == []  # pseudonymised at ingest: no raw id stored
+
+    export = export_user(w.store, TARGET, now=NOW)
+    stored = w.store.events("user_id = ?", [key])
+    assert len(stored) == w.target_events
+    assert {e["event_id"] for e in export["tables"]["events"]} == set(stored["event_id"])
+    assert len(export["tables"]["rejects"]) == 2
+    assert export["consent"]["source"] == "banner"
+    assert export["tables"]["ad_impressions"] and export["tables"]["user_profiles"]
+    json.dumps(export)  # JSON-ready
+
+    other = "user-005"
+    n_other = len(w.store.events("user_id = ?", [w.store.user_key(other)]))
+    rep = erase_user(w.store, TARGET, now=NOW, models=[model], engines=[engine])
+    assert rep.deleted["events"] == w.target_events
+    assert rep.deleted["rejects"] == 2 and rep.models == 1 and rep.engines == 1
+    assert scan_store(w.store, _needles(w)) == []
+    # nothing else was touched
+    assert len(w.store.events("user_id = ?", [w.store.user_key(other)])) == n_other
+    assert w.store.is_erased(TARGET) and not w.store.is_erased(other)
+    with pytest.raises(Exception, match="erased"):
+        set_consent(w.store, TARGET, ads=True, source="api", now=NOW)
+
+
+def test_model_stops_scoring_the_user(world):
+    w = world
+    data = w.store.interactions()
+    key = w.target_key
+    for model in (ALS(factors=8, iterations=3, num_threads=1).fit(data), ItemKNN().fit(data)):
+        anon = model.recommend(["nobody-at-all"], 10, exclude_seen=False)[0]
+        before = model.recommend([key], 10, exclude_seen=False)[0]
+        assert list(before.ids) != list(anon.ids)  # personal before
+        erase_user(w.store, TARGET, now=NOW, models=[model])
+        after = model.recommend([key], 10, exclude_seen=False)[0]
+        assert list(after.ids) == list(anon.ids)
+        assert set(after.reasons) == {model.fallback_reason}
+        assert np.allclose(model.score(key, ["p1", "p2"]),
+                           model.score("nobody-at-all", ["p1", "p2"]))
+        assert key not in set(map(str, model.user_ids_))
+        assert model.seen_.shape == data.shape
+
+
+def test_saved_model_after_forget_holds_no_trace(world, tmp_path):
+    w = world
+    model = ALS(factors=8, iterations=3, num_threads=1).fit(w.store.interactions())
+    r = model.user_index_[w.target_key]
+    erase_user(w.store, TARGET, now=NOW, models=[model])
+    assert not model.user_factors_[r].any() and model.seen_[r].nnz == 0
+    path = model.save(tmp_path / "m")
+    with np.load(path / "model.npz", allow_pickle=False) as z:
+        for name in z.files:
+            if z[name].dtype.kind in "US":
+                assert w.target_key not in set(z[name].ravel().tolist()), name
+    loaded = ALS.load(path)
+    assert not loaded.knows_user(w.target_key)
+
+
+def test_reingesting_old_file_does_not_resurrect(world):
+    w = world
+    before = w.store.count_events()
+    erase_user(w.store, TARGET, now=NOW)
+    rep = w.store.ingest(w.events_file)
+    assert rep.erased == w.target_events + 2  # valid and bad rows of the erased user
+    assert rep.accepted == 0  # everyone else's rows were already there
+    assert w.store.count_events() == before - w.target_events
+    assert scan_store(w.store, {w.target_key, TARGET}) == []
+    # valid rows of other users in the same batch still land
+    path, _ = write_events(w.events_file.parent / "new.csv", seed=7)
+    rep = w.store.ingest(path)
+    assert rep.accepted == 23 * 12 and rep.erased == 12 + 2
+    assert scan_store(w.store, {w.target_key, TARGET}) == []
+    # and the next retrain excludes them
+    assert w.target_key not in w.store.interactions().user_index
+
+
+def test_erasure_without_pseudonyms(tmp_path):
+    w = make_world(tmp_path, pseudonymize=False)
+    try:
+        assert scan_store(w.store, {TARGET})
+        erase_user(w.store, TARGET, now=NOW)
+        assert scan_store(w.store, {TARGET} | __import__("privacy_world").digests(TARGET)) == []
+        assert w.store.ingest(w.events_file).erased == w.target_events + 2
+    finally:
+        w.store.close()
+
+
+def test_erasure_is_atomic(world, monkeypatch):
+    w = world
+    n = w.store.count_events()
+    tables = w.store.user_tables
+
+    def broken():
+        return [*tables(), "no_such_table"]
+
+    monkeypatch.setattr(w.store, "user_tables", broken)
+    with pytest.raises(Exception):  # noqa: B017 - any DuckDB error
+        erase_user(w.store, TARGET, now=NOW)
+    assert w.store.count_events() == n and not w.store.is_erased(TARGET)
+
+
+def test_secret_never_in_repr():
+    from feedwise.privacy import Pseudonymizer
+
+    p = Pseudonymizer(SECRET)
+    assert SECRET not in repr(p) and SECRET not in str(p)
