@@ -16,8 +16,8 @@ TAGS = [f"t{i}" for i in range(8)]
 
 def make_world(seed: int = 0, n_items: int = 120, n_users: int = 12, n_campaigns: int = 8,
                n_authors: int = 15, budget: float | None = 0.05, caps: bool = True,
-               targeted: float = 0.4, cpc: float = 0.5, advertisers: int | None = None
-               ) -> dict:
+               targeted: float = 0.4, cpc: float = 0.5, advertisers: int | None = None,
+               schedules: bool = False) -> dict:
     rng = np.random.default_rng(seed)
     items = pd.DataFrame({
         "item_id": [f"p{i}" for i in range(n_items)], "kind": "post",
@@ -49,11 +49,27 @@ def make_world(seed: int = 0, n_items: int = 120, n_users: int = 12, n_campaigns
             target_tags=[str(rng.choice(TAGS))] if rng.random() < targeted else [],
             target_segments=[f"s{rng.integers(3)}"] if rng.random() < targeted / 2 else [],
             frequency_caps=([(int(rng.integers(1, 3)), float(rng.choice([600, 3600])))]
-                            if caps and rng.random() < 0.8 else [])))
+                            if caps and rng.random() < 0.8 else []),
+            **(_schedule(rng) if schedules else {})))
     uf = rng.normal(size=(n_users, 6)).astype(np.float32)
     itf = rng.normal(size=(n_items, 6)).astype(np.float32)
     return {"items": items, "users": users, "campaigns": camps, "user_factors": uf,
             "item_factors": itf}
+
+
+def _schedule(rng: np.random.Generator) -> dict:
+    """A random flight window around NOW and, sometimes, active hours."""
+    out: dict = {}
+    r = rng.random()
+    if r < 0.3:
+        out["start_at"] = NOW + timedelta(minutes=float(rng.uniform(-60, 60)))
+    elif r < 0.5:
+        out["end_at"] = NOW + timedelta(minutes=float(rng.uniform(-30, 90)))
+    if rng.random() < 0.3:
+        out["active_hours"] = sorted({int(h) for h in rng.integers(0, 24, 6)} | {12})
+    if rng.random() < 0.1:
+        out["status"] = "paused"
+    return out
 
 
 def build_engine(world: dict, config: FeedConfig | None = None, **kw) -> FeedEngine:

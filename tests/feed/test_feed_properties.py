@@ -32,7 +32,8 @@ configs = st.builds(
        steps=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 900)), min_size=1,
                       max_size=12))
 def test_no_feed_ever_breaks_a_guardrail(seed, config, n, n_campaigns, budget, steps):
-    world = make_world(seed, n_items=60, n_campaigns=n_campaigns, budget=budget)
+    world = make_world(seed, n_items=60, n_campaigns=n_campaigns, budget=budget,
+                       schedules=True)
     engine = build_engine(world, config, seed=seed)
     t = NOW
     for user, dt in steps:  # consecutive requests: caps and budgets carry over
@@ -40,6 +41,7 @@ def test_no_feed_ever_breaks_a_guardrail(seed, config, n, n_campaigns, budget, s
         req = FeedRequest(f"u{user}", n=n, now=t)
         feed = engine.compose(req)
         assert 0 < len(feed) <= n
+        assert all(s.reasons for s in feed.slots)
         assert engine.check(feed) == [], engine.check(feed)
         b = engine.book
         assert np.all(engine.state.ads.spend_today <= b.daily_budget + 1e-12)

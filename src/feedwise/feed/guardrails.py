@@ -191,6 +191,26 @@ class ConsentGuardrail(Guardrail):
         return out
 
 
+class ScheduleGuardrail(Guardrail):
+    """Ads only from active campaigns in flight and inside their active hours."""
+
+    name = "schedule"
+
+    def check(self, feed: Feed, state: GuardrailState) -> list[Violation]:
+        b = state.book
+        t = feed.request.now.timestamp()
+        hour = feed.request.now.astimezone(UTC).hour
+        out = []
+        for i in feed.ad_slots:
+            c = b.index.get(feed.slots[i].campaign_id)
+            if c is None:
+                continue
+            if not (b.active[c] and b.start_s[c] <= t < b.end_s[c] and b.hours[c, hour]):
+                out.append(self._v(i, f"campaign {b.ids[c]} not scheduled at "
+                                      f"{feed.request.now.isoformat()}"))
+        return out
+
+
 class DistinctItemsGuardrail(Guardrail):
     """No item appears twice in one feed."""
 
@@ -220,7 +240,8 @@ def default_guardrails() -> list[Guardrail]:
     """Every guardrail above."""
     return [AdLoadGuardrail(), FirstAdSlotGuardrail(), AdGapGuardrail(), AdvertiserGuardrail(),
             QuietHoursGuardrail(), FrequencyCapGuardrail(), BudgetGuardrail(),
-            ConsentGuardrail(), DistinctItemsGuardrail(), PropensityGuardrail()]
+            ConsentGuardrail(), ScheduleGuardrail(), DistinctItemsGuardrail(),
+            PropensityGuardrail()]
 
 
 def check_all(feed: Feed, state: GuardrailState,
