@@ -233,8 +233,9 @@ def srm_check(counts: dict[str, int], expected: dict[str, float] | None = None,
 
 # ----------------------------------------------------------------------------- store
 
+_ENG = ", ".join(repr(k) for k in ENGAGEMENT_KINDS)
 METRICS_SQL: dict[str, str] = {
-    "engagements": f"count(*) FILTER (WHERE kind IN ({', '.join(repr(k) for k in ENGAGEMENT_KINDS)}))",
+    "engagements": f"count(*) FILTER (WHERE kind IN ({_ENG}))",
     "clicks": "count(*) FILTER (WHERE kind IN ('click', 'ad_click'))",
     "impressions": "count(*) FILTER (WHERE kind IN ('impression', 'ad_impression'))",
     "hides": "count(*) FILTER (WHERE kind IN ('hide', 'report'))",

@@ -30,7 +30,7 @@ from feedwise.evaluation.policies import (
 from feedwise.evaluation.simulator import Simulator
 
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01,
-                                      0.013, 0.017, 0.022, 0.03, 0.05, 0.1)
+                                      0.013, 0.017, 0.022, 0.03, 0.04, 0.05, 0.07, 0.1)
 #: Guardrail grid: (max_ad_load, first_ad_slot, min_gap).
 DEFAULT_GUARDRAILS: tuple[tuple[float, int, int], ...] = ((0.25, 2, 2), (0.25, 1, 1),
                                                          (0.25, 3, 3))
@@ -56,8 +56,8 @@ def _describe(policy: Any) -> dict[str, Any]:
         return {"family": "feedwise", "ux_lambda": policy.ux_lambda,
                 "max_ad_load": policy.max_ad_load, "first_ad_slot": policy.first_ad_slot,
                 "min_gap": policy.min_gap,
-                "policy": (f"feedwise λ={policy.ux_lambda:g} load≤{policy.max_ad_load:g} "
-                           f"first={policy.first_ad_slot} gap={policy.min_gap}")}
+                "policy": (f"feedwise λ={policy.ux_lambda:g} [load≤{policy.max_ad_load:g} "
+                           f"first {policy.first_ad_slot} gap {policy.min_gap}]")}
     name = getattr(policy, "name", type(policy).__name__)
     return {"family": "baseline", "ux_lambda": np.nan, "max_ad_load": np.nan,
             "first_ad_slot": np.nan, "min_gap": np.nan, "policy": name}
@@ -103,12 +103,12 @@ def recommend(df: pd.DataFrame, reference: str = "no-ads", budget: float = 0.01,
         ux_metrics: The metrics the budget applies to.
 
     Returns:
-        The chosen row, or ``None`` when no λ setting fits the budget.
+        The chosen row, or ``None`` when no λ setting that shows ads fits the budget.
     """
     ref = df[df["policy"] == reference]
     if ref.empty:
         raise ConfigError(f"reference policy {reference!r} is not in the sweep")
-    ok = df["family"] == "feedwise"
+    ok = (df["family"] == "feedwise") & (df[REVENUE] > 0)
     for m in ux_metrics:
         ok &= df[m] >= (1 - budget) * float(ref[m].iloc[0])
     cand = df[ok]

@@ -13,8 +13,10 @@ np.ndarray`` slot plan (``-1`` = next organic post, ``j >= 0`` = ad column ``j``
   guardrails allow, take the ad maximising ``value - λ · ux_cost`` and insert it only if that
   is positive. ``ux_cost = (ad_base_cost · (1.2 - quality) + annoyance_cost · exposure)
   · (1 - depth_discount · k / n)``, where ``exposure`` is the user's recent ad exposure plus
-  the ads already placed in this feed and ``k`` the slot. Guardrails: ``max_ad_load`` (share of slots), ``first_ad_slot`` (0-based) and
-  ``min_gap`` (organic slots between two ads).
+  the ads already placed in this feed and ``k`` the slot. Guardrails: ``max_ad_load``
+  (share of slots), ``first_ad_slot`` (0-based) and ``min_gap`` (organic slots between two
+  ads). With ``rule="engine"`` it follows :class:`~feedwise.feed.engine.FeedEngine`'s
+  insertion rule instead (ads in auction order; see :class:`LambdaPolicy`).
 """
 
 from __future__ import annotations

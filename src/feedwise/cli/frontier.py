@@ -1,0 +1,90 @@
+"""``feedwise frontier``: sweep ad policies in the attention simulator (revenue ↔ UX)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from feedwise.cli._common import Format, FormatOption, console, emit, err_console, fail
+from feedwise.errors import FeedwiseError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("frontier")
+    def frontier(
+        users: Annotated[int, typer.Option(help="Simulated users.")] = 2000,
+        days: Annotated[int, typer.Option(help="Simulated days (>= 8 for D7).")] = 8,
+        seed: Annotated[int, typer.Option(help="Behaviour seed (shared by all policies).")] = 0,
+        lambdas: Annotated[str | None, typer.Option(
+            help="Comma-separated λ values (default: a built-in grid).")] = None,
+        guardrails: Annotated[str | None, typer.Option(
+            help="Semicolon-separated 'max_ad_load,first_ad_slot,min_gap' settings, "
+                 "e.g. '0.25,2,2;0.2,3,3'.")] = None,
+        fixed: Annotated[str, typer.Option(help="Fixed-slot periods k (comma-separated).")
+                         ] = "5,4,3",
+        budget: Annotated[float, typer.Option(
+            help="UX budget: depth and D7 within this share of no ads.")] = 0.01,
+        config: Annotated[Path | None, typer.Option(
+            help="YAML/JSON file of simulator parameters.")] = None,
+        chart: Annotated[Path | None, typer.Option(
+            help="Write the Plotly chart here (.html; a .png beside it when kaleido "
+                 "works).")] = None,
+        all_rows: Annotated[bool, typer.Option("--all", help="Print every setting, not "
+                                               "just baselines, Pareto and recommended.")
+                            ] = False,
+        fmt: FormatOption = Format.table,
+    ) -> None:
+        """Sweep λ and guardrails of the ad policy plus baselines in the simulator."""
+        from rich.progress import Progress
+
+        from feedwise.evaluation.frontier import (
+            DEFAULT_GUARDRAILS,
+            DEFAULT_LAMBDAS,
+            baseline_policies,
+            frontier_figure,
+            lambda_policies,
+            recommend,
+            sweep,
+            write_chart,
+        )
+        from feedwise.evaluation.simulator import Simulator, SimulatorConfig
+
+        try:
+            cfg = SimulatorConfig.from_file(config) if config else SimulatorConfig()
+            cfg = SimulatorConfig.model_validate({**cfg.model_dump(), "n_users": users,
+                                                  "n_days": days})
+            lams = tuple(float(x) for x in lambdas.split(",")) if lambdas else DEFAULT_LAMBDAS
+            grs = (tuple((float(a), int(b), int(c)) for a, b, c in
+                         (g.split(",") for g in guardrails.split(";")))
+                   if guardrails else DEFAULT_GUARDRAILS)
+            ks = [int(k) for k in fixed.split(",") if k.strip()]
+            policies = baseline_policies(ks) + lambda_policies(lams, grs)
+            sim = Simulator(cfg)
+            with Progress(console=err_console, transient=True) as prog:
+                task = prog.add_task("simulating policies", total=len(policies))
+                df = sweep(sim, policies, seed=seed,
+                           progress=lambda d, t: prog.update(task, completed=d))
+            rec = recommend(df, budget=budget)
+        except (FeedwiseError, ValueError) as e:
+            raise fail(e) from None
+        df["recommended"] = False
+        if rec is not None:
+            df.loc[rec.name, "recommended"] = True
+        cols = ["policy", "revenue_per_user", "session_depth", "d7_return", "d1_return",
+                "ad_load", "ad_ctr", "hide_rate", "pareto", "recommended"]
+        out = df if all_rows else df[(df["family"] == "baseline") | df["pareto"]
+                                     | df["recommended"]]
+        emit(out[cols] if fmt == Format.table else out, fmt,
+             title=f"Frontier: {cfg.n_users} users x {cfg.n_days} days")
+        if chart is not None:
+            note = write_chart(frontier_figure(df, rec), chart, chart.with_suffix(".png"))
+            err_console.print(f"chart written to {chart}" + (f" ({note})" if note else ""))
+        if fmt == Format.table:
+            if rec is None:
+                console.print(f"no λ setting keeps depth and D7 within {budget:.1%} of no ads; "
+                              "try larger λ values or a looser --budget")
+            else:
+                console.print(f"recommended: {rec['policy']} (revenue/user "
+                              f"{rec['revenue_per_user']:.4f})")
