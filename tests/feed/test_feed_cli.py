@@ -90,3 +90,14 @@ def test_feed_rejects_a_bad_config(tmp_path):
     res = runner.invoke(app, ["feed", "u1", "--db", db, "--config", str(cfg), "--model",
                               "popularity", "--model-path", str(tmp_path / "m")])
     assert res.exit_code == 2 and "max_ad_load" in res.output
+
+
+def test_feed_trains_the_engagement_model_on_impressions(tmp_path):
+    db = str(tmp_path / "fw.duckdb")
+    _store_with_world(db)
+    res = runner.invoke(app, ["feed", "u2", "-n", "6", "--db", db, "--model", "popularity",
+                              "--model-path", str(tmp_path / "m"), "--train-engagement",
+                              "--now", NOW.isoformat(), "--format", "jsonl"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.output.splitlines() if line.startswith("{")]
+    assert len(rows) == 6

@@ -53,7 +53,8 @@ def train_engagement(store: Any, rec: Any, cfg: Any, holdout: float = 0.2):
     """Fit the engagement model on the store's impression log; returns (model, report).
 
     The features of the hold-out (the latest ``holdout`` share of impressions) are built from
-    popularity and profiles computed before it begins, so nothing of the test period leaks.
+    popularity, profiles and a recommender (``rec``'s class and parameters) fitted on the
+    events before it begins, so nothing of the test period leaks.
     """
     import numpy as np
     import pandas as pd
@@ -75,7 +76,21 @@ def train_engagement(store: Any, rec: Any, cfg: Any, holdout: float = 0.2):
     ads = ev[ev["kind"] == "ad_impression"]
     ad_times = {u: np.sort((pd.to_datetime(g["ts"], utc=True) - pd.Timestamp(0, tz="UTC")
                             ).dt.total_seconds().to_numpy()) for u, g in ads.groupby("user_id")}
-    X, keep = impression_features(imps, engine.catalog, engine.users, ad_times=ad_times)
+    rec_score = None
+    if rec is not None and hasattr(rec, "get_params"):
+        # the same recommender, refitted on the events before the hold-out
+        try:
+            cut = type(rec)(**rec.get_params()).fit(store.interactions(until=cutoff))
+        except FeedwiseError:
+            cut = None
+        if cut is not None:
+            ids = engine.catalog.item_ids
+
+            def rec_score(user: str, idx: np.ndarray) -> np.ndarray:
+                return np.nan_to_num(cut.score(user, ids[idx]), nan=0.0)
+
+    X, keep = impression_features(imps, engine.catalog, engine.users, rec_score=rec_score,
+                                  ad_times=ad_times)
     labels = imps[keep].reset_index(drop=True)
     if len(labels) < 50:
         raise DataError(f"only {len(labels)} impressions of known posts; need at least 50 to "
