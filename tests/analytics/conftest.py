@@ -12,9 +12,9 @@ def tiny(store):
     return store
 
 
-@pytest.fixture()
-def scope(tiny):
+@pytest.fixture(params=[False, True], ids=["views", "materialized"])
+def scope(tiny, request):
     from feedwise.analytics.scope import Scope
 
-    with Scope(tiny, START, END, k=1) as s:
+    with Scope(tiny, START, END, k=1, materialize=request.param) as s:
         yield s

@@ -36,12 +36,15 @@ import duckdb
 import pandas as pd
 
 from feedwise.errors import ConfigError
-from feedwise.schema import utc
+from feedwise.schema import EVENT_KINDS, utc
 
 AD_KINDS: tuple[str, ...] = ("ad_impression", "ad_click", "conversion")
 #: Columns of ``ev`` (the event columns analytics read).
 EV_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "kind", "ts", "dwell_ms", "value",
                                "surface")
+
+
+_KIND_ENUM = "ENUM(" + ", ".join(f"'{k}'" for k in EVENT_KINDS) + ")"
 
 
 def _lit(ts: datetime) -> str:
@@ -95,10 +98,12 @@ class Scope:
         c = self.cur
         c.execute(f"""CREATE OR REPLACE TEMP VIEW hist AS SELECT e.* FROM events e
             WHERE e.ts < {_lit(self.end)} AND {no_consent}""")
-        # only the columns the analytics read, so materialising stays cheap
+        # only the columns the analytics read, so materialising stays cheap; a copy holds
+        # the kind as an ENUM, which the many per-kind filters compare faster than text
+        cols = ", ".join(f"CAST(e.kind AS {_KIND_ENUM}) AS kind" if col == "kind" and
+                         self.materialize else f"e.{col}" for col in EV_COLUMNS)
         c.execute(f"""CREATE OR REPLACE TEMP {kind} ev AS
-            SELECT {', '.join('e.' + col for col in EV_COLUMNS)} FROM events e
-            WHERE {window} AND {no_consent}""")
+            SELECT {cols} FROM events e WHERE {window} AND {no_consent}""")
         c.execute(f"""CREATE OR REPLACE TEMP {kind} user_span AS
             SELECT user_id, min(ts) AS first_ts, max(ts) AS last_ts FROM hist
             GROUP BY user_id""")
