@@ -1,0 +1,119 @@
+"""Cold start: unknown users with and without events, declared interests, new items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from recsys_helpers import group_edges, group_items
+
+from feedwise.models import ALS, BPR, EASE, Content, Hybrid, Recommender
+from feedwise.testing import contract_data
+
+BLOCK = 10  # contract_data: 40 items in 4 taste blocks
+
+
+def block_of(item_id: str) -> int:
+    return int(item_id[1:]) // BLOCK
+
+
+@pytest.fixture(scope="module")
+def data():
+    return contract_data()
+
+
+@pytest.mark.parametrize("model", [
+    ALS(factors=4, num_threads=1, random_state=0),
+    BPR(factors=8, learning_rate=0.05, iterations=200, num_threads=1, random_state=0),
+    EASE(l2=10.0, min_support=1),
+    Content(),
+], ids=["als", "bpr", "ease", "content"])
+def test_fold_in_serves_a_user_unseen_in_training(model: Recommender, data) -> None:
+    kwargs = {"items": group_items()} if isinstance(model, Content) else {}
+    model.fit(data, **kwargs)
+    history = {"newcomer": ["i20", "i21", "i23", "i25"]}  # block 2
+    (rec,) = model.recommend(["newcomer"], 5, history=history)
+    assert not set(rec.ids) & set(history["newcomer"])
+    assert sum(block_of(i) == 2 for i in rec.ids) >= 3
+    assert all(r != "trending" and r != "popular" for r in rec.reasons)
+    (cold,) = model.recommend(["stranger"], 5)
+    assert len(cold) == 5 and set(cold.reasons) <= {"trending", "popular"}
+
+
+def test_als_fold_in_matches_training_factors(data) -> None:
+    model = ALS(factors=8, num_threads=1, random_state=0).fit(data)
+    user = data.user_ids[0]
+    history = {"clone": {i: float(data.matrix[0, data.item_col(i)])
+                         for i in data.items_of(user)}}
+    (a,) = model.recommend([user], 5)
+    (b,) = model.recommend(["clone"], 5, history=history)
+    assert len(set(a.ids) & set(b.ids)) >= 4
+    items = list(data.item_ids)
+    trained = model.score(user, items)
+    folded = model.score("clone", items, history=history)
+    assert np.corrcoef(trained, folded)[0, 1] > 0.95
+
+
+class TestHybridColdStart:
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls, data) -> Hybrid:
+        items = group_items(extra=4)  # i40..i43: new items tagged genre3, no interactions
+        return Hybrid(components=[("ease", 1.0, {"l2": 10.0, "min_support": 1}),
+                                  ("content", 0.5, {}), ("social", 0.2, {})]).fit(
+            data, items=items, edges=group_edges(), interests={"fan": ["genre1"]})
+
+    def test_no_history_uses_declared_interests(self, model: Hybrid) -> None:
+        (rec,) = model.recommend(["fan"], 5)
+        assert all(block_of(i) == 1 for i in rec.ids)
+        assert set(rec.reasons) == {"trending in genre1"}
+
+    def test_no_history_no_interests_is_global_trending(self, model: Hybrid, data) -> None:
+        (rec,) = model.recommend(["nobody"], 3)
+        assert set(rec.reasons) == {"trending"}
+        counts = np.asarray((data.matrix > 0).sum(axis=0)).ravel()
+        assert counts[data.item_col(rec.ids[0])] >= np.median(counts)
+
+    def test_interests_can_be_updated_after_fit(self, model: Hybrid) -> None:
+        model.set_interests({"fan": ["genre1"], "late": ["genre2"]})
+        (rec,) = model.recommend(["late"], 3)
+        assert all(block_of(i) == 2 for i in rec.ids)
+
+    def test_few_events_fold_in(self, model: Hybrid) -> None:
+        (rec,) = model.recommend(["new"], 5, history={"new": ["i0", "i2", "i5"]})
+        assert sum(block_of(i) == 0 for i in rec.ids) >= 3
+        assert not set(rec.reasons) & {"trending"}
+
+    def test_new_items_join_and_are_scored_by_content(self, model: Hybrid, data) -> None:
+        assert model.n_items == 44
+        u3 = next(u for u in data.user_ids if int(u[1:]) % 4 == 3)
+        u0 = next(u for u in data.user_ids if int(u[1:]) % 4 == 0)
+        new = ["i40", "i41", "i42", "i43"]
+        assert np.all(model.score(u3, new) > model.score(u0, new))
+        (rec,) = model.recommend([u3], 3, candidates=new)
+        assert len(rec) == 3 and all(r.startswith("matches your interests") for r in rec.reasons)
+
+    def test_reasons_name_the_source(self, model: Hybrid, data) -> None:
+        (rec,) = model.recommend([data.user_ids[0]], 8)
+        assert all(r.startswith(("because you liked", "liked by your friend",
+                                 "matches your interests", "similar to")) for r in rec.reasons)
+
+
+def test_content_neighbours_of_a_new_item() -> None:
+    model = Content().fit(contract_data(), items=group_items(extra=4))
+    sim = model.similar_items("i42", 5)
+    assert all(block_of(i) >= 3 for i in sim.ids)  # genre3 (block 3 and new items)
+    assert all("genre3" in r for r in sim.reasons)
+
+
+def test_social_reason_names_the_friend() -> None:
+    from feedwise.models import Social
+
+    data = contract_data()
+    model = Social().fit(data, edges=group_edges())
+    (rec,) = model.recommend(["u0"], 3)
+    friends = set(model.friends_of("u0"))
+    assert friends == {"u4", "u8"}
+    for item, reason in zip(rec.ids, rec.reasons, strict=True):
+        assert reason.startswith("liked by your friend ")
+        named = reason.removeprefix("liked by your friend ").split(" ")[0]
+        assert named in friends and item in set(data.items_of(named))
