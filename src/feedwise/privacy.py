@@ -38,6 +38,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -263,11 +264,12 @@ def apply_consent(engine: Any, stored_id: str, record: ConsentRecord) -> bool:
     users = getattr(engine, "users", None)
     if users is None:
         return False
-    r = users.row(stored_id)
-    if r < 0:
-        return False
-    users.consent_ads[r] = record.ads
-    users.consent_personalization[r] = record.personalization
+    with getattr(engine, "_lock", None) or nullcontext():
+        r = users.row(stored_id)
+        if r < 0:
+            return False
+        users.consent_ads[r] = record.ads
+        users.consent_personalization[r] = record.personalization
     return True
 
 
@@ -307,6 +309,11 @@ def forget_in_engine(engine: Any, stored_id: str) -> bool:
     Returns:
         ``True`` if the engine held anything about the user.
     """
+    with getattr(engine, "_lock", None) or nullcontext():  # not in the middle of a compose
+        return _forget_in_engine(engine, stored_id)
+
+
+def _forget_in_engine(engine: Any, stored_id: str) -> bool:
     found = False
     for src in getattr(engine, "sources", ()):
         model = getattr(src, "recommender", None)
