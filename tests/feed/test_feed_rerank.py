@@ -196,3 +196,17 @@ def test_state_can_be_copied_and_swapped_for_replays():
     assert engine.state.served and not start.served
     engine.state = start  # replay from the saved state: the same feeds again
     assert [engine.compose(r).item_ids for r in reqs] == first
+
+
+def test_hides_in_the_store_survive_a_restart(store):
+    world = make_world(13, n_items=50, n_campaigns=0)
+    store.upsert_items(world["items"].drop(columns=["popularity"]))
+    store.upsert_users(world["users"])
+    engine = FeedEngine.from_store(store)
+    top = engine.compose(FeedRequest("u1", n=5, now=NOW), record=False).slots[0]
+    store.ingest(pd.DataFrame({"user_id": ["u1"], "item_id": [top.item_id], "kind": ["hide"],
+                               "ts": [NOW - timedelta(minutes=5)]}))
+    again = FeedEngine.from_store(store)
+    feed = again.compose(FeedRequest("u1", n=5, now=NOW), record=False)
+    assert top.item_id not in feed.item_ids
+    assert top.author_id not in {s.author_id for s in feed.slots}

@@ -257,7 +257,22 @@ class FeedEngine:
         engine = cls(recommender, items, campaigns, config, users=store.users(), store=store,
                      popularity=popularity, **kwargs)
         engine._profiles_from_store(store, cond, params)
+        engine._fatigue_from_store(store, cond, params)
         return engine
+
+    def _fatigue_from_store(self, store: Any, cond: str = "", params: list | None = None
+                            ) -> None:
+        """Replay recent hides and reports (within the fatigue window and ramp) so fatigue
+        survives a restart."""
+        rc = self.config.rerank
+        hours = int(np.ceil(rc.fatigue_window_hours + rc.fatigue_ramp_hours)) + 1
+        df = store.query(f"""SELECT user_id, item_id, kind, ts FROM events
+            WHERE kind IN ('hide', 'report') {cond}
+              AND ts >= (SELECT max(ts) FROM events WHERE TRUE {cond}) - to_hours({hours})
+            ORDER BY ts""", (params or []) * 2)
+        for u, i, k, t in zip(df["user_id"], df["item_id"], df["kind"], df["ts"],
+                              strict=True):
+            self.record_feedback(str(u), str(i), str(k), t)
 
     def _profiles_from_store(self, store: Any, cond: str = "", params: list | None = None
                              ) -> None:
