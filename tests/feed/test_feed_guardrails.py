@@ -56,6 +56,13 @@ def test_each_rule_fires():
                    "distinct_items"}
 
 
+def test_author_cap_is_caught():
+    cfg = FeedConfig()
+    cfg.rerank.max_per_author = 1
+    slots = tuple(Slot(item_id=f"p{i}", author_id="x", reasons=("r",)) for i in range(2))
+    assert rules(Feed(FeedRequest("u", n=2, now=NOW), slots), cfg) == {"max_per_author"}
+
+
 def test_bad_propensity_is_caught():
     feed = Feed(FeedRequest("u", n=1, now=NOW), (Slot(item_id="p", propensity=0.0),))
     assert rules(feed, FeedConfig()) == {"propensity"}

@@ -9,13 +9,14 @@ from feed_world import NOW, build_engine, make_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedwise.feed import ExplorationConfig, FeedConfig, FeedRequest, QuietHours
+from feedwise.feed import ExplorationConfig, FeedConfig, FeedRequest, QuietHours, RerankConfig
 from feedwise.feed.config import AdConfig
 
 configs = st.builds(
-    lambda lam, load, first, gap, one, quiet, method, no_consent, pacing: FeedConfig(
+    lambda lam, load, first, gap, one, quiet, method, no_consent, pacing, per_author: FeedConfig(
         ux_lambda=lam, max_ad_load=load, first_ad_slot=first, min_ad_gap=gap,
         one_ad_per_advertiser=one, quiet_hours=quiet,
+        rerank=RerankConfig(max_per_author=per_author),
         exploration=ExplorationConfig(method=method, epsilon=0.3, top_k=4),
         ads=AdConfig(no_consent=no_consent, pacing=pacing, reserve_ecpm=0.2)),
     lam=st.sampled_from([0.0, 0.001, 0.01, 0.1, 1.0]),
@@ -23,7 +24,8 @@ configs = st.builds(
     one=st.booleans(),
     quiet=st.sampled_from([[], [QuietHours(start=22, end=6)], [QuietHours(start=11, end=13)]]),
     method=st.sampled_from(["none", "epsilon", "softmax"]),
-    no_consent=st.sampled_from(["none", "non_targeted"]), pacing=st.booleans())
+    no_consent=st.sampled_from(["none", "non_targeted"]), pacing=st.booleans(),
+    per_author=st.sampled_from([None, 1, 2, 3]))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -51,6 +51,8 @@ class RerankConfig(_Config):
             this long …
         fatigue_ramp_hours: … then ramp linearly back to full weight over this long.
         fatigue_floor: Weight of a suppressed author/topic inside the window.
+        max_per_author: Hard cap on one author's posts in a feed (``None`` = no cap; the
+            feed is shorter rather than break it).
     """
 
     author_decay: float = Field(0.6, ge=0, le=1)
@@ -60,6 +62,7 @@ class RerankConfig(_Config):
     fatigue_window_hours: float = Field(72.0, ge=0)
     fatigue_ramp_hours: float = Field(72.0, ge=0)
     fatigue_floor: float = Field(0.0, ge=0, le=1)
+    max_per_author: int | None = Field(None, ge=1)
 
 
 class ExplorationConfig(_Config):

@@ -211,6 +211,27 @@ class ScheduleGuardrail(Guardrail):
         return out
 
 
+class AuthorDiversityGuardrail(Guardrail):
+    """At most ``rerank.max_per_author`` organic posts of one author (when set)."""
+
+    name = "max_per_author"
+
+    def check(self, feed: Feed, state: GuardrailState) -> list[Violation]:
+        cap = state.config.rerank.max_per_author
+        if cap is None:
+            return []
+        counts: dict[str | None, int] = {}
+        out = []
+        for i, s in enumerate(feed.slots):
+            if s.kind != "organic":
+                continue
+            counts[s.author_id] = counts.get(s.author_id, 0) + 1
+            if counts[s.author_id] > cap:
+                out.append(self._v(i, f"author {s.author_id}: {counts[s.author_id]} posts "
+                                      f"> {cap}"))
+        return out
+
+
 class DistinctItemsGuardrail(Guardrail):
     """No item appears twice in one feed."""
 
@@ -240,8 +261,8 @@ def default_guardrails() -> list[Guardrail]:
     """Every guardrail above."""
     return [AdLoadGuardrail(), FirstAdSlotGuardrail(), AdGapGuardrail(), AdvertiserGuardrail(),
             QuietHoursGuardrail(), FrequencyCapGuardrail(), BudgetGuardrail(),
-            ConsentGuardrail(), ScheduleGuardrail(), DistinctItemsGuardrail(),
-            PropensityGuardrail()]
+            ConsentGuardrail(), ScheduleGuardrail(), AuthorDiversityGuardrail(),
+            DistinctItemsGuardrail(), PropensityGuardrail()]
 
 
 def check_all(feed: Feed, state: GuardrailState,

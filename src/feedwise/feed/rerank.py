@@ -130,6 +130,9 @@ class Reranker:
         props = np.empty(k)
         decay = cfg.author_decay
         for s in range(k):
+            if not avail.any():
+                k = s
+                break
             sc = su * np.power(decay, counts[author]) if decay < 1 else su.copy()
             if tags is not None:
                 sc -= cfg.mmr_lambda * umax * max_sim
@@ -140,6 +143,8 @@ class Reranker:
             props[s] = p
             avail[j] = False
             counts[author[j]] += 1
+            if cfg.max_per_author is not None and counts[author[j]] >= cfg.max_per_author:
+                avail[author == author[j]] = False
             if tags is not None:
                 np.maximum(max_sim, tags @ tags[j], out=max_sim)
-        return RerankResult(order, scores, props)
+        return RerankResult(order[:k], scores[:k], props[:k])
