@@ -75,6 +75,9 @@ from feedwise.feed.types import Feed, FeedRequest, Slot
 from feedwise.ranking.engagement import MultiObjectiveModel
 from feedwise.schema import utc
 
+#: Most recently served posts remembered per user (for the served-post exclusion).
+MAX_SERVED = 2000
+
 SOURCE_REASONS = {"trending": "trending now", "fresh": "new post", "recommender":
                   "recommended for you", "followed": "from someone you follow"}
 
@@ -99,7 +102,7 @@ class EngineState:
         """A deep copy (detached from the store), e.g. to replay one state under many
         policies."""
         return EngineState(self.ads.copy(), copy.deepcopy(self.fatigue),
-                           {u: deque(d) for u, d in self.served.items()},
+                           {u: deque(d, maxlen=d.maxlen) for u, d in self.served.items()},
                            {u: set(h) for u, h in self.hidden.items()})
 
 
@@ -441,10 +444,8 @@ class FeedEngine:
             record: Update the cross-request state (frequency caps, spend, exposure, served
                 posts). ``False`` composes a what-if feed that leaves the state untouched.
         """
-        if record:  # check-and-record is atomic: caps and budgets hold under concurrency
-            with self._lock:
-                return self._compose(request, record=True)
-        return self._compose(request, record=False)
+        with self._lock:  # check-and-record is atomic: caps and budgets hold under concurrency
+            return self._compose(request, record=record)
 
     def _compose(self, request: FeedRequest, *, record: bool) -> tuple[Feed, FeedStats]:
         cfg = self.config
@@ -553,7 +554,8 @@ class FeedEngine:
         uid = str(feed.request.user_id)
         now_s = feed.request.now.timestamp()
         st = self.state
-        served = st.served.setdefault(uid, deque())
+        keep_served = self.config.exclude_served_within_s > 0
+        served = st.served.setdefault(uid, deque(maxlen=MAX_SERVED)) if keep_served else None
         b = self.book
         for s in feed.slots:
             if s.kind == "ad":
@@ -562,7 +564,7 @@ class FeedEngine:
                 st.ads.record(AdImpression(uid, c, s.item_id, now_s, 0.0,
                                            feed.request.request_id), charge)
             else:
-                k = self.catalog.index.get(s.item_id)
+                k = self.catalog.index.get(s.item_id) if served is not None else None
                 if k is not None:
                     served.append((now_s, k))
 
