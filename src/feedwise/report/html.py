@@ -78,7 +78,10 @@ def _tiles(rep: InsightReport) -> str:
             value = SUP if math.isnan(rep.summary.get("users", float("nan"))) else "–"
         else:
             value = _fmt(v, kind)
-        if math.isnan(ch):
+        prev = rep.previous.get(key, float("nan"))
+        if math.isnan(ch) and prev == 0 and not math.isnan(v):
+            chg, cls = ("■ unchanged (0)", "") if v == 0 else ("▲ up from 0", "")
+        elif math.isnan(ch):
             chg, cls = "no previous period", ""
         else:
             good = (ch > 0) == up_good
