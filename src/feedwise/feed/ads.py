@@ -406,8 +406,10 @@ class AdState:
         self.charge(imp.campaign, charge)
         imp.price = charge
         if self.store is not None:
-            self._pending.append(imp)
-            if self.flush_every and len(self._pending) >= self.flush_every:
+            with self._lock:  # flush() may run in another thread (the service's writer)
+                self._pending.append(imp)
+                due = self.flush_every and len(self._pending) >= self.flush_every
+            if due:
                 self.flush()
 
     def charge(self, campaign: int, amount: float) -> float:
