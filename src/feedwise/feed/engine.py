@@ -17,7 +17,11 @@ optional exploration) → ads (eligibility, pacing, auction) → insertion under
   allow (revenue-greedy), λ = ∞ places none.
 
 Every slot carries its kind, score, reasons, source and the propensity with which it was
-chosen (exploration for organic slots, the pacing throttle for ad slots).
+chosen given the slots above it: for an organic slot, the exploration probability of that
+post among the remaining ones (1 without exploration); for an ad slot, the probability that
+the pacing throttle let this campaign through and failed the ones ranked between it and
+the previous ad (1 without pacing). Which slots are ads is a deterministic function of
+those draws and the hard rules.
 
 Callers inject predictors (``engagement``, ``ad_ctr``, ``ux_cost``) and read or swap the
 cross-request :class:`EngineState` (frequency caps, spend, exposure, fatigue, served posts).
