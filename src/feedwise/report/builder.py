@@ -76,6 +76,7 @@ class InsightReport:
     frequency: pd.DataFrame = field(default_factory=pd.DataFrame)
     profiles_written: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,7 +120,7 @@ def build_report(store, start: datetime, end: datetime, config: ReportConfig | N
     def section(name: str):
         if progress is not None:
             progress(name)
-        return _Timer(rep.timings, name)
+        return _Timer(rep.timings, rep.cpu_timings, name)
 
     with section("window"):
         scope = Scope(store, start, end, k=cfg.k, materialize=cfg.materialize)
@@ -169,12 +170,15 @@ def build_report(store, start: datetime, end: datetime, config: ReportConfig | N
 
 
 class _Timer:
-    def __init__(self, timings: dict[str, float], name: str) -> None:
-        self.timings, self.name = timings, name
+    """Adds a block's wall and process CPU seconds (all threads) to two dicts."""
+
+    def __init__(self, wall: dict[str, float], cpu: dict[str, float], name: str) -> None:
+        self.wall, self.cpu, self.name = wall, cpu, name
 
     def __enter__(self) -> _Timer:
-        self.t0 = time.perf_counter()
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.t0
+        self.wall[self.name] = self.wall.get(self.name, 0.0) + time.perf_counter() - self.t0
+        self.cpu[self.name] = self.cpu.get(self.name, 0.0) + time.process_time() - self.c0
