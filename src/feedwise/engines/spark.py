@@ -1,0 +1,376 @@
+"""The Apache Spark engine: the same interactions, ALS and KPIs on a cluster.
+
+Spark reads the Parquet layout written by :func:`feedwise.engines.export.export_parquet`
+(from a local folder, HDFS or object storage), builds the weighted interactions with Spark
+SQL using the same per-kind weights (:class:`~feedwise.interactions.InteractionWeights`)
+and the same id rules as :meth:`EventStore.interactions` (ids sorted as strings; hide and
+report are negatives, never weight), trains Spark MLlib ALS with implicit preferences, and
+hands the user and item factors back as a :class:`~feedwise.models.spark_als.SparkALS`,
+which serves through the normal ``recommend``/``feed`` path. The KPI queries of
+:mod:`feedwise.engines.kpis` run as Spark SQL over the same layout.
+
+Needs the ``spark`` extra (``pip install 'feedwise[spark]'``) and Java 17+.
+
+Entry points for the CLI: :func:`train_spark` (``feedwise train --engine spark`` /
+``feedwise spark-train``) and :func:`report_spark` (``feedwise report --engine spark`` /
+``feedwise spark-report``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import scipy.sparse as sp
+
+from feedwise.engines.kpis import KPI_NAMES, kpi_sql, normalise
+from feedwise.errors import ConfigError, DataError
+from feedwise.interactions import Interactions, InteractionWeights
+from feedwise.models.spark_als import SparkALS
+from feedwise.schema import NEGATIVE_KINDS, utc
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+MASTER_ENV = "FEEDWISE_SPARK_MASTER"
+
+
+def _pyspark():
+    try:
+        import pyspark  # noqa: F401
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ConfigError("the Spark engine needs pyspark: pip install 'feedwise[spark]' "
+                          "(and Java 17+)") from None
+    return SparkSession
+
+
+def spark_session(master: str | None = None, *, app_name: str = "feedwise",
+                  shuffle_partitions: int | None = None, driver_memory: str | None = None,
+                  ui: bool = False, conf: Mapping[str, str] | None = None) -> SparkSession:
+    """Get or create a SparkSession configured for feedwise (UTC, Arrow transfers).
+
+    Args:
+        master: Spark master URL; default ``$FEEDWISE_SPARK_MASTER`` or ``local[*]``.
+            Under ``spark-submit`` the master given there wins.
+        app_name: Application name shown by the cluster manager.
+        shuffle_partitions: ``spark.sql.shuffle.partitions`` (keep small in local mode).
+        driver_memory: ``spark.driver.memory`` (only effective when this starts the JVM).
+        ui: Start the Spark web UI.
+        conf: Extra Spark settings (e.g. S3 credentials providers).
+    """
+    session_cls = _pyspark()
+    # pyspark warns on pandas >= 3 although feedwise moves data through Arrow only
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                            category=FutureWarning)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    b = session_cls.builder.appName(app_name)
+    if master or MASTER_ENV in os.environ or "PYSPARK_GATEWAY_PORT" not in os.environ:
+        b = b.master(master or os.environ.get(MASTER_ENV, "local[*]"))
+    settings = {"spark.sql.session.timeZone": "UTC",
+                "spark.sql.execution.arrow.pyspark.enabled": "true",
+                "spark.ui.enabled": str(ui).lower(),
+                "spark.ui.showConsoleProgress": "false",
+                "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+                "spark.executor.extraJavaOptions": "-Duser.timezone=UTC"}
+    if shuffle_partitions:
+        settings["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
+    if driver_memory:
+        settings["spark.driver.memory"] = driver_memory
+    settings.update(conf or {})
+    for k, v in settings.items():
+        b = b.config(k, v)
+    spark = b.getOrCreate()
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    return spark
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file://")
+
+
+def events_path(root: str | os.PathLike) -> str:
+    """The events folder of an export root (a root ending in ``events`` is taken as is)."""
+    p = str(root).rstrip("/")
+    if p.endswith("/events") or p == "events":
+        return p
+    if _is_local(p):
+        local = Path(p.removeprefix("file://"))
+        if not (local / "events").is_dir():
+            raise DataError(f"{p}: no events/ folder; write the layout with "
+                            "`feedwise export --format parquet --out DIR`")
+    return p + "/events"
+
+
+def read_events(spark: SparkSession, root: str | os.PathLike) -> DataFrame:
+    """The events of an export as a Spark DataFrame (``date`` is the partition column)."""
+    return spark.read.parquet(events_path(root))
+
+
+def read_items(spark: SparkSession, root: str | os.PathLike) -> DataFrame | None:
+    """The items table of an export, or ``None`` when it has none."""
+    p = str(root).rstrip("/").removesuffix("/events") + "/items.parquet"
+    if _is_local(p) and not Path(p.removeprefix("file://")).exists():
+        return None
+    return spark.read.parquet(p)
+
+
+def register_views(spark: SparkSession, root: str | os.PathLike) -> None:
+    """Register temp views ``events`` and ``items`` over an export (for Spark SQL)."""
+    read_events(spark, root).createOrReplaceTempView("events")
+    items = read_items(spark, root)
+    if items is None:
+        items = spark.sql("SELECT CAST(NULL AS STRING) AS item_id, "
+                          "CAST(NULL AS STRING) AS campaign_id, "
+                          "CAST(NULL AS STRING) AS title WHERE FALSE")
+    items.createOrReplaceTempView("items")
+
+
+# ---------------------------------------------------------------------- interactions
+def interaction_frames(events: DataFrame, *, weights: InteractionWeights | None = None,
+                       since: datetime | None = None, until: datetime | None = None
+                       ) -> tuple[DataFrame, DataFrame]:
+    """Spark DataFrames of positive weights and of negative pairs, as the store builds them.
+
+    Returns:
+        ``(positives, negatives)``: ``positives`` has ``user_id, item_id, weight, ts``
+        (summed weight > 0, latest event time in unix seconds), ``negatives`` the distinct
+        ``user_id, item_id`` pairs hidden or reported.
+    """
+    from pyspark.sql import functions as F
+
+    w = weights or InteractionWeights()
+    ev = events
+    if since is not None:
+        s = utc(since)
+        if "date" in ev.columns:  # partition pruning
+            ev = ev.where(F.col("date") >= F.lit(s.date()))
+        ev = ev.where(F.col("ts") >= F.lit(s))
+    if until is not None:
+        u = utc(until)
+        if "date" in ev.columns:
+            ev = ev.where(F.col("date") <= F.lit(u.date()))
+        ev = ev.where(F.col("ts") < F.lit(u))
+    neg = ", ".join(f"'{k}'" for k in NEGATIVE_KINDS)
+    # Cast to DOUBLE so Spark does float arithmetic like DuckDB (decimal literals otherwise).
+    expr = w.sql(dwell="CAST(dwell_ms AS DOUBLE)", value="CAST(value AS DOUBLE)")
+    pos = (ev.where(f"kind NOT IN ({neg})")
+             .selectExpr("user_id", "item_id", "ts", f"CAST({expr} AS DOUBLE) AS w")
+             .where("w > 0")
+             .groupBy("user_id", "item_id")
+             .agg(F.sum("w").alias("weight"),
+                  (F.max(F.unix_micros("ts")).cast("double") / 1e6).alias("ts")))
+    negs = ev.where(f"kind IN ({neg})").select("user_id", "item_id").distinct()
+    return pos, negs
+
+
+def _strings(col: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=str)
+
+
+def _to_arrow(df: DataFrame) -> pa.Table:
+    return df.toArrow() if hasattr(df, "toArrow") else pa.Table.from_pandas(df.toPandas())
+
+
+def collect_interactions(pos: pa.Table, negs: pa.Table, *,
+                         item_titles: Mapping[str, str] | None = None,
+                         since: datetime | None = None, until: datetime | None = None
+                         ) -> Interactions:
+    """Build :class:`Interactions` on the driver exactly as ``EventStore.interactions`` does."""
+    users = np.unique(np.concatenate([_strings(pos["user_id"]), _strings(negs["user_id"])]))
+    items = np.unique(np.concatenate([_strings(pos["item_id"]), _strings(negs["item_id"])]))
+    if len(users) == 0:
+        raise DataError("no events with positive weight in this window; check the events "
+                        "path and the --since/--until window")
+    shape = (len(users), len(items))
+    r = np.searchsorted(users, _strings(pos["user_id"]))
+    c = np.searchsorted(items, _strings(pos["item_id"]))
+    mat = sp.csr_matrix((pos["weight"].to_numpy().astype(np.float32), (r, c)), shape=shape)
+    last = sp.csr_matrix((pos["ts"].to_numpy().astype(np.float64), (r, c)), shape=shape)
+    nr = np.searchsorted(users, _strings(negs["user_id"]))
+    nc = np.searchsorted(items, _strings(negs["item_id"]))
+    negatives = sp.csr_matrix((np.ones(len(nr), np.float32), (nr, nc)), shape=shape)
+    labels = None
+    if item_titles:
+        labels = np.array([item_titles.get(str(i), str(i)) for i in items], dtype=object)
+    return Interactions(mat, users.astype(object), items.astype(object), last_ts=last,
+                        negatives=negatives, item_labels=labels,
+                        since=utc(since) if since else None, until=utc(until) if until else None)
+
+
+def _item_titles(spark: SparkSession, root: str | os.PathLike) -> dict[str, str] | None:
+    items = read_items(spark, root)
+    if items is None or "title" not in items.columns:
+        return None
+    t = _to_arrow(items.where("title IS NOT NULL").select("item_id", "title"))
+    if t.num_rows == 0:
+        return None
+    return dict(zip(_strings(t["item_id"]), _strings(t["title"]), strict=True))
+
+
+def spark_interactions(spark: SparkSession, root: str | os.PathLike, *,
+                       weights: InteractionWeights | None = None,
+                       since: datetime | None = None, until: datetime | None = None
+                       ) -> Interactions:
+    """The interaction matrix built by Spark SQL over an export, collected to the driver.
+
+    Equal to ``EventStore.interactions(since, until, weights=weights)`` on the store that
+    was exported (same ids, order, weights, last-event times and negatives).
+    """
+    pos, negs = interaction_frames(read_events(spark, root), weights=weights, since=since,
+                                   until=until)
+    return collect_interactions(_to_arrow(pos), _to_arrow(negs),
+                                item_titles=_item_titles(spark, root), since=since, until=until)
+
+
+# ---------------------------------------------------------------------- ALS
+def _als(factors: int, regularization: float, alpha: float, iterations: int, seed: int,
+         blocks: int | None):
+    from pyspark.ml.recommendation import ALS
+
+    kw: dict[str, Any] = {}
+    if blocks:
+        kw = {"numUserBlocks": blocks, "numItemBlocks": blocks}
+    return ALS(rank=factors, maxIter=iterations, regParam=regularization, alpha=alpha,
+               implicitPrefs=True, nonnegative=False, seed=seed, userCol="u", itemCol="i",
+               ratingCol="weight", coldStartStrategy="drop", **kw)
+
+
+def _factor_array(df: DataFrame, n: int, k: int) -> np.ndarray:
+    """Spark's ``id, features`` factor table as an ``n x k`` array (zero rows for ids
+    without factors, e.g. users seen only in negatives)."""
+    t = _to_arrow(df.select("id", "features"))
+    out = np.zeros((n, k), dtype=np.float32)
+    if t.num_rows:
+        ids = t["id"].to_numpy()
+        feats = t["features"].combine_chunks()
+        out[ids] = np.asarray(feats.values.to_numpy(zero_copy_only=False),
+                              dtype=np.float32).reshape(-1, k)
+    return out
+
+
+def fit_factors(spark: SparkSession, data: Interactions, *, factors: int = 64,
+                regularization: float = 0.05, alpha: float = 1.0, iterations: int = 15,
+                seed: int = 0, blocks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Spark MLlib ALS on interactions already on the driver: ``(user, item)`` factors.
+
+    Backs :meth:`SparkALS.fit`, so the Spark trainer can be evaluated on the same split
+    as the embedded models.
+    """
+    m = data.matrix.tocoo()
+    table = pa.table({"u": m.row.astype(np.int32), "i": m.col.astype(np.int32),
+                      "weight": m.data.astype(np.float32)})
+    try:  # Spark >= 4 takes Arrow directly
+        frame = spark.createDataFrame(table)
+    except (TypeError, ValueError):
+        frame = spark.createDataFrame(table.to_pandas())
+    fitted = _als(factors, regularization, alpha, iterations, seed, blocks).fit(frame)
+    return (_factor_array(fitted.userFactors, data.n_users, factors),
+            _factor_array(fitted.itemFactors, data.n_items, factors))
+
+
+def _indexed(ids: DataFrame, col: str) -> DataFrame:
+    """``col, idx``: each distinct id with its rank in sorted (binary string) order, the
+    order ``numpy.unique`` gives on the driver."""
+    ordered = ids.select(col).distinct().orderBy(col)
+    return ordered.rdd.zipWithIndex().map(lambda p: (p[0][0], int(p[1]))).toDF([col, "idx"])
+
+
+def train_als(spark: SparkSession, root: str | os.PathLike, model: SparkALS | None = None, *,
+              weights: InteractionWeights | None = None, since: datetime | None = None,
+              until: datetime | None = None) -> SparkALS:
+    """The full Spark path: interactions in Spark SQL, MLlib ALS, factors into a model.
+
+    The id maps are built in Spark (sorted distinct ids, indexed) by the same rules as the
+    driver-side :class:`Interactions`, so factor rows line up with the model's id maps.
+    The interaction matrix is also collected to the driver: the served model keeps it to
+    exclude seen items and to fold in users.
+
+    Args:
+        spark: The session.
+        root: Export root (local folder or ``hdfs://`` / ``s3a://`` URI).
+        model: Hyperparameters (an unfitted :class:`SparkALS`); default ``SparkALS()``.
+        weights: Per-kind weights (default: the embedded path's).
+        since, until: Event time window ``[since, until)``.
+
+    Returns:
+        The fitted :class:`SparkALS`.
+    """
+    from pyspark.sql import functions as F
+
+    model = model if model is not None else SparkALS()
+    model._check_params()
+    p = model._als_params()
+    pos, negs = interaction_frames(read_events(spark, root), weights=weights, since=since,
+                                   until=until)
+    pos, negs = pos.cache(), negs.cache()
+    try:
+        users = _indexed(pos.select("user_id").union(negs.select("user_id")), "user_id")
+        items = _indexed(pos.select("item_id").union(negs.select("item_id")), "item_id")
+        train = (pos.join(users, "user_id").withColumnRenamed("idx", "u")
+                    .join(items, "item_id").withColumnRenamed("idx", "i")
+                    .select(F.col("u").cast("int"), F.col("i").cast("int"),
+                            F.col("weight").cast("float")))
+        fitted = _als(**p).fit(train)
+        data = collect_interactions(_to_arrow(pos), _to_arrow(negs),
+                                    item_titles=_item_titles(spark, root), since=since,
+                                    until=until)
+        ufac = _factor_array(fitted.userFactors, data.n_users, p["factors"])
+        ifac = _factor_array(fitted.itemFactors, data.n_items, p["factors"])
+    finally:
+        pos.unpersist()
+        negs.unpersist()
+    return model.with_factors(data, ufac, ifac)
+
+
+# ---------------------------------------------------------------------- KPIs
+def spark_kpis(spark: SparkSession, root: str | os.PathLike,
+               names: tuple[str, ...] | list[str] = KPI_NAMES) -> dict[str, pd.DataFrame]:
+    """The KPI queries as Spark SQL over an export (results equal the DuckDB path's)."""
+    unknown = [n for n in names if n not in KPI_NAMES]
+    if unknown:
+        raise ConfigError(f"unknown KPI(s) {unknown}; KPIs are {', '.join(KPI_NAMES)}")
+    register_views(spark, root)
+    return {n: normalise(_to_arrow(spark.sql(kpi_sql(n, "spark"))).to_pandas(), n)
+            for n in names}
+
+
+# ---------------------------------------------------------------------- CLI entry points
+def train_spark(events: str | os.PathLike, *, out: str | os.PathLike | None = None,
+                master: str | None = None, model: SparkALS | None = None,
+                weights: InteractionWeights | None = None, since: datetime | None = None,
+                until: datetime | None = None, spark_conf: Mapping[str, str] | None = None
+                ) -> SparkALS:
+    """``feedwise train --engine spark``: train on an export and save the model to ``out``.
+
+    Args:
+        events: Export root (local path or ``hdfs://``/``s3a://`` URI).
+        out: Model directory to write (``model.npz`` + ``model.json``), or ``None``.
+        master: Spark master (default ``$FEEDWISE_SPARK_MASTER`` or ``local[*]``).
+        model: Hyperparameters (an unfitted :class:`SparkALS`).
+        weights: Per-kind interaction weights (default: the embedded path's defaults).
+        since, until: Event time window ``[since, until)``.
+        spark_conf: Extra Spark settings.
+    """
+    spark = spark_session(master, conf=spark_conf)
+    model = train_als(spark, events, model, weights=weights, since=since, until=until)
+    if out is not None:
+        model.save(out)
+    return model
+
+
+def report_spark(events: str | os.PathLike, *, master: str | None = None,
+                 names: tuple[str, ...] | list[str] = KPI_NAMES,
+                 spark_conf: Mapping[str, str] | None = None) -> dict[str, pd.DataFrame]:
+    """``feedwise report --engine spark``: the KPI tables computed by Spark SQL."""
+    spark = spark_session(master, conf=spark_conf)
+    return spark_kpis(spark, events, names)
