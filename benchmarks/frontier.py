@@ -52,6 +52,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budget", type=float, default=0.01)
     ap.add_argument("--config", help="YAML/JSON simulator config (overrides defaults)")
+    ap.add_argument("--engine-lambdas", default="0.0015,0.002,0.003,0.005",
+                    help="λ values for the real FeedEngine (per-request, slower); '' skips")
     args = ap.parse_args()
     cfg = SimulatorConfig.from_file(args.config) if args.config else SimulatorConfig()
     cfg = cfg.model_copy(update={"n_users": args.users, "n_days": args.days})
@@ -69,6 +71,15 @@ def main() -> None:
     policies = (baseline_policies((5, 4, 3)) + lambda_policies()
                 + lambda_policies(guardrails=((0.25, 2, 2),), rule="engine",
                                   displaced_weight=1.0))
+    engine_lams = [float(x) for x in args.engine_lambdas.split(",") if x.strip()]
+    if engine_lams:
+        import feedwise.models  # noqa: F401  (import order: models before feed.engine)
+        from feedwise.evaluation.engine_policy import simulated_engine
+        from feedwise.feed.config import FeedConfig
+
+        policies += [simulated_engine(sim, FeedConfig(ux_lambda=lam, max_ad_load=0.25,
+                                                      first_ad_slot=2, min_ad_gap=2))
+                     for lam in engine_lams]
     t0 = time.perf_counter()
     df = sweep(sim, policies, seed=args.seed)
     sweep_s = time.perf_counter() - t0
@@ -80,8 +91,10 @@ def main() -> None:
     fixed = [f"fixed-every-{k}" for k in (5, 4, 3)]
     rows = [df[df["policy"] == name].iloc[0] for name in
             ["no-ads", *fixed, "revenue-greedy"]]
+    rows += [r for _, r in df[df["family"] == "feedengine"].iterrows()]
     table = pd.DataFrame(rows)[COLS].copy()
-    table["note"] = ""
+    table["note"] = ["" if not str(p).startswith("FeedEngine") else "real FeedEngine"
+                     for p in table["policy"]]
     if rec is not None:
         r = rec[COLS].copy()
         r["note"] = f"recommended (depth & D7 within {args.budget:.0%} of no ads)"
@@ -107,6 +120,10 @@ def main() -> None:
     pd.set_option("display.max_colwidth", 60)
     print(f"\nsimulator: {cfg.n_users} users x {cfg.n_days} days, {cfg.n_slots} slots, "
           f"seed {args.seed}; {len(policies)} policies swept in {sweep_s:.1f} s")
+    for _, r in df[df["family"] == "feedengine"].iterrows():
+        speed[r["policy"] + " (per-request compose)"] = {
+            "sessions": r["sessions"], "seconds": r["seconds"],
+            "sessions_per_minute": r["sessions"] / r["seconds"] * 60}
     for name, s in speed.items():
         print(f"speed [{name}]: {s['sessions']:.0f} sessions in {s['seconds']:.2f} s = "
               f"{s['sessions_per_minute']:,.0f} sessions/min (one thread)")

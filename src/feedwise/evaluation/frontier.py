@@ -51,7 +51,17 @@ def lambda_policies(lambdas: Sequence[float] = DEFAULT_LAMBDAS,
             for lam, (load, first, gap) in itertools.product(lambdas, guardrails)]
 
 
+FEEDWISE_FAMILIES: tuple[str, ...] = ("feedwise", "feedengine")
+
+
 def _describe(policy: Any) -> dict[str, Any]:
+    engine = getattr(policy, "engine", None)
+    if engine is not None and hasattr(engine, "config"):
+        c = engine.config
+        return {"family": "feedengine", "ux_lambda": c.ux_lambda, "max_ad_load": c.max_ad_load,
+                "first_ad_slot": c.first_ad_slot, "min_gap": c.min_ad_gap,
+                "policy": (f"FeedEngine λ={c.ux_lambda:g} [load≤{c.max_ad_load:g} "
+                           f"first {c.first_ad_slot} gap {c.min_ad_gap}]")}
     if isinstance(policy, LambdaPolicy):
         return {"family": "feedwise", "ux_lambda": policy.ux_lambda,
                 "max_ad_load": policy.max_ad_load, "first_ad_slot": policy.first_ad_slot,
@@ -93,7 +103,8 @@ def pareto_mask(df: pd.DataFrame, maximize: Sequence[str] = (REVENUE, *UX_METRIC
 
 
 def recommend(df: pd.DataFrame, reference: str = "no-ads", budget: float = 0.01,
-              ux_metrics: Sequence[str] = UX_METRICS) -> pd.Series | None:
+              ux_metrics: Sequence[str] = UX_METRICS,
+              families: Sequence[str] = FEEDWISE_FAMILIES) -> pd.Series | None:
     """The feedwise setting with the most revenue within ``budget`` of ``reference`` on UX.
 
     Args:
@@ -101,6 +112,9 @@ def recommend(df: pd.DataFrame, reference: str = "no-ads", budget: float = 0.01,
         reference: Policy name the budget is measured against.
         budget: Allowed relative loss on each UX metric (0.01 = 1 %).
         ux_metrics: The metrics the budget applies to.
+        families: Which rows are candidates (``feedwise``: :class:`LambdaPolicy`;
+            ``feedengine``: the real engine through
+            :mod:`~feedwise.evaluation.engine_policy`).
 
     Returns:
         The chosen row, or ``None`` when no λ setting that shows ads fits the budget.
@@ -108,7 +122,7 @@ def recommend(df: pd.DataFrame, reference: str = "no-ads", budget: float = 0.01,
     ref = df[df["policy"] == reference]
     if ref.empty:
         raise ConfigError(f"reference policy {reference!r} is not in the sweep")
-    ok = (df["family"] == "feedwise") & (df[REVENUE] > 0)
+    ok = df["family"].isin(list(families)) & (df[REVENUE] > 0)
     for m in ux_metrics:
         ok &= df[m] >= (1 - budget) * float(ref[m].iloc[0])
     cand = df[ok]
@@ -116,12 +130,13 @@ def recommend(df: pd.DataFrame, reference: str = "no-ads", budget: float = 0.01,
 
 
 def match_baseline(df: pd.DataFrame, baseline: str,
-                   ux_metrics: Sequence[str] = UX_METRICS) -> pd.Series | None:
+                   ux_metrics: Sequence[str] = UX_METRICS,
+                   families: Sequence[str] = FEEDWISE_FAMILIES) -> pd.Series | None:
     """The feedwise setting with the most revenue that is at least as good on UX as ``baseline``."""
     base = df[df["policy"] == baseline]
     if base.empty:
         raise ConfigError(f"baseline {baseline!r} is not in the sweep")
-    ok = df["family"] == "feedwise"
+    ok = df["family"].isin(list(families))
     for m in ux_metrics:
         ok &= df[m] >= float(base[m].iloc[0])
     cand = df[ok]
@@ -136,11 +151,14 @@ def frontier_figure(df: pd.DataFrame, recommended: pd.Series | None = None,
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Revenue vs session depth",
                                                         "Revenue vs D7 return"))
-    groups = [("feedwise", df["family"] == "feedwise", "#1f77b4", "circle"),
+    groups = [("feedwise λ policy", df["family"] == "feedwise", "#1f77b4", "circle"),
+              ("FeedEngine", df["family"] == "feedengine", "#2ca02c", "diamond"),
               ("baselines", df["family"] == "baseline", "#d62728", "square")]
     for col, x in enumerate(UX_METRICS, start=1):
         for label, mask, color, symbol in groups:
             sub = df[mask]
+            if sub.empty:
+                continue
             fig.add_trace(go.Scatter(
                 x=sub[x], y=sub[REVENUE], mode="markers", name=label, legendgroup=label,
                 showlegend=col == 1, text=sub["policy"],
