@@ -8,6 +8,7 @@ a recommendation by the liked item whose factor vector is closest to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Literal
 
@@ -15,7 +16,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from feedwise.errors import ConfigError
-from feedwise.models.base import Recommender
+from feedwise.itemlist import ItemList
+from feedwise.models.base import History, PerUser, Recommender
+
+#: Most liked items compared per user when explaining (the heaviest ones).
+_EXPLAIN_HISTORY = 200
 
 Weighting = Literal["linear", "log", "binary"]
 
@@ -88,16 +93,87 @@ class FactorModel(Recommender):
         return unit
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
+        k = max((len(c) for c in cols), default=0)
+        top = np.full((len(cols), k), -1, dtype=np.int64)
+        for r, c in enumerate(cols):
+            top[r, :len(c)] = c
+        best = self._closest_liked(history, top)
+        return [[self._reason(j) for j in best[r, :len(c)]] for r, c in enumerate(cols)]
+
+    def _reason(self, liked: int) -> str:
+        return f"because you liked {self.item_labels_[liked]}" if liked >= 0 \
+            else self.fallback_reason
+
+    def _closest_liked(self, history: sp.csr_matrix, top: np.ndarray) -> np.ndarray:
+        """For each recommended column in ``top`` (users x k, -1 = none), the liked item of
+        the same user whose factor vector is closest (cosine); -1 without history."""
         unit = self._item_unit()
-        out = []
-        for r, items in enumerate(cols):
-            liked = history.indices[history.indptr[r]:history.indptr[r + 1]]
-            if len(liked) == 0 or len(items) == 0:
-                out.append([self.fallback_reason] * len(items))
-                continue
-            sims = unit[items] @ unit[liked].T
-            best = liked[np.argmax(sims, axis=1)]
-            out.append([f"because you liked {self.item_labels_[j]}" for j in best])
+        counts = np.diff(history.indptr)
+        width = int(min(counts.max(initial=0), _EXPLAIN_HISTORY))
+        best = np.full(top.shape, -1, dtype=np.int64)
+        if width == 0 or top.size == 0:
+            return best
+        liked = np.full((len(counts), width), -1, dtype=np.int64)
+        for r in range(len(counts)):
+            idx = history.indices[history.indptr[r]:history.indptr[r + 1]]
+            if len(idx) > width:
+                w = history.data[history.indptr[r]:history.indptr[r + 1]]
+                idx = idx[np.argsort(-w, kind="stable")[:width]]
+            liked[r, :len(idx)] = idx
+        sims = np.einsum("ukf,ulf->ukl", unit[np.maximum(top, 0)], unit[np.maximum(liked, 0)])
+        sims[np.broadcast_to((liked < 0)[:, None, :], sims.shape)] = -np.inf
+        pick = np.take_along_axis(liked, np.argmax(sims, axis=2), axis=1)
+        ok = (top >= 0) & (counts[:, None] > 0)
+        best[ok] = pick[ok]
+        return best
+
+    def recommend(self, user_ids: Sequence[str] | str, n: int = 10, *,
+                  exclude_seen: bool = True, exclude: PerUser = None,
+                  candidates: PerUser = None, history: History = None,
+                  exclude_negative: bool = True, batch_size: int = 512) -> list[ItemList]:
+        """Top-``n`` items per user (see :meth:`Recommender.recommend`).
+
+        Batches of training users without exclude / candidate lists or request-time events
+        take a fast path: implicit's fused multi-threaded top-k over the factors, with seen
+        and hidden items filtered inside the kernel. Everything else takes the base path.
+        """
+        self._check_fitted()
+        ids = [user_ids] if isinstance(user_ids, str) else [str(u) for u in user_ids]
+        rows = np.fromiter((self.user_index_.get(u, -1) for u in ids), np.int64, len(ids))
+        if (exclude is not None or candidates is not None or history or n <= 0
+                or (rows < 0).any()):
+            return super().recommend(ids, n, exclude_seen=exclude_seen, exclude=exclude,
+                                     candidates=candidates, history=history,
+                                     exclude_negative=exclude_negative,
+                                     batch_size=batch_size)
+        from implicit.cpu.topk import topk
+
+        k = min(n, self.n_items)
+        users = np.ascontiguousarray(self.user_factors_, dtype=np.float32)
+        items = np.ascontiguousarray(self.item_factors_, dtype=np.float32)
+        out: list[ItemList] = []
+        step = max(batch_size, 1) * 8
+        for start in range(0, len(rows), step):
+            block = rows[start:start + step]
+            seen = self.seen_[block]
+            mask = sp.csr_matrix(seen.shape, dtype=np.float32)
+            if exclude_seen:
+                mask = mask + seen
+            if exclude_negative and self.negatives_.nnz:
+                mask = mask + self.negatives_[block]
+            mask = sp.csr_matrix(mask)
+            mask.data[:] = 1.0
+            top, scores = topk(items, users[block], k, filter_query_items=mask,
+                               num_threads=getattr(self, "num_threads", 0))
+            valid = scores > -1e38
+            top = np.where(valid, top, -1).astype(np.int64)
+            best = self._closest_liked(seen, top)
+            labels = self.item_ids_
+            for b in range(len(block)):
+                v = valid[b]
+                cols = top[b][v]
+                out.append(ItemList(labels[cols], scores[b][v],
+                                    [self._reason(j) for j in best[b][v]]))
         return out
 
     def _state(self) -> dict[str, np.ndarray]:
