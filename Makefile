@@ -2,6 +2,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+# extras the test suite exercises: Spark in local mode (Java 17) and the hnswlib ANN index
+TEST_EXTRAS := dev,spark,ann
 
 .PHONY: demo test lint bench clean
 
@@ -11,10 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[$(TEST_EXTRAS)]"
+	touch $(TEST_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/feedwise demo --db feedwise.duckdb
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
@@ -22,4 +29,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) feedwise.duckdb .pytest_cache
+	rm -rf $(VENV) feedwise.duckdb .pytest_cache models
