@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -17,34 +16,22 @@ from feedwise.cli._common import (
     fail,
     open_store,
 )
-from feedwise.errors import ConfigError, FeedwiseError
-
-
-def _when(value: str, name: str) -> datetime:
-    from feedwise.schema import utc
-
-    try:
-        return utc(datetime.fromisoformat(value))
-    except ValueError:
-        raise ConfigError(f"{name} {value!r} is not a date or time; use ISO format such as "
-                          "2026-01-31 or 2026-01-31T18:00:00Z") from None
+from feedwise.cli._insight import FromOption, KOption, ToOption, parse_window, resolve_window
+from feedwise.errors import FeedwiseError
 
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
-        start: Annotated[str | None, typer.Option("--from", help="Start (ISO date/time, UTC; "
-                                                   "default: 28 days before --to).")] = None,
-        end: Annotated[str | None, typer.Option("--to", help="End, exclusive (ISO; default: "
-                                                 "the day after the last event).")] = None,
+        start: FromOption = None,
+        end: ToOption = None,
         out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path(
             "report.html"),
         pdf: Annotated[Path | None, typer.Option("--pdf", help="Also print a PDF here "
                                                  "(needs Chromium).")] = None,
         png: Annotated[Path | None, typer.Option("--png", help="Also save a full-page PNG "
                                                  "here (needs Chromium).")] = None,
-        k: Annotated[int, typer.Option("--k", min=1, help="Suppress cells describing fewer "
-                                       "than k users.")] = 10,
+        k: KOption = 10,
         grain: Annotated[str, typer.Option("--grain", help="Trend period: hour, day, week, "
                                            "month.")] = "day",
         segments: Annotated[int, typer.Option("--segments", min=1, help="Behavioural "
@@ -66,20 +53,10 @@ def register(app: typer.Typer) -> None:
         from feedwise.report.html import write_html
 
         try:
-            t_from = _when(start, "--from") if start else None
-            t_to = _when(end, "--to") if end else None
+            t_from, t_to = parse_window(start, end)
             store = open_store(db)
             try:
-                if t_to is None:
-                    last = store.scalar("SELECT max(ts) FROM events")
-                    if last is None:
-                        raise ConfigError("the store has no events; ingest some first "
-                                          "(feedwise ingest FILE)")
-                    t_end = (last.replace(hour=0, minute=0, second=0, microsecond=0)
-                             + timedelta(days=1))
-                else:
-                    t_end = t_to
-                t_start = t_from or t_end - timedelta(days=28)
+                t_start, t_end = resolve_window(store, t_from, t_to)
                 cfg = ReportConfig(k=k, grain=grain, n_segments=segments, seed=seed,
                                    session_gap_minutes=session_gap,
                                    write_profiles=write_profiles)
