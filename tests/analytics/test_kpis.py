@@ -143,6 +143,8 @@ def test_content(scope):
     tr = content.trending(scope, recent_days=1)
     assert list(tr["tag"]) == ["news"]  # saved on the last day; video had no recent users
     assert tr.loc[0, "lift"] == pytest.approx(2 / (1 + 1 / 6))
+    items = content.trending(scope, recent_days=1, by="item")
+    assert list(items["item"]) == ["p2"] and items.loc[0, "recent_per_day"] == 1.0
     heat = content.activity_heatmap(scope)
     assert heat.loc["Mon", 8] == 1 and heat.to_numpy().sum() == 7
 
