@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="feedwise", version="0.1.0", lifespan=lifespan,
                   summary="Feeds, recommendations and event collection.")
-    app.dependency_overrides[get_settings] = lambda: settings
+    # no dependency_overrides here: FastAPI rebuilds every dependency per request when any
+    # override exists; the routes read the settings from the app state instead
     for r in ROUTERS:
         app.include_router(r)
 

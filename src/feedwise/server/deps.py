@@ -9,6 +9,7 @@ requests in flight finish on the version they started with.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -42,7 +43,8 @@ class ServiceState:
         self.store = EventStore(settings.db)
         self.writer = Writer(self.store, max_rows=settings.writer_max_rows,
                              queue_size=settings.writer_queue_size,
-                             on_ingest=self.metrics.on_ingest).start()
+                             on_ingest=self.metrics.on_ingest,
+                             linger_s=settings.writer_linger_s).start()
         self.served: Served | None = None
         self.no_personalization: set[str] = set()
         self.no_ads: set[str] = set()
@@ -73,7 +75,7 @@ class ServiceState:
         return True
 
     def _policy(self, model):  # noqa: ANN001, ANN202
-        policy = build_policy(model, self.store)
+        policy = build_policy(model, self.store, self.settings.feed_policy)
         ads = getattr(getattr(policy, "state", None), "ads", None)
         if ads is not None and hasattr(ads, "flush_every"):
             ads.flush_every = 0  # ad state is flushed by the writer thread, never by requests
@@ -152,7 +154,7 @@ class ServiceState:
         self.store.close()
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     return request.app.state.feedwise
 
 
@@ -165,9 +167,13 @@ FORBIDDEN = HTTPException(403, "forbidden")
 
 
 def require(scope: str):
-    """A dependency admitting only keys with ``scope`` (``admin`` admits everything)."""
+    """A dependency admitting only keys with ``scope`` (``admin`` admits everything).
 
-    def check(request: Request,
+    Dependencies here are ``async`` although they never wait: FastAPI runs a plain ``def``
+    dependency on a worker thread, a hop that costs more than the check itself.
+    """
+
+    async def check(request: Request,
               creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None
               ) -> ApiKey | None:
         state: ServiceState = request.app.state.feedwise
@@ -192,17 +198,21 @@ AdminKey = Annotated[ApiKey | None, Depends(require("admin"))]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-def request_id(x_request_id: Annotated[str | None, Header()] = None) -> str:
+_ID_PREFIX = uuid.uuid4().hex[:12]  # random per process; a counter makes ids unique in it
+_ID_COUNTER = itertools.count()
+
+
+async def request_id(x_request_id: Annotated[str | None, Header()] = None) -> str:
     """The caller's ``X-Request-ID`` if well-formed, else a fresh one."""
     if x_request_id and _REQUEST_ID.match(x_request_id):
         return x_request_id
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 RequestId = Annotated[str, Depends(request_id)]
 
 
-def served_model(state: State) -> Served:
+async def served_model(state: State) -> Served:
     """The served snapshot, or 503 while no model is promoted."""
     served = state.served
     if served is None:

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from feedwise.errors import FeedwiseError
+from feedwise.errors import ConfigError, FeedwiseError
 from feedwise.feed.types import Feed, FeedRequest, Policy, Slot
 from feedwise.models.base import Recommender
 from feedwise.registry import ModelVersion
@@ -45,18 +45,24 @@ class ModelFeedPolicy:
         return Feed(request, slots, policy=f"{self.name}:{self.model.name}")
 
 
-def build_policy(model: Recommender, store: Any = None) -> Policy:
-    """The best policy available for ``model``: the FeedEngine if it can be built."""
-    try:
-        from feedwise.feed import engine as engine_mod  # noqa: F401 - optional for now
-    except ImportError:
+def build_policy(model: Recommender, store: Any = None, kind: str = "auto") -> Policy:
+    """The policy for ``model``: the FeedEngine if it can be built (``auto``), else (or with
+    ``kind="model"``) the model's list as organic slots. ``kind="engine"`` raises if the
+    engine cannot be built."""
+    if kind == "model":
         return ModelFeedPolicy(model)
-    factory = getattr(engine_mod, "engine_for_service", None)
-    if factory is None:
+    try:
+        from feedwise.feed.engine import engine_for_service as factory
+    except ImportError:
+        if kind == "engine":
+            raise ConfigError("feed_policy=engine but feedwise.feed.engine.engine_for_service "
+                              "is not available") from None
         return ModelFeedPolicy(model)
     try:
         return factory(model, store)
-    except FeedwiseError as e:  # e.g. no posts in the catalogue yet
+    except FeedwiseError as e:
+        if kind == "engine":
+            raise  # e.g. no posts in the catalogue yet
         log.warning("FeedEngine not built (%s); serving the model's list as organic slots", e)
     except Exception:  # noqa: BLE001 - a broken engine must not take the service down
         log.exception("FeedEngine could not be built; serving the model's list")

@@ -13,7 +13,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field
@@ -78,9 +78,12 @@ class Settings(BaseSettings):
         max_body_bytes: Largest request body accepted (413 above it).
         writer_max_rows: Most event rows the writer lands in one transaction.
         writer_queue_size: Pending writer jobs before producers wait (backpressure).
+        writer_linger_s: How long the writer lets a batch fill before landing it.
         write_timeout_s: How long a request waits for its write before answering 503.
         reload_interval_s: How often the promoted model version is checked (0: never).
         log_impressions: Log every served slot as an impression event.
+        feed_policy: ``auto`` (the FeedEngine when it can be built, else the model's list),
+            ``engine`` or ``model`` (organic slots from the model only; an operator's switch).
         max_n: Largest ``n`` a feed or recommendation request may ask for.
         metrics_public: Serve ``/metrics`` without a key.
     """
@@ -96,10 +99,12 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(default=10_000, gt=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     writer_max_rows: int = Field(default=50_000, gt=0)
-    writer_queue_size: int = Field(default=10_000, gt=0)
+    writer_queue_size: int = Field(default=100_000, gt=0)
+    writer_linger_s: float = Field(default=0.05, ge=0, le=5)
     write_timeout_s: float = Field(default=30.0, gt=0)
     reload_interval_s: float = Field(default=2.0, ge=0)
     log_impressions: bool = True
+    feed_policy: Literal["auto", "engine", "model"] = "auto"
     max_n: int = Field(default=200, gt=0)
     metrics_public: bool = True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel
@@ -38,13 +38,13 @@ class FeedOut(BaseModel):
 
 
 def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
-                    session_id: str | None) -> list[dict[str, str | None]]:
+                    session_id: str | None) -> list[dict[str, Any]]:
     """One impression event per served slot (``ad_impression`` for ads), with propensity.
 
     Event ids are ``<request id>:<position>``, so a retried request with the same
     ``X-Request-ID`` logs nothing twice.
     """
-    ts = feed.request.now.isoformat()
+    ts = feed.request.now
     rows = []
     for pos, s in enumerate(feed.slots):
         ctx = {"request_id": request_id, "model_version": version, "policy": feed.policy}
@@ -53,20 +53,24 @@ def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
         rows.append({"event_id": f"{request_id}:{pos}", "user_id": feed.request.user_id,
                      "item_id": s.item_id,
                      "kind": "ad_impression" if s.kind == "ad" else "impression",
-                     "ts": ts, "dwell_ms": None, "value": None, "position": str(pos),
+                     "ts": ts, "dwell_ms": None, "value": None, "position": pos,
                      "surface": surface, "session_id": session_id,
-                     "propensity": repr(float(s.propensity)),
+                     "propensity": float(s.propensity),
                      "context": json.dumps(ctx, separators=(",", ":"))})
     return rows
 
 
 @router.get("/{user_id}/feed", response_model=FeedOut, summary="A user's composed feed")
-def get_feed(user_id: UserId, state: State, served: ServedModel, key: ReadKey, rid: RequestId,
+async def get_feed(user_id: UserId, state: State, served: ServedModel, key: ReadKey, rid: RequestId,
              n: Annotated[int, Query(ge=1, le=1000)] = 20,
              surface: Annotated[str, Query(max_length=64)] = "feed",
              session_id: Annotated[str | None, Query(max_length=ID_MAX)] = None) -> FeedOut:
     """Organic posts and ads, ranked, with reasons; every slot is logged as an impression
-    with its propensity and this request's id (``X-Request-ID`` or a fresh one)."""
+    with its propensity and this request's id (``X-Request-ID`` or a fresh one).
+
+    Composition is CPU-bound and short, so it runs on the event loop: a worker-thread hop
+    costs more than it saves in one process (the GIL), and the writer has its own thread.
+    """
     if n > state.settings.max_n:
         raise HTTPException(422, f"n={n} is above the limit {state.settings.max_n}")
     req = FeedRequest(user_id=user_id, n=n, now=datetime.now(UTC), request_id=rid,
@@ -82,8 +86,9 @@ def get_feed(user_id: UserId, state: State, served: ServedModel, key: ReadKey, r
         m.slots_served.labels("ad").inc(n_ads)
         m.ads_served.inc(n_ads)
     if state.settings.log_impressions and feed.slots:
-        state.writer.log_events(impression_rows(feed, rid, served.version, surface, session_id),
-                                timeout=state.settings.write_timeout_s)
+        # never block the loop on a full queue: 503, the client retries (same request id)
+        state.writer.log_served(impression_rows(feed, rid, served.version, surface, session_id),
+                                timeout=0)
     return FeedOut(request_id=rid, user_id=user_id, model_version=served.version,
                    policy=feed.policy, served_at=req.now,
                    slots=[SlotOut(position=i, item_id=s.item_id, kind=s.kind, score=s.score,

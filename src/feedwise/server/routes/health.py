@@ -15,13 +15,13 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="Liveness")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/readyz", summary="Readiness: a model is loaded and the writer runs",
             responses={503: {"description": "Not ready"}})
-def readyz(state: State) -> JSONResponse:
+async def readyz(state: State) -> JSONResponse:
     served, writer = state.served, state.writer.alive
     ok = served is not None and writer
     return JSONResponse({"status": "ready" if ok else "not ready",
@@ -31,11 +31,11 @@ def readyz(state: State) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
-def metrics(request: Request, state: State,
+async def metrics(request: Request, state: State,
             creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None
             ) -> Response:
     """Request latency histograms, events ingested, feeds and ads served, model version."""
     if not state.settings.metrics_public:
-        require("read")(request, creds)
+        await require("read")(request, creds)
     state.metrics.writer_pending.set(state.writer.pending())
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -42,7 +42,7 @@ def _check_n(n: int, state: State) -> None:
 
 @router.get("/v1/users/{user_id}/recommendations", response_model=RankedList,
             summary="A user's top-n items from the served model")
-def recommendations(user_id: Id, state: State, served: ServedModel, key: ReadKey,
+async def recommendations(user_id: Id, state: State, served: ServedModel, key: ReadKey,
                     n: N = 10) -> RankedList:
     """Top-``n`` items (users unknown to the model get popular items, reason says so)."""
     _check_n(n, state)
@@ -54,7 +54,7 @@ def recommendations(user_id: Id, state: State, served: ServedModel, key: ReadKey
 @router.get("/v1/items/{item_id}/similar", response_model=RankedList,
             responses={404: {"description": "Unknown item"}},
             summary="Items similar to an item")
-def similar(item_id: Id, state: State, served: ServedModel, key: ReadKey,
+async def similar(item_id: Id, state: State, served: ServedModel, key: ReadKey,
             n: N = 10) -> RankedList:
     """Items most similar to ``item_id`` under the served model (404 if it does not know it)."""
     _check_n(n, state)
