@@ -4,7 +4,7 @@ The pieces and where they reach:
 
 * :class:`Pseudonymizer` — a keyed hash (HMAC-SHA256) of external user ids. Given to
   :class:`~feedwise.store.EventStore` (``EventStore(path, pseudonymizer=p)``), it replaces
-  every user id at ingestion (a vectorised DuckDB UDF, one HMAC per distinct id of a batch)
+  every user id at ingestion (one HMAC per distinct id of a batch, joined back in SQL)
   and in :meth:`~feedwise.store.EventStore.upsert_users`, so the store never holds raw ids;
   lookups by raw id go through the same function (:meth:`EventStore.user_key`). The key
   comes from settings (``FEEDWISE_PSEUDONYM_KEY``, see :class:`PrivacySettings`) and never

@@ -17,7 +17,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from feedwise.errors import DataError
@@ -89,8 +88,6 @@ class EventStore:
         self.con.execute("SET TimeZone='UTC'")
         self._lock = threading.RLock()
         self.pseudonymizer = pseudonymizer
-        if pseudonymizer is not None:
-            self._register_pseudonymizer()
         if not read_only:
             self._create()
 
@@ -175,8 +172,6 @@ class EventStore:
                 raise DataError(f"{name}: cannot read source: {e}") from None
             raw_json = "CAST(to_json(s) AS VARCHAR)"
             if self.pseudonymizer is not None:
-                # ids are replaced before anything derives from them (event ids, rejects)
-                parsed = f"(SELECT * REPLACE (fw_pseudonym(user_id) AS user_id) FROM {parsed})"
                 ucol = m.get("user_id", "user_id")
                 if not ucol.startswith("="):
                     raw_json = (f"CAST(json_merge_patch({raw_json}, json_object("
@@ -185,6 +180,9 @@ class EventStore:
             c.execute("BEGIN TRANSACTION")
             try:
                 before = c.execute("SELECT count(*) FROM events").fetchone()[0]
+                if self.pseudonymizer is not None:
+                    # ids are replaced before anything derives from them (event ids, rejects)
+                    parsed = self._pseudonymize(c, src, parsed)
                 c.execute(f"""CREATE OR REPLACE TEMP TABLE _fw_stage AS
                     SELECT {select}, {reason} AS _reason, _row FROM {parsed} p""")
                 erased = 0
@@ -223,26 +221,32 @@ class EventStore:
             finally:
                 if isinstance(source, pd.DataFrame | pa.Table):
                     c.unregister("_fw_src")
+                if self.pseudonymizer is not None:
+                    c.execute("DROP TABLE IF EXISTS _fw_parsed")
+                    c.unregister("_fw_pmap")
         accepted = after - before
         return IngestReport(name, accepted, valid - accepted, rejected, time.perf_counter() - t0,
                             erased=int(erased))
 
     # ------------------------------------------------------------------ privacy
-    def _register_pseudonymizer(self) -> None:
-        """Register ``fw_pseudonym(VARCHAR)``: a vectorised UDF that maps each distinct id of
-        a batch through :attr:`pseudonymizer` once (dictionary-encode, map, take)."""
+    def _pseudonymize(self, c: duckdb.DuckDBPyConnection, src: str, parsed: str) -> str:
+        """``parsed`` with user ids replaced by pseudonyms, before anything derives from them.
+
+        The distinct ids of the batch are read once, mapped in Python (one HMAC each) and
+        joined back in SQL. Text sources are parsed once into a temporary table first (a
+        second CSV scan would cost more and repeat its structural rejects); Parquet and
+        in-memory tables are read twice, the first time for the id column only.
+        """
+        if "read_parquet(" not in src and "_fw_src" not in src:
+            c.execute(f"CREATE OR REPLACE TEMP TABLE _fw_parsed AS SELECT * FROM {parsed}")
+            parsed = "_fw_parsed"
+        ids = [r[0] for r in c.execute(f"SELECT DISTINCT user_id FROM {parsed} "
+                                       "WHERE user_id IS NOT NULL").fetchall()]
         fn = self.pseudonymizer
-
-        def udf(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
-            if isinstance(arr, pa.ChunkedArray):
-                arr = arr.combine_chunks()
-            enc = pc.dictionary_encode(arr.cast(pa.string()))
-            mapped = pa.array([fn(v) for v in enc.dictionary.to_pylist()], pa.string())
-            return mapped.take(enc.indices)
-
-        self.con.create_function("fw_pseudonym", udf, ["VARCHAR"],
-                                 "VARCHAR", type="arrow", null_handling="special",
-                                 side_effects=False)
+        c.register("_fw_pmap", pa.table({"raw": pa.array(ids, pa.string()),
+                                         "pid": pa.array([fn(v) for v in ids], pa.string())}))
+        return (f"(SELECT p.* REPLACE (m.pid AS user_id) FROM {parsed} p "
+                "LEFT JOIN _fw_pmap m ON m.raw = p.user_id)")
 
     def user_key(self, user_id: str) -> str:
         """The id under which ``user_id`` is stored (its pseudonym when one is configured)."""
