@@ -164,3 +164,35 @@ def test_campaigns(scope):
     assert r["pacing"] == pytest.approx(0.002)
     f = campaigns.frequency_distribution(scope)
     assert f.loc["c1", "1"] == 1 and f.loc["c1", "2"] == 1 and f.loc["c1", "3"] == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sessions_match_a_plain_python_cut(store, seed):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    gaps = rng.choice([5, 60, 600, 1700, 1900, 7200], size=n)  # around the 30-min rule
+    users = rng.integers(0, 6, size=n)
+    ts = pd.Timestamp(START) + pd.to_timedelta(np.cumsum(gaps), unit="s")
+    kinds = rng.choice(["impression", "ad_impression", "click", "like"], size=n)
+    store.add_events([{"event_id": f"x{i}", "user_id": f"u{users[i]}", "item_id": "p",
+                       "kind": kinds[i], "ts": ts[i].isoformat()} for i in range(n)])
+    with Scope(store, START, START + pd.Timedelta(days=30), k=1) as s:
+        got = sessions.sessions(s)
+    rows = []
+    df = pd.DataFrame({"u": [f"u{x}" for x in users], "ts": ts, "kind": kinds})
+    for u, g in df.sort_values(["u", "ts"]).groupby("u"):
+        new = g["ts"].diff().dt.total_seconds().fillna(1e9) > 1800
+        for _, sg in g.groupby(new.cumsum()):
+            rows.append((u, sg["ts"].min(), (sg["ts"].max() - sg["ts"].min()).total_seconds(),
+                         len(sg), int(sg["kind"].isin(["impression", "ad_impression"]).sum())))
+    want = pd.DataFrame(rows, columns=["user_id", "start", "length_s", "n_events", "depth"])
+    assert len(got) == len(want)
+    assert list(got["user_id"]) == list(want["user_id"])
+    assert list(got["n_events"]) == list(want["n_events"])
+    assert list(got["depth"]) == list(want["depth"])
+    assert np.allclose(got["length_s"], want["length_s"])
+    assert (got.groupby("user_id")["session_no"].apply(lambda x: list(x) == list(
+        range(1, len(x) + 1)))).all()
