@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
         chart: Annotated[Path | None, typer.Option(
             help="Write the Plotly chart here (.html; a .png beside it when kaleido "
                  "works).")] = None,
+        png: Annotated[bool, typer.Option(help="Also write a PNG beside the chart "
+                                                "(needs kaleido and Chromium).")] = True,
         all_rows: Annotated[bool, typer.Option("--all", help="Print every setting, not "
                                                "just baselines, Pareto and recommended.")
                             ] = False,
@@ -79,7 +81,8 @@ def register(app: typer.Typer) -> None:
         emit(out[cols] if fmt == Format.table else out, fmt,
              title=f"Frontier: {cfg.n_users} users x {cfg.n_days} days")
         if chart is not None:
-            note = write_chart(frontier_figure(df, rec), chart, chart.with_suffix(".png"))
+            note = write_chart(frontier_figure(df, rec), chart,
+                               chart.with_suffix(".png") if png else None)
             err_console.print(f"chart written to {chart}" + (f" ({note})" if note else ""))
         if fmt == Format.table:
             if rec is None:

@@ -384,13 +384,16 @@ class RewardModel:
         feature_columns: Numeric columns of the log (context + item context) to use.
         max_iter: Boosting iterations.
         seed: Random state of the regressor.
+        n_threads: OpenMP threads for the regressor (1 by default: on a busy machine more
+            threads spin and run far slower).
     """
 
     def __init__(self, feature_columns: Sequence[str] = (), max_iter: int = 100,
-                 seed: int = 0) -> None:
+                 seed: int = 0, n_threads: int | None = 1) -> None:
         self.feature_columns = feature_columns
         self.max_iter = max_iter
         self.seed = seed
+        self.n_threads = n_threads
 
     def _x(self, log: pd.DataFrame, item_col: str = "item_id",
            position_col: str = "position") -> np.ndarray:
@@ -409,17 +412,23 @@ class RewardModel:
             raise DataError(f"RewardModel.fit: missing column(s) {missing}")
         self.global_mean_ = float(log["reward"].mean())
         self.item_mean_ = log.groupby(log["item_id"].astype(str))["reward"].mean().to_dict()
+        from threadpoolctl import threadpool_limits
+
         self.model_ = HistGradientBoostingRegressor(max_iter=self.max_iter,
                                                     random_state=self.seed)
-        self.model_.fit(self._x(log), log["reward"].to_numpy(np.float64))
+        with threadpool_limits(self.n_threads):
+            self.model_.fit(self._x(log), log["reward"].to_numpy(np.float64))
         return self
 
     def predict(self, log: pd.DataFrame, item_col: str = "item_id",
                 position_col: str = "position") -> np.ndarray:
         """Predicted reward of ``item_col`` shown at ``position_col`` in each row's context."""
+        from threadpoolctl import threadpool_limits
+
         if not hasattr(self, "model_"):
             raise NotFittedError("RewardModel is not fitted; call fit(log) first")
-        return self.model_.predict(self._x(log, item_col, position_col))
+        with threadpool_limits(self.n_threads):
+            return self.model_.predict(self._x(log, item_col, position_col))
 
 
 # ----------------------------------------------------------------------------- loading
