@@ -83,6 +83,9 @@ def retention_heatmap(retention: pd.DataFrame) -> go.Figure:
     weeks = [c for c in retention.columns if c.startswith("week")]
     if retention.empty or not weeks:
         return _empty("Retention by weekly cohort", "no new users in this window")
+    if retention["suppressed"].all():
+        return _empty("Retention by weekly cohort",
+                      "every cohort of new users is smaller than k: suppressed")
     z = retention[weeks].to_numpy(dtype=float)
     sup = np.zeros(z.shape, dtype=bool)
     sup[retention["suppressed"].to_numpy()] = True
@@ -129,7 +132,8 @@ def funnel_chart(funnel: pd.DataFrame, max_surfaces: int = 4) -> go.Figure:
             text=[SUPPRESSED if s else f"{p:,.0f} ({r:.1%})"
                   for p, r, s in zip(g["pairs"], g["rate_from_start"], g["suppressed"],
                                      strict=True)],
-            textinfo="text", textposition="auto", cliponaxis=False,
+            textinfo="text", textposition=["inside"] + ["outside"] * (len(g) - 1),
+            cliponaxis=False,
             marker={"color": PALETTE[i % len(PALETTE)]},
             connector={"fillcolor": "#e2e8f0"}), 1, i + 1)
     return _layout(fig, "Funnel per surface: (user, post) pairs reaching each step "
@@ -158,28 +162,39 @@ def segments_chart(segments: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Segment sizes (users)", height=320)
 
 
-def campaign_chart(campaigns: pd.DataFrame) -> go.Figure:
-    """Spend against planned spend (pacing) and ROAS per campaign."""
+def campaign_chart(campaigns: pd.DataFrame, top: int = 12) -> go.Figure:
+    """Spend against planned spend (pacing) and ROAS per campaign (biggest spenders)."""
     if campaigns.empty:
         return _empty("Campaigns", "no campaign delivery in this window")
-    c = campaigns.head(15)
+    c = campaigns.head(top)
     label = c["name"].fillna(c["campaign_id"]).astype(str)
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=("Spend vs plan", "ROAS"))
-    fig.add_trace(go.Bar(x=label, y=c["spend"], name="spend", marker_color=PALETTE[0]), 1, 1)
-    fig.add_trace(go.Bar(x=label, y=c["planned"], name="planned", marker_color="#cbd5e1"),
-                  1, 1)
-    fig.add_trace(go.Bar(x=label, y=c["roas"], name="ROAS", marker_color=PALETTE[2],
-                         showlegend=False), 1, 2)
-    return _layout(fig, "Campaign pacing and return", height=360, barmode="group")
+    fig.add_trace(go.Bar(y=label, x=c["spend"], name="spend", orientation="h",
+                         marker_color=PALETTE[0]), 1, 1)
+    fig.add_trace(go.Bar(y=label, x=c["planned"], name="planned", orientation="h",
+                         marker_color="#cbd5e1"), 1, 1)
+    fig.add_trace(go.Bar(y=label, x=c["roas"], name="ROAS", orientation="h",
+                         marker_color=PALETTE[2], showlegend=False), 1, 2)
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _layout(fig, "Campaign pacing and return", height=max(300, 110 + 30 * len(c)),
+                   barmode="group")
 
 
-def frequency_chart(freq: pd.DataFrame) -> go.Figure:
+def frequency_chart(freq: pd.DataFrame, names: dict[str, str] | None = None) -> go.Figure:
     """Users by number of ads seen per campaign (stacked buckets)."""
     if freq.empty:
         return _empty("Ad frequency", "no ad impressions in this window")
+    names = names or {}
+    order = [c for c in names if c in freq.index] + [c for c in freq.index if c not in names]
+    freq = freq.reindex(order)
+    y = [names.get(str(c), str(c)) for c in freq.index]
     fig = go.Figure()
     for i, b in enumerate(freq.columns):
-        fig.add_trace(go.Bar(x=[str(x) for x in freq.index], y=freq[b], name=f"{b}×",
+        fig.add_trace(go.Bar(y=y, x=freq[b], name=f"{b}×", orientation="h",
                              marker_color=PALETTE[i % len(PALETTE)]))
-    return _layout(fig, "Frequency: users by ads seen per campaign", barmode="stack")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_xaxes(title_text="users")
+    fig.update_layout(legend_traceorder="normal")
+    return _layout(fig, "Frequency: users by ads seen per campaign", barmode="stack",
+                   height=max(300, 110 + 30 * len(y)))
