@@ -74,7 +74,7 @@ def build_world(root: Path, n_items: int, n_users: int, n_campaigns: int, per_us
         "campaign_id": [f"c{k}" for k in range(n_campaigns)],
         "advertiser_id": [f"adv{k % 50}" for k in range(n_campaigns)],
         "name": [f"campaign {k}" for k in range(n_campaigns)], "bid_model": "cpm",
-        "bid": rng.uniform(1, 5, n_campaigns), "daily_budget": 1e6, "total_budget": 1e7,
+        "bid": rng.uniform(200, 800, n_campaigns), "daily_budget": 1e9, "total_budget": 1e10,
         "start_at": now - timedelta(days=7), "end_at": now + timedelta(days=30),
         "target_tags": [[f"t{k % n_topics}"] for k in range(n_campaigns)],
         "target_segments": [[] for _ in range(n_campaigns)], "frequency_caps": None,
@@ -101,6 +101,10 @@ def build_world(root: Path, n_items: int, n_users: int, n_campaigns: int, per_us
                                           p=[0.6, 0.3, 0.1]),
                        "ts": ts, "dwell_ms": rng.integers(1000, 60000, len(users))})
     rep = store.ingest(ev)
+    store.upsert_users(pd.DataFrame({
+        "user_id": [f"u{k}" for k in range(n_users)], "consent_personalization": True,
+        "consent_ads": True, "consent_analytics": True, "consent_updated_at": now,
+        "consent_source": "benchmark", "attributes": "{}"}))
     data = store.interactions()
     t0 = time.perf_counter()
     fitted = get_model(model).fit(data)

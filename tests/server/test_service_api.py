@@ -201,18 +201,21 @@ def test_items_roundtrip_and_wrong_types(client, world):
 
 def test_campaigns_put_get_patch(client, world):
     h = world.headers(world.admin)
-    body = {"name": "spring", "bid": 2.5, "daily_budget": 100, "target_tags": ["x"],
-            "frequency_caps": {"day": 3}}
+    body = {"advertiser_id": "adv", "name": "spring", "bid": 2.5, "daily_budget": 100,
+            "target_tags": ["x"], "frequency_caps": [{"max_impressions": 3, "window_s": 86400}]}
     assert client.put("/v1/campaigns/c1", json=body, headers=h).status_code == 200
     r = client.patch("/v1/campaigns/c1", json={"status": "paused", "daily_budget": 50},
                      headers=h)
     assert r.status_code == 200
     c = client.get("/v1/campaigns/c1", headers=world.headers(world.read)).json()
     assert (c["status"], c["daily_budget"], c["bid"], c["frequency_caps"]) == (
-        "paused", 50.0, 2.5, {"day": 3})
+        "paused", 50.0, 2.5, [{"max_impressions": 3, "window_s": 86400.0}])
+    assert c["creatives"] == [{"item_id": "c1-creative", "title": None, "text": None,
+                               "tags": [], "quality": 1.0}]
+    assert client.put("/v1/campaigns/c2", json={"bid": 1}, headers=h).status_code == 422
     assert client.patch("/v1/campaigns/nope", json={"status": "paused"},
                         headers=h).status_code == 404
-    for bad in ({"bid": -1}, {"status": "deleted"}, {"daily_budget": "lots"}):
+    for bad in ({"bid": -1}, {"status": "deleted"}, {"daily_budget": "lots"}, {"bid": 0}):
         assert client.patch("/v1/campaigns/c1", json=bad, headers=h).status_code == 422
     listed = client.get("/v1/campaigns?status=paused", headers=h).json()["campaigns"]
     assert [x["campaign_id"] for x in listed] == ["c1"]
@@ -266,3 +269,23 @@ def test_shutdown_flushes_queued_writes(tmp_path):
             c.get(f"/v1/users/u{i}/feed?n=5", headers=world.headers(world.read))
     # the app is shut down here: every queued impression must have landed
     assert count(world) == before + 100
+
+
+def test_feed_engine_serves_when_the_catalogue_has_posts(tmp_path):
+    pytest.importorskip("feedwise.feed.engine")
+    world = make_world(tmp_path)
+    with TestClient(create_app(world.settings)) as c:
+        h = world.headers(world.admin)
+        for i in range(60):
+            r = c.put(f"/v1/items/i{i}", json={"author_id": f"a{i % 7}", "tags": [f"t{i % 4}"]},
+                      headers=h)
+            assert r.status_code == 200
+        r = c.put("/v1/campaigns/c1", json={"advertiser_id": "a", "bid": 500,
+                                            "target_tags": ["t1"]}, headers=h)
+        assert r.status_code == 200
+        body = c.get("/v1/users/u1/feed?n=10", headers=h).json()
+        assert body["policy"] != "model:itemknn" and len(body["slots"]) == 10
+        assert all(0 < s["propensity"] <= 1 for s in body["slots"])
+        assert c.patch("/v1/campaigns/c1", json={"status": "paused"},
+                       headers=h).status_code == 200
+        assert c.get("/v1/users/u2/feed?n=10", headers=h).status_code == 200

@@ -23,6 +23,7 @@ from feedwise.errors import (
     FeedwiseError,
     NotFoundError,
 )
+from feedwise.privacy import RedactUserPaths
 from feedwise.server.deps import ServiceState
 from feedwise.server.metrics import LatencyMiddleware
 from feedwise.server.routes import (
@@ -56,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings: The settings; default :func:`get_settings` (``FEEDWISE_*`` variables).
     """
     settings = settings or get_settings()
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactUserPaths) for f in access.filters):
+        access.addFilter(RedactUserPaths())  # request logs never carry user ids
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -21,6 +21,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedwise.errors import AuthError, NotFoundError
+from feedwise.privacy import PrivacySettings, RetentionScheduler, forget_erased
 from feedwise.registry import ModelRegistry
 from feedwise.server.auth import ApiKey, KeyRing
 from feedwise.server.metrics import ServiceMetrics
@@ -40,7 +41,12 @@ class ServiceState:
         self.metrics = ServiceMetrics()
         self.keys = KeyRing.load(settings.keys_file, settings.api_keys)
         self.registry = ModelRegistry(settings.registry)
-        self.store = EventStore(settings.db)
+        # privacy: user ids pseudonymised at the edge when FEEDWISE_PSEUDONYM_KEY is set
+        self.privacy = PrivacySettings()
+        self.store = EventStore(settings.db, pseudonymizer=self.privacy.pseudonymizer())
+        self.retention = (RetentionScheduler(self.store, self.privacy.retention_days,
+                                             self.privacy.retention_interval_s)
+                          if self.privacy.retention_days else None)
         self.writer = Writer(self.store, max_rows=settings.writer_max_rows,
                              queue_size=settings.writer_queue_size,
                              on_ingest=self.metrics.on_ingest,
@@ -64,6 +70,7 @@ class ServiceState:
                 return False
             meta = self.registry.get(version)
             model = self.registry.load(version)
+            forget_erased(self.store, model)  # trained before an erasure: drop those users
             old = self.served
             served = Served(meta, model, self._policy(model))
             self.served = served  # the swap: one reference assignment
@@ -116,6 +123,8 @@ class ServiceState:
         self._flush(self.served)
 
     def start_watcher(self) -> None:
+        if self.retention is not None and self.retention._thread is None:
+            self.retention.start()  # purges now, then every retention_interval_s
         interval = self.settings.reload_interval_s
         if interval <= 0 or self._watcher is not None:
             return
@@ -138,6 +147,10 @@ class ServiceState:
                                              "user_id"])
         self.no_ads = set(df.loc[df["consent_ads"] == False, "user_id"])  # noqa: E712
 
+    def user_key(self, user_id: str) -> str:
+        """The stored id of an external user id (its pseudonym when a key is set)."""
+        return self.store.user_key(user_id)
+
     def set_consent(self, user_id: str, personalization: bool, ads: bool) -> None:
         (self.no_personalization.discard if personalization
          else self.no_personalization.add)(user_id)
@@ -149,6 +162,8 @@ class ServiceState:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(5)
+        if self.retention is not None:
+            self.retention.stop()
         self._retire(self.served)
         self.writer.close()
         self.store.close()

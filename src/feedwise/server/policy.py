@@ -26,8 +26,8 @@ class ModelFeedPolicy:
     Args:
         model: A fitted recommender.
 
-    A request whose context has ``personalize=False`` (the user withdrew consent) gets the
-    non-personal popularity list.
+    A request whose context has ``consent_personalization=False`` gets the non-personal
+    popularity list.
     """
 
     name = "model"
@@ -36,7 +36,7 @@ class ModelFeedPolicy:
         self.model = model
 
     def compose(self, request: FeedRequest) -> Feed:
-        personal = request.context.get("personalize", True)
+        personal = request.context.get("consent_personalization", True)
         user = request.user_id if personal else "\x00anonymous"
         items = self.model.recommend([user], request.n, exclude_seen=personal)[0]
         slots = tuple(Slot(item_id=str(i), kind="organic", score=float(s), propensity=1.0,

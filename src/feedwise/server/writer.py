@@ -26,6 +26,7 @@ import pyarrow as pa
 from feedwise.errors import FeedwiseError
 from feedwise.schema import EVENT_COLUMNS
 from feedwise.store import EventStore
+from feedwise.store.store import TOMBSTONE_PREFIX
 
 log = logging.getLogger("feedwise.server.writer")
 
@@ -255,8 +256,10 @@ class Writer:
                 before = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
                 con.execute(f"""INSERT INTO events ({cols}) SELECT {cols} FROM (
                         SELECT DISTINCT ON (event_id) * FROM _fw_served) s
-                    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)"""
-                            ).fetchall()
+                    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)
+                      AND NOT EXISTS (SELECT 1 FROM tombstones t  -- erased users stay erased
+                                      WHERE t.digest = sha256('{TOMBSTONE_PREFIX}' || s.user_id))
+                    """).fetchall()
                 added = con.execute("SELECT count(*) FROM events").fetchall()[0][0] - before
             finally:
                 con.unregister("_fw_served")

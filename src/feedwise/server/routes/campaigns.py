@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import pandas as pd
 from fastapi import APIRouter, HTTPException, Path
@@ -18,30 +18,56 @@ from feedwise.server.routes._common import ID_MAX, fetch_dicts, loads_json, wait
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
 CampaignId = Annotated[str, Path(min_length=1, max_length=ID_MAX)]
-Money = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
-Status = Literal["active", "paused", "ended"]
+Money = Annotated[float, Field(gt=0, le=1e12, allow_inf_nan=False)]
+Status = Literal["active", "paused"]
+Tag = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class CampaignBody(BaseModel):
-    """A campaign (its id is in the path)."""
+class CreativeBody(BaseModel):
+    """One ad creative (an item of kind ``ad``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    advertiser_id: str | None = Field(default=None, max_length=ID_MAX)
-    name: str | None = Field(default=None, max_length=500)
-    bid_model: Literal["cpm", "cpc", "cpa"] = "cpm"
-    bid: Money = 0.0
+    item_id: str = Field(min_length=1, max_length=ID_MAX)
+    title: str | None = Field(default=None, max_length=1000)
+    text: str | None = Field(default=None, max_length=10_000)
+    tags: list[Tag] = Field(default_factory=list, max_length=200)
+    quality: float = Field(1.0, gt=0, le=1e6, allow_inf_nan=False)
+
+
+class FrequencyCapBody(BaseModel):
+    """At most ``max_impressions`` per user within ``window_s`` seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_impressions: int = Field(ge=1, le=10**6)
+    window_s: float = Field(gt=0, le=10**9, allow_inf_nan=False)
+
+
+class CampaignBody(BaseModel):
+    """A campaign (its id is in the path); the fields of :class:`feedwise.feed.ads.Campaign`.
+
+    Without ``creatives`` the campaign gets one creative, the item ``<campaign_id>-creative``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    advertiser_id: str = Field(min_length=1, max_length=ID_MAX)
+    name: str = Field(default="", max_length=500)
+    creatives: list[CreativeBody] = Field(default_factory=list, max_length=100)
+    bid_model: Literal["cpm", "cpc"] = "cpm"
+    bid: Money
     daily_budget: Money | None = None
     total_budget: Money | None = None
     start_at: datetime | None = None
     end_at: datetime | None = None
-    target_tags: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list,
-                                                                     max_length=200)
-    target_segments: list[Annotated[str, Field(max_length=200)]] = Field(
-        default_factory=list, max_length=200)
-    frequency_caps: dict[str, Annotated[int, Field(ge=0, le=10**6)]] | None = None
+    active_hours: list[Annotated[int, Field(ge=0, le=23)]] | None = Field(default=None,
+                                                                          max_length=24)
+    target_tags: list[Tag] = Field(default_factory=list, max_length=200)
+    target_segments: list[Tag] = Field(default_factory=list, max_length=200)
+    frequency_caps: list[FrequencyCapBody] = Field(default_factory=list, max_length=20)
+    base_ctr: float = Field(0.02, gt=0, lt=1)
     status: Status = "active"
-    spec: dict[str, Any] | None = None
 
 
 class CampaignOut(CampaignBody):
@@ -65,20 +91,27 @@ class CampaignList(BaseModel):
 
 
 def _row(campaign_id: str, body: CampaignBody) -> pd.DataFrame:
-    d = body.model_dump()
-    d["campaign_id"] = campaign_id
-    for k in ("frequency_caps", "spec"):
-        d[k] = None if d[k] is None else json.dumps(d[k])
+    """The store row; ``spec`` keeps the whole campaign as JSON (what the feed engine reads)."""
+    if not body.creatives:
+        body = body.model_copy(update={"creatives": [
+            CreativeBody(item_id=f"{campaign_id}-creative")]})
+    full = CampaignOut(campaign_id=campaign_id, **body.model_dump())
+    d = full.model_dump()
+    d["frequency_caps"] = json.dumps(d["frequency_caps"])
+    d["spec"] = full.model_dump_json()
     return pd.DataFrame([{c: d.get(c) for c in CAMPAIGN_COLUMNS}]).astype(object)
 
 
 def _out(r: dict) -> CampaignOut:
-    r = dict(r)
+    spec = loads_json(r.get("spec"))
+    if isinstance(spec, dict):
+        return CampaignOut.model_validate(spec)
+    r = {k: v for k, v in r.items() if k in CampaignOut.model_fields and v is not None}
     for k in ("target_tags", "target_segments"):
         r[k] = list(r.get(k) or [])
-    for k in ("frequency_caps", "spec"):
-        r[k] = loads_json(r.get(k))
-    return CampaignOut(**r)
+    caps = loads_json(r.get("frequency_caps"))
+    r["frequency_caps"] = caps if isinstance(caps, list) else []
+    return CampaignOut.model_validate(r)
 
 
 def _read(state: State, campaign_id: str) -> CampaignOut:

@@ -46,8 +46,9 @@ async def recommendations(user_id: Id, state: State, served: ServedModel, key: R
                     n: N = 10) -> RankedList:
     """Top-``n`` items (users unknown to the model get popular items, reason says so)."""
     _check_n(n, state)
-    personal = user_id not in state.no_personalization
-    user = user_id if personal else "\x00anonymous"
+    uid = state.user_key(user_id)  # the pseudonym when ids are pseudonymised
+    personal = uid not in state.no_personalization
+    user = uid if personal else "\x00anonymous"
     return _out(served.version, served.model.recommend([user], n, exclude_seen=personal)[0])
 
 

@@ -1,13 +1,18 @@
-"""``PUT/GET /v1/users/{user_id}``: consent flags and attributes."""
+"""``PUT/GET/DELETE /v1/users/{user_id}``: consent flags and attributes, erasure, export.
+
+Ids in paths are external ids; with ``FEEDWISE_PSEUDONYM_KEY`` set the store only holds
+their pseudonyms (:meth:`ServiceState.user_key`).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from feedwise.privacy import erase_user, export_user, set_consent
 from feedwise.schema import Consent, User
 from feedwise.server.deps import AdminKey, State
 from feedwise.server.routes._common import ID_MAX, fetch_dicts, loads_json, wait
@@ -36,10 +41,14 @@ def put_user(user_id: UserId, body: UserBody, state: State, key: AdminKey) -> Us
     """Consent applies from the next request: without ``personalization`` the user's feed
     and recommendations are not personal; without ``ads`` no ads are served."""
     user = User(user_id=user_id, consent=body.consent, attributes=body.attributes)
+    c = body.consent
 
     def write(store):
+        # consent first: it refuses an erased id, and it appends to the consent log
+        set_consent(store, user_id, now=datetime.now(UTC), source="api",
+                    personalization=c.personalization, ads=c.ads, analytics=c.analytics)
         store.upsert_users([user])
-        state.set_consent(user_id, body.consent.personalization, body.consent.ads)
+        state.set_consent(state.user_key(user_id), c.personalization, c.ads)
 
     wait(state.writer.call(write, timeout=state.settings.write_timeout_s),
          state.settings.write_timeout_s)
@@ -50,12 +59,51 @@ def put_user(user_id: UserId, body: UserBody, state: State, key: AdminKey) -> Us
 @router.get("/{user_id}", response_model=UserOut, responses={404: {"description": "Unknown"}},
             summary="One user")
 def get_user(user_id: UserId, state: State, key: AdminKey) -> UserOut:
-    rows = fetch_dicts(state.store, "SELECT * FROM users WHERE user_id = ?", [user_id])
+    rows = fetch_dicts(state.store, "SELECT * FROM users WHERE user_id = ?",
+                       [state.user_key(user_id)])
     if not rows:
         raise HTTPException(404, f"unknown user {user_id!r}")
     r = rows[0]
-    return UserOut(user_id=r["user_id"], consent_updated_at=r["consent_updated_at"],
+    return UserOut(user_id=user_id, consent_updated_at=r["consent_updated_at"],
                    consent=Consent(personalization=bool(r["consent_personalization"]),
                                    ads=bool(r["consent_ads"]),
                                    analytics=bool(r["consent_analytics"])),
                    attributes=loads_json(r["attributes"]) or {})
+
+
+class ErasureOut(BaseModel):
+    """What an erasure removed (rows per table; the loaded model and engine it reached)."""
+
+    erased: bool = True
+    deleted: dict[str, int]
+    models: int
+    engines: int
+    erased_at: datetime
+
+
+@router.delete("/{user_id}", response_model=ErasureOut, summary="Erase a user")
+def delete_user(user_id: UserId, state: State, key: AdminKey) -> ErasureOut:
+    """The right to erasure: delete the user's events, profile, segment membership,
+    frequency-cap state and consent, remove them from the served model and feed engine at
+    once, and record a tombstone so re-ingested old files never bring them back."""
+    served = state.served
+    models = [served.model] if served is not None else []
+    engines = [served.policy] if served is not None and hasattr(served.policy, "state") \
+        else []
+
+    def run(store):
+        return erase_user(store, user_id, now=datetime.now(UTC), models=models,
+                          engines=engines)
+
+    rep = wait(state.writer.call(run, timeout=state.settings.write_timeout_s),
+               state.settings.write_timeout_s)
+    state.set_consent(state.user_key(user_id), True, True)  # no per-user entries left
+    return ErasureOut(deleted=rep.deleted, models=rep.models, engines=rep.engines,
+                      erased_at=rep.erased_at)
+
+
+@router.get("/{user_id}/export", summary="Everything held about a user")
+def export(user_id: UserId, state: State, key: AdminKey) -> dict[str, Any]:
+    """The right of access: every stored row about the user (events, consent and its log,
+    profile, ad impressions, rejected rows) as JSON."""
+    return export_user(state.store, user_id, now=datetime.now(UTC))
