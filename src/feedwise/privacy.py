@@ -36,6 +36,7 @@ import hmac
 import json
 import logging
 import math
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
@@ -65,8 +66,9 @@ CONSENT_LOG_DDL = ("CREATE TABLE IF NOT EXISTS consent_log (user_id VARCHAR, fla
 PSEUDONYM_HEX = 32
 
 __all__ = ["CONSENT_FLAGS", "DEFAULT_K", "SUPPRESSED", "ConsentRecord", "ErasureReport",
-           "PrivacySettings", "Pseudonymizer", "RetentionScheduler", "apply_consent",
-           "erase_user", "export_user", "forget_in_engine", "get_consent", "purge",
+           "PrivacySettings", "Pseudonymizer", "RedactUserPaths", "RetentionScheduler",
+           "apply_consent", "erase_user", "export_user", "forget_erased", "forget_in_engine",
+           "get_consent", "purge",
            "set_consent", "suppress", "suppress_matrix"]
 
 
@@ -377,6 +379,41 @@ def erase_user(store: Any, user_id: str, *, now: datetime,
     log.info("erased a user: %d rows deleted, removed from %d model(s) and %d engine(s)",
              report.rows, n_models, n_engines)
     return report
+
+
+def forget_erased(store: Any, model: Any) -> int:
+    """Remove every erased user from a model loaded from an artifact trained before the
+    erasure (a registry version, a hot swap): its user ids are checked against the store's
+    tombstones. Returns the number of users removed."""
+    from feedwise.store.store import tombstone_digest
+
+    if not hasattr(model, "user_index_"):
+        return 0
+    stones = set(store.query("SELECT digest FROM tombstones")["digest"])
+    if not stones:
+        return 0
+    gone = [u for u in list(model.user_index_) if tombstone_digest(u) in stones]
+    for u in gone:
+        model.forget_user(u)
+    if gone:
+        log.info("removed %d erased user(s) from a loaded model", len(gone))
+    return len(gone)
+
+
+class RedactUserPaths(logging.Filter):
+    """Replaces the id in ``/v1/users/<id>`` of log messages (e.g. uvicorn's access log)
+    with ``<user>``, so request logs never carry user ids."""
+
+    _pattern = re.compile(r"(/v1/users/)[^/\s?\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(self._pattern.sub(r"\1<user>", a) if isinstance(a, str) else a
+                                for a in (record.args if isinstance(record.args, tuple)
+                                          else (record.args,)))
+        if isinstance(record.msg, str):
+            record.msg = self._pattern.sub(r"\1<user>", record.msg)
+        return True
 
 
 # ---------------------------------------------------------------------- access
