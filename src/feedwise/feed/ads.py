@@ -425,10 +425,15 @@ class AdState:
         return self.charge(self.book.index[campaign_id], price)
 
     # -------------------------------------------------------------- persistence
-    def _ensure_tables(self, store: Any) -> None:
-        with store._lock:
+    @staticmethod
+    def _ensure_tables(store: Any) -> None:
+        # a cursor of its own: the store's main connection may be busy in another thread
+        cur = store.cursor()
+        try:
             for ddl in AD_TABLES:
-                store.con.execute(ddl)
+                cur.execute(ddl)
+        finally:
+            cur.close()
 
     def flush(self) -> int:
         """Write pending impressions and current spend to the store; returns rows written."""
@@ -448,7 +453,7 @@ class AdState:
                                   "spend_total": self.spend_total,
                                   "updated_at": np.full(self.book.n,
                                                         datetime.now(UTC).timestamp())})
-            con = self.store.con
+            con = self.store.cursor()
             with self.store._lock:
                 con.execute("BEGIN TRANSACTION")
                 try:
@@ -464,6 +469,8 @@ class AdState:
                     con.execute("ROLLBACK")
                     self._pending = pending + self._pending
                     raise
+                finally:
+                    con.close()
         return len(pending)
 
     def load(self, store: Any) -> None:
