@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from feedwise.analytics.scope import Scope
+from feedwise.analytics.scope import Scope, utc_wall
 from feedwise.analytics.suppression import suppress, suppress_matrix
 
 ENGAGEMENTS = "('click', 'like', 'comment', 'share', 'save')"
@@ -62,8 +62,8 @@ def best_time(scope: Scope) -> pd.DataFrame:
     the event's own time. Returns a 7 × 24 matrix (index: weekday names, columns: hours)
     with cells of fewer than ``k`` users (or no impressions) set to NaN.
     """
-    df = scope.query(f"""SELECT isodow(coalesce(i.created_at, e.ts)) - 1 AS weekday,
-            hour(coalesce(i.created_at, e.ts)) AS hour, {_AGG}
+    pub = f"coalesce({utc_wall('i.created_at')}, e.t)"
+    df = scope.query(f"""SELECT isodow({pub}) - 1 AS weekday, hour({pub}) AS hour, {_AGG}
         FROM ev e LEFT JOIN items i ON i.item_id = e.item_id
         WHERE coalesce(i.kind, 'post') <> 'ad' AND e.kind NOT LIKE 'ad_%'
         GROUP BY ALL""")
@@ -82,7 +82,7 @@ def best_time(scope: Scope) -> pd.DataFrame:
 
 def activity_heatmap(scope: Scope) -> pd.DataFrame:
     """Distinct active users by weekday × hour (UTC) of their events (7 × 24, <k -> NaN)."""
-    df = scope.query("""SELECT isodow(ts) - 1 AS weekday, hour(ts) AS hour,
+    df = scope.query("""SELECT isodow(t) - 1 AS weekday, hour(t) AS hour,
             count(DISTINCT user_id) AS users FROM ev GROUP BY ALL""")
     users = df.pivot_table(index="weekday", columns="hour", values="users",
                            aggfunc="sum").reindex(index=range(7), columns=range(24)).fillna(0)

@@ -29,7 +29,7 @@ from typing import Literal
 
 import pandas as pd
 
-from feedwise.analytics.scope import Scope
+from feedwise.analytics.scope import Scope, utc_wall
 from feedwise.analytics.sessions import SessionConfig, session_summary
 from feedwise.analytics.suppression import suppress
 
@@ -158,11 +158,12 @@ def kpi_series(scope: Scope, grain: Grain = "day",
     cfg = sessions or SessionConfig()
     sel = ", ".join(f"{sql} AS {name}" for name, sql in _COUNTS.items())
     df = scope.query(f"""
-        WITH e AS (SELECT date_trunc('{grain}', ts) AS period, {sel} FROM ev GROUP BY 1),
-             s AS (SELECT date_trunc('{grain}', start) AS period, count(*) AS sessions,
+        WITH e AS (SELECT date_trunc('{grain}', t) AS period, {sel} FROM ev GROUP BY 1),
+             s AS (SELECT date_trunc('{grain}', {utc_wall('start')}) AS period,
+                          count(*) AS sessions,
                           avg(length_s) AS avg_length_s
                    FROM {scope.sessions_table(cfg.gap_minutes)} GROUP BY 1),
-             r AS (SELECT date_trunc('{grain}', ts) AS period, sum(cost) AS revenue
+             r AS (SELECT date_trunc('{grain}', t) AS period, sum(cost) AS revenue
                    FROM ad_ev GROUP BY 1)
         SELECT e.*, coalesce(s.sessions, 0) AS sessions, s.avg_length_s,
                coalesce(r.revenue, 0) AS revenue
@@ -170,6 +171,7 @@ def kpi_series(scope: Scope, grain: Grain = "day",
         ORDER BY period""")
     if df.empty:
         return df.assign(active_users=[], suppressed=[])
+    df["period"] = pd.to_datetime(df["period"]).dt.tz_localize("UTC")
     rates = pd.DataFrame([_rates(row) for row in df.to_dict(orient="records")])
     df = pd.concat([df, rates], axis=1).rename(columns={"users": "active_users"})
     return suppress(df, "active_users", scope.k)

@@ -147,7 +147,7 @@ class UserProfiler:
                                         AS hides_after_ad
                         FROM a GROUP BY user_id),
                  f AS (SELECT user_id, count(*) AS events,
-                          count(DISTINCT CAST(ts AS DATE)) AS active_days,
+                          count(DISTINCT CAST(t AS DATE)) AS active_days,
                           count(*) FILTER (WHERE kind = 'impression') AS impressions,
                           count(*) FILTER (WHERE kind IN ('click', 'like', 'comment', 'share',
                                                           'save')) AS engagements,
@@ -179,7 +179,7 @@ class UserProfiler:
             ORDER BY h.user_id""")
 
     def _hours(self, scope: Scope, users: pd.Series) -> np.ndarray:
-        df = scope.query("""SELECT user_id, (isodow(ts) - 1) * 24 + hour(ts) AS slot,
+        df = scope.query("""SELECT user_id, (isodow(t) - 1) * 24 + hour(t) AS slot,
                                    count(*) AS n FROM ev GROUP BY ALL""")
         out = np.zeros((len(users), 168), dtype=np.float64)
         if not df.empty:

@@ -10,7 +10,8 @@ Every query of one scope runs on one private DuckDB cursor, on which these tempo
 views (or tables, with ``materialize=True``) exist:
 
 ``ev``
-    events of consenting users in ``[start, end)`` (columns :data:`EV_COLUMNS`).
+    events of consenting users in ``[start, end)`` (columns :data:`EV_COLUMNS`, plus
+    ``t``: the UTC wall-clock time as a naive timestamp, for fast hour/day parts).
 ``hist``
     events of consenting users before ``end`` (always a view).
 ``user_span``
@@ -45,6 +46,15 @@ EV_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "kind", "ts", "dwell_ms", "
 
 
 _KIND_ENUM = "ENUM(" + ", ".join(f"'{k}'" for k in EVENT_KINDS) + ")"
+
+
+def utc_wall(col: str) -> str:
+    """SQL for the UTC wall-clock time (naive ``TIMESTAMP``) of a ``TIMESTAMPTZ`` column.
+
+    Hour, weekday and day of a naive timestamp skip the time-zone machinery that
+    ``TIMESTAMPTZ`` parts go through, which is many times faster on large scans.
+    """
+    return f"make_timestamp(epoch_us({col}))"
 
 
 def _lit(ts: datetime) -> str:
@@ -102,17 +112,19 @@ class Scope:
         # the kind as an ENUM, which the many per-kind filters compare faster than text
         cols = ", ".join(f"CAST(e.kind AS {_KIND_ENUM}) AS kind" if col == "kind" and
                          self.materialize else f"e.{col}" for col in EV_COLUMNS)
+        cols += f", {utc_wall('e.ts')} AS t"
         c.execute(f"""CREATE OR REPLACE TEMP {kind} ev AS
             SELECT {cols} FROM events e WHERE {window} AND {no_consent}""")
         c.execute(f"""CREATE OR REPLACE TEMP {kind} user_span AS
             SELECT user_id, min(ts) AS first_ts, max(ts) AS last_ts FROM hist
             GROUP BY user_id""")
         c.execute(f"""CREATE OR REPLACE TEMP {kind} user_days AS
-            SELECT DISTINCT user_id, CAST(date_trunc('day', ts) AS DATE) AS day FROM hist""")
+            SELECT DISTINCT user_id, CAST({utc_wall('ts')} AS DATE) AS day FROM hist""")
         kinds = ", ".join(f"'{k}'" for k in AD_KINDS)
         camp = "coalesce(i.campaign_id, try(json_extract_string(e.context, '$.campaign_id')))"
         c.execute(f"""CREATE OR REPLACE TEMP {kind} ad_ev AS
-            SELECT {', '.join('e.' + col for col in EV_COLUMNS)}, {camp} AS campaign_id,
+            SELECT {', '.join('e.' + col for col in EV_COLUMNS)}, {utc_wall('e.ts')} AS t,
+                   {camp} AS campaign_id,
                    CASE WHEN e.kind = 'conversion' THEN
                             CASE WHEN lower(c.bid_model) = 'cpa' THEN c.bid ELSE 0 END
                         ELSE coalesce(e.value, CASE
