@@ -15,15 +15,17 @@ def test_frontier_json_and_chart(tmp_path):
     cfg = tmp_path / "sim.yaml"
     cfg.write_text("n_items: 300\nn_candidates: 60\nn_ads: 20\n")
     chart = tmp_path / "frontier.html"
-    res = runner.invoke(app, ["frontier", "--users", "150", "--config", str(cfg),
+    res = runner.invoke(app, ["frontier", "--users", "100", "--config", str(cfg),
                               "--lambdas", "0.003,0.3", "--guardrails", "0.25,1,1",
                               "--fixed", "4", "--budget", "0.05", "--all",
+                              "--engine-lambdas", "0.002",
                               "--chart", str(chart), "--no-png", "--format", "json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)
     names = [r["policy"] for r in rows]
     assert names[:3] == ["no-ads", "fixed-every-4", "revenue-greedy"]
-    assert len(rows) == 5
+    assert len(rows) == 6
+    assert rows[-1]["family"] == "feedengine" and rows[-1]["policy"].startswith("FeedEngine")
     assert chart.exists()
 
 

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
         guardrails: Annotated[str | None, typer.Option(
             help="Semicolon-separated 'max_ad_load,first_ad_slot,min_gap' settings, "
                  "e.g. '0.25,2,2;0.2,3,3'.")] = None,
+        engine_lambdas: Annotated[str | None, typer.Option(
+            help="Also play the real FeedEngine at these λ values (comma-separated; per "
+                 "request, much slower), with the first guardrail setting.")] = None,
         fixed: Annotated[str, typer.Option(help="Fixed-slot periods k (comma-separated).")
                          ] = "5,4,3",
         budget: Annotated[float, typer.Option(
@@ -64,6 +67,15 @@ def register(app: typer.Typer) -> None:
             ks = [int(k) for k in fixed.split(",") if k.strip()]
             policies = baseline_policies(ks) + lambda_policies(lams, grs)
             sim = Simulator(cfg)
+            if engine_lambdas:
+                import feedwise.models  # noqa: F401  (models before feed.engine)
+                from feedwise.evaluation.engine_policy import simulated_engine
+                from feedwise.feed.config import FeedConfig
+
+                load, first, gap = grs[0]
+                policies += [simulated_engine(sim, FeedConfig(
+                    ux_lambda=float(x), max_ad_load=load, first_ad_slot=first, min_ad_gap=gap))
+                    for x in engine_lambdas.split(",") if x.strip()]
             with Progress(console=err_console, transient=True) as prog:
                 task = prog.add_task("simulating policies", total=len(policies))
                 df = sweep(sim, policies, seed=seed,

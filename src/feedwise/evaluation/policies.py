@@ -168,7 +168,7 @@ class LambdaPolicy(_Guarded):
             displaced_weight · engagement of the displaced post) > 0``, and a failing ad is
             not replaced by a lower one.
         displaced_weight: Weight of the displaced organic post's predicted engagement in
-            the cost.
+            the cost (``engine`` rule only).
     """
 
     def __init__(self, ux_lambda: float = 0.004, max_ad_load: float = 0.25,

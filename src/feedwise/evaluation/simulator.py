@@ -376,7 +376,6 @@ class Simulator:
         ann_decay_per_h = np.log(2) / cfg.annoyance_half_life_hours
         blind_decay_day = 0.5 ** (1.0 / cfg.blindness_half_life_days)
         exam = cfg.examine_top * cfg.examine_decay ** np.arange(n)
-        ad_aff_all = None  # recomputed per round (interests drift)
         tot = dict.fromkeys(("sessions", "depth", "dwell", "eng", "hide", "report", "ads",
                              "clicks", "revenue"), 0.0)
         daily = []
