@@ -220,7 +220,9 @@ def run_dataset(name: str, data_dir: Path, trials: int) -> dict:
     split = random_split(data, 0.75, seed=42)
     print(f"\n{name}: {data.n_users} users x {data.n_items} items, {data.nnz} pairs; "
           f"train {split.train.nnz}, test {split.test.nnz}", flush=True)
-    items = ds.items
+    # items without any event are left out: evaluate() maps recommended ids through the
+    # split's item index, and such items can never be relevant in this protocol anyway
+    items = ds.items[ds.items["item_id"].astype(str).isin(set(data.item_ids))]
     edges = ds.edges
     rows = []
     fw = [("popularity", Popularity(), {}), ("itemknn", ItemKNN(), {}), ("als", ALS(), {}),
