@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from feedwise.errors import ConfigError, DataError
 from feedwise.schema import utc
+from feedwise.store.store import TOMBSTONE_PREFIX
 
 DAY_S = 86400.0
 log = logging.getLogger(__name__)
@@ -459,7 +460,10 @@ class AdState:
                 try:
                     if len(rows):
                         con.register("_fw_adimp", rows)
-                        con.execute("INSERT INTO ad_impressions SELECT * FROM _fw_adimp")
+                        # erased users stay erased (see EventStore.erase_user)
+                        con.execute(f"""INSERT INTO ad_impressions SELECT * FROM _fw_adimp a
+                            WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.digest =
+                                sha256('{TOMBSTONE_PREFIX}' || a.user_id))""")
                         con.unregister("_fw_adimp")
                     con.register("_fw_adspend", spend)
                     con.execute("INSERT OR REPLACE INTO ad_spend SELECT * FROM _fw_adspend")

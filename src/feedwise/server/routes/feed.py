@@ -73,11 +73,11 @@ async def get_feed(user_id: UserId, state: State, served: ServedModel, key: Read
     """
     if n > state.settings.max_n:
         raise HTTPException(422, f"n={n} is above the limit {state.settings.max_n}")
-    req = FeedRequest(user_id=user_id, n=n, now=datetime.now(UTC), request_id=rid,
+    uid = state.user_key(user_id)  # the pseudonym when ids are pseudonymised
+    req = FeedRequest(user_id=uid, n=n, now=datetime.now(UTC), request_id=rid,
                       context={"surface": surface, "session_id": session_id,
-                               "consent_personalization":
-                                   user_id not in state.no_personalization,
-                               "consent_ads": user_id not in state.no_ads})
+                               "consent_personalization": uid not in state.no_personalization,
+                               "consent_ads": uid not in state.no_ads})
     feed = served.policy.compose(req)
     m = state.metrics
     m.feeds_served.inc()
