@@ -117,3 +117,14 @@ def test_social_reason_names_the_friend() -> None:
         assert reason.startswith("liked by your friend ")
         named = reason.removeprefix("liked by your friend ").split(" ")[0]
         assert named in friends and item in set(data.items_of(named))
+
+
+def test_components_sitting_out_never_explain() -> None:
+    from feedwise.evaluation import random_split
+
+    data = random_split(contract_data(), 0.6, seed=0).train
+    model = Hybrid().fit(data)  # content and social sit out (no items, no edges)
+    recs = model.recommend(list(data.user_ids), 10)
+    reasons = {r for rec in recs for r in rec.reasons}
+    assert reasons and all(r.startswith("because you liked") or r == "trending"
+                           for r in reasons)

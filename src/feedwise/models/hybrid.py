@@ -180,6 +180,10 @@ class Hybrid(Recommender):
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._contributions(None, history).sum(axis=0)
 
+    def _blending(self) -> np.ndarray:
+        """Mask of the components that contribute (fitted and with a non-zero weight)."""
+        return self.active_ & np.array([w != 0 for _, w, _ in self._specs()], dtype=bool)
+
     def _interest_scores(self, user_id: str) -> tuple[np.ndarray, list[str]]:
         """Trending scores with items in the user's interests first, and those interests."""
         wanted = self.interests_.get(user_id, [])
@@ -225,7 +229,9 @@ class Hybrid(Recommender):
                     reasons.append(f"trending in {sorted(tags)[0]}" if tags else "trending")
                 out.append(reasons)
                 continue
-            best = np.argmax(contrib[:, b, items], axis=0) if len(items) else np.array([])
+            part = contrib[:, b, items].copy()
+            part[~self._blending()] = -np.inf  # components that sit out never explain
+            best = np.argmax(part, axis=0) if len(items) else np.array([], dtype=np.int64)
             reasons = [self.fallback_reason] * len(items)
             for k in np.unique(best):
                 pick = np.flatnonzero(best == k)

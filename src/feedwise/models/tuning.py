@@ -36,6 +36,12 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
             "regularization": [0.0001, 0.001, 0.01], "iterations": [50, 100, 200]},
     "content": {"tag_weight": [1, 3, 5], "min_df": [1, 2]},
     "social": {"weighted": [False, True]},
+    "hybrid": {"fusion": ["score", "rrf"],
+               "components": [None,
+                              [("ease", 1.0, {}), ("itemknn", 0.5, {}), ("content", 0.3, {}),
+                               ("social", 0.3, {"symmetric": True})],
+                              [("ease", 1.0, {}), ("als", 0.3, {}), ("content", 0.15, {}),
+                               ("social", 0.15, {"symmetric": True})]]},
 }
 
 
