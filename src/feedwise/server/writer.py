@@ -97,13 +97,16 @@ class Writer:
             (the service counts metrics with it).
         linger_s: How long the first event job of a batch waits for more to join it. Each
             transaction has a fixed cost (tens of ms), so a short wait buys large batches.
+        recent_ids: How many served event ids are remembered to drop repeats (retries).
     """
 
     def __init__(self, store: EventStore, *, max_rows: int = 50_000, queue_size: int = 10_000,
                  on_ingest: Callable[[int, int, int], None] | None = None,
-                 linger_s: float = 0.0) -> None:
+                 linger_s: float = 0.0, recent_ids: int = 1_000_000) -> None:
         self.store = store
         self.linger_s = linger_s
+        self.recent_ids = recent_ids
+        self._recent_served: dict[str, None] = {}  # insertion-ordered: oldest first
         self.max_rows = max_rows
         self.on_ingest = on_ingest
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -158,9 +161,10 @@ class Writer:
         """Queue events the service built itself (impressions of served slots).
 
         They are typed (``ts`` a UTC datetime, numbers as numbers), valid by construction and
-        carry unique ``event_id`` s, so they skip row validation and land in one ``INSERT``
-        (still idempotent by ``event_id``): far cheaper than a validating ingest, which
-        matters because every served feed logs one row per slot.
+        carry unique ``event_id`` s, so they skip row validation and land in one ``INSERT``:
+        far cheaper than a validating ingest, which matters because every served feed logs
+        one row per slot. Repeats of the last ``recent_ids`` ids (a client retrying with the
+        same request id) are dropped.
         """
         self._put(_ServedJob(rows), timeout)
 
@@ -247,25 +251,36 @@ class Writer:
                 j.future.set_result(r)
 
     def _insert_served(self, rows: list[dict[str, Any]]) -> None:
-        table = pa.table({c: pa.array([r.get(c) for r in rows], t) for c, t in _ARROW.items()})
-        cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-        with self.store._lock:
-            con = self.store.con
-            con.register("_fw_served", table)
-            try:
-                before = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
-                con.execute(f"""INSERT INTO events ({cols}) SELECT {cols} FROM (
-                        SELECT DISTINCT ON (event_id) * FROM _fw_served) s
-                    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)
-                      AND NOT EXISTS (SELECT 1 FROM tombstones t  -- erased users stay erased
-                                      WHERE t.digest = sha256('{TOMBSTONE_PREFIX}' || s.user_id))
-                    """).fetchall()
-                added = con.execute("SELECT count(*) FROM events").fetchall()[0][0] - before
-            finally:
-                con.unregister("_fw_served")
+        # Served ids are unique by construction (request id + position); a client that
+        # retries with the same X-Request-ID repeats them, and the recent-id memory catches
+        # that without scanning the events table on every batch.
+        fresh, dups = [], 0
+        for r in rows:
+            eid = r["event_id"]
+            if eid in self._recent_served:
+                dups += 1
+            else:
+                self._recent_served[eid] = None
+                fresh.append(r)
+        while len(self._recent_served) > self.recent_ids:
+            self._recent_served.pop(next(iter(self._recent_served)))
+        if fresh:
+            table = pa.table({c: pa.array([r.get(c) for r in fresh], t)
+                              for c, t in _ARROW.items()})
+            cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+            with self.store._lock:
+                con = self.store.con
+                con.register("_fw_served", table)
+                try:
+                    con.execute(f"""INSERT INTO events ({cols}) SELECT {cols} FROM _fw_served s
+                        WHERE NOT EXISTS (SELECT 1 FROM tombstones t  -- erased users stay erased
+                                          WHERE t.digest = sha256('{TOMBSTONE_PREFIX}'
+                                                                  || s.user_id))""").fetchall()
+                finally:
+                    con.unregister("_fw_served")
         self.batches += 1
         if self.on_ingest is not None:
-            self.on_ingest(added, len(rows) - added, 0)
+            self.on_ingest(len(fresh), dups, 0)
 
     def _ingest(self, jobs: list[_EventJob]) -> list[EventsResult]:
         with self.store._lock:  # store.con is shared with anything else that writes
@@ -293,6 +308,15 @@ class Writer:
                     "SELECT CAST(json_extract_string(raw, '$._idx') AS BIGINT), field, reason "
                     "FROM rejects WHERE source = ?", [source]).fetchall():
                 rejected[int(idx)] = (fld, reason)
+        landed: set[str] | None = None
+        if report.erased:  # rows of erased users were skipped: say so, not "accepted"
+            con.register("_fw_ids", pa.table({"event_id": pa.array(ids, pa.string())}))
+            try:
+                landed = {r[0] for r in con.execute(
+                    "SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _fw_ids)"
+                ).fetchall()}
+            finally:
+                con.unregister("_fw_ids")
         self.batches += 1
         out, g, seen = [], 0, set(existing)
         for j in jobs:
@@ -303,6 +327,9 @@ class Writer:
                     res.errors.append(RowError(local, fld, reason))
                 elif ids[g] in seen:
                     res.duplicates += 1
+                elif landed is not None and ids[g] not in landed:
+                    res.errors.append(RowError(local, "user_id", "the user was erased; their "
+                                               "events are no longer stored"))
                 else:
                     seen.add(ids[g])
                     res.accepted += 1
