@@ -381,22 +381,25 @@ def erase_user(store: Any, user_id: str, *, now: datetime,
     return report
 
 
-def forget_erased(store: Any, model: Any) -> int:
-    """Remove every erased user from a model loaded from an artifact trained before the
-    erasure (a registry version, a hot swap): its user ids are checked against the store's
-    tombstones. Returns the number of users removed."""
+def forget_erased(store: Any, model: Any, *, opted_out: bool = True) -> int:
+    """Remove from a loaded model every user erased after it was trained (a registry
+    version, a hot swap), checked against the store's tombstones, and (with
+    ``opted_out``) every user who withdrew ``personalization`` consent, so no profile of
+    theirs is used. Returns the number of users removed."""
     from feedwise.store.store import tombstone_digest
 
     if not hasattr(model, "user_index_"):
         return 0
     stones = set(store.query("SELECT digest FROM tombstones")["digest"])
-    if not stones:
+    out = set(store.query("SELECT user_id FROM users WHERE consent_personalization = false"
+                          )["user_id"]) if opted_out else set()
+    if not stones and not out:
         return 0
-    gone = [u for u in list(model.user_index_) if tombstone_digest(u) in stones]
+    gone = [u for u in list(model.user_index_) if u in out or tombstone_digest(u) in stones]
     for u in gone:
         model.forget_user(u)
     if gone:
-        log.info("removed %d erased user(s) from a loaded model", len(gone))
+        log.info("removed %d erased or opted-out user(s) from a loaded model", len(gone))
     return len(gone)
 
 

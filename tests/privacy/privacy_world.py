@@ -74,10 +74,10 @@ def items_frame(n: int = 60, seed: int = 1) -> pd.DataFrame:
 
 def campaigns() -> list[Campaign]:
     """One campaign targeted at every tag and one contextual (untargeted) campaign."""
-    return [Campaign(campaign_id="targeted", advertiser_id="adv-1", bid_model="cpm", bid=50.0,
+    return [Campaign(campaign_id="targeted", advertiser_id="adv-1", bid_model="cpm", bid=5000.0,
                      creatives=[Creative(item_id="ad-targeted", tags=["cats"])],
                      target_tags=list(TAGS)),
-            Campaign(campaign_id="contextual", advertiser_id="adv-2", bid_model="cpm", bid=5.0,
+            Campaign(campaign_id="contextual", advertiser_id="adv-2", bid_model="cpm", bid=1000.0,
                      creatives=[Creative(item_id="ad-contextual")])]
 
 

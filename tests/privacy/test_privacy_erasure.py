@@ -159,3 +159,18 @@ def test_secret_never_in_repr():
 
     p = Pseudonymizer(SECRET)
     assert SECRET not in repr(p) and SECRET not in str(p)
+
+
+def test_loaded_model_is_cleaned_of_erased_and_opted_out_users(world):
+    from feedwise.privacy import forget_erased
+
+    w = world
+    data = w.store.interactions()
+    erase_user(w.store, TARGET, now=NOW)
+    set_consent(w.store, "user-007", personalization=False, source="settings", now=NOW)
+    model = ItemKNN().fit(data)  # trained before the erasure and the objection
+    assert model.knows_user(w.target_key) and model.knows_user(w.store.user_key("user-007"))
+    assert forget_erased(w.store, model) == 2
+    assert not model.knows_user(w.target_key)
+    assert not model.knows_user(w.store.user_key("user-007"))
+    assert model.knows_user(w.store.user_key("user-008"))

@@ -4,7 +4,7 @@ Captured: every record reaching the root logger and uvicorn's own loggers (acces
 on) while the world is ingested with pseudonyms, the API serves consent, feed,
 recommendation, event, export and erase requests (also a wrong key and a bad body), a live
 uvicorn serves feed requests, and the CLI erases a user. Not captured: the test's own
-HTTP client library (``httpx`` / ``httpcore``), which logs the URLs it requests.
+HTTP client library (``httpx`` / ``httpx2`` / ``httpcore``), which logs the URLs it requests.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from feedwise.cli import app as cli
 from feedwise.privacy import Pseudonymizer, RedactUserPaths
 from feedwise.server.app import create_app
 
-CLIENT_LOGGERS = ("httpx", "httpcore")
+CLIENT_LOGGERS = ("httpx", "httpx2", "httpcore")
 
 
 class Collect(logging.Handler):

@@ -52,6 +52,9 @@ def put_user(user_id: UserId, body: UserBody, state: State, key: AdminKey) -> Us
 
     wait(state.writer.call(write, timeout=state.settings.write_timeout_s),
          state.settings.write_timeout_s)
+    served = state.served
+    if not c.personalization and served is not None:  # objection: the profile is not used
+        served.model.forget_user(state.user_key(user_id))
     state.catalogue_changed()
     return get_user(user_id, state, key)
 
