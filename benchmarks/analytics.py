@@ -90,7 +90,9 @@ def run_report(store: EventStore, start, end, materialize: bool, k: int) -> dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="events in the store")
-    ap.add_argument("--base-users", type=int, default=2000, help="users of the base world")
+    ap.add_argument("--base-users", type=int, default=None,
+                    help="users of the base world (default: about events / 630, at most 2000;"
+                         " the generator logs ~630 events per user over 28 days)")
     ap.add_argument("--days", type=int, default=28, help="days of the base world")
     ap.add_argument("--threads", type=int, default=2, help="DuckDB threads")
     ap.add_argument("--k", type=int, default=10, help="suppression threshold")
@@ -102,7 +104,8 @@ def main() -> None:
 
     tmp = tempfile.TemporaryDirectory()
     path = args.db or os.path.join(tmp.name, "bench.duckdb")
-    store, info = build_store(path, args.events, args.base_users, args.days, args.seed)
+    base_users = args.base_users or int(min(2000, max(50, args.events * 28 / args.days // 630)))
+    store, info = build_store(path, args.events, base_users, args.days, args.seed)
     store.con.execute(f"SET threads={int(args.threads)}")
     start, end = info.pop("start"), info.pop("end")
     end = end + timedelta(days=1)  # the generator's last sessions spill past midnight
