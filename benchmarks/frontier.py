@@ -73,7 +73,6 @@ def main() -> None:
                                   displaced_weight=1.0))
     engine_lams = [float(x) for x in args.engine_lambdas.split(",") if x.strip()]
     if engine_lams:
-        import feedwise.models  # noqa: F401  (import order: models before feed.engine)
         from feedwise.evaluation.engine_policy import simulated_engine
         from feedwise.feed.config import FeedConfig
 

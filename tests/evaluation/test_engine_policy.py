@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import feedwise.models  # noqa: F401  (models before feed.engine, see the report)
 from feedwise.evaluation.engine_policy import simulated_engine
 from feedwise.evaluation.frontier import sweep
 from feedwise.evaluation.simulator import ORGANIC, CandidateBatch, Simulator, SimulatorConfig

@@ -68,7 +68,6 @@ def register(app: typer.Typer) -> None:
             policies = baseline_policies(ks) + lambda_policies(lams, grs)
             sim = Simulator(cfg)
             if engine_lambdas:
-                import feedwise.models  # noqa: F401  (models before feed.engine)
                 from feedwise.evaluation.engine_policy import simulated_engine
                 from feedwise.feed.config import FeedConfig
 
