@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from fastapi.testclient import TestClient
 from privacy_service import make_service
@@ -129,3 +131,16 @@ def test_delete_and_export_through_api(service):
         print(store.events("user_id = ?", [key]).to_string())
         assert scan_store(store, {TARGET, key} | digests(TARGET) | digests(key)) == []
         assert store.ingest(svc.world.events_file).erased == svc.world.target_events + 2
+
+
+def test_server_purges_on_schedule(service, monkeypatch):
+    svc = service
+    monkeypatch.setenv("FEEDWISE_RETENTION_DAYS", "1")  # the world's events are older
+    with TestClient(create_app(svc.settings)) as client:
+        state = client.app.state.feedwise
+        assert state.retention is not None
+        deadline = time.monotonic() + 10
+        while state.retention.runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert state.retention.runs >= 1
+        assert state.store.count_events() == 0
