@@ -30,7 +30,7 @@ def _extra_events() -> pd.DataFrame:
 def world():
     from feedwise.datasets.synthetic import synthetic_social
 
-    return synthetic_social(n_users=100, n_authors=15, n_posts=200, n_days=24, n_campaigns=4,
+    return synthetic_social(n_users=100, n_authors=15, n_posts=200, n_days=16, n_campaigns=4,
                             start=START, seed=7)
 
 

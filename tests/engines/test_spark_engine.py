@@ -55,7 +55,7 @@ def test_interactions_equal_with_window_and_custom_weights(spark, world_store, e
     since, until = datetime(2024, 1, 8, tzinfo=UTC), datetime(2024, 1, 20, 12, tzinfo=UTC)
     emb = world_store.interactions(since, until, weights=w)
     par = spark_interactions(spark, exported, weights=w, since=since, until=until)
-    assert emb.n_users < world_store.interactions().n_users + 1
+    assert emb.nnz < world_store.interactions(weights=w).nnz
     assert_same_interactions(emb, par)
     assert par.since == since and par.until == until
 
@@ -69,7 +69,7 @@ def test_kpis_equal_duckdb(spark, world_store, exported):
     ref = duckdb_kpis(world_store)
     got = spark_kpis(spark, exported)
     assert compare_kpis(ref, got) == []
-    assert len(got["active_users"]) >= 24 and len(got["retention"]) > 3
+    assert len(got["active_users"]) >= 16 and len(got["retention"]) > 3
 
 
 def test_train_als_from_parquet_serves(spark, world_store, exported, tmp_path):

@@ -278,11 +278,31 @@ def fit_factors(spark: SparkSession, data: Interactions, *, factors: int = 64,
             _factor_array(fitted.itemFactors, data.n_items, factors))
 
 
-def _indexed(ids: DataFrame, col: str) -> DataFrame:
+def _indexed(ids: DataFrame, col: str) -> tuple[DataFrame, DataFrame]:
     """``col, idx``: each distinct id with its rank in sorted (binary string) order, the
-    order ``numpy.unique`` gives on the driver."""
-    ordered = ids.select(col).distinct().orderBy(col)
-    return ordered.rdd.zipWithIndex().map(lambda p: (p[0][0], int(p[1]))).toDF([col, "idx"])
+    order ``numpy.unique`` gives on the driver.
+
+    Distributed and JVM-only (executors need no Python): range-partition the distinct ids,
+    count each partition, and number rows within a partition from its offset.
+
+    Returns:
+        The indexed ids and the cached intermediate (unpersist it when done).
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    spark = ids.sparkSession
+    parts = (ids.select(col).distinct().repartitionByRange(col).sortWithinPartitions(col)
+             .withColumn("_pid", F.spark_partition_id())).cache()
+    counts = sorted((r["_pid"], r["count"]) for r in parts.groupBy("_pid").count().collect())
+    offsets, total = [], 0
+    for pid, n in counts:
+        offsets.append((int(pid), total))
+        total += int(n)
+    off = spark.createDataFrame(offsets or [(0, 0)], "_pid INT, _off BIGINT")
+    rank = F.row_number().over(Window.partitionBy("_pid").orderBy(col)) - 1
+    return (parts.join(F.broadcast(off), "_pid")
+            .select(col, (rank + F.col("_off")).alias("idx"))), parts
 
 
 def train_als(spark: SparkSession, root: str | os.PathLike, model: SparkALS | None = None, *,
@@ -313,9 +333,11 @@ def train_als(spark: SparkSession, root: str | os.PathLike, model: SparkALS | No
     pos, negs = interaction_frames(read_events(spark, root), weights=weights, since=since,
                                    until=until)
     pos, negs = pos.cache(), negs.cache()
+    cached = [pos, negs]
     try:
-        users = _indexed(pos.select("user_id").union(negs.select("user_id")), "user_id")
-        items = _indexed(pos.select("item_id").union(negs.select("item_id")), "item_id")
+        users, c1 = _indexed(pos.select("user_id").union(negs.select("user_id")), "user_id")
+        items, c2 = _indexed(pos.select("item_id").union(negs.select("item_id")), "item_id")
+        cached += [c1, c2]
         train = (pos.join(users, "user_id").withColumnRenamed("idx", "u")
                     .join(items, "item_id").withColumnRenamed("idx", "i")
                     .select(F.col("u").cast("int"), F.col("i").cast("int"),
@@ -327,8 +349,8 @@ def train_als(spark: SparkSession, root: str | os.PathLike, model: SparkALS | No
         ufac = _factor_array(fitted.userFactors, data.n_users, p["factors"])
         ifac = _factor_array(fitted.itemFactors, data.n_items, p["factors"])
     finally:
-        pos.unpersist()
-        negs.unpersist()
+        for df in cached:
+            df.unpersist()
     return model.with_factors(data, ufac, ifac)
 
 
