@@ -50,6 +50,10 @@ def trend_lines(series: pd.DataFrame) -> go.Figure:
     for col, name in (("ctr", "CTR"), ("engagement_rate", "Engagement rate"),
                       ("hide_rate", "Hide rate"), ("ad_ctr", "Ad CTR")):
         fig.add_trace(go.Scatter(x=x, y=series[col], name=name, mode="lines+markers"), 1, 2)
+    if series[["ctr", "engagement_rate", "hide_rate", "ad_ctr"]].isna().all().all():
+        fig.add_annotation(text="no impressions logged: rates undefined", showarrow=False,
+                           xref="x2 domain", yref="y2 domain", x=0.5, y=0.5,
+                           font={"color": "#64748b"})
     fig.update_yaxes(tickformat=".1%", row=1, col=2)
     fig.update_yaxes(rangemode="tozero")
     return _layout(fig, "Engagement trend", height=380)
