@@ -276,7 +276,7 @@ def test_feed_engine_serves_when_the_catalogue_has_posts(tmp_path):
     world = make_world(tmp_path)
     with TestClient(create_app(world.settings)) as c:
         h = world.headers(world.admin)
-        for i in range(60):
+        for i in range(24):
             r = c.put(f"/v1/items/i{i}", json={"author_id": f"a{i % 7}", "tags": [f"t{i % 4}"]},
                       headers=h)
             assert r.status_code == 200
