@@ -198,3 +198,20 @@ def test_ad_state_survives_a_restart(store):
     f = again.compose(FeedRequest(user, n=3, now=NOW + timedelta(hours=1)))
     assert f.ad_slots == []  # the 1-per-day cap remembered across the restart
     assert again.check(f) == []
+
+
+def test_impressions_of_erased_users_are_not_persisted(store):
+    if not hasattr(store, "erase_user"):
+        pytest.skip("store without erasure")
+    world = make_world(4, n_items=40, n_campaigns=0)
+    world["campaigns"] = [camp("x", daily_budget=1.0)]
+    cfg = FeedConfig(ux_lambda=0.0, first_ad_slot=0, max_ad_load=1.0,
+                     ads=AdConfig(pacing=False, reserve_ecpm=0.5))
+    engine = build_engine(world, cfg, store=store)
+    users = [str(u) for u in engine.users.user_ids[engine.users.consent_ads]][:2]
+    for u in users:
+        assert len(engine.compose(FeedRequest(u, n=3, now=NOW)).ad_slots) == 1
+    store.erase_user(users[0], now=NOW)
+    assert engine.flush() == 1
+    rows = store.query("SELECT user_id FROM ad_impressions")
+    assert list(rows["user_id"]) == [users[1]]

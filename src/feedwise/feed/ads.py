@@ -443,6 +443,7 @@ class AdState:
         with self._lock:
             pending, self._pending = self._pending, []
             self._ensure_tables(self.store)
+            pending = self._drop_erased(pending)
             rows = pd.DataFrame([{"user_id": p.user_id, "campaign_id": self.book.ids[p.campaign],
                                   "item_id": p.item_id, "ts": p.ts, "price": p.price,
                                   "request_id": p.request_id} for p in pending],
@@ -476,6 +477,25 @@ class AdState:
                 finally:
                     con.close()
         return len(pending)
+
+    def _drop_erased(self, pending: list[AdImpression]) -> list[AdImpression]:
+        """Impressions of users erased from the store (tombstoned) are never persisted."""
+        if not pending:
+            return pending
+        try:
+            from feedwise.store.store import tombstone_digest
+        except ImportError:  # a store without erasure support
+            return pending
+        users = {p.user_id for p in pending}
+        digests = {tombstone_digest(u): u for u in users}
+        marks = ", ".join("?" * len(digests))
+        try:
+            gone = self.store.query(f"SELECT digest FROM tombstones WHERE digest IN ({marks})",
+                                    list(digests))["digest"]
+        except duckdb.Error:  # no tombstones table
+            return pending
+        erased = {digests[d] for d in gone}
+        return [p for p in pending if p.user_id not in erased] if erased else pending
 
     def load(self, store: Any) -> None:
         """Rebuild frequency, exposure and spend from the store (after a restart)."""
