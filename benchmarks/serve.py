@@ -264,6 +264,27 @@ async def mixed(port: int, w: dict, args: argparse.Namespace) -> tuple[dict, dic
     return await ing, await feeds
 
 
+def writer_capacity(root: Path, batch: int, rounds: int) -> dict:
+    """Events/s the Writer lands with no HTTP in front (run after the server stopped; the
+    rows are removed again so the count check above is unaffected)."""
+    from feedwise.server.writer import Writer
+
+    ts = datetime.now(UTC).isoformat()
+    with EventStore(root / "bench.duckdb") as store:
+        before = store.count_events()
+        w = Writer(store).start()
+        t0 = time.perf_counter()
+        futs = [w.submit_events([{"event_id": f"W{r}-{j}", "user_id": f"u{j}",
+                                  "item_id": f"i{j}", "kind": "click", "ts": ts}
+                                 for j in range(batch)]) for r in range(rounds)]
+        landed = sum(f.result(600).accepted for f in futs)
+        wall = time.perf_counter() - t0
+        w.close()
+        store.con.execute("DELETE FROM events WHERE event_id LIKE 'W%'")
+    return {"rows": landed, "seconds": wall, "rows_per_s": landed / wall,
+            "table_rows": before, "batch": batch}
+
+
 # ---------------------------------------------------------------------- main
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
@@ -281,6 +302,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=8.0, help="duration of each phase")
     p.add_argument("--ingest-clients", type=int, default=16)
     p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--writer-batch", type=int, default=8000,
+                   help="rows per job of the writer-alone phase")
+    p.add_argument("--writer-rounds", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serve.json"))
     args = p.parse_args()
@@ -321,6 +345,7 @@ def main() -> None:
         impressions = int(s.scalar("SELECT count(*) FROM events WHERE kind IN "
                                    "('impression', 'ad_impression')"))
         posted = int(s.scalar("SELECT count(*) FROM events WHERE event_id LIKE 'L%'"))
+    writer = writer_capacity(root, args.writer_batch, args.writer_rounds)
     served_slots = sum(r["slots"] for r in rows)
     expected_min = w["events"] + ing["accepted"] + served_slots + warm_slots
     no_loss = posted == ing["accepted"] and stored == w["events"] + posted + impressions \
@@ -350,6 +375,11 @@ def main() -> None:
            "impressions": impressions, "served_slots_seen": served_slots,
            "expected_min": expected_min, "no_event_lost": no_loss, "ratios": checks}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2, default=str))
+    print(f"writer alone            {writer['rows_per_s']:.0f} events/s landed by the Writer "
+          f"in batches of {args.writer_batch} into the {writer['table_rows']}-row store, "
+          f"no HTTP (the store-side ceiling)")
+    out["writer_alone"] = writer
     Path(args.out).write_text(json.dumps(out, indent=2, default=str))
     print(f"-> {args.out}")
 
