@@ -27,29 +27,35 @@ def _finish(df: pd.DataFrame, k: int, n: int) -> pd.DataFrame:
     return df[~df["suppressed"]].head(n).reset_index(drop=True)
 
 
+_PAIR_AGG = """sum(p.impressions) AS impressions, sum(p.engagements) AS engagements,
+                sum(p.shares) AS shares"""
+
+
 def top_posts(scope: Scope, n: int = 10) -> pd.DataFrame:
     """The ``n`` organic posts with most engagements (title, author, counts, rate)."""
-    df = scope.query(f"""SELECT e.item_id, any_value(i.title) AS title,
-            any_value(i.author_id) AS author_id, {_AGG}
-        FROM ev e LEFT JOIN items i ON i.item_id = e.item_id
-        WHERE coalesce(i.kind, 'post') <> 'ad' AND e.kind NOT LIKE 'ad_%'
-        GROUP BY e.item_id ORDER BY engagements DESC, users DESC, e.item_id""")
+    df = scope.query(f"""SELECT p.item_id, any_value(i.title) AS title,
+            any_value(i.author_id) AS author_id, {_PAIR_AGG}, count(*) AS users
+        FROM {scope.pairs_table()} p LEFT JOIN items i ON i.item_id = p.item_id
+        WHERE coalesce(i.kind, 'post') <> 'ad' AND p.organic
+        GROUP BY p.item_id ORDER BY engagements DESC, users DESC, p.item_id""")
     return _finish(df, scope.k, n)
 
 
 def top_tags(scope: Scope, n: int = 10) -> pd.DataFrame:
     """The ``n`` tags whose posts drew most engagements."""
-    df = scope.query(f"""SELECT t.tag, {_AGG}
-        FROM ev e JOIN (SELECT item_id, unnest(tags) AS tag FROM items
-                        WHERE coalesce(kind, 'post') <> 'ad') t ON t.item_id = e.item_id
+    df = scope.query(f"""SELECT t.tag, {_PAIR_AGG}, count(DISTINCT p.user_id) AS users
+        FROM {scope.pairs_table()} p
+        JOIN (SELECT item_id, unnest(tags) AS tag FROM items
+              WHERE coalesce(kind, 'post') <> 'ad') t ON t.item_id = p.item_id
         GROUP BY t.tag ORDER BY engagements DESC, users DESC, t.tag""")
     return _finish(df, scope.k, n)
 
 
 def top_authors(scope: Scope, n: int = 10) -> pd.DataFrame:
     """The ``n`` authors whose posts drew most engagements (with their post count)."""
-    df = scope.query(f"""SELECT i.author_id, count(DISTINCT e.item_id) AS posts, {_AGG}
-        FROM ev e JOIN items i ON i.item_id = e.item_id
+    df = scope.query(f"""SELECT i.author_id, count(DISTINCT p.item_id) AS posts, {_PAIR_AGG},
+            count(DISTINCT p.user_id) AS users
+        FROM {scope.pairs_table()} p JOIN items i ON i.item_id = p.item_id
         WHERE i.author_id IS NOT NULL AND coalesce(i.kind, 'post') <> 'ad'
         GROUP BY i.author_id ORDER BY engagements DESC, users DESC, i.author_id""")
     return _finish(df, scope.k, n)

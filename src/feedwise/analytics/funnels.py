@@ -31,22 +31,14 @@ def funnel(scope: Scope, by_surface: bool = True) -> pd.DataFrame:
         ``step_no``, ``pairs``, ``users``, ``rate_from_prev``, ``rate_from_start``,
         ``suppressed``.
     """
-    flags = ", ".join(
-        f"bool_or(kind IN ({', '.join(repr(k) for k in kinds)})) AS f{i}"
-        for i, (_, kinds) in enumerate(STEPS))
-    imp = ", ".join(repr(k) for k in STEPS[0][1])
-    surf = (f"coalesce(arg_min(surface, ts) FILTER (WHERE kind IN ({imp})), 'unknown')"
-            if by_surface else "'all'")
-    step_kinds = ", ".join(repr(k) for _, kinds in STEPS for k in kinds)
+    surf = "surface" if by_surface else "'all'"
     aggs = []
     for i in range(len(STEPS)):
         cond = " AND ".join(f"f{j}" for j in range(i + 1))
         aggs.append(f"count(*) FILTER (WHERE {cond}) AS pairs{i}, "
                     f"count(DISTINCT user_id) FILTER (WHERE {cond}) AS users{i}")
-    wide = scope.query(f"""WITH p AS (SELECT user_id, item_id, {surf} AS surface, {flags}
-                                    FROM ev WHERE kind IN ({step_kinds})
-                                    GROUP BY user_id, item_id)
-        SELECT surface, {', '.join(aggs)} FROM p GROUP BY surface ORDER BY surface""")
+    wide = scope.query(f"""SELECT {surf} AS surface, {', '.join(aggs)}
+        FROM {scope.pairs_table()} GROUP BY 1 ORDER BY 1""")
     df = pd.DataFrame([{"surface": r["surface"], "step": name, "step_no": i,
                         "pairs": int(r[f"pairs{i}"]), "users": int(r[f"users{i}"])}
                        for r in wide.to_dict(orient="records")

@@ -83,7 +83,7 @@ class Scope:
             raise ConfigError(f"k must be >= 1, not {k}")
         self.store, self.k, self.materialize = store, int(k), materialize
         self.cur: duckdb.DuckDBPyConnection = store.cursor()
-        self._sessions: set[str] = set()
+        self._built: set[str] = set()
         self._create()
 
     @property
@@ -147,11 +147,43 @@ class Scope:
         from feedwise.analytics.sessions import sessions_sql
 
         name = f"sess_{int(round(gap_minutes * 60))}"
-        if name not in self._sessions:
+        if name not in self._built:
             self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
                              f"{sessions_sql(gap_minutes)}")
-            self._sessions.add(name)
+            self._built.add(name)
         return name
+
+    def pairs_table(self) -> str:
+        """Name of a temporary table with one row per (user, item) of ``ev`` (built once).
+
+        Columns: ``user_id``, ``item_id``, ``surface`` (of the first impression, else
+        ``'unknown'``), ``f0``..``f3`` (the pair has an event of funnel step 0..3, see
+        :data:`feedwise.analytics.funnels.STEPS`), ``impressions`` (organic),
+        ``engagements`` (click, like, comment, share, save), ``shares`` and ``organic``
+        (the pair has an event other than an ad impression or ad click). Funnels and top
+        content share it, so the big group-by over events runs once per report.
+        """
+        if "pairs" not in self._built:
+            from feedwise.analytics.funnels import STEPS
+
+            def kinds(ks) -> str:
+                return ", ".join(f"'{k}'" for k in ks)
+
+            flags = ", ".join(f"bool_or(kind IN ({kinds(ks)})) AS f{i}"
+                              for i, (_, ks) in enumerate(STEPS))
+            self.cur.execute(f"""CREATE OR REPLACE TEMP TABLE pairs AS
+                SELECT user_id, item_id,
+                       coalesce(arg_min(surface, ts) FILTER (WHERE kind IN
+                                ({kinds(STEPS[0][1])})), 'unknown') AS surface,
+                       {flags},
+                       count(*) FILTER (WHERE kind = 'impression') AS impressions,
+                       count(*) FILTER (WHERE kind IN ('click', 'like', 'comment', 'share',
+                                                      'save')) AS engagements,
+                       count(*) FILTER (WHERE kind = 'share') AS shares,
+                       bool_or(kind NOT IN ('ad_impression', 'ad_click')) AS organic
+                FROM ev GROUP BY user_id, item_id""")
+            self._built.add("pairs")
+        return "pairs"
 
     def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
         """Run ``sql`` (which may read ``ev``, ``hist``, ``ad_ev``) and return a DataFrame."""
