@@ -72,6 +72,16 @@ def test_campaigns_add_list_and_feed(tmp_path):
     assert ads and all(s["reasons"].startswith("sponsored") for s in ads)
     assert {s["campaign_id"] for s in ads} <= {"run1", "shoes"}
 
+    # --record persists the served ads' frequency and spend in the store
+    res = runner.invoke(app, ["feed", "u1", "-n", "12", "--db", db, "--model", "popularity",
+                              "--model-path", str(tmp_path / "model"), "--lambda", "0",
+                              "--now", NOW.isoformat(), "--record", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["campaigns", "list", "--db", db, "--format", "json"])
+    rows = {r["campaign_id"]: r for r in json.loads(res.output)}
+    cpm = [s for s in ads if s["campaign_id"] == "run1"]
+    assert rows["run1"]["spend_total"] == (cpm[0]["price"] if cpm else 0.0)
+
 
 def test_campaigns_add_reports_the_bad_field(tmp_path):
     f = tmp_path / "bad.json"
