@@ -5,7 +5,7 @@ Protocol (Microsoft Recommenders' MovieLens table): per-user random 75/25 split 
 positive, k = 10, seen items excluded, metrics from ``feedwise.evaluation`` (the same code
 for every model). Run in one process on the same split:
 
-* feedwise: Popularity, ItemKNN, ALS, BPR, EASE, Content, Social (where the dataset has a
+* feedwise: Popularity, ItemKNN, ALS, BPR, EASE, RP3beta, Content, Social (where the dataset has a
   social graph) and the default Hybrid, plus ALS / BPR / EASE tuned by ``feedwise.models.tune``
   on a validation split carved from the training part (never the test part);
 * peers: ``implicit``'s ALS and BPR with their default settings and tuned the same way
@@ -54,6 +54,7 @@ from feedwise.models import (  # noqa: E402
     ItemKNN,
     Popularity,
     Recommender,
+    RP3beta,
     Social,
     tune,
 )
@@ -226,7 +227,7 @@ def run_dataset(name: str, data_dir: Path, trials: int) -> dict:
     edges = ds.edges
     rows = []
     fw = [("popularity", Popularity(), {}), ("itemknn", ItemKNN(), {}), ("als", ALS(), {}),
-          ("bpr", BPR(), {}), ("ease", EASE(), {}),
+          ("bpr", BPR(), {}), ("ease", EASE(), {}), ("rp3beta", RP3beta(), {}),
           ("content", Content(), {"items": items})]
     if edges is not None:
         fw.append(("social", Social(symmetric=True), {"edges": edges}))

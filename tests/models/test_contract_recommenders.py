@@ -6,7 +6,7 @@ import pytest
 from recsys_helpers import group_edges, group_items, planted_hit_rate
 
 from feedwise.interactions import Interactions
-from feedwise.models import ALS, BPR, EASE, Content, Hybrid, Recommender, Social
+from feedwise.models import ALS, BPR, EASE, Content, Hybrid, Recommender, RP3beta, Social
 from feedwise.testing import RecommenderContract, contract_data
 
 
@@ -29,6 +29,11 @@ class TestEASE(RecommenderContract):
 class TestEASESparse(RecommenderContract):
     def make_model(self) -> Recommender:
         return EASE(l2=10.0, topk=10, min_support=1)
+
+
+class TestRP3beta(RecommenderContract):
+    def make_model(self) -> Recommender:
+        return RP3beta(k=20)
 
 
 class TestContent(RecommenderContract):

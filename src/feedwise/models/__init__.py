@@ -9,11 +9,12 @@ from feedwise.models.filters import BusinessFilter
 from feedwise.models.hybrid import Hybrid
 from feedwise.models.itemknn import ItemKNN
 from feedwise.models.popularity import Popularity
+from feedwise.models.rp3beta import RP3beta
 from feedwise.models.social import Social
 from feedwise.models.tuning import TuneResult, tune
 
 __all__ = ["ALS", "BPR", "EASE", "BusinessFilter", "Content", "Hybrid", "ItemKNN", "Popularity",
-           "Recommender", "Social", "TuneResult", "get_model", "tune"]
+           "RP3beta", "Recommender", "Social", "TuneResult", "get_model", "tune"]
 
 
 def get_model(name: str, **params):
