@@ -1,1 +1,24 @@
-"""feedwise.ranking."""
+"""Features and the engagement (CTR) model: P(y=1 | x) = sigmoid(θ·φ(x))."""
+
+from feedwise.ranking.engagement import (
+    EngagementModel,
+    MultiObjectiveModel,
+    expected_calibration_error,
+    holdout_report,
+    log_loss,
+    roc_auc,
+    temporal_split,
+)
+from feedwise.ranking.features import (
+    FEATURE_NAMES,
+    OBJECTIVES,
+    build_features,
+    impression_features,
+    label_impressions,
+)
+
+__all__ = [
+    "FEATURE_NAMES", "OBJECTIVES", "EngagementModel", "MultiObjectiveModel", "build_features",
+    "expected_calibration_error", "holdout_report", "impression_features", "label_impressions",
+    "log_loss", "roc_auc", "temporal_split",
+]
