@@ -135,6 +135,59 @@ def register_views(spark: SparkSession, root: str | os.PathLike) -> None:
     items.createOrReplaceTempView("items")
 
 
+# ---------------------------------------------------------------------- ingest
+def ingest_events(spark: SparkSession, source: str | os.PathLike | DataFrame,
+                  out: str | os.PathLike, *, mode: str = "overwrite") -> dict[str, int]:
+    """Validate raw events with Spark and write them as the export layout's ``events/``.
+
+    The cluster-side counterpart of ``EventStore.ingest`` for logs that already live on the
+    cluster: rows missing ``user_id``/``item_id``/``kind``/``ts``, with an unknown kind, a
+    negative dwell or a propensity outside (0, 1] are dropped (counted, not kept in a rejects
+    table), duplicates of an ``event_id`` within the batch are dropped, and the rest is
+    written partitioned by UTC day under ``OUT/events``.
+
+    Args:
+        spark: The session.
+        source: A Parquet file/folder of events in the store's columns, or a DataFrame.
+        out: Export root to write (``OUT/events/date=.../``).
+        mode: Spark save mode (``overwrite`` or ``append``).
+
+    Returns:
+        Counts: ``read``, ``rejected``, ``duplicates``, ``written``.
+    """
+    from pyspark.sql import functions as F
+
+    from feedwise.schema import EVENT_COLUMNS, EVENT_KINDS
+
+    df = source if not isinstance(source, str | os.PathLike) else spark.read.parquet(
+        str(source))
+    spark_types = {"VARCHAR": "string", "TIMESTAMPTZ": "timestamp", "BIGINT": "bigint",
+                   "DOUBLE": "double", "INTEGER": "int"}
+    cols = [(F.col(c) if c in df.columns else F.lit(None)).cast(spark_types[t]).alias(c)
+            for c, t in EVENT_COLUMNS.items()]
+    df = df.select(*cols)
+    kinds = ", ".join(f"'{k}'" for k in EVENT_KINDS)
+    ok = (f"user_id IS NOT NULL AND item_id IS NOT NULL AND kind IN ({kinds}) "
+          "AND ts IS NOT NULL AND coalesce(dwell_ms, 0) >= 0 "
+          "AND (propensity IS NULL OR (propensity > 0 AND propensity <= 1))")
+    df = df.withColumn("_ok", F.expr(ok)).cache()
+    try:
+        read = df.count()
+        valid = df.where("_ok").drop("_ok").withColumn(
+            "event_id", F.coalesce("event_id", F.sha2(F.concat_ws(
+                "|", "user_id", "item_id", "kind", F.col("ts").cast("string")), 256)))
+        n_valid = valid.count()
+        dedup = (valid.dropDuplicates(["event_id"]).withColumn("date", F.to_date("ts"))
+                 .cache())
+        written = dedup.count()
+        dedup.write.mode(mode).partitionBy("date").parquet(str(out).rstrip("/") + "/events")
+        dedup.unpersist()
+    finally:
+        df.unpersist()
+    return {"read": read, "rejected": read - n_valid, "duplicates": n_valid - written,
+            "written": written}
+
+
 # ---------------------------------------------------------------------- interactions
 def interaction_frames(events: DataFrame, *, weights: InteractionWeights | None = None,
                        since: datetime | None = None, until: datetime | None = None
