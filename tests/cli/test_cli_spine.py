@@ -64,3 +64,16 @@ def test_demo_runs_end_to_end(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert "ndcg" in res.output and "itemknn" in res.output
     assert "because you liked" in res.output
+
+
+def test_train_registers_and_promotes(ml_db, tmp_path) -> None:
+    from feedwise.registry import ModelRegistry
+
+    db, _ = ml_db
+    reg = tmp_path / "registry"
+    res = runner.invoke(app, ["train", "--model", "popularity", "--db", db, "--registry",
+                              str(reg), "--promote"])
+    assert res.exit_code == 0, res.output
+    meta, model = ModelRegistry(reg).load_promoted()
+    assert meta.model == "popularity" and meta.data_window.n_events == 100_000
+    assert meta.data_window.until is not None and model.knows_user("196")

@@ -21,6 +21,12 @@ def model_dir(name: str) -> Path:
     return Path("models") / name
 
 
+def _utc(seconds: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(float(seconds), UTC)
+
+
 def build(name: str, params: str | None):
     from feedwise.models import get_model
 
@@ -32,18 +38,40 @@ def register(app: typer.Typer) -> None:
     def train(model: ModelOption = "itemknn", params: ParamsOption = None,
               out: Annotated[Path | None, typer.Option(
                   help="Artifact folder (default: models/MODEL).")] = None,
+              registry: Annotated[str | None, typer.Option(
+                  envvar="FEEDWISE_REGISTRY",
+                  help="Also register the model as a new version of this registry.")] = None,
+              promote: Annotated[bool, typer.Option(
+                  help="Promote the registered version (servers swap to it).")] = False,
               db: DbOption = None) -> None:
         """Train a model on every event in the store and write its artifact (npz + JSON)."""
         try:
             estimator = build(model, params)
             with open_store(db) as store, console.status(f"training {model}"):
                 data = store.interactions()
+                n_events = store.count_events()
                 m = estimator.fit(data)
                 path = m.save(out or model_dir(model))
+            if registry:
+                from feedwise.registry import ModelRegistry
+
+                reg = ModelRegistry(registry)
+                ts = data.last_ts.data if data.last_ts is not None else []
+                window = {"since": data.since or (_utc(ts.min()) if len(ts) else None),
+                          "until": data.until or (_utc(ts.max()) if len(ts) else None),
+                          "n_events": n_events, "n_users": data.n_users,
+                          "n_items": data.n_items}
+                meta = reg.register(m, data_window=window, config={"params": params},
+                                    notes="feedwise train")
+                if promote:
+                    reg.promote(meta.version, reason="feedwise train --promote")
         except FeedwiseError as e:
             raise fail(e) from None
         console.print(f"trained {m!r} on {data.n_users} users x {data.n_items} items "
                       f"({data.nnz} pairs) -> {path}")
+        if registry:
+            console.print(f"registered {meta.version} in {registry}"
+                          f"{' and promoted it' if promote else ''}")
 
     @app.command()
     def evaluate(model: ModelOption = "itemknn", params: ParamsOption = None,
