@@ -130,3 +130,28 @@ class TestSparkALSContract(RecommenderContract):
     @pytest.fixture(autouse=True)
     def _spark(self, spark):
         return spark
+
+
+def test_ingest_events_validates_dedupes_and_partitions(spark, tmp_path):
+    import pandas as pd
+
+    from feedwise.engines.spark import ingest_events
+
+    raw = pd.DataFrame({
+        "event_id": ["a", "b", "b", "c", "d", "e"],
+        "user_id": ["u1", "u2", "u2", None, "u3", "u4"],
+        "item_id": ["p1", "p2", "p2", "p3", "p4", "p5"],
+        "kind": ["click", "like", "like", "click", "teleport", "dwell"],
+        "ts": pd.to_datetime(["2024-01-01T23:59:59Z", "2024-01-02T00:00:00Z",
+                              "2024-01-02T00:00:00Z", "2024-01-02T01:00:00Z",
+                              "2024-01-03T00:00:00Z", "2024-01-03T05:00:00Z"], utc=True),
+        "dwell_ms": [None, None, None, None, None, 4000]})
+    path = tmp_path / "raw.parquet"
+    raw.to_parquet(path)
+    counts = ingest_events(spark, str(path), tmp_path / "layout")
+    assert counts == {"read": 6, "rejected": 2, "duplicates": 1, "written": 3}
+    days = sorted(p.name for p in (tmp_path / "layout" / "events").iterdir()
+                  if p.name.startswith("date="))
+    assert days == ["date=2024-01-01", "date=2024-01-02", "date=2024-01-03"]
+    data = spark_interactions(spark, tmp_path / "layout")
+    assert list(data.user_ids) == ["u1", "u2", "u4"] and data.nnz == 3
