@@ -19,15 +19,22 @@ def _spd_inverse(g: np.ndarray) -> np.ndarray:
     """Inverse of a symmetric positive definite matrix via LAPACK ``potrf`` + ``potri``
     (about a third of the flops of a general inverse; may overwrite ``g``)."""
     potrf, potri = la.lapack.get_lapack_funcs(("potrf", "potri"), (g,))
-    c, info = potrf(g, lower=False, overwrite_a=True, clean=False)
+    # g is symmetric, so its transpose is the same matrix in Fortran order: LAPACK then
+    # works in place instead of copying n x n floats
+    c, info = potrf(g.T, lower=False, overwrite_a=True, clean=False)
     if info != 0:
         raise ConfigError(f"EASE Gram matrix is not positive definite (LAPACK info={info}); "
                           "raise l2")
     inv, info = potri(c, lower=False, overwrite_c=True)
     if info != 0:
         raise ConfigError(f"EASE inversion failed (LAPACK info={info}); raise l2")
-    upper = np.triu(inv)
-    return upper + np.triu(upper, 1).T
+    n, step = inv.shape[0], 1024
+    for start in range(0, n, step):  # mirror the upper triangle in place, block by block
+        stop = min(start + step, n)
+        blk = inv[start:stop, start:stop]
+        blk[...] = np.triu(blk) + np.triu(blk, 1).T
+        inv[stop:, start:stop] = inv[start:stop, stop:].T
+    return inv
 
 
 class EASE(Recommender):
