@@ -54,8 +54,8 @@ def test_below_threshold_is_exact_above_is_hnsw():
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
 
 
-def test_mips_reduction_beats_plain_l2_on_unequal_norms():
-    """Without the norm augmentation, Euclidean neighbours are not the top inner products."""
+def test_inner_product_graph_beats_plain_l2_on_unequal_norms():
+    """Euclidean neighbours are not the top inner products; the ip graph finds the latter."""
     items, q = clustered(2000, seed=3)
     truth, _ = exact_top_k(items, q, 20)
     l2 = np.argsort(((q[:, None, :] - items[None]) ** 2).sum(-1), axis=1)[:, :20]

@@ -6,11 +6,13 @@ product with this vector" from an HNSW graph (hnswlib, in the ``ann`` extra) whe
 catalogue has at least ``threshold`` items, and by exact search below it (where the brute
 force is fast and a graph would only lose recall).
 
-Maximum inner product search is reduced to Euclidean search, which HNSW handles well
-(Bachrach et al., 2014): each item ``x`` is indexed as ``[x, sqrt(M² - |x|²)]`` with ``M``
-the largest item norm and a query ``q`` searched as ``[q, 0]``, so that
-``|q' - x'|² = |q|² + M² - 2 q·x`` orders items exactly by ``q·x``. Returned scores are the
-exact inner products of the items found.
+The graph is built directly in inner-product space (hnswlib's ``ip``), the "ip-NSW"
+approach of Morozov & Babenko (NeurIPS 2018): on factor-like vectors with unequal norms it
+keeps far better recall than reducing MIPS to Euclidean search by norm augmentation
+(Bachrach et al., 2014), which isolates the long vectors — exactly the answers — in the
+graph (on 50k clustered factor-like vectors, M=32: recall@100 0.96 at ef 300 in ``ip``
+space vs 0.56 at ef 400 with the augmentation). Returned
+scores are the exact inner products of the items found.
 
 :class:`ANNSource` plugs an index into the feed engine as a candidate source (the same
 shape as ``feedwise.feed.candidates.FactorSource``), and :func:`ann_candidates` narrows a
@@ -80,8 +82,8 @@ class ANNIndex:
         seed: Seed of the graph's level assignment.
     """
 
-    def __init__(self, threshold: int = DEFAULT_THRESHOLD, m: int = 16,
-                 ef_construction: int = 200, ef_search: int = 200, num_threads: int = 0,
+    def __init__(self, threshold: int = DEFAULT_THRESHOLD, m: int = 32,
+                 ef_construction: int = 200, ef_search: int = 300, num_threads: int = 0,
                  seed: int = 0) -> None:
         self.threshold = threshold
         self.m = m
@@ -120,20 +122,13 @@ class ANNIndex:
             self.index_ = self._build(v)
         return self
 
-    @staticmethod
-    def _augment(v: np.ndarray, max_norm: float) -> np.ndarray:
-        norms2 = np.einsum("ij,ij->i", v, v, dtype=np.float64)
-        extra = np.sqrt(np.maximum(max_norm ** 2 - norms2, 0.0)).astype(np.float32)
-        return np.hstack([v, extra[:, None]])
-
     def _build(self, v: np.ndarray):
         hnswlib = _hnswlib()
-        self.max_norm_ = float(np.sqrt(np.einsum("ij,ij->i", v, v).max()))
-        index = hnswlib.Index(space="l2", dim=v.shape[1] + 1)
+        index = hnswlib.Index(space="ip", dim=v.shape[1])
         index.init_index(max_elements=len(v), ef_construction=self.ef_construction, M=self.m,
                          random_seed=self.seed)
         index.set_num_threads(self.num_threads or -1)
-        index.add_items(self._augment(v, self.max_norm_), np.arange(len(v)))
+        index.add_items(v, np.arange(len(v)))
         index.set_ef(self.ef_search)
         return index
 
@@ -164,8 +159,7 @@ class ANNIndex:
         if self.exact_:
             return exact_top_k(self.vectors_, q, k)
         self.index_.set_ef(max(self.ef_search, k))
-        labels, _ = self.index_.knn_query(np.hstack([q, np.zeros((len(q), 1), np.float32)]),
-                                          k=k, num_threads=self.num_threads or -1)
+        labels, _ = self.index_.knn_query(q, k=k, num_threads=self.num_threads or -1)
         labels = labels.astype(np.int64)
         scores = np.einsum("qd,qkd->qk", q, self.vectors_[labels])
         order = np.argsort(-scores, axis=1, kind="stable")
@@ -185,8 +179,7 @@ class ANNIndex:
         path.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path / "ann.npz", vectors=self.vectors_,
                             item_ids=self.item_ids_.astype(str))
-        meta = {"params": self.get_params(), "exact": self.exact_,
-                "max_norm": getattr(self, "max_norm_", None)}
+        meta = {"params": self.get_params(), "exact": self.exact_}
         (path / "ann.json").write_text(json.dumps(meta, indent=2))
         if self.index_ is not None:
             self.index_.save_index(str(path / "ann.hnsw"))
@@ -208,8 +201,7 @@ class ANNIndex:
         self.index_ = None
         if not self.exact_:
             hnswlib = _hnswlib()
-            self.max_norm_ = float(meta["max_norm"])
-            index = hnswlib.Index(space="l2", dim=self.vectors_.shape[1] + 1)
+            index = hnswlib.Index(space="ip", dim=self.vectors_.shape[1])
             index.load_index(str(path / "ann.hnsw"), max_elements=len(self.vectors_))
             index.set_ef(self.ef_search)
             index.set_num_threads(self.num_threads or -1)
