@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
                                      columns=columns.split(",") if columns else None)
                     rows.append({"source": r.source, "accepted": r.accepted,
                                  "duplicates": r.duplicates, "rejected": r.rejected,
+                                 "erased_users_skipped": r.erased,
                                  "seconds": round(r.seconds, 3)})
                     if r.rejected and fmt == Format.table:
                         bad = store.rejects(r.source).head(5)
