@@ -154,7 +154,9 @@ def test_frontier_sweep_pareto_and_recommendation(sim, tmp_path):
     df = sweep(sim, pols, seed=0)
     assert len(df) == len(pols)
     assert df["pareto"].any()
-    assert bool(df.loc[df["policy"] == "no-ads", "pareto"].iloc[0])  # best UX, nothing beats it
+    # the single best row on any one metric cannot be dominated
+    assert bool(df.loc[df["revenue_per_user"].idxmax(), "pareto"])
+    assert bool(df.loc[df["session_depth"].idxmax(), "pareto"])
     rec = recommend(df, budget=0.05)
     if rec is not None:
         ref = df[df["policy"] == "no-ads"].iloc[0]

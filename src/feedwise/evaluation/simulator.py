@@ -188,10 +188,12 @@ class World:
 
     @classmethod
     def draw(cls, cfg: SimulatorConfig) -> World:
-        rng = np.random.default_rng(cfg.world_seed)
+        # separate streams, so the inventory does not change with the number of users
+        users_rng, rng = (np.random.default_rng(s)
+                          for s in np.random.SeedSequence(cfg.world_seed).spawn(2))
         t = cfg.n_topics
-        interests = rng.dirichlet(np.full(t, 0.5), size=cfg.n_users)
-        sens = np.exp(rng.normal(0, cfg.ad_sensitivity_sd, size=cfg.n_users))
+        interests = users_rng.dirichlet(np.full(t, 0.5), size=cfg.n_users)
+        sens = np.exp(users_rng.normal(0, cfg.ad_sensitivity_sd, size=cfg.n_users))
         item_topics = rng.dirichlet(np.full(t, 0.3), size=cfg.n_items)
         item_quality = rng.beta(2, 2, size=cfg.n_items)
         ad_topics = rng.dirichlet(np.full(t, 0.5), size=cfg.n_ads)
