@@ -82,8 +82,8 @@ class ANNIndex:
         seed: Seed of the graph's level assignment.
     """
 
-    def __init__(self, threshold: int = DEFAULT_THRESHOLD, m: int = 32,
-                 ef_construction: int = 200, ef_search: int = 300, num_threads: int = 0,
+    def __init__(self, threshold: int = DEFAULT_THRESHOLD, m: int = 64,
+                 ef_construction: int = 200, ef_search: int = 400, num_threads: int = 0,
                  seed: int = 0) -> None:
         self.threshold = threshold
         self.m = m
