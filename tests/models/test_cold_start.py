@@ -128,3 +128,21 @@ def test_components_sitting_out_never_explain() -> None:
     reasons = {r for rec in recs for r in rec.reasons}
     assert reasons and all(r.startswith("because you liked") or r == "trending"
                            for r in reasons)
+
+
+def test_concurrent_requests_keep_their_own_reasons() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from feedwise.models import Social
+
+    data = contract_data()
+    social = Social().fit(data, edges=group_edges())
+    hybrid = Hybrid(components=[("ease", 1.0, {"l2": 10.0, "min_support": 1}),
+                                ("social", 1.0, {})]).fit(data, edges=group_edges())
+    users = [f"u{i}" for i in range(12)]
+    for model in (social, hybrid):
+        expected = {u: model.recommend([u], 5)[0].reasons for u in users}
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            got = list(pool.map(lambda u, m=model: (u, m.recommend([u], 5)[0].reasons),
+                                users * 8))
+        assert all(reasons == expected[u] for u, reasons in got)

@@ -28,6 +28,7 @@ from feedwise.interactions import Interactions
 from feedwise.models.base import History, Recommender
 from feedwise.models.content import item_table, widen_catalog
 from feedwise.models.popularity import Popularity
+from feedwise.models.scratch import call_state
 
 #: (model name, weight, constructor params) of each component.
 Component = tuple[str, float, dict[str, Any]]
@@ -213,12 +214,14 @@ class Hybrid(Recommender):
                 scores, wanted = self._interest_scores(user_ids[i])
                 contrib[0, i] = scores
                 cold[int(i)] = wanted
-        self._last = (list(user_ids), rows, contrib, cold)
+        # the batch's per-component scores, for _explain (called next by recommend on this
+        # thread); thread-local so concurrent requests on one model never mix
+        call_state(self).last = (list(user_ids), rows, contrib, cold)
         return contrib.sum(axis=0), np.ones(len(user_ids), dtype=bool)
 
     # ------------------------------------------------------------------ reasons
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
-        users, rows, contrib, cold = self._last
+        users, rows, contrib, cold = call_state(self).last
         out: list[list[str]] = []
         for b, items in enumerate(cols):
             if b in cold:

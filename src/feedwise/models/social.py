@@ -11,6 +11,7 @@ import scipy.sparse as sp
 from feedwise.errors import ConfigError, DataError
 from feedwise.interactions import Interactions
 from feedwise.models.base import Recommender
+from feedwise.models.scratch import call_state
 
 #: Weight of the popularity tie-break: far below one friend's engagement.
 _TIE = 1e-3
@@ -99,20 +100,21 @@ class Social(Recommender):
         if isinstance(user_ids, str):
             user_ids = [user_ids]
         # _explain sees only history rows; it needs the users' friends, so the batch's rows
-        # are kept here for the duration of the call.
-        self._batch_rows = [self.user_index_.get(str(u), -1) for u in user_ids] \
+        # are kept (per thread) for the duration of the call.
+        state = call_state(self)
+        state.rows = [self.user_index_.get(str(u), -1) for u in user_ids] \
             if hasattr(self, "user_index_") else []
-        self._explained = 0
+        state.explained = 0
         try:
             return super().recommend(user_ids, n, **kwargs)
         finally:
-            self._batch_rows = []
+            state.rows = []
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
-        rows = getattr(self, "_batch_rows", [])
-        offset = getattr(self, "_explained", 0)
+        state = call_state(self)
+        rows, offset = getattr(state, "rows", []), getattr(state, "explained", 0)
         batch = [rows[offset + b] if offset + b < len(rows) else -1 for b in range(len(cols))]
-        self._explained = offset + len(cols)
+        state.explained = offset + len(cols)
         return self.explain_rows(batch, cols)
 
     def explain_rows(self, rows: list[int], cols: list[np.ndarray]) -> list[list[str]]:
