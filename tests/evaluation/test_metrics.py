@@ -97,3 +97,17 @@ def test_evaluate_table_and_personalisation_wins(ml100k_interactions) -> None:
     assert pop["users"] == 943
     assert knn["ndcg"] > pop["ndcg"] + 0.1
     assert knn["coverage"] > pop["coverage"]
+
+
+def test_items_outside_the_split_count_as_misses() -> None:
+    from feedwise.evaluation import recommend_matrix
+
+    d = _data()
+    wide_ids = np.r_[d.item_ids, ["brand-new-1", "brand-new-2"]].astype(object)
+    wide = Interactions.from_frame(d.to_frame().assign(ts=1.7e9), item_ids=wide_ids)
+    model = Popularity().fit(wide)
+    recs = recommend_matrix(model, list(d.user_ids[:3]), 5, d.item_index)
+    assert recs.max() < d.n_items  # never a column of the wider catalogue
+    split = random_split(d, 0.75, seed=1)
+    table = evaluate(model, split, 5, fit=False).set_index("metric")["value"]
+    assert 0 <= table["ndcg"] <= 1

@@ -14,12 +14,18 @@ from feedwise.models.base import Recommender
 
 
 def recommend_matrix(model: Recommender, user_ids: Sequence[str], k: int,
-                     batch_size: int = 512) -> np.ndarray:
-    """Recommended item columns (users x k, -1 padded) in the model's item index."""
+                     item_index: dict[str, int] | None = None, batch_size: int = 512
+                     ) -> np.ndarray:
+    """Recommended item columns (users x k, -1 padded).
+
+    Columns are in ``item_index`` (the evaluation data's, default the model's own); items
+    outside it (a model whose catalogue is wider than the split's) count as misses.
+    """
+    index = item_index if item_index is not None else model.item_index_
     lists = model.recommend(list(user_ids), k, batch_size=batch_size)
     out = np.full((len(lists), k), -1, dtype=np.int64)
     for r, il in enumerate(lists):
-        cols = [model.item_index_[str(i)] for i in il.ids]
+        cols = [index.get(str(i), -1) for i in il.ids]
         out[r, :len(cols)] = cols
     return out
 
@@ -44,7 +50,7 @@ def evaluate(model: Recommender, split: Split, k: int = 10, *, fit: bool = True,
     n_rel = np.diff(test.indptr)
     users = np.flatnonzero(n_rel > 0)
     t1 = time.perf_counter()
-    recs = recommend_matrix(model, split.test.user_ids[users], k)
+    recs = recommend_matrix(model, split.test.user_ids[users], k, split.test.item_index)
     rec_s = time.perf_counter() - t1
     truth = test[users]
     hits = M.hits_matrix(recs, truth)
