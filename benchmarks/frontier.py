@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--config", help="YAML/JSON simulator config (overrides defaults)")
     ap.add_argument("--engine-lambdas", default="0.0015,0.002,0.003,0.005",
                     help="λ values for the real FeedEngine (per-request, slower); '' skips")
+    ap.add_argument("--name", default="frontier", help="Stem of the result files.")
     args = ap.parse_args()
     cfg = SimulatorConfig.from_file(args.config) if args.config else SimulatorConfig()
     cfg = cfg.model_copy(update={"n_users": args.users, "n_days": args.days})
@@ -136,17 +137,17 @@ def main() -> None:
 
     OUT.mkdir(parents=True, exist_ok=True)
     fig = frontier_figure(df, rec)
-    png_note = write_chart(fig, OUT / "frontier.html", OUT / "frontier.png")
-    print(f"chart: {OUT / 'frontier.html'}" + (f"; {png_note}" if png_note
-                                                 else f", {OUT / 'frontier.png'}"))
-    (OUT / "frontier.json").write_text(json.dumps({
+    html, png = OUT / f"{args.name}.html", OUT / f"{args.name}.png"
+    png_note = write_chart(fig, html, png)
+    print(f"chart: {html}" + (f"; {png_note}" if png_note else f", {png}"))
+    (OUT / f"{args.name}.json").write_text(json.dumps({
         "config": json.loads(cfg.model_dump_json()), "speed": speed, "sweep_seconds": sweep_s,
         "table": json.loads(table.to_json(orient="records")),
         "matches": matches, "best_fixed": best_fixed,
         "recommended": None if rec is None else json.loads(rec.to_json()),
         "sweep": json.loads(df.to_json(orient="records")), "png": png_note or "written"},
         indent=2, default=str))
-    print(f"wrote {OUT / 'frontier.json'}")
+    print(f"wrote {OUT / (args.name + '.json')}")
 
 
 if __name__ == "__main__":
