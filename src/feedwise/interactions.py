@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
 from feedwise.errors import DataError, NotFoundError
+from feedwise.schema import utc
 
 
 def _index(ids: np.ndarray) -> dict[str, int]:
@@ -104,6 +107,44 @@ class Interactions:
             labels = np.array([item_labels.get(str(i), str(i)) for i in iids], dtype=object)
         return cls(mat, uids, iids, last_ts=last, item_labels=labels)
 
+    @classmethod
+    def from_pairs(cls, pos: pa.Table, negs: pa.Table, *,
+                   item_titles: Mapping[str, str] | None = None,
+                   since: datetime | None = None, until: datetime | None = None,
+                   empty_hint: str = "ingest events first (feedwise ingest FILE)"
+                   ) -> Interactions:
+        """Build from aggregated pairs, with the id-mapping rules every engine shares.
+
+        Args:
+            pos: Columns ``user_id, item_id, weight, ts`` (unix seconds of the latest event),
+                one row per (user, item) with positive weight.
+            negs: Columns ``user_id, item_id``: hidden / reported pairs.
+            item_titles: Item id -> title, for reasons.
+            since, until: The time window the pairs cover.
+            empty_hint: How to fix an empty window (part of the error message).
+
+        Ids are the sorted distinct strings of both tables, so the embedded store and the
+        Spark engine map the same events to the same rows and columns.
+        """
+        users = np.unique(np.concatenate([_strings(pos["user_id"]), _strings(negs["user_id"])]))
+        items = np.unique(np.concatenate([_strings(pos["item_id"]), _strings(negs["item_id"])]))
+        if len(users) == 0:
+            raise DataError(f"no events with positive weight in this window; {empty_hint}")
+        shape = (len(users), len(items))
+        r = np.searchsorted(users, _strings(pos["user_id"]))
+        c = np.searchsorted(items, _strings(pos["item_id"]))
+        mat = sp.csr_matrix((pos["weight"].to_numpy().astype(np.float32), (r, c)), shape=shape)
+        last = sp.csr_matrix((pos["ts"].to_numpy().astype(np.float64), (r, c)), shape=shape)
+        nr = np.searchsorted(users, _strings(negs["user_id"]))
+        nc = np.searchsorted(items, _strings(negs["item_id"]))
+        negatives = sp.csr_matrix((np.ones(len(nr), np.float32), (nr, nc)), shape=shape)
+        labels = None
+        if item_titles:
+            labels = np.array([item_titles.get(str(i), str(i)) for i in items], dtype=object)
+        return cls(mat, users.astype(object), items.astype(object), last_ts=last,
+                   negatives=negatives, item_labels=labels,
+                   since=utc(since) if since else None, until=utc(until) if until else None)
+
     # ------------------------------------------------------------------ accessors
     @property
     def shape(self) -> tuple[int, int]:
@@ -158,6 +199,10 @@ class Interactions:
     def __repr__(self) -> str:
         return (f"Interactions({self.n_users} users x {self.n_items} items, nnz={self.nnz}, "
                 f"since={self.since}, until={self.until})")
+
+
+def _strings(col: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=str)
 
 
 def _max_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]

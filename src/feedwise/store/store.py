@@ -17,7 +17,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import scipy.sparse as sp
 
 from feedwise.errors import DataError
 from feedwise.interactions import Interactions, InteractionWeights
@@ -371,31 +370,13 @@ class EventStore:
             WHERE w > 0 GROUP BY user_id, item_id""", params=params).to_arrow_table()
         negs = cur.sql(f"""SELECT DISTINCT user_id, item_id FROM events
             WHERE {where} AND kind IN ({neg})""", params=params).to_arrow_table()
-        users = np.unique(np.concatenate([_strings(pos["user_id"]), _strings(negs["user_id"])]))
-        items = np.unique(np.concatenate([_strings(pos["item_id"]), _strings(negs["item_id"])]))
-        if len(users) == 0:
-            raise DataError("no events with positive weight in the store for this window; "
-                            "ingest events first (feedwise ingest FILE)")
-        shape = (len(users), len(items))
-        r = np.searchsorted(users, _strings(pos["user_id"]))
-        c = np.searchsorted(items, _strings(pos["item_id"]))
-        mat = sp.csr_matrix((pos["weight"].to_numpy().astype(np.float32), (r, c)), shape=shape)
-        last = sp.csr_matrix((pos["ts"].to_numpy().astype(np.float64), (r, c)), shape=shape)
-        nr = np.searchsorted(users, _strings(negs["user_id"]))
-        nc = np.searchsorted(items, _strings(negs["item_id"]))
-        negatives = sp.csr_matrix((np.ones(len(nr), np.float32), (nr, nc)), shape=shape)
-        labels = self.item_titles(items)
-        return Interactions(mat, users.astype(object), items.astype(object), last_ts=last,
-                            negatives=negatives, item_labels=labels,
-                            since=utc(since) if since else None,
-                            until=utc(until) if until else None)
+        return Interactions.from_pairs(pos, negs, item_titles=self.item_titles(), since=since,
+                                       until=until)
 
-    def item_titles(self, item_ids: np.ndarray) -> np.ndarray | None:
+    def item_titles(self) -> dict[str, str]:
+        """Item id -> title of every item that has one (labels for reasons)."""
         df = self.query("SELECT item_id, title FROM items WHERE title IS NOT NULL")
-        if df.empty:
-            return None
-        titles = dict(zip(df["item_id"], df["title"], strict=True))
-        return np.array([titles.get(str(i), str(i)) for i in item_ids], dtype=object)
+        return dict(zip(df["item_id"], df["title"], strict=True))
 
     # ------------------------------------------------------------------ records
     def _upsert(self, table: str, cols: Mapping[str, str], key: str, df: pd.DataFrame) -> int:
@@ -455,7 +436,3 @@ class EventStore:
 
     def campaigns(self) -> pd.DataFrame:
         return self.query("SELECT * FROM campaigns ORDER BY campaign_id")
-
-
-def _strings(col: pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=str)
