@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import scipy.sparse as sp
 
 from feedwise.engines.kpis import KPI_NAMES, kpi_sql, normalise
 from feedwise.errors import ConfigError, DataError
@@ -238,26 +237,11 @@ def collect_interactions(pos: pa.Table, negs: pa.Table, *,
                          item_titles: Mapping[str, str] | None = None,
                          since: datetime | None = None, until: datetime | None = None
                          ) -> Interactions:
-    """Build :class:`Interactions` on the driver exactly as ``EventStore.interactions`` does."""
-    users = np.unique(np.concatenate([_strings(pos["user_id"]), _strings(negs["user_id"])]))
-    items = np.unique(np.concatenate([_strings(pos["item_id"]), _strings(negs["item_id"])]))
-    if len(users) == 0:
-        raise DataError("no events with positive weight in this window; check the events "
-                        "path and the --since/--until window")
-    shape = (len(users), len(items))
-    r = np.searchsorted(users, _strings(pos["user_id"]))
-    c = np.searchsorted(items, _strings(pos["item_id"]))
-    mat = sp.csr_matrix((pos["weight"].to_numpy().astype(np.float32), (r, c)), shape=shape)
-    last = sp.csr_matrix((pos["ts"].to_numpy().astype(np.float64), (r, c)), shape=shape)
-    nr = np.searchsorted(users, _strings(negs["user_id"]))
-    nc = np.searchsorted(items, _strings(negs["item_id"]))
-    negatives = sp.csr_matrix((np.ones(len(nr), np.float32), (nr, nc)), shape=shape)
-    labels = None
-    if item_titles:
-        labels = np.array([item_titles.get(str(i), str(i)) for i in items], dtype=object)
-    return Interactions(mat, users.astype(object), items.astype(object), last_ts=last,
-                        negatives=negatives, item_labels=labels,
-                        since=utc(since) if since else None, until=utc(until) if until else None)
+    """Build :class:`Interactions` on the driver with the store's id-mapping rules
+    (:meth:`Interactions.from_pairs`, shared with ``EventStore.interactions``)."""
+    return Interactions.from_pairs(pos, negs, item_titles=item_titles, since=since,
+                                   until=until, empty_hint="check the events path and the "
+                                                           "--since/--until window")
 
 
 def _item_titles(spark: SparkSession, root: str | os.PathLike) -> dict[str, str] | None:
