@@ -44,14 +44,38 @@ def register(app: typer.Typer) -> None:
             help="Store user profiles in the user_profiles table for the feed.")] = False,
         title: Annotated[str, typer.Option("--title", help="Report title.")] =
             "Behaviour insight",
+        engine: Annotated[str, typer.Option(
+            "--engine", help="embedded (the DuckDB store: the HTML report) or spark (the KPI "
+                             "tables as Spark SQL over an exported Parquet layout).")]
+            = "embedded",
+        events: Annotated[str | None, typer.Option(
+            "--events", help="With --engine spark: export root (path or hdfs://, s3a:// URI) "
+                             "written by feedwise export.")] = None,
+        master: Annotated[str | None, typer.Option(
+            "--master", envvar="FEEDWISE_SPARK_MASTER", help="Spark master.")] = None,
         db: DbOption = None,
         fmt: FormatOption = Format.table,
     ) -> None:
         """Write the behaviour-insight report (KPIs, trends, retention, activity, funnel,
-        segments, content, campaigns) for [--from, --to) as one offline HTML file."""
+        segments, content, campaigns) for [--from, --to) as one offline HTML file; with
+        ``--engine spark`` print the KPI tables computed on Spark instead."""
         from feedwise.report.builder import SECTIONS, ReportConfig, build_report
         from feedwise.report.html import write_html
 
+        if engine == "spark":
+            from feedwise.cli.spark import emit_kpis
+            from feedwise.engines.spark import report_spark
+
+            if not events:
+                raise fail(FeedwiseError("--engine spark needs --events PATH (run "
+                                         "feedwise export --format parquet --out PATH first)"))
+            try:
+                emit_kpis(report_spark(events, master=master), fmt)
+            except FeedwiseError as e:
+                raise fail(e) from None
+            return
+        if engine != "embedded":
+            raise fail(FeedwiseError(f"unknown engine {engine!r}: use embedded or spark"))
         try:
             t_from, t_to = parse_window(start, end)
             store = open_store(db)

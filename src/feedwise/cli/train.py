@@ -33,6 +33,24 @@ def build(name: str, params: str | None):
     return get_model(name, **(json.loads(params) if params else {}))
 
 
+def _train_spark(events: str | None, master: str | None, params: str | None,
+                 out: Path | None) -> None:
+    from feedwise.engines.spark import train_spark
+    from feedwise.models.spark_als import SparkALS
+
+    if not events:
+        raise fail(FeedwiseError("--engine spark needs --events PATH (run feedwise export "
+                                 "--format parquet --out PATH first)"))
+    try:
+        model = SparkALS(**(json.loads(params) if params else {}))
+        path = out or model_dir("spark_als")
+        with console.status("training Spark MLlib ALS"):
+            fitted = train_spark(events, out=path, master=master, model=model)
+    except FeedwiseError as e:
+        raise fail(e) from None
+    console.print(f"trained {fitted!r} on Spark -> {path}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(model: ModelOption = "itemknn", params: ParamsOption = None,
@@ -43,8 +61,26 @@ def register(app: typer.Typer) -> None:
                   help="Also register the model as a new version of this registry.")] = None,
               promote: Annotated[bool, typer.Option(
                   help="Promote the registered version (servers swap to it).")] = False,
+              engine: Annotated[str, typer.Option(
+                  help="embedded (the DuckDB store) or spark (MLlib ALS over --events).")]
+              = "embedded",
+              events: Annotated[str | None, typer.Option(
+                  help="With --engine spark: export root (path or hdfs://, s3a:// URI) "
+                       "written by feedwise export.")] = None,
+              master: Annotated[str | None, typer.Option(
+                  envvar="FEEDWISE_SPARK_MASTER", help="Spark master (default local[*]).")]
+              = None,
               db: DbOption = None) -> None:
-        """Train a model on every event in the store and write its artifact (npz + JSON)."""
+        """Train a model on every event in the store and write its artifact (npz + JSON).
+
+        With ``--engine spark`` the interactions are built with Spark SQL from an exported
+        Parquet layout and Spark MLlib ALS is trained; the artifact serves unchanged.
+        """
+        if engine == "spark":
+            _train_spark(events, master, params, out)
+            return
+        if engine != "embedded":
+            raise fail(FeedwiseError(f"unknown engine {engine!r}: use embedded or spark"))
         try:
             estimator = build(model, params)
             with open_store(db) as store, console.status(f"training {model}"):
