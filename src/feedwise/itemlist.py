@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,17 +33,6 @@ class ItemList:
         object.__setattr__(self, "ids", ids)
         object.__setattr__(self, "scores", scores)
 
-    @classmethod
-    def empty(cls) -> ItemList:
-        return cls(np.array([], dtype=object), np.array([], dtype=np.float64), [])
-
-    @classmethod
-    def from_pairs(cls, pairs: Sequence[tuple[str, float]], reasons: list[str] | None = None
-                   ) -> ItemList:
-        ids = [p[0] for p in pairs]
-        return cls(np.array(ids, dtype=object), np.array([p[1] for p in pairs], dtype=float),
-                   reasons)
-
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -52,9 +41,6 @@ class ItemList:
 
     def reason(self, i: int) -> str:
         return self.reasons[i] if self.reasons else ""
-
-    def head(self, n: int) -> ItemList:
-        return ItemList(self.ids[:n], self.scores[:n], self.reasons[:n] if self.reasons else None)
 
     def to_records(self) -> list[dict]:
         return [{"rank": i + 1, "item_id": str(item), "score": float(s), "reason": self.reason(i)}
