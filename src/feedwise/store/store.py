@@ -30,7 +30,14 @@ from feedwise.schema import (
     User,
     utc,
 )
-from feedwise.store.ingest import IngestReport, build_select, parse_mapping, source_relation
+from feedwise.store.ingest import (
+    PRESET_COLUMNS,
+    PRESET_DELIMITERS,
+    IngestReport,
+    build_select,
+    parse_mapping,
+    source_relation,
+)
 
 DEFAULT_DB = "feedwise.duckdb"
 
@@ -151,8 +158,6 @@ class EventStore:
             ts_unit: Unit of numeric timestamps: ``s``, ``ms`` or ``us``.
             source_name: Name recorded in ``rejects`` (default: the path).
         """
-        from feedwise.store.ingest import PRESET_COLUMNS, PRESET_DELIMITERS
-
         if isinstance(mapping, str) and mapping in PRESET_COLUMNS:
             columns = columns or PRESET_COLUMNS[mapping]
             delimiter = delimiter or PRESET_DELIMITERS.get(mapping)
