@@ -109,11 +109,13 @@ def test_ndcg_on_movielens_within_10_percent_of_embedded_als(spark, ml100k_inter
         r = evaluate(model, split, 10, beyond=False)
         return float(r.set_index("metric").loc["ndcg", "value"])
 
-    embedded = ndcg(ALS(factors=64, iterations=15, random_state=0))
+    # the embedded ALS configuration benchmarks/quality.py selects on a validation split
+    # carved from the training data (factors 16, regularisation 0.1, alpha 2)
+    embedded = ndcg(ALS(factors=16, regularization=0.1, alpha=2.0, random_state=0))
     on_spark = ndcg(SparkALS(factors=32, iterations=8, regularization=0.1, alpha=1.0, seed=0,
                              blocks=2))
-    assert embedded > 0.2  # a sane baseline, far above popularity's ~0.1
-    assert on_spark >= 0.9 * embedded, (on_spark, embedded)
+    assert embedded > 0.35  # a sane baseline, far above popularity's ~0.25
+    assert abs(on_spark - embedded) <= 0.10 * embedded, (on_spark, embedded)
 
 
 class TestSparkALSContract(RecommenderContract):
