@@ -112,18 +112,8 @@ def retrain(store: EventStore, registry: ModelRegistry, config: RetrainConfig,
     current: ModelVersion | None = registry.promoted()
     since = now - timedelta(days=config.window_days) if config.window_days else None
     last_until = current.data_window.until if current else None
-    cond, params = ["ts < ?"], [now]
-    if last_until is not None:
-        cond.append("ts >= ?")
-        params.append(last_until)
-    new_events = int(store.scalar(f"SELECT count(*) FROM events WHERE {' AND '.join(cond)}",
-                                  params))
-    wcond, wparams = ["ts < ?"], [now]
-    if since is not None:
-        wcond.append("ts >= ?")
-        wparams.append(since)
-    n_window = int(store.scalar(f"SELECT count(*) FROM events WHERE {' AND '.join(wcond)}",
-                                wparams))
+    new_events = store.count_events(since=last_until, until=now)
+    n_window = store.count_events(since=since, until=now)
     window = DataWindow(since=since, until=now, n_events=n_window)
     base = dict(at=now, tolerance=config.tolerance, k=config.k, new_events=new_events,
                 current_version=current.version if current else None)

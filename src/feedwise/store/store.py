@@ -339,8 +339,11 @@ class EventStore:
         df = df.where(pd.notna(df), None).astype(str).replace({"None": None})
         return self.ingest(df, source_name=source_name)
 
-    def count_events(self) -> int:
-        return int(self.scalar("SELECT count(*) FROM events"))
+    def count_events(self, since: datetime | None = None, until: datetime | None = None
+                     ) -> int:
+        """Events with ``since <= ts < until`` (either bound optional)."""
+        where, params = _window(since, until)
+        return int(self.scalar(f"SELECT count(*) FROM events WHERE {where}", params))
 
     def rejects(self, source: str | None = None) -> pd.DataFrame:
         if source is None:
@@ -359,14 +362,7 @@ class EventStore:
         Hide and report events carry no weight and are returned as ``negatives``.
         """
         w = weights or InteractionWeights()
-        cond, params = ["TRUE"], []
-        if since is not None:
-            cond.append("ts >= ?")
-            params.append(utc(since))
-        if until is not None:
-            cond.append("ts < ?")
-            params.append(utc(until))
-        where = " AND ".join(cond)
+        where, params = _window(since, until)
         neg = ", ".join(f"'{k}'" for k in NEGATIVE_KINDS)
         cur = self.cursor()
         pos = cur.sql(f"""SELECT user_id, item_id, sum(w) AS weight, max(epoch(ts)) AS ts
@@ -441,3 +437,15 @@ class EventStore:
 
     def campaigns(self) -> pd.DataFrame:
         return self.query("SELECT * FROM campaigns ORDER BY campaign_id")
+
+
+def _window(since: datetime | None, until: datetime | None) -> tuple[str, list]:
+    """SQL condition and parameters of ``since <= ts < until`` (either bound optional)."""
+    cond, params = ["TRUE"], []
+    if since is not None:
+        cond.append("ts >= ?")
+        params.append(utc(since))
+    if until is not None:
+        cond.append("ts < ?")
+        params.append(utc(until))
+    return " AND ".join(cond), params
