@@ -101,6 +101,22 @@ class Recommender(ABC):
         """
         return None
 
+    def _static_scores(self) -> np.ndarray | None:
+        """Scores that are the same for every user (e.g. popularity), or ``None``.
+
+        A model that returns them is served from one cached ranking: ``recommend`` walks it
+        past the excluded items instead of scoring and partitioning the catalogue per user.
+        """
+        return None
+
+    def _static_order(self, static: np.ndarray) -> np.ndarray:
+        cached = getattr(self, "_static_rank", None)
+        if cached is None or cached[0] is not static:
+            order = np.argsort(-static, kind="stable")
+            cached = (static, order[np.isfinite(static[order])])
+            self._static_rank = cached
+        return cached[1]
+
     def _explain(self, history: sp.csr_matrix, cols: np.ndarray) -> list[list[str]]:
         """Reasons for items ``cols`` (one row of item columns per user)."""
         return [[self.fallback_reason] * len(c) for c in cols]
@@ -150,11 +166,12 @@ class Recommender(ABC):
               ) -> np.ndarray:
         """Scores of ``item_ids`` for one user (NaN for items unknown to the model)."""
         self._check_fitted()
-        s, _ = self._scores_for([str(user_id)], history)
+        static = self._static_scores()
+        s = static if static is not None else self._scores_for([str(user_id)], history)[0][0]
         cols = np.array([self.item_index_.get(str(i), -1) for i in item_ids], dtype=np.int64)
         out = np.full(len(cols), np.nan)
         ok = cols >= 0
-        out[ok] = s[0, cols[ok]]
+        out[ok] = s[cols[ok]]
         return out
 
     def _scores_for(self, user_ids: Sequence[str], history: History
@@ -202,8 +219,13 @@ class Recommender(ABC):
             raise ConfigError(f"n must be positive, got {n}")
         user_ids = [str(u) for u in user_ids]
         out: list[ItemList] = []
+        static = self._static_scores() if candidates is None else None
         for start in range(0, len(user_ids), batch_size):
             batch = user_ids[start:start + batch_size]
+            if static is not None:
+                out.extend(self._recommend_static(static, batch, n, history, exclude_seen,
+                                                  exclude, exclude_negative))
+                continue
             scores, personal = self._scores_for(batch, history)
             hist = self.history_matrix(history, batch) if (exclude_seen or history) else None
             self._apply_filters(scores, batch, hist if exclude_seen else None, exclude,
@@ -223,6 +245,29 @@ class Recommender(ABC):
                 reasons = (explained[b] if personal[b] else [self.fallback_reason] * len(cols))
                 out.append(ItemList(self.item_ids_[cols], top_scores[b][valid[b]], reasons))
         return out
+
+    def _recommend_static(self, static: np.ndarray, batch: list[str], n: int,
+                          history: History, exclude_seen: bool, exclude: PerUser,
+                          exclude_negative: bool) -> list[ItemList]:
+        """``recommend`` for user-independent scores: the cached ranking minus exclusions."""
+        order = self._static_order(static)
+        hist = self.history_matrix(history if exclude_seen else None, batch)
+        picked = []
+        for b, u in enumerate(batch):
+            drop = [hist.indices[hist.indptr[b]:hist.indptr[b + 1]]] if exclude_seen else []
+            if exclude_negative and u in self.user_index_:
+                drop.append(self.negatives_[self.user_index_[u]].indices)
+            ex = _for_user(exclude, u)
+            if ex:
+                drop.append(self._cols(ex))
+            drop_cols = np.concatenate(drop) if drop else np.empty(0, np.int64)
+            head = order[:n + len(drop_cols)]
+            if len(drop_cols):
+                head = head[~np.isin(head, drop_cols)]
+            picked.append(head[:n])
+        explained = self._explain(hist, picked)
+        return [ItemList(self.item_ids_[c], static[c], r)
+                for c, r in zip(picked, explained, strict=True)]
 
     def _apply_filters(self, scores: np.ndarray, batch: Sequence[str],
                        hist: sp.csr_matrix | None, exclude: PerUser, candidates: PerUser,

@@ -42,6 +42,9 @@ class Popularity(Recommender):
     def _score_rows(self, rows: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.scores_, (len(rows), len(self.scores_))).copy()
 
+    def _static_scores(self) -> np.ndarray:
+        return self.scores_
+
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._score_rows(np.arange(history.shape[0]))
 
