@@ -101,7 +101,7 @@ class RecommenderSource:
 
     def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
         lst = self.recommender.recommend([ctx.user_id], k)[0]
-        idx = np.array([self.catalog.index.get(str(i), -1) for i in lst.ids], np.int64)
+        idx = self.catalog.lookup(lst.ids)
         ok = idx >= 0
         if lst.reasons:
             self.reasons = {int(i): r for i, r, o in zip(idx, lst.reasons, ok, strict=True) if o}

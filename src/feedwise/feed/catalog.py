@@ -61,6 +61,13 @@ class Catalog:
         self.by_author = order
         self.author_start = np.searchsorted(self.author[order], np.arange(len(self.authors) + 1))
 
+    def lookup(self, item_ids: np.ndarray) -> np.ndarray:
+        """Catalogue indices of ``item_ids`` (-1 where unknown), by one vectorised lookup."""
+        if not hasattr(self, "_lookup_index"):
+            self._lookup_index = pd.Index(self.item_ids.astype(str).astype(object))
+        return self._lookup_index.get_indexer(np.asarray(item_ids, dtype=object)).astype(
+            np.int64, copy=False)
+
     def set_tags(self, tags: sp.csr_matrix) -> None:
         t = sp.csr_matrix(tags, dtype=np.float32)
         norms = np.sqrt(np.asarray(t.multiply(t).sum(axis=1)).ravel())

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from feedwise.errors import ConfigError, DataError, NotFittedError, NotFoundError
@@ -168,7 +169,7 @@ class Recommender(ABC):
         self._check_fitted()
         static = self._static_scores()
         s = static if static is not None else self._scores_for([str(user_id)], history)[0][0]
-        cols = np.array([self.item_index_.get(str(i), -1) for i in item_ids], dtype=np.int64)
+        cols = self._lookup(item_ids)
         out = np.full(len(cols), np.nan)
         ok = cols >= 0
         out[ok] = s[cols[ok]]
@@ -249,14 +250,20 @@ class Recommender(ABC):
     def _recommend_static(self, static: np.ndarray, batch: list[str], n: int,
                           history: History, exclude_seen: bool, exclude: PerUser,
                           exclude_negative: bool) -> list[ItemList]:
-        """``recommend`` for user-independent scores: the cached ranking minus exclusions."""
+        """``recommend`` for user-independent scores: the cached ranking minus exclusions.
+        The scores are not personal, so every item carries :attr:`fallback_reason`."""
         order = self._static_order(static)
-        hist = self.history_matrix(history if exclude_seen else None, batch)
-        picked = []
+        hist = self.history_matrix(history, batch) if exclude_seen and history else None
+        out = []
         for b, u in enumerate(batch):
-            drop = [hist.indices[hist.indptr[b]:hist.indptr[b + 1]]] if exclude_seen else []
-            if exclude_negative and u in self.user_index_:
-                drop.append(self.negatives_[self.user_index_[u]].indices)
+            r = self.user_index_.get(u, -1)
+            drop = []
+            if hist is not None:
+                drop.append(hist.indices[hist.indptr[b]:hist.indptr[b + 1]])
+            elif exclude_seen and r >= 0:
+                drop.append(_row_cols(self.seen_, r))
+            if exclude_negative and r >= 0:
+                drop.append(_row_cols(self.negatives_, r))
             ex = _for_user(exclude, u)
             if ex:
                 drop.append(self._cols(ex))
@@ -264,10 +271,10 @@ class Recommender(ABC):
             head = order[:n + len(drop_cols)]
             if len(drop_cols):
                 head = head[~np.isin(head, drop_cols)]
-            picked.append(head[:n])
-        explained = self._explain(hist, picked)
-        return [ItemList(self.item_ids_[c], static[c], r)
-                for c, r in zip(picked, explained, strict=True)]
+            head = head[:n]
+            out.append(ItemList(self.item_ids_[head], static[head],
+                                [self.fallback_reason] * len(head)))
+        return out
 
     def _apply_filters(self, scores: np.ndarray, batch: Sequence[str],
                        hist: sp.csr_matrix | None, exclude: PerUser, candidates: PerUser,
@@ -290,8 +297,19 @@ class Recommender(ABC):
                 scores[b, ~keep] = -np.inf
 
     def _cols(self, item_ids: Iterable[str]) -> np.ndarray:
-        return np.array([c for c in (self.item_index_.get(str(i)) for i in item_ids)
-                         if c is not None], dtype=np.int64)
+        cols = self._lookup(list(item_ids))
+        return cols[cols >= 0]
+
+    def _lookup(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Item columns of ``item_ids`` (-1 for unknown ids), by one vectorised lookup."""
+        cached = getattr(self, "_item_lookup", None)
+        if cached is None or cached[0] is not self.item_ids_:
+            cached = (self.item_ids_, pd.Index(np.asarray(self.item_ids_, dtype=object)))
+            self._item_lookup = cached
+        ids = np.asarray(item_ids, dtype=object)
+        if len(ids) and not isinstance(ids[0], str):
+            ids = ids.astype(str).astype(object)
+        return cached[1].get_indexer(ids).astype(np.int64, copy=False)
 
     def similar_items(self, item_id: str, n: int = 10) -> ItemList:
         """Items most similar to ``item_id`` (default: by co-engagement cosine)."""
@@ -441,6 +459,11 @@ def _drop_rows(m: Any, rows: np.ndarray, *, columns: bool = False) -> Any:
     out = sp.csr_matrix(out, dtype=m.dtype)
     out.eliminate_zeros()
     return out
+
+
+def _row_cols(m: sp.csr_matrix, r: int) -> np.ndarray:
+    """Column indices of row ``r`` of a CSR matrix, without building a sub-matrix."""
+    return m.indices[m.indptr[r]:m.indptr[r + 1]]
 
 
 def _for_user(spec: PerUser, user: str) -> Iterable[str] | None:
