@@ -88,5 +88,5 @@ def test_default_hybrid_fits_without_side_data() -> None:
     data = contract_data()
     model = Hybrid().fit(data)
     # social (no edges) and content (no text) sit out; the collaborative ones blend
-    assert model.active_.tolist() == [True, True, False, False]
+    assert model.active_.tolist() == [True, True, True, False, False]
     assert planted_hit_rate(model, data) > 0.5

@@ -12,12 +12,12 @@ from feedwise.models.popularity import Popularity
 from feedwise.models.rp3beta import RP3beta
 from feedwise.models.social import Social
 from feedwise.models.spark_als import SparkALS
-from feedwise.models.stacker import Stacker
 from feedwise.models.time_ease import TimeEASE
 from feedwise.models.tuning import TuneResult, tune
 
 __all__ = ["ALS", "BPR", "EASE", "BusinessFilter", "Content", "Hybrid", "ItemKNN", "Popularity",
-           "RP3beta", "Recommender", "Social", "SparkALS", "Stacker", "TimeEASE", "TuneResult", "get_model", "tune"]
+           "RP3beta", "Recommender", "Social", "SparkALS", "TimeEASE", "TuneResult",
+           "get_model", "tune"]
 
 
 def get_model(name: str, **params):

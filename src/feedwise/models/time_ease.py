@@ -16,7 +16,8 @@ def temporal_gram(matrix: sp.csr_matrix, last_ts: sp.csr_matrix | None, window: 
 
     Each user's items are ordered by event time; two items ``d`` places apart
     (``1 <= d <= window``) add ``decay ** (d - 1)`` to both of their cells. The diagonal holds
-    each item's number of users. Without event times, this is ``XᵀX`` of the binary matrix.
+    each item's number of users. Without event times, or when no user has two distinct event
+    times (a data set stamped with one fixed time), there is no order: this is ``XᵀX``.
     """
     x = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     x.data[:] = 1.0
@@ -28,6 +29,9 @@ def temporal_gram(matrix: sp.csr_matrix, last_ts: sp.csr_matrix | None, window: 
     rows = np.repeat(np.arange(t.shape[0]), np.diff(t.indptr))
     order = np.lexsort((t.indices, t.data, rows))  # by user, then time, then item
     users, items = rows[order], t.indices[order]
+    same_user = users[:-1] == users[1:]
+    if not (t.data[order][:-1][same_user] != t.data[order][1:][same_user]).any():
+        return sp.csr_matrix(x.T @ x)  # no user has two event times: there is no order
     src, dst, val = [np.arange(n)], [np.arange(n)], [np.asarray(x.sum(axis=0)).ravel()]
     for d in range(1, window + 1):
         same = users[:-d] == users[d:]
@@ -51,7 +55,8 @@ class TimeEASE(EASE):
     one after the other (a session, a browsing order, a season) weigh more than items that
     merely share a user years apart. The closed-form EASE solve (``l2``, ``dropout``, memory
     guard, ``topk``) and serving are :class:`EASE`'s, so scores for a user are ``x_u B``
-    and fold-in needs no event times. Without event times it falls back to plain EASE.
+    and fold-in needs no event times. Without event times (or with one fixed time for every
+    event) it is plain EASE.
     Blended with plain EASE (the default :class:`Hybrid`) it adds the sequence signal EASE
     ignores.
 
@@ -68,7 +73,7 @@ class TimeEASE(EASE):
 
     name = "time-ease"
 
-    def __init__(self, l2: float = 300.0, window: int = 10, decay: float = 0.9,
+    def __init__(self, l2: float = 200.0, window: int = 40, decay: float = 0.9,
                  dropout: float = 0.0, binary: bool = True, min_support: int = 2,
                  max_memory_mb: float = 2048.0, topk: int | None = None) -> None:
         super().__init__(l2=l2, dropout=dropout, binary=binary, min_support=min_support,
