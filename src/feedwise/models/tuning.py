@@ -34,6 +34,8 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
             "alpha": [0.5, 1.0, 2.0, 5.0, 10.0, 20.0], "weighting": ["log", "linear"]},
     "bpr": {"factors": [32, 64, 128], "learning_rate": [0.005, 0.01, 0.03, 0.05],
             "regularization": [0.0001, 0.001, 0.01], "iterations": [50, 100, 200]},
+    "time-ease": {"l2": [100.0, 200.0, 300.0, 500.0], "window": [10, 20, 40, 80],
+                  "dropout": [0.0, 0.25]},
     "rp3beta": {"alpha": [0.5, 0.75, 1.0], "beta": [0.0, 0.3, 0.5, 0.7], "k": [50, 100, 200]},
     "content": {"tag_weight": [1, 3, 5], "min_df": [1, 2]},
     "social": {"weighted": [False, True]},
