@@ -62,11 +62,9 @@ class Catalog:
         self.author_start = np.searchsorted(self.author[order], np.arange(len(self.authors) + 1))
 
     def lookup(self, item_ids: np.ndarray) -> np.ndarray:
-        """Catalogue indices of ``item_ids`` (-1 where unknown), by one vectorised lookup."""
-        if not hasattr(self, "_lookup_index"):
-            self._lookup_index = pd.Index(self.item_ids.astype(str).astype(object))
-        return self._lookup_index.get_indexer(np.asarray(item_ids, dtype=object)).astype(
-            np.int64, copy=False)
+        """Catalogue indices of ``item_ids`` (-1 where unknown)."""
+        get = self.index.get
+        return np.fromiter((get(str(i), -1) for i in item_ids), np.int64, len(item_ids))
 
     def set_tags(self, tags: sp.csr_matrix) -> None:
         t = sp.csr_matrix(tags, dtype=np.float32)
@@ -207,7 +205,9 @@ class UserTable:
         idx, val = self._row(self.interests, r)
         keep = idx < n_tags
         out[idx[keep]] = val[keep]
-        norm = float(np.sqrt(out @ out))
+        # a plain sum, not BLAS: a BLAS call releases the GIL, and in the service winning
+        # it back behind the writer thread costs more than the product itself
+        norm = float(np.sqrt(np.square(out).sum()))
         return out / norm if norm > 0 else out
 
     def segment_vector(self, r: int, n_segments: int) -> np.ndarray:

@@ -121,6 +121,7 @@ class Reranker:
         _, author = np.unique(self.catalog.author[sitems], return_inverse=True)
         counts = np.zeros(author.max() + 1 if len(author) else 1)
         tags = self.catalog.tag_rows(sitems) if cfg.mmr_lambda else None
+        sim = tags @ tags.T if tags is not None else None  # one product, not one a slot
         max_sim = np.zeros(m)
         umax = float(su.max()) if len(su) else 0.0
         avail = np.ones(m, bool)
@@ -134,7 +135,7 @@ class Reranker:
                 k = s
                 break
             sc = su * np.power(decay, counts[author]) if decay < 1 else su.copy()
-            if tags is not None:
+            if sim is not None:
                 sc -= cfg.mmr_lambda * umax * max_sim
             sc[~avail] = -np.inf
             j, p = explorer.choose(sc, rng)
@@ -145,6 +146,6 @@ class Reranker:
             counts[author[j]] += 1
             if cfg.max_per_author is not None and counts[author[j]] >= cfg.max_per_author:
                 avail[author == author[j]] = False
-            if tags is not None:
-                np.maximum(max_sim, tags @ tags[j], out=max_sim)
+            if sim is not None:
+                np.maximum(max_sim, sim[j], out=max_sim)
         return RerankResult(order[:k], scores[:k], props[:k])

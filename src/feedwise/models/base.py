@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from feedwise.errors import ConfigError, DataError, NotFittedError, NotFoundError
@@ -301,15 +300,9 @@ class Recommender(ABC):
         return cols[cols >= 0]
 
     def _lookup(self, item_ids: Sequence[str]) -> np.ndarray:
-        """Item columns of ``item_ids`` (-1 for unknown ids), by one vectorised lookup."""
-        cached = getattr(self, "_item_lookup", None)
-        if cached is None or cached[0] is not self.item_ids_:
-            cached = (self.item_ids_, pd.Index(np.asarray(self.item_ids_, dtype=object)))
-            self._item_lookup = cached
-        ids = np.asarray(item_ids, dtype=object)
-        if len(ids) and not isinstance(ids[0], str):
-            ids = ids.astype(str).astype(object)
-        return cached[1].get_indexer(ids).astype(np.int64, copy=False)
+        """Item columns of ``item_ids`` (-1 for unknown ids)."""
+        get = self.item_index_.get
+        return np.fromiter((get(str(i), -1) for i in item_ids), np.int64, len(item_ids))
 
     def similar_items(self, item_id: str, n: int = 10) -> ItemList:
         """Items most similar to ``item_id`` (default: by co-engagement cosine)."""

@@ -8,6 +8,7 @@ quick look, ``uvicorn --factory feedwise.server.app:create_app``. OpenAPI docs a
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -66,9 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = ServiceState(settings)
         app.state.feedwise = state
         state.start_watcher()
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
         try:
             yield
         finally:
+            sys.setswitchinterval(switch)
             state.close()  # flushes every queued write before the store closes
 
     app = FastAPI(title="feedwise", version="0.1.0", lifespan=lifespan,

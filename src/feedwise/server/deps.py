@@ -9,6 +9,7 @@ requests in flight finish on the version they started with.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import logging
@@ -31,6 +32,19 @@ from feedwise.server.writer import Writer
 from feedwise.store import EventStore
 
 log = logging.getLogger("feedwise.server")
+
+
+def settle_heap() -> None:
+    """Collect once, then move every live object out of the garbage collector's sight.
+
+    A loaded model and catalogue are hundreds of thousands of long-lived objects (id maps,
+    labels); a full collection walks them all (about 0.1 s at 100k items), stalling every
+    request in flight, and finds nothing. Frozen objects are still freed by reference
+    counting; only cycles among them wait for the next swap, which unfreezes first.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class ServiceState:
@@ -75,8 +89,11 @@ class ServiceState:
             served = Served(meta, model, self._policy(model))
             self.served = served  # the swap: one reference assignment
         self._retire(old)
+        swapped = old is not None
+        del old
+        settle_heap()
         self.metrics.set_model(meta.version, meta.model)
-        if old is not None:
+        if swapped:
             self.metrics.model_swaps.inc()
         log.info("serving model %s (%s)", meta.version, meta.model)
         return True
@@ -103,6 +120,8 @@ class ServiceState:
             self._dirty = False
             self._flush(old)  # the new engine loads the ad state the old one wrote
             self.served = Served(old.meta, old.model, self._policy(old.model))
+            del old
+        settle_heap()
 
     def _flush(self, served: Served | None) -> None:
         flush = getattr(served.policy, "flush", None) if served else None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 
 from feedwise.feed.types import Feed, FeedRequest
@@ -22,7 +23,7 @@ class SlotOut(BaseModel):
     position: int
     item_id: str
     kind: Literal["organic", "ad"]
-    score: float
+    score: float | None  # null when not finite
     propensity: float
     campaign_id: str | None = None
     reasons: list[str]
@@ -64,7 +65,7 @@ def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
 async def get_feed(user_id: UserId, state: State, served: ServedModel, key: ReadKey, rid: RequestId,
              n: Annotated[int, Query(ge=1, le=1000)] = 20,
              surface: Annotated[str, Query(max_length=64)] = "feed",
-             session_id: Annotated[str | None, Query(max_length=ID_MAX)] = None) -> FeedOut:
+             session_id: Annotated[str | None, Query(max_length=ID_MAX)] = None) -> Response:
     """Organic posts and ads, ranked, with reasons; every slot is logged as an impression
     with its propensity and this request's id (``X-Request-ID`` or a fresh one).
 
@@ -90,9 +91,18 @@ async def get_feed(user_id: UserId, state: State, served: ServedModel, key: Read
         # never block the loop on a full queue: 503, the client retries (same request id)
         state.writer.log_served(impression_rows(feed, rid, served.version, surface, session_id),
                                 timeout=0)
-    return FeedOut(request_id=rid, user_id=user_id, model_version=served.version,
-                   policy=feed.policy, served_at=req.now,
-                   slots=[SlotOut(position=i, item_id=s.item_id, kind=s.kind, score=s.score,
-                                  propensity=s.propensity, campaign_id=s.campaign_id,
-                                  reasons=list(s.reasons))
-                          for i, s in enumerate(feed.slots)])
+    # the body is written straight from the feed: FeedOut documents it (response_model) but
+    # validating 20 freshly built slots again would cost a third of the request
+    body = {"request_id": rid, "user_id": user_id, "model_version": served.version,
+            "policy": feed.policy, "served_at": req.now.isoformat(),
+            "slots": [{"position": i, "item_id": s.item_id, "kind": s.kind,
+                       "score": _finite(s.score), "propensity": float(s.propensity),
+                       "campaign_id": s.campaign_id, "reasons": list(s.reasons)}
+                      for i, s in enumerate(feed.slots)]}
+    return Response(json.dumps(body, separators=(",", ":"), allow_nan=False).encode(),
+                    media_type="application/json")
+
+
+def _finite(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
