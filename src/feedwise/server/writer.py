@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -59,11 +60,8 @@ class _EventJob:
     future: Future | None
 
 
-@dataclass
-class _ServedJob:
-    """Rows the service built itself (impressions): typed, valid by construction."""
-
-    rows: Sequence[dict[str, Any]]
+#: Events the service built itself (impressions), as columns: name -> one value per row.
+Served = dict[str, list[Any]]
 
 
 #: Arrow types of the ``events`` columns, for rows the service builds itself.
@@ -98,18 +96,24 @@ class Writer:
         linger_s: How long the first event job of a batch waits for more to join it. Each
             transaction has a fixed cost (tens of ms), so a short wait buys large batches.
         recent_ids: How many served event ids are remembered to drop repeats (retries).
+        poll_s: How often an idle writer looks for served rows (:meth:`log_served`).
     """
 
     def __init__(self, store: EventStore, *, max_rows: int = 50_000, queue_size: int = 10_000,
                  on_ingest: Callable[[int, int, int], None] | None = None,
-                 linger_s: float = 0.0, recent_ids: int = 1_000_000) -> None:
+                 linger_s: float = 0.0, recent_ids: int = 1_000_000,
+                 poll_s: float = 0.05) -> None:
         self.store = store
         self.linger_s = linger_s
+        self.poll_s = poll_s
         self.recent_ids = recent_ids
         self._recent_served: dict[str, None] = {}  # insertion-ordered: oldest first
         self.max_rows = max_rows
         self.on_ingest = on_ingest
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
+        # served rows skip the queue: appending to a deque wakes no thread, and the writer
+        # drains it on its own clock (every poll_s) and before anything queued after it
+        self._served: deque[Served] = deque()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="feedwise-writer", daemon=True)
         self._seq = itertools.count()
@@ -134,7 +138,7 @@ class Writer:
             self._thread.join(timeout)
 
     def pending(self) -> int:
-        return self._q.qsize()
+        return self._q.qsize() + len(self._served)
 
     # ------------------------------------------------------------------ producers
     def _put(self, job: Any, timeout: float | None) -> None:
@@ -157,16 +161,26 @@ class Writer:
         """Queue client-style rows (text columns) without waiting for them."""
         self._put(_EventJob(rows, list(range(len(rows))), None), timeout)
 
-    def log_served(self, rows: Sequence[dict[str, Any]], timeout: float | None = 30.0) -> None:
-        """Queue events the service built itself (impressions of served slots).
+    def log_served(self, columns: Served) -> None:
+        """Hand over events the service built itself (impressions of served slots).
 
-        They are typed (``ts`` a UTC datetime, numbers as numbers), valid by construction and
-        carry unique ``event_id`` s, so they skip row validation and land in one ``INSERT``:
-        far cheaper than a validating ingest, which matters because every served feed logs
-        one row per slot. Repeats of the last ``recent_ids`` ids (a client retrying with the
-        same request id) are dropped.
+        ``columns`` maps event columns to one value per row. The rows are typed (``ts`` a UTC
+        datetime, numbers as numbers), valid by construction and carry unique ``event_id``s,
+        so they skip row validation and land in one ``INSERT``: far cheaper than a
+        validating ingest, which matters because every served feed logs one row per slot.
+        This never blocks and wakes no thread: the writer lands them within ``poll_s``, and
+        always before any job queued after this call. Repeats of the last ``recent_ids`` ids
+        (a client retrying with the same request id) are dropped.
+
+        Raises:
+            WriterClosedError: The writer is shut down, or ``queue_size`` batches are
+                already waiting (the caller answers 503; a retry repeats nothing).
         """
-        self._put(_ServedJob(rows), timeout)
+        if self._closed:
+            raise WriterClosedError("the writer is shut down")
+        if len(self._served) >= self._q.maxsize > 0:
+            raise WriterClosedError("the writer queue is full; retry later")
+        self._served.append(columns)
 
     def call(self, fn: Callable[[EventStore], Any], timeout: float | None = 30.0) -> Future:
         """Run ``fn(store)`` on the writer thread (upserts, read-modify-writes)."""
@@ -178,14 +192,19 @@ class Writer:
     def _run(self) -> None:
         stop = False
         while not stop:
-            job = self._q.get()
-            batch: list[_EventJob | _ServedJob] = []
+            try:
+                job = self._q.get(timeout=self.poll_s)
+            except queue.Empty:
+                if self._served:
+                    self._land([])
+                continue
+            batch: list[_EventJob] = []
             rows = 0
             deadline = time.monotonic() + self.linger_s
             while True:
                 if job is _STOP:
                     stop = True
-                elif isinstance(job, _EventJob | _ServedJob):
+                elif isinstance(job, _EventJob):
                     batch.append(job)
                     rows += len(job.rows)
                 else:
@@ -210,7 +229,7 @@ class Writer:
                 j = self._q.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(j, _EventJob | _ServedJob):
+            if isinstance(j, _EventJob):
                 rest.append(j)
             elif isinstance(j, _CallJob):
                 self._do_call(j)
@@ -222,16 +241,21 @@ class Writer:
         except BaseException as e:  # noqa: BLE001 - handed to the waiting request
             job.future.set_exception(e)
 
-    def _land(self, jobs: list[_EventJob | _ServedJob]) -> None:
-        served = [r for j in jobs if isinstance(j, _ServedJob) for r in j.rows]
-        if served:
+    def _land(self, jobs: list[_EventJob]) -> None:
+        """Land the served rows handed over so far, then ``jobs``."""
+        parts = []
+        while self._served:
+            parts.append(self._served.popleft())
+        if parts:
+            served = {c: [v for p in parts for v in p[c]] for c in parts[0]}
             try:
                 self._insert_served(served)
             except Exception:  # noqa: BLE001 - fall back to the validating path
                 log.exception("inserting served events failed; ingesting them instead")
-                self._land_events([_EventJob([_as_text(r) for r in served],
-                                             list(range(len(served))), None)])
-        self._land_events([j for j in jobs if isinstance(j, _EventJob)])
+                rows = [_as_text(dict(zip(served, vals, strict=True)))
+                        for vals in zip(*served.values(), strict=True)]
+                self._land_events([_EventJob(rows, list(range(len(rows))), None)])
+        self._land_events(jobs)
 
     def _land_events(self, jobs: list[_EventJob]) -> None:
         if not jobs:
@@ -250,22 +274,23 @@ class Writer:
             if j.future is not None:
                 j.future.set_result(r)
 
-    def _insert_served(self, rows: list[dict[str, Any]]) -> None:
+    def _insert_served(self, served: Served) -> None:
         # Served ids are unique by construction (request id + position); a client that
         # retries with the same X-Request-ID repeats them, and the recent-id memory catches
         # that without scanning the events table on every batch.
-        fresh, dups = [], 0
-        for r in rows:
-            eid = r["event_id"]
-            if eid in self._recent_served:
-                dups += 1
-            else:
-                self._recent_served[eid] = None
-                fresh.append(r)
-        while len(self._recent_served) > self.recent_ids:
-            self._recent_served.pop(next(iter(self._recent_served)))
-        if fresh:
-            table = pa.table({c: pa.array([r.get(c) for r in fresh], t)
+        ids = served["event_id"]
+        recent = self._recent_served
+        keep = []
+        for i, eid in enumerate(ids):
+            if eid not in recent:
+                recent[eid] = None
+                keep.append(i)
+        if len(keep) < len(ids):
+            served = {c: [v[i] for i in keep] for c, v in served.items()}
+        while len(recent) > self.recent_ids:
+            recent.pop(next(iter(recent)))
+        if keep:
+            table = pa.table({c: pa.array(served.get(c, [None] * len(keep)), t)
                               for c, t in _ARROW.items()})
             cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
             with self.store._lock:
@@ -280,7 +305,7 @@ class Writer:
                     con.unregister("_fw_served")
         self.batches += 1
         if self.on_ingest is not None:
-            self.on_ingest(len(fresh), dups, 0)
+            self.on_ingest(len(keep), len(ids) - len(keep), 0)
 
     def _ingest(self, jobs: list[_EventJob]) -> list[EventsResult]:
         with self.store._lock:  # store.con is shared with anything else that writes

@@ -39,26 +39,26 @@ class FeedOut(BaseModel):
 
 
 def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
-                    session_id: str | None) -> list[dict[str, Any]]:
-    """One impression event per served slot (``ad_impression`` for ads), with propensity.
+                    session_id: str | None) -> dict[str, list[Any]]:
+    """One impression event per served slot (``ad_impression`` for ads), with propensity,
+    as columns for :meth:`~feedwise.server.writer.Writer.log_served`.
 
     Event ids are ``<request id>:<position>``, so a retried request with the same
     ``X-Request-ID`` logs nothing twice.
     """
-    ts = feed.request.now
-    rows = []
-    for pos, s in enumerate(feed.slots):
-        ctx = {"request_id": request_id, "model_version": version, "policy": feed.policy}
-        if s.campaign_id:
-            ctx["campaign_id"] = s.campaign_id
-        rows.append({"event_id": f"{request_id}:{pos}", "user_id": feed.request.user_id,
-                     "item_id": s.item_id,
-                     "kind": "ad_impression" if s.kind == "ad" else "impression",
-                     "ts": ts, "dwell_ms": None, "value": None, "position": pos,
-                     "surface": surface, "session_id": session_id,
-                     "propensity": float(s.propensity),
-                     "context": json.dumps(ctx, separators=(",", ":"))})
-    return rows
+    slots = feed.slots
+    n = len(slots)
+    ctx = json.dumps({"request_id": request_id, "model_version": version,
+                      "policy": feed.policy}, separators=(",", ":"))
+    return {
+        "event_id": [f"{request_id}:{p}" for p in range(n)],
+        "user_id": [feed.request.user_id] * n,
+        "item_id": [s.item_id for s in slots],
+        "kind": ["ad_impression" if s.kind == "ad" else "impression" for s in slots],
+        "ts": [feed.request.now] * n, "position": list(range(n)), "surface": [surface] * n,
+        "session_id": [session_id] * n, "propensity": [float(s.propensity) for s in slots],
+        "context": [ctx if not s.campaign_id else
+                    f'{ctx[:-1]},"campaign_id":{json.dumps(s.campaign_id)}}}' for s in slots]}
 
 
 @router.get("/{user_id}/feed", response_model=FeedOut, summary="A user's composed feed")
@@ -89,8 +89,7 @@ async def get_feed(user_id: UserId, state: State, served: ServedModel, key: Read
         m.ads_served.inc(n_ads)
     if state.settings.log_impressions and feed.slots:
         # never block the loop on a full queue: 503, the client retries (same request id)
-        state.writer.log_served(impression_rows(feed, rid, served.version, surface, session_id),
-                                timeout=0)
+        state.writer.log_served(impression_rows(feed, rid, served.version, surface, session_id))
     # the body is written straight from the feed: FeedOut documents it (response_model) but
     # validating 20 freshly built slots again would cost a third of the request
     body = {"request_id": rid, "user_id": user_id, "model_version": served.version,
