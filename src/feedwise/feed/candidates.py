@@ -98,6 +98,7 @@ class RecommenderSource:
         self.catalog = catalog
         self.name = name
         self.reasons: dict[int, str] = {}
+        self._columns: np.ndarray | None = None
 
     def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
         lst = self.recommender.recommend([ctx.user_id], k)[0]
@@ -108,8 +109,11 @@ class RecommenderSource:
         return idx[ok], lst.scores[ok].astype(np.float32)
 
     def score(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
-        s = self.recommender.score(ctx.user_id, self.catalog.item_ids[items])
-        return np.nan_to_num(s, nan=0.0).astype(np.float32)
+        if self._columns is None:  # catalogue index -> model column, once
+            self._columns = self.recommender.item_columns(self.catalog.item_ids)
+        cols = self._columns[items]
+        row = self.recommender.score_row(ctx.user_id)
+        return np.nan_to_num(np.where(cols >= 0, row[cols], 0.0), nan=0.0).astype(np.float32)
 
 
 class TrendingSource:

@@ -86,6 +86,17 @@ SOURCE_REASONS = {"trending": "trending now", "fresh": "new post", "recommender"
                   "recommended for you", "followed": "from someone you follow"}
 
 
+class _SourceReasons:
+    """``get(name)``: the ``reasons`` dict a source holds for its last answer, if any."""
+
+    def __init__(self, sources: list) -> None:
+        self._by_name = {s.name: s for s in sources if hasattr(s, "reasons")}
+
+    def get(self, name: str) -> dict[int, str] | None:
+        src = self._by_name.get(name)
+        return src.reasons if src is not None else None
+
+
 @dataclass
 class EngineState:
     """Everything that persists across requests.
@@ -223,6 +234,8 @@ class FeedEngine:
         srcs.append(FreshSource(self.catalog, cc.fresh_max_age_hours))
         srcs.append(TrendingSource(self.catalog))
         self.sources = srcs
+        # per-item reasons some sources keep for their last answer (e.g. the recommender's)
+        self._source_reasons = _SourceReasons(srcs)
         self.personal_sources = frozenset(s.name for s in srcs if s.personal)
         self.generator = CandidateGenerator(srcs, cc, self.catalog.n)
 
@@ -509,8 +522,7 @@ class FeedEngine:
         idx = int(pool.items[k])
         src = pool.sources[int(pool.source[k])]
         reasons = []
-        source = next((s for s in self.sources if s.name == src), None)
-        special = getattr(source, "reasons", None)
+        special = self._source_reasons.get(src)
         if special and idx in special:
             reasons.append(special[idx])
         elif src == "followed":

@@ -165,14 +165,24 @@ class Recommender(ABC):
     def score(self, user_id: str, item_ids: Sequence[str], *, history: History = None
               ) -> np.ndarray:
         """Scores of ``item_ids`` for one user (NaN for items unknown to the model)."""
-        self._check_fitted()
-        static = self._static_scores()
-        s = static if static is not None else self._scores_for([str(user_id)], history)[0][0]
-        cols = self._lookup(item_ids)
+        s = self.score_row(user_id, history=history)
+        cols = self.item_columns(item_ids)
         out = np.full(len(cols), np.nan)
         ok = cols >= 0
         out[ok] = s[cols[ok]]
         return out
+
+    def score_row(self, user_id: str, *, history: History = None) -> np.ndarray:
+        """Scores of every item for one user, indexed by item column (see
+        :meth:`item_columns`); read-only, it may be shared."""
+        self._check_fitted()
+        static = self._static_scores()
+        return static if static is not None else self._scores_for([str(user_id)], history)[0][0]
+
+    def item_columns(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Column of each of ``item_ids`` in the model's item order (-1 for unknown ids)."""
+        get = self.item_index_.get
+        return np.fromiter((get(str(i), -1) for i in item_ids), np.int64, len(item_ids))
 
     def _scores_for(self, user_ids: Sequence[str], history: History
                     ) -> tuple[np.ndarray, np.ndarray]:
@@ -296,13 +306,8 @@ class Recommender(ABC):
                 scores[b, ~keep] = -np.inf
 
     def _cols(self, item_ids: Iterable[str]) -> np.ndarray:
-        cols = self._lookup(list(item_ids))
+        cols = self.item_columns(list(item_ids))
         return cols[cols >= 0]
-
-    def _lookup(self, item_ids: Sequence[str]) -> np.ndarray:
-        """Item columns of ``item_ids`` (-1 for unknown ids)."""
-        get = self.item_index_.get
-        return np.fromiter((get(str(i), -1) for i in item_ids), np.int64, len(item_ids))
 
     def similar_items(self, item_id: str, n: int = 10) -> ItemList:
         """Items most similar to ``item_id`` (default: by co-engagement cosine)."""
