@@ -100,32 +100,36 @@ def parse_body(body: bytes, content_type: str) -> tuple[list[Any], list[RowError
     return rows, errors
 
 
+_FIELD_SET = frozenset(_FIELDS)
+_MAX_LEN = {f: ID_MAX if f.endswith("_id") else _TEXT_MAX for f in _FIELDS}
+
+
 def prepare_row(obj: Any, index: int) -> EventRow | RowError:
     """One client row as store text columns, or why it cannot be stored."""
     if not isinstance(obj, dict):
         return RowError(index, "", "each event must be a JSON object")
-    unknown = [k for k in obj if k not in EVENT_COLUMNS]
-    if unknown:
-        return RowError(index, str(unknown[0])[:64],
-                        f"unknown field {str(unknown[0])[:64]!r}; fields are {list(_FIELDS)}")
-    row: EventRow = {}
-    for f in _FIELDS:
-        v = obj.get(f)
+    if not _FIELD_SET.issuperset(obj):
+        unknown = str(next(k for k in obj if k not in _FIELD_SET))[:64]
+        return RowError(index, unknown, f"unknown field {unknown!r}; fields are {list(_FIELDS)}")
+    row: EventRow = dict.fromkeys(_FIELDS)
+    for f, v in obj.items():  # only the fields sent; the rest stay None
         if v is None:
-            row[f] = None
-        elif f == "context":
-            if isinstance(v, dict):
-                row[f] = json.dumps(v, separators=(",", ":"))
-            else:
+            continue
+        if f == "context":
+            if not isinstance(v, dict):
                 return RowError(index, f, "context must be a JSON object")
+            row[f] = json.dumps(v, separators=(",", ":"))
+            continue
+        if type(v) is str:
+            s = v
         elif isinstance(v, dict | list | bool):
             return RowError(index, f, f"{f} must be a string or a number, not "
                                       f"{type(v).__name__}")
         else:
             s = str(v)
-            if len(s) > (ID_MAX if f.endswith("_id") else _TEXT_MAX):
-                return RowError(index, f, f"{f} is too long ({len(s)} characters)")
-            row[f] = s
+        if len(s) > _MAX_LEN[f]:
+            return RowError(index, f, f"{f} is too long ({len(s)} characters)")
+        row[f] = s
     if not (row["event_id"] or "").strip():
         digest = hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
         row["event_id"] = "api-" + digest[:32]
