@@ -202,8 +202,11 @@ class EventStore:
                 rows = (f"SELECT DISTINCT ON (event_id) {cols} FROM _fw_stage "
                         f"WHERE _reason IS NULL" if distinct < valid else
                         f"SELECT {cols} FROM _fw_stage WHERE _reason IS NULL")
+                # ids already stored: a semi-join whose hash table is built on the batch, not
+                # on the events table (NOT EXISTS built it on events: ~40x slower per batch)
                 new = "" if before == 0 else (
-                    "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = v.event_id)")
+                    "WHERE v.event_id NOT IN (SELECT event_id FROM events WHERE event_id IN "
+                    "(SELECT event_id FROM _fw_stage WHERE _reason IS NULL))")
                 c.execute(f"INSERT INTO events ({cols}) SELECT {cols} FROM ({rows}) v {new}")
                 after = c.execute("SELECT count(*) FROM events").fetchone()[0]
                 c.execute(f"""INSERT INTO rejects
