@@ -86,6 +86,13 @@ SOURCE_REASONS = {"trending": "trending now", "fresh": "new post", "recommender"
                   "recommended for you", "followed": "from someone you follow"}
 
 
+def _codes(values: pd.Series, index: dict[str, int]) -> np.ndarray:
+    """``index[v]`` for each value (-1 where absent), vectorised for long columns."""
+    pos = pd.Index(list(index), dtype=object).get_indexer(values.astype(str).astype(object))
+    codes = np.fromiter(index.values(), np.int64, len(index))
+    return np.where(pos >= 0, codes[pos] if len(codes) else -1, -1)
+
+
 class _SourceReasons:
     """``get(name)``: the ``reasons`` dict a source holds for its last answer, if any."""
 
@@ -307,17 +314,16 @@ class FeedEngine:
             GROUP BY ALL""", params or [])
         if df.empty:
             return
-        rows = np.array([u.row(x) for x in df["user_id"].astype(str)], np.int64)
+        rows = _codes(df["user_id"], u.index)
         ok = rows >= 0
-        tags = np.array([self.catalog.tag_index.get(str(t), -1) for t in df["tag"]], np.int64)
+        tags = _codes(df["tag"], self.catalog.tag_index)
         k = ok & (tags >= 0)
         interests = sp.csr_matrix((df["n"].to_numpy(np.float32)[k], (rows[k], tags[k])),
                                   shape=(u.n, self.n_tags)) + sp.csr_matrix(
             (u.interests.data, u.interests.indices, u.interests.indptr),
             shape=(u.n, self.n_tags))
         u.interests = sp.csr_matrix(interests)
-        authors = np.array([self.catalog.author_index.get(str(a), -1)
-                            for a in df["author_id"].fillna("")], np.int64)
+        authors = _codes(df["author_id"].fillna(""), self.catalog.author_index)
         k = ok & (authors >= 0)
         aff = sp.csr_matrix((df["n"].to_numpy(np.float32)[k], (rows[k], authors[k])),
                             shape=(u.n, len(self.catalog.authors)))
