@@ -37,7 +37,11 @@ from feedwise.evaluation.frontier import (  # noqa: E402
     sweep,
     write_chart,
 )
-from feedwise.evaluation.policies import LambdaPolicy, NoAdsPolicy  # noqa: E402
+from feedwise.evaluation.policies import (  # noqa: E402
+    AdTolerance,
+    LambdaPolicy,
+    NoAdsPolicy,
+)
 from feedwise.evaluation.simulator import Simulator, SimulatorConfig  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -70,6 +74,7 @@ def main() -> None:
                              "sessions_per_minute": res.metrics["sessions"] / wall * 60}
 
     policies = (baseline_policies((5, 4, 3)) + lambda_policies()
+                + lambda_policies(guardrails=((0.25, 1, 1),), tolerance=AdTolerance())
                 + lambda_policies(guardrails=((0.25, 2, 2),), rule="engine",
                                   displaced_weight=1.0))
     engine_lams = [float(x) for x in args.engine_lambdas.split(",") if x.strip()]
@@ -78,7 +83,8 @@ def main() -> None:
         from feedwise.feed.config import FeedConfig
 
         policies += [simulated_engine(sim, FeedConfig(ux_lambda=lam, max_ad_load=0.25,
-                                                      first_ad_slot=2, min_ad_gap=2))
+                                                      first_ad_slot=1, min_ad_gap=1,
+                                                      ux_depth_discount=1.0))
                      for lam in engine_lams]
     t0 = time.perf_counter()
     df = sweep(sim, policies, seed=args.seed)

@@ -44,7 +44,7 @@ def sim() -> Simulator:
 @pytest.fixture(scope="module")
 def results(sim):
     pols = [NoAdsPolicy(), FixedSlotPolicy(5), FixedSlotPolicy(3), RevenueGreedyPolicy(),
-            LambdaPolicy(0.003), LambdaPolicy(1.0)]
+            LambdaPolicy(0.003), LambdaPolicy(1000.0)]
     return {p.name: sim.run(p, seed=1) for p in pols}
 
 
@@ -74,7 +74,7 @@ def test_more_ads_cost_attention_and_return(results):
 
 
 def test_large_lambda_shows_no_ads(results):
-    assert results["feedwise-net-lambda-1"].metrics["ad_load"] == 0
+    assert results["feedwise-net-lambda-1000"].metrics["ad_load"] == 0
     assert results["feedwise-net-lambda-0.003"].metrics["ad_load"] > 0
 
 

@@ -16,11 +16,24 @@ candidates from ``request.context["candidates"]``:
 The engine then runs its own auction (generalised second price, quality-weighted), pacing,
 guardrails and λ rule through ``compose``; the simulator reads back which slots are ads.
 
+Consistency with the simulator: the engine's margin values an ad at its effective bid per
+impression (``eCPM / 1000``: the CPM bid / 1000, or pCTR × CPC bid), which is exactly what
+the simulator charges (it does not simulate the second-price discount; the engine's GSP
+``price`` is what a real platform would bill, at most the bid). An earlier note here said the
+margin used the second price; it never did. The reserve price and pacing are switched off
+(the simulator draws eligibility itself), and so is the re-ranking that would reorder the
+simulator's organic list.
+
+With ``tolerance`` the UX-cost predictor multiplies its cost by the per-user
+:class:`~feedwise.evaluation.policies.AdTolerance` estimated from the user's logged history
+(``request.context["candidates"]["history"]``), as the vectorised λ policy does; the
+engine's ``ux_depth_discount`` gives it the same position discount.
+
 Differences from the vectorised :class:`~feedwise.evaluation.policies.LambdaPolicy` with
-``rule="engine"``, which are worth knowing when comparing the two: the engine's margin uses
-its second-price revenue (the simulator still charges the bid), ranks ads by eCPM × quality,
-applies the simulator's per-request eligibility draw by switching the ineligible campaigns
-off for that request, and runs per request in Python, so it is much slower.
+``rule="engine"``, which are worth knowing when comparing the two: the engine ranks ads by
+eCPM × quality, applies the simulator's per-request eligibility draw by switching the
+ineligible campaigns off for that request, and runs per request in Python, so it is much
+slower.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from feedwise.evaluation.policies import AdTolerance
 from feedwise.evaluation.simulator import Simulator
 from feedwise.feed.config import FeedConfig, RerankConfig
 
@@ -67,17 +81,22 @@ class _SimAdCTR:
 
 class _SimUXCost:
     def __init__(self, creative_to_ad: np.ndarray, ad_base_cost: float,
-                 annoyance_cost: float) -> None:
+                 annoyance_cost: float, tolerance: AdTolerance | None = None) -> None:
         self.creative_to_ad = creative_to_ad
         self.ad_base_cost = ad_base_cost
         self.annoyance_cost = annoyance_cost
+        self.tolerance = tolerance
 
     def predict(self, ctx: Any, creatives: np.ndarray, exposure: np.ndarray) -> np.ndarray:
         c = ctx.request.context["candidates"]
         q = np.asarray(c["ad_quality"], np.float64)[self.creative_to_ad[creatives]]
         # the engine's own exposure count covers only its window; use the observed one
         exp_ = float(c["ad_exposure"]) + np.asarray(exposure, np.float64) - ctx.ad_exposure
-        return self.ad_base_cost * (1.2 - q) + self.annoyance_cost * exp_
+        cost = self.ad_base_cost * (1.2 - q) + self.annoyance_cost * exp_
+        if self.tolerance is not None:
+            hist = {k: np.array([float(v)]) for k, v in (c.get("history") or {}).items()}
+            cost = cost * float(self.tolerance.multiplier(hist, 1)[0])
+        return cost
 
 
 class EnginePolicy:
@@ -112,7 +131,8 @@ class EnginePolicy:
 
 
 def simulated_engine(sim: Simulator, config: FeedConfig | None = None, *,
-                     ad_base_cost: float = 1.2, annoyance_cost: float = 1.0) -> EnginePolicy:
+                     ad_base_cost: float = 1.2, annoyance_cost: float = 1.0,
+                     tolerance: AdTolerance | None = None) -> EnginePolicy:
     """A real :class:`FeedEngine` over ``sim``'s world with simulator-backed predictors.
 
     Args:
@@ -123,6 +143,7 @@ def simulated_engine(sim: Simulator, config: FeedConfig | None = None, *,
             posts in its own order.
         ad_base_cost: UX cost per unit of ``1.2 - quality``.
         annoyance_cost: UX cost per unit of recent ad exposure.
+        tolerance: Per-user ad tolerance from the logged history (``None``: everyone alike).
     """
     from feedwise.feed.ads import Campaign, Creative
     from feedwise.feed.engine import FeedEngine
@@ -154,7 +175,7 @@ def simulated_engine(sim: Simulator, config: FeedConfig | None = None, *,
                                            annoyance_cost))
     creative_to_ad = np.array([int(str(c).removeprefix("ad")) for c in engine.book.creative_ids])
     engine.ad_ctr = _SimAdCTR(creative_to_ad)
-    engine.ux_cost = _SimUXCost(creative_to_ad, ad_base_cost, annoyance_cost)
+    engine.ux_cost = _SimUXCost(creative_to_ad, ad_base_cost, annoyance_cost, tolerance)
     ids = engine.catalog.ids if hasattr(engine.catalog, "ids") else np.array(
         [f"post{i}" for i in range(cfg.n_items)], dtype=object)
     return EnginePolicy(engine, np.asarray(ids, dtype=object))

@@ -33,7 +33,7 @@ DEFAULT_LAMBDAS: tuple[float, ...] = (0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 
                                       0.013, 0.017, 0.022, 0.03, 0.04, 0.05, 0.07, 0.1)
 #: Guardrail grid: (max_ad_load, first_ad_slot, min_gap).
 DEFAULT_GUARDRAILS: tuple[tuple[float, int, int], ...] = ((0.25, 2, 2), (0.25, 1, 1),
-                                                         (0.25, 3, 3))
+                                                         (0.25, 0, 1), (0.25, 3, 3))
 UX_METRICS: tuple[str, ...] = ("session_depth", "d7_return")
 REVENUE = "revenue_per_user"
 
@@ -63,10 +63,11 @@ def _describe(policy: Any) -> dict[str, Any]:
                 "policy": (f"FeedEngine λ={c.ux_lambda:g} [load≤{c.max_ad_load:g} "
                            f"first {c.first_ad_slot} gap {c.min_ad_gap}]")}
     if isinstance(policy, LambdaPolicy):
+        tag = " adaptive" if getattr(policy, "tolerance", None) is not None else ""
         return {"family": "feedwise", "ux_lambda": policy.ux_lambda,
                 "max_ad_load": policy.max_ad_load, "first_ad_slot": policy.first_ad_slot,
                 "min_gap": policy.min_gap,
-                "policy": (f"feedwise λ={policy.ux_lambda:g} [load≤{policy.max_ad_load:g} "
+                "policy": (f"feedwise{tag} λ={policy.ux_lambda:g} [load≤{policy.max_ad_load:g} "
                            f"first {policy.first_ad_slot} gap {policy.min_gap}]")}
     name = getattr(policy, "name", type(policy).__name__)
     return {"family": "baseline", "ux_lambda": np.nan, "max_ad_load": np.nan,

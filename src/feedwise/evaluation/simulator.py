@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,24 @@ from feedwise.feed.types import Feed, FeedRequest
 
 #: Marker in a slot plan for "the next organic post".
 ORGANIC = -1
+
+#: The per-user logged history the simulator hands policies in ``CandidateBatch.history``.
+#: Every field is something a platform observes in its own logs (counts since the user's
+#: first session in the run); none reads the simulated user's hidden state.
+HISTORY_FIELDS: dict[str, str] = {
+    "sessions": "sessions so far",
+    "depth": "slots seen, summed over sessions",
+    "full_sessions": "sessions that reached the end of the feed",
+    "engagements": "organic engagements (likes, comments, long dwell)",
+    "ads_seen": "ad impressions (ad slots reached)",
+    "ad_clicks": "ad clicks",
+    "ad_hides": "ads hidden or reported",
+    "ad_exits": "sessions that ended on an ad slot or the slot right after one",
+    "org_exits": "sessions that ended on an organic slot not right after an ad "
+                 "(before the feed's end)",
+    "active_days": "days with at least one session",
+    "days_observed": "days since the user's first session, that day included",
+}
 
 
 class SimulatorConfig(BaseModel):
@@ -236,6 +254,9 @@ class CandidateBatch:
         ad_exposure: The user's recent ad exposure (ads seen, decayed with the annoyance
             half-life); what a real system knows from its own logs, ``(B,)``.
         now: The request time.
+        history: The user's own logged history before this request, observed-only (what a
+            platform's logs hold; never the simulator's hidden state): a dict of ``(B,)``
+            arrays, see :data:`HISTORY_FIELDS`. Empty when the caller has none.
     """
 
     user_index: np.ndarray
@@ -248,6 +269,7 @@ class CandidateBatch:
     ad_eligible: np.ndarray
     ad_exposure: np.ndarray
     now: datetime
+    history: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.user_index)
@@ -261,7 +283,8 @@ class CandidateBatch:
             "ad_value": self.ad_value[b].tolist(), "ad_pctr": self.ad_pctr[b].tolist(),
             "ad_quality": self.ad_quality[b].tolist(),
             "ad_eligible": self.ad_eligible[b].tolist(),
-            "ad_exposure": float(self.ad_exposure[b])}}
+            "ad_exposure": float(self.ad_exposure[b]),
+            "history": {k: float(v[b]) for k, v in self.history.items()}}}
         return FeedRequest(user_id=f"user{self.user_index[b]}", n=self.n_slots, now=self.now,
                            context=ctx)
 
@@ -276,7 +299,8 @@ class CandidateBatch:
         return cls(np.array([0]), request.n, ids, np.array([c["organic_score"]]),
                    np.array([c["ad_value"]]), np.array([c["ad_pctr"]]),
                    np.array([c["ad_quality"]]), np.array([c["ad_eligible"]], dtype=bool),
-                   np.array([c["ad_exposure"]]), request.now)
+                   np.array([c["ad_exposure"]]), request.now,
+                   {k: np.array([float(v)]) for k, v in (c.get("history") or {}).items()})
 
 
 def plan_from_feed(feed: Feed, n_slots: int) -> np.ndarray:
@@ -373,6 +397,7 @@ class Simulator:
         blind = np.zeros(U)
         sat = np.full(U, cfg.sat_reference)
         last_t = np.zeros(U)       # hours since start of the last session
+        hist = {k: np.zeros(U) for k in HISTORY_FIELDS}   # observed logs, per user
         active_days = np.zeros((cfg.n_days, U), dtype=bool)
         ret_logit0 = np.log(cfg.return_base / (1 - cfg.return_base))
         ann_decay_per_h = np.log(2) / cfg.annoyance_half_life_hours
@@ -393,6 +418,8 @@ class Simulator:
                 today = u_ret < p
                 blind *= blind_decay_day
             active_days[day] = today
+            hist["active_days"] += today
+            hist["days_observed"] += (hist["days_observed"] > 0) | today
             extra = rng.random((cfg.max_sessions_per_day, U)) < cfg.extra_session_prob
             day_rev = day_sess = 0.0
             for r in range(cfg.max_sessions_per_day):
@@ -438,7 +465,8 @@ class Simulator:
                 now = cfg.start + timedelta(hours=hours)
                 batch = CandidateBatch(idx, n, org, p_eng, value, pctr,
                                        np.broadcast_to(qhat, (B, A)).copy(), u_elig[idx],
-                                       exposure[idx].copy(), now)
+                                       exposure[idx].copy(), now,
+                                       {k: v[idx] for k, v in hist.items()})
                 plan = plan_batch(policy, batch)
                 # play the session slot by slot, vectorised over users
                 patience = cfg.patience_mean + cfg.patience_sd * u_pat[idx]
@@ -452,6 +480,12 @@ class Simulator:
                 reports = np.zeros(B)
                 rows = np.arange(B)
                 u_idx = idx
+                prev_ad = np.zeros(B, dtype=bool)
+                h_ads = np.zeros(B)
+                h_clicks = np.zeros(B)
+                h_ad_hides = np.zeros(B)
+                h_ad_exit = np.zeros(B, dtype=bool)
+                h_org_exit = np.zeros(B, dtype=bool)
                 for k in range(n):
                     if not alive.any():
                         break
@@ -503,10 +537,24 @@ class Simulator:
                     patience -= alive * cfg.slot_cost + is_ad * ad_cost + hid * cfg.hide_cost
                     patience += engaged * cfg.refund
                     leave = (patience <= 0) | (draws[3, k, u_idx] < cfg.leave_prob)
+                    # observed logs: what the platform sees of this slot
+                    h_ads += is_ad
+                    h_clicks += clicked
+                    h_ad_hides += hid_a
+                    left = alive & leave & (k < n - 1)
+                    h_ad_exit |= left & (is_ad | prev_ad)
+                    h_org_exit |= left & ~(is_ad | prev_ad)
+                    prev_ad = is_ad
                     alive &= ~leave
                 s = (cfg.sat_engage * eng + cfg.sat_depth * depth + cfg.sat_hide * hides
                      + cfg.sat_annoyance * annoy[idx])
                 sat[idx] = (1 - cfg.sat_ema) * sat[idx] + cfg.sat_ema * s
+                for key, v in (("sessions", 1.0), ("depth", depth),
+                               ("full_sessions", depth >= n), ("engagements", eng),
+                               ("ads_seen", h_ads), ("ad_clicks", h_clicks),
+                               ("ad_hides", h_ad_hides), ("ad_exits", h_ad_exit),
+                               ("org_exits", h_org_exit)):
+                    hist[key][idx] += v
                 interests[idx] /= interests[idx].sum(axis=1, keepdims=True)
                 tot["sessions"] += B
                 tot["depth"] += float(depth.sum())

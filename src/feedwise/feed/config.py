@@ -131,6 +131,9 @@ class FeedConfig(_Config):
         max_ad_load: Maximum fraction of slots that may be ads (ads <= floor(load * n)).
         first_ad_slot: First (0-based) slot an ad may take.
         min_ad_gap: Minimum number of organic slots between two ads.
+        ux_depth_discount: The UX cost of an ad at slot ``p`` of an ``n``-slot feed is
+            scaled by ``max(0, 1 - ux_depth_discount · p / n)``: an ad deep in the feed cuts
+            a shorter remaining session than one at the top (0 = position-blind).
         one_ad_per_advertiser: At most one ad per advertiser in one feed.
         quiet_hours: Hour ranges (UTC) with no ads.
         candidates, rerank, exploration, ads: Stage settings.
@@ -144,6 +147,7 @@ class FeedConfig(_Config):
     max_ad_load: float = Field(0.2, ge=0, le=1)
     first_ad_slot: int = Field(2, ge=0)
     min_ad_gap: int = Field(3, ge=0)
+    ux_depth_discount: float = Field(0.0, ge=0)
     one_ad_per_advertiser: bool = True
     quiet_hours: list[QuietHours] = Field(default_factory=list)
     candidates: CandidateConfig = Field(default_factory=CandidateConfig)

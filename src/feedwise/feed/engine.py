@@ -7,7 +7,10 @@ optional exploration) → ads (eligibility, pacing, auction) → insertion under
   consent, frequency caps and budgets;
 * within them, the next ad in auction order takes slot ``p`` only if
 
-      value − λ × (annoyance + engagement value of the organic post it displaces) > 0,
+      value − λ × (annoyance · depth + engagement value of the organic post it displaces) > 0,
+
+  (``depth = max(0, 1 − ux_depth_discount · p / n)``, 1 by default: an ad deep in the feed
+  cuts a shorter remaining session),
 
   where an ad's value is its effective bid per impression (eCPM / 1000; what it pays is the
   second price, at most that): its value minus λ × its UX cost beats the displaced post,
@@ -499,8 +502,9 @@ class FeedEngine:
             if (j < n_ads and j < max_ads and p >= cfg.first_ad_slot
                     and p - last_ad > cfg.min_ad_gap):
                 displaced = org_value[i] if i < len(org) else 0.0
+                depth = max(0.0, 1.0 - cfg.ux_depth_discount * p / n)
                 with np.errstate(invalid="ignore"):
-                    margin = plan.value[j] - lam * (plan.ux_cost[j] + displaced)
+                    margin = plan.value[j] - lam * (plan.ux_cost[j] * depth + displaced)
                 if margin > 0:
                     slots.append(self._ad_slot(ctx, plan, j, float(margin)))
                     j += 1
