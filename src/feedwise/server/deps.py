@@ -64,7 +64,8 @@ class ServiceState:
         self.writer = Writer(self.store, max_rows=settings.writer_max_rows,
                              queue_size=settings.writer_queue_size,
                              on_ingest=self.metrics.on_ingest,
-                             linger_s=settings.writer_linger_s).start()
+                             linger_s=settings.writer_linger_s,
+                             poll_s=settings.impressions_flush_s).start()
         self.served: Served | None = None
         self.no_personalization: set[str] = set()
         self.no_ads: set[str] = set()

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
         writer_queue_size: Pending writer jobs before producers wait (backpressure).
         writer_linger_s: How long the writer lets a batch fill before landing it.
         write_timeout_s: How long a request waits for its write before answering 503.
+        impressions_flush_s: How often logged impressions are landed (each landing is one
+            commit with a fixed cost of several ms, so fewer, larger ones serve more feeds).
         reload_interval_s: How often the promoted model version is checked (0: never).
         log_impressions: Log every served slot as an impression event.
         feed_policy: ``auto`` (the FeedEngine when it can be built, else the model's list),
@@ -106,6 +108,7 @@ class Settings(BaseSettings):
     writer_queue_size: int = Field(default=100_000, gt=0)
     writer_linger_s: float = Field(default=0.05, ge=0, le=5)
     write_timeout_s: float = Field(default=30.0, gt=0)
+    impressions_flush_s: float = Field(default=0.25, gt=0, le=10)
     reload_interval_s: float = Field(default=2.0, ge=0)
     log_impressions: bool = True
     feed_policy: Literal["auto", "engine", "model"] = "auto"
