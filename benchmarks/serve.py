@@ -152,6 +152,15 @@ def start_server(root: Path, port: int, policy: str) -> subprocess.Popen:
     raise RuntimeError("server did not become ready")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------------- the load
 class Conn:
     """A minimal keep-alive HTTP/1.1 client connection (less client CPU than a full client)."""
@@ -317,17 +326,27 @@ def main() -> None:
     print(f"world: {args.items} items, {args.users} users, {args.campaigns} campaigns, "
           f"{w['events']} events, {args.model} fit {w['fit_s']:.1f}s "
           f"(built in {time.perf_counter() - t0:.0f}s)", flush=True)
+    load_before = os.getloadavg()
+    print(f"load average before: {load_before[0]:.2f} (other work on these cores distorts "
+          f"the timings)", flush=True)
     port = free_port()
     proc = start_server(root, port, args.policy)
     rows = []
     try:
         asyncio.run(feed_clients(port, w["read"], w["users"], 4, 2.0, 123))  # warm-up
         for c in (int(x) for x in args.concurrency.split(",")):
+            c0 = cpu_seconds(proc.pid)
             r = asyncio.run(feed_clients(port, w["read"], w["users"], c, args.seconds,
                                          args.seed + c))
+            c1 = cpu_seconds(proc.pid)
+            # server CPU per request: a figure that load on the machine disturbs far less
+            r["server_cpu_ms"] = ((c1 - c0) * 1000 / r["requests"]
+                                  if c0 is not None and r["requests"] else None)
             rows.append({"phase": "feed", **r})
             print(f"  feed x{c}: {r['rps']:.0f} req/s p50 {r['p50_ms']:.1f} ms "
-                  f"p99 {r['p99_ms']:.1f} ms errors {r['errors']}", flush=True)
+                  f"p99 {r['p99_ms']:.1f} ms errors {r['errors']}"
+                  + (f", server CPU {r['server_cpu_ms']:.2f} ms/request"
+                     if r["server_cpu_ms"] is not None else ""), flush=True)
         ing, during = asyncio.run(mixed(port, w, args))
         rows.append({"phase": "feed+ingest", **during})
         print(f"  ingest: {ing['events_per_s']:.0f} events/s ({ing['accepted']} accepted, "
@@ -353,9 +372,11 @@ def main() -> None:
     f16 = next((r for r in rows if r["phase"] == "feed" and r["clients"] == 16), None)
     table = []
     for r in rows:
+        cpu = r.get("server_cpu_ms")
         table.append({"phase": r["phase"], "clients": r["clients"], "req/s": round(r["rps"]),
                       "p50 ms": round(r["p50_ms"], 1), "p99 ms": round(r["p99_ms"], 1),
-                      "errors": r["errors"]})
+                      "errors": r["errors"],
+                      "server CPU ms/req": round(cpu, 2) if cpu is not None else "n/a"})
     print()
     print(pd.DataFrame(table).to_string(index=False))
     checks = {
@@ -370,7 +391,8 @@ def main() -> None:
     print(f"count check             stored {stored} = before {w['events']} + posted {posted} "
           f"+ impressions {impressions}; accepted by API {ing['accepted']}; slots seen by "
           f"clients {served_slots} -> {'OK, no event lost' if no_loss else 'MISMATCH'}")
-    out = {"args": vars(args), "cpus": os.cpu_count(), "world_events": w["events"],
+    out = {"args": vars(args), "cpus": os.cpu_count(), "load_before": load_before,
+           "world_events": w["events"],
            "feed": rows, "ingest": ing, "stored": stored, "posted": posted,
            "impressions": impressions, "served_slots_seen": served_slots,
            "expected_min": expected_min, "no_event_lost": no_loss, "ratios": checks}
