@@ -5,10 +5,10 @@ Protocol (Microsoft Recommenders' MovieLens table): per-user random 75/25 split 
 positive, k = 10, seen items excluded, metrics from ``feedwise.evaluation`` (the same code
 for every model). Run in one process on the same split:
 
-* feedwise: Popularity, ItemKNN, ALS, BPR, EASE, TimeEASE, RP3beta, Content, Social (where the
-  dataset has a social graph) and the default Hybrid, plus ALS / BPR / EASE / TimeEASE tuned by
-  ``feedwise.models.tune``
-  on a validation split carved from the training part (never the test part);
+* feedwise: Popularity, ItemKNN, ALS, BPR, EASE, TimeEASE, NormEASE, RP3beta, Content,
+  Social (where the dataset has a social graph) and the default Hybrid, plus ALS / BPR /
+  EASE / TimeEASE / NormEASE tuned by ``feedwise.models.tune`` on a validation split
+  carved from the training part (never the test part);
 * peers: ``implicit``'s ALS and BPR with their default settings and tuned the same way
   (same grid budget, same validation split), and LightFM (WARP) if it is installed.
 
@@ -53,6 +53,7 @@ from feedwise.models import (  # noqa: E402
     Content,
     Hybrid,
     ItemKNN,
+    NormEASE,
     Popularity,
     Recommender,
     RP3beta,
@@ -230,14 +231,14 @@ def run_dataset(name: str, data_dir: Path, trials: int) -> dict:
     rows = []
     fw = [("popularity", Popularity(), {}), ("itemknn", ItemKNN(), {}), ("als", ALS(), {}),
           ("bpr", BPR(), {}), ("ease", EASE(), {}), ("time-ease", TimeEASE(), {}),
-          ("rp3beta", RP3beta(), {}),
+          ("norm-ease", NormEASE(), {}), ("rp3beta", RP3beta(), {}),
           ("content", Content(), {"items": items})]
     if edges is not None:
         fw.append(("social", Social(symmetric=True), {"edges": edges}))
     fw.append(("hybrid (default)", Hybrid(), {"items": items, "edges": edges}))
     for label, model, kw in fw:
         rows.append(run_model(label, "feedwise", model, split, kw))
-    for base in ("ease", "time-ease", "als", "bpr"):
+    for base in ("ease", "time-ease", "norm-ease", "als", "bpr"):
         model, info = tuned_model(base, split, trials, {})
         rows.append(run_model(f"{base} (tuned)", "feedwise", model, split, {}, info))
     rows.append(run_model("implicit ALS (default)", "peer", ImplicitALS(), split, {}))

@@ -8,6 +8,7 @@ from feedwise.models.ease import EASE
 from feedwise.models.filters import BusinessFilter
 from feedwise.models.hybrid import Hybrid
 from feedwise.models.itemknn import ItemKNN
+from feedwise.models.norm_ease import NormEASE
 from feedwise.models.popularity import Popularity
 from feedwise.models.rp3beta import RP3beta
 from feedwise.models.social import Social
@@ -15,7 +16,8 @@ from feedwise.models.spark_als import SparkALS
 from feedwise.models.time_ease import TimeEASE
 from feedwise.models.tuning import TuneResult, tune
 
-__all__ = ["ALS", "BPR", "EASE", "BusinessFilter", "Content", "Hybrid", "ItemKNN", "Popularity",
+__all__ = ["ALS", "BPR", "EASE", "BusinessFilter", "Content", "Hybrid", "ItemKNN", "NormEASE",
+           "Popularity",
            "RP3beta", "Recommender", "Social", "SparkALS", "TimeEASE", "TuneResult",
            "get_model", "tune"]
 

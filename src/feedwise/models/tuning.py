@@ -36,6 +36,8 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
             "regularization": [0.0001, 0.001, 0.01], "iterations": [50, 100, 200]},
     "time-ease": {"l2": [100.0, 200.0, 300.0, 500.0], "window": [10, 20, 40, 80],
                   "dropout": [0.0, 0.25]},
+    "norm-ease": {"l2": [8.0, 16.0, 32.0], "user_norm": [0.0, 0.5],
+                  "item_norm": [0.0, 0.25], "temporal": [0.0, 0.5, 1.0]},
     "rp3beta": {"alpha": [0.5, 0.75, 1.0], "beta": [0.0, 0.3, 0.5, 0.7], "k": [50, 100, 200]},
     "content": {"tag_weight": [1, 3, 5], "min_df": [1, 2]},
     "social": {"weighted": [False, True]},
