@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 
 from feedwise.feed.types import Feed, FeedRequest
-from feedwise.server.deps import ReadKey, RequestId, ServedModel, State
+from feedwise.server.deps import ServingDeps
 from feedwise.server.routes._common import ID_MAX
 
 router = APIRouter(prefix="/v1/users", tags=["feed"])
@@ -62,7 +62,7 @@ def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
 
 
 @router.get("/{user_id}/feed", response_model=FeedOut, summary="A user's composed feed")
-async def get_feed(user_id: UserId, state: State, served: ServedModel, key: ReadKey, rid: RequestId,
+async def get_feed(user_id: UserId, deps: ServingDeps,
              n: Annotated[int, Query(ge=1, le=1000)] = 20,
              surface: Annotated[str, Query(max_length=64)] = "feed",
              session_id: Annotated[str | None, Query(max_length=ID_MAX)] = None) -> Response:
@@ -72,6 +72,7 @@ async def get_feed(user_id: UserId, state: State, served: ServedModel, key: Read
     Composition is CPU-bound and short, so it runs on the event loop: a worker-thread hop
     costs more than it saves in one process (the GIL), and the writer has its own thread.
     """
+    state, served, rid = deps.state, deps.served, deps.request_id
     if n > state.settings.max_n:
         raise HTTPException(422, f"n={n} is above the limit {state.settings.max_n}")
     uid = state.user_key(user_id)  # the pseudonym when ids are pseudonymised

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from feedwise.errors import NotFoundError
 from feedwise.itemlist import ItemList
-from feedwise.server.deps import ReadKey, ServedModel, State
+from feedwise.server.deps import ServingDeps, State
 from feedwise.server.routes._common import ID_MAX
 
 router = APIRouter(tags=["recommendations"])
@@ -42,9 +42,9 @@ def _check_n(n: int, state: State) -> None:
 
 @router.get("/v1/users/{user_id}/recommendations", response_model=RankedList,
             summary="A user's top-n items from the served model")
-async def recommendations(user_id: Id, state: State, served: ServedModel, key: ReadKey,
-                    n: N = 10) -> RankedList:
+async def recommendations(user_id: Id, deps: ServingDeps, n: N = 10) -> RankedList:
     """Top-``n`` items (users unknown to the model get popular items, reason says so)."""
+    state, served = deps.state, deps.served
     _check_n(n, state)
     uid = state.user_key(user_id)  # the pseudonym when ids are pseudonymised
     personal = uid not in state.no_personalization
@@ -55,9 +55,9 @@ async def recommendations(user_id: Id, state: State, served: ServedModel, key: R
 @router.get("/v1/items/{item_id}/similar", response_model=RankedList,
             responses={404: {"description": "Unknown item"}},
             summary="Items similar to an item")
-async def similar(item_id: Id, state: State, served: ServedModel, key: ReadKey,
-            n: N = 10) -> RankedList:
+async def similar(item_id: Id, deps: ServingDeps, n: N = 10) -> RankedList:
     """Items most similar to ``item_id`` under the served model (404 if it does not know it)."""
+    state, served = deps.state, deps.served
     _check_n(n, state)
     try:
         items = served.model.similar_items(item_id, n)
