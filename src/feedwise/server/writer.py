@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -107,7 +108,9 @@ class Writer:
         self.linger_s = linger_s
         self.poll_s = poll_s
         self.recent_ids = recent_ids
-        self._recent_served: dict[str, None] = {}  # insertion-ordered: oldest first
+        # served ids seen lately, in two generations: a lookup checks both, and when the
+        # newer one holds recent_ids / 2 ids the older one is dropped (O(1), set operations)
+        self._recent_served: tuple[set[str], set[str]] = (set(), set())
         self.max_rows = max_rows
         self.on_ingest = on_ingest
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -279,18 +282,22 @@ class Writer:
         # retries with the same X-Request-ID repeats them, and the recent-id memory catches
         # that without scanning the events table on every batch.
         ids = served["event_id"]
-        recent = self._recent_served
-        keep = []
-        for i, eid in enumerate(ids):
-            if eid not in recent:
-                recent[eid] = None
-                keep.append(i)
-        if len(keep) < len(ids):
+        newer, older = self._recent_served
+        fresh = set(ids)
+        if len(fresh) == len(ids) and fresh.isdisjoint(newer) and fresh.isdisjoint(older):
+            keep = ids  # the usual case, checked in C
+        else:  # a retried request, within this batch or of an earlier one
+            keep, kept = [], set()
+            for i, eid in enumerate(ids):
+                if eid not in newer and eid not in older and eid not in kept:
+                    kept.add(eid)
+                    keep.append(i)
             served = {c: [v[i] for i in keep] for c, v in served.items()}
-        while len(recent) > self.recent_ids:
-            recent.pop(next(iter(recent)))
+        newer |= fresh
+        if len(newer) >= self.recent_ids // 2:
+            self._recent_served = (set(), newer)
         if keep:
-            table = pa.table({c: pa.array(served.get(c, [None] * len(keep)), t)
+            table = pa.table({c: _arrow(served.get(c, [None] * len(keep)), t)
                               for c, t in _ARROW.items()})
             cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
             with self.store._lock:
@@ -369,10 +376,20 @@ class Writer:
         return out
 
 
+def _arrow(values: list[Any], t: pa.DataType) -> pa.Array:
+    """A column of served rows; timestamps may come as integer microseconds (cheaper to
+    build and to convert than datetime objects)."""
+    if pa.types.is_timestamp(t) and values and isinstance(values[0], int):
+        return pa.array(values, pa.int64()).cast(t)
+    return pa.array(values, t)
+
+
 def _as_text(row: dict[str, Any]) -> EventRow:
     out: EventRow = {}
     for c in EVENT_COLUMNS:
         v = row.get(c)
+        if c == "ts" and isinstance(v, int):  # integer microseconds (see _arrow)
+            v = datetime.fromtimestamp(v / 1e6, UTC)
         out[c] = None if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v))
     return out
 

@@ -55,7 +55,8 @@ def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
         "user_id": [feed.request.user_id] * n,
         "item_id": [s.item_id for s in slots],
         "kind": ["ad_impression" if s.kind == "ad" else "impression" for s in slots],
-        "ts": [feed.request.now] * n, "position": list(range(n)), "surface": [surface] * n,
+        "ts": [round(feed.request.now.timestamp() * 1e6)] * n,  # UTC microseconds
+        "position": list(range(n)), "surface": [surface] * n,
         "session_id": [session_id] * n, "propensity": [float(s.propensity) for s in slots],
         "context": [ctx if not s.campaign_id else
                     f'{ctx[:-1]},"campaign_id":{json.dumps(s.campaign_id)}}}' for s in slots]}
