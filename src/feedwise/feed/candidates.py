@@ -105,7 +105,9 @@ class RecommenderSource:
         idx = self.catalog.lookup(lst.ids)
         ok = idx >= 0
         if lst.reasons:
-            self.reasons = {int(i): r for i, r, o in zip(idx, lst.reasons, ok, strict=True) if o}
+            keep = np.flatnonzero(ok).tolist()
+            self.reasons = dict(zip(idx[keep].tolist(), map(lst.reasons.__getitem__, keep),
+                                    strict=True))
         return idx[ok], lst.scores[ok].astype(np.float32)
 
     def score(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -181,8 +182,8 @@ class Recommender(ABC):
 
     def item_columns(self, item_ids: Sequence[str]) -> np.ndarray:
         """Column of each of ``item_ids`` in the model's item order (-1 for unknown ids)."""
-        get = self.item_index_.get
-        return np.fromiter((get(str(i), -1) for i in item_ids), np.int64, len(item_ids))
+        return np.fromiter(map(self.item_index_.get, map(str, item_ids), repeat(-1)),
+                           np.int64, len(item_ids))  # C-level iteration: no frame per id
 
     def _scores_for(self, user_ids: Sequence[str], history: History
                     ) -> tuple[np.ndarray, np.ndarray]:
