@@ -329,6 +329,7 @@ class AdState:
         self.day = -1
         self._pending: list[AdImpression] = []
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         if store is not None:
             try:
                 self.load(store)
@@ -440,43 +441,57 @@ class AdState:
         """Write pending impressions and current spend to the store; returns rows written."""
         if self.store is None:
             return 0
-        with self._lock:
-            pending, self._pending = self._pending, []
-            self._ensure_tables(self.store)
-            pending = self._drop_erased(pending)
-            rows = pd.DataFrame([{"user_id": p.user_id, "campaign_id": self.book.ids[p.campaign],
-                                  "item_id": p.item_id, "ts": p.ts, "price": p.price,
-                                  "request_id": p.request_id} for p in pending],
-                                columns=["user_id", "campaign_id", "item_id", "ts", "price",
-                                         "request_id"])
-            spend = pd.DataFrame({"campaign_id": self.book.ids.astype(str),
-                                  "day": np.full(self.book.n, self.day, np.int64),
-                                  "spend_today": self.spend_today,
-                                  "spend_total": self.spend_total,
-                                  "updated_at": np.full(self.book.n,
-                                                        datetime.now(UTC).timestamp())})
-            con = self.store.cursor()
-            with self.store._lock:
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    if len(rows):
-                        con.register("_fw_adimp", rows)
-                        # erased users stay erased (see EventStore.erase_user)
-                        con.execute(f"""INSERT INTO ad_impressions SELECT * FROM _fw_adimp a
-                            WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.digest =
-                                sha256('{TOMBSTONE_PREFIX}' || a.user_id))""")
-                        con.unregister("_fw_adimp")
-                    con.register("_fw_adspend", spend)
-                    con.execute("INSERT OR REPLACE INTO ad_spend SELECT * FROM _fw_adspend")
-                    con.unregister("_fw_adspend")
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
+        # requests record ads under self._lock, so it only swaps out the pending rows and
+        # snapshots spend; frames and transaction are built outside it (flushes themselves
+        # are serialised, so an older spend snapshot never lands after a newer one)
+        with self._flush_lock:
+            with self._lock:
+                pending, self._pending = self._pending, []
+                spend_today, spend_total = self.spend_today.copy(), self.spend_total.copy()
+                day = self.day
+            try:
+                return self._write(pending, day, spend_today, spend_total)
+            except BaseException:
+                with self._lock:
                     self._pending = pending + self._pending
-                    raise
-                finally:
-                    con.close()
-        return len(pending)
+                raise
+
+    def _write(self, pending: list[AdImpression], day: int, spend_today: np.ndarray,
+               spend_total: np.ndarray) -> int:
+        self._ensure_tables(self.store)
+        pending = self._drop_erased(pending)
+        ids = self.book.ids
+        rows = pd.DataFrame({"user_id": [p.user_id for p in pending],
+                             "campaign_id": [ids[p.campaign] for p in pending],
+                             "item_id": [p.item_id for p in pending],
+                             "ts": [p.ts for p in pending],
+                             "price": [p.price for p in pending],
+                             "request_id": [p.request_id for p in pending]})
+        spend = pd.DataFrame({"campaign_id": ids.astype(str),
+                              "day": np.full(self.book.n, day, np.int64),
+                              "spend_today": spend_today, "spend_total": spend_total,
+                              "updated_at": np.full(self.book.n, datetime.now(UTC).timestamp())})
+        con = self.store.cursor()
+        with self.store._lock:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if len(rows):
+                    con.register("_fw_adimp", rows)
+                    # erased users stay erased (see EventStore.erase_user)
+                    con.execute(f"""INSERT INTO ad_impressions SELECT * FROM _fw_adimp a
+                        WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.digest =
+                            sha256('{TOMBSTONE_PREFIX}' || a.user_id))""")
+                    con.unregister("_fw_adimp")
+                con.register("_fw_adspend", spend)
+                con.execute("INSERT OR REPLACE INTO ad_spend SELECT * FROM _fw_adspend")
+                con.unregister("_fw_adspend")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.close()
+        return len(rows)
 
     def _drop_erased(self, pending: list[AdImpression]) -> list[AdImpression]:
         """Impressions of users erased from the store (tombstoned) are never persisted."""
