@@ -25,6 +25,7 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from feedwise.errors import ConfigError, DataError
@@ -460,17 +461,21 @@ class AdState:
                spend_total: np.ndarray) -> int:
         self._ensure_tables(self.store)
         pending = self._drop_erased(pending)
+        # Arrow, not pandas: DuckDB scans Arrow without the GIL, while object columns of a
+        # DataFrame are read under it (stalling every request for the whole insert)
         ids = self.book.ids
-        rows = pd.DataFrame({"user_id": [p.user_id for p in pending],
-                             "campaign_id": [ids[p.campaign] for p in pending],
-                             "item_id": [p.item_id for p in pending],
-                             "ts": [p.ts for p in pending],
-                             "price": [p.price for p in pending],
-                             "request_id": [p.request_id for p in pending]})
-        spend = pd.DataFrame({"campaign_id": ids.astype(str),
-                              "day": np.full(self.book.n, day, np.int64),
-                              "spend_today": spend_today, "spend_total": spend_total,
-                              "updated_at": np.full(self.book.n, datetime.now(UTC).timestamp())})
+        rows = pa.table({"user_id": pa.array([p.user_id for p in pending], pa.string()),
+                         "campaign_id": pa.array([str(ids[p.campaign]) for p in pending],
+                                                 pa.string()),
+                         "item_id": pa.array([p.item_id for p in pending], pa.string()),
+                         "ts": pa.array([p.ts for p in pending], pa.float64()),
+                         "price": pa.array([p.price for p in pending], pa.float64()),
+                         "request_id": pa.array([p.request_id for p in pending], pa.string())})
+        spend = pa.table({"campaign_id": pa.array(ids.astype(str).tolist(), pa.string()),
+                          "day": np.full(self.book.n, day, np.int64),
+                          "spend_today": np.asarray(spend_today, np.float64),
+                          "spend_total": np.asarray(spend_total, np.float64),
+                          "updated_at": np.full(self.book.n, datetime.now(UTC).timestamp())})
         con = self.store.cursor()
         with self.store._lock:
             con.execute("BEGIN TRANSACTION")
@@ -500,6 +505,11 @@ class AdState:
         try:
             from feedwise.store.store import tombstone_digest
         except ImportError:  # a store without erasure support
+            return pending
+        try:  # the usual case, nobody erased: no hashing of every user
+            if not self.store.scalar("SELECT count(*) FROM tombstones"):
+                return pending
+        except duckdb.Error:  # no tombstones table
             return pending
         users = {p.user_id for p in pending}
         digests = {tombstone_digest(u): u for u in users}
