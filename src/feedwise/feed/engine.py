@@ -498,21 +498,25 @@ class FeedEngine:
         last_ad = -(10 ** 9)
         n_ads = len(plan) if plan is not None else 0
         max_ads = cfg.max_ads(n)
+        # plain floats: inf - inf is a quiet NaN (no margin), and no numpy scalar per slot
+        ad_value = plan.value.tolist() if n_ads else []
+        ad_cost = plan.ux_cost.tolist() if n_ads else []
+        org_v = org_value.tolist()
+        liked = ctx.interests > 0 if ctx.interests.any() else None
         for p in range(n):
             if (j < n_ads and j < max_ads and p >= cfg.first_ad_slot
                     and p - last_ad > cfg.min_ad_gap):
-                displaced = org_value[i] if i < len(org) else 0.0
+                displaced = org_v[i] if i < len(org_v) else 0.0
                 depth = max(0.0, 1.0 - cfg.ux_depth_discount * p / n)
-                with np.errstate(invalid="ignore"):
-                    margin = plan.value[j] - lam * (plan.ux_cost[j] * depth + displaced)
+                margin = ad_value[j] - lam * (ad_cost[j] * depth + displaced)
                 if margin > 0:
                     slots.append(self._ad_slot(ctx, plan, j, float(margin)))
                     j += 1
                     last_ad = p
                     continue
             if i < len(org):
-                slots.append(self._organic_slot(ctx, pool, org[i], rr.scores[i],
-                                                rr.propensities[i]))
+                slots.append(self._organic_slot(pool, org[i], rr.scores[i],
+                                                rr.propensities[i], liked))
                 i += 1
             else:
                 break
@@ -526,8 +530,9 @@ class FeedEngine:
         return feed, stats
 
     # ------------------------------------------------------------------ slots
-    def _organic_slot(self, ctx: UserContext, pool: Any, k: int, score: float, prop: float
-                      ) -> Slot:
+    def _organic_slot(self, pool: Any, k: int, score: float, prop: float,
+                      liked: np.ndarray | None) -> Slot:
+        """One organic slot with its reasons (``liked``: the user's tags of interest)."""
         cat = self.catalog
         idx = int(pool.items[k])
         src = pool.sources[int(pool.source[k])]
@@ -539,8 +544,9 @@ class FeedEngine:
             reasons.append(f"from {cat.authors[cat.author[idx]]}, whom you follow")
         else:
             reasons.append(SOURCE_REASONS.get(src, src))
-        if ctx.interests.any() and cat.topic[idx] >= 0 and ctx.interests[cat.topic[idx]] > 0:
-            reasons.append(f"matches #{self._tag_name(int(cat.topic[idx])).lstrip('#')}")
+        topic = int(cat.topic[idx])
+        if liked is not None and topic >= 0 and liked[topic]:
+            reasons.append(f"matches #{self._tag_name(topic).lstrip('#')}")
         if prop < 1.0:
             reasons.append("exploring")
         return Slot(item_id=str(cat.item_ids[idx]), kind="organic", score=float(score),

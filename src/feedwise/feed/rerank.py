@@ -124,28 +124,43 @@ class Reranker:
         sim = tags @ tags.T if tags is not None else None  # one product, not one a slot
         max_sim = np.zeros(m)
         umax = float(su.max()) if len(su) else 0.0
-        avail = np.ones(m, bool)
+        blocked = np.zeros(m, bool)
+        n_avail = m
         k = min(n, m)
         order = np.empty(k, np.int64)
         scores = np.empty(k)
         props = np.empty(k)
         decay = cfg.author_decay
+        pen = np.ones(m)  # decay ** (posts already chosen from the post's author)
+        mmr = cfg.mmr_lambda * umax
+        greedy = explorer.config.method == "none"
         for s in range(k):
-            if not avail.any():
+            if n_avail == 0:
                 k = s
                 break
-            sc = su * np.power(decay, counts[author]) if decay < 1 else su.copy()
+            sc = su * pen
             if sim is not None:
-                sc -= cfg.mmr_lambda * umax * max_sim
-            sc[~avail] = -np.inf
-            j, p = explorer.choose(sc, rng)
+                sc -= mmr * max_sim
+            sc[blocked] = -np.inf
+            if greedy:
+                j, p = int(sc.argmax()), 1.0
+            else:
+                j, p = explorer.choose(sc, rng)
             order[s] = short[j]
             scores[s] = sc[j]
             props[s] = p
-            avail[j] = False
-            counts[author[j]] += 1
-            if cfg.max_per_author is not None and counts[author[j]] >= cfg.max_per_author:
-                avail[author == author[j]] = False
+            blocked[j] = True
+            n_avail -= 1
+            a = author[j]
+            counts[a] += 1
+            same = None
+            if decay < 1:
+                same = author == a
+                pen[same] *= decay
+            if cfg.max_per_author is not None and counts[a] >= cfg.max_per_author:
+                same = author == a if same is None else same
+                n_avail -= int((same & ~blocked).sum())
+                blocked |= same
             if sim is not None:
                 np.maximum(max_sim, sim[j], out=max_sim)
         return RerankResult(order[:k], scores[:k], props[:k])
