@@ -84,19 +84,27 @@ class EASE(Recommender):
         """How many items the dense solve may model within ``max_memory_mb``."""
         return int(np.sqrt(self.max_memory_mb * 2**20 / (3 * 4)))
 
-    def _fit(self, data: Interactions) -> None:
+    def _check_params(self) -> None:
         if self.l2 <= 0:
             raise ConfigError(f"l2 must be positive, got {self.l2}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.topk is not None and self.topk <= 0:
             raise ConfigError(f"topk must be positive or None, got {self.topk}")
-        x = self._prepare(data.matrix)
+
+    def _modelled(self, x: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """The item columns the solve models (enough support, most supported first, within
+        the memory budget; sorted) and every column's support. Sets ``modelled_``."""
         support = np.diff(x.tocsc().indptr)
         order = np.argsort(-support, kind="stable")
-        keep = order[support[order] >= max(self.min_support, 1)][:self.max_items()]
-        keep = np.sort(keep)
+        keep = np.sort(order[support[order] >= max(self.min_support, 1)][:self.max_items()])
         self.modelled_ = keep.astype(np.int64)
+        return keep, support
+
+    def _fit(self, data: Interactions) -> None:
+        self._check_params()
+        x = self._prepare(data.matrix)
+        keep, _ = self._modelled(x)
         self.weights_ = self.solve(x[:, keep], self.l2, self.topk, dropout=self.dropout)
 
     @staticmethod

@@ -62,22 +62,14 @@ class NormEASE(EASE):
         self.decay = decay
 
     def _fit(self, data: Interactions) -> None:
-        if self.l2 <= 0:
-            raise ConfigError(f"l2 must be positive, got {self.l2}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.topk is not None and self.topk <= 0:
-            raise ConfigError(f"topk must be positive or None, got {self.topk}")
+        self._check_params()
         if self.temporal < 0:
             raise ConfigError(f"temporal must be >= 0, got {self.temporal}")
         if self.temporal > 0 and (self.window < 1 or not 0 < self.decay <= 1):
             raise ConfigError(f"need window >= 1 and 0 < decay <= 1, got window={self.window}, "
                               f"decay={self.decay}")
         x = self._prepare(data.matrix)
-        support = np.diff(x.tocsc().indptr)
-        order = np.argsort(-support, kind="stable")
-        keep = np.sort(order[support[order] >= max(self.min_support, 1)][:self.max_items()])
-        self.modelled_ = keep.astype(np.int64)
+        keep, support = self._modelled(x)
         xk = sp.csr_matrix(x[:, keep])
         n_u = np.asarray(xk.sum(axis=1), dtype=np.float64).ravel()
         w_u = np.where(n_u > 0, np.maximum(n_u, 1.0) ** -self.user_norm, 0.0)

@@ -85,17 +85,9 @@ class TimeEASE(EASE):
         if self.window < 1 or not 0 < self.decay <= 1:
             raise ConfigError(f"need window >= 1 and 0 < decay <= 1, got window={self.window}, "
                               f"decay={self.decay}")
-        if self.l2 <= 0:
-            raise ConfigError(f"l2 must be positive, got {self.l2}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.topk is not None and self.topk <= 0:
-            raise ConfigError(f"topk must be positive or None, got {self.topk}")
+        self._check_params()
         x = self._prepare(data.matrix)
-        support = np.diff(x.tocsc().indptr)
-        order = np.argsort(-support, kind="stable")
-        keep = np.sort(order[support[order] >= max(self.min_support, 1)][:self.max_items()])
-        self.modelled_ = keep.astype(np.int64)
+        keep, _ = self._modelled(x)
         g = temporal_gram(data.matrix, data.last_ts, self.window, self.decay)
         g = np.asarray(g[keep][:, keep].toarray(), dtype=np.float32)
         self.weights_ = self.solve(x[:, keep], self.l2, self.topk, gram=g, dropout=self.dropout)
