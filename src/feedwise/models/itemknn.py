@@ -95,16 +95,15 @@ class ItemKNN(Recommender):
         for r, items in enumerate(cols):
             liked = x.indices[x.indptr[r]:x.indptr[r + 1]]
             w = x.data[x.indptr[r]:x.indptr[r + 1]]
-            reasons = []
-            for i in items:
-                if len(liked) == 0:
-                    reasons.append(self.fallback_reason)
-                    continue
-                contrib = self.sim_[i, liked].toarray().ravel() * w
-                j = int(np.argmax(contrib))
-                reasons.append(f"because you liked {self.item_labels_[liked[j]]}"
-                               if contrib[j] > 0 else self.fallback_reason)
-            out.append(reasons)
+            if len(liked) == 0 or len(items) == 0:
+                out.append([self.fallback_reason] * len(items))
+                continue
+            # every item's contribution from every liked item, in one sub-matrix
+            contrib = self.sim_[np.asarray(items)][:, liked].toarray() * w
+            best = contrib.argmax(axis=1)
+            top = contrib[np.arange(len(items)), best]
+            out.append([f"because you liked {self.item_labels_[liked[j]]}" if c > 0
+                        else self.fallback_reason for j, c in zip(best, top, strict=True)])
         return out
 
     def similar_items(self, item_id: str, n: int = 10):  # noqa: D102 - documented on base
