@@ -187,7 +187,24 @@ class Recommender(ABC):
 
     def _scores_for(self, user_ids: Sequence[str], history: History
                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Dense scores for a batch and a mask of users scored personally."""
+        """Dense scores for a batch and a mask of users scored personally.
+
+        The last single user's row is kept (``_last_row``): a feed asks for one user's
+        candidates and then for the scores of its pool, and that is one scoring, not two.
+        Callers get a copy (``recommend`` filters it in place).
+        """
+        single = len(user_ids) == 1 and not (history and history.get(user_ids[0]))
+        if single:
+            last = getattr(self, "_last_row", None)
+            if last is not None and last[0] == user_ids[0] and last[1] is self.seen_:
+                return last[2].copy(), last[3].copy()
+        scores, personal = self._score_batch(user_ids, history)
+        if single:
+            self._last_row = (user_ids[0], self.seen_, scores.copy(), personal.copy())
+        return scores, personal
+
+    def _score_batch(self, user_ids: Sequence[str], history: History
+                     ) -> tuple[np.ndarray, np.ndarray]:
         rows = np.array([self.user_index_.get(u, -1) for u in user_ids], dtype=np.int64)
         folded = np.array([bool(history and history.get(u)) for u in user_ids])
         known = (rows >= 0) & ~folded
@@ -333,7 +350,7 @@ class Recommender(ABC):
     #: Learned dicts keyed by user id (e.g. declared interests): the user's key is dropped.
     user_key_state: ClassVar[tuple[str, ...]] = ("interests_",)
     #: Private caches derived from ``seen_`` or from a batch: dropped, rebuilt on use.
-    derived_caches: ClassVar[tuple[str, ...]] = ("_x", "_xc", "_last")
+    derived_caches: ClassVar[tuple[str, ...]] = ("_x", "_xc", "_last", "_last_row")
 
     def forget_user(self, user_id: str) -> bool:
         """Remove one user's personal data from the loaded model at once (erasure).
