@@ -185,3 +185,22 @@ def test_ndcg_on_split_matches_evaluate(ml100k_interactions):
     got, users = ndcg_on_split(m, split, 10)
     assert got == pytest.approx(expected)
     assert users == int(table.loc[table["metric"] == "users", "value"].iloc[0])
+
+
+# ---------------------------------------------------------------------- feedwise serve
+def test_serve_runs_uvicorn_on_the_asyncio_loop_unless_told_otherwise(tmp_path, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from feedwise.cli import app
+
+    calls: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app_, **kw: calls.append(kw))
+    args = ["serve", "--db", str(tmp_path / "s.duckdb"), "--registry", str(tmp_path / "reg")]
+    runner = CliRunner()
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, [*args, "--loop", "uvloop"]).exit_code == 0
+    assert [c["loop"] for c in calls] == ["asyncio", "uvloop"]
+    bad = runner.invoke(app, [*args, "--loop", "trio"])
+    assert bad.exit_code == 2 and "must be asyncio or uvloop" in bad.output
+    assert len(calls) == 2
