@@ -115,6 +115,40 @@ def test_writer_counts_duplicates_across_jobs_of_one_batch(tmp_path):
     store.close()
 
 
+def test_writer_lands_served_rows_once_and_remembers_ids_for_two_generations(tmp_path):
+    from datetime import UTC, datetime
+
+    store = EventStore(tmp_path / "w.duckdb")
+    w = Writer(store, recent_ids=8)  # generations of 4 ids; not started: drained by hand
+    now = round(datetime.now(UTC).timestamp() * 1e6)
+
+    def served(*ids: str) -> dict:
+        n = len(ids)
+        return {"event_id": list(ids), "user_id": ["u"] * n, "item_id": ["i"] * n,
+                "kind": ["impression"] * n, "ts": [now] * n, "position": list(range(n)),
+                "propensity": [1.0] * n}
+
+    w.log_served(served("r1:0", "r1:1"))
+    w.log_served(served("r1:0", "r1:1"))  # a retry inside the same batch
+    w._land([])
+    assert store.count_events() == 2
+    w.log_served(served("r2:0", "r2:1", "r2:2"))  # the newer generation fills: it ages
+    w.log_served(served("r1:0"))  # still remembered one generation later
+    w._land([])
+    assert store.count_events() == 5
+    w.log_served(served("r3:0", "r3:1", "r3:2", "r3:3"))  # a third generation ...
+    w._land([])
+    w.log_served(served("r1:1"))  # ... and the first one is forgotten
+    w._land([])
+    assert store.count_events() == 10
+    assert store.scalar("SELECT count(*) FROM events WHERE event_id = 'r1:1'") == 2
+    w.start()
+    w.close()
+    with pytest.raises(Exception, match="shut down"):
+        w.log_served(served("late"))
+    store.close()
+
+
 def test_writer_close_flushes_fire_and_forget_rows(tmp_path):
     store = EventStore(tmp_path / "w.duckdb")
     w = Writer(store).start()
