@@ -49,6 +49,7 @@ from feedwise.evaluation.offpolicy import (
     OffPolicyData,
     RewardModel,
     _softmax,
+    draw_slots,
     effective_sample_size,
 )
 
@@ -290,12 +291,7 @@ def synthetic_frontier_log(n_impressions: int = 50_000, *, n_items: int = 20,
     p_true = 1.0 / (1.0 + np.exp(-(x @ theta + bias)))
     pi0 = ((1 - explore) * _softmax(x @ (theta + log_noise) + bias)
            + explore / n_items)
-    cum = np.cumsum(pi0, axis=1)
-    u = rng.random((n_sessions, n_slots))
-    actions = np.minimum((u[:, :, None] > cum[:, None, :]).sum(axis=2), n_items - 1)
-    sess = np.repeat(np.arange(n_sessions), n_slots)
-    pos = np.tile(np.arange(n_slots), n_sessions)
-    a = actions.ravel()
+    sess, pos, a = draw_slots(rng, pi0, n_slots)
     click = (rng.random(len(a)) < p_true[sess, a] * examine[pos]).astype(np.float64)
     rewards = {"revenue": click * bid[a], "engagement": click * eng[a]}
     prop = pi0[sess, a]

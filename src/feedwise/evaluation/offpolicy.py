@@ -554,6 +554,18 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def draw_slots(rng: np.random.Generator, pi0: np.ndarray, n_slots: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n_slots`` independent draws per session (row of ``pi0``, the logging policy's
+    probabilities over items): session, position and item of every logged slot."""
+    n_sessions, n_items = pi0.shape
+    cum = np.cumsum(pi0, axis=1)
+    u = rng.random((n_sessions, n_slots))
+    actions = np.minimum((u[:, :, None] > cum[:, None, :]).sum(axis=2), n_items - 1)
+    return (np.repeat(np.arange(n_sessions), n_slots), np.tile(np.arange(n_slots), n_sessions),
+            actions.ravel())
+
+
 def synthetic_bandit_log(n_impressions: int = 100_000, *, n_items: int = 20, n_slots: int = 5,
                          dim: int = 5, logging_temperature: float = 1.0,
                          target_temperature: float = 0.5, seed: int = 0) -> SyntheticBanditLog:
@@ -595,12 +607,7 @@ def synthetic_bandit_log(n_impressions: int = 100_000, *, n_items: int = 20, n_s
                               1.0 / (1.0 + np.exp(-lt))).mean()
     true_value = float(true_per_slot * examine.mean())
     # Log n_slots independent draws per session.
-    cum = np.cumsum(pi0, axis=1)
-    u = rng.random((n_sessions, n_slots))
-    actions = np.minimum((u[:, :, None] > cum[:, None, :]).sum(axis=2), n_items - 1)
-    sess = np.repeat(np.arange(n_sessions), n_slots)
-    pos = np.tile(np.arange(n_slots), n_sessions)
-    a = actions.ravel()
+    sess, pos, a = draw_slots(rng, pi0, n_slots)
     click_p = p_true[sess, a] * examine[pos]
     reward = (rng.random(len(a)) < click_p).astype(np.float64)
     prop = pi0[sess, a]
