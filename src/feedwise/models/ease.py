@@ -125,7 +125,12 @@ class EASE(Recommender):
         d = np.diag(p).copy()
         p /= -d  # column j divided by -P_jj
         p[np.diag_indices_from(p)] = 0.0
-        b = p.astype(np.float32, copy=False)
+        return EASE.prune(p.astype(np.float32, copy=False), topk)
+
+    @staticmethod
+    def prune(b: np.ndarray, topk: int | None) -> np.ndarray | sp.csr_matrix:
+        """``b`` with only the ``topk`` largest-magnitude weights of each column kept
+        (sparse), or ``b`` itself when ``topk`` is ``None`` or covers every row."""
         if topk is None or topk >= b.shape[0]:
             return b
         top = np.argpartition(-np.abs(b), topk - 1, axis=0)[:topk]

@@ -95,13 +95,4 @@ class NormEASE(EASE):
         del g
         b *= s_in[:, None]
         b *= (n_i ** self.pop_boost).astype(np.float32)[None, :]
-        self.weights_ = self._prune(b)
-
-    def _prune(self, b: np.ndarray) -> np.ndarray | sp.csr_matrix:
-        k = self.topk
-        if k is None or k >= b.shape[0]:
-            return b
-        top = np.argpartition(-np.abs(b), k - 1, axis=0)[:k]
-        vals = np.take_along_axis(b, top, axis=0)
-        cols = np.broadcast_to(np.arange(b.shape[1]), top.shape)
-        return sp.csr_matrix((vals.ravel(), (top.ravel(), cols.ravel())), shape=b.shape)
+        self.weights_ = self.prune(b, self.topk)

@@ -318,6 +318,17 @@ class Writer:
         with self.store._lock:  # store.con is shared with anything else that writes
             return self._ingest_locked(jobs)
 
+    def _stored(self, ids: list[str | None]) -> set[str]:
+        """Which of ``ids`` the events table holds (call with the store lock held)."""
+        con = self.store.con
+        con.register("_fw_ids", pa.table({"event_id": pa.array(ids, pa.string())}))
+        try:
+            return {r[0] for r in con.execute(
+                "SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _fw_ids)"
+            ).fetchall()}
+        finally:
+            con.unregister("_fw_ids")
+
     def _ingest_locked(self, jobs: list[_EventJob]) -> list[EventsResult]:
         rows = [r for j in jobs for r in j.rows]
         cols: dict[str, list] = {c: [r.get(c) for r in rows] for c in EVENT_COLUMNS}
@@ -325,13 +336,7 @@ class Writer:
         table = pa.table({**{c: pa.array(v, pa.string()) for c, v in cols.items()},
                           "_idx": pa.array(range(len(rows)), pa.int64())})
         con = self.store.con
-        con.register("_fw_ids", pa.table({"event_id": pa.array(ids, pa.string())}))
-        try:
-            existing = {r[0] for r in con.execute(
-                "SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _fw_ids)"
-            ).fetchall()}
-        finally:
-            con.unregister("_fw_ids")
+        existing = self._stored(ids)
         source = f"api:{next(self._seq)}:{uuid.uuid4().hex[:12]}"
         report = self.store.ingest(table, source_name=source)
         rejected: dict[int, tuple[str, str]] = {}
@@ -342,13 +347,7 @@ class Writer:
                 rejected[int(idx)] = (fld, reason)
         landed: set[str] | None = None
         if report.erased:  # rows of erased users were skipped: say so, not "accepted"
-            con.register("_fw_ids", pa.table({"event_id": pa.array(ids, pa.string())}))
-            try:
-                landed = {r[0] for r in con.execute(
-                    "SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _fw_ids)"
-                ).fetchall()}
-            finally:
-                con.unregister("_fw_ids")
+            landed = self._stored(ids)
         self.batches += 1
         out, g, seen = [], 0, set(existing)
         for j in jobs:
