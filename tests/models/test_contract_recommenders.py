@@ -6,7 +6,7 @@ import pytest
 from recsys_helpers import group_edges, group_items, planted_hit_rate
 
 from feedwise.interactions import Interactions
-from feedwise.models import ALS, BPR, EASE, Content, Hybrid, Recommender, RP3beta, Social
+from feedwise.models import ALS, BPR, EASE, GFCF, Content, Hybrid, Recommender, RP3beta, Social
 from feedwise.testing import RecommenderContract, contract_data
 
 
@@ -34,6 +34,16 @@ class TestEASESparse(RecommenderContract):
 class TestRP3beta(RecommenderContract):
     def make_model(self) -> Recommender:
         return RP3beta(k=20)
+
+
+class TestGFCF(RecommenderContract):
+    def make_model(self) -> Recommender:
+        return GFCF(factors=4)
+
+
+class TestGFCFIdealOnly(RecommenderContract):
+    def make_model(self) -> Recommender:
+        return GFCF(factors=4, linear=0.0, ideal=1.0)
 
 
 class TestContent(RecommenderContract):

@@ -6,6 +6,7 @@ from feedwise.models.bpr import BPR
 from feedwise.models.content import Content
 from feedwise.models.ease import EASE
 from feedwise.models.filters import BusinessFilter
+from feedwise.models.gf_cf import GFCF
 from feedwise.models.hybrid import Hybrid
 from feedwise.models.itemknn import ItemKNN
 from feedwise.models.norm_ease import NormEASE
@@ -16,8 +17,8 @@ from feedwise.models.spark_als import SparkALS
 from feedwise.models.time_ease import TimeEASE
 from feedwise.models.tuning import TuneResult, tune
 
-__all__ = ["ALS", "BPR", "EASE", "BusinessFilter", "Content", "Hybrid", "ItemKNN", "NormEASE",
-           "Popularity",
+__all__ = ["ALS", "BPR", "EASE", "BusinessFilter", "Content", "GFCF", "Hybrid", "ItemKNN",
+           "NormEASE", "Popularity",
            "RP3beta", "Recommender", "Social", "SparkALS", "TimeEASE", "TuneResult",
            "get_model", "tune"]
 

@@ -38,6 +38,8 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
                   "dropout": [0.0, 0.25]},
     "norm-ease": {"l2": [8.0, 16.0, 32.0], "user_norm": [0.0, 0.5],
                   "item_norm": [0.0, 0.25], "temporal": [0.0, 0.5, 1.0]},
+    "gf-cf": {"factors": [16, 32, 64, 128], "ideal": [0.3, 0.5, 1.0, 2.0],
+              "linear": [0.0, 1.0]},
     "rp3beta": {"alpha": [0.5, 0.75, 1.0], "beta": [0.0, 0.3, 0.5, 0.7], "k": [50, 100, 200]},
     "content": {"tag_weight": [1, 3, 5], "min_df": [1, 2]},
     "social": {"weighted": [False, True]},
