@@ -146,3 +146,35 @@ def test_concurrent_requests_keep_their_own_reasons() -> None:
             got = list(pool.map(lambda u, m=model: (u, m.recommend([u], 5)[0].reasons),
                                 users * 8))
         assert all(reasons == expected[u] for u, reasons in got)
+
+
+def test_saved_default_hybrid_keeps_its_blend(tmp_path) -> None:
+    """A default hybrid reloads with the blend it was fitted with, whatever the default is now
+    (files written before the blend was saved: the blend of that time, EASE 0.25)."""
+    import json
+
+    from feedwise.models import hybrid as hybrid_mod
+
+    data = contract_data()
+    model = Hybrid().fit(data, items=group_items(), edges=group_edges())
+    users = list(data.user_ids)[:5]
+    want = [list(r.ids) for r in model.recommend(users, 5)]
+    model.save(tmp_path / "now")
+    back = Recommender.load(tmp_path / "now")
+    assert [tuple(c) for c in back.components] == [tuple(c) for c in
+                                                  hybrid_mod.DEFAULT_COMPONENTS]
+    assert [list(r.ids) for r in back.recommend(users, 5)] == want
+
+    old = Hybrid(components=list(hybrid_mod._SAVED_BEFORE_SPECS)).fit(
+        data, items=group_items(), edges=group_edges())
+    old.save(tmp_path / "old")
+    z = dict(np.load(tmp_path / "old" / "model.npz"))
+    del z["model.specs"]  # as written before the blend was saved
+    np.savez_compressed(tmp_path / "old" / "model.npz", **z)
+    meta = json.loads((tmp_path / "old" / "model.json").read_text())
+    meta["params"]["components"] = None
+    (tmp_path / "old" / "model.json").write_text(json.dumps(meta))
+    legacy = Recommender.load(tmp_path / "old")
+    assert [c[0] for c in legacy.components] == [c[0] for c in hybrid_mod._SAVED_BEFORE_SPECS]
+    assert ([list(r.ids) for r in legacy.recommend(users, 5)]
+            == [list(r.ids) for r in old.recommend(users, 5)])
