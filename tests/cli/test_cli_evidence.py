@@ -29,6 +29,22 @@ def test_frontier_json_and_chart(tmp_path):
     assert chart.exists()
 
 
+def test_frontier_averages_over_seeds(tmp_path):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text("n_items: 300\nn_candidates: 60\nn_ads: 20\n")
+    base = ["frontier", "--users", "100", "--config", str(cfg), "--lambdas", "0.003",
+            "--guardrails", "0.25,1,1", "--fixed", "4", "--all", "--format", "json"]
+    runs = {}
+    for extra in (["--seed", "1"], ["--seed", "2"], ["--seeds", "1,2"]):
+        res = runner.invoke(app, base + extra)
+        assert res.exit_code == 0, res.output
+        runs[extra[1]] = {r["policy"]: r for r in json.loads(res.stdout)}
+    for name, row in runs["1,2"].items():
+        assert row["seeds"] == 2
+        mean = (runs["1"][name]["revenue_per_user"] + runs["2"][name]["revenue_per_user"]) / 2
+        assert abs(row["revenue_per_user"] - mean) < 1e-9  # JSON keeps 10 decimals
+
+
 def test_frontier_bad_config_is_a_clean_error(tmp_path):
     cfg = tmp_path / "sim.json"
     cfg.write_text('{"n_users": -1}')

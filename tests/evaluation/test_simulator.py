@@ -175,6 +175,20 @@ def test_frontier_sweep_pareto_and_recommendation(sim, tmp_path):
     assert 'src="https://cdn.plot.ly' not in text and len(text) > 1_000_000  # js bundled
 
 
+def test_sweep_over_several_seeds_averages_each_policy(sim):
+    pols = [FixedSlotPolicy(4), LambdaPolicy(0.005, first_ad_slot=1, min_gap=1)]
+    one = [sweep(sim, pols, seed=s) for s in (0, 1)]
+    both = sweep(sim, pols, seed=[0, 1])
+    assert (both["seeds"] == 2).all() and (one[0]["seeds"] == 1).all()
+    for m in ("revenue_per_user", "session_depth", "d7_return", "ad_load"):
+        np.testing.assert_allclose(both[m], (one[0][m] + one[1][m]) / 2)
+    np.testing.assert_allclose(both["sessions"], one[0]["sessions"] + one[1]["sessions"])
+    # the seeds really differ, so the average is not just one of them
+    assert not np.allclose(one[0]["revenue_per_user"], one[1]["revenue_per_user"])
+    with pytest.raises(ConfigError, match="at least one seed"):
+        sweep(sim, pols, seed=[])
+
+
 def test_pareto_mask():
     import pandas as pd
     df = pd.DataFrame({"revenue_per_user": [1, 2, 1, 0], "session_depth": [5, 4, 4, 6],

@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         users: Annotated[int, typer.Option(help="Simulated users.")] = 2000,
         days: Annotated[int, typer.Option(help="Simulated days (>= 8 for D7).")] = 8,
         seed: Annotated[int, typer.Option(help="Behaviour seed (shared by all policies).")] = 0,
+        seeds: Annotated[str | None, typer.Option(
+            help="Comma-separated behaviour seeds; each policy's metrics are averaged over "
+                 "them (overrides --seed; shrinks seed-to-seed revenue noise).")] = None,
         lambdas: Annotated[str | None, typer.Option(
             help="Comma-separated λ values (default: a built-in grid).")] = None,
         guardrails: Annotated[str | None, typer.Option(
@@ -103,8 +106,9 @@ def register(app: typer.Typer) -> None:
                     for x in engine_lambdas.split(",") if x.strip()]
             with Progress(console=err_console, transient=True) as prog:
                 task = prog.add_task("simulating policies", total=len(policies))
-                df = sweep(sim, policies, seed=seed,
-                           progress=lambda d, t: prog.update(task, completed=d))
+                df = sweep(sim, policies,
+                           seed=[int(x) for x in seeds.split(",")] if seeds else seed,
+                           progress=lambda d, t: prog.update(task, completed=d, total=t))
             rec = recommend(df, budget=budget)
         except (FeedwiseError, ValueError) as e:
             raise fail(e) from None
