@@ -5,7 +5,7 @@ Protocol (Microsoft Recommenders' MovieLens table): per-user random 75/25 split 
 positive, k = 10, seen items excluded, metrics from ``feedwise.evaluation`` (the same code
 for every model). Run in one process on the same split:
 
-* feedwise: Popularity, ItemKNN, ALS, BPR, EASE, TimeEASE, NormEASE, RP3beta, Content,
+* feedwise: Popularity, ItemKNN, ALS, BPR, EASE, TimeEASE, NormEASE, GF-CF, RP3beta, Content,
   Social (where the dataset has a social graph) and the default Hybrid, plus ALS / BPR /
   EASE / TimeEASE / NormEASE tuned by ``feedwise.models.tune`` on a validation split
   carved from the training part (never the test part);
@@ -50,6 +50,7 @@ from feedwise.models import (  # noqa: E402
     ALS,
     BPR,
     EASE,
+    GFCF,
     Content,
     Hybrid,
     ItemKNN,
@@ -231,7 +232,7 @@ def run_dataset(name: str, data_dir: Path, trials: int) -> dict:
     rows = []
     fw = [("popularity", Popularity(), {}), ("itemknn", ItemKNN(), {}), ("als", ALS(), {}),
           ("bpr", BPR(), {}), ("ease", EASE(), {}), ("time-ease", TimeEASE(), {}),
-          ("norm-ease", NormEASE(), {}), ("rp3beta", RP3beta(), {}),
+          ("norm-ease", NormEASE(), {}), ("gf-cf", GFCF(), {}), ("rp3beta", RP3beta(), {}),
           ("content", Content(), {"items": items})]
     if edges is not None:
         fw.append(("social", Social(symmetric=True), {"edges": edges}))
