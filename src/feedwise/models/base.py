@@ -464,6 +464,13 @@ class Recommender(ABC):
         return model
 
 
+def binary(m: sp.spmatrix) -> sp.csr_matrix:
+    """A float32 copy of ``m`` with every stored entry set to 1 (one per user-item pair)."""
+    x = sp.csr_matrix(m, dtype=np.float32, copy=True)
+    x.data[:] = 1.0
+    return x
+
+
 def _drop_rows(m: Any, rows: np.ndarray, *, columns: bool = False) -> Any:
     """A copy of ``m`` with ``rows`` (and, with ``columns``, the same columns) emptied."""
     keep = np.ones(m.shape[0], dtype=np.float32)

@@ -9,7 +9,7 @@ from scipy.sparse.linalg import svds
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import Recommender
+from feedwise.models.base import Recommender, binary
 
 
 class GFCF(Recommender):
@@ -41,12 +41,6 @@ class GFCF(Recommender):
         self.linear = linear
         self.random_state = random_state
 
-    @staticmethod
-    def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
-        x = sp.csr_matrix(m, dtype=np.float32, copy=True)
-        x.data[:] = 1.0
-        return x
-
     def _fit(self, data: Interactions) -> None:
         if self.factors < 1 or self.ideal < 0 or self.linear < 0:
             raise ConfigError(f"need factors >= 1, ideal >= 0, linear >= 0; got "
@@ -54,7 +48,7 @@ class GFCF(Recommender):
                               f"linear={self.linear}")
         if self.ideal == 0 and self.linear == 0:
             raise ConfigError("ideal and linear are both 0: the model would score nothing")
-        x = self._binary(data.matrix)
+        x = binary(data.matrix)
         du = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
         di = np.asarray(x.sum(axis=0), dtype=np.float64).ravel()
         inv_u = np.where(du > 0, 1.0 / np.sqrt(np.maximum(du, 1.0)), 0.0)
@@ -83,7 +77,7 @@ class GFCF(Recommender):
         return (vt * np.sqrt(self.ideal)).astype(np.float32)
 
     def _score_matrix(self, x: sp.csr_matrix) -> np.ndarray:
-        x = self._binary(x)
+        x = binary(x)
         out = np.asarray((x @ self.gram_).toarray(), dtype=np.float32)
         if len(self.factors_):
             low = np.asarray(x @ sp.diags(self.item_in_) @ self.factors_.T, dtype=np.float32)

@@ -8,7 +8,7 @@ from sklearn.preprocessing import normalize
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import Recommender
+from feedwise.models.base import Recommender, binary
 
 
 class RP3beta(Recommender):
@@ -36,17 +36,11 @@ class RP3beta(Recommender):
         self.k = k
         self.block_size = block_size
 
-    @staticmethod
-    def _binary(m: sp.csr_matrix) -> sp.csr_matrix:
-        x = sp.csr_matrix(m, dtype=np.float32, copy=True)
-        x.data[:] = 1.0
-        return x
-
     def _fit(self, data: Interactions) -> None:
         if self.k <= 0 or self.alpha <= 0 or self.beta < 0:
             raise ConfigError(f"need k > 0, alpha > 0, beta >= 0; got k={self.k}, "
                               f"alpha={self.alpha}, beta={self.beta}")
-        x = self._binary(data.matrix)
+        x = binary(data.matrix)
         pui = normalize(x, norm="l1", axis=1)
         piu = normalize(x.T.tocsr(), norm="l1", axis=1)
         pop = np.asarray(x.sum(axis=0)).ravel()
@@ -72,7 +66,7 @@ class RP3beta(Recommender):
                                       shape=(n, n), dtype=np.float32)
 
     def _score_matrix(self, x: sp.csr_matrix) -> np.ndarray:
-        return np.asarray((self._binary(x) @ self.weights_).toarray(), dtype=np.float32)
+        return np.asarray((binary(x) @ self.weights_).toarray(), dtype=np.float32)
 
     def _score_rows(self, rows: np.ndarray) -> np.ndarray:
         return self._score_matrix(self.seen_[rows])

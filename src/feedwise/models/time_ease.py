@@ -7,6 +7,7 @@ import scipy.sparse as sp
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
+from feedwise.models.base import binary
 from feedwise.models.ease import EASE
 
 
@@ -19,8 +20,7 @@ def temporal_gram(matrix: sp.csr_matrix, last_ts: sp.csr_matrix | None, window: 
     each item's number of users. Without event times, or when no user has two distinct event
     times (a data set stamped with one fixed time), there is no order: this is ``XᵀX``.
     """
-    x = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-    x.data[:] = 1.0
+    x = binary(matrix)
     n = x.shape[1]
     if last_ts is None or sp.csr_matrix(last_ts).nnz != x.nnz:
         return sp.csr_matrix(x.T @ x)
