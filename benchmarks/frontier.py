@@ -162,7 +162,7 @@ def main() -> None:
         + f" (lowest: {worst['baseline']})")
     holdout = [int(x) for x in args.holdout_seeds.split(",") if x.strip()]
     if holdout:
-        replay(sim, policies, df, matches, holdout)
+        replay(sim, policies, matches, holdout)
 
     OUT.mkdir(parents=True, exist_ok=True)
     fig = frontier_figure(df, rec)
@@ -180,7 +180,7 @@ def main() -> None:
     print(f"wrote {OUT / (args.name + '.json')}")
 
 
-def replay(sim: Simulator, policies: list, df: pd.DataFrame, matches: list[dict],
+def replay(sim: Simulator, policies: list, matches: list[dict],
            seeds: list[int]) -> None:
     """Play the fixed-slot baselines and each matched feedwise setting again on fresh seeds
     and add the held-out figures to ``matches`` (printed as a table)."""
