@@ -5,7 +5,8 @@ state ends in ``_``; using a model before ``fit`` raises :class:`NotFittedError`
 A subclass implements ``_fit`` and ``_score_rows`` (and optionally ``_score_history`` for
 fold-in of users unseen in training, ``_explain`` for reasons, ``_state``/``_set_state`` for
 persistence). Everything else — batching, business filters, top-n, cold users, reasons,
-save/load without pickle — lives here once.
+save/load without pickle — lives here once. Models that score a user from the history row
+alone subclass :class:`HistoryRecommender` and implement ``_score_matrix`` instead.
 """
 
 from __future__ import annotations
@@ -462,6 +463,22 @@ class Recommender(ABC):
         model.item_index_ = {str(u): i for i, u in enumerate(model.item_ids_)}
         model._set_state(groups.get("model", {}))
         return model
+
+
+class HistoryRecommender(Recommender):
+    """A recommender whose scores are a function of the user's history row alone (item-item
+    models: EASE, ItemKNN, RP3beta, GF-CF): subclasses implement ``_score_matrix(x)`` for a
+    users x items history matrix, which serves training users and fold-in alike."""
+
+    @abstractmethod
+    def _score_matrix(self, x: sp.csr_matrix) -> np.ndarray:
+        """Dense scores (x.shape[0] x n_items) for the histories in ``x``."""
+
+    def _score_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self._score_matrix(self.seen_[rows])
+
+    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self._score_matrix(history)
 
 
 def binary(m: sp.spmatrix) -> sp.csr_matrix:

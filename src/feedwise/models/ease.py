@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import Recommender
+from feedwise.models.base import HistoryRecommender
 
 #: Below every score EASE gives a modelled item: items left out of the model by the memory
 #: guard rank after them (by popularity) but stay reachable through candidate lists.
@@ -37,7 +37,7 @@ def _spd_inverse(g: np.ndarray) -> np.ndarray:
     return inv
 
 
-class EASE(Recommender):
+class EASE(HistoryRecommender):
     """Linear item-item autoencoder with a zero diagonal, solved in closed form.
 
     With ``G = XᵀX + λI`` and ``P = G⁻¹``, the weights are ``B = I - P · diag(1/diag(P))``
@@ -150,12 +150,6 @@ class EASE(Recommender):
                               (x.shape[0], self.n_items)).copy()
         out[:, self.modelled_] = part
         return out
-
-    def _score_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self._score_matrix(self.seen_[rows])
-
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        return self._score_matrix(history)
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
         pos = np.full(self.n_items, -1, dtype=np.int64)

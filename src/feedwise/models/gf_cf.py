@@ -9,10 +9,10 @@ from scipy.sparse.linalg import svds
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import Recommender, binary
+from feedwise.models.base import HistoryRecommender, binary
 
 
-class GFCF(Recommender):
+class GFCF(HistoryRecommender):
     """Item-item graph filters on the degree-normalised interaction matrix, no training.
 
     With ``R̃ = D_u^-1/2 X D_i^-1/2`` (``X`` binary, ``D`` the user and item degrees), a
@@ -83,12 +83,6 @@ class GFCF(Recommender):
             low = np.asarray(x @ sp.diags(self.item_in_) @ self.factors_.T, dtype=np.float32)
             out += (low @ self.factors_) * self.item_out_[None, :]
         return out
-
-    def _score_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self._score_matrix(self.seen_[rows])
-
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        return self._score_matrix(history)
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
         out = []

@@ -8,10 +8,10 @@ from sklearn.preprocessing import normalize
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import Recommender
+from feedwise.models.base import HistoryRecommender
 
 
-class ItemKNN(Recommender):
+class ItemKNN(HistoryRecommender):
     """Item-based neighbourhood model (Sarwar et al. 2001; Deshpande & Karypis 2004).
 
     ``sim(i, j)`` is the cosine between the item columns of the user x item matrix (with an
@@ -82,12 +82,6 @@ class ItemKNN(Recommender):
                      @ abs(self.sim_t_)).toarray()
             scores = np.divide(scores, denom, out=np.zeros_like(scores), where=denom > 0)
         return scores.astype(np.float32)
-
-    def _score_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self._score_matrix(self.seen_[rows])
-
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        return self._score_matrix(history)
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
         x = self._prepare(history)

@@ -8,10 +8,10 @@ from sklearn.preprocessing import normalize
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import Recommender, binary
+from feedwise.models.base import HistoryRecommender, binary
 
 
-class RP3beta(Recommender):
+class RP3beta(HistoryRecommender):
     """Item-item graph model: the probability of walking item -> user -> item, sharpened by
     ``alpha`` and divided by the destination's popularity to the power ``beta``.
 
@@ -67,12 +67,6 @@ class RP3beta(Recommender):
 
     def _score_matrix(self, x: sp.csr_matrix) -> np.ndarray:
         return np.asarray((binary(x) @ self.weights_).toarray(), dtype=np.float32)
-
-    def _score_rows(self, rows: np.ndarray) -> np.ndarray:
-        return self._score_matrix(self.seen_[rows])
-
-    def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        return self._score_matrix(history)
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
         wt = getattr(self, "_wt", None)
