@@ -38,6 +38,7 @@ DATASETS = ("movielens-100k", "movielens-latest-small", "lastfm-hetrec2011")
 #: Candidate components: key -> (model name, params).
 UNION: dict[str, tuple[str, dict]] = {
     "time-ease": ("time-ease", {}), "ease": ("ease", {}), "norm-ease": ("norm-ease", {}),
+    "norm-ease binary": ("norm-ease", {"binary": True}),
     "rp3beta": ("rp3beta", {}), "content": ("content", {}),
     "social": ("social", {"symmetric": True}),
     "gf-cf ideal": ("gf-cf", {"linear": 0.0, "ideal": 1.0, "factors": 32}),
@@ -53,11 +54,18 @@ def _keyed(specs) -> dict[str, float]:
     return out
 
 
+def _swap(old: str, new: str) -> dict[str, float]:
+    """The default blend with component ``old`` replaced by ``new`` at the same weight."""
+    return {(new if k == old else k): w for k, w in _keyed(DEFAULT_COMPONENTS).items()}
+
+
 BLENDS: dict[str, dict[str, float]] = {
-    "previous default": _keyed(_SAVED_BEFORE_SPECS),
+    "EASE 0.25 default (before NormEASE)": _keyed(_SAVED_BEFORE_SPECS),
+    "previous default (NormEASE one per interaction)": _swap("norm-ease", "norm-ease binary"),
     "default": _keyed(DEFAULT_COMPONENTS),
-    "previous default + norm-ease 0.5": {**_keyed(_SAVED_BEFORE_SPECS), "norm-ease": 0.5},
-    "previous default + gf-cf ideal 0.5": {**_keyed(_SAVED_BEFORE_SPECS), "gf-cf ideal": 0.5},
+    "default, NormEASE 0.75": {**_keyed(DEFAULT_COMPONENTS), "norm-ease": 0.75},
+    "default, NormEASE 1.0": {**_keyed(DEFAULT_COMPONENTS), "norm-ease": 1.0},
+    "EASE 0.25 default + gf-cf ideal 0.5": {**_keyed(_SAVED_BEFORE_SPECS), "gf-cf ideal": 0.5},
     "best on ML-100k validation (GF-CF blend)": {
         "norm-ease": 1.0, "time-ease": 0.35, "rp3beta": 0.2, "gf-cf ideal": 1.0, "gf-cf": 0.2,
         "ease": 0.2, **_SIDE},

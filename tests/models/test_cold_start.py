@@ -169,12 +169,42 @@ def test_saved_default_hybrid_keeps_its_blend(tmp_path) -> None:
         data, items=group_items(), edges=group_edges())
     old.save(tmp_path / "old")
     z = dict(np.load(tmp_path / "old" / "model.npz"))
-    del z["model.specs"]  # as written before the blend was saved
+    del z["model.specs"], z["model.params"]  # as written before the blend was saved
     np.savez_compressed(tmp_path / "old" / "model.npz", **z)
     meta = json.loads((tmp_path / "old" / "model.json").read_text())
     meta["params"]["components"] = None
     (tmp_path / "old" / "model.json").write_text(json.dumps(meta))
     legacy = Recommender.load(tmp_path / "old")
     assert [c[0] for c in legacy.components] == [c[0] for c in hybrid_mod._SAVED_BEFORE_SPECS]
+    assert ([list(r.ids) for r in legacy.recommend(users, 5)]
+            == [list(r.ids) for r in old.recommend(users, 5)])
+
+
+def test_saved_hybrid_keeps_its_component_params(tmp_path) -> None:
+    """Components reload with the params they were fitted with, whatever their defaults are
+    now (files written before the params were saved: NormEASE weighed one per interaction)."""
+    import json
+
+    data = contract_data()
+    data = data.with_matrix(data.matrix.multiply(
+        1.0 + np.arange(data.n_items)[None, :] % 3).tocsr(), data.last_ts)
+    users = list(data.user_ids)[:5]
+    now = Hybrid(components=[("norm-ease", 1.0, {"min_support": 1})]).fit(data)
+    now.save(tmp_path / "now")
+    np.testing.assert_allclose(Recommender.load(tmp_path / "now")._models[0].weights_,
+                               now._models[0].weights_)
+
+    old = Hybrid(components=[("norm-ease", 1.0, {"min_support": 1, "binary": True})]).fit(data)
+    assert not np.allclose(old._models[0].weights_, now._models[0].weights_)
+    old.save(tmp_path / "old")
+    z = dict(np.load(tmp_path / "old" / "model.npz"))
+    del z["model.params"]  # as written before the params were saved, with the spec as then
+    z["model.specs"] = np.array(json.dumps([["norm-ease", 1.0, {"min_support": 1}]]))
+    np.savez_compressed(tmp_path / "old" / "model.npz", **z)
+    meta = json.loads((tmp_path / "old" / "model.json").read_text())
+    meta["params"]["components"] = None
+    (tmp_path / "old" / "model.json").write_text(json.dumps(meta))
+    legacy = Recommender.load(tmp_path / "old")
+    assert legacy._models[0].binary is True
     assert ([list(r.ids) for r in legacy.recommend(users, 5)]
             == [list(r.ids) for r in old.recommend(users, 5)])

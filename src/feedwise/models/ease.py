@@ -159,7 +159,9 @@ class EASE(HistoryRecommender):
         out = []
         for r, items in enumerate(cols):
             liked = x.indices[x.indptr[r]:x.indptr[r + 1]]
-            liked = liked[pos[liked] >= 0]
+            weight = x.data[x.indptr[r]:x.indptr[r + 1]]
+            keep = pos[liked] >= 0
+            liked, weight = liked[keep], weight[keep]
             reasons = []
             for i in items:
                 if len(liked) == 0 or pos[i] < 0:
@@ -167,6 +169,7 @@ class EASE(HistoryRecommender):
                     continue
                 contrib = w[pos[liked], pos[i]]
                 contrib = contrib.toarray().ravel() if sp.issparse(contrib) else contrib
+                contrib = contrib * weight  # the item's share of the score x_u B
                 j = int(np.argmax(contrib))
                 reasons.append(f"because you liked {self.item_labels_[liked[j]]}"
                                if contrib[j] > 0 else self.fallback_reason)
