@@ -32,13 +32,17 @@ from feedwise.datasets import load  # noqa: E402
 from feedwise.evaluation import evaluate, random_split  # noqa: E402
 from feedwise.evaluation import metrics as M  # noqa: E402
 from feedwise.models import Hybrid  # noqa: E402
-from feedwise.models.hybrid import _SAVED_BEFORE_SPECS, DEFAULT_COMPONENTS  # noqa: E402
+from feedwise.models.hybrid import (  # noqa: E402
+    _SAVED_BEFORE_PARAMS,
+    _SAVED_BEFORE_SPECS,
+    DEFAULT_COMPONENTS,
+)
 
 DATASETS = ("movielens-100k", "movielens-latest-small", "lastfm-hetrec2011")
 #: Candidate components: key -> (model name, params).
 UNION: dict[str, tuple[str, dict]] = {
     "time-ease": ("time-ease", {}), "ease": ("ease", {}), "norm-ease": ("norm-ease", {}),
-    "norm-ease binary": ("norm-ease", {"binary": True}),
+    "norm-ease before": ("norm-ease", dict(_SAVED_BEFORE_PARAMS["norm-ease"])),
     "rp3beta": ("rp3beta", {}), "content": ("content", {}),
     "social": ("social", {"symmetric": True}),
     "gf-cf ideal": ("gf-cf", {"linear": 0.0, "ideal": 1.0, "factors": 32}),
@@ -54,21 +58,24 @@ def _keyed(specs) -> dict[str, float]:
     return out
 
 
-def _swap(old: str, new: str) -> dict[str, float]:
-    """The default blend with component ``old`` replaced by ``new`` at the same weight."""
-    return {(new if k == old else k): w for k, w in _keyed(DEFAULT_COMPONENTS).items()}
-
+_DEFAULT = _keyed(DEFAULT_COMPONENTS)
+#: The previous default: TimeEASE 1.0, NormEASE 0.5 as it was (one per interaction, the old
+#: defaults), RP3beta 0.6, content, social.
+_PREVIOUS = {"time-ease": 1.0, "norm-ease before": 0.5, "rp3beta": 0.6, **_SIDE}
 
 BLENDS: dict[str, dict[str, float]] = {
     "EASE 0.25 default (before NormEASE)": _keyed(_SAVED_BEFORE_SPECS),
-    "previous default (NormEASE one per interaction)": _swap("norm-ease", "norm-ease binary"),
-    "default": _keyed(DEFAULT_COMPONENTS),
-    "default, NormEASE 0.75": {**_keyed(DEFAULT_COMPONENTS), "norm-ease": 0.75},
-    "default, NormEASE 1.0": {**_keyed(DEFAULT_COMPONENTS), "norm-ease": 1.0},
+    "previous default (NormEASE 0.5 as it was)": _PREVIOUS,
+    "previous weights, NormEASE as now": {**_SIDE, "time-ease": 1.0, "norm-ease": 0.5,
+                                          "rp3beta": 0.6},
+    "default": _DEFAULT,
+    "default, NormEASE 1.5": {**_DEFAULT, "norm-ease": 1.5},
+    "default, TimeEASE 1.0": {**_DEFAULT, "time-ease": 1.0},
+    "default, RP3beta 0.6": {**_DEFAULT, "rp3beta": 0.6},
     "EASE 0.25 default + gf-cf ideal 0.5": {**_keyed(_SAVED_BEFORE_SPECS), "gf-cf ideal": 0.5},
-    "best on ML-100k validation (GF-CF blend)": {
-        "norm-ease": 1.0, "time-ease": 0.35, "rp3beta": 0.2, "gf-cf ideal": 1.0, "gf-cf": 0.2,
-        "ease": 0.2, **_SIDE},
+    "best on ML-100k validation before value weighting (GF-CF blend)": {
+        "norm-ease before": 1.0, "time-ease": 0.35, "rp3beta": 0.2, "gf-cf ideal": 1.0,
+        "gf-cf": 0.2, "ease": 0.2, **_SIDE},
     **{f"{k} alone": {k: 1.0} for k in UNION},
 }
 

@@ -488,6 +488,21 @@ def binary(m: sp.spmatrix) -> sp.csr_matrix:
     return x
 
 
+def relative(m: sp.spmatrix, power: float) -> sp.csr_matrix:
+    """A float32 copy of ``m`` with each entry ``(value / its row's largest value) ** power``:
+    interaction strength on each user's own scale (ratings, play counts and event weights
+    alike; ``power`` 0 is :func:`binary`)."""
+    if power == 0:
+        return binary(m)
+    x = sp.csr_matrix(m, dtype=np.float32, copy=True)
+    n = np.diff(x.indptr)
+    if x.nnz:  # each non-empty row's segment of data ends where the next one starts
+        top = np.maximum.reduceat(x.data, x.indptr[:-1][n > 0])
+        top = np.repeat(np.where(top > 0, top, 1.0), n[n > 0])
+        x.data = np.maximum(x.data / top, 0.0) ** np.float32(power)
+    return x
+
+
 def _drop_rows(m: Any, rows: np.ndarray, *, columns: bool = False) -> Any:
     """A copy of ``m`` with ``rows`` (and, with ``columns``, the same columns) emptied."""
     keep = np.ones(m.shape[0], dtype=np.float32)

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import binary
+from feedwise.models.base import relative
 from feedwise.models.ease import EASE
 from feedwise.models.time_ease import temporal_gram
 
@@ -34,6 +34,11 @@ class NormEASE(EASE):
       the training parts of MovieLens-100k, MovieLens latest-small and Last.fm (seeds 7, 8,
       9) it raised NDCG@10 by 0.6 %, 1.3 % and 1.1 % over one per interaction.
 
+    The defaults (``l2`` 24, ``dropout`` 0.4, ``pop_boost`` 0.1, ``temporal`` 1.0, the rest
+    as before) came from a coordinate search on those validation splits; they beat the
+    previous ones (16, 0.25, 0.25, 0.5) on all three sets: 0.2769 / 0.2310 / 0.1740 against
+    0.2745 / 0.2236 / 0.1715.
+
     The normalisations are folded into the weights (``B' = D^-a B D^b``), so serving,
     fold-in, explanations, the memory guard and ``topk`` are :class:`EASE`'s.
 
@@ -57,8 +62,8 @@ class NormEASE(EASE):
 
     name = "norm-ease"
 
-    def __init__(self, l2: float = 16.0, dropout: float = 0.25, user_norm: float = 0.5,
-                 item_norm: float = 0.25, pop_boost: float = 0.25, temporal: float = 0.5,
+    def __init__(self, l2: float = 24.0, dropout: float = 0.4, user_norm: float = 0.5,
+                 item_norm: float = 0.25, pop_boost: float = 0.1, temporal: float = 1.0,
                  window: int = 40, decay: float = 0.9, value_power: float = 0.5,
                  binary: bool = False, min_support: int = 2, max_memory_mb: float = 2048.0,
                  topk: int | None = None) -> None:
@@ -73,15 +78,7 @@ class NormEASE(EASE):
         self.value_power = value_power
 
     def _prepare(self, m: sp.csr_matrix) -> sp.csr_matrix:
-        if self.binary or self.value_power == 0:
-            return binary(m)
-        x = sp.csr_matrix(m, dtype=np.float32, copy=True)
-        n = np.diff(x.indptr)
-        if x.nnz:  # each non-empty row's segment of data ends where the next one starts
-            top = np.maximum.reduceat(x.data, x.indptr[:-1][n > 0])
-            top = np.repeat(np.where(top > 0, top, 1.0), n[n > 0])
-            x.data = np.maximum(x.data / top, 0.0) ** np.float32(self.value_power)
-        return x
+        return relative(m, 0.0 if self.binary else self.value_power)
 
     def _fit(self, data: Interactions) -> None:
         self._check_params()
