@@ -38,6 +38,18 @@ def test_tune_never_sees_the_test_split() -> None:
     assert (inner.test.matrix.multiply(split.test.matrix)).nnz == 0
 
 
+def test_the_defaults_compete_on_the_built_in_space() -> None:
+    """Tuning never returns a configuration that scored worse on validation than the model
+    out of the box: on the built-in space the defaults are the first trial."""
+    from feedwise.models.tuning import SEARCH_SPACES
+
+    train = random_split(contract_data(), 0.75, seed=1).train
+    result = tune("ease", train, fixed={"min_support": 1}, n_trials=3, seed=3)
+    defaults = {k: v for k, v in EASE().get_params().items() if k in SEARCH_SPACES["ease"]}
+    assert len(result.trials) == 3 and result.trials[0].params == defaults
+    assert result.best_score >= result.trials[0].score
+
+
 def test_tune_rejects_unknown_names() -> None:
     data = contract_data()
     with pytest.raises(ConfigError):

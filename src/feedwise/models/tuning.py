@@ -111,7 +111,8 @@ def tune(model: str, train: Interactions, *, space: Mapping[str, Sequence[Any]] 
         train: Training interactions (never pass the test part).
         space: Parameter -> values to try (default: :data:`SEARCH_SPACES`).
         fixed: Parameters held fixed in every trial.
-        n_trials: Most configurations evaluated.
+        n_trials: Most configurations evaluated; on the built-in space the first is the
+            model's defaults (for the searched parameters) unless the sample holds them.
         metric: A metric of :data:`feedwise.evaluation.metrics.ACCURACY`.
         k: List length of the metric.
         validation_ratio: Share of each user's training items kept for fitting.
@@ -134,6 +135,12 @@ def tune(model: str, train: Interactions, *, space: Mapping[str, Sequence[Any]] 
         raise ConfigError(f"{model} has no parameter(s) {sorted(unknown)}")
     split = random_split(train, validation_ratio, seed=seed)
     configs = candidates(grid, n_trials, seed)
+    # on the built-in space the defaults always compete: tuning never returns a
+    # configuration that scored worse on validation than the model out of the box
+    defaults = {p: v for p, v in Recommender.registry[model]().get_params().items()
+                if p in grid and p not in (fixed or {})}
+    if space is None and defaults and defaults not in configs:
+        configs = [defaults, *configs[:n_trials - 1]]
     trials: list[Trial] = []
     for n, params in enumerate(configs, 1):
         est = Recommender.registry[model](**{**(fixed or {}), **params})
