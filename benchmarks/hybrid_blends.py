@@ -15,8 +15,9 @@ blend is scored as the weighted sum, which is what ``Hybrid(components=blend)`` 
 
 ``--grid`` adds every blend of NormEASE (0.75, 1, 1.5, 2) x TimeEASE (0.5, 0.75, 1) x RP3beta
 (0.2, 0.4, 0.6) with content and social at 0.15, and prints the one with the best worst-case
-gain over the previous weights (TimeEASE 1.0, NormEASE 0.75, RP3beta 0.6, NormEASE as now):
-how the default's weights were picked.
+gain over the previous weights (TimeEASE 1.0, NormEASE 0.75, RP3beta 0.6): how the default's
+weights were picked, before RP3beta weighed interactions by value (so RP3beta plays as it
+was then, one per interaction).
 
 Writes benchmarks/results/hybrid_blends.json.
 """
@@ -49,7 +50,8 @@ DATASETS = ("movielens-100k", "movielens-latest-small", "lastfm-hetrec2011")
 UNION: dict[str, tuple[str, dict]] = {
     "time-ease": ("time-ease", {}), "ease": ("ease", {}), "norm-ease": ("norm-ease", {}),
     "norm-ease before": ("norm-ease", dict(_SAVED_BEFORE_PARAMS["norm-ease"])),
-    "rp3beta": ("rp3beta", {}), "content": ("content", {}),
+    "rp3beta": ("rp3beta", {}), "rp3beta before": ("rp3beta", {"value_power": 0.0}),
+    "content": ("content", {}),
     "social": ("social", {"symmetric": True}),
     "gf-cf ideal": ("gf-cf", {"linear": 0.0, "ideal": 1.0, "factors": 32}),
     "gf-cf": ("gf-cf", {"ideal": 1.0, "factors": 32}),
@@ -64,23 +66,35 @@ def _keyed(specs) -> dict[str, float]:
     return out
 
 
+#: Components as they were before value weighting (one per interaction, NormEASE's old
+#: defaults).
+_BEFORE = {"norm-ease": "norm-ease before", "rp3beta": "rp3beta before"}
+
+
+def _as_before(blend: dict[str, float]) -> dict[str, float]:
+    return {_BEFORE.get(k, k): w for k, w in blend.items()}
+
+
 _DEFAULT = _keyed(DEFAULT_COMPONENTS)
-#: The previous default: TimeEASE 1.0, NormEASE 0.5 as it was (one per interaction, the old
-#: defaults), RP3beta 0.6, content, social.
-_PREVIOUS = {"time-ease": 1.0, "norm-ease before": 0.5, "rp3beta": 0.6, **_SIDE}
+#: The weights before this grid (TimeEASE 1.0, NormEASE 0.75, RP3beta 0.6), with NormEASE
+#: as now and RP3beta as it was then: the reference of ``--grid``.
+_REFERENCE = {"time-ease": 1.0, "norm-ease": 0.75, "rp3beta before": 0.6, **_SIDE}
 
 BLENDS: dict[str, dict[str, float]] = {
-    "EASE 0.25 default (before NormEASE)": _keyed(_SAVED_BEFORE_SPECS),
-    "previous default (NormEASE 0.5 as it was)": _PREVIOUS,
-    "previous weights, NormEASE as now": {**_SIDE, "time-ease": 1.0, "norm-ease": 0.75,
-                                          "rp3beta": 0.6},
+    "EASE 0.25 default (before NormEASE)": _as_before(_keyed(_SAVED_BEFORE_SPECS)),
+    "NormEASE 0.5 default (before value weighting)": _as_before(
+        {"time-ease": 1.0, "norm-ease": 0.5, "rp3beta": 0.6, **_SIDE}),
+    "reference: TimeEASE 1, NormEASE 0.75 (as now), RP3beta 0.6 (as it was)": _REFERENCE,
+    "default weights, RP3beta as it was (the grid's pick)": {
+        ("rp3beta before" if k == "rp3beta" else k): w for k, w in _DEFAULT.items()},
     "default": _DEFAULT,
     "default, NormEASE 1.5": {**_DEFAULT, "norm-ease": 1.5},
     "default, TimeEASE 1.0": {**_DEFAULT, "time-ease": 1.0},
     "default, RP3beta 0.6": {**_DEFAULT, "rp3beta": 0.6},
-    "EASE 0.25 default + gf-cf ideal 0.5": {**_keyed(_SAVED_BEFORE_SPECS), "gf-cf ideal": 0.5},
+    "EASE 0.25 default + gf-cf ideal 0.5": {
+        **_as_before(_keyed(_SAVED_BEFORE_SPECS)), "gf-cf ideal": 0.5},
     "best on ML-100k validation before value weighting (GF-CF blend)": {
-        "norm-ease before": 1.0, "time-ease": 0.35, "rp3beta": 0.2, "gf-cf ideal": 1.0,
+        "norm-ease before": 1.0, "time-ease": 0.35, "rp3beta before": 0.2, "gf-cf ideal": 1.0,
         "gf-cf": 0.2, "ease": 0.2, **_SIDE},
     **{f"{k} alone": {k: 1.0} for k in UNION},
 }
@@ -145,7 +159,7 @@ def main() -> None:
     names = [d for d in args.datasets.split(",") if d]
     if args.grid:
         BLENDS.update({f"grid: NormEASE {a:g}, TimeEASE {b:g}, RP3beta {c:g}":
-                       {"norm-ease": a, "time-ease": b, "rp3beta": c, **_SIDE}
+                       {"norm-ease": a, "time-ease": b, "rp3beta before": c, **_SIDE}
                        for a in (0.75, 1.0, 1.5, 2.0) for b in (0.5, 0.75, 1.0)
                        for c in (0.2, 0.4, 0.6)})
     res = {n: run(n, args.data_dir, seeds) for n in names}
@@ -156,7 +170,7 @@ def main() -> None:
         print(f"{b:{width}s} " + " ".join(f"{res[n]['blends'][b]['mean']:22.4f}"
                                           for n in names))
     if args.grid:
-        ref = "previous weights, NormEASE as now"
+        ref = next(b for b in BLENDS if b.startswith("reference:"))
 
         def worst(b: str) -> float:
             return min(res[n]["blends"][b]["mean"] / res[n]["blends"][ref]["mean"]

@@ -165,8 +165,10 @@ def test_saved_default_hybrid_keeps_its_blend(tmp_path) -> None:
                                                   hybrid_mod.DEFAULT_COMPONENTS]
     assert [list(r.ids) for r in back.recommend(users, 5)] == want
 
-    old = Hybrid(components=list(hybrid_mod._SAVED_BEFORE_SPECS)).fit(
-        data, items=group_items(), edges=group_edges())
+    # fitted as then: the parameters components gained later at their value of before
+    then = [(n, w, {**Recommender.registry[n].saved_before, **p})
+            for n, w, p in hybrid_mod._SAVED_BEFORE_SPECS]
+    old = Hybrid(components=then).fit(data, items=group_items(), edges=group_edges())
     old.save(tmp_path / "old")
     z = dict(np.load(tmp_path / "old" / "model.npz"))
     del z["model.specs"], z["model.params"]  # as written before the blend was saved

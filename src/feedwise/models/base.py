@@ -44,6 +44,9 @@ class Recommender(ABC):
     registry: ClassVar[dict[str, type[Recommender]]] = {}
     #: Reason shown for items scored without personal signal.
     fallback_reason: ClassVar[str] = "trending"
+    #: Parameters added after models were first saved, with the value that reproduces the
+    #: behaviour of before: a saved model without them was fitted that way (see ``load``).
+    saved_before: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -451,7 +454,7 @@ class Recommender(ABC):
         klass = Recommender.registry.get(meta["class"])
         if klass is None:
             raise DataError(f"{path}: unknown model class {meta['class']!r}")
-        model = klass(**meta["params"])
+        model = klass(**{**klass.saved_before, **meta["params"]})
         with np.load(path / "model.npz", allow_pickle=False) as z:
             groups = _unpack(z)
         base = groups.get("base", {})

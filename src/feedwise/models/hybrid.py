@@ -46,8 +46,9 @@ Component = tuple[str, float, dict[str, Any]]
 #: 0.1759.
 #: History: TimeEASE 1.0 + EASE 0.25 + RP3beta 0.6 (+ content, social) came first; NormEASE
 #: replaced EASE; its value weighting and new defaults then made it the strongest single
-#: model, and its weight rose. Adding ALS did not help; GF-CF blends won on MovieLens-100k
-#: but lost clearly on latest-small and Last.fm.
+#: model, and its weight rose; RP3beta then weighed interactions by value too (alone far
+#: better on Last.fm; in this blend a wash). Adding ALS did not help; GF-CF blends won on
+#: MovieLens-100k but lost clearly on latest-small and Last.fm.
 DEFAULT_COMPONENTS: tuple[Component, ...] = (
     ("norm-ease", 2.0, {}),
     ("time-ease", 0.5, {}),
@@ -313,8 +314,12 @@ class Hybrid(Recommender):
                            for u, t in zip(state["interest_users"], state["interest_tags"],
                                            strict=True)}
         specs = self._specs()
-        full = (json.loads(str(state["params"])) if "params" in state else
-                [{**_SAVED_BEFORE_PARAMS.get(name, {}), **params} for name, _, params in specs])
+        # params a component gained later take their value of before (``saved_before``)
+        full = ([{**Recommender.registry[name].saved_before, **params} for (name, _, _), params
+                 in zip(specs, json.loads(str(state["params"])), strict=True)]
+                if "params" in state else
+                [{**Recommender.registry[name].saved_before, **_SAVED_BEFORE_PARAMS.get(name, {}),
+                  **params} for name, _, params in specs])
         models = []
         for k, ((name, _, _), params, on) in enumerate(zip(specs, full, self.active_,
                                                            strict=True)):

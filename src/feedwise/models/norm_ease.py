@@ -61,6 +61,7 @@ class NormEASE(EASE):
     """
 
     name = "norm-ease"
+    saved_before = {"value_power": 0.0}
 
     def __init__(self, l2: float = 24.0, dropout: float = 0.4, user_norm: float = 0.5,
                  item_norm: float = 0.25, pop_boost: float = 0.1, temporal: float = 1.0,

@@ -8,7 +8,7 @@ from sklearn.preprocessing import normalize
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import HistoryRecommender, binary
+from feedwise.models.base import HistoryRecommender, relative
 
 
 class RP3beta(HistoryRecommender):
@@ -24,23 +24,32 @@ class RP3beta(HistoryRecommender):
         alpha: Exponent of the walk probabilities.
         beta: Popularity penalty exponent.
         k: Neighbours kept per item.
+        value_power: Each interaction weighs ``(value / the user's largest value) **
+            value_power`` in the walk and when scoring (0 = one per interaction). With the
+            default 0.5 a user's much-played or best-rated items steer the walk: on
+            validation splits of the training parts (seeds 7, 8, 9) NDCG@10 rose from
+            0.0586 to 0.1048 on Last.fm, 0.1611 to 0.1704 on MovieLens latest-small and
+            0.2558 to 0.2568 on MovieLens-100k.
         block_size: Items whose rows are computed at once (bounds memory).
     """
 
     name = "rp3beta"
+    saved_before = {"value_power": 0.0}
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.5, k: int = 100,
-                 block_size: int = 2048) -> None:
+                 value_power: float = 0.5, block_size: int = 2048) -> None:
         self.alpha = alpha
         self.beta = beta
         self.k = k
+        self.value_power = value_power
         self.block_size = block_size
 
     def _fit(self, data: Interactions) -> None:
-        if self.k <= 0 or self.alpha <= 0 or self.beta < 0:
-            raise ConfigError(f"need k > 0, alpha > 0, beta >= 0; got k={self.k}, "
-                              f"alpha={self.alpha}, beta={self.beta}")
-        x = binary(data.matrix)
+        if self.k <= 0 or self.alpha <= 0 or self.beta < 0 or self.value_power < 0:
+            raise ConfigError(f"need k > 0, alpha > 0, beta >= 0, value_power >= 0; got "
+                              f"k={self.k}, alpha={self.alpha}, beta={self.beta}, "
+                              f"value_power={self.value_power}")
+        x = relative(data.matrix, self.value_power)
         pui = normalize(x, norm="l1", axis=1)
         piu = normalize(x.T.tocsr(), norm="l1", axis=1)
         pop = np.asarray(x.sum(axis=0)).ravel()
@@ -66,15 +75,19 @@ class RP3beta(HistoryRecommender):
                                       shape=(n, n), dtype=np.float32)
 
     def _score_matrix(self, x: sp.csr_matrix) -> np.ndarray:
-        return np.asarray((binary(x) @ self.weights_).toarray(), dtype=np.float32)
+        return np.asarray((relative(x, self.value_power) @ self.weights_).toarray(),
+                          dtype=np.float32)
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
         wt = getattr(self, "_wt", None)
         if wt is None:
             wt = self._wt = self.weights_.T.tocsr()  # row j: the items walking into j
+        x = relative(history, self.value_power)
+        x.sort_indices()
         out = []
         for r, items in enumerate(cols):
-            liked = history.indices[history.indptr[r]:history.indptr[r + 1]]
+            liked = x.indices[x.indptr[r]:x.indptr[r + 1]]
+            weight = x.data[x.indptr[r]:x.indptr[r + 1]]
             reasons = []
             for j in items:
                 into = wt[j]
@@ -82,7 +95,9 @@ class RP3beta(HistoryRecommender):
                 if not mask.any():
                     reasons.append(self.fallback_reason)
                     continue
-                i = into.indices[mask][int(np.argmax(into.data[mask]))]
+                # the liked item with the largest share x_ui · W[i, j] of the score
+                share = into.data[mask] * weight[np.searchsorted(liked, into.indices[mask])]
+                i = into.indices[mask][int(np.argmax(share))]
                 reasons.append(f"because you liked {self.item_labels_[i]}")
             out.append(reasons)
         return out
