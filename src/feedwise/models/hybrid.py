@@ -314,12 +314,11 @@ class Hybrid(Recommender):
                            for u, t in zip(state["interest_users"], state["interest_tags"],
                                            strict=True)}
         specs = self._specs()
+        saved = (json.loads(str(state["params"])) if "params" in state else
+                 [{**_SAVED_BEFORE_PARAMS.get(name, {}), **params} for name, _, params in specs])
         # params a component gained later take their value of before (``saved_before``)
-        full = ([{**Recommender.registry[name].saved_before, **params} for (name, _, _), params
-                 in zip(specs, json.loads(str(state["params"])), strict=True)]
-                if "params" in state else
-                [{**Recommender.registry[name].saved_before, **_SAVED_BEFORE_PARAMS.get(name, {}),
-                  **params} for name, _, params in specs])
+        full = [{**Recommender.registry[name].saved_before, **params}
+                for (name, _, _), params in zip(specs, saved, strict=True)]
         models = []
         for k, ((name, _, _), params, on) in enumerate(zip(specs, full, self.active_,
                                                            strict=True)):
