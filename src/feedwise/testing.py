@@ -15,6 +15,7 @@ and every assertion can fail.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,10 @@ class RecommenderContract:
     def make_model(self) -> Recommender:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def side_data(self) -> dict[str, Any]:
+        """Keyword arguments of ``fit`` besides the interactions (item table, social graph)."""
+        return {}
+
     @pytest.fixture(scope="class")
     @classmethod
     def data(cls) -> Interactions:
@@ -58,7 +63,7 @@ class RecommenderContract:
 
     @pytest.fixture()
     def fitted(self, data: Interactions) -> Recommender:
-        return self.make_model().fit(data)
+        return self.make_model().fit(data, **self.side_data())
 
     def test_fit_returns_self(self, data: Interactions) -> None:
         model = self.make_model()
@@ -114,6 +119,23 @@ class RecommenderContract:
         a = self.make_model().fit(data).recommend(users, self.n)
         b = self.make_model().fit(data).recommend(users, self.n)
         assert [list(x.ids) for x in a] == [list(x.ids) for x in b]
+
+    def test_refit_forgets_the_previous_fit(self, data: Interactions) -> None:
+        """A refitted model serves exactly what a fresh fit on the new data serves: no cache
+        (transposed weights, unit factors, engagement matrices) survives the refit."""
+        other = contract_data(seed=1)
+        users = list(other.user_ids[:5])
+        model = self.make_model().fit(data, **self.side_data())
+        model.recommend(users, self.n)  # warms the caches on the first data
+        model.similar_items(str(data.item_ids[0]), self.n)
+        model.fit(other, **self.side_data())
+        fresh = self.make_model().fit(other, **self.side_data())
+        a, b = model.recommend(users, self.n), fresh.recommend(users, self.n)
+        assert [list(x.ids) for x in a] == [list(x.ids) for x in b]
+        assert [list(x.reasons) for x in a] == [list(x.reasons) for x in b]
+        item = str(other.item_ids[0])
+        assert list(model.similar_items(item, self.n).ids) == \
+            list(fresh.similar_items(item, self.n).ids)
 
     def test_unknown_user_gets_items(self, fitted: Recommender) -> None:
         (rec,) = fitted.recommend(["nobody-ever"], self.n)

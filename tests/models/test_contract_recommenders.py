@@ -50,12 +50,11 @@ class TestContent(RecommenderContract):
     def make_model(self) -> Recommender:
         return Content()
 
-    @pytest.fixture()
-    def fitted(self, data: Interactions) -> Recommender:
-        return self.make_model().fit(data, items=group_items())
+    def side_data(self) -> dict:
+        return {"items": group_items()}
 
     def test_beats_random_on_planted_groups(self, data: Interactions) -> None:
-        model = self.make_model().fit(data, items=group_items())
+        model = self.make_model().fit(data, **self.side_data())
         assert planted_hit_rate(model, data) > 0.5
 
 
@@ -63,12 +62,11 @@ class TestSocial(RecommenderContract):
     def make_model(self) -> Recommender:
         return Social()
 
-    @pytest.fixture()
-    def fitted(self, data: Interactions) -> Recommender:
-        return self.make_model().fit(data, edges=group_edges())
+    def side_data(self) -> dict:
+        return {"edges": group_edges()}
 
     def test_beats_random_on_planted_groups(self, data: Interactions) -> None:
-        model = self.make_model().fit(data, edges=group_edges())
+        model = self.make_model().fit(data, **self.side_data())
         assert planted_hit_rate(model, data) > 0.5
 
 
@@ -80,9 +78,8 @@ class TestHybrid(RecommenderContract):
                                   ("content", 0.2, {}),
                                   ("social", 0.2, {})])
 
-    @pytest.fixture()
-    def fitted(self, data: Interactions) -> Recommender:
-        return self.make_model().fit(data, items=group_items(), edges=group_edges())
+    def side_data(self) -> dict:
+        return {"items": group_items(), "edges": group_edges()}
 
     def test_all_components_active_with_side_data(self, fitted: Hybrid) -> None:
         assert fitted.active_.tolist() == [True, True, True, True]

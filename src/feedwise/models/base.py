@@ -78,6 +78,7 @@ class Recommender(ABC):
             raise DataError(f"fit expects Interactions, got {type(data).__name__}")
         if data.nnz == 0:
             raise DataError("cannot fit on empty interactions")
+        self._drop_caches()
         self._fit(data)
         self.user_ids_ = data.user_ids
         self.item_ids_ = data.item_ids
@@ -353,8 +354,9 @@ class Recommender(ABC):
     user_pair_state: ClassVar[tuple[str, ...]] = ("friends_",)
     #: Learned dicts keyed by user id (e.g. declared interests): the user's key is dropped.
     user_key_state: ClassVar[tuple[str, ...]] = ("interests_",)
-    #: Private caches derived from ``seen_`` or from a batch: dropped, rebuilt on use.
-    derived_caches: ClassVar[tuple[str, ...]] = ("_x", "_xc", "_last", "_last_row")
+    #: Private caches derived from the fitted state or from a batch: dropped by ``fit`` and
+    #: :meth:`forget_user`, rebuilt on use. A subclass with caches of its own extends it.
+    derived_caches: ClassVar[tuple[str, ...]] = ("_last_row",)
 
     def forget_user(self, user_id: str) -> bool:
         """Remove one user's personal data from the loaded model at once (erasure).
@@ -409,13 +411,16 @@ class Recommender(ABC):
             if isinstance(v, Mapping) and user_id in v:
                 setattr(self, name, {k: x for k, x in v.items() if k != user_id})
                 found = True
-        for name in self.derived_caches:
-            if name in vars(self):
-                delattr(self, name)
+        self._drop_caches()
         for model in getattr(self, "_models", None) or ():
             if isinstance(model, Recommender) and hasattr(model, "item_ids_"):
                 found = model.forget_user(user_id) or found
         return found
+
+    def _drop_caches(self) -> None:
+        for name in self.derived_caches:
+            if name in vars(self):
+                delattr(self, name)
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, np.ndarray | sp.csr_matrix]:

@@ -81,12 +81,14 @@ def solve_users(item_factors: np.ndarray, conf: sp.csr_matrix, regularization: f
 class FactorModel(Recommender):
     """A recommender whose scores are ``user_factors_ @ item_factors_.T``."""
 
+    derived_caches = Recommender.derived_caches + ("_unit",)  # unit-length item factors
+
     def _score_rows(self, rows: np.ndarray) -> np.ndarray:
         return (self.user_factors_[rows] @ self.item_factors_.T).astype(np.float32)
 
     def _item_unit(self) -> np.ndarray:
         unit = getattr(self, "_unit", None)
-        if unit is None or unit.shape != self.item_factors_.shape:
+        if unit is None:
             f = self.item_factors_.astype(np.float32)
             unit = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-9)
             self._unit = unit

@@ -34,6 +34,7 @@ class RP3beta(HistoryRecommender):
     """
 
     name = "rp3beta"
+    derived_caches = HistoryRecommender.derived_caches + ("_wt",)  # weights, transposed
     saved_before = {"value_power": 0.0}
 
     def __init__(self, alpha: float = 1.0, beta: float = 0.5, k: int = 100,

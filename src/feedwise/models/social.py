@@ -53,6 +53,7 @@ class Social(Recommender):
     """
 
     name = "social"
+    derived_caches = Recommender.derived_caches + ("_x", "_xc")  # engagement, row/col
 
     def __init__(self, symmetric: bool = False, weighted: bool = False) -> None:
         self.symmetric = symmetric
