@@ -22,6 +22,9 @@ matrix and settings (median of repeats), and with ``--scale`` recommend-all for 
     .venv/bin/python benchmarks/quality.py                      # all three datasets
     .venv/bin/python benchmarks/quality.py --datasets movielens-100k --tune-trials 4
     .venv/bin/python benchmarks/quality.py --scale-only         # the 100k x 20k timing
+
+Writes benchmarks/results/quality.json (``--scale-only``: quality_scale.json, so a timing
+run does not overwrite the last full run; ``--out`` chooses).
 """
 
 from __future__ import annotations
@@ -367,8 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale-only", action="store_true", help="only the synthetic timing")
     ap.add_argument("--scale-users", type=int, default=100_000)
     ap.add_argument("--scale-items", type=int, default=20_000)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON path (default benchmarks/results/quality.json, or "
+                         "quality_scale.json with --scale-only)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = ROOT / "benchmarks" / "results" / (
+            "quality_scale.json" if args.scale_only else "quality.json")
     out: dict[str, Any] = {"protocol": "per-user random 75/25 split (seed 42), all ratings "
                            "positive, k=10, seen excluded, feedwise.evaluation metrics",
                            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
