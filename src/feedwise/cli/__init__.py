@@ -13,6 +13,7 @@ import pkgutil
 import typer
 
 app = typer.Typer(name="feedwise", no_args_is_help=True, add_completion=False,
+                  rich_markup_mode="markdown",
                   help="feedwise: attention-aware social feeds (insight, recommenders, ads, "
                        "evidence, service).")
 
