@@ -215,3 +215,30 @@ def test_impressions_of_erased_users_are_not_persisted(store):
     assert engine.flush() == 1
     rows = store.query("SELECT user_id FROM ad_impressions")
     assert list(rows["user_id"]) == [users[1]]
+
+
+def test_a_late_request_from_yesterday_does_not_reset_todays_spend():
+    world = make_world(0, n_items=60, n_campaigns=0)
+    world["campaigns"] = [camp("x", bid=10.0, daily_budget=0.02)]
+    cfg = FeedConfig(ux_lambda=0.0, first_ad_slot=0, max_ad_load=1.0,
+                     ads=AdConfig(pacing=False, reserve_ecpm=5.0))
+    engine = build_engine(world, cfg)
+    users = [str(u) for u in engine.users.user_ids[engine.users.consent_ads]]
+    midnight = (NOW + timedelta(days=1)).replace(hour=0)
+    served = 0
+    for k in range(4):  # the new day spends its daily budget (0.02 at 0.005 an ad: 3 fit)
+        feed = engine.compose(FeedRequest(users[0], n=3, now=midnight + timedelta(seconds=k)))
+        served += len(feed.ad_slots)
+    # a request stamped a second before midnight arrives late (e.g. it waited on the lock)
+    engine.compose(FeedRequest(users[1], n=3, now=midnight - timedelta(seconds=1)))
+    for k in range(4):
+        feed = engine.compose(FeedRequest(users[2], n=3,
+                                          now=midnight + timedelta(seconds=10 + k)))
+        served += len(feed.ad_slots)
+    assert served == 3  # today's budget stays spent
+    assert engine.state.ads.spend_today[0] <= 0.02 + 1e-12
+
+
+def test_duplicate_campaign_ids_are_named():
+    with pytest.raises(ValueError, match="'x'"):
+        CampaignBook([camp("x"), camp("y"), camp("x")])

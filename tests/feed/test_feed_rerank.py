@@ -210,3 +210,69 @@ def test_hides_in_the_store_survive_a_restart(store):
     feed = again.compose(FeedRequest("u1", n=5, now=NOW), record=False)
     assert top.item_id not in feed.item_ids
     assert top.author_id not in {s.author_id for s in feed.slots}
+
+
+def test_author_cap_does_not_shorten_the_feed_when_other_authors_have_posts():
+    # the 50 best posts are one author's: a shortlist of the top 40 alone would hold one
+    # eligible post under max_per_author=1, though ten other authors have posts
+    cat = tiny_catalog([0] * 50 + list(range(1, 11)), list(range(60)))
+    values = np.r_[np.linspace(2.0, 1.5, 50), np.linspace(1.0, 0.5, 10)]
+    cfg = RerankConfig(max_per_author=1, mmr_lambda=0, freshness_weight=0)
+    res = _rank(cat, values, 5, cfg)
+    assert list(res.order) == [0, 50, 51, 52, 53]
+    explored = _rank(cat, values, 5, cfg, explore=ExplorationConfig(method="epsilon", top_k=3))
+    assert len(explored.order) == 5
+    assert len(set(cat.author[explored.order])) == 5
+
+
+@pytest.mark.parametrize("method", ["none", "epsilon", "softmax"])
+def test_a_nan_engagement_value_ranks_last_and_spoils_nothing(method):
+    cat = tiny_catalog([0, 1, 2, 3], [0, 1, 2, 3])
+    cfg = RerankConfig(mmr_lambda=0, freshness_weight=0)
+    res = _rank(cat, [0.1, 0.2, np.nan, 0.9], 4, cfg,
+                explore=ExplorationConfig(method=method, epsilon=0.0, top_k=1))
+    assert list(res.order) == [3, 1, 0, 2]
+    assert np.all(np.isfinite(res.scores))
+
+
+def test_engine_survives_a_predictor_that_returns_nan():
+    world = make_world(9, n_items=40)
+
+    class Patchy:
+        def predict(self, ctx, items, rec_score):
+            v = np.linspace(1.0, 0.0, len(items))
+            v[1] = np.nan
+            return v
+
+    engine = build_engine(world, FeedConfig(), engagement=Patchy())
+    feed, stats = engine.compose_with_stats(FeedRequest("u0", n=8, now=NOW))
+    assert len(feed) == 8 and engine.check(feed) == []
+    assert np.isfinite(stats.organic_value)
+
+
+def test_recommender_reasons_do_not_leak_to_the_next_user():
+    from feedwise.feed.candidates import RecommenderSource
+    from feedwise.itemlist import ItemList
+
+    cat = tiny_catalog([0, 1, 2], [0, 1, 2])
+
+    class Rec:
+        def recommend(self, users, k):
+            reasons = ["because you liked p2", "because you liked p2"] if users[0] == "a" else None
+            return [ItemList(np.array(["p0", "p1"], dtype=object), np.array([2.0, 1.0]),
+                             reasons)]
+
+    src = RecommenderSource(Rec(), cat)
+    ctx = FeedEngine(None, pd.DataFrame({"item_id": ["p0"]})).context
+    src.candidates(ctx(FeedRequest("a", n=2, now=NOW)), 2)
+    assert src.reasons == {0: "because you liked p2", 1: "because you liked p2"}
+    src.candidates(ctx(FeedRequest("b", n=2, now=NOW)), 2)
+    assert src.reasons == {}
+
+
+def test_a_popularity_array_of_the_wrong_length_is_named():
+    from feedwise.errors import DataError
+
+    items = pd.DataFrame({"item_id": ["p0", "p1", "ad1"], "kind": ["post", "post", "ad"]})
+    with pytest.raises(DataError, match="popularity has 3 values for 2 posts"):
+        Catalog.from_frame(items, popularity=np.array([1.0, 2.0, 3.0]))

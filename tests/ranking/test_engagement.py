@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from feedwise.errors import ConfigError, DataError, NotFittedError
 from feedwise.ranking.engagement import (
@@ -126,3 +127,36 @@ def test_build_features_shape():
     assert X.shape == (3, len(FEATURE_NAMES))
     assert X[:, FEATURE_NAMES.index("hour_sin")] == pytest.approx(1.0)
     assert X[2, FEATURE_NAMES.index("log_position")] == pytest.approx(np.log(3))
+
+
+def _served_and_trained_features(consent_personalization: bool, at: datetime):
+    """Features of one post for one user as the engine serves them and as training builds
+    them from a logged impression at the same moment."""
+    from feedwise.feed import FeedEngine, FeedRequest
+    from feedwise.feed.predictors import ModelEngagement
+    from feedwise.ranking.features import impression_features
+
+    items = pd.DataFrame({"item_id": ["p0", "p1"], "author_id": ["a", "b"],
+                          "created_at": [T0 - timedelta(hours=3)] * 2,
+                          "tags": [["run"], ["cook"]]})
+    users = pd.DataFrame({"user_id": ["u"], "consent_personalization": [consent_personalization],
+                          "attributes": ['{"interests": ["run"]}']})
+    engine = FeedEngine(None, items, users=users)
+    engine.users.affinity = sp.csr_matrix(([3.0], ([0], [0])), shape=(1, 2))
+    ctx = engine.context(FeedRequest("u", n=1, now=at))
+    served = ModelEngagement(None, engine.catalog, engine.users, {}).features(
+        ctx, np.array([0]), np.zeros(1, np.float32))
+    imps = pd.DataFrame({"user_id": ["u"], "item_id": ["p0"], "ts": [at], "position": [0]})
+    trained, _ = impression_features(imps, engine.catalog, engine.users)
+    return served, trained
+
+
+def test_training_features_match_serving_within_the_hour():
+    served, trained = _served_and_trained_features(True, T0 + timedelta(hours=12, minutes=45))
+    assert trained == pytest.approx(served, abs=1e-6)
+
+
+def test_training_features_match_serving_without_personalisation_consent():
+    served, trained = _served_and_trained_features(False, T0 + timedelta(hours=12))
+    assert served[0, FEATURE_NAMES.index("tag_match")] == 0
+    assert trained == pytest.approx(served, abs=1e-6)

@@ -201,7 +201,9 @@ class CampaignBook:
         self.campaigns = list(campaigns)
         ids = [c.campaign_id for c in self.campaigns]
         if len(set(ids)) != len(ids):
-            raise ConfigError("campaign ids must be unique")
+            dup = sorted({c for c in ids if ids.count(c) > 1})
+            raise ConfigError(f"campaign ids must be unique; {dup} appear more than once: give "
+                              "each campaign its own campaign_id")
         self.tag_index = tag_index if tag_index is not None else {}
         self.segment_index = segment_index if segment_index is not None else {}
         for c in self.campaigns:
@@ -351,8 +353,11 @@ class AdState:
 
     # -------------------------------------------------------------- queries
     def roll_day(self, now_s: float) -> None:
+        """Start a new UTC day (spend today back to 0) when ``now_s`` is past the current one;
+        a late request stamped before it never rolls back (that would forget today's spend
+        and let the daily budget be spent twice)."""
         day = int(now_s // DAY_S)
-        if day != self.day:
+        if day > self.day:
             if self.day >= 0:
                 self.spend_today[:] = 0.0
             self.day = day

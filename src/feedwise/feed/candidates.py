@@ -104,6 +104,7 @@ class RecommenderSource:
         lst = self.recommender.recommend([ctx.user_id], k)[0]
         idx = self.catalog.lookup(lst.ids)
         ok = idx >= 0
+        self.reasons = {}  # never the previous user's reasons
         if lst.reasons:
             keep = np.flatnonzero(ok).tolist()
             self.reasons = dict(zip(idx[keep].tolist(), map(lst.reasons.__getitem__, keep),

@@ -53,6 +53,10 @@ class Catalog:
         self.tag_index = dict(tag_index)
         self.set_tags(tags)
         pop = np.zeros(n) if popularity is None else np.asarray(popularity, np.float64)
+        if pop.shape != (n,):
+            raise DataError(f"popularity has {pop.size} values for {n} posts; pass one per post "
+                            "(ads and duplicate item_ids are dropped) or an item id -> "
+                            "popularity mapping")
         self.popularity = np.maximum(pop, 0.0)
         self.log_popularity = np.log1p(self.popularity).astype(np.float32)
         self.titles = titles if titles is not None else self.item_ids

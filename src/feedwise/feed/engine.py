@@ -77,7 +77,7 @@ from feedwise.feed.predictors import (
     ModelEngagement,
     UXCostPredictor,
 )
-from feedwise.feed.rerank import FatigueState, Reranker
+from feedwise.feed.rerank import FatigueState, Reranker, nan_to_lowest
 from feedwise.feed.types import Feed, FeedRequest, Slot
 from feedwise.ranking.engagement import MultiObjectiveModel
 from feedwise.schema import utc
@@ -482,8 +482,8 @@ class FeedEngine:
         pool = self.generator.generate(ctx, n)
         cat = self.catalog
         if len(pool):
-            values = np.asarray(self.engagement.predict(ctx, pool.items, pool.rec_score),
-                                np.float64)
+            # a NaN (a post the predictor could not score) ranks with the worst, not first
+            values = nan_to_lowest(self.engagement.predict(ctx, pool.items, pool.rec_score))
             fat = self.state.fatigue.factors(ctx.user_id, cat.author[pool.items],
                                              cat.topic[pool.items], ctx.now_s, cfg.rerank)
             rr = self.reranker.rank(pool.items, values, n, ctx.now_s, self.explorer, rng, fat)

@@ -25,6 +25,17 @@ from feedwise.feed.config import RerankConfig
 from feedwise.feed.exploration import Explorer
 
 
+def nan_to_lowest(values: np.ndarray) -> np.ndarray:
+    """``values`` with NaN (a predictor that could not score a post) replaced by the lowest
+    known value, so that post ranks with the worst instead of scrambling the whole order."""
+    values = np.asarray(values, np.float64)
+    bad = np.isnan(values)
+    if not bad.any():
+        return values
+    known = values[~bad]
+    return np.where(bad, known.min() if len(known) else 0.0, values)
+
+
 class FatigueState:
     """Authors and topics each user hid or reported, with the time of the latest one."""
 
@@ -94,6 +105,7 @@ class Reranker:
                 fatigue: np.ndarray | None) -> np.ndarray:
         """Positive utility per post: shifted value, freshness boost, fatigue."""
         cfg = self.config
+        values = nan_to_lowest(values)
         # utilities must be positive for the multiplicative terms: shift only when needed
         u = values - min(float(values.min()), 0.0) + 1e-3 if len(values) else values
         if cfg.freshness_weight:
@@ -104,18 +116,43 @@ class Reranker:
             u = u * fatigue
         return u
 
+    def _shortlist(self, items: np.ndarray, u: np.ndarray, n: int, top_k: int
+                   ) -> np.ndarray:
+        """Pool positions considered, best utility first: the top ``shortlist × n`` (at
+        least ``n + top_k`` and 40), extended under ``max_per_author`` until it holds
+        ``n + top_k`` posts the cap allows (or all there are), so one prolific author cannot
+        crowd the others out of the shortlist and shorten the feed."""
+        m = min(len(u), max(self.shortlist * n, n + top_k, 40))
+        if m == 0:
+            return np.empty(0, np.int64)
+        if m == len(u):
+            return np.argsort(-u, kind="stable")
+        cap = self.config.max_per_author
+        if cap is not None:
+            order = np.argsort(-u, kind="stable")
+            authors = self.catalog.author[items[order]]
+            by_author = np.argsort(authors, kind="stable")
+            first = np.searchsorted(authors[by_author], authors[by_author])
+            nth = np.empty(len(order), np.int64)  # 0 for an author's best post, 1 next, ...
+            nth[by_author] = np.arange(len(order)) - first
+            room = np.cumsum(nth < cap)
+            need = min(n + top_k, int(room[-1]))
+            if room[m - 1] < need:
+                return order[:int(np.searchsorted(room, need)) + 1]
+        short = np.argpartition(-u, m - 1)[:m]
+        return short[np.argsort(-u[short], kind="stable")]
+
     def rank(self, items: np.ndarray, values: np.ndarray, n: int, now_s: float,
              explorer: Explorer, rng: np.random.Generator,
              fatigue: np.ndarray | None = None) -> RerankResult:
         """Choose up to ``n`` posts of ``items`` in slot order."""
         cfg = self.config
         u = self.utility(items, values, now_s, fatigue)
-        m = min(len(items), max(self.shortlist * n, n + explorer.config.top_k, 40))
+        short = self._shortlist(items, u, n, explorer.config.top_k)
+        m = len(short)
         if m == 0:
             e = np.empty(0, np.int64)
             return RerankResult(e, np.empty(0), np.empty(0))
-        short = (np.argpartition(-u, m - 1)[:m] if m < len(u) else np.arange(len(u)))
-        short = short[np.argsort(-u[short], kind="stable")]
         su = u[short]
         sitems = items[short]
         _, author = np.unique(self.catalog.author[sitems], return_inverse=True)

@@ -123,7 +123,9 @@ def impression_features(imps: pd.DataFrame, catalog: Any, users: Any,
         for u in np.unique(uid):
             sel = np.flatnonzero(uid == u)
             rec[sel] = rec_score(u, items[sel])
+    # as served: the profile features only for known users with personalisation consent
     known = urows >= 0
+    known[known] = np.asarray(users.consent_personalization, bool)[urows[known]]
     tag = np.zeros(n, np.float32)
     aff = np.zeros(n, np.float32)
     if known.any():
@@ -149,7 +151,7 @@ def impression_features(imps: pd.DataFrame, catalog: Any, users: Any,
                 expo[j] = (np.searchsorted(t, ts[j], side="left")
                            - np.searchsorted(t, ts[j] - exposure_window_s, side="right"))
     age_h = (ts - catalog.created_s[items]) / 3600.0
-    hour = (ts % 86400.0) / 3600.0
+    hour = (ts % 86400.0) // 3600.0  # the whole UTC hour, as served (UserContext.hour)
     X = build_features(rec_score=rec, log_popularity=catalog.log_popularity[items],
                        age_hours=age_h, author_affinity=aff, tag_match=tag, hour=hour,
                        position=imps["position"].to_numpy(np.float64), ad_exposure=expo)
