@@ -149,6 +149,13 @@ def test_content(scope):
     assert heat.loc["Mon", 8] == 1 and heat.to_numpy().sum() == 7
 
 
+def test_trending_rejects_bad_arguments(scope):
+    with pytest.raises(ConfigError, match="by"):
+        content.trending(scope, by="items")  # would come back labelled "items" as posts
+    with pytest.raises(ConfigError, match="recent_days"):
+        content.trending(scope, recent_days=0)  # would silently come back empty
+
+
 def test_campaigns(scope):
     r = campaigns.campaign_results(scope).iloc[0]
     assert r["campaign_id"] == "c1" and r["name"] == "Winter sale"

@@ -53,6 +53,14 @@ def test_interest_weights_decay(scope):
     assert json.loads(p.loc["u3", "interests"]) == {}  # a report is no interest
 
 
+def test_kept_interest_weights_sum_to_one(scope):
+    # u1 has three tags; keeping the top two must still give weights that sum to 1
+    p = UserProfiler(top_tags=2).fit(scope).profiles_.set_index("user_id")
+    got = json.loads(p.loc["u1", "interests"])
+    assert list(got) == ["news", "music"]
+    assert sum(got.values()) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_lifecycle_at_risk_and_dormant(tiny):
     with Scope(tiny, START, END, k=1) as s:
         p = UserProfiler().fit(s, now=pd.Timestamp("2026-02-08", tz="UTC")).profiles_

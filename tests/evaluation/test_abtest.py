@@ -126,3 +126,34 @@ def test_experiment_over_the_store(store):
         experiment_users(store, "nope")
     with pytest.raises(NotFoundError):
         analyze_experiment(store, "exp1", control="baseline")
+
+
+def test_sample_size_for_a_decrease_uses_the_lower_proportion():
+    # 10% -> 8%: variance p(1-p) of 0.08 (not of 0.12) enters the formula
+    za, zb = stats.norm.ppf(0.975), stats.norm.ppf(0.8)
+    want = int(np.ceil((za + zb) ** 2 * (0.1 * 0.9 + 0.08 * 0.92) / 0.02 ** 2))
+    assert sample_size(0.10, -0.02)["control"] == want
+    assert sample_size(0.10, -0.2, relative=True)["control"] == want
+    # a drop from 99% is a valid design, not a proportion above 1
+    assert sample_size(0.99, -0.02)["control"] > 0
+
+
+def test_srm_check_flags_a_variant_that_got_no_units():
+    out = srm_check({"control": 1000, "treatment": 1000}, {"control": 1, "treatment": 1,
+                                                          "treatment_b": 1})
+    assert out["srm"]
+    assert out["observed"]["treatment_b"] == 0
+
+
+def test_cuped_ttest_rejects_groups_whose_y_and_x_differ_in_length():
+    # the totals match (7 = 7), but control's y and x do not pair up
+    with pytest.raises(DataError, match="x_control"):
+        cuped_ttest([1, 2, 3], [1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3])
+
+
+def test_experiment_until_ignores_assignments_after_it(store):
+    store.add_events(_experiment_events())
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)  # every user is assigned at t0
+    with pytest.raises(NotFoundError):
+        experiment_users(store, "exp1", until=t0)
+    assert len(experiment_users(store, "exp1", until=t0 + timedelta(seconds=1))) == 300

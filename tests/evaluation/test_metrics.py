@@ -111,3 +111,15 @@ def test_items_outside_the_split_count_as_misses() -> None:
     split = random_split(d, 0.75, seed=1)
     table = evaluate(model, split, 5, fit=False).set_index("metric")["value"]
     assert 0 <= table["ndcg"] <= 1
+
+
+def test_a_repeated_item_is_not_a_second_hit() -> None:
+    # user 0: relevant {1}; recommended [1, 1, 2]: one hit, not two
+    recs = np.array([[1, 1, 2]])
+    truth = sp.csr_matrix(([1], ([0], [1])), shape=(1, 4))
+    hits = M.hits_matrix(recs, truth)
+    assert hits.tolist() == [[True, False, False]]
+    n_rel = np.array([1])
+    assert M.recall(hits, n_rel)[0] == pytest.approx(1.0)
+    assert M.ndcg(hits, n_rel)[0] == pytest.approx(1.0)
+    assert M.average_precision(hits, n_rel)[0] == pytest.approx(1.0)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from feedwise.analytics.scope import Scope, utc_wall
 from feedwise.analytics.suppression import suppress, suppress_matrix
+from feedwise.errors import ConfigError
 
 ENGAGEMENTS = "('click', 'like', 'comment', 'share', 'save')"
 WEEKDAYS: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -106,6 +107,10 @@ def trending(scope: Scope, recent_days: float = 1.0, n: int = 10,
     (the +1 keeps a brand-new tag with two likes from topping the list). Rows whose recent
     engagement comes from fewer than ``k`` users (or none) are left out.
     """
+    if by not in ("tag", "item"):
+        raise ConfigError(f"by must be 'tag' or 'item', not {by!r}")
+    if not recent_days > 0:
+        raise ConfigError(f"recent_days must be > 0, not {recent_days}")
     days = scope.days
     if days <= recent_days:
         recent_days = days / 2

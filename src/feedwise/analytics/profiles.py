@@ -199,10 +199,12 @@ class UserProfiler:
                                          / 86400.0 / {float(self.half_life_days)}) AS w
                        FROM ev e JOIN items i ON i.item_id = e.item_id
                        WHERE e.kind IN ({', '.join(repr(k) for k in w)})),
-                 s AS (SELECT user_id, tag, sum(w) AS w FROM t GROUP BY ALL HAVING sum(w) > 0)
-            SELECT user_id, tag, w / sum(w) OVER (PARTITION BY user_id) AS w FROM s
-            QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY w DESC, tag)
-                    <= {int(self.top_tags)}
+                 s AS (SELECT user_id, tag, sum(w) AS w FROM t GROUP BY ALL HAVING sum(w) > 0),
+                 top AS (SELECT * FROM s
+                         QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY w DESC, tag)
+                                 <= {int(self.top_tags)})
+            -- normalise over the kept tags, so the stored weights sum to 1
+            SELECT user_id, tag, w / sum(w) OVER (PARTITION BY user_id) AS w FROM top
             ORDER BY user_id, w DESC, tag""", [now])
         out: dict[str, str] = {}
         for uid, g in df.groupby("user_id", sort=False):

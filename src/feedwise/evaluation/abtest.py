@@ -149,6 +149,10 @@ def cuped_ttest(y_control: Any, x_control: Any, y_treatment: Any, x_treatment: A
     """
     yc, yt = _arr(y_control, "y_control"), _arr(y_treatment, "y_treatment")
     xc, xt = _arr(x_control, "x_control"), _arr(x_treatment, "x_treatment")
+    for y_, x_, g in ((yc, xc, "control"), (yt, xt, "treatment")):
+        if len(y_) != len(x_):
+            raise DataError(f"y_{g} and x_{g} must have the same length ({len(y_)} != "
+                            f"{len(x_)}): pass one pre-period value per unit")
     y = np.concatenate([yc, yt])
     adj, _ = cuped(y, np.concatenate([xc, xt]))
     vy = y.var(ddof=1)
@@ -180,12 +184,13 @@ def sample_size(baseline: float, mde: float, *, kind: str = "proportion",
         raise ConfigError(f"power must be in (0, 1), got {power}")
     if ratio <= 0:
         raise ConfigError(f"ratio must be positive, got {ratio}")
-    delta = abs(mde * baseline if relative else mde)
+    effect = mde * baseline if relative else mde
+    delta = abs(effect)
     if delta == 0:
         raise ConfigError("mde must be non-zero")
     za, zb = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
     if kind == "proportion":
-        p1, p2 = baseline, baseline + delta
+        p1, p2 = baseline, baseline + effect
         if not (0 < p1 < 1 and 0 < p2 < 1):
             raise ConfigError(f"proportions must be in (0, 1): baseline {p1}, treated {p2}")
         var_c, var_t = p1 * (1 - p1), p2 * (1 - p2)
@@ -206,16 +211,19 @@ def srm_check(counts: dict[str, int], expected: dict[str, float] | None = None,
 
     Args:
         counts: Variant -> units assigned.
-        expected: Variant -> expected share (default: equal shares).
+        expected: Variant -> expected share (default: equal shares). A variant with a
+            positive share but no entry in ``counts`` counts as 0 units.
         threshold: p-value below which a mismatch is flagged.
 
     Returns:
         ``{"chi2", "p_value", "srm": bool, "observed", "expected"}``.
     """
-    if len(counts) < 2:
-        raise DataError(f"an SRM check needs at least two variants, got {list(counts)}")
-    names = list(counts)
-    obs = np.array([counts[k] for k in names], dtype=np.float64)
+    # a variant expected to get units but absent from the counts got none
+    names = list(counts) + [k for k, v in (expected or {}).items()
+                            if k not in counts and v > 0]
+    if len(names) < 2:
+        raise DataError(f"an SRM check needs at least two variants, got {names}")
+    obs = np.array([counts.get(k, 0) for k in names], dtype=np.float64)
     if expected is None:
         shares = np.full(len(names), 1 / len(names))
     else:
@@ -281,16 +289,18 @@ def experiment_users(store: Any, experiment: str, metric: str = "engagements", *
     else:
         raise ConfigError(f"unknown metric {metric!r}; choose from "
                           f"{sorted([*METRICS_SQL, *BINARY_METRICS])}")
+    before = "" if until is None else "AND ts < ?"
     assign = store.query(
-        """SELECT user_id, min(ts) AS assigned_at,
+        f"""SELECT user_id, min(ts) AS assigned_at,
                   count(DISTINCT json_extract_string(context, '$.variant')) AS n_var,
                   min(json_extract_string(context, '$.variant')) AS variant
            FROM events WHERE context IS NOT NULL AND json_valid(context)
              AND json_extract_string(context, '$.experiment') = ?
-             AND json_extract_string(context, '$.variant') IS NOT NULL
-           GROUP BY user_id""", [experiment])
+             AND json_extract_string(context, '$.variant') IS NOT NULL {before}
+           GROUP BY user_id""", [experiment] + ([] if until is None else [utc(until)]))
     if assign.empty:
-        raise NotFoundError(f"no events carry experiment {experiment!r} in their context "
+        when = "" if until is None else f" before {utc(until).isoformat()}"
+        raise NotFoundError(f"no events{when} carry experiment {experiment!r} in their context "
                             '(expected context like {"experiment": "...", "variant": "..."})')
     multi = int((assign["n_var"] > 1).sum())
     assign = assign[assign["n_var"] == 1].drop(columns="n_var")
@@ -336,7 +346,8 @@ def analyze_experiment(store: Any, experiment: str, metric: str = "engagements",
     if control not in counts:
         raise NotFoundError(f"control variant {control!r} not found in experiment "
                             f"{experiment!r}; variants are {sorted(counts)}")
-    srm = srm_check(counts, expected) if len(counts) > 1 else None
+    variants = set(counts) | {k for k, v in (expected or {}).items() if v > 0}
+    srm = srm_check(counts, expected) if len(variants) > 1 else None
     rows, red = [], {}
     c = users[users["variant"] == control]
     for v in sorted(k for k in counts if k != control):

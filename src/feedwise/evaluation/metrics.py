@@ -5,7 +5,7 @@ the relevant items as a binary CSR matrix (users x items). Conventions follow Mi
 Recommenders' python evaluation: precision divides by k, recall by the number of relevant
 items, MAP@k averages precision at each hit divided by the number of relevant items, NDCG
 uses binary gains with a log2 discount and the ideal DCG of min(|relevant|, k) hits. Users
-without relevant items are skipped.
+without relevant items are skipped. An item repeated in a list is a hit only once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,14 @@ def hits_matrix(recs: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     ok = cols >= 0
     hits = np.zeros(recs.size, dtype=bool)
     hits[ok] = np.asarray(truth[rows[ok], cols[ok]]).ravel() > 0
-    return hits.reshape(recs.shape)
+    hits = hits.reshape(recs.shape)
+    # an item repeated in a list is relevant once: only its first position is a hit
+    order = np.argsort(recs, axis=1, kind="stable")
+    srt = np.take_along_axis(recs, order, axis=1)
+    repeat = np.zeros(recs.shape, dtype=bool)
+    np.put_along_axis(repeat, order, np.pad(srt[:, 1:] == srt[:, :-1], ((0, 0), (1, 0))),
+                      axis=1)
+    return hits & ~repeat
 
 
 def _n_rel(truth: sp.csr_matrix) -> np.ndarray:
