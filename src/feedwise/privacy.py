@@ -466,7 +466,9 @@ def export_user(store: Any, user_id: str, *, now: datetime) -> dict[str, Any]:
                                  f"{order}", [ids])
     from feedwise.store.store import _token_pattern
 
-    pats = [_token_pattern(i) for i in ids]
+    # the patterns erasure deletes by: raw text holds an id as given or JSON-escaped
+    pats = list(dict.fromkeys(_token_pattern(v) for i in ids
+                              for v in (i, json.dumps(i)[1:-1])))
     cond = " OR ".join("regexp_matches(raw, ?)" for _ in pats)
     tables["rejects"] = _rows(store, f"SELECT * FROM rejects WHERE raw IS NOT NULL AND ({cond})",
                               pats)

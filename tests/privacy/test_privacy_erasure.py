@@ -140,6 +140,22 @@ def test_erasure_without_pseudonyms(tmp_path):
         w.store.close()
 
 
+def test_export_has_the_rejects_that_erasure_deletes(tmp_path):
+    """An id that JSON escapes (a backslash, a quote) is stored escaped in rejects' raw
+    text: the export (right of access) must find what the erasure deletes."""
+    from feedwise.store import EventStore
+
+    uid = 'CORP\\o"neil'
+    with EventStore(tmp_path / "s.duckdb") as store:
+        store.ingest(pd.DataFrame({"user_id": [uid, uid], "item_id": ["x", "y"],
+                                   "kind": ["click", "poke"], "ts": ["2026-01-01"] * 2}))
+        export = export_user(store, uid, now=NOW)
+        assert len(export["tables"]["events"]) == 1
+        rep = erase_user(store, uid, now=NOW)
+        assert rep.deleted["rejects"] == 1
+        assert len(export["tables"]["rejects"]) == 1
+
+
 def test_erasure_is_atomic(world, monkeypatch):
     w = world
     n = w.store.count_events()

@@ -165,6 +165,41 @@ def test_ndjson_batches_with_a_broken_line(client, world):
     assert b["errors"][0]["index"] == 1
 
 
+def test_an_event_with_broken_unicode_is_rejected_alone(client, world):
+    """A lone UTF-16 surrogate (valid JSON, not valid text) is one bad row, not a 500 that
+    loses the valid rows of the batch; the error names the field."""
+    good = json.dumps({**EV, "item_id": "i-unicode-ok"})
+    body = ("[" + good + "," + json.dumps(EV)[:-1] + ', "session_id": "s\\ud800"},'
+            '{"\\udc00": 1}]').encode()
+    assert b"\\ud800" in body and b"\\udc00" in body
+    before = live_count(client)
+    r = client.post("/v1/events", content=body, headers={
+        **world.headers(world.ingest), "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert (b["received"], b["accepted"], b["rejected"]) == (3, 1, 2)
+    assert [e["index"] for e in b["errors"]] == [1, 2]
+    assert b["errors"][0]["field"] == "session_id" and "surrogate" in b["errors"][0]["reason"]
+    assert live_count(client) == before + 1
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/v1/items/p-bad", b'{"title": "x\\ud800"}'),
+    ("/v1/users/u-bad", b'{"attributes": {"name": "x\\ud800"}}'),
+    ("/v1/campaigns/c-bad", b'{"advertiser_id": "a\\udc00", "bid": 1}'),
+    ("/v1/campaigns/c-nan", b'{"advertiser_id": "a", "bid": NaN}')])
+def test_bodies_with_broken_unicode_or_nan_are_422_naming_the_field(client, world, path,
+                                                                    body):
+    """The 422 used to echo the input, and rendering a lone surrogate or NaN failed: 500."""
+    r = client.put(path, content=body, headers={**world.headers(world.admin),
+                                                "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    field = {"p-bad": "title", "u-bad": "attributes.name", "c-bad": "advertiser_id",
+             "c-nan": "bid"}[path.split("/")[-1]]
+    assert field in r.text
+    assert client.get(path, headers=world.headers(world.admin)).status_code == 404
+
+
 @pytest.mark.parametrize("body,status", [(b"{not json", 400), (b"[1,2", 400), (b"42", 422),
                                          (b"\xff\xfe", 400), (b'[{"value": NaN}]', 400)])
 def test_malformed_event_bodies(client, world, body, status):
@@ -289,3 +324,48 @@ def test_feed_engine_serves_when_the_catalogue_has_posts(tmp_path):
         assert c.patch("/v1/campaigns/c1", json={"status": "paused"},
                        headers=h).status_code == 200
         assert c.get("/v1/users/u2/feed?n=10", headers=h).status_code == 200
+
+
+@pytest.mark.parametrize("method,body", [("delete", None),
+                                         ("put", {"consent": {"personalization": False}})])
+def test_erasure_or_objection_during_a_model_swap_reaches_the_new_model(
+        tmp_path, monkeypatch, method, body):
+    """A swap that loaded its model (and dropped the users erased so far) before the
+    erasure committed must not go on to serve the erased user's profile."""
+    import threading
+    import time
+
+    from feedwise.models import get_model
+    from feedwise.server import deps
+
+    world = make_world(tmp_path)
+    with EventStore(world.settings.db, read_only=True) as s:
+        v3 = world.registry.register(get_model("itemknn", k=10).fit(s.interactions()))
+    loaded, go = threading.Event(), threading.Event()
+    forget = deps.forget_erased
+
+    def slow_forget(store, model):  # noqa: ANN001, ANN202
+        n = forget(store, model)
+        if model is not None and loaded.is_set() is False:
+            loaded.set()
+            go.wait(10)
+        return n
+
+    with TestClient(create_app(world.settings)) as c:
+        state = c.app.state.feedwise
+        monkeypatch.setattr(deps, "forget_erased", slow_forget)
+        world.registry.promote(v3.version)
+        swap = threading.Thread(target=state.reload)
+        swap.start()
+        assert loaded.wait(10)
+        out = {}
+        req = threading.Thread(target=lambda: out.setdefault("r", c.request(
+            method, "/v1/users/u1", json=body, headers=world.headers(world.admin))))
+        req.start()
+        time.sleep(0.5)
+        go.set()
+        swap.join(10)
+        req.join(10)
+        assert out["r"].status_code == 200, out["r"].text
+        assert state.served.version == v3.version
+        assert not state.served.model.knows_user("u1")

@@ -102,6 +102,22 @@ def test_reject_reasons_are_actionable(store: EventStore) -> None:
     assert json.loads(rej["raw"][0])["kind"] == "poke"
 
 
+def test_non_finite_values_are_rejected(store: EventStore) -> None:
+    """'NaN' or 'inf' is no rating: stored, it made the training matrix NaN / inf."""
+    df = pd.DataFrame({"user_id": ["a", "a", "b", "b"], "item_id": ["x", "y", "x", "y"],
+                       "kind": ["rating"] * 4, "ts": ["2026-01-01T00:00:00Z"] * 4,
+                       "value": ["NaN", "inf", "-Infinity", "4"]})
+    r = store.ingest(df, source_name="ratings")
+    assert (r.accepted, r.rejected) == (1, 3)
+    rej = store.rejects("ratings")
+    assert list(rej["field"]) == ["value"] * 3
+    assert all("finite" in x for x in rej["reason"])
+    t = pa.table({"user_id": ["c"], "item_id": ["x"], "kind": ["rating"],
+                  "ts": ["2026-01-01T00:00:00Z"], "value": pa.array([float("nan")])})
+    assert store.ingest(t).rejected == 1
+    assert np.isfinite(store.interactions().matrix.data).all()
+
+
 def test_event_id_hash_is_stable_and_dedupes(store: EventStore) -> None:
     df = pd.DataFrame({"user_id": ["a", "a", "a"], "item_id": ["x", "x", "y"],
                        "kind": ["click"] * 3, "ts": [1_767_225_600] * 3})

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
@@ -93,6 +95,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status = next((s for t, s in _STATUS if isinstance(exc, t)), 400)
         detail = "unauthorized" if status == 401 else str(exc)
         return JSONResponse({"detail": detail}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = jsonable_encoder(exc.errors())
+        try:
+            return JSONResponse({"detail": errors}, status_code=422)
+        except ValueError:  # UnicodeEncodeError too: the echoed input is a lone surrogate
+            # or NaN, which JSON cannot carry; loc and msg still name the field
+            return JSONResponse({"detail": [{k: v for k, v in e.items() if k != "input"}
+                                            for e in errors]}, status_code=422)
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,

@@ -207,6 +207,9 @@ def build_select(con: Any, src: str, mapping: dict[str, str], ts_unit: str = "s"
       WHEN dwell_ms < 0 THEN 'dwell_ms|negative dwell_ms ' || dwell_ms || ': must be >= 0'
       WHEN value IS NULL AND raw_value IS NOT NULL THEN
            'value|value {q}' || left(raw_value, 40) || '{q} is not a number'
+      WHEN NOT isfinite(value) THEN
+           'value|value {q}' || coalesce(left(raw_value, 40), CAST(value AS VARCHAR))
+           || '{q} is not a finite number: give a real number or leave value out'
       WHEN position IS NULL AND raw_position IS NOT NULL THEN
            'position|position {q}' || left(raw_position, 40) || '{q} is not an integer'
       WHEN position < 0 THEN 'position|negative position: positions start at 0'

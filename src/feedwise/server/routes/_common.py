@@ -36,6 +36,18 @@ def loads_json(text: str | None) -> Any:
         return text
 
 
+def is_text(s: str) -> bool:
+    """Whether ``s`` can be stored and sent as text: a JSON escape of a lone UTF-16
+    surrogate (``"\\ud800"``) parses, but no UTF-8 encoder takes it."""
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def wait(fut: Future, timeout: float) -> Any:
     """Block a worker thread on a writer job (503 if the writer is too slow)."""
     try:

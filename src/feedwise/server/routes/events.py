@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from feedwise.schema import EVENT_COLUMNS, Event
 from feedwise.server.deps import IngestKey, State
-from feedwise.server.routes._common import ID_MAX, await_future
+from feedwise.server.routes._common import ID_MAX, await_future, is_text
 from feedwise.server.writer import EventRow, RowError
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -110,6 +110,7 @@ def prepare_row(obj: Any, index: int) -> EventRow | RowError:
         return RowError(index, "", "each event must be a JSON object")
     if not _FIELD_SET.issuperset(obj):
         unknown = str(next(k for k in obj if k not in _FIELD_SET))[:64]
+        unknown = unknown.encode("utf-8", "backslashreplace").decode("utf-8")  # surrogates
         return RowError(index, unknown, f"unknown field {unknown!r}; fields are {list(_FIELDS)}")
     row: EventRow = dict.fromkeys(_FIELDS)
     for f, v in obj.items():  # only the fields sent; the rest stay None
@@ -129,6 +130,9 @@ def prepare_row(obj: Any, index: int) -> EventRow | RowError:
             s = str(v)
         if len(s) > _MAX_LEN[f]:
             return RowError(index, f, f"{f} is too long ({len(s)} characters)")
+        if not is_text(s):
+            return RowError(index, f, f"{f} holds a lone UTF-16 surrogate (an unpaired "
+                                      "\\ud800-\\udfff escape); send valid Unicode text")
         row[f] = s
     if not (row["event_id"] or "").strip():
         digest = hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from feedwise.privacy import erase_user, export_user, set_consent
 from feedwise.schema import Consent, User
 from feedwise.server.deps import AdminKey, State
-from feedwise.server.routes._common import ID_MAX, fetch_dicts, loads_json, wait
+from feedwise.server.routes._common import ID_MAX, fetch_dicts, is_text, loads_json, wait
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
@@ -29,6 +29,30 @@ class UserBody(BaseModel):
 
     consent: Consent = Field(default_factory=Consent)
     attributes: dict[str, Any] = Field(default_factory=dict, max_length=200)
+
+    @field_validator("attributes")
+    @classmethod
+    def _text(cls, v: dict[str, Any]) -> dict[str, Any]:
+        bad = _broken_text(v, "attributes")
+        if bad:
+            raise ValueError(f"{bad} holds a lone UTF-16 surrogate (an unpaired "
+                             "\\ud800-\\udfff escape); send valid Unicode text")
+        return v
+
+
+def _broken_text(v: Any, path: str) -> str | None:
+    """The path of the first key or string under ``v`` that is not valid Unicode text."""
+    if isinstance(v, str):
+        return None if is_text(v) else path
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+    for k, x in items:
+        sub = f"{path}.{k}" if isinstance(k, str) else f"{path}[{k}]"
+        if isinstance(k, str) and not is_text(k):
+            return sub.encode("utf-8", "backslashreplace").decode("utf-8")
+        bad = _broken_text(x, sub)
+        if bad:
+            return bad.encode("utf-8", "backslashreplace").decode("utf-8")
+    return None
 
 
 class UserOut(UserBody):
@@ -50,11 +74,14 @@ def put_user(user_id: UserId, body: UserBody, state: State, key: AdminKey) -> Us
         store.upsert_users([user])
         state.set_consent(state.user_key(user_id), c.personalization, c.ads)
 
-    wait(state.writer.call(write, timeout=state.settings.write_timeout_s),
-         state.settings.write_timeout_s)
-    served = state.served
-    if not c.personalization and served is not None:  # objection: the profile is not used
-        served.model.forget_user(state.user_key(user_id))
+    # no swap in between: one that read the consents before this write would otherwise
+    # go on to serve a model that still holds the profile
+    with state._swap_lock:
+        wait(state.writer.call(write, timeout=state.settings.write_timeout_s),
+             state.settings.write_timeout_s)
+        served = state.served
+        if not c.personalization and served is not None:  # objection: profile not used
+            served.model.forget_user(state.user_key(user_id))
     state.catalogue_changed()
     return get_user(user_id, state, key)
 
@@ -89,17 +116,20 @@ def delete_user(user_id: UserId, state: State, key: AdminKey) -> ErasureOut:
     """The right to erasure: delete the user's events, profile, segment membership,
     frequency-cap state and consent, remove them from the served model and feed engine at
     once, and record a tombstone so re-ingested old files never bring them back."""
-    served = state.served
-    models = [served.model] if served is not None else []
-    engines = [served.policy] if served is not None and hasattr(served.policy, "state") \
-        else []
+    # no swap in between: one that read the tombstones before this erasure would otherwise
+    # go on to serve a model (and engine) that still holds the user
+    with state._swap_lock:
+        served = state.served
+        models = [served.model] if served is not None else []
+        engines = [served.policy] if served is not None and hasattr(served.policy, "state") \
+            else []
 
-    def run(store):
-        return erase_user(store, user_id, now=datetime.now(UTC), models=models,
-                          engines=engines)
+        def run(store):
+            return erase_user(store, user_id, now=datetime.now(UTC), models=models,
+                              engines=engines)
 
-    rep = wait(state.writer.call(run, timeout=state.settings.write_timeout_s),
-               state.settings.write_timeout_s)
+        rep = wait(state.writer.call(run, timeout=state.settings.write_timeout_s),
+                   state.settings.write_timeout_s)
     state.set_consent(state.user_key(user_id), True, True)  # no per-user entries left
     return ErasureOut(deleted=rep.deleted, models=rep.models, engines=rep.engines,
                       erased_at=rep.erased_at)
