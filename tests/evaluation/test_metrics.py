@@ -123,3 +123,13 @@ def test_a_repeated_item_is_not_a_second_hit() -> None:
     assert M.recall(hits, n_rel)[0] == pytest.approx(1.0)
     assert M.ndcg(hits, n_rel)[0] == pytest.approx(1.0)
     assert M.average_precision(hits, n_rel)[0] == pytest.approx(1.0)
+
+
+def test_relevant_items_are_the_positive_entries_hits_count() -> None:
+    # an explicit 0 in the truth is neither a hit nor a relevant item to be recalled
+    truth = sp.csr_matrix((np.array([1.0, 0.0, 2.0, 0.0]), np.array([0, 1, 2, 1]),
+                           np.array([0, 3, 4])), shape=(2, 3))  # zeros stored explicitly
+    assert truth.nnz == 4
+    assert M.n_relevant(truth).tolist() == [2, 0]
+    hits = M.hits_matrix(np.array([[0, 2, 1], [1, 0, 2]]), truth)
+    np.testing.assert_allclose(M.recall(hits, M.n_relevant(truth))[0], 1.0)

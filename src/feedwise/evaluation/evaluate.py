@@ -47,7 +47,7 @@ def evaluate(model: Recommender, split: Split, k: int = 10, *, fit: bool = True,
         model.fit(split.train)
     fit_s = time.perf_counter() - t0
     test = split.test.matrix
-    n_rel = np.diff(test.indptr)
+    n_rel = M.n_relevant(test)
     users = np.flatnonzero(n_rel > 0)
     t1 = time.perf_counter()
     recs = recommend_matrix(model, split.test.user_ids[users], k, split.test.item_index)

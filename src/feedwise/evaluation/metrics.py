@@ -32,9 +32,9 @@ def hits_matrix(recs: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     return hits & ~repeat
 
 
-def _n_rel(truth: sp.csr_matrix) -> np.ndarray:
-    t = sp.csr_matrix(truth)
-    return np.diff(t.indptr)
+def n_relevant(truth: sp.csr_matrix) -> np.ndarray:
+    """Relevant items per row: stored values above 0, as :func:`hits_matrix` counts them."""
+    return np.asarray((sp.csr_matrix(truth) > 0).sum(axis=1)).ravel()
 
 
 def precision(hits: np.ndarray, n_rel: np.ndarray) -> np.ndarray:

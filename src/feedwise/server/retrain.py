@@ -85,7 +85,8 @@ def ndcg_on_split(model: Recommender, split: Split, k: int) -> tuple[float, int]
     older data is not penalised for recommending what the user has since seen.
     """
     test = split.test.matrix
-    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    n_rel = M.n_relevant(test)
+    users = np.flatnonzero(n_rel > 0)
     uids = [str(u) for u in split.test.user_ids[users]]
     train = split.train.matrix
     seen = {u: split.train.item_ids[train.indices[train.indptr[r]:train.indptr[r + 1]]].tolist()
@@ -97,8 +98,7 @@ def ndcg_on_split(model: Recommender, split: Split, k: int) -> tuple[float, int]
         cols = [index.get(str(i), -1) for i in il.ids]
         recs[r, :len(cols)] = cols
     hits = M.hits_matrix(recs, test[users])
-    n_rel = np.diff(test[users].indptr)
-    return float(np.mean(M.ndcg(hits, n_rel))) if len(users) else 0.0, len(users)
+    return float(np.mean(M.ndcg(hits, n_rel[users]))) if len(users) else 0.0, len(users)
 
 
 def _metric(table: Any, name: str) -> float:
