@@ -37,6 +37,16 @@ def test_summary_matches_hand_computed(scope):
     assert s["avg_dwell_s"] == pytest.approx(3.0)
 
 
+def test_wau_is_the_last_168_hours_of_a_window_that_starts_mid_day(tiny):
+    from datetime import timedelta
+
+    # 7.5 days: u5's only event (Jan 5 10:00) is within the last 7 days before END
+    with Scope(tiny, START - timedelta(hours=12), END, k=1) as s:
+        a = kpis.active_users(s)
+    assert a["wau"] == 4 and a["mau"] == 4
+    assert a["dau"] == pytest.approx(6 / 8)  # the same 6 user-days over 8 (partial) days
+
+
 def test_sessions_30_minute_rule(scope):
     df = sessions.sessions(scope)
     assert list(df.groupby("user_id").size()) == [3, 2, 1, 1]

@@ -99,19 +99,24 @@ def counts(scope: Scope) -> dict[str, float]:
 
 
 def active_users(scope: Scope) -> dict[str, float]:
-    """DAU (mean per day), WAU and MAU (last 7 / 30 days) and stickiness of the scope."""
+    """DAU (mean per day), WAU and MAU (last 7 / 30 days) and stickiness of the scope.
+
+    Days are 24-hour blocks counted back from the window's end, so "the last 7 days" is
+    exactly the 168 hours before it whatever time the window starts (for windows of whole
+    UTC days these are the UTC days).
+    """
     ndays = max(1, math.ceil(scope.days))
     last30 = min(30, ndays)
     row = scope.query(f"""
         WITH d AS (SELECT DISTINCT user_id,
-                          CAST(floor((epoch(ts) - epoch(?::TIMESTAMPTZ)) / 86400) AS INTEGER)
-                              AS day
+                          CAST(floor((epoch(?::TIMESTAMPTZ) - epoch(ts)) / 86400) AS INTEGER)
+                              AS back
                    FROM ev)
         SELECT (SELECT count(*) FROM d) / {ndays}::DOUBLE AS dau,
-               (SELECT count(DISTINCT user_id) FROM d WHERE day >= {ndays - 7}) AS wau,
-               (SELECT count(DISTINCT user_id) FROM d WHERE day >= {ndays - 30}) AS mau,
-               (SELECT count(*) FROM d WHERE day >= {ndays - last30}) / {last30}::DOUBLE
-                   AS dau30""", [scope.start]).iloc[0]
+               (SELECT count(DISTINCT user_id) FROM d WHERE back < 7) AS wau,
+               (SELECT count(DISTINCT user_id) FROM d WHERE back < 30) AS mau,
+               (SELECT count(*) FROM d WHERE back < {last30}) / {last30}::DOUBLE
+                   AS dau30""", [scope.end]).iloc[0]
     mau = float(row["mau"])
     return {"dau": float(row["dau"]), "wau": float(row["wau"]), "mau": mau,
             "stickiness": _div(row["dau30"], mau)}
