@@ -110,6 +110,22 @@ def test_exploration_propensities_are_exact(method):
         assert p[list(idx).index(0)] == pytest.approx(0.7 + 0.1)
 
 
+def test_softmax_temperature_is_in_the_units_of_the_scores():
+    # documented: p ∝ exp(score / T) on the raw scores, not normalised by their spread
+    scores = np.array([2.0, 1.5, 1.0, 0.2])
+    _, p = Explorer(ExplorationConfig(method="softmax", top_k=4, temperature=0.5)
+                    ).probabilities(scores)
+    z = np.exp((scores - scores.max()) / 0.5)
+    assert p == pytest.approx(z / z.sum())
+    # scaling the scores and T together changes nothing; scaling the scores alone does
+    _, p10 = Explorer(ExplorationConfig(method="softmax", top_k=4, temperature=5.0)
+                      ).probabilities(10 * scores)
+    assert p10 == pytest.approx(p)
+    _, sharp = Explorer(ExplorationConfig(method="softmax", top_k=4, temperature=0.5)
+                        ).probabilities(10 * scores)
+    assert sharp[0] > p[0] + 0.1
+
+
 def test_engine_logs_exploration_propensities():
     world = make_world(6, n_items=80)
     cfg = FeedConfig(exploration=ExplorationConfig(method="epsilon", epsilon=0.5, top_k=4))

@@ -71,9 +71,17 @@ class ExplorationConfig(_Config):
     Attributes:
         method: ``none`` (deterministic, propensity 1), ``epsilon`` (with probability
             ``epsilon`` pick uniformly among the ``top_k`` best remaining posts) or
-            ``softmax`` (pick among the ``top_k`` best with probability ∝ exp(value / T)).
+            ``softmax`` (pick among the ``top_k`` best with probability ∝ exp(score / T),
+            ``score`` being a post's re-ranked score at that slot, the one logged in
+            ``Slot.score``).
         epsilon: Exploration probability of ``epsilon``.
-        temperature: Temperature of ``softmax``, in units of the value's spread.
+        temperature: Temperature ``T`` of ``softmax``, in the units of the engagement value
+            (the re-ranked scores are the engagement value after the freshness, fatigue,
+            author-decay and MMR adjustments, in the same units). The scores are divided
+            by ``T`` as they are, not normalised by their spread: the same ``T`` explores
+            more when score gaps are small and less when they are large, so rescaling
+            ``value_weights`` (or swapping the engagement predictor) changes how much
+            ``softmax`` explores.
         top_k: Posts considered at each slot.
         seed: Seed of the engine's generator (a request may carry its own ``seed`` in
             ``context``).
@@ -128,7 +136,13 @@ class FeedConfig(_Config):
     Attributes:
         ux_lambda: λ, revenue per unit of user-experience cost; 0 = revenue-greedy within
             the hard rules, very large = no ads.
-        max_ad_load: Maximum fraction of slots that may be ads (ads <= floor(load * n)).
+        max_ad_load: Maximum fraction of the composed feed that may be ads: a feed of
+            ``L`` slots (ads plus organic posts actually shown, ``L <= n``) carries at most
+            ``floor(max_ad_load * L)`` ads. When the posts fill the ``n`` requested slots
+            this is ``floor(max_ad_load * n)``; when they run out (small catalogue, author
+            cap, hidden posts) ads never fill the slots no post was left for, so with ``m``
+            posts there are at most ``floor(max_ad_load / (1 - max_ad_load) * m)`` ads and
+            no posts means no ads (1 = no limit on the share). See :meth:`max_ads_shown`.
         first_ad_slot: First (0-based) slot an ad may take.
         min_ad_gap: Minimum number of organic slots between two ads.
         ux_depth_discount: The UX cost of an ad at slot ``p`` of an ``n``-slot feed is
@@ -166,8 +180,27 @@ class FeedConfig(_Config):
         return self
 
     def max_ads(self, n: int) -> int:
-        """Most ads a feed of ``n`` slots may carry."""
+        """Most ads a composed feed of ``n`` slots may carry: ``floor(max_ad_load × n)``."""
         return int(self.max_ad_load * n + 1e-9)
+
+    def max_ads_shown(self, n: int, organic: int) -> int:
+        """Most ads a request for ``n`` slots may place when ``organic`` posts are available.
+
+        The largest ``a <= max_ads(n)`` with ``a <= max_ads(min(n, a + organic))``: the ads
+        stay within the load of the feed that is actually composed (``a`` ads and
+        ``organic`` posts, or ``n`` slots when the posts fill them). Equals ``max_ads(n)``
+        whenever the posts fill the feed (``organic >= n - max_ads(n)``); 0 without posts
+        (unless ``max_ad_load`` is 1).
+        """
+        cap = self.max_ads(n)
+        if organic >= n - cap or self.max_ad_load >= 1.0:
+            return cap
+        # a <= max_ads(a + organic) holds for a prefix of 0, 1, ... (the share of one more
+        # ad grows faster than the load allows), so step down from the cap
+        a = cap
+        while a > 0 and a > self.max_ads(a + organic):
+            a -= 1
+        return a
 
     def is_quiet(self, hour: int) -> bool:
         return any(q.contains(hour) for q in self.quiet_hours)

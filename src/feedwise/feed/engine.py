@@ -3,8 +3,9 @@
 ``compose(FeedRequest) -> Feed`` runs candidates → engagement value → re-ranking (with
 optional exploration) → ads (eligibility, pacing, auction) → insertion under guardrails:
 
-* hard rules: ad load, first ad slot, minimum gap, one ad per advertiser, quiet hours,
-  consent, frequency caps and budgets;
+* hard rules: ad load (of the feed actually composed: when the posts run out before ``n``
+  slots, ads do not fill the rest), first ad slot, minimum gap, one ad per advertiser,
+  quiet hours, consent, frequency caps and budgets;
 * within them, the next ad in auction order takes slot ``p`` only if
 
       value − λ × (annoyance · depth + engagement value of the organic post it displaces) > 0,
@@ -497,7 +498,9 @@ class FeedEngine:
         i = j = 0
         last_ad = -(10 ** 9)
         n_ads = len(plan) if plan is not None else 0
-        max_ads = cfg.max_ads(n)
+        # the ad load holds on the feed actually composed: when the posts run out before
+        # n slots, ads do not fill the rest (len(org) <= n posts can be shown)
+        max_ads = cfg.max_ads_shown(n, len(org))
         # plain floats: inf - inf is a quiet NaN (no margin), and no numpy scalar per slot
         ad_value = plan.value.tolist() if n_ads else []
         ad_cost = plan.ux_cost.tolist() if n_ads else []

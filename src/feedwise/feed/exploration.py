@@ -18,7 +18,9 @@ class Explorer:
     """Chooses one post per slot and reports its propensity.
 
     Args:
-        config: Method, ε, temperature and ``top_k``.
+        config: Method, ε, temperature and ``top_k``. ``softmax`` divides the raw scores
+            by the temperature (no normalisation by their spread), so it is in the units of
+            the engagement value the scores are built from.
     """
 
     def __init__(self, config: ExplorationConfig) -> None:

@@ -60,14 +60,18 @@ class Guardrail:
 
 
 class AdLoadGuardrail(Guardrail):
-    """At most ``floor(max_ad_load × n)`` ads in a feed of ``n`` slots."""
+    """At most ``floor(max_ad_load × L)`` ads in a composed feed of ``L`` slots (what the
+    user sees; ``L <= n``, so also at most ``floor(max_ad_load × n)``): a feed cut short
+    because the posts ran out may not make up the missing slots with ads."""
 
     name = "ad_load"
 
     def check(self, feed: Feed, state: GuardrailState) -> list[Violation]:
-        cap = state.config.max_ads(feed.request.n)
+        shown = min(len(feed), feed.request.n)
+        cap = state.config.max_ads(shown)
         ads = len(feed.ad_slots)
-        return [self._v(-1, f"{ads} ads > {cap} allowed")] if ads > cap else []
+        return ([self._v(-1, f"{ads} ads in {shown} slots > {cap} allowed")] if ads > cap
+                else [])
 
 
 class FirstAdSlotGuardrail(Guardrail):
