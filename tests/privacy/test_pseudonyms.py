@@ -82,3 +82,24 @@ def test_many_distinct_ids_map_one_to_one():
         store.ingest(df)
         got = store.query("SELECT DISTINCT user_id FROM events")["user_id"]
         assert set(got) == {p(f"u{k}") for k in range(n)}
+
+
+def test_structural_csv_rejects_hold_no_raw_ids(tmp_path):
+    """Lines the CSV reader cannot parse stay diagnosable but never keep the raw id."""
+    f = tmp_path / "broken.csv"
+    f.write_bytes(b"user_id,item_id,kind,ts\n"
+                  b"bob,x,click,2026-01-01T00:00:00Z\n"
+                  + TARGET.encode() + b",y\xff\xfe,click,2026-01-01T00:00:00Z\n"
+                  b"carol,z,click,2026-01-02T00:00:00Z\n")
+    with EventStore(":memory:", pseudonymizer=Pseudonymizer(SECRET)) as store:
+        rep = store.ingest(f)
+        assert (rep.accepted, rep.rejected) == (2, 1)
+        assert scan_store(store, {TARGET}) == []
+        rej = store.rejects()
+        assert len(rej) == 1 and "INVALID ENCODING" in rej["reason"].iloc[0]
+        assert "line text not kept" in rej["reason"].iloc[0]
+        assert rej["raw"].isna().all() and (rej["row"] == 3).all()
+        assert (rej["source"] == str(f)).all()
+    with EventStore(":memory:") as store:  # without pseudonyms the line is kept as read
+        store.ingest(f)
+        assert store.rejects()["raw"].iloc[0].startswith(TARGET + ",y")

@@ -369,3 +369,38 @@ def test_erasure_or_objection_during_a_model_swap_reaches_the_new_model(
         assert out["r"].status_code == 200, out["r"].text
         assert state.served.version == v3.version
         assert not state.served.model.knows_user("u1")
+
+
+def test_get_user_reports_null_consent_flags_as_granted(tmp_path):
+    """Rows upserted without the flag columns hold NULLs, which the service applies as
+    granted: GET reports the same."""
+    import pandas as pd
+
+    from feedwise.privacy import get_consent
+
+    w = make_world(tmp_path)
+    with EventStore(w.settings.db) as store:
+        store.upsert_users(pd.DataFrame({"user_id": ["u-null"], "attributes": ['{"a": 1}']}))
+        assert store.scalar("SELECT consent_personalization IS NULL AND consent_ads IS NULL "
+                            "AND consent_analytics IS NULL FROM users WHERE user_id = 'u-null'")
+        assert get_consent(store, "u-null").ads is True
+    with TestClient(create_app(w.settings)) as c:
+        r = c.get("/v1/users/u-null", headers=w.headers(w.admin))
+        assert r.status_code == 200
+        assert r.json()["consent"] == {"personalization": True, "ads": True, "analytics": True}
+        st = c.app.state.feedwise
+        assert "u-null" not in st.no_personalization and "u-null" not in st.no_ads
+
+
+def test_cors_preflight_allows_delete_for_erasure(tmp_path):
+    w = make_world(tmp_path, cors_origins=["https://admin.example"])
+    with TestClient(create_app(w.settings)) as c:
+        r = c.options("/v1/users/u1", headers={"Origin": "https://admin.example",
+                                               "Access-Control-Request-Method": "DELETE",
+                                               "Access-Control-Request-Headers": "Authorization"})
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "https://admin.example"
+        assert "DELETE" in r.headers["access-control-allow-methods"]
+        r = c.options("/v1/users/u1", headers={"Origin": "https://evil.example",
+                                               "Access-Control-Request-Method": "DELETE"})
+        assert "access-control-allow-origin" not in r.headers

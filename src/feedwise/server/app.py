@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST", "PUT", "PATCH"],
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"])
     metrics_holder = _MetricsProxy(app)
     app.add_middleware(LatencyMiddleware, metrics=metrics_holder)

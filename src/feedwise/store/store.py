@@ -320,11 +320,20 @@ class EventStore:
         return out
 
     def _csv_structural_rejects(self, name: str) -> int:
-        """Move lines DuckDB's CSV reader could not split into ``rejects``."""
+        """Move lines DuckDB's CSV reader could not split into ``rejects``.
+
+        A pseudonymised store keeps their source, line, field and reason but not the line's
+        text: it holds the raw user id, and a line that could not be split has no field to
+        pseudonymise reliably.
+        """
         n = self.con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
         if n:
-            self.con.execute("""INSERT INTO rejects SELECT ?, line, coalesce(column_name, ''),
-                error_type || ': ' || error_message, csv_line, now() FROM reject_errors""", [name])
+            raw, note = (("csv_line", "''") if self.pseudonymizer is None else
+                         ("NULL", "'; line text not kept (it holds the raw user id): see "
+                                  "that line of the source'"))
+            self.con.execute(f"""INSERT INTO rejects SELECT ?, line, coalesce(column_name, ''),
+                error_type || ': ' || error_message || {note}, {raw}, now()
+                FROM reject_errors""", [name])
             self.con.execute("DELETE FROM reject_errors")
             self.con.execute("DELETE FROM reject_scans")
         return int(n)

@@ -94,10 +94,14 @@ def get_user(user_id: UserId, state: State, key: AdminKey) -> UserOut:
     if not rows:
         raise HTTPException(404, f"unknown user {user_id!r}")
     r = rows[0]
+
+    def flag(v: Any) -> bool:  # NULL is granted, as the service applies it (get_consent)
+        return True if v is None else bool(v)
+
     return UserOut(user_id=user_id, consent_updated_at=r["consent_updated_at"],
-                   consent=Consent(personalization=bool(r["consent_personalization"]),
-                                   ads=bool(r["consent_ads"]),
-                                   analytics=bool(r["consent_analytics"])),
+                   consent=Consent(personalization=flag(r["consent_personalization"]),
+                                   ads=flag(r["consent_ads"]),
+                                   analytics=flag(r["consent_analytics"])),
                    attributes=loads_json(r["attributes"]) or {})
 
 
