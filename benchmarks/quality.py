@@ -7,10 +7,13 @@ for every model). Run in one process on the same split:
 
 * feedwise: Popularity, ItemKNN, ALS, BPR, EASE, TimeEASE, NormEASE, GF-CF, RP3beta, Content,
   Social (where the dataset has a social graph) and the default Hybrid, plus ALS / BPR /
-  EASE / TimeEASE / NormEASE tuned by ``feedwise.models.tune`` on a validation split
-  carved from the training part (never the test part);
+  EASE / TimeEASE / NormEASE tuned by ``feedwise.models.tune`` (its defaults: coordinate
+  search from the model's defaults, mean over three validation splits that each keep 90 %
+  of every user's training items for fitting) on the training part only (never the test
+  part);
 * peers: ``implicit``'s ALS and BPR with their default settings and tuned the same way
-  (same grid budget, same validation split), and LightFM (WARP) if it is installed.
+  (same search, same trial budget, same validation splits), and LightFM (WARP) if it is
+  installed.
 
 Peers are fitted on the raw weights as their docs show (implicit: confidence = alpha x
 weight); recommend-all for peers uses the library's own top-k.
@@ -363,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datasets", default=",".join(DATASETS),
                     help="comma-separated: " + ", ".join(DATASETS))
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--tune-trials", type=int, default=6,
+    ap.add_argument("--tune-trials", type=int, default=16,
                     help="configurations tried per tuned model (feedwise and peers alike)")
     ap.add_argument("--scale", action="store_true",
                     help="also time recommend-all on a synthetic factor model")

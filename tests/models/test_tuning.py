@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from feedwise.errors import ConfigError
 from feedwise.evaluation import random_split
 from feedwise.models import EASE, Content
-from feedwise.models.tuning import candidates, tune
+from feedwise.models.tuning import candidates, coordinate_search, tune
 from feedwise.testing import contract_data
 
 
@@ -27,15 +27,60 @@ def test_tune_never_sees_the_test_split() -> None:
     data = contract_data()
     split = random_split(data, 0.75, seed=1)
     result = tune("ease", split.train, space={"l2": [1.0, 10.0, 1e5]}, fixed={"min_support": 1},
-                  n_trials=5, seed=3)
-    assert len(result.trials) == 3
+                  n_trials=5, seed=3, validation_ratio=0.75, n_splits=1)
+    # the defaults (l2 300) first, then the space's three values
+    assert [t.params["l2"] for t in result.trials] == [300.0, 1.0, 10.0, 1e5]
     assert result.best_score == max(t.score for t in result.trials)
     assert result.best_params["min_support"] == 1
     # a huge l2 washes out the item-item weights: it must not win on planted groups
     assert result.best_params["l2"] != 1e5
     # the validation split is carved from train: its pairs are all training pairs
-    inner = random_split(split.train, 0.75, seed=3)
+    inner = random_split(split.train, result.validation_ratio, seed=3)
     assert (inner.test.matrix.multiply(split.test.matrix)).nnz == 0
+
+
+def test_coordinate_search_climbs_one_parameter_at_a_time_within_budget() -> None:
+    space = {"a": [0, 1, 2, 3], "b": [0, 1, 2]}
+    calls = []
+
+    def value(cfg):  # best at a=2, b=1; reachable one coordinate at a time
+        return -((cfg["a"] - 2) ** 2) - (cfg["b"] - 1) ** 2
+
+    def score(cfg):
+        calls.append(dict(cfg))
+        return value(cfg)
+
+    coordinate_search(space, {"a": 0, "b": 0}, score, n_trials=50)
+    assert calls[0] == {"a": 0, "b": 0}
+    assert max(calls, key=value) == {"a": 2, "b": 1}
+    assert len(calls) == len({tuple(c.values()) for c in calls})  # no configuration twice
+    assert len(calls) < 4 * 3  # fewer than the whole grid
+    calls.clear()
+    coordinate_search(space, {"a": 0, "b": 0}, score, n_trials=3)
+    assert len(calls) == 3
+
+
+def test_tune_scores_the_mean_over_its_validation_splits() -> None:
+    from feedwise.evaluation import evaluate
+
+    train = random_split(contract_data(), 0.75, seed=1).train
+    result = tune("ease", train, space={"l2": [10.0]}, fixed={"min_support": 1},
+                  n_splits=2, validation_ratio=0.8, seed=5)
+    assert (result.n_splits, result.strategy) == (2, "coordinate")
+    per_split = []
+    for s in (5, 6):
+        split = random_split(train, 0.8, seed=s)
+        t = evaluate(EASE(l2=10.0, min_support=1).fit(split.train), split, 10, fit=False,
+                     metrics=("ndcg",), beyond=False)
+        per_split.append(float(t["value"].iloc[0]))
+    (trial,) = [t for t in result.trials if t.params == {"l2": 10.0}]
+    assert trial.score == pytest.approx(np.mean(per_split))
+    assert per_split[0] != per_split[1]  # two different splits, really averaged
+    rnd = tune("ease", train, space={"l2": [1.0, 10.0, 1e5]}, fixed={"min_support": 1},
+               n_trials=2, strategy="random", n_splits=1)
+    assert len(rnd.trials) == 2 and rnd.strategy == "random"
+    with pytest.raises(ConfigError):
+        tune("ease", train, strategy="grid")
 
 
 def test_the_defaults_compete_on_the_built_in_space() -> None:
@@ -76,8 +121,9 @@ def test_cli_tune_writes_best_config(tmp_path, monkeypatch) -> None:
                                    "--out", str(out), "--format", "json"])
     assert res.exit_code == 0, res.output
     saved = json.loads(out.read_text())
-    assert saved["model"] == "ease" and saved["best_params"]["l2"] in (5, 50)
-    assert len(saved["trials"]) == 2
+    # coordinate search: the defaults (l2 300), then the space's values within the budget
+    assert [t["params"]["l2"] for t in saved["trials"]] == [300.0, 5]
+    assert saved["model"] == "ease" and saved["best_params"]["l2"] in (300.0, 5)
     bad = CliRunner().invoke(app, ["tune", "ease", "--db", str(db), "--space", "{oops"])
     assert bad.exit_code == 2 and "not valid JSON" in bad.output
 

@@ -21,6 +21,13 @@ def register(app: typer.Typer) -> None:
                                                  "hit_rate | mrr")] = "ndcg",
         k: Annotated[int, typer.Option(help="List length of the metric.")] = 10,
         seed: Annotated[int, typer.Option(help="Seed of the splits and the search.")] = 42,
+        splits: Annotated[int, typer.Option(
+            min=1, help="Validation splits each configuration is scored on (mean).")] = 3,
+        validation_ratio: Annotated[float, typer.Option(
+            help="Share of each user's training items the candidates are fitted on.")] = 0.9,
+        strategy: Annotated[str, typer.Option(
+            help="coordinate (ascent from the model's defaults) or random (grid sample).")
+        ] = "coordinate",
         space: Annotated[str | None, typer.Option(
             help='Search space as JSON, e.g. \'{"l2": [100, 500]}\' (default: built-in).')
         ] = None,
@@ -37,11 +44,12 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
         fmt: FormatOption = Format.table,
     ) -> None:
-        """Search MODEL's hyperparameters on a validation split carved from training data.
+        """Search MODEL's hyperparameters on validation splits carved from training data.
 
-        The validation split is a per-user random split of the training interactions; the
-        test split (``--holdout``) is never used to choose. Saves the best configuration as
-        JSON (``best_params`` are ``feedwise train --params``).
+        Each validation split is a per-user random split of the training interactions
+        (``--validation-ratio`` of each user's items to fit, the rest to score; ``--splits``
+        of them, averaged); the test split (``--holdout``) is never used to choose. Saves
+        the best configuration as JSON (``best_params`` are ``feedwise train --params``).
         """
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -87,11 +95,14 @@ def register(app: typer.Typer) -> None:
                                            f"{metric}@{k}={best['score']:.4f})")
 
                 result = search(model, data, space=grid, n_trials=trials, metric=metric, k=k,
-                                seed=seed, fit_kwargs=fit_kwargs, progress=step)
+                                validation_ratio=validation_ratio, n_splits=splits,
+                                strategy=strategy, seed=seed, fit_kwargs=fit_kwargs,
+                                progress=step)
             path = result.save(out or Path("tuning") / f"{model}.json")
             rows = [{"rank": r + 1, **t.params, metric: t.score, "fit_s": t.fit_seconds}
                     for r, t in enumerate(sorted(result.trials, key=lambda t: -t.score))]
-            emit(rows, fmt, title=f"{model}: {metric}@{k} on a validation split of train")
+            emit(rows, fmt, title=f"{model}: {metric}@{k}, mean of {splits} validation "
+                                  "split(s) of train")
             if test is not None:
                 est = get_model(model, **result.best_params)
                 est.fit(test.train, **fit_kwargs)
