@@ -12,6 +12,7 @@ blend is scored as the weighted sum, which is what ``Hybrid(components=blend)`` 
     .venv/bin/python benchmarks/hybrid_blends.py                 # three data sets, seeds 7,8,9
     .venv/bin/python benchmarks/hybrid_blends.py --datasets movielens-100k --seeds 7
     .venv/bin/python benchmarks/hybrid_blends.py --grid   # + the 36-blend weight grid
+    .venv/bin/python benchmarks/hybrid_blends.py --fraction 0.9   # denser fit parts
 
 ``--grid`` adds every blend of NormEASE (0.75, 1, 1.5, 2) x TimeEASE (0.5, 0.75, 1) x RP3beta
 (0.2, 0.4, 0.6) with content and social at 0.15, and prints the one with the best worst-case
@@ -115,7 +116,7 @@ def _ndcg(h: Hybrid, z: dict[str, np.ndarray], weights: dict[str, float], split)
     return float(M.ndcg(M.hits_matrix(recs, test[users]), n_rel[users]).mean())
 
 
-def run(name: str, data_dir: Path, seeds: list[int]) -> dict:
+def run(name: str, data_dir: Path, seeds: list[int], fraction: float = 0.75) -> dict:
     ds = load(name, data_dir=data_dir)
     data = ds.interactions()
     items = ds.items[ds.items["item_id"].astype(str).isin(set(data.item_ids))]
@@ -126,7 +127,7 @@ def run(name: str, data_dir: Path, seeds: list[int]) -> dict:
     check = None
     for s in seeds:
         t0 = time.perf_counter()
-        inner = random_split(train, 0.75, seed=s)
+        inner = random_split(train, fraction, seed=s)
         h = Hybrid(components=[(UNION[k][0], 1.0, UNION[k][1]) for k in keys])
         h.fit(inner.train, **side)
         rows = np.arange(len(h.user_ids_))
@@ -142,8 +143,9 @@ def run(name: str, data_dir: Path, seeds: list[int]) -> dict:
             check = {"api": float(t.loc[t["metric"] == "ndcg", "value"].iloc[0]),
                      "shortcut": scores["default"][0]}
     # a blend whose components all need side data the set lacks (social) scores nothing
-    return {"seeds": seeds, "blends": {b: {"mean": float(np.mean(v)), "per_seed": v}
-                                       for b, v in scores.items()}, "check": check}
+    return {"seeds": seeds, "fraction": fraction,
+            "blends": {b: {"mean": float(np.mean(v)), "per_seed": v}
+                       for b, v in scores.items()}, "check": check}
 
 
 def main() -> None:
@@ -154,6 +156,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path,
                     default=ROOT / "benchmarks" / "results" / "hybrid_blends.json")
     ap.add_argument("--grid", action="store_true", help="also score the 36-blend weight grid")
+    ap.add_argument("--fraction", type=float, default=0.75,
+                    help="share of each user's training items the blends are fitted on "
+                         "(feedwise tune uses 0.9)")
     args = ap.parse_args()
     seeds = [int(x) for x in args.seeds.split(",")]
     names = [d for d in args.datasets.split(",") if d]
@@ -162,7 +167,7 @@ def main() -> None:
                        {"norm-ease": a, "time-ease": b, "rp3beta before": c, **_SIDE}
                        for a in (0.75, 1.0, 1.5, 2.0) for b in (0.5, 0.75, 1.0)
                        for c in (0.2, 0.4, 0.6)})
-    res = {n: run(n, args.data_dir, seeds) for n in names}
+    res = {n: run(n, args.data_dir, seeds, args.fraction) for n in names}
     width = max(map(len, BLENDS))
     print(f"\nvalidation NDCG@10 (mean over seeds {seeds}; splits of the training part only)")
     print(f"{'blend':{width}s} " + " ".join(f"{n[:22]:>22s}" for n in names))
