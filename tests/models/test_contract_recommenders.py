@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from recsys_helpers import group_edges, group_items, planted_hit_rate
 
 from feedwise.interactions import Interactions
