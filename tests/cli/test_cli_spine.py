@@ -58,6 +58,21 @@ def test_errors_are_clean(tmp_path) -> None:
     assert res.exit_code == 2 and "unknown model" in res.output
 
 
+@pytest.mark.parametrize(("params", "message"), [
+    ("notjson", "not valid JSON"),
+    ('{"k": ', "not valid JSON"),
+    ("[1, 2]", "JSON object"),
+    ('{"nope": 1}', "does not fit model"),
+])
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_bad_params_are_clean(tmp_path, command: str, params: str, message: str) -> None:
+    res = runner.invoke(app, [command, "--model", "itemknn", "--params", params, "--db",
+                              str(tmp_path / "x.duckdb")])
+    assert res.exit_code == 2, res.output
+    assert message in res.output.replace("\n", " ") and "--params" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
 def test_demo_runs_end_to_end(tmp_path) -> None:
     res = runner.invoke(app, ["demo", "--users", "300", "--days", "7", "--db",
                               str(tmp_path / "demo.duckdb")])

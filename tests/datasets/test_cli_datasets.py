@@ -60,3 +60,14 @@ def test_synthetic_into_store_and_parquet(tmp_path: Path) -> None:
 
     ev = pd.read_parquet(tmp_path / "pq" / "events.parquet")
     assert len(ev) == row["events"]
+
+
+def test_synthetic_parquet_onto_a_file_is_a_clean_error(tmp_path: Path) -> None:
+    f = tmp_path / "taken"
+    f.write_text("x")
+    res = runner.invoke(app, ["datasets", "synthetic", "--users", "10", "--posts", "50",
+                              "--authors", "5", "--days", "1", "--campaigns", "1",
+                              "--no-store", "--parquet", str(f)])
+    assert res.exit_code == 2, res.output
+    assert "takes a folder" in res.output.replace("\n", " ")
+    assert "Traceback" not in res.output

@@ -277,6 +277,65 @@ def test_modified_cache_is_unpacked_again(shared_data: Path, tmp_path: Path,
     assert len(calls) == 1
 
 
+def test_modified_cache_without_archive_is_fetched_again(shared_data: Path, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    # the cache keeps the unpacked files; with the zip gone (deleted to save space) a
+    # modified copy must be downloaded afresh, not fail on every later fetch
+    monkeypatch.delenv("FEEDWISE_DATASETS_DIR", raising=False)
+    monkeypatch.setenv("FEEDWISE_DATA_HOME", str(tmp_path / "cache"))
+    src = shared_data / "filmtrust"
+    calls = []
+
+    def fake_fetch(url: str, dest: Path, progress: bool) -> None:
+        calls.append(url)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _zip_of({"ratings.txt": (src / "ratings.txt").read_bytes(),
+                 "trust.txt": (src / "trust.txt").read_bytes()}, dest)
+
+    folder = loaders.locate("filmtrust", fetcher=fake_fetch, progress=False)
+    (tmp_path / "cache" / "downloads" / "filmtrust.zip").unlink()
+    (folder / "trust.txt").write_bytes(b"1 2 1\n")
+    assert loaders.locate("filmtrust", fetcher=fake_fetch, progress=False) == folder
+    assert loaders.sha256_of(folder / "trust.txt") == loaders.SPECS["filmtrust"].files["trust.txt"]
+    assert len(calls) == 2
+
+
+class _Truncated:
+    """A response whose connection closes before Content-Length bytes arrived."""
+
+    def __init__(self, data: bytes, announced: int, error: Exception | None = None) -> None:
+        self._data, self._error = data, error
+        self.headers = {"Content-Length": str(announced)}
+
+    def read(self, n: int = -1) -> bytes:
+        chunk, self._data = self._data, b""
+        if not chunk and self._error is not None:
+            raise self._error
+        return chunk
+
+    def __enter__(self) -> _Truncated:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_partial_download_is_not_kept(tmp_path: Path, monkeypatch) -> None:
+    from http.client import IncompleteRead
+
+    dest = tmp_path / "downloads" / "x.zip"
+    monkeypatch.setattr(loaders, "urlopen", lambda url, timeout=0: _Truncated(b"PK" * 10, 1000))
+    with pytest.raises(DataError, match="20 of 1000 bytes"):
+        loaders.download("https://example.org/x.zip", dest, progress=False)
+    assert not dest.exists() and not list(tmp_path.rglob("*.part"))
+
+    err = IncompleteRead(b"PK", 998)
+    monkeypatch.setattr(loaders, "urlopen", lambda url, timeout=0: _Truncated(b"PK", 1000, err))
+    with pytest.raises(DataError, match="cannot download"):
+        loaders.download("https://example.org/x.zip", dest, progress=False)
+    assert not dest.exists() and not list(tmp_path.rglob("*.part"))
+
+
 def test_download_failure_is_a_clean_error(tmp_path: Path, monkeypatch) -> None:
     from urllib.error import URLError
 

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pandas as pd
+import pytest
 from feed_world import NOW, make_world
 from typer.testing import CliRunner
 
@@ -100,6 +101,34 @@ def test_feed_rejects_a_bad_config(tmp_path):
     res = runner.invoke(app, ["feed", "u1", "--db", db, "--config", str(cfg), "--model",
                               "popularity", "--model-path", str(tmp_path / "m")])
     assert res.exit_code == 2 and "max_ad_load" in res.output
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("feed.yaml", "max_ad_load: [1\n", "cannot parse"),
+    ("feed.json", "{", "cannot parse"),
+    ("feed.yaml", "- 1\n- 2\n", "mapping"),
+])
+def test_feed_unparsable_config_is_a_clean_error(tmp_path, name, text, message):
+    db = str(tmp_path / "fw.duckdb")
+    _store_with_world(db)
+    cfg = tmp_path / name
+    cfg.write_text(text)
+    res = runner.invoke(app, ["feed", "u1", "--db", db, "--config", str(cfg), "--model",
+                              "popularity", "--model-path", str(tmp_path / "m")])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and name in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_feed_missing_engagement_model_is_a_clean_error(tmp_path):
+    db = str(tmp_path / "fw.duckdb")
+    _store_with_world(db)
+    res = runner.invoke(app, ["feed", "u1", "--db", db, "--model", "popularity",
+                              "--model-path", str(tmp_path / "m"),
+                              "--engagement", str(tmp_path / "nope")])
+    assert res.exit_code == 2, res.output
+    assert "engagement.json" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
 def test_feed_trains_the_engagement_model_on_impressions(tmp_path):

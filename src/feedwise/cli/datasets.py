@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, fail, open_store
-from feedwise.errors import FeedwiseError
+from feedwise.errors import DataError, FeedwiseError
 
 datasets_app = typer.Typer(no_args_is_help=True, help="Public datasets (MovieLens, Last.fm, "
                            "FilmTrust) and the synthetic social-feed generator.")
@@ -95,9 +95,14 @@ def synthetic(
                          "campaigns": len(world.campaigns)}
             if parquet is not None:
                 bar.update(task, description="writing parquet")
-                parquet.mkdir(parents=True, exist_ok=True)
-                for part in ("events", "items", "users", "campaigns"):
-                    getattr(world, part).to_parquet(parquet / f"{part}.parquet", index=False)
+                try:
+                    parquet.mkdir(parents=True, exist_ok=True)
+                    for part in ("events", "items", "users", "campaigns"):
+                        getattr(world, part).to_parquet(parquet / f"{part}.parquet",
+                                                        index=False)
+                except OSError as e:
+                    raise DataError(f"{parquet}: cannot write the Parquet files there ({e}); "
+                                    "--parquet takes a folder (created if missing)") from None
                 row["parquet"] = str(parquet)
             if not no_store:
                 bar.update(task, description="loading into the store")

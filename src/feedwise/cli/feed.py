@@ -30,15 +30,22 @@ def load_config(path: Path | None, ux_lambda: float | None):
 
     data: dict[str, Any] = {}
     if path is not None:
-        if not path.exists():
+        if not path.is_file():
             raise DataError(f"{path}: no such config file")
         text = path.read_text()
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
 
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
+                data = yaml.safe_load(text) or {}
+            else:
+                data = json.loads(text)
+        except Exception as e:  # noqa: BLE001 - any parse error becomes one clean message
+            raise ConfigError(f"{path}: cannot parse ({e}); expected a YAML or JSON mapping "
+                              "of FeedConfig fields") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a YAML or JSON mapping of FeedConfig fields, "
+                              f"got {type(data).__name__}")
     if ux_lambda is not None:
         data["ux_lambda"] = ux_lambda
     try:
@@ -139,6 +146,10 @@ def register(app: typer.Typer) -> None:
             with open_store(db) as store:
                 eng_model = None
                 if engagement is not None:
+                    if not (engagement / "engagement.json").is_file():
+                        raise DataError(f"{engagement}: no engagement.json (not a saved "
+                                        "engagement model); pass the folder a model was saved "
+                                        "to, or use --train-engagement instead")
                     eng_model = MultiObjectiveModel.load(engagement)
                 elif train_engagement_model:
                     with err_console.status("training the engagement model"):

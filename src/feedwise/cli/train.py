@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, fail, open_store
-from feedwise.errors import FeedwiseError
+from feedwise.errors import ConfigError, FeedwiseError
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model name, e.g. itemknn.")]
 ParamsOption = Annotated[str | None, typer.Option(
@@ -27,10 +27,29 @@ def _utc(seconds: float):
     return datetime.fromtimestamp(float(seconds), UTC)
 
 
+def parse_params(params: str | None) -> dict:
+    """``--params`` as a dict; a clear ``ConfigError`` when it is not a JSON object."""
+    if not params:
+        return {}
+    try:
+        out = json.loads(params)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--params is not valid JSON ({e.msg} at char {e.pos}); write it "
+                          'like \'{"k": 100}\'') from None
+    if not isinstance(out, dict):
+        raise ConfigError(f"--params must be a JSON object such as '{{\"k\": 100}}', "
+                          f"not {params!r}")
+    return out
+
+
 def build(name: str, params: str | None):
     from feedwise.models import get_model
 
-    return get_model(name, **(json.loads(params) if params else {}))
+    kwargs = parse_params(params)
+    try:
+        return get_model(name, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"--params {params!r} does not fit model {name!r}: {e}") from None
 
 
 def _train_spark(events: str | None, master: str | None, params: str | None,
@@ -42,7 +61,7 @@ def _train_spark(events: str | None, master: str | None, params: str | None,
         raise fail(FeedwiseError("--engine spark needs --events PATH (run feedwise export "
                                  "--format parquet --out PATH first)"))
     try:
-        model = SparkALS(**(json.loads(params) if params else {}))
+        model = SparkALS(**parse_params(params))
         path = out or model_dir("spark_als")
         with console.status("training Spark MLlib ALS"):
             fitted = train_spark(events, out=path, master=master, model=model)

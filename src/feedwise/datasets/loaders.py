@@ -37,6 +37,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -332,10 +333,18 @@ def download(url: str, dest: Path, progress: bool = True) -> None:
                           DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
                           disable=not progress, transient=True) as bar:
                 task = bar.add_task(f"downloading {dest.name}", total=total)
+                got = 0
                 while block := resp.read(1 << 16):
                     out.write(block)
+                    got += len(block)
                     bar.advance(task, len(block))
-    except (URLError, OSError, TimeoutError) as e:
+        if total is not None and got != total:
+            part.unlink(missing_ok=True)
+            raise DataError(f"cannot download {url}: the connection closed after {got} of "
+                            f"{total} bytes; the partial file was deleted, fetch again (or "
+                            f"download the zip yourself, unpack it and pass data_dir= (CLI: "
+                            f"--data-dir) or set FEEDWISE_DATASETS_DIR)")
+    except (URLError, OSError, TimeoutError, http.client.HTTPException) as e:
         part.unlink(missing_ok=True)
         raise DataError(f"cannot download {url}: {e}; check the network, or download the zip "
                         f"yourself, unpack it and pass data_dir= (CLI: --data-dir) or set "
@@ -412,9 +421,9 @@ def locate(name: str, *, data_dir: str | os.PathLike | None = None,
             verify(spec, folder, downloaded=True)
             return folder
         except ChecksumError:
-            if not archive.is_file():
-                raise
             # the unpacked copy was modified: unpack it again from the kept archive below
+            # (downloaded afresh when the archive is gone)
+            pass
     if not archive.is_file():
         (fetcher or download)(spec.url, archive, progress)
     folder.parent.mkdir(parents=True, exist_ok=True)
