@@ -67,3 +67,25 @@ def spark():
                             driver_memory="1g", conf={"spark.default.parallelism": "2"})
     yield session
     session.stop()
+
+
+@pytest.fixture()
+def priced(store):
+    """Ad events priced by their campaign's bid model (no logged price), one ad tied to its
+    campaign only through ``context``, and a conversion of a cpa campaign."""
+    ev = [("e1", "u1", "a1", "ad_impression", "2024-01-01T08:00:00Z", None, None),
+          ("e2", "u1", "a1", "ad_impression", "2024-01-01T08:01:00Z", None, None),
+          ("e3", "u1", "a1", "ad_click", "2024-01-01T08:02:00Z", None, None),
+          ("e4", "u2", "b1", "ad_click", "2024-01-01T09:00:00Z", None, None),
+          ("e5", "u2", "b1", "ad_click", "2024-01-01T09:01:00Z", 0.3, None),
+          ("e6", "u3", "x9", "ad_impression", "2024-01-01T10:00:00Z", None,
+           '{"campaign_id": "m"}'),
+          ("e7", "u3", "c1", "conversion", "2024-01-01T11:00:00Z", 40.0, None)]
+    store.ingest(pd.DataFrame(ev, columns=["event_id", "user_id", "item_id", "kind", "ts",
+                                           "value", "context"]))
+    store.upsert_items(pd.DataFrame({"item_id": ["a1", "b1", "c1"], "kind": "ad",
+                                     "campaign_id": ["m", "c", "a"]}))
+    store.upsert_campaigns(pd.DataFrame({"campaign_id": ["m", "c", "a"],
+                                         "bid_model": ["cpm", "cpc", "cpa"],
+                                         "bid": [2.0, 0.5, 5.0]}))
+    return store

@@ -128,3 +128,25 @@ def test_unknown_kpi_and_dialect():
 def test_duckdb_kpis_on_missing_layout(tmp_path):
     with pytest.raises(DataError, match="no events/ folder"):
         duckdb_kpis(tmp_path)
+
+
+def test_campaign_spend_follows_the_reports_money_convention(priced, tmp_path):
+    """Ad events without a logged price are charged by their campaign's bid model, and an
+    ad tied to its campaign through ``context`` counts, as in the report's campaign table."""
+    from datetime import UTC, datetime
+
+    from feedwise.analytics.campaigns import campaign_results
+    from feedwise.analytics.scope import Scope
+
+    camp = duckdb_kpis(priced)["campaigns"].set_index("campaign_id")
+    assert camp.loc["m", "impressions"] == 3 and camp.loc["m", "reach"] == 2
+    assert camp["spend"].to_dict() == pytest.approx({"a": 5.0, "c": 0.8, "m": 0.006})
+    scope = Scope(priced, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC),
+                  k=1)
+    try:
+        report = campaign_results(scope).set_index("campaign_id")
+    finally:
+        scope.close()
+    assert report["spend"].to_dict() == pytest.approx(camp["spend"].to_dict())
+    export_parquet(priced, tmp_path / "layout")
+    assert compare_kpis(duckdb_kpis(priced), duckdb_kpis(tmp_path / "layout")) == []

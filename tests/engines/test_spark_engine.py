@@ -72,6 +72,15 @@ def test_kpis_equal_duckdb(spark, world_store, exported):
     assert len(got["active_users"]) >= 16 and len(got["retention"]) > 3
 
 
+def test_campaign_kpis_equal_duckdb_with_bid_priced_ads(spark, priced, tmp_path):
+    from feedwise.engines.export import export_parquet
+
+    export_parquet(priced, tmp_path / "layout")
+    a = duckdb_kpis(priced, ["campaigns"])
+    assert compare_kpis(a, spark_kpis(spark, tmp_path / "layout", ["campaigns"])) == []
+    assert a["campaigns"]["spend"].tolist() == pytest.approx([5.0, 0.8, 0.006])
+
+
 def test_train_als_from_parquet_serves(spark, world_store, exported, tmp_path):
     model = train_als(spark, exported, SparkALS(**SMALL))
     data = world_store.interactions()
@@ -157,3 +166,35 @@ def test_ingest_events_validates_dedupes_and_partitions(spark, tmp_path):
     assert days == ["date=2024-01-01", "date=2024-01-02", "date=2024-01-03"]
     data = spark_interactions(spark, tmp_path / "layout")
     assert list(data.user_ids) == ["u1", "u2", "u4"] and data.nnz == 3
+
+
+def test_ingest_events_derives_event_ids_like_the_store(spark, tmp_path):
+    """Rows without an event_id get the store's derived id (value, session and position
+    included), so distinct events at the same time are not dropped as duplicates; kinds
+    are matched case-insensitively, as the store does."""
+    import pandas as pd
+
+    from feedwise.engines.spark import ingest_events, read_events
+    from feedwise.store import EventStore
+
+    raw = pd.DataFrame({
+        "user_id": ["u1", "u1", "u1", "u2"],
+        "item_id": ["a1", "a1", "a1", "p1"],
+        "kind": ["ad_impression", "ad_impression", "ad_impression", "Click"],
+        "ts": pd.to_datetime(["2024-01-01T10:00:00Z"] * 3 + ["2024-01-01T11:00:00Z"],
+                             utc=True),
+        "value": [0.5, 0.7, 0.5, None],
+        "position": [1, 2, 1, None]})
+    path = tmp_path / "raw.parquet"
+    raw.to_parquet(path)
+    counts = ingest_events(spark, str(path), tmp_path / "layout")
+    assert counts == {"read": 4, "rejected": 0, "duplicates": 1, "written": 3}
+    store = EventStore(":memory:")
+    try:
+        store.ingest(raw)
+        want = sorted(store.query("SELECT event_id FROM events")["event_id"])
+    finally:
+        store.close()
+    back = read_events(spark, tmp_path / "layout").select("event_id", "kind").collect()
+    assert sorted(r["event_id"] for r in back) == want
+    assert sorted(r["kind"] for r in back) == ["ad_impression", "ad_impression", "click"]

@@ -59,3 +59,9 @@ def test_charts_handle_empty_tables():
     for fig in (charts.trend_lines(empty), charts.funnel_chart(empty),
                 charts.campaign_chart(empty), charts.frequency_chart(empty)):
         assert fig.layout.annotations  # a readable "no data" note instead of a blank plot
+
+
+def test_header_states_the_previous_period_length(world_store):
+    mid = START + timedelta(days=DAYS // 2)
+    rep = build_report(world_store, mid, mid + timedelta(hours=36), ReportConfig(k=5))
+    assert "the 1.5 days before" in render_html(rep)  # the compared period, not rounded

@@ -1,10 +1,11 @@
 """The KPI queries shared by the embedded (DuckDB) and the Spark engines.
 
-Each KPI is one SQL query written once, over two relations ``events`` (the store's events
-table, or the Parquet layout of :mod:`feedwise.engines.export`) and ``items``. The only
-differences between the dialects are date arithmetic, which :func:`kpi_sql` renders per
-engine, so both engines answer the same question with the same query text and
-:func:`compare_kpis` can check their results are equal.
+Each KPI is one SQL query written once, over the relations ``events`` (the store's events
+table, or the Parquet layout of :mod:`feedwise.engines.export`), ``items`` and
+``campaigns``. The only differences between the dialects are date arithmetic and JSON
+extraction, which :func:`kpi_sql` renders per engine, so both engines answer the same
+question with the same query text and :func:`compare_kpis` can check their results are
+equal.
 
 The KPIs (all days are UTC calendar days; the session time zone must be UTC):
 
@@ -20,9 +21,12 @@ The KPIs (all days are UTC calendar days; the session time zone must be UTC):
     Users by first-seen week (ISO weeks starting Monday): for each week offset ``week``
     (0 = the cohort week), the users active that week and ``rate`` = users / cohort size.
 ``campaigns``
-    Per campaign (ads linked by ``items.campaign_id``): impressions, reach (distinct users
-    shown an ad), clicks, conversions, ``ctr``, ``cvr`` = conversions / clicks and ``spend``
-    = the sum of ``value`` (the price charged) over ad impressions and ad clicks.
+    Per campaign (ads linked by ``items.campaign_id``, else by ``context.campaign_id``):
+    impressions, reach (distinct users shown an ad), clicks, conversions, ``ctr``, ``cvr`` =
+    conversions / clicks and ``spend`` under the report's money convention
+    (:mod:`feedwise.analytics.scope`): an ad impression or click costs its ``value`` (the
+    price charged), else its campaign's bid (``cpm``: bid / 1000 per impression, ``cpc``:
+    bid per click); a conversion costs the bid of a ``cpa`` campaign.
 """
 
 from __future__ import annotations
@@ -58,13 +62,20 @@ def _days(a: str, b: str, dialect: Dialect) -> str:
     return f"datediff({b}, {a})"
 
 
+def _json_campaign(col: str, dialect: Dialect) -> str:
+    """``$.campaign_id`` of the JSON text ``col`` (NULL when absent or not JSON)."""
+    if dialect == "duckdb":
+        return f"try(json_extract_string({col}, '$.campaign_id'))"
+    return f"get_json_object({col}, '$.campaign_id')"
+
+
 def _check(dialect: str) -> None:
     if dialect not in ("duckdb", "spark"):
         raise ConfigError(f"unknown SQL dialect {dialect!r}; use 'duckdb' or 'spark'")
 
 
 def kpi_sql(name: str, dialect: Dialect = "duckdb", *, events: str = "events",
-            items: str = "items") -> str:
+            items: str = "items", campaigns: str = "campaigns") -> str:
     """The SQL text of KPI ``name`` in ``dialect``.
 
     Args:
@@ -72,6 +83,7 @@ def kpi_sql(name: str, dialect: Dialect = "duckdb", *, events: str = "events",
         dialect: ``duckdb`` or ``spark``.
         events: Name of the events relation.
         items: Name of the items relation.
+        campaigns: Name of the campaigns relation (bid model and bid, for spend).
     """
     _check(dialect)
     day = "CAST(ts AS DATE)"
@@ -125,17 +137,26 @@ ORDER BY j.cohort, j.week"""
 SELECT campaign_id, impressions, reach, clicks, conversions,
        CAST(clicks AS DOUBLE) / NULLIF(impressions, 0) AS ctr,
        CAST(conversions AS DOUBLE) / NULLIF(clicks, 0) AS cvr, spend
-FROM (SELECT i.campaign_id,
+FROM (SELECT e.campaign_id,
              count(CASE WHEN e.kind = 'ad_impression' THEN 1 END) AS impressions,
              count(DISTINCT CASE WHEN e.kind = 'ad_impression' THEN e.user_id END) AS reach,
              count(CASE WHEN e.kind = 'ad_click' THEN 1 END) AS clicks,
              count(CASE WHEN e.kind = 'conversion' THEN 1 END) AS conversions,
-             CAST(sum(CASE WHEN e.kind IN ('ad_impression', 'ad_click')
-                           THEN coalesce(e.value, 0) ELSE 0 END) AS DOUBLE) AS spend
-      FROM {events} e JOIN {items} i ON e.item_id = i.item_id
-      WHERE i.campaign_id IS NOT NULL
-        AND e.kind IN ('ad_impression', 'ad_click', 'conversion')
-      GROUP BY i.campaign_id) t
+             CAST(sum(CASE WHEN e.kind = 'conversion' THEN
+                               CASE WHEN lower(c.bid_model) = 'cpa' THEN c.bid ELSE 0 END
+                           ELSE coalesce(e.value, CASE
+                               WHEN lower(c.bid_model) = 'cpm' AND e.kind = 'ad_impression'
+                                   THEN c.bid / 1000
+                               WHEN lower(c.bid_model) = 'cpc' AND e.kind = 'ad_click'
+                                   THEN c.bid
+                               ELSE 0 END) END) AS DOUBLE) AS spend
+      FROM (SELECT e.user_id, e.kind, e.value,
+                   coalesce(i.campaign_id, {_json_campaign('e.context', dialect)}) AS campaign_id
+            FROM {events} e LEFT JOIN {items} i ON e.item_id = i.item_id
+            WHERE e.kind IN ('ad_impression', 'ad_click', 'conversion')) e
+      LEFT JOIN {campaigns} c ON c.campaign_id = e.campaign_id
+      WHERE e.campaign_id IS NOT NULL
+      GROUP BY e.campaign_id) t
 ORDER BY campaign_id"""
     raise ConfigError(f"unknown KPI {name!r}; KPIs are {', '.join(KPI_NAMES)}")
 
@@ -177,6 +198,13 @@ def duckdb_kpis(source, names: tuple[str, ...] | list[str] = KPI_NAMES
         else:
             con.execute("CREATE VIEW items AS SELECT CAST(NULL AS VARCHAR) AS item_id, "
                         "CAST(NULL AS VARCHAR) AS campaign_id WHERE FALSE")
+        campaigns = root / "campaigns.parquet"
+        if campaigns.exists():
+            con.execute(f"CREATE VIEW campaigns AS SELECT * FROM read_parquet('{_q(campaigns)}')")
+        else:
+            con.execute("CREATE VIEW campaigns AS SELECT CAST(NULL AS VARCHAR) AS campaign_id, "
+                        "CAST(NULL AS VARCHAR) AS bid_model, CAST(NULL AS DOUBLE) AS bid "
+                        "WHERE FALSE")
         return run_kpis(lambda q: con.execute(q).df(), "duckdb", names)
     finally:
         con.close()

@@ -124,7 +124,8 @@ def read_items(spark: SparkSession, root: str | os.PathLike) -> DataFrame | None
 
 
 def register_views(spark: SparkSession, root: str | os.PathLike) -> None:
-    """Register temp views ``events`` and ``items`` over an export (for Spark SQL)."""
+    """Register temp views ``events``, ``items`` and ``campaigns`` over an export (for
+    Spark SQL)."""
     read_events(spark, root).createOrReplaceTempView("events")
     items = read_items(spark, root)
     if items is None:
@@ -132,6 +133,14 @@ def register_views(spark: SparkSession, root: str | os.PathLike) -> None:
                           "CAST(NULL AS STRING) AS campaign_id, "
                           "CAST(NULL AS STRING) AS title WHERE FALSE")
     items.createOrReplaceTempView("items")
+    p = str(root).rstrip("/").removesuffix("/events") + "/campaigns.parquet"
+    if _is_local(p) and not Path(p.removeprefix("file://")).exists():
+        campaigns = spark.sql("SELECT CAST(NULL AS STRING) AS campaign_id, "
+                              "CAST(NULL AS STRING) AS bid_model, "
+                              "CAST(NULL AS DOUBLE) AS bid WHERE FALSE")
+    else:
+        campaigns = spark.read.parquet(p)
+    campaigns.createOrReplaceTempView("campaigns")
 
 
 # ---------------------------------------------------------------------- ingest
@@ -164,7 +173,7 @@ def ingest_events(spark: SparkSession, source: str | os.PathLike | DataFrame,
                    "DOUBLE": "double", "INTEGER": "int"}
     cols = [(F.col(c) if c in df.columns else F.lit(None)).cast(spark_types[t]).alias(c)
             for c, t in EVENT_COLUMNS.items()]
-    df = df.select(*cols)
+    df = df.select(*cols).withColumn("kind", F.lower("kind"))  # as the store reads kinds
     kinds = ", ".join(f"'{k}'" for k in EVENT_KINDS)
     ok = (f"user_id IS NOT NULL AND item_id IS NOT NULL AND kind IN ({kinds}) "
           "AND ts IS NOT NULL AND coalesce(dwell_ms, 0) >= 0 "
@@ -172,9 +181,12 @@ def ingest_events(spark: SparkSession, source: str | os.PathLike | DataFrame,
     df = df.withColumn("_ok", F.expr(ok)).cache()
     try:
         read = df.count()
+        # the store's derived id (feedwise.store.ingest): events differing only in value,
+        # session or position are distinct events, not duplicates
         valid = df.where("_ok").drop("_ok").withColumn(
-            "event_id", F.coalesce("event_id", F.sha2(F.concat_ws(
-                "|", "user_id", "item_id", "kind", F.col("ts").cast("string")), 256)))
+            "event_id", F.coalesce("event_id", F.expr(
+                "md5(concat_ws('|', user_id, item_id, kind, CAST(unix_millis(ts) AS STRING), "
+                "CAST(value AS STRING), session_id, CAST(position AS STRING)))")))
         n_valid = valid.count()
         dedup = (valid.dropDuplicates(["event_id"]).withColumn("date", F.to_date("ts"))
                  .cache())

@@ -133,8 +133,9 @@ def render_html(rep: InsightReport, title: str = "Behaviour insight") -> str:
     day = "%Y-%m-%d %H:%M"
     period = f"{rep.start:{day}} → {rep.end:{day}} UTC"
     s = rep.series
+    days = (rep.end - rep.start).total_seconds() / 86400  # the previous period's length
     parts = [f"<header><h1>{html.escape(title)}</h1><p>{period} · previous period for "
-             f"comparison: the {(rep.end - rep.start).days or 1} days before · groups of "
+             f"comparison: the {days:g} days before · groups of "
              f"fewer than {k} users suppressed ({SUP}) · users without analytics "
              "consent excluded</p></header><main>"]
     parts.append("<h2>Key figures</h2>" + _tiles(rep))
