@@ -92,3 +92,16 @@ def test_train_registers_and_promotes(ml_db, tmp_path) -> None:
     meta, model = ModelRegistry(reg).load_promoted()
     assert meta.model == "popularity" and meta.data_window.n_events == 100_000
     assert meta.data_window.until is not None and model.knows_user("196")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["retrain", "--params", '{"k": '], "--params is not valid JSON"),
+    (["retrain", "--params", "[1]"], "--params must be a JSON object"),
+    (["retrain", "--now", "garbage"], "--now 'garbage' is not a date or time"),
+    (["feed", "u1", "--now", "garbage"], "--now 'garbage' is not a date or time"),
+])
+def test_retrain_and_feed_name_the_bad_option(tmp_path, args: list[str], message: str) -> None:
+    res = runner.invoke(app, [*args, "--db", str(tmp_path / "x.duckdb")])
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert message in res.output.replace("\n", " "), res.output

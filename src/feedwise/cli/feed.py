@@ -17,6 +17,7 @@ from feedwise.cli._common import (
     fail,
     open_store,
 )
+from feedwise.cli._insight import parse_when
 from feedwise.errors import ConfigError, DataError, FeedwiseError
 
 
@@ -141,7 +142,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             cfg = load_config(config, ux_lambda)
-            when = utc(datetime.fromisoformat(now)) if now else utc(datetime.now().astimezone())
+            when = parse_when(now, "--now") if now else utc(datetime.now().astimezone())
             rec = load_or_train(model, db, model_path)
             with open_store(db) as store:
                 eng_model = None

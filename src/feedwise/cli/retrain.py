@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, fail, open_store
+from feedwise.cli._insight import parse_when
+from feedwise.cli.train import parse_params
 from feedwise.errors import FeedwiseError
 
 RegistryOption = Annotated[str, typer.Option("--registry", envvar="FEEDWISE_REGISTRY",
@@ -42,10 +43,10 @@ def register(app: typer.Typer) -> None:
         from feedwise.server.retrain import retrain as run
 
         try:
-            cfg = RetrainConfig(model=model, params=json.loads(params) if params else {},
+            cfg = RetrainConfig(model=model, params=parse_params(params),
                                 window_days=window_days, test_fraction=test_fraction, k=k,
                                 tolerance=tolerance, min_new_events=min_new_events)
-            at = datetime.fromisoformat(now) if now else datetime.now(UTC)
+            at = parse_when(now, "--now") if now else datetime.now(UTC)
             with open_store(db) as store, console.status("retraining"):
                 d = run(store, ModelRegistry(registry), cfg, at)
         except (FeedwiseError, ValueError) as e:
