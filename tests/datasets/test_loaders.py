@@ -257,8 +257,11 @@ def test_downloaded_tampered_zip_raises(shared_data: Path, tmp_path: Path, monke
     assert not (tmp_path / "cache" / "filmtrust").exists()
 
 
-def test_modified_cache_is_unpacked_again(shared_data: Path, tmp_path: Path,
-                                          monkeypatch) -> None:
+@pytest.mark.parametrize("archive_kept", [True, False])
+def test_modified_cache_is_restored(shared_data: Path, tmp_path: Path, monkeypatch,
+                                    archive_kept: bool) -> None:
+    """A modified cached copy is unpacked again from the kept zip, or, with the zip gone
+    (deleted to save space), downloaded afresh: never a failure on every later fetch."""
     monkeypatch.delenv("FEEDWISE_DATASETS_DIR", raising=False)
     monkeypatch.setenv("FEEDWISE_DATA_HOME", str(tmp_path / "cache"))
     src = shared_data / "filmtrust"
@@ -271,33 +274,12 @@ def test_modified_cache_is_unpacked_again(shared_data: Path, tmp_path: Path,
                  "trust.txt": (src / "trust.txt").read_bytes()}, dest)
 
     folder = loaders.locate("filmtrust", fetcher=fake_fetch, progress=False)
+    if not archive_kept:
+        (tmp_path / "cache" / "downloads" / "filmtrust.zip").unlink()
     (folder / "trust.txt").write_bytes(b"1 2 1\n")
     assert loaders.locate("filmtrust", fetcher=fake_fetch, progress=False) == folder
     assert loaders.sha256_of(folder / "trust.txt") == loaders.SPECS["filmtrust"].files["trust.txt"]
-    assert len(calls) == 1
-
-
-def test_modified_cache_without_archive_is_fetched_again(shared_data: Path, tmp_path: Path,
-                                                         monkeypatch) -> None:
-    # the cache keeps the unpacked files; with the zip gone (deleted to save space) a
-    # modified copy must be downloaded afresh, not fail on every later fetch
-    monkeypatch.delenv("FEEDWISE_DATASETS_DIR", raising=False)
-    monkeypatch.setenv("FEEDWISE_DATA_HOME", str(tmp_path / "cache"))
-    src = shared_data / "filmtrust"
-    calls = []
-
-    def fake_fetch(url: str, dest: Path, progress: bool) -> None:
-        calls.append(url)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _zip_of({"ratings.txt": (src / "ratings.txt").read_bytes(),
-                 "trust.txt": (src / "trust.txt").read_bytes()}, dest)
-
-    folder = loaders.locate("filmtrust", fetcher=fake_fetch, progress=False)
-    (tmp_path / "cache" / "downloads" / "filmtrust.zip").unlink()
-    (folder / "trust.txt").write_bytes(b"1 2 1\n")
-    assert loaders.locate("filmtrust", fetcher=fake_fetch, progress=False) == folder
-    assert loaders.sha256_of(folder / "trust.txt") == loaders.SPECS["filmtrust"].files["trust.txt"]
-    assert len(calls) == 2
+    assert len(calls) == (1 if archive_kept else 2)
 
 
 class _Truncated:
