@@ -135,3 +135,29 @@ def test_train_and_report_take_engine_spark(spark, world_store, exported, tmp_pa
     assert rep.exit_code == 0, rep.output
     tables = json.loads(rep.stdout)
     assert {"active_users", "ctr", "engagement", "retention", "campaigns"} <= set(tables)
+
+
+def test_spark_report_and_report_engine_spark_pass_k(exported, monkeypatch):
+    """`spark-report --k` and `report --engine spark --k` reach the Spark engine's k (the
+    engine is a stand-in here; --verify runs the DuckDB side with the same k)."""
+    import pandas as pd
+
+    import feedwise.engines.spark as engine
+    from feedwise.engines.kpis import duckdb_kpis
+
+    seen = []
+
+    def fake_report_spark(events, *, master=None, names=None, k=10, spark_conf=None):
+        seen.append(k)
+        return duckdb_kpis(events, list(names) if names else ["campaigns"], k=k)
+
+    monkeypatch.setattr(engine, "report_spark", fake_report_spark)
+    r = runner.invoke(app, ["spark-report", "--events", str(exported), "--kpi", "campaigns",
+                            "--k", "1000", "--verify", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    camp = pd.DataFrame(json.loads(r.stdout)["campaigns"])
+    assert camp["suppressed"].all() and camp["reach"].isna().all()
+    rep = runner.invoke(app, ["report", "--engine", "spark", "--events", str(exported),
+                              "--k", "3", "--format", "json"])
+    assert rep.exit_code == 0, rep.output
+    assert seen == [1000, 3]

@@ -83,7 +83,7 @@ def tiny(store):
 
 
 def test_kpis_hand_computed(tiny):
-    k = duckdb_kpis(tiny)
+    k = duckdb_kpis(tiny, k=1)
     au = k["active_users"].set_index("day")
     assert au["dau"].tolist() == [1, 1, 1, 1, 1]
     assert au.loc["2024-01-08", "wau"] == 2  # u2 (Jan 2-3) and u1 (Jan 8)
@@ -107,7 +107,7 @@ def test_kpis_hand_computed(tiny):
 
 
 def test_compare_kpis_reports_a_difference(tiny):
-    a = duckdb_kpis(tiny)
+    a = duckdb_kpis(tiny, k=1)
     b = {k: v.copy() for k, v in a.items()}
     b["active_users"].loc[0, "dau"] += 1
     b["campaigns"].loc[0, "spend"] *= 1.001
@@ -138,7 +138,7 @@ def test_campaign_spend_follows_the_reports_money_convention(priced, tmp_path):
     from feedwise.analytics.campaigns import campaign_results
     from feedwise.analytics.scope import Scope
 
-    camp = duckdb_kpis(priced)["campaigns"].set_index("campaign_id")
+    camp = duckdb_kpis(priced, k=1)["campaigns"].set_index("campaign_id")
     assert camp.loc["m", "impressions"] == 3 and camp.loc["m", "reach"] == 2
     assert camp["spend"].to_dict() == pytest.approx({"a": 5.0, "c": 0.8, "m": 0.006})
     scope = Scope(priced, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC),
@@ -149,4 +149,4 @@ def test_campaign_spend_follows_the_reports_money_convention(priced, tmp_path):
         scope.close()
     assert report["spend"].to_dict() == pytest.approx(camp["spend"].to_dict())
     export_parquet(priced, tmp_path / "layout")
-    assert compare_kpis(duckdb_kpis(priced), duckdb_kpis(tmp_path / "layout")) == []
+    assert compare_kpis(duckdb_kpis(priced, k=1), duckdb_kpis(tmp_path / "layout", k=1)) == []

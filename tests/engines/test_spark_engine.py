@@ -76,9 +76,25 @@ def test_campaign_kpis_equal_duckdb_with_bid_priced_ads(spark, priced, tmp_path)
     from feedwise.engines.export import export_parquet
 
     export_parquet(priced, tmp_path / "layout")
-    a = duckdb_kpis(priced, ["campaigns"])
-    assert compare_kpis(a, spark_kpis(spark, tmp_path / "layout", ["campaigns"])) == []
+    a = duckdb_kpis(priced, ["campaigns"], k=1)
+    assert compare_kpis(a, spark_kpis(spark, tmp_path / "layout", ["campaigns"], k=1)) == []
     assert a["campaigns"]["spend"].tolist() == pytest.approx([5.0, 0.8, 0.006])
+
+
+def test_kpis_respect_consent_and_k_like_duckdb(spark, private, tmp_path):
+    """Spark drops the user without analytics consent (users.parquet) and suppresses groups
+    below k exactly as DuckDB does on the store."""
+    from feedwise.engines.export import export_parquet
+
+    export_parquet(private, tmp_path / "layout")
+    for k in (10, 1):
+        got = spark_kpis(spark, tmp_path / "layout", k=k)
+        assert compare_kpis(duckdb_kpis(private, k=k), got) == [], k
+    camp = got["campaigns"].set_index("campaign_id")  # k = 1
+    assert "nc_only" not in camp.index and camp.loc["small", "reach"] == 3
+    assert got["active_users"].set_index("day").loc["2024-01-01", "dau"] == 15
+    small = spark_kpis(spark, tmp_path / "layout", ["campaigns"])["campaigns"]
+    assert small.set_index("campaign_id").loc["small", "suppressed"]
 
 
 def test_train_als_from_parquet_serves(spark, world_store, exported, tmp_path):

@@ -43,5 +43,6 @@ def register(app: typer.Typer) -> None:
         emit([{"out": report.out_dir, "format": data_format.value, "events": report.events,
                "days": report.days, "first_day": report.first_day,
                "last_day": report.last_day, "items": report.items,
-               "campaigns": report.campaigns, "seconds": round(report.seconds, 3)}],
+               "campaigns": report.campaigns, "users": report.users,
+               "seconds": round(report.seconds, 3)}],
              summary, title="export")

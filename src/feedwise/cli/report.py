@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
                 raise fail(FeedwiseError("--engine spark needs --events PATH (run "
                                          "feedwise export --format parquet --out PATH first)"))
             try:
-                emit_kpis(report_spark(events, master=master), fmt)
+                emit_kpis(report_spark(events, master=master, k=k), fmt)
             except FeedwiseError as e:
                 raise fail(e) from None
             return

@@ -17,6 +17,7 @@ import pandas as pd
 import typer
 
 from feedwise.cli._common import Format, FormatOption, console, emit, fail
+from feedwise.cli._insight import KOption
 from feedwise.errors import ConfigError, FeedwiseError
 
 EventsOption = Annotated[str, typer.Option(
@@ -105,19 +106,21 @@ def register(app: typer.Typer) -> None:
                      verify: Annotated[bool, typer.Option(
                          help="Also compute the KPIs with DuckDB on the same layout and "
                               "fail unless the results are equal.")] = False,
+                     k: KOption = 10,
                      master: MasterOption = None, conf: ConfOption = None,
                      fmt: FormatOption = Format.table) -> None:
-        """The KPI queries as Spark SQL over the Parquet layout."""
+        """The KPI queries as Spark SQL over the Parquet layout (users with analytics consent
+        only; rows describing fewer than --k users blanked and marked ``suppressed``)."""
         from feedwise.engines.kpis import KPI_NAMES, compare_kpis, duckdb_kpis
         from feedwise.engines.spark import report_spark
 
         names = tuple(kpi) if kpi else KPI_NAMES
         try:
             with console.status("computing KPIs on Spark"):
-                tables = report_spark(events, master=master, names=names,
+                tables = report_spark(events, master=master, names=names, k=k,
                                       spark_conf=_conf(conf))
             if verify:
-                diffs = compare_kpis(tables, duckdb_kpis(events, names))
+                diffs = compare_kpis(tables, duckdb_kpis(events, names, k=k))
                 if diffs:
                     raise FeedwiseError("Spark and DuckDB KPIs differ: " + "; ".join(diffs[:5]))
         except FeedwiseError as e:

@@ -7,6 +7,8 @@ The layout written by :func:`export_parquet` (and read by :mod:`feedwise.engines
       events/date=2024-01-02/...
       items.parquet                           the items table (campaign_id links ads)
       campaigns.parquet                       the campaigns table
+      users.parquet                           user_id, consent_analytics (the KPIs leave out
+                                              users whose analytics consent is false)
       _feedwise.json                          what was written (counts, date range, schema)
 
 ``events`` keeps every column of the store's ``events`` table (``ts`` as a UTC timestamp)
@@ -39,6 +41,7 @@ class ExportReport:
     days: int
     items: int
     campaigns: int
+    users: int
     first_day: str | None
     last_day: str | None
     seconds: float
@@ -51,7 +54,8 @@ def events_glob(root: str | Path) -> str:
 
 def export_parquet(store, out_dir: str | Path, *, overwrite: bool = False,
                    row_group_size: int = 1_000_000) -> ExportReport:
-    """Write the store's events as a date-partitioned Parquet dataset (plus items, campaigns).
+    """Write the store's events as a date-partitioned Parquet dataset (plus items, campaigns
+    and the users' analytics consent).
 
     Args:
         store: An :class:`~feedwise.store.EventStore`.
@@ -94,10 +98,15 @@ def export_parquet(store, out_dir: str | Path, *, overwrite: bool = False,
                 " (FORMAT PARQUET)")
     cur.execute(f"COPY (SELECT * FROM campaigns ORDER BY campaign_id) "
                 f"TO '{_quote(out / 'campaigns.parquet')}' (FORMAT PARQUET)")
+    # the store's user ids (pseudonymised like the events'), and only the consent flag the
+    # KPIs need: no other user attributes leave the store
+    users = int(store.scalar("SELECT count(*) FROM users"))
+    cur.execute(f"COPY (SELECT user_id, consent_analytics FROM users ORDER BY user_id) "
+                f"TO '{_quote(out / 'users.parquet')}' (FORMAT PARQUET)")
     first, last, days = cur.execute(
         "SELECT min(CAST(ts AS DATE)), max(CAST(ts AS DATE)), count(DISTINCT CAST(ts AS DATE)) "
         "FROM events").fetchone()
-    report = ExportReport(str(out), n, int(days), items, campaigns,
+    report = ExportReport(str(out), n, int(days), items, campaigns, users,
                           str(first) if first else None, str(last) if last else None,
                           time.perf_counter() - t0)
     manifest = {"layout": LAYOUT_VERSION, "partition": "date", "columns": EVENT_COLUMNS,

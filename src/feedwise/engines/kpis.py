@@ -7,14 +7,34 @@ extraction, which :func:`kpi_sql` renders per engine, so both engines answer the
 question with the same query text and :func:`compare_kpis` can check their results are
 equal.
 
+Privacy, as in :mod:`feedwise.analytics` (see :class:`~feedwise.analytics.scope.Scope`):
+
+* **Consent.** ``events`` holds only the events of users with analytics consent: a user
+  whose ``consent_analytics`` is false in the store's ``users`` table (exported as
+  ``users.parquet``) is left out; NULL or no row counts as granted. The filter is applied
+  where each engine defines the ``events`` relation (:func:`consented_events_sql`), so the
+  KPI text stays the same. An export without ``users.parquet`` (older layout) keeps every
+  event.
+* **Small groups.** After both engines' results are normalised, rows describing fewer than
+  ``k`` users (default 10) are blanked (user-describing cells set to NaN, key columns kept)
+  and marked in a boolean ``suppressed`` column (:func:`suppress_kpi`, using
+  :func:`feedwise.analytics.suppression.suppress`). The group size each row is judged by:
+  ``active_users`` by ``dau`` (blanks dau, wau, mau, stickiness, as the report's KPI
+  series blanks periods with fewer than k active users); ``ctr`` by ``users`` (distinct
+  users with an event that day); ``engagement`` by ``users`` of the kind; ``retention`` by
+  ``cohort_size`` (a rate over a cohort describes the cohort, as in the report's retention
+  tables); ``campaigns`` by ``users`` (distinct users with any ad event of the campaign,
+  so reach below k is always blanked, as in the report's campaign table). ``k = 1`` shows
+  every row.
+
 The KPIs (all days are UTC calendar days; the session time zone must be UTC):
 
 ``active_users``
     Per day with events: ``dau`` (users with any event that day), ``wau`` (any event in the
     7 days ending that day), ``mau`` (30 days), ``stickiness`` = dau / mau.
 ``ctr``
-    Per day: impressions, clicks, ``ctr`` = clicks / impressions; the same for ads
-    (``ad_impression``, ``ad_click``).
+    Per day: ``users`` (distinct users with any event), impressions, clicks, ``ctr`` =
+    clicks / impressions; the same for ads (``ad_impression``, ``ad_click``).
 ``engagement``
     Per event kind: events, distinct users and items, and events per impression.
 ``retention``
@@ -22,7 +42,8 @@ The KPIs (all days are UTC calendar days; the session time zone must be UTC):
     (0 = the cohort week), the users active that week and ``rate`` = users / cohort size.
 ``campaigns``
     Per campaign (ads linked by ``items.campaign_id``, else by ``context.campaign_id``):
-    impressions, reach (distinct users shown an ad), clicks, conversions, ``ctr``, ``cvr`` =
+    impressions, reach (distinct users shown an ad), ``users`` (distinct users with any ad
+    event of the campaign), clicks, conversions, ``ctr``, ``cvr`` =
     conversions / clicks and ``spend`` under the report's money convention
     (:mod:`feedwise.analytics.scope`): an ad impression or click costs its ``value`` (the
     price charged), else its campaign's bid (``cpm``: bid / 1000 per impression, ``cpc``:
@@ -39,6 +60,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from feedwise.analytics.suppression import suppress
 from feedwise.errors import ConfigError, DataError
 
 Dialect = Literal["duckdb", "spark"]
@@ -53,6 +75,39 @@ KPI_KEYS: dict[str, tuple[str, ...]] = {
     "retention": ("cohort", "week"),
     "campaigns": ("campaign_id",),
 }
+
+#: Per KPI: the column holding the number of users a row describes, and the columns blanked
+#: when that number is below k (see the module docstring).
+KPI_SUPPRESSION: dict[str, tuple[str, tuple[str, ...]]] = {
+    "active_users": ("dau", ("dau", "wau", "mau", "stickiness")),
+    "ctr": ("users", ("users", "impressions", "clicks", "ctr", "ad_impressions", "ad_clicks",
+                      "ad_ctr")),
+    "engagement": ("users", ("events", "users", "items", "per_impression")),
+    "retention": ("cohort_size", ("cohort_size", "users", "rate")),
+    "campaigns": ("users", ("impressions", "reach", "users", "clicks", "conversions", "ctr",
+                            "cvr", "spend")),
+}
+
+
+def consented_events_sql(events: str, users: str) -> str:
+    """A SELECT of the events of ``events`` whose user has not refused analytics consent in
+    ``users`` (``user_id``, ``consent_analytics``; NULL or no row = granted). Valid in both
+    dialects; the engines define their ``events`` relation with it."""
+    return (f"SELECT e.* FROM {events} e WHERE NOT EXISTS (SELECT 1 FROM {users} u "
+            "WHERE u.user_id = e.user_id AND u.consent_analytics = false)")
+
+
+def suppress_kpi(df: pd.DataFrame, name: str, k: int) -> pd.DataFrame:
+    """Blank the rows of KPI table ``name`` describing 1 to ``k - 1`` users and add the
+    boolean ``suppressed`` column (the rule per KPI is in the module docstring)."""
+    users, cols = KPI_SUPPRESSION[name]
+    return suppress(df, users, k, [c for c in cols if c in df.columns])
+
+
+def _check_k(k: int) -> int:
+    if int(k) < 1:
+        raise ConfigError(f"k must be >= 1, not {k}")
+    return int(k)
 
 
 def _days(a: str, b: str, dialect: Dialect) -> str:
@@ -102,9 +157,10 @@ SELECT day, dau, wau, mau, CAST(dau AS DOUBLE) / mau AS stickiness FROM (
 ORDER BY day"""
     if name == "ctr":
         return f"""
-SELECT day, impressions, clicks, CAST(clicks AS DOUBLE) / NULLIF(impressions, 0) AS ctr,
+SELECT day, users, impressions, clicks,
+       CAST(clicks AS DOUBLE) / NULLIF(impressions, 0) AS ctr,
        ad_impressions, ad_clicks, CAST(ad_clicks AS DOUBLE) / NULLIF(ad_impressions, 0) AS ad_ctr
-FROM (SELECT {day} AS day,
+FROM (SELECT {day} AS day, count(DISTINCT user_id) AS users,
              count(CASE WHEN kind = 'impression' THEN 1 END) AS impressions,
              count(CASE WHEN kind = 'click' THEN 1 END) AS clicks,
              count(CASE WHEN kind = 'ad_impression' THEN 1 END) AS ad_impressions,
@@ -134,12 +190,13 @@ GROUP BY j.cohort, j.week, s.cohort_size
 ORDER BY j.cohort, j.week"""
     if name == "campaigns":
         return f"""
-SELECT campaign_id, impressions, reach, clicks, conversions,
+SELECT campaign_id, impressions, reach, users, clicks, conversions,
        CAST(clicks AS DOUBLE) / NULLIF(impressions, 0) AS ctr,
        CAST(conversions AS DOUBLE) / NULLIF(clicks, 0) AS cvr, spend
 FROM (SELECT e.campaign_id,
              count(CASE WHEN e.kind = 'ad_impression' THEN 1 END) AS impressions,
              count(DISTINCT CASE WHEN e.kind = 'ad_impression' THEN e.user_id END) AS reach,
+             count(DISTINCT e.user_id) AS users,
              count(CASE WHEN e.kind = 'ad_click' THEN 1 END) AS clicks,
              count(CASE WHEN e.kind = 'conversion' THEN 1 END) AS conversions,
              CAST(sum(CASE WHEN e.kind = 'conversion' THEN
@@ -162,27 +219,50 @@ ORDER BY campaign_id"""
 
 
 def run_kpis(execute: Callable[[str], pd.DataFrame], dialect: Dialect,
-             names: tuple[str, ...] | list[str] = KPI_NAMES) -> dict[str, pd.DataFrame]:
-    """Run KPI queries through ``execute`` (SQL text -> DataFrame) and normalise the results."""
-    return {n: normalise(execute(kpi_sql(n, dialect)), n) for n in names}
+             names: tuple[str, ...] | list[str] = KPI_NAMES, *, k: int = 10,
+             events: str = "events") -> dict[str, pd.DataFrame]:
+    """Run KPI queries through ``execute`` (SQL text -> DataFrame), normalise the results
+    and suppress rows describing fewer than ``k`` users (:func:`suppress_kpi`).
+
+    Args:
+        execute: Runs SQL text, returns a DataFrame.
+        dialect: ``duckdb`` or ``spark``.
+        names: Which KPIs.
+        k: Smallest number of users a shown row may describe (1 shows everything).
+        events: Name of the (consent-filtered) events relation.
+    """
+    k = _check_k(k)
+    return {n: suppress_kpi(normalise(execute(kpi_sql(n, dialect, events=events)), n), n, k)
+            for n in names}
 
 
-def duckdb_kpis(source, names: tuple[str, ...] | list[str] = KPI_NAMES
+def duckdb_kpis(source, names: tuple[str, ...] | list[str] = KPI_NAMES, *, k: int = 10
                 ) -> dict[str, pd.DataFrame]:
     """The KPIs computed by DuckDB over a store or over an export's Parquet layout.
+
+    Only users with analytics consent are counted, and rows describing fewer than ``k``
+    users are suppressed (see the module docstring).
 
     Args:
         source: An :class:`~feedwise.store.EventStore`, or the folder written by
             :func:`~feedwise.engines.export.export_parquet`.
         names: Which KPIs.
+        k: Smallest number of users a shown row may describe (default 10).
     """
     import duckdb
 
     from feedwise.engines.export import events_glob
 
+    k = _check_k(k)
     if hasattr(source, "cursor"):
         cur = source.cursor()
-        return run_kpis(lambda q: cur.execute(q).df(), "duckdb", names)
+        try:
+            cur.execute("CREATE OR REPLACE TEMP VIEW kpi_events AS "
+                        + consented_events_sql("events", "users"))
+            return run_kpis(lambda q: cur.execute(q).df(), "duckdb", names, k=k,
+                            events="kpi_events")
+        finally:
+            cur.close()
     root = Path(source)
     if not (root / "events").is_dir():
         raise DataError(f"{root}: no events/ folder; write one with "
@@ -190,8 +270,13 @@ def duckdb_kpis(source, names: tuple[str, ...] | list[str] = KPI_NAMES
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone='UTC'")
-        con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet("
-                    f"'{_q(events_glob(root))}', hive_partitioning = true)")
+        raw = f"read_parquet('{_q(events_glob(root))}', hive_partitioning = true)"
+        users = root / "users.parquet"
+        if users.exists():  # older layouts have no users: every event counts
+            con.execute("CREATE VIEW events AS " + consented_events_sql(
+                raw, f"read_parquet('{_q(users)}')"))
+        else:
+            con.execute(f"CREATE VIEW events AS SELECT * FROM {raw}")
         items = root / "items.parquet"
         if items.exists():
             con.execute(f"CREATE VIEW items AS SELECT * FROM read_parquet('{_q(items)}')")
@@ -205,7 +290,7 @@ def duckdb_kpis(source, names: tuple[str, ...] | list[str] = KPI_NAMES
             con.execute("CREATE VIEW campaigns AS SELECT CAST(NULL AS VARCHAR) AS campaign_id, "
                         "CAST(NULL AS VARCHAR) AS bid_model, CAST(NULL AS DOUBLE) AS bid "
                         "WHERE FALSE")
-        return run_kpis(lambda q: con.execute(q).df(), "duckdb", names)
+        return run_kpis(lambda q: con.execute(q).df(), "duckdb", names, k=k)
     finally:
         con.close()
 

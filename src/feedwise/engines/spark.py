@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from feedwise.engines.kpis import KPI_NAMES, kpi_sql, normalise
+from feedwise.engines.kpis import KPI_NAMES, consented_events_sql, run_kpis
 from feedwise.errors import ConfigError, DataError
 from feedwise.interactions import Interactions, InteractionWeights
 from feedwise.models.spark_als import SparkALS
@@ -123,10 +123,29 @@ def read_items(spark: SparkSession, root: str | os.PathLike) -> DataFrame | None
     return spark.read.parquet(p)
 
 
+def read_users(spark: SparkSession, root: str | os.PathLike) -> DataFrame | None:
+    """The users (``user_id``, ``consent_analytics``) of an export, or ``None`` when it has
+    none (an older layout)."""
+    p = str(root).rstrip("/").removesuffix("/events") + "/users.parquet"
+    if _is_local(p) and not Path(p.removeprefix("file://")).exists():
+        return None
+    return spark.read.parquet(p)
+
+
 def register_views(spark: SparkSession, root: str | os.PathLike) -> None:
     """Register temp views ``events``, ``items`` and ``campaigns`` over an export (for
-    Spark SQL)."""
-    read_events(spark, root).createOrReplaceTempView("events")
+    Spark SQL).
+
+    ``events`` holds only the events of users with analytics consent (users whose
+    ``consent_analytics`` is false in ``users.parquet`` are left out, as in
+    :func:`feedwise.engines.kpis.duckdb_kpis`); without ``users.parquet`` every event."""
+    events = read_events(spark, root)
+    users = read_users(spark, root)
+    if users is not None:
+        events.createOrReplaceTempView("_feedwise_all_events")
+        users.createOrReplaceTempView("_feedwise_users")
+        events = spark.sql(consented_events_sql("_feedwise_all_events", "_feedwise_users"))
+    events.createOrReplaceTempView("events")
     items = read_items(spark, root)
     if items is None:
         items = spark.sql("SELECT CAST(NULL AS STRING) AS item_id, "
@@ -405,14 +424,16 @@ def train_als(spark: SparkSession, root: str | os.PathLike, model: SparkALS | No
 
 # ---------------------------------------------------------------------- KPIs
 def spark_kpis(spark: SparkSession, root: str | os.PathLike,
-               names: tuple[str, ...] | list[str] = KPI_NAMES) -> dict[str, pd.DataFrame]:
-    """The KPI queries as Spark SQL over an export (results equal the DuckDB path's)."""
+               names: tuple[str, ...] | list[str] = KPI_NAMES, *, k: int = 10
+               ) -> dict[str, pd.DataFrame]:
+    """The KPI queries as Spark SQL over an export (results equal the DuckDB path's):
+    consenting users only, rows describing fewer than ``k`` users suppressed (see
+    :mod:`feedwise.engines.kpis`)."""
     unknown = [n for n in names if n not in KPI_NAMES]
     if unknown:
         raise ConfigError(f"unknown KPI(s) {unknown}; KPIs are {', '.join(KPI_NAMES)}")
     register_views(spark, root)
-    return {n: normalise(_to_arrow(spark.sql(kpi_sql(n, "spark"))).to_pandas(), n)
-            for n in names}
+    return run_kpis(lambda q: _to_arrow(spark.sql(q)).to_pandas(), "spark", names, k=k)
 
 
 # ---------------------------------------------------------------------- CLI entry points
@@ -440,8 +461,9 @@ def train_spark(events: str | os.PathLike, *, out: str | os.PathLike | None = No
 
 
 def report_spark(events: str | os.PathLike, *, master: str | None = None,
-                 names: tuple[str, ...] | list[str] = KPI_NAMES,
+                 names: tuple[str, ...] | list[str] = KPI_NAMES, k: int = 10,
                  spark_conf: Mapping[str, str] | None = None) -> dict[str, pd.DataFrame]:
-    """``feedwise report --engine spark``: the KPI tables computed by Spark SQL."""
+    """``feedwise report --engine spark``: the KPI tables computed by Spark SQL (rows
+    describing fewer than ``k`` users suppressed)."""
     spark = spark_session(master, conf=spark_conf)
-    return spark_kpis(spark, events, names)
+    return spark_kpis(spark, events, names, k=k)
