@@ -253,7 +253,6 @@ def duckdb_kpis(source, names: tuple[str, ...] | list[str] = KPI_NAMES, *, k: in
 
     from feedwise.engines.export import events_glob
 
-    k = _check_k(k)
     if hasattr(source, "cursor"):
         cur = source.cursor()
         try:
@@ -277,19 +276,15 @@ def duckdb_kpis(source, names: tuple[str, ...] | list[str] = KPI_NAMES, *, k: in
                 raw, f"read_parquet('{_q(users)}')"))
         else:
             con.execute(f"CREATE VIEW events AS SELECT * FROM {raw}")
-        items = root / "items.parquet"
-        if items.exists():
-            con.execute(f"CREATE VIEW items AS SELECT * FROM read_parquet('{_q(items)}')")
-        else:
-            con.execute("CREATE VIEW items AS SELECT CAST(NULL AS VARCHAR) AS item_id, "
-                        "CAST(NULL AS VARCHAR) AS campaign_id WHERE FALSE")
-        campaigns = root / "campaigns.parquet"
-        if campaigns.exists():
-            con.execute(f"CREATE VIEW campaigns AS SELECT * FROM read_parquet('{_q(campaigns)}')")
-        else:
-            con.execute("CREATE VIEW campaigns AS SELECT CAST(NULL AS VARCHAR) AS campaign_id, "
-                        "CAST(NULL AS VARCHAR) AS bid_model, CAST(NULL AS DOUBLE) AS bid "
-                        "WHERE FALSE")
+        for name, empty in (("items", "CAST(NULL AS VARCHAR) AS item_id, "
+                                      "CAST(NULL AS VARCHAR) AS campaign_id"),
+                            ("campaigns", "CAST(NULL AS VARCHAR) AS campaign_id, "
+                                          "CAST(NULL AS VARCHAR) AS bid_model, "
+                                          "CAST(NULL AS DOUBLE) AS bid")):
+            path = root / f"{name}.parquet"  # absent in older layouts: an empty view
+            con.execute(f"CREATE VIEW {name} AS " + (
+                f"SELECT * FROM read_parquet('{_q(path)}')" if path.exists()
+                else f"SELECT {empty} WHERE FALSE"))
         return run_kpis(lambda q: con.execute(q).df(), "duckdb", names, k=k)
     finally:
         con.close()

@@ -115,18 +115,10 @@ def read_events(spark: SparkSession, root: str | os.PathLike) -> DataFrame:
     return spark.read.parquet(events_path(root))
 
 
-def read_items(spark: SparkSession, root: str | os.PathLike) -> DataFrame | None:
-    """The items table of an export, or ``None`` when it has none."""
-    p = str(root).rstrip("/").removesuffix("/events") + "/items.parquet"
-    if _is_local(p) and not Path(p.removeprefix("file://")).exists():
-        return None
-    return spark.read.parquet(p)
-
-
-def read_users(spark: SparkSession, root: str | os.PathLike) -> DataFrame | None:
-    """The users (``user_id``, ``consent_analytics``) of an export, or ``None`` when it has
-    none (an older layout)."""
-    p = str(root).rstrip("/").removesuffix("/events") + "/users.parquet"
+def read_table(spark: SparkSession, root: str | os.PathLike, name: str) -> DataFrame | None:
+    """Table ``name`` (``items``, ``campaigns``, ``users``) of an export, or ``None`` when
+    the export has none (older layouts have no ``users``)."""
+    p = str(root).rstrip("/").removesuffix("/events") + f"/{name}.parquet"
     if _is_local(p) and not Path(p.removeprefix("file://")).exists():
         return None
     return spark.read.parquet(p)
@@ -140,25 +132,23 @@ def register_views(spark: SparkSession, root: str | os.PathLike) -> None:
     ``consent_analytics`` is false in ``users.parquet`` are left out, as in
     :func:`feedwise.engines.kpis.duckdb_kpis`); without ``users.parquet`` every event."""
     events = read_events(spark, root)
-    users = read_users(spark, root)
+    users = read_table(spark, root, "users")
     if users is not None:
         events.createOrReplaceTempView("_feedwise_all_events")
         users.createOrReplaceTempView("_feedwise_users")
         events = spark.sql(consented_events_sql("_feedwise_all_events", "_feedwise_users"))
     events.createOrReplaceTempView("events")
-    items = read_items(spark, root)
+    items = read_table(spark, root, "items")
     if items is None:
         items = spark.sql("SELECT CAST(NULL AS STRING) AS item_id, "
                           "CAST(NULL AS STRING) AS campaign_id, "
                           "CAST(NULL AS STRING) AS title WHERE FALSE")
     items.createOrReplaceTempView("items")
-    p = str(root).rstrip("/").removesuffix("/events") + "/campaigns.parquet"
-    if _is_local(p) and not Path(p.removeprefix("file://")).exists():
+    campaigns = read_table(spark, root, "campaigns")
+    if campaigns is None:
         campaigns = spark.sql("SELECT CAST(NULL AS STRING) AS campaign_id, "
                               "CAST(NULL AS STRING) AS bid_model, "
                               "CAST(NULL AS DOUBLE) AS bid WHERE FALSE")
-    else:
-        campaigns = spark.read.parquet(p)
     campaigns.createOrReplaceTempView("campaigns")
 
 
@@ -276,7 +266,7 @@ def collect_interactions(pos: pa.Table, negs: pa.Table, *,
 
 
 def _item_titles(spark: SparkSession, root: str | os.PathLike) -> dict[str, str] | None:
-    items = read_items(spark, root)
+    items = read_table(spark, root, "items")
     if items is None or "title" not in items.columns:
         return None
     t = _to_arrow(items.where("title IS NOT NULL").select("item_id", "title"))
