@@ -48,6 +48,20 @@ def test_train_evaluate_recommend(ml_db, tmp_path) -> None:
     assert len(lines) == 943 * 2 and len({x["user_id"] for x in lines}) == 943
 
 
+def test_train_hybrid_reports_its_calibration(ml_db, tmp_path) -> None:
+    db, _ = ml_db
+    params = json.dumps({"components": [["ease", 1.0, {}], ["popularity", 0.5, {}]],
+                         "calibration_splits": 1})
+    res = runner.invoke(app, ["train", "--model", "hybrid", "--params", params, "--db", db])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "calibrated the blend on 1 validation split(s)" in out and "ndcg@10" in out
+    from feedwise.models import Recommender
+
+    back = Recommender.load(tmp_path / "models" / "hybrid")
+    assert back.calibration_ is not None and back.calibration_.chosen >= back.calibration_.given
+
+
 def test_errors_are_clean(tmp_path) -> None:
     res = runner.invoke(app, ["ingest", str(tmp_path / "nope.csv"), "--db",
                               str(tmp_path / "x.duckdb")])

@@ -161,8 +161,8 @@ def test_saved_default_hybrid_keeps_its_blend(tmp_path) -> None:
     want = [list(r.ids) for r in model.recommend(users, 5)]
     model.save(tmp_path / "now")
     back = Recommender.load(tmp_path / "now")
-    assert [tuple(c) for c in back.components] == [tuple(c) for c in
-                                                  hybrid_mod.DEFAULT_COMPONENTS]
+    assert back.components is None and back.components_ == model.components_
+    assert [c[0] for c in back.components_] == [c[0] for c in hybrid_mod.DEFAULT_COMPONENTS]
     assert [list(r.ids) for r in back.recommend(users, 5)] == want
 
     # fitted as then: the parameters components gained later at their value of before
@@ -177,7 +177,7 @@ def test_saved_default_hybrid_keeps_its_blend(tmp_path) -> None:
     meta["params"]["components"] = None
     (tmp_path / "old" / "model.json").write_text(json.dumps(meta))
     legacy = Recommender.load(tmp_path / "old")
-    assert [c[0] for c in legacy.components] == [c[0] for c in hybrid_mod._SAVED_BEFORE_SPECS]
+    assert [c[0] for c in legacy.components_] == [c[0] for c in hybrid_mod._SAVED_BEFORE_SPECS]
     assert ([list(r.ids) for r in legacy.recommend(users, 5)]
             == [list(r.ids) for r in old.recommend(users, 5)])
 

@@ -75,7 +75,7 @@ class TestHybrid(RecommenderContract):
                                   ("als", 0.3, {"factors": 8, "num_threads": 1,
                                                 "random_state": 0}),
                                   ("content", 0.2, {}),
-                                  ("social", 0.2, {})])
+                                  ("social", 0.2, {})], calibrate=False)
 
     def side_data(self) -> dict:
         return {"items": group_items(), "edges": group_edges()}
@@ -90,9 +90,24 @@ class TestHybridRRF(RecommenderContract):
                                   ("itemknn", 1.0, {})], fusion="rrf")
 
 
+class TestCalibratedHybrid(RecommenderContract):
+    """The default: the blend is calibrated at fit."""
+
+    def make_model(self) -> Recommender:
+        return Hybrid()
+
+    def side_data(self) -> dict:
+        return {"items": group_items(), "edges": group_edges()}
+
+    def test_calibration_ran(self, fitted: Hybrid) -> None:
+        assert fitted.calibration_ is not None
+        assert fitted.calibration_.chosen >= fitted.calibration_.given
+        assert fitted.components_ == fitted.calibration_.components
+
+
 def test_default_hybrid_fits_without_side_data() -> None:
     data = contract_data()
-    model = Hybrid().fit(data)
+    model = Hybrid(calibrate=False).fit(data)
     # social (no edges) and content (no text) sit out; the collaborative ones blend
     assert model.active_.tolist() == [True, True, True, False, False]
     assert planted_hit_rate(model, data) > 0.5

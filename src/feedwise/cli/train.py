@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Annotated
@@ -102,10 +103,14 @@ def register(app: typer.Typer) -> None:
             raise fail(FeedwiseError(f"unknown engine {engine!r}: use embedded or spark"))
         try:
             estimator = build(model, params)
-            with open_store(db) as store, console.status(f"training {model}"):
+            with open_store(db) as store, console.status(f"training {model}") as status:
                 data = store.interactions()
                 n_events = store.count_events()
-                m = estimator.fit(data)
+                if "progress" in inspect.signature(estimator.fit).parameters:
+                    m = estimator.fit(data, progress=lambda step: status.update(
+                        f"training {model}: {step}"))
+                else:
+                    m = estimator.fit(data)
                 path = m.save(out or model_dir(model))
             if registry:
                 from feedwise.registry import ModelRegistry
@@ -124,6 +129,13 @@ def register(app: typer.Typer) -> None:
             raise fail(e) from None
         console.print(f"trained {m!r} on {data.n_users} users x {data.n_items} items "
                       f"({data.nnz} pairs) -> {path}")
+        cal = getattr(m, "calibration_", None)
+        if cal is not None:
+            blend = ", ".join(f"{n} {w:g}" + (f" {p}" if p else "") for n, w, p in cal.components)
+            console.print(f"calibrated the blend on {cal.splits} validation split(s) of the "
+                          f"data ({cal.validation_users} users each, {cal.seconds:.0f} s): "
+                          f"{cal.metric} {cal.given:.4f} as given -> {cal.chosen:.4f} with "
+                          f"{blend}")
         if registry:
             console.print(f"registered {meta.version} in {registry}"
                           f"{' and promoted it' if promote else ''}")

@@ -127,6 +127,12 @@ class Recommender(ABC):
         """Reasons for items ``cols`` (one row of item columns per user)."""
         return [[self.fallback_reason] * len(c) for c in cols]
 
+    def variant(self, params: Mapping[str, Any]) -> Recommender | None:
+        """This fitted model as if it had been fitted with ``params`` changed, when that can
+        be derived without refitting, else ``None`` (blend calibration tries settings this
+        way)."""
+        return None
+
     # ------------------------------------------------------------------ state
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_ids_"):

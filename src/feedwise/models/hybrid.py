@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -27,12 +27,10 @@ import scipy.sparse as sp
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
 from feedwise.models.base import History, Recommender
+from feedwise.models.calibration import Calibration, Component, calibrate
 from feedwise.models.content import item_table, widen_catalog
 from feedwise.models.popularity import Popularity
 from feedwise.models.scratch import call_state
-
-#: (model name, weight, constructor params) of each component.
-Component = tuple[str, float, dict[str, Any]]
 
 #: The out-of-the-box blend. Weights were chosen on validation splits carved from the
 #: training parts of MovieLens-100k, MovieLens latest-small and Last.fm (seeds 7, 8, 9;
@@ -94,17 +92,28 @@ class Hybrid(Recommender):
         fusion: ``score`` (weighted per-user z-scores) or ``rrf`` (reciprocal rank fusion).
         rrf_k: The constant of reciprocal rank fusion.
         trending_half_life_days: Half-life of the trending fallback (``None`` = all-time).
+        calibrate: Choose the blend's weights and its components' key settings on
+            validation splits of the data at fit (see :mod:`feedwise.models.calibration`;
+            ``score`` fusion only). The blend as fitted is ``components_``, and what the
+            calibration measured is ``calibration_``.
+        calibration_splits: Validation splits the calibration averages over.
+        calibration_seed: Seed of the first validation split.
     """
 
     name = "hybrid"
+    saved_before = {"calibrate": False}
 
     def __init__(self, components: Sequence[Component] | None = None,
                  fusion: Literal["score", "rrf"] = "score", rrf_k: float = 60.0,
-                 trending_half_life_days: float | None = 14.0) -> None:
+                 trending_half_life_days: float | None = 14.0, calibrate: bool = True,
+                 calibration_splits: int = 2, calibration_seed: int = 0) -> None:
         self.components = components
         self.fusion = fusion
         self.rrf_k = rrf_k
         self.trending_half_life_days = trending_half_life_days
+        self.calibrate = calibrate
+        self.calibration_splits = calibration_splits
+        self.calibration_seed = calibration_seed
 
     # ------------------------------------------------------------------ fit
     def _specs(self) -> list[Component]:
@@ -127,28 +136,41 @@ class Hybrid(Recommender):
 
     def fit(self, data: Interactions, items: pd.DataFrame | None = None,
             edges: pd.DataFrame | None = None,
-            interests: Mapping[str, Iterable[str]] | None = None) -> Self:
-        """Fit every component on ``data`` (widened with the new items of ``items``)."""
+            interests: Mapping[str, Iterable[str]] | None = None,
+            progress: Callable[[str], None] | None = None) -> Self:
+        """Fit every component on ``data`` (widened with the new items of ``items``), after
+        calibrating the blend on validation splits of ``data`` when ``calibrate`` is set.
+
+        ``progress`` is called with a short description of each calibration step."""
         if self.fusion not in ("score", "rrf"):
             raise ConfigError(f"fusion must be 'score' or 'rrf', got {self.fusion!r}")
         specs = self._specs()
         table = item_table(items)
         data = widen_catalog(data, table["item_id"])
-        models, active = [], []
         has_text = items is not None or data.item_labels is not None
-        for name, _, params in specs:
+
+        def fit_one(name: str, params: dict[str, Any], part: Interactions
+                    ) -> Recommender | None:
             model = Recommender.registry[name](**params)
-            kwargs: dict[str, Any] = {}
             sig = inspect.signature(model.fit).parameters
-            if "items" in sig:
-                kwargs["items"] = items
-            if "edges" in sig:
-                kwargs["edges"] = edges
-            use = not (("edges" in sig and edges is None) or ("items" in sig and not has_text))
-            if use:
-                model.fit(data, **kwargs)
-            models.append(model)
-            active.append(use)
+            if ("edges" in sig and edges is None) or ("items" in sig and not has_text):
+                return None  # side data it needs was not given: it sits out
+            kwargs = {k: v for k, v in (("items", items), ("edges", edges)) if k in sig}
+            return model.fit(part, **kwargs)
+
+        self.calibration_ = None
+        if self.calibrate and self.fusion == "score":
+            self.calibration_ = calibrate(specs, data, fit_one, self._normalise,
+                                          n_splits=self.calibration_splits,
+                                          seed=self.calibration_seed, progress=progress)
+            if self.calibration_ is not None:
+                specs = self.calibration_.components
+        self.components_ = specs
+        models, active = [], []
+        for name, weight, params in specs:
+            fitted = fit_one(name, params, data) if weight else None
+            models.append(fitted or Recommender.registry[name](**params))
+            active.append(fitted is not None)
         if not any(active):
             raise ConfigError("no component of the hybrid could be fitted with the data given")
         self._models = models
@@ -183,23 +205,27 @@ class Hybrid(Recommender):
             mask = np.ones(s.shape[1], dtype=bool)
             mask[model.modelled_] = False
             s[:, mask] = np.nan  # EASE's memory guard left these out
-        s[~np.isfinite(s)] = np.nan
+        ok = np.isfinite(s)
         if self.fusion == "rrf":
-            filled = np.where(np.isnan(s), -np.inf, s)
+            filled = np.where(ok, s, -np.inf)
             ranks = np.argsort(np.argsort(-filled, axis=1, kind="stable"), axis=1)
             out = (1.0 / (self.rrf_k + 1 + ranks)).astype(np.float32)
-            out[np.isnan(s)] = 0.0
+            out[~ok] = 0.0
             return out
-        mu = np.nanmean(s, axis=1, keepdims=True)
-        sd = np.nanstd(s, axis=1, keepdims=True)
-        z = (s - mu) / np.where(sd > 0, sd, 1.0)
-        return np.nan_to_num(z, nan=np.nanmin(z) if np.isfinite(z).any() else 0.0)
+        # per-user z-scores over the finite scores; the rest take the batch's lowest z
+        n = np.maximum(ok.sum(axis=1, keepdims=True), 1).astype(np.float32)
+        mu = np.where(ok, s, 0.0).sum(axis=1, keepdims=True) / n
+        z = np.where(ok, s - mu, 0.0)
+        sd = np.sqrt(np.square(z).sum(axis=1, keepdims=True) / n)
+        z /= np.where(sd > 0, sd, 1.0)
+        z[~ok] = np.where(ok, z, np.inf).min() if ok.any() else 0.0
+        return z
 
     def _contributions(self, rows: np.ndarray | None, hist: sp.csr_matrix | None
                        ) -> np.ndarray:
         """Weighted normalised scores per component (components x users x items)."""
         n_users = len(rows) if rows is not None else hist.shape[0]
-        specs = self._specs()
+        specs = self.components_
         out = np.zeros((len(specs), n_users, self.n_items), dtype=np.float32)
         for k, ((_, w, _), model, on) in enumerate(zip(specs, self._models, self.active_,
                                                        strict=True)):
@@ -218,7 +244,7 @@ class Hybrid(Recommender):
 
     def _blending(self) -> np.ndarray:
         """Mask of the components that contribute (fitted and with a non-zero weight)."""
-        return self.active_ & np.array([w != 0 for _, w, _ in self._specs()], dtype=bool)
+        return self.active_ & np.array([w != 0 for _, w, _ in self.components_], dtype=bool)
 
     def _interest_scores(self, user_id: str) -> tuple[np.ndarray, list[str]]:
         """Trending scores with items in the user's interests first, and those interests."""
@@ -292,8 +318,13 @@ class Hybrid(Recommender):
                                  "interest_tags": np.array(["|".join(v) for v in
                                                             self.interests_.values()],
                                                            dtype=str),
-                                 # the blend as fitted: a later default cannot change it
-                                 "specs": np.array(json.dumps(self._specs(), default=_plain)),
+                                 # the blend as fitted (calibrated): a later default
+                                 # cannot change it
+                                 "specs": np.array(json.dumps(self.components_,
+                                                              default=_plain)),
+                                 "calibration": np.array(json.dumps(
+                                     None if self.calibration_ is None
+                                     else self.calibration_.as_dict(), default=_plain)),
                                  # nor can a later default of a component's params
                                  "params": np.array(json.dumps(
                                      [m.get_params() for m in self._models], default=_plain))}
@@ -304,16 +335,22 @@ class Hybrid(Recommender):
         return state
 
     def _set_state(self, state: dict) -> None:
-        if self.components is None:  # the default of the version that saved it
-            self.components = ([tuple(c) for c in json.loads(str(state["specs"]))]
-                               if "specs" in state else list(_SAVED_BEFORE_SPECS))
+        if "specs" in state:  # the blend as fitted
+            self.components_ = [(str(n), float(w), dict(p))
+                                for n, w, p in json.loads(str(state["specs"]))]
+        else:  # saved before the blend was: the given one, or the default of then
+            self.components_ = (self._specs() if self.components is not None
+                                else list(_SAVED_BEFORE_SPECS))
+        cal = json.loads(str(state["calibration"])) if "calibration" in state else None
+        self.calibration_ = None if cal is None else Calibration(**{
+            **cal, "components": [tuple(c) for c in cal["components"]]})
         self.active_ = np.asarray(state["active"], dtype=bool)
         self.item_tags_ = np.asarray(state["item_tags"], dtype=object)
         self.trending_ = np.asarray(state["trending"], dtype=np.float32)
         self.interests_ = {str(u): (str(t).split("|") if t else [])
                            for u, t in zip(state["interest_users"], state["interest_tags"],
                                            strict=True)}
-        specs = self._specs()
+        specs = self.components_
         saved = (json.loads(str(state["params"])) if "params" in state else
                  [{**_SAVED_BEFORE_PARAMS.get(name, {}), **params} for name, _, params in specs])
         # params a component gained later take their value of before (``saved_before``)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -118,3 +122,17 @@ class NormEASE(EASE):
         b *= s_in[:, None]
         b *= (n_i ** self.pop_boost).astype(np.float32)[None, :]
         self.weights_ = self.prune(b, self.topk)
+
+    def variant(self, params: Mapping[str, Any]) -> NormEASE | None:
+        """Another ``pop_boost`` rescales the item columns of the fitted weights: no refit
+        (dense weights only; pruning to ``topk`` depends on the scaling)."""
+        changed = {k for k, v in params.items() if getattr(self, k) != v}
+        if changed - {"pop_boost"} or self.topk is not None or not hasattr(self, "weights_"):
+            return None
+        out = copy.copy(self)
+        out._drop_caches()
+        out.pop_boost = float(params.get("pop_boost", self.pop_boost))
+        support = np.diff(self._prepare(self.seen_).tocsc().indptr)[self.modelled_] + 1.0
+        scale = (support ** (out.pop_boost - self.pop_boost)).astype(np.float32)
+        out.weights_ = self.weights_ * scale[None, :]
+        return out

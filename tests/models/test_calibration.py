@@ -1,0 +1,106 @@
+"""Blend calibration: what it varies, what it keeps, and that its shortcut scores what the
+public API would."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from feedwise.evaluation import evaluate, random_split
+from feedwise.models import Hybrid, Recommender
+from feedwise.models.calibration import CALIBRATION_SPACES, _Candidates, calibrate, variants
+from feedwise.testing import contract_data
+
+
+def _fit(name, params, data):
+    return Recommender.registry[name](**params).fit(data)
+
+
+def _ndcg(model, split) -> float:
+    t = evaluate(model, split, 10, fit=False, metrics=("ndcg",), beyond=False)
+    return float(t.loc[t["metric"] == "ndcg", "value"].iloc[0])
+
+
+def test_variants_start_with_the_given_settings_and_keep_explicit_ones() -> None:
+    space = CALIBRATION_SPACES["norm-ease"]
+    got = variants("norm-ease", {})
+    assert got[0] == {}
+    n = 1
+    for values in space.values():
+        n *= len(values)
+    assert len(got) == n  # the defaults are one of the grid's points, tried once (first)
+    fixed = variants("norm-ease", {"l2": 50.0})
+    assert all(v["l2"] == 50.0 for v in fixed)
+    assert len(fixed) == len(space["pop_boost"])
+    assert variants("ease", {"l2": 10.0}) == [{"l2": 10.0}]  # nothing to vary
+
+
+def test_candidate_shortcut_scores_what_evaluate_scores(ml100k_interactions) -> None:
+    """The calibration's candidate sets hold the blend's whole top 10: its NDCG equals the
+    one of the same blend fitted and evaluated through the public API."""
+    split = random_split(ml100k_interactions, 0.9, seed=3)
+    specs = [("ease", 1.0, {"l2": 300.0}), ("rp3beta", 0.5, {})]
+    hybrid = Hybrid(components=specs, calibrate=False).fit(split.train)
+    fitted = {(i, 0): m for i, m in enumerate(hybrid.models_)}
+    cands = _Candidates(fitted, split, hybrid._normalise, k=10, per_model=50)
+    shortcut = cands.ndcg({(0, 0): 1.0, (1, 0): 0.5})
+    assert shortcut == pytest.approx(_ndcg(hybrid, split), abs=1e-9)
+    alone = Hybrid(components=specs[:1], calibrate=False).fit(split.train)
+    assert cands.ndcg({(0, 0): 1.0}) == pytest.approx(_ndcg(alone, split), abs=1e-9)
+
+
+def test_calibration_turns_down_a_component_that_hurts(ml100k_interactions) -> None:
+    """Popularity at almost EASE's weight drags the blend down; calibration lowers it and
+    the chosen blend scores better on the validation splits than the given one."""
+    train = random_split(ml100k_interactions, 0.75, seed=42).train
+    given = [("ease", 1.0, {"l2": 300.0}), ("popularity", 0.9, {})]
+    model = Hybrid(components=given, calibration_splits=1).fit(train)
+    cal = model.calibration_
+    assert cal is not None and cal.splits == 1 and cal.validation_users > 900
+    assert cal.chosen > cal.given
+    assert model.components_[1][1] < 0.9
+    assert model.components_[0] == ("ease", 1.0, {"l2": 300.0})  # the anchor keeps weight
+    assert model.components == given  # the given blend is not rewritten
+
+
+def test_too_few_users_keeps_the_given_blend() -> None:
+    data = contract_data()
+    given = [("ease", 1.0, {"l2": 10.0, "min_support": 1}), ("itemknn", 0.5, {})]
+    assert calibrate(given, data, _fit, lambda m, s: s, min_users=10_000) is None
+    model = Hybrid(components=given).fit(data)  # enough users here: calibrated
+    assert model.calibration_ is not None
+    off = Hybrid(components=given, calibrate=False).fit(data)
+    assert off.calibration_ is None and off.components_ == given
+
+
+def test_a_zero_weight_component_is_neither_varied_nor_fitted() -> None:
+    data = contract_data()
+    model = Hybrid(components=[("norm-ease", 1.0, {"min_support": 1}),
+                               ("itemknn", 0.0, {})]).fit(data)
+    assert model.components_[1] == ("itemknn", 0.0, {})
+    assert model.active_.tolist() == [True, False]
+
+
+def test_calibration_is_reported_and_survives_save(tmp_path) -> None:
+    data = contract_data()
+    model = Hybrid(components=[("norm-ease", 1.0, {"min_support": 1}),
+                               ("itemknn", 0.5, {})]).fit(data)
+    back = Recommender.load(model.save(tmp_path / "m"))
+    assert back.components_ == model.components_
+    assert back.calibration_ == model.calibration_
+    users = list(data.user_ids)[:5]
+    assert ([list(r.ids) for r in back.recommend(users, 5)]
+            == [list(r.ids) for r in model.recommend(users, 5)])
+
+
+def test_norm_ease_derives_another_pop_boost_without_refitting(ml100k_interactions) -> None:
+    from feedwise.models import NormEASE
+
+    data = random_split(ml100k_interactions, 0.5, seed=1).train
+    fitted = NormEASE(pop_boost=0.1).fit(data)
+    derived = fitted.variant({"pop_boost": 0.25})
+    fresh = NormEASE(pop_boost=0.25).fit(data)
+    np.testing.assert_allclose(derived.weights_, fresh.weights_, rtol=1e-4, atol=1e-7)
+    assert derived.pop_boost == 0.25 and fitted.pop_boost == 0.1
+    assert fitted.variant({"l2": 50.0}) is None  # another ridge needs a new solve
+    assert NormEASE(topk=10).fit(data).variant({"pop_boost": 0.0}) is None
