@@ -6,7 +6,9 @@ positive, k = 10, seen items excluded, metrics from ``feedwise.evaluation`` (the
 for every model). Run in one process on the same split:
 
 * feedwise: Popularity, ItemKNN, ALS, BPR, EASE, TimeEASE, NormEASE, GF-CF, RP3beta, Content,
-  Social (where the dataset has a social graph) and the default Hybrid, plus ALS / BPR /
+  Social (where the dataset has a social graph) and the default Hybrid (which calibrates
+  its blend on validation splits of the training part at fit; also shown without that),
+  plus ALS / BPR /
   EASE / TimeEASE / NormEASE tuned by ``feedwise.models.tune`` (its defaults: coordinate
   search from the model's defaults, mean over three validation splits that each keep 90 %
   of every user's training items for fitting) on the training part only (never the test
@@ -210,6 +212,8 @@ def run_model(label: str, family: str, model: Recommender, split, fit_kwargs: di
            "users": int(v["users"]), "params": model.get_params()}
     if tuned is not None:
         row["tuning"] = tuned
+    if getattr(model, "calibration_", None) is not None:
+        row["calibration"] = model.calibration_.as_dict()
     print(f"  {label:<28} ndcg@10={row['ndcg']:.4f}  map={row['map']:.4f}  "
           f"fit={fit_s:6.2f}s  rec={row['recommend_s']:5.2f}s", flush=True)
     return row
@@ -243,6 +247,8 @@ def run_dataset(name: str, data_dir: Path, trials: int) -> dict:
     if edges is not None:
         fw.append(("social", Social(symmetric=True), {"edges": edges}))
     fw.append(("hybrid (default)", Hybrid(), {"items": items, "edges": edges}))
+    fw.append(("hybrid (not calibrated)", Hybrid(calibrate=False),
+               {"items": items, "edges": edges}))
     for label, model, kw in fw:
         rows.append(run_model(label, "feedwise", model, split, kw))
     for base in ("ease", "time-ease", "norm-ease", "als", "bpr"):
@@ -352,6 +358,12 @@ def print_table(result: dict) -> None:
           f"{s['best_peer']} {s['best_peer_ndcg']:.4f} | ratio "
           f"{s['best_feedwise_over_best_peer']:.3f} | default hybrid / best peer "
           f"{s['hybrid_over_best_peer']:.3f}")
+    cal = next(r for r in result["rows"] if r["model"] == "hybrid (default)").get("calibration")
+    if cal is not None:
+        print(f"default hybrid's calibration ({cal['splits']} validation splits of the training "
+              f"part, {cal['seconds']:.0f} s): {cal['metric']} {cal['given']:.4f} -> "
+              f"{cal['chosen']:.4f} with " + ", ".join(
+                  f"{n} {w:g}" + (f" {p}" if p else "") for n, w, p in cal["components"]))
     print(f"ALS fit overhead: feedwise {o['feedwise_fit_s']:.2f}s vs bare implicit "
           f"{o['implicit_fit_s']:.2f}s (median of {o['repeats']}) -> ratio {o['ratio']:.2f}")
     if result["lightfm"] != "installed":

@@ -11,6 +11,10 @@ cases:
 * **new item** (in the items table, no interactions yet) → joins the catalogue at fit and is
   scored by the content component (its content neighbours of what the user liked), since
   collaborative components have nothing on it.
+
+By default the blend is calibrated at fit: its weights and NormEASE's ``l2`` / ``pop_boost``
+are chosen on validation splits carved from the data being fitted (see
+:mod:`feedwise.models.calibration`), starting from :data:`DEFAULT_COMPONENTS`.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from feedwise.models.content import item_table, widen_catalog
 from feedwise.models.popularity import Popularity
 from feedwise.models.scratch import call_state
 
-#: The out-of-the-box blend. Weights were chosen on validation splits carved from the
-#: training parts of MovieLens-100k, MovieLens latest-small and Last.fm (seeds 7, 8, 9;
-#: never on test data; ``benchmarks/hybrid_blends.py`` reproduces the choice).
+#: The out-of-the-box blend, where calibration starts. Weights were chosen on validation
+#: splits carved from the training parts of MovieLens-100k, MovieLens latest-small and
+#: Last.fm (seeds 7, 8, 9; never on test data; ``benchmarks/hybrid_blends.py`` reproduces
+#: the choice).
 #: NormEASE (EASE on a degree-normalised Gram with temporal adjacency, interactions on each
 #: user's own value scale) leads; TimeEASE (0.5) adds the sequence signal, RP3beta (0.2)
 #: long-tail neighbours, Content (0.15) item text and tags, Social (0.15) the friends'
