@@ -53,3 +53,23 @@ def test_engine_lambda_trades_ads_for_experience(sim):
     plan = np.array([[s.kind == "ad" for s in pols[1].compose(b.request(r)).slots]
                      for r in range(len(b))])
     assert not plan.any() and ORGANIC == -1
+
+
+@pytest.mark.parametrize(("param", "value"), [("ad_base_cost", -1.0),
+                                              ("annoyance_cost", float("nan")),
+                                              ("ad_base_cost", float("inf"))])
+def test_engine_ux_cost_settings_must_be_finite_and_non_negative(sim, param, value):
+    # a negative or NaN UX cost used to be accepted and turned the λ rule upside down
+    from feedwise.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=param):
+        simulated_engine(sim, **{param: value})
+
+
+def test_engine_policy_replays_the_same_seed(sim):
+    # the engine keeps cross-request state (exposure, spend); a second run with the same
+    # policy object and seed must still give the same metrics
+    pol = simulated_engine(sim, FeedConfig(ux_lambda=0.001))
+    a = sim.run(pol, seed=4).metrics
+    b = sim.run(pol, seed=4).metrics
+    assert {k: v for k, v in a.items() if v == v} == {k: v for k, v in b.items() if v == v}

@@ -1,9 +1,9 @@
 """Play the real :class:`~feedwise.feed.engine.FeedEngine` in the attention simulator.
 
 :func:`simulated_engine` builds a ``FeedEngine`` over the simulator's world — its posts as
-the catalogue, one campaign per simulated ad (CPM or CPC, its bid, its predicted quality as
-the creative quality) — with predictors injected that read the simulator's per-request
-candidates from ``request.context["candidates"]``:
+the catalogue, one campaign per simulated ad (CPM or CPC, its bid, and the ad's true quality,
+floored at 0.05, as the creative quality) — with predictors injected that read the
+simulator's per-request candidates from ``request.context["candidates"]``:
 
 * the candidate source returns the simulator recommender's ranked posts;
 * the engagement predictor returns their predicted engagement probability;
@@ -31,19 +31,22 @@ engine's ``ux_depth_discount`` gives it the same position discount.
 
 Differences from the vectorised :class:`~feedwise.evaluation.policies.LambdaPolicy` with
 ``rule="engine"``, which are worth knowing when comparing the two: the engine ranks ads by
-eCPM × quality, applies the simulator's per-request eligibility draw by switching the
-ineligible campaigns off for that request, and runs per request in Python, so it is much
-slower.
+eCPM × quality, with the creative's true quality (the vectorised policies and the UX-cost
+predictor see only the noisy predicted quality), applies the simulator's per-request
+eligibility draw by switching the ineligible campaigns off for that request, and runs per
+request in Python, so it is much slower.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from feedwise.errors import ConfigError
 from feedwise.evaluation.policies import AdTolerance
 from feedwise.evaluation.simulator import Simulator
 from feedwise.feed.config import FeedConfig, RerankConfig
@@ -148,6 +151,9 @@ def simulated_engine(sim: Simulator, config: FeedConfig | None = None, *,
     from feedwise.feed.ads import Campaign, Creative
     from feedwise.feed.engine import FeedEngine
 
+    for param, value in (("ad_base_cost", ad_base_cost), ("annoyance_cost", annoyance_cost)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{param} must be a finite number >= 0 (a UX cost), got {value!r}")
     cfg = sim.config
     w = sim.world
     config = (config or FeedConfig()).model_copy(update={

@@ -113,12 +113,17 @@ def sweep(simulator: Simulator, policies: Sequence[Any], seed: int | Sequence[in
 
 def pareto_mask(df: pd.DataFrame, maximize: Sequence[str] = (REVENUE, *UX_METRICS)
                 ) -> np.ndarray:
-    """True for rows that no other row matches or beats on every metric (and beats on one)."""
+    """True for rows that no other row matches or beats on every metric (and beats on one).
+
+    Rows with a missing (NaN) metric cannot be compared: they are never marked efficient and
+    dominate no other row. Rows tied on every metric are all efficient.
+    """
     x = df[list(maximize)].to_numpy(np.float64)
+    valid = ~np.isnan(x).any(axis=1)
     ge = (x[:, None, :] >= x[None, :, :]).all(axis=2)
     gt = (x[:, None, :] > x[None, :, :]).any(axis=2)
     dominated = (ge & gt).any(axis=0)
-    return ~dominated
+    return ~dominated & valid
 
 
 def recommend(df: pd.DataFrame, reference: str = "no-ads", budget: float = 0.01,
@@ -138,14 +143,22 @@ def recommend(df: pd.DataFrame, reference: str = "no-ads", budget: float = 0.01,
     Returns:
         The chosen row, or ``None`` when no λ setting that shows ads fits the budget.
     """
+    if not budget >= 0:   # also catches NaN, which would silently reject every setting
+        raise ConfigError(f"budget must be a relative loss >= 0 (0.01 = 1 %), got {budget!r}")
     ref = df[df["policy"] == reference]
     if ref.empty:
         raise ConfigError(f"reference policy {reference!r} is not in the sweep")
     ok = df["family"].isin(list(families)) & (df[REVENUE] > 0)
     for m in ux_metrics:
         ok &= df[m] >= (1 - budget) * float(ref[m].iloc[0])
-    cand = df[ok]
-    return None if cand.empty else cand.loc[cand[REVENUE].idxmax()]
+    return _most_revenue(df[ok])
+
+
+def _most_revenue(cand: pd.DataFrame) -> pd.Series | None:
+    """The row of ``cand`` with the most revenue (first on ties; by position, so that a
+    duplicated index label cannot return several rows)."""
+    cand = cand[cand[REVENUE].notna()]
+    return None if cand.empty else cand.iloc[int(np.argmax(cand[REVENUE].to_numpy()))]
 
 
 def match_baseline(df: pd.DataFrame, baseline: str,
@@ -158,8 +171,7 @@ def match_baseline(df: pd.DataFrame, baseline: str,
     ok = df["family"].isin(list(families))
     for m in ux_metrics:
         ok &= df[m] >= float(base[m].iloc[0])
-    cand = df[ok]
-    return None if cand.empty else cand.loc[cand[REVENUE].idxmax()]
+    return _most_revenue(df[ok])
 
 
 def frontier_figure(df: pd.DataFrame, recommended: pd.Series | None = None,

@@ -21,7 +21,8 @@ here):
 * **Estimates.** For each policy and each of the two rewards: SNIPS and DR point estimates
   (per logged impression) with bootstrap intervals, and the effective sample size of the
   policy's importance weights. Rows are Pareto-marked on (revenue, experience) of the
-  primary estimator (DR when available, else SNIPS) with the simulator frontier's
+  primary estimator (DR when available, else SNIPS, else the first estimator run) with the
+  simulator frontier's
   :func:`~feedwise.evaluation.frontier.pareto_mask`.
 
 * **Assumption.** Per-slot importance weights ``pi_e(item at k | x) / pi_0(item at k | x)``
@@ -119,10 +120,14 @@ def feeds_from_log(log: pd.DataFrame, *, revenue: str = "revenue",
         raise DataError(f"the log has no target policy: add one {TARGET_PREFIX}<name> column "
                         "per candidate policy (its probability of the logged item at the "
                         "logged position)")
+    if len(log) == 0:
+        raise DataError("the log is empty: no logged rows to estimate the frontier from")
     rewards = {}
     for name in (revenue, experience):
         col = name if name in log.columns else "reward"
-        rewards[name] = log[col].to_numpy(np.float64)
+        rewards[name] = _numeric(log, col, "a reward per logged row", finite=True)
+    targets = {p: _numeric(log, c, "the policy's probability of the logged item, in [0, 1]",
+                           finite=True, unit=True) for p, c in found.items()}
     q_logged: dict[str, np.ndarray] = {}
     q_target: dict[str, dict[str, np.ndarray]] = {}
     det = {p: TARGET_ITEM_PREFIX + p for p in found if TARGET_ITEM_PREFIX + p in log.columns}
@@ -134,11 +139,24 @@ def feeds_from_log(log: pd.DataFrame, *, revenue: str = "revenue",
             for p, col in det.items():
                 q_target.setdefault(p, {})[name] = model.predict(
                     sub.assign(**{col: sub[col].astype(str)}), item_col=col)
-    targets = {p: log[c].to_numpy(np.float64) for p, c in found.items()}
     groups = log[group].to_numpy() if group and group in log.columns else None
     return LoggedFeeds(log["propensity"].to_numpy(np.float64),
                        log["position"].to_numpy(np.int64), rewards, targets, q_logged,
                        q_target, groups)
+
+
+def _numeric(log: pd.DataFrame, col: str, what: str, *, finite: bool = False,
+             unit: bool = False) -> np.ndarray:
+    """Column ``col`` as float64, or a :class:`DataError` naming the column and row."""
+    v = pd.to_numeric(log[col], errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(v) if finite else np.zeros(len(v), dtype=bool)
+    if unit:
+        bad |= (v < 0) | (v > 1)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise DataError(f"column {col!r}, row {r + 1}: {log[col].iloc[r]!r} is not valid "
+                        f"(expected {what})")
+    return v
 
 
 def offpolicy_frontier(feeds: LoggedFeeds | pd.DataFrame, *, revenue: str = "revenue",
@@ -167,6 +185,9 @@ def offpolicy_frontier(feeds: LoggedFeeds | pd.DataFrame, *, revenue: str = "rev
     """
     if isinstance(feeds, pd.DataFrame):
         feeds = feeds_from_log(feeds, revenue=revenue, experience=experience, **log_kwargs)
+    if not estimators:
+        raise ConfigError("estimators is empty: name at least one of "
+                          f"{list(ESTIMATORS)} (e.g. 'snips', 'dr')")
     for e in estimators:
         if e not in ESTIMATORS:
             raise ConfigError(f"unknown estimator {e!r}; choose from {list(ESTIMATORS)}")
@@ -191,8 +212,9 @@ def offpolicy_frontier(feeds: LoggedFeeds | pd.DataFrame, *, revenue: str = "rev
         row["n"] = len(w)
         rows.append(row)
     df = pd.DataFrame(rows)
-    # Pareto on the primary estimator of each row (DR when present, else SNIPS/the first).
-    order = sorted(estimators, key=lambda e: 0 if e == "dr" else 1)
+    # Pareto on the primary estimator of each row: DR when present, else SNIPS, else the
+    # first other estimator given.
+    order = sorted(estimators, key=lambda e: {"dr": 0, "snips": 1}.get(e, 2))
     prim = [next((e for e in order if not np.isnan(r[f"{revenue}_{e}"])
                   and not np.isnan(r[f"{experience}_{e}"])), None) for _, r in df.iterrows()]
     df["estimator"] = [p or "" for p in prim]

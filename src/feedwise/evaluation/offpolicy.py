@@ -12,7 +12,7 @@ Estimators (all ``*Estimator`` classes share :meth:`OffPolicyEstimator.estimate`
 * :class:`IPSEstimator` — inverse propensity scoring, ``mean(w * r)`` with
   ``w = target_propensity / propensity``; unbiased under full support, high variance.
 * :class:`SNIPSEstimator` — self-normalised IPS, ``sum(w * r) / sum(w)``; slightly biased,
-  far lower variance.
+  far lower variance; undefined (NaN) when the target gives no logged row any probability.
 * :class:`DoublyRobustEstimator` (DR) — ``mean(q_target + w * (r - q_logged))``; unbiased
   when either the propensities or the reward model are right.
 * :class:`SwitchDREstimator` — DR that drops the IPS correction for rows whose weight
@@ -79,6 +79,9 @@ class OffPolicyData:
 
     def __post_init__(self) -> None:
         self.reward = np.asarray(self.reward, dtype=np.float64)
+        if self.reward.ndim != 1:
+            raise DataError(f"off-policy data: reward has shape {self.reward.shape}, expected "
+                            "a 1-d array (one reward per logged row)")
         n = len(self.reward)
         if n == 0:
             raise DataError("off-policy data is empty: no logged rows")
@@ -88,11 +91,19 @@ class OffPolicyData:
             if v is None:
                 continue
             v = np.asarray(v)
-            if name != "groups":
-                v = v.astype(np.int64 if name == "position" else np.float64)
+            if name == "position":
+                v = _positions(v)
+            elif name != "groups":
+                v = v.astype(np.float64)
             if v.shape != (n,):
                 raise DataError(f"off-policy data: {name} has shape {v.shape}, expected ({n},)")
             setattr(self, name, v)
+        for name in ("reward", "q_logged", "q_target"):
+            v = getattr(self, name)
+            if v is not None and not np.all(np.isfinite(v)):
+                bad = int(np.flatnonzero(~np.isfinite(v))[0])
+                raise DataError(f"{name} must be finite; row {bad} has {v[bad]!r} (drop or fill "
+                                "rows with a missing reward or prediction)")
         p = self.propensity
         if not np.all(np.isfinite(p)) or np.any(p <= 0) or np.any(p > 1):
             bad = int(np.flatnonzero(~((p > 0) & (p <= 1)))[0])
@@ -134,15 +145,49 @@ class OffPolicyData:
             position: Slot index per row.
             groups: Bootstrap cluster per row.
         """
-        action = np.asarray(action, dtype=np.int64)
+        action = np.asarray(action)
         rows = np.arange(len(action))
         target_probs = np.asarray(target_probs, dtype=np.float64)
+        if target_probs.ndim != 2 or target_probs.shape[0] != len(action):
+            raise DataError(f"target_probs has shape {target_probs.shape}, expected "
+                            f"({len(action)}, n_actions): one distribution per logged row")
+        k = target_probs.shape[1]
+        ok = np.isfinite(action) & (action >= 0) & (action < k) & (action == np.round(action))
+        if not np.all(ok):
+            bad = int(np.flatnonzero(~ok)[0])
+            raise DataError(f"action must be an integer column index in [0, {k}); row {bad} "
+                            f"has {action[bad]!r}")
+        action = action.astype(np.int64)
+        if not np.allclose(target_probs.sum(axis=1), 1.0, atol=1e-6):
+            bad = int(np.flatnonzero(~np.isclose(target_probs.sum(axis=1), 1.0, atol=1e-6))[0])
+            raise DataError(f"target_probs rows must sum to 1; row {bad} sums to "
+                            f"{target_probs[bad].sum():.6g}")
         ql = qt = None
         if q_hat is not None:
             q_hat = np.asarray(q_hat, dtype=np.float64)
+            if q_hat.shape != target_probs.shape:
+                raise DataError(f"q_hat has shape {q_hat.shape}, expected {target_probs.shape} "
+                                "(the same shape as target_probs)")
             ql = q_hat[rows, action]
             qt = np.einsum("ij,ij->i", target_probs, q_hat)
         return cls(reward, propensity, target_probs[rows, action], position, ql, qt, groups)
+
+
+def _positions(v: np.ndarray) -> np.ndarray:
+    """Slot indices as int64: non-negative whole numbers, or a :class:`DataError`."""
+    if v.dtype.kind in "iu":
+        ok = v >= 0
+    else:
+        try:
+            f = v.astype(np.float64)
+        except (TypeError, ValueError):
+            raise DataError("position must be numeric (0-based slot indices)") from None
+        ok = np.isfinite(f) & (f >= 0) & (f == np.floor(f))
+    if not np.all(ok):
+        bad = int(np.flatnonzero(~ok)[0])
+        raise DataError(f"position must be a non-negative whole number (0-based slot); "
+                        f"row {bad} has {v[bad]!r}")
+    return v.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- results
@@ -184,7 +229,11 @@ def _bootstrap_indices(n: int, groups: np.ndarray | None, rng: np.random.Generat
                        ) -> np.ndarray:
     if groups is None:
         return rng.integers(0, n, size=n)
-    uniq, inv = np.unique(groups, return_inverse=True)
+    try:
+        uniq, inv = np.unique(groups, return_inverse=True)
+    except TypeError:  # ids of mixed types (e.g. strings and missing values): not sortable
+        inv, uniq = pd.factorize(groups, use_na_sentinel=False)  # missing ids: one group
+    inv = np.asarray(inv).ravel()
     order = np.argsort(inv, kind="stable")
     counts = np.bincount(inv, minlength=len(uniq))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -213,8 +262,9 @@ class OffPolicyEstimator:
         self.alpha = alpha
 
     def _check(self, data: OffPolicyData) -> None:
-        if self.n_bootstrap < 0:
-            raise ConfigError(f"n_bootstrap must be >= 0, got {self.n_bootstrap}")
+        if (isinstance(self.n_bootstrap, bool) or not isinstance(self.n_bootstrap, int | np.integer)
+                or self.n_bootstrap < 0):
+            raise ConfigError(f"n_bootstrap must be a whole number >= 0, got {self.n_bootstrap!r}")
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha must be in (0, 1), got {self.alpha}")
         if self.needs_model and (data.q_target is None or
@@ -292,14 +342,16 @@ class IPSEstimator(OffPolicyEstimator):
 
 
 class SNIPSEstimator(OffPolicyEstimator):
-    """Self-normalised IPS: ``sum(w * r) / sum(w)``."""
+    """Self-normalised IPS: ``sum(w * r) / sum(w)`` (NaN when every weight is 0)."""
 
     name = "snips"
 
     def _value(self, data: OffPolicyData) -> float:
+        # undefined (NaN) when the target gives no logged row any probability: the log says
+        # nothing about it (its ESS is 0), which is not the same as "it earns nothing"
         w = data.weights
         s = float(np.sum(w))
-        return float(np.sum(w * data.reward) / s) if s > 0 else 0.0
+        return float(np.sum(w * data.reward) / s) if s > 0 else float("nan")
 
 
 class DoublyRobustEstimator(OffPolicyEstimator):
@@ -328,9 +380,12 @@ class SwitchDREstimator(OffPolicyEstimator):
         super().__init__(n_bootstrap, alpha)
         self.tau = tau
 
-    def _value(self, data: OffPolicyData) -> float:
-        if self.tau <= 0:
+    def _check(self, data: OffPolicyData) -> None:
+        super()._check(data)
+        if not self.tau > 0:   # also catches NaN, which would silently turn DR into DM
             raise ConfigError(f"tau must be positive, got {self.tau}")
+
+    def _value(self, data: OffPolicyData) -> float:
         w = data.weights
         keep = w <= self.tau
         return float(np.mean(data.q_target + keep * w * (data.reward - data.q_logged)))
@@ -410,6 +465,9 @@ class RewardModel:
                    if c not in log.columns]
         if missing:
             raise DataError(f"RewardModel.fit: missing column(s) {missing}")
+        if len(log) == 0:
+            raise DataError("RewardModel.fit: the log is empty (no logged rows to fit on; "
+                            "check the filters applied to it)")
         self.global_mean_ = float(log["reward"].mean())
         self.item_mean_ = log.groupby(log["item_id"].astype(str))["reward"].mean().to_dict()
         from threadpoolctl import threadpool_limits
@@ -463,12 +521,18 @@ def load_bandit_log(path: str | Path, item_context: str | Path | None = None) ->
     if len(bad):
         raise DataError(f"{path}: row {bad[0] + 1}, column 'propensity': {p[bad[0]]!r} is not "
                         "in (0, 1]; log the probability the logging policy gave the shown item")
-    if (log["position"] < 0).any():
-        r = int(np.flatnonzero(log["position"].to_numpy() < 0)[0])
-        raise DataError(f"{path}: row {r + 1}, column 'position' is negative")
+    pos = log["position"].to_numpy(np.float64)
+    bad = np.flatnonzero((pos < 0) | (pos != np.floor(pos)))
+    if len(bad):
+        raise DataError(f"{path}: row {bad[0] + 1}, column 'position': {pos[bad[0]]!r} is not "
+                        "a 0-based slot index (a whole number >= 0)")
     log["position"] = log["position"].astype(np.int64)
     log["item_id"] = log["item_id"].astype(str)
-    ts = pd.to_datetime(log["timestamp"], utc=True, errors="coerce")
+    if pd.api.types.is_numeric_dtype(log["timestamp"]):
+        # numbers are unix seconds (pandas alone would read them as nanoseconds)
+        ts = pd.to_datetime(log["timestamp"], unit="s", utc=True, errors="coerce")
+    else:
+        ts = pd.to_datetime(log["timestamp"], utc=True, errors="coerce")
     if ts.isna().any():
         num = pd.to_numeric(log["timestamp"], errors="coerce")
         if num.notna().all():

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from feedwise.errors import ConfigError
 from feedwise.feed.types import Feed, FeedRequest
@@ -73,7 +73,9 @@ HISTORY_FIELDS: dict[str, str] = {
 class SimulatorConfig(BaseModel):
     """Every parameter of the simulator, with its documented default."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN or infinite settings would turn the metrics into NaN silently; half-lives may be
+    # infinite (no decay)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # population and horizon
     n_users: int = Field(5000, ge=1, description="Simulated users.")
@@ -88,10 +90,11 @@ class SimulatorConfig(BaseModel):
     n_topics: int = Field(8, ge=1, description="Latent topics.")
     n_items: int = Field(2000, ge=1, description="Organic posts.")
     n_ads: int = Field(40, ge=1, description="Ad creatives (one campaign each).")
-    n_candidates: int = Field(200, ge=1, description="Posts the recommender scores per session.")
+    n_candidates: int = Field(200, ge=1, description="Posts the recommender scores per session "
+                                                     "(at least n_slots).")
     recommender_noise: float = Field(0.05, ge=0, description="Noise sd of the recommender's "
                                                              "affinity estimate.")
-    world_seed: int = Field(7, description="Seed of users, posts and ads.")
+    world_seed: int = Field(7, ge=0, description="Seed of users, posts and ads.")
     # attention
     examine_top: float = Field(0.95, gt=0, le=1, description="P(examine) of the first slot.")
     examine_decay: float = Field(0.97, gt=0, le=1, description="Per-position decay of P(examine).")
@@ -119,10 +122,12 @@ class SimulatorConfig(BaseModel):
     # annoyance, blindness, negative feedback
     annoyance_per_ad: float = Field(1.0, ge=0, description="Annoyance added by an ad seen, "
                                                           "times (0.5 + 1 - quality).")
-    annoyance_half_life_hours: float = Field(6.0, gt=0, description="Half-life of annoyance.")
+    annoyance_half_life_hours: float = Field(6.0, gt=0, allow_inf_nan=True,
+                                             description="Half-life of annoyance.")
     blindness_rate: float = Field(0.03, ge=0, description="Blindness added per examined ad of "
                                                           "quality below 0.5, times the gap.")
-    blindness_half_life_days: float = Field(5.0, gt=0, description="Half-life of blindness.")
+    blindness_half_life_days: float = Field(5.0, gt=0, allow_inf_nan=True,
+                                            description="Half-life of blindness.")
     hide_ad: float = Field(0.04, ge=0, description="P(hide) of an examined ad, times "
                                                    "(1 - quality) * (1 + annoyance).")
     hide_post: float = Field(0.01, ge=0, description="P(hide) of an examined post, times "
@@ -163,6 +168,18 @@ class SimulatorConfig(BaseModel):
     start: datetime = Field(datetime(2026, 1, 5, 8, tzinfo=UTC),
                             description="Time of day 0's first session (UTC).")
 
+    @model_validator(mode="after")
+    def _check(self) -> SimulatorConfig:
+        if self.n_candidates < self.n_slots:
+            raise ConfigError(f"n_candidates ({self.n_candidates}) must be at least n_slots "
+                              f"({self.n_slots}): the recommender fills every slot from them")
+        if (self.max_sessions_per_day - 1) * self.session_gap_hours >= 24:
+            raise ConfigError(
+                f"session_gap_hours ({self.session_gap_hours:g}) x (max_sessions_per_day - 1) "
+                f"({self.max_sessions_per_day - 1}) must be under 24 h, so that a day's sessions "
+                "end before the next day's first one; lower one of them")
+        return self
+
     @classmethod
     def from_file(cls, path: str | Path) -> SimulatorConfig:
         """Read a YAML or JSON file of overrides (missing keys keep their defaults)."""
@@ -185,7 +202,9 @@ class SimulatorConfig(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as e:
             err = e.errors()[0]
-            raise ConfigError(f"{p}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+            where = "".join(f"{x}." for x in err["loc"])[:-1]
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"{p}: {where + ': ' if where else ''}{msg}") from None
 
 
 # ----------------------------------------------------------------------------- world
@@ -308,20 +327,44 @@ def plan_from_feed(feed: Feed, n_slots: int) -> np.ndarray:
     plan = np.full(n_slots, ORGANIC, dtype=np.int64)
     for k, s in enumerate(feed.slots[:n_slots]):
         if s.kind == "ad":
-            plan[k] = int(str(s.item_id).removeprefix("ad"))
+            j = str(s.item_id).removeprefix("ad")
+            if not j.isdigit():
+                raise ConfigError(f"slot {k} of the feed is an ad {s.item_id!r}; the simulator "
+                                  "knows only its own ads 'ad<column>' (request.context"
+                                  "['candidates']['ad_ids'])")
+            plan[k] = int(j)
     return plan
 
 
 def plan_batch(policy: Any, batch: CandidateBatch) -> np.ndarray:
     """Slot plans ``(B, n_slots)`` from ``policy.compose_batch`` or, failing that, ``compose``."""
     if hasattr(policy, "compose_batch"):
-        plan = np.asarray(policy.compose_batch(batch), dtype=np.int64)
+        raw = np.asarray(policy.compose_batch(batch))
+        if raw.dtype.kind not in "iu" and not (
+                raw.dtype.kind == "f" and np.all(raw == np.round(raw))):
+            raise ConfigError(f"policy returned a plan of {raw.dtype} values; it must hold "
+                              f"integer slot codes ({ORGANIC} = organic post, j = ad column j)")
+        plan = raw.astype(np.int64)
     else:
         plan = np.stack([plan_from_feed(policy.compose(batch.request(b)), batch.n_slots)
                          for b in range(len(batch))])
     if plan.shape != (len(batch), batch.n_slots):
         raise ConfigError(f"policy returned a plan of shape {plan.shape}, expected "
                           f"{(len(batch), batch.n_slots)}")
+    n_ads = batch.ad_value.shape[1]
+    bad = (plan < ORGANIC) | (plan >= n_ads)
+    if bad.any():
+        b, k = np.argwhere(bad)[0]
+        raise ConfigError(f"policy put {plan[b, k]} in slot {k} of request {b}: a slot is "
+                          f"{ORGANIC} (organic post) or an ad column 0..{n_ads - 1}; there is no "
+                          f"ad column {plan[b, k]}")
+    rows, slots = np.nonzero(plan != ORGANIC)
+    inel = ~np.asarray(batch.ad_eligible, dtype=bool)[rows, plan[rows, slots]]
+    if inel.any():
+        b, k = rows[inel][0], slots[inel][0]
+        raise ConfigError(f"policy put ad {plan[b, k]} in slot {k} of request {b}, but it is not "
+                          "eligible for that request (batch.ad_eligible); place only eligible "
+                          "ads")
     return plan
 
 
@@ -373,6 +416,10 @@ class Simulator:
     """
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
+        if config is not None and not isinstance(config, SimulatorConfig):
+            raise ConfigError(f"Simulator takes a SimulatorConfig, not {type(config).__name__}; "
+                              "build one with SimulatorConfig(**settings) or "
+                              "SimulatorConfig.from_file(path)")
         self.config = config or SimulatorConfig()
         self.world = World.draw(self.config)
 
@@ -386,6 +433,9 @@ class Simulator:
             name: Name in the result (default: the policy's ``name`` or class name).
             progress: Called as ``progress(done, total)`` after every session round.
         """
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer (the same seed replays the "
+                              f"same user behaviour), got {seed!r}")
         cfg, w = self.config, self.world
         rng = np.random.default_rng(seed)
         name = name or getattr(policy, "name", None) or type(policy).__name__
