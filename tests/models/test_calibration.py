@@ -104,3 +104,23 @@ def test_norm_ease_derives_another_pop_boost_without_refitting(ml100k_interactio
     assert derived.pop_boost == 0.25 and fitted.pop_boost == 0.1
     assert fitted.variant({"l2": 50.0}) is None  # another ridge needs a new solve
     assert NormEASE(topk=10).fit(data).variant({"pop_boost": 0.0}) is None
+
+
+def test_candidates_leave_out_hidden_items_as_recommend_does(ml100k_interactions) -> None:
+    """Items a user hid are never recommended; the shortcut must not count them as hits
+    (here every user hid a third of the items they will engage with in the validation part)."""
+    from dataclasses import replace
+
+    import scipy.sparse as sp
+
+    split = random_split(ml100k_interactions, 0.9, seed=3)
+    t = split.test.matrix.tocoo()
+    hide = (t.col % 3) == 0
+    neg = sp.csr_matrix((np.ones(hide.sum(), np.float32), (t.row[hide], t.col[hide])),
+                        shape=t.shape)
+    split = replace(split, train=replace(split.train, negatives=neg))
+    specs = [("ease", 1.0, {"l2": 300.0})]
+    hybrid = Hybrid(components=specs, calibrate=False).fit(split.train)
+    cands = _Candidates({(0, 0): hybrid.models_[0]}, split, hybrid._normalise, k=10,
+                        per_model=50)
+    assert cands.ndcg({(0, 0): 1.0}) == pytest.approx(_ndcg(hybrid, split), abs=1e-9)

@@ -103,6 +103,8 @@ class _Candidates:
         self.n_rel = self.n_rel[self.users]
         self.k = k
         seen = split.train.matrix
+        if split.train.negatives is not None:  # hidden or reported: never recommended either
+            seen = seen + abs(split.train.negatives)
         keys = list(fitted)
         cols, z = [], {key: [] for key in keys}
         for start in range(0, len(self.users), chunk):
