@@ -124,3 +124,81 @@ def test_candidates_leave_out_hidden_items_as_recommend_does(ml100k_interactions
     cands = _Candidates({(0, 0): hybrid.models_[0]}, split, hybrid._normalise, k=10,
                         per_model=50)
     assert cands.ndcg({(0, 0): 1.0}) == pytest.approx(_ndcg(hybrid, split), abs=1e-9)
+
+
+def test_shortcut_never_counts_items_recommend_leaves_out() -> None:
+    """With fewer unseen candidates than k, the shortcut must not fill the list with seen or
+    hidden items (their -inf scores are not scores): here every validation item is hidden,
+    so nothing the public API recommends can be a hit."""
+    from dataclasses import replace
+
+    import scipy.sparse as sp
+
+    data = contract_data(n_users=40, n_items=12, n_groups=1)
+    split = random_split(data, 0.9, seed=3)
+    hidden = sp.csr_matrix((split.test.matrix > 0).astype(np.float32))
+    split = replace(split, train=replace(split.train, negatives=hidden))
+    hybrid = Hybrid(components=[("ease", 1.0, {"l2": 10.0, "min_support": 1})],
+                    calibrate=False).fit(split.train)
+    cands = _Candidates({(0, 0): hybrid.models_[0]}, split, hybrid._normalise, k=10,
+                        per_model=50)
+    assert _ndcg(hybrid, split) == 0.0
+    assert cands.ndcg({(0, 0): 1.0}) == 0.0
+
+
+@pytest.mark.parametrize(("params", "named"), [
+    ({"calibration_splits": 0}, "calibration_splits"),
+    ({"calibration_splits": "2"}, "calibration_splits"),
+    ({"calibration_splits": 1.5}, "calibration_splits"),
+    ({"calibration_splits": True}, "calibration_splits"),
+    ({"calibration_seed": "0"}, "calibration_seed"),
+    ({"calibration_seed": -1}, "calibration_seed"),
+    ({"calibrate": "false"}, "calibrate"),
+    ({"calibrate": 1}, "calibrate"),
+])
+def test_bad_calibration_settings_are_clear_errors(params, named) -> None:
+    from feedwise.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=named):
+        Hybrid(components=[("ease", 1.0, {"min_support": 1})], **params).fit(contract_data())
+
+
+def test_calibration_accepts_numpy_settings() -> None:
+    model = Hybrid(components=[("ease", 1.0, {"min_support": 1}), ("itemknn", 0.5, {})],
+                   calibrate=np.bool_(True), calibration_splits=np.int64(1),
+                   calibration_seed=np.int64(0)).fit(contract_data())
+    assert model.calibration_ is not None and model.calibration_.splits == 1
+
+
+@pytest.mark.parametrize("calibrate_", [True, False])
+def test_all_zero_weights_is_a_clear_error(calibrate_) -> None:
+    from feedwise.errors import ConfigError
+
+    zero = [("ease", 0.0, {}), ("itemknn", 0.0, {})]
+    with pytest.raises(ConfigError, match="weight"):
+        Hybrid(components=zero, calibrate=calibrate_).fit(contract_data())
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), "heavy", None])
+def test_a_weight_that_is_not_a_finite_number_is_a_clear_error(weight) -> None:
+    from feedwise.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="weight"):
+        Hybrid(components=[("ease", 1.0, {}), ("itemknn", weight, {})]).fit(contract_data())
+
+
+def test_norm_ease_variant_after_forget_user_is_the_fitted_models(tmp_path) -> None:
+    """Erasure empties the user's row of ``seen_`` but leaves the item weights (until the next
+    fit): a variant must rescale them by the support they were fitted with, also when the
+    model was saved and loaded."""
+    from feedwise.models import NormEASE
+
+    data = contract_data()
+    fitted = NormEASE(min_support=1).fit(data)
+    want = fitted.variant({"pop_boost": 0.25}).weights_
+    loaded = Recommender.load(fitted.save(tmp_path / "m"))
+    for model in (fitted, loaded):
+        for u in list(data.user_ids)[:20]:
+            model.forget_user(u)
+        np.testing.assert_allclose(model.variant({"pop_boost": 0.25}).weights_, want,
+                                   rtol=1e-6)

@@ -24,6 +24,7 @@ does: settings chosen on much sparser fit parts over-regularise the final fit).
 from __future__ import annotations
 
 import itertools
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -134,7 +135,9 @@ class _Candidates:
         s = sum(w * self.z[key] for key, w in blend.items() if w)
         if isinstance(s, int):  # every weight zero: nothing is ranked
             return 0.0
-        s = np.where(self.cols >= 0, np.nan_to_num(s, nan=-np.inf), -np.inf)
+        # padding, and items recommend leaves out (seen, hidden: -inf, or nan / +inf where a
+        # negative weight meets -inf) are never ranked, however few candidates are left
+        s = np.where((self.cols >= 0) & np.isfinite(s), s, -np.inf)
         top = np.argsort(-s, axis=1, kind="stable")[:, :self.k]
         recs = np.take_along_axis(self.cols, top, axis=1)
         recs = np.where(np.isfinite(np.take_along_axis(s, top, axis=1)), recs, -1)
@@ -172,8 +175,9 @@ def calibrate(specs: Sequence[Component], data: Interactions,
     """
     from feedwise.evaluation import random_split
 
-    if n_splits < 1:
-        raise ConfigError(f"calibration needs at least one split, got {n_splits}")
+    if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral) or n_splits < 1:
+        raise ConfigError(f"calibration needs a whole number of splits >= 1 (n_splits, "
+                          f"Hybrid's calibration_splits), got {n_splits!r}")
     t0 = time.perf_counter()
     specs = [(str(n), float(w), dict(p)) for n, w, p in specs]
     tried = [variants(n, p) if w else [p] for n, w, p in specs]

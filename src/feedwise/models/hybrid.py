@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Self
 
@@ -127,7 +128,14 @@ class Hybrid(Recommender):
         for spec in specs:
             if len(spec) not in (2, 3):
                 raise ConfigError(f"a component is (name, weight[, params]), got {spec!r}")
-            name, weight = str(spec[0]), float(spec[1])
+            name = str(spec[0])
+            try:
+                weight = float(spec[1])
+            except (TypeError, ValueError):
+                weight = float("nan")
+            if not np.isfinite(weight):
+                raise ConfigError(f"the weight of component {name!r} must be a finite number, "
+                                  f"got {spec[1]!r}; give e.g. ({name!r}, 0.5, {{}})")
             params = dict(spec[2]) if len(spec) == 3 and spec[2] else {}
             if name == self.name:
                 raise ConfigError("a hybrid cannot contain a hybrid")
@@ -149,7 +157,12 @@ class Hybrid(Recommender):
         ``progress`` is called with a short description of each calibration step."""
         if self.fusion not in ("score", "rrf"):
             raise ConfigError(f"fusion must be 'score' or 'rrf', got {self.fusion!r}")
+        self._check_calibration_params()
         specs = self._specs()
+        if not any(w for _, w, _ in specs):
+            raise ConfigError("every component of the hybrid has weight 0, so nothing would be "
+                              "ranked: give at least one component of `components` a weight "
+                              "other than 0")
         table = item_table(items)
         data = widen_catalog(data, table["item_id"])
         has_text = items is not None or data.item_labels is not None
@@ -177,7 +190,9 @@ class Hybrid(Recommender):
             models.append(fitted or Recommender.registry[name](**params))
             active.append(fitted is not None)
         if not any(active):
-            raise ConfigError("no component of the hybrid could be fitted with the data given")
+            raise ConfigError("no component of the hybrid with a weight could be fitted with the "
+                              "data given: give fit the side data they need (edges for social, "
+                              "items for content) or weigh another component")
         self._models = models
         self.active_ = np.array(active, dtype=bool)
         tags = table.set_index("item_id")["tags"].to_dict()
@@ -188,6 +203,21 @@ class Hybrid(Recommender):
         self.trending_ = trend.scores_.astype(np.float32)
         self.set_interests(interests or {})
         return super().fit(data)
+
+    def _check_calibration_params(self) -> None:
+        if not isinstance(self.calibrate, bool | np.bool_):
+            raise ConfigError(f"calibrate must be True or False, got {self.calibrate!r}; in "
+                              f"JSON params write true / false without quotes")
+        for name in ("calibration_splits", "calibration_seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Integral):
+                raise ConfigError(f"{name} must be a whole number, got {v!r}")
+        if self.calibration_seed < 0:
+            raise ConfigError(f"calibration_seed must be >= 0, got {self.calibration_seed}")
+        if self.calibration_splits < 1:
+            raise ConfigError(f"calibration_splits must be at least 1, got "
+                              f"{self.calibration_splits}; to keep the blend as given, set "
+                              f"calibrate=False instead")
 
     def _fit(self, data: Interactions) -> None:
         if not hasattr(self, "_models"):

@@ -132,7 +132,9 @@ class NormEASE(EASE):
         out = copy.copy(self)
         out._drop_caches()
         out.pop_boost = float(params.get("pop_boost", self.pop_boost))
-        support = np.diff(self._prepare(self.seen_).tocsc().indptr)[self.modelled_] + 1.0
+        # the support the weights were fitted with: ``popularity_`` (users per item) stays
+        # as fitted through save / load and erasure, where ``seen_`` loses forgotten rows
+        support = self.popularity_[self.modelled_].astype(np.float64) + 1.0
         scale = (support ** (out.pop_boost - self.pop_boost)).astype(np.float32)
         out.weights_ = self.weights_ * scale[None, :]
         return out
