@@ -202,3 +202,19 @@ def test_norm_ease_variant_after_forget_user_is_the_fitted_models(tmp_path) -> N
             model.forget_user(u)
         np.testing.assert_allclose(model.variant({"pop_boost": 0.25}).weights_, want,
                                    rtol=1e-6)
+
+
+def test_calibration_never_turns_off_the_component_that_serves_new_items(
+        ml100k_interactions, monkeypatch) -> None:
+    """A component that hurts is turned off, unless it is the one that scores posts nobody
+    has engaged with yet (Content): that one keeps a weight (here popularity plays it)."""
+    import feedwise.models.calibration as cal
+
+    assert "content" in cal.NEW_ITEM_SCORERS
+    train = random_split(ml100k_interactions, 0.75, seed=42).train
+    given = [("ease", 1.0, {"l2": 300.0}), ("popularity", 0.9, {})]
+    off = Hybrid(components=given, calibration_splits=1).fit(train)
+    assert off.components_[1][1] == 0.0
+    monkeypatch.setattr(cal, "NEW_ITEM_SCORERS", frozenset({"popularity"}))
+    kept = Hybrid(components=given, calibration_splits=1).fit(train)
+    assert 0.0 < kept.components_[1][1] < 0.9

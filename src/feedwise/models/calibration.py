@@ -10,7 +10,7 @@ fit:
 * for each component that has a :data:`CALIBRATION_SPACES` entry, the settings listed there
   (a setting the blend gives the component explicitly is kept as given);
 * for each component but the heaviest (which anchors the scale), its weight times each of
-  :data:`WEIGHT_STEPS`;
+  :data:`WEIGHT_STEPS` (never 0 for :data:`NEW_ITEM_SCORERS`: Content serves new items);
 
 by coordinate ascent from the blend as given, keeping a change only if the mean NDCG@k over
 the splits rises. Every candidate setting of every component is fitted once per split; each
@@ -52,6 +52,10 @@ CALIBRATION_SPACES: dict[str, dict[str, list[Any]]] = {
 }
 #: Multiples of a component's weight calibration tries.
 WEIGHT_STEPS: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
+#: Components that score items nobody has engaged with yet (posts that join the catalogue
+#: at fit): calibration never turns them off, because validation splits hold no such items
+#: and so cannot show what that would cost.
+NEW_ITEM_SCORERS: frozenset[str] = frozenset({"content"})
 
 
 @dataclass
@@ -222,7 +226,8 @@ def calibrate(specs: Sequence[Component], data: Interactions,
         for i in live:
             options = [(v, state[i][1]) for v in range(len(tried[i]))]
             if i != anchor:
-                options += [(state[i][0], m) for m in WEIGHT_STEPS]
+                options += [(state[i][0], m) for m in WEIGHT_STEPS
+                            if m > 0 or specs[i][0] not in NEW_ITEM_SCORERS]
             for option in options:
                 cand = {**state, i: option}
                 got = score(cand)
