@@ -218,3 +218,14 @@ def test_calibration_never_turns_off_the_component_that_serves_new_items(
     monkeypatch.setattr(cal, "NEW_ITEM_SCORERS", frozenset({"popularity"}))
     kept = Hybrid(components=given, calibration_splits=1).fit(train)
     assert 0.0 < kept.components_[1][1] < 0.9
+
+
+def test_too_few_users_with_a_positive_item_keeps_the_given_blend() -> None:
+    """Stored zero weights are no validation items: a split whose users hold only those is
+    too small to calibrate on (it used to reach the scoring with no users and crash)."""
+    data = contract_data()
+    m = data.matrix.copy()
+    m.data[:] = 0.0  # stored, but not positive
+    zeroed = data.with_matrix(m, data.last_ts)
+    given = [("ease", 1.0, {"l2": 10.0, "min_support": 1}), ("itemknn", 0.5, {})]
+    assert calibrate(given, zeroed, _fit, lambda m, s: s) is None

@@ -186,8 +186,10 @@ def calibrate(specs: Sequence[Component], data: Interactions,
     specs = [(str(n), float(w), dict(p)) for n, w, p in specs]
     tried = [variants(n, p) if w else [p] for n, w, p in specs]
     splits = [random_split(data, ratio, seed=seed + j) for j in range(n_splits)]
-    if min((np.diff(s.test.matrix.indptr) > 0).sum() for s in splits) < min_users:
-        return None
+    from feedwise.evaluation.metrics import n_relevant
+
+    if min(int((n_relevant(s.test.matrix) > 0).sum()) for s in splits) < min_users:
+        return None  # counted as the scoring counts them: users with a positive item
     scored: list[_Candidates] = []
     for j, split in enumerate(splits):
         fitted: dict[tuple[int, int], Recommender] = {}
