@@ -2,9 +2,9 @@
 validation splits carved from the data the Hybrid is fitted on.
 
 A blend whose weights suit one catalogue does not suit every catalogue: on validation splits
-of the MovieLens-100k training part the best content weight was twice the default, on
-MovieLens latest-small TimeEASE's was, and the best NormEASE ``l2`` / ``pop_boost`` moved
-with the data set too. So ``Hybrid(calibrate=True)`` (the default) tries, before its final
+of the MovieLens training parts the best content weight was 2-4 times the default, on
+Last.fm about twice, and the best NormEASE ``l2`` / ``pop_boost`` moved with the data set
+too. So ``Hybrid(calibrate=True)`` (the default) tries, before its final
 fit:
 
 * for each component that has a :data:`CALIBRATION_SPACES` entry, the settings listed there
