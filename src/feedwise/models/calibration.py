@@ -47,6 +47,7 @@ Component = tuple[str, float, dict[str, Any]]
 #: (MovieLens-100k, 5 splits / latest-small / Last.fm, 3 splits); adding l2 48 and
 #: pop_boost 0.05 gave +0.6 % on MovieLens-100k and the same on the others; NormEASE's
 #: ``temporal`` or TimeEASE's and RP3beta's settings added nothing (or lost).
+#: ``benchmarks/calibration.py`` reproduces these (``--space`` tries another).
 CALIBRATION_SPACES: dict[str, dict[str, list[Any]]] = {
     "norm-ease": {"l2": [12.0, 24.0, 48.0], "pop_boost": [0.0, 0.05, 0.1, 0.25]},
 }
