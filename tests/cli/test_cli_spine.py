@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -119,3 +120,22 @@ def test_retrain_and_feed_name_the_bad_option(tmp_path, args: list[str], message
     assert res.exit_code == 2, res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
     assert message in res.output.replace("\n", " "), res.output
+
+
+def test_train_gives_content_models_the_posts_table(ml_db, tmp_path) -> None:
+    """`feedwise train` passes the store's posts to models that read them: a post nobody has
+    engaged with yet joins the catalogue and is scored by its text; ads do not join."""
+    from feedwise.models import Recommender
+    from feedwise.store import EventStore
+
+    db, _ = ml_db
+    with EventStore(db) as store:
+        store.upsert_items([{"item_id": "50", "title": "Star Wars", "tags": ["space"]},
+                            {"item_id": "fresh", "title": "Star Wars: a new saga",
+                             "tags": ["space"]},
+                            {"item_id": "ad-1", "kind": "ad", "title": "Buy space boots"}])
+    res = runner.invoke(app, ["train", "--model", "content", "--db", db])
+    assert res.exit_code == 0, res.output
+    model = Recommender.load(tmp_path / "models" / "content")
+    assert "fresh" in set(model.item_ids_) and "ad-1" not in set(model.item_ids_)
+    assert np.isfinite(model.score("1", ["fresh"])[0])

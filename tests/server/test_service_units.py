@@ -238,3 +238,21 @@ def test_serve_runs_uvicorn_on_the_asyncio_loop_unless_told_otherwise(tmp_path, 
     bad = runner.invoke(app, [*args, "--loop", "trio"])
     assert bad.exit_code == 2 and "must be asyncio or uvloop" in bad.output
     assert len(calls) == 2
+
+
+def test_retrain_gives_content_models_the_posts_table(tmp_path, shared_data):
+    """A content model (and a hybrid's content component) in the loop reads the store's
+    posts: a post nobody has engaged with yet joins the catalogue; ad creatives do not."""
+    from feedwise.registry import ModelRegistry
+    from feedwise.server.retrain import RetrainConfig, retrain
+
+    store = EventStore(tmp_path / "ml.duckdb")
+    store.ingest(shared_data / "movielens-100k" / "u.data", mapping="movielens-100k")
+    store.upsert_items([{"item_id": "50", "title": "Star Wars", "tags": ["space"]},
+                        {"item_id": "fresh", "title": "A new space saga", "tags": ["space"]},
+                        {"item_id": "ad-1", "kind": "ad", "title": "Buy space boots"}])
+    reg = ModelRegistry(tmp_path / "reg")
+    d = retrain(store, reg, RetrainConfig(model="content"), datetime(1998, 5, 1, tzinfo=UTC))
+    model = reg.load(d.candidate_version)
+    assert "fresh" in set(model.item_ids_) and "ad-1" not in set(model.item_ids_)
+    store.close()

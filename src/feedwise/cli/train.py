@@ -106,11 +106,14 @@ def register(app: typer.Typer) -> None:
             with open_store(db) as store, console.status(f"training {model}") as status:
                 data = store.interactions()
                 n_events = store.count_events()
+                from feedwise.models.base import side_data
+
+                # the posts table feeds models that read it (content, hybrid: text, tags,
+                # and posts nobody has engaged with yet)
+                kwargs = side_data(estimator, items=store.posts())
                 if "progress" in inspect.signature(estimator.fit).parameters:
-                    m = estimator.fit(data, progress=lambda step: status.update(
-                        f"training {model}: {step}"))
-                else:
-                    m = estimator.fit(data)
+                    kwargs["progress"] = lambda step: status.update(f"training {model}: {step}")
+                m = estimator.fit(data, **kwargs)
                 path = m.save(out or model_dir(model))
             if registry:
                 from feedwise.registry import ModelRegistry
@@ -150,6 +153,7 @@ def register(app: typer.Typer) -> None:
         """Train on the split's train part and report ranking metrics on its test part."""
         from feedwise.evaluation import evaluate as run
         from feedwise.evaluation import last_n_split, random_split, temporal_split
+        from feedwise.models.base import side_data
 
         splitters = {"temporal": temporal_split, "random": lambda d: random_split(d, seed=seed),
                      "last-n": last_n_split}
@@ -159,7 +163,8 @@ def register(app: typer.Typer) -> None:
             estimator = build(model, params)
             with open_store(db) as store:
                 s = splitters[split](store.interactions())
-            table = run(estimator, s, k)
+                posts = store.posts()
+            table = run(estimator, s, k, fit_kwargs=side_data(estimator, items=posts))
         except FeedwiseError as e:
             raise fail(e) from None
         emit(table, fmt, title=f"{model} on {s.name} split, k={k}")

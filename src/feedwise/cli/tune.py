@@ -56,6 +56,7 @@ def register(app: typer.Typer) -> None:
         import feedwise.models  # noqa: F401 - registers every model
         from feedwise.evaluation import evaluate, random_split
         from feedwise.models import get_model
+        from feedwise.models.base import side_data
         from feedwise.models.tuning import tune as search
 
         try:
@@ -70,12 +71,12 @@ def register(app: typer.Typer) -> None:
 
                 ds = load(dataset, data_dir=data_dir)
                 data = ds.interactions()
-                fit_kwargs = _side_data(model, ds.items, ds.edges)
+                fit_kwargs = side_data(get_model(model), items=ds.items, edges=ds.edges)
             else:
                 with open_store(db) as store:
                     data = store.interactions()
-                    items = store.items()
-                fit_kwargs = _side_data(model, items if len(items) else None, None)
+                    items = store.posts()
+                fit_kwargs = side_data(get_model(model), items=items)
             test = None
             if holdout is not None:
                 if not 0 < holdout < 1:
@@ -115,21 +116,3 @@ def register(app: typer.Typer) -> None:
         if fmt == Format.table:
             console.print(f"best {result.best_params} ({metric}@{k}={result.best_score:.4f})"
                           f" -> {path}")
-
-
-def _side_data(model: str, items, edges) -> dict:
-    """The keyword side data ``model.fit`` accepts (items table, social graph)."""
-    import inspect
-
-    from feedwise.models import Recommender
-
-    klass = Recommender.registry.get(model)
-    if klass is None:
-        return {}
-    params = inspect.signature(klass.fit).parameters
-    out = {}
-    if "items" in params and items is not None:
-        out["items"] = items
-    if "edges" in params and edges is not None:
-        out["edges"] = edges
-    return out

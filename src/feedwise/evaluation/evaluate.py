@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,8 +33,9 @@ def recommend_matrix(model: Recommender, user_ids: Sequence[str], k: int,
 
 def evaluate(model: Recommender, split: Split, k: int = 10, *, fit: bool = True,
              metrics: Sequence[str] = ("precision", "recall", "map", "ndcg", "hit_rate", "mrr"),
-             beyond: bool = True) -> pd.DataFrame:
-    """Fit ``model`` on ``split.train`` (unless ``fit=False``) and measure it on ``split.test``.
+             beyond: bool = True, fit_kwargs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Fit ``model`` on ``split.train`` (unless ``fit=False``; side data such as ``items=``
+    in ``fit_kwargs``) and measure it on ``split.test``.
 
     Only users with at least one test item are scored; seen items are excluded.
 
@@ -44,7 +46,7 @@ def evaluate(model: Recommender, split: Split, k: int = 10, *, fit: bool = True,
     name = getattr(model, "name", type(model).__name__) or type(model).__name__
     t0 = time.perf_counter()
     if fit:
-        model.fit(split.train)
+        model.fit(split.train, **(fit_kwargs or {}))
     fit_s = time.perf_counter() - t0
     test = split.test.matrix
     n_rel = M.n_relevant(test)

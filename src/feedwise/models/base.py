@@ -495,6 +495,15 @@ class HistoryRecommender(Recommender):
         return self._score_matrix(history)
 
 
+def side_data(model: Recommender | type[Recommender], *, items: Any = None,
+              edges: Any = None) -> dict[str, Any]:
+    """The keyword side data ``model.fit`` accepts, of what is given: ``items`` (the items
+    table: titles, text, tags, and posts without events yet) and ``edges`` (social graph)."""
+    params = inspect.signature(model.fit).parameters
+    return {k: v for k, v in (("items", items), ("edges", edges))
+            if k in params and v is not None and len(v)}
+
+
 def binary(m: sp.spmatrix) -> sp.csr_matrix:
     """A float32 copy of ``m`` with every stored entry set to 1 (one per user-item pair)."""
     x = sp.csr_matrix(m, dtype=np.float32, copy=True)

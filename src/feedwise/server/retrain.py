@@ -29,7 +29,7 @@ from feedwise.errors import DataError
 from feedwise.evaluation import Split, evaluate, temporal_split
 from feedwise.evaluation import metrics as M
 from feedwise.models import get_model
-from feedwise.models.base import Recommender
+from feedwise.models.base import Recommender, side_data
 from feedwise.registry import DataWindow, ModelRegistry, ModelVersion
 from feedwise.schema import utc
 from feedwise.store import EventStore
@@ -132,7 +132,9 @@ def retrain(store: EventStore, registry: ModelRegistry, config: RetrainConfig,
     cut_s = float(split.test.last_ts.data.min()) if split.test.last_ts is not None else None
     cut = datetime.fromtimestamp(cut_s, UTC) if cut_s is not None else None
     candidate = get_model(config.model, **config.params)
-    table = evaluate(candidate, split, config.k)
+    # the posts table feeds the models that read it (text, tags, posts without events yet)
+    posts = store.posts()
+    table = evaluate(candidate, split, config.k, fit_kwargs=side_data(candidate, items=posts))
     ndcg_cand = _metric(table, "ndcg")
     n_test = int(_metric(table, "users"))
     ndcg_cur, baseline = None, None
@@ -143,11 +145,13 @@ def retrain(store: EventStore, registry: ModelRegistry, config: RetrainConfig,
             ndcg_cur, _ = ndcg_on_split(registry.load(current.version), split, config.k)
             baseline = "artifact"
         else:
-            refit = get_model(current.model, **current.params).fit(split.train)
+            refit = get_model(current.model, **current.params)
+            refit.fit(split.train, **side_data(refit, items=posts))
             ndcg_cur, _ = ndcg_on_split(refit, split, config.k)
             baseline = "refit"
     promote = ndcg_cur is None or ndcg_cand >= ndcg_cur - config.tolerance
-    final = get_model(config.model, **config.params).fit(data)
+    final = get_model(config.model, **config.params)
+    final.fit(data, **side_data(final, items=posts))
     metrics = {f"{row.metric}@{config.k}" if row.metric not in (
         "fit_seconds", "recommend_seconds", "users") else row.metric: row.value
         for row in table.itertuples()}

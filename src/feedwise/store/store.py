@@ -444,6 +444,11 @@ class EventStore:
     def items(self) -> pd.DataFrame:
         return self.query("SELECT * FROM items ORDER BY item_id")
 
+    def posts(self) -> pd.DataFrame:
+        """The organic items (not ad creatives): the catalogue recommenders learn from,
+        including posts nobody has engaged with yet."""
+        return self.query("SELECT * FROM items WHERE kind = 'post' ORDER BY item_id")
+
     def users(self) -> pd.DataFrame:
         return self.query("SELECT * FROM users ORDER BY user_id")
 
