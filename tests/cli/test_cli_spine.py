@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -134,8 +135,9 @@ def test_train_gives_content_models_the_posts_table(ml_db, tmp_path) -> None:
                             {"item_id": "fresh", "title": "Star Wars: a new saga",
                              "tags": ["space"]},
                             {"item_id": "ad-1", "kind": "ad", "title": "Buy space boots"}])
+        store.upsert_items(pd.DataFrame({"item_id": ["fresh2"], "title": ["More Star Wars"]}))
     res = runner.invoke(app, ["train", "--model", "content", "--db", db])
     assert res.exit_code == 0, res.output
     model = Recommender.load(tmp_path / "models" / "content")
-    assert "fresh" in set(model.item_ids_) and "ad-1" not in set(model.item_ids_)
+    assert {"fresh", "fresh2"} <= set(model.item_ids_) and "ad-1" not in set(model.item_ids_)
     assert np.isfinite(model.score("1", ["fresh"])[0])

@@ -447,7 +447,8 @@ class EventStore:
     def posts(self) -> pd.DataFrame:
         """The organic items (not ad creatives): the catalogue recommenders learn from,
         including posts nobody has engaged with yet."""
-        return self.query("SELECT * FROM items WHERE kind = 'post' ORDER BY item_id")
+        return self.query("SELECT * FROM items WHERE kind IS DISTINCT FROM 'ad' "
+                          "ORDER BY item_id")  # a table upserted without kind: posts
 
     def users(self) -> pd.DataFrame:
         return self.query("SELECT * FROM users ORDER BY user_id")
