@@ -138,18 +138,13 @@ def register_views(spark: SparkSession, root: str | os.PathLike) -> None:
         users.createOrReplaceTempView("_feedwise_users")
         events = spark.sql(consented_events_sql("_feedwise_all_events", "_feedwise_users"))
     events.createOrReplaceTempView("events")
-    items = read_table(spark, root, "items")
-    if items is None:
-        items = spark.sql("SELECT CAST(NULL AS STRING) AS item_id, "
-                          "CAST(NULL AS STRING) AS campaign_id, "
-                          "CAST(NULL AS STRING) AS title WHERE FALSE")
-    items.createOrReplaceTempView("items")
-    campaigns = read_table(spark, root, "campaigns")
-    if campaigns is None:
-        campaigns = spark.sql("SELECT CAST(NULL AS STRING) AS campaign_id, "
-                              "CAST(NULL AS STRING) AS bid_model, "
-                              "CAST(NULL AS DOUBLE) AS bid WHERE FALSE")
-    campaigns.createOrReplaceTempView("campaigns")
+    # an export without items or campaigns: empty views with the columns the KPI SQL reads
+    for name, columns in (("items", "item_id STRING, campaign_id STRING, title STRING"),
+                          ("campaigns", "campaign_id STRING, bid_model STRING, bid DOUBLE")):
+        table = read_table(spark, root, name)
+        if table is None:
+            table = spark.createDataFrame([], columns)
+        table.createOrReplaceTempView(name)
 
 
 # ---------------------------------------------------------------------- ingest
