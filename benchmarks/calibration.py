@@ -12,9 +12,11 @@ s). On each, the Hybrid is fitted on the 90 % twice, with ``calibrate=False`` an
     .venv/bin/python benchmarks/calibration.py --datasets movielens-100k --seeds 7,8,9,10,11
     .venv/bin/python benchmarks/calibration.py --space '{"norm-ease": {"l2": [12, 24]}}'
     .venv/bin/python benchmarks/calibration.py --splits 4 --ratio 0.95
+    .venv/bin/python benchmarks/calibration.py --optional '[]'   # no optional components
 
-``--space`` replaces ``CALIBRATION_SPACES``; ``--splits`` and ``--ratio`` set the inner
-splits. Writes benchmarks/results/calibration.json.
+``--space`` replaces ``CALIBRATION_SPACES``, ``--optional`` the Hybrid's
+``OPTIONAL_COMPONENTS`` (a JSON list of ``[name, weight, params]``); ``--splits`` and
+``--ratio`` set the inner splits. Writes benchmarks/results/calibration.json.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def main() -> None:
     ap.add_argument("--seeds", default=None,
                     help="outer validation seeds (default 7..11 on MovieLens-100k, else 7,8,9)")
     ap.add_argument("--space", default=None, help="CALIBRATION_SPACES as JSON")
+    ap.add_argument("--optional", default=None,
+                    help="OPTIONAL_COMPONENTS as JSON, e.g. '[[\"gf-cf\", 0.3, {}]]'")
     ap.add_argument("--splits", type=int, default=2, help="inner calibration splits")
     ap.add_argument("--ratio", type=float, default=0.9, help="inner splits' fit share")
     ap.add_argument("--out", type=Path,
@@ -85,6 +89,8 @@ def main() -> None:
     if args.space:
         calibration.CALIBRATION_SPACES.clear()
         calibration.CALIBRATION_SPACES.update(json.loads(args.space))
+    if args.optional is not None:
+        hybrid.OPTIONAL_COMPONENTS = tuple(tuple(c) for c in json.loads(args.optional))
     if args.ratio != 0.9:
         def with_ratio(*a, **kw):
             return calibration.calibrate(*a, ratio=args.ratio, **kw)
@@ -96,7 +102,8 @@ def main() -> None:
         seeds = [int(x) for x in (args.seeds or SEEDS.get(n, "7,8,9")).split(",")]
         res[n] = run(n, args.data_dir, seeds, args.splits)
     print(f"\nvalidation NDCG@10 (outer splits of the training part only; inner calibration "
-          f"{args.splits} x {args.ratio:g}; space {calibration.CALIBRATION_SPACES})")
+          f"{args.splits} x {args.ratio:g}; space {calibration.CALIBRATION_SPACES}; optional "
+          f"{hybrid.OPTIONAL_COMPONENTS})")
     print(f"{'data set':24s}{'splits':>8s}{'not calibrated':>16s}{'calibrated':>12s}"
           f"{'gain':>8s}{'better on':>11s}")
     for n, r in res.items():
@@ -104,6 +111,7 @@ def main() -> None:
               f"{r['gain']:+8.1%}{r['better_on']:>7d}/{len(r['seeds'])}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"space": calibration.CALIBRATION_SPACES,
+                                    "optional": hybrid.OPTIONAL_COMPONENTS,
                                     "splits": args.splits, "ratio": args.ratio,
                                     "datasets": res}, indent=2, default=str))
     print(f"wrote {args.out}")

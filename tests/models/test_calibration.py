@@ -229,3 +229,46 @@ def test_too_few_users_with_a_positive_item_keeps_the_given_blend() -> None:
     zeroed = data.with_matrix(m, data.last_ts)
     given = [("ease", 1.0, {"l2": 10.0, "min_support": 1}), ("itemknn", 0.5, {})]
     assert calibrate(given, zeroed, _fit, lambda m, s: s) is None
+
+
+def test_an_optional_component_that_helps_is_added(ml100k_interactions) -> None:
+    """Optional components start switched off; one that lifts the validation NDCG (EASE
+    next to popularity alone) is switched on, listed after the blend as given."""
+    train = random_split(ml100k_interactions, 0.75, seed=42).train
+    given = [("popularity", 1.0, {})]
+    cal = calibrate(given, train, _fit, Hybrid()._normalise, n_splits=1,
+                    optional=[("ease", 1.0, {"l2": 300.0})])
+    assert cal is not None and cal.chosen > cal.given
+    assert cal.components[0] == ("popularity", 1.0, {})  # the anchor is a given component
+    assert cal.components[1][0] == "ease" and cal.components[1][1] > 0
+
+
+def test_an_optional_component_that_does_not_help_changes_nothing(
+        ml100k_interactions) -> None:
+    """An optional component that never lifts the validation NDCG stays at weight 0, and
+    the rest of the blend is what calibration chooses without it (it starts switched off,
+    so the search takes the same path)."""
+    train = random_split(ml100k_interactions, 0.75, seed=42).train
+    given = [("ease", 1.0, {"l2": 300.0}), ("rp3beta", 0.5, {})]
+    norm = Hybrid()._normalise
+    alone = calibrate(given, train, _fit, norm, n_splits=1)
+    with_opt = calibrate(given, train, _fit, norm, n_splits=1,
+                         optional=[("popularity", 3.0, {})])
+    assert with_opt.components[:2] == alone.components
+    assert with_opt.components[2] == ("popularity", 0.0, {})
+    assert with_opt.given == alone.given and with_opt.chosen == alone.chosen
+
+
+def test_default_hybrid_may_add_optional_components_a_given_blend_never() -> None:
+    from feedwise.models.hybrid import DEFAULT_COMPONENTS, OPTIONAL_COMPONENTS
+
+    data = contract_data()
+    default = Hybrid().fit(data)
+    assert default.calibration_ is not None
+    names = [c[0] for c in default.components_]
+    assert names == [c[0] for c in (*DEFAULT_COMPONENTS, *OPTIONAL_COMPONENTS)]
+    given = [("norm-ease", 1.0, {"min_support": 1}), ("itemknn", 0.5, {})]
+    assert [c[0] for c in Hybrid(components=given).fit(data).components_] == [
+        "norm-ease", "itemknn"]
+    off = Hybrid(calibrate=False).fit(data)  # not calibrated: the default blend as it is
+    assert [c[0] for c in off.components_] == [c[0] for c in DEFAULT_COMPONENTS]

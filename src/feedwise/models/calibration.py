@@ -12,6 +12,10 @@ fit:
 * for each component but the heaviest (which anchors the scale), its weight times each of
   :data:`WEIGHT_STEPS` (never 0 for :data:`NEW_ITEM_SCORERS`: Content serves new items);
 
+* for each *optional* component (the default Hybrid's ``OPTIONAL_COMPONENTS``), whether
+  to add it, at its weight times each of :data:`WEIGHT_STEPS`; it starts switched off, so
+  where it never lifts the validation NDCG the search takes the path it takes without it;
+
 by coordinate ascent from the blend as given, keeping a change only if the mean NDCG@k over
 the splits rises. Every candidate setting of every component is fitted once per split; each
 validation user's candidates (the union of every component's top items, unseen) are scored
@@ -154,7 +158,7 @@ def calibrate(specs: Sequence[Component], data: Interactions,
               normalise: Callable[[Recommender, np.ndarray], np.ndarray], *,
               n_splits: int = 2, ratio: float = 0.9, seed: int = 0, k: int = 10,
               per_model: int = 50, min_users: int = 20, max_users: int = 2000,
-              max_passes: int = 4,
+              max_passes: int = 4, optional: Sequence[Component] = (),
               progress: Callable[[str], None] | None = None) -> Calibration | None:
     """Choose the blend's weights and component settings on validation splits of ``data``.
 
@@ -172,6 +176,10 @@ def calibrate(specs: Sequence[Component], data: Interactions,
             blend stays as given and ``None`` is returned.
         max_users: Most validation users scored per split (a seeded sample beyond that).
         max_passes: Most coordinate-ascent passes.
+        optional: Components the calibration may add to the blend: each starts switched
+            off and is tried at its weight times each of :data:`WEIGHT_STEPS`; it is kept
+            (listed last in ``components``, with weight 0 when it was not) only if the
+            validation NDCG rises.
         progress: Called with a short description of each step.
 
     Returns:
@@ -184,7 +192,8 @@ def calibrate(specs: Sequence[Component], data: Interactions,
         raise ConfigError(f"calibration needs a whole number of splits >= 1 (n_splits, "
                           f"Hybrid's calibration_splits), got {n_splits!r}")
     t0 = time.perf_counter()
-    specs = [(str(n), float(w), dict(p)) for n, w, p in specs]
+    given_n = len(specs)
+    specs = [(str(n), float(w), dict(p)) for n, w, p in [*specs, *optional]]
     tried = [variants(n, p) if w else [p] for n, w, p in specs]
     splits = [random_split(data, ratio, seed=seed + j) for j in range(n_splits)]
     from feedwise.evaluation.metrics import n_relevant
@@ -211,9 +220,12 @@ def calibrate(specs: Sequence[Component], data: Interactions,
             return None
         scored.append(_Candidates(fitted, split, normalise, k, per_model, max_users))
     live = sorted({i for i, _ in scored[0].z})
-    anchor = max(live, key=lambda i: specs[i][1])
+    anchor = max((i for i in live if i < given_n), key=lambda i: specs[i][1], default=None)
+    if anchor is None:
+        return None  # no component as given could be fitted: nothing to calibrate against
     # the state searched: the setting (variant) and weight multiple of each live component
-    state = {i: (0, 1.0) for i in live}
+    # (optional ones start switched off)
+    state = {i: (0, 1.0 if i < given_n else 0.0) for i in live}
     memo: dict[tuple, float] = {}
 
     def score(st: dict[int, tuple[int, float]]) -> float:
@@ -238,7 +250,7 @@ def calibrate(specs: Sequence[Component], data: Interactions,
                     state, best, changed = cand, got, True
         if not changed:
             break
-    chosen = [(n, w * state[i][1] if i in state else w,
+    chosen = [(n, w * state[i][1] if i in state else w if i < given_n else 0.0,
                tried[i][state[i][0]] if i in state else p)
               for i, (n, w, p) in enumerate(specs)]
     return Calibration(components=chosen, metric=f"ndcg@{k}", given=given, chosen=best,

@@ -61,6 +61,13 @@ DEFAULT_COMPONENTS: tuple[Component, ...] = (
     ("social", 0.15, {"symmetric": True}),
 )
 
+#: Components calibration may add to the default blend (each kept only where validation
+#: splits of the data show it helps): GF-CF's ideal low-pass filter, a smooth low-rank view
+#: of each user that the item-item models lack.
+OPTIONAL_COMPONENTS: tuple[Component, ...] = (
+    ("gf-cf", 0.3, {"linear": 0.0}),
+)
+
 #: The default blend before NormEASE replaced EASE: a default hybrid saved without its
 #: component list (written before the list was saved) was fitted with this one.
 _SAVED_BEFORE_SPECS: tuple[Component, ...] = (
@@ -178,8 +185,9 @@ class Hybrid(Recommender):
 
         self.calibration_ = None
         if self.calibrate and self.fusion == "score":
+            optional = OPTIONAL_COMPONENTS if self.components is None else ()
             self.calibration_ = calibrate(specs, data, fit_one, self._normalise,
-                                          n_splits=self.calibration_splits,
+                                          optional=optional, n_splits=self.calibration_splits,
                                           seed=self.calibration_seed, progress=progress)
             if self.calibration_ is not None:
                 specs = self.calibration_.components
