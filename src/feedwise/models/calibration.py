@@ -11,7 +11,6 @@ fit:
   (a setting the blend gives the component explicitly is kept as given);
 * for each component but the heaviest (which anchors the scale), its weight times each of
   :data:`WEIGHT_STEPS` (never 0 for :data:`NEW_ITEM_SCORERS`: Content serves new items);
-
 * for each *optional* component (the default Hybrid's ``OPTIONAL_COMPONENTS``), whether
   to add it, at its weight times each of :data:`WEIGHT_STEPS`; it starts switched off, so
   where it never lifts the validation NDCG the search takes the path it takes without it;

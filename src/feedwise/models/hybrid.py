@@ -14,7 +14,8 @@ cases:
 
 By default the blend is calibrated at fit: its weights and NormEASE's ``l2`` / ``pop_boost``
 are chosen on validation splits carved from the data being fitted (see
-:mod:`feedwise.models.calibration`), starting from :data:`DEFAULT_COMPONENTS`.
+:mod:`feedwise.models.calibration`), starting from :data:`DEFAULT_COMPONENTS`, and each of
+:data:`OPTIONAL_COMPONENTS` joins the blend only where those splits show it helps.
 """
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ class Hybrid(Recommender):
         trending_half_life_days: Half-life of the trending fallback (``None`` = all-time).
         calibrate: Choose the blend's weights and its components' key settings on
             validation splits of the data at fit (see :mod:`feedwise.models.calibration`;
-            ``score`` fusion only). The blend as fitted is ``components_``, and what the
-            calibration measured is ``calibration_``.
+            ``score`` fusion only; with the default blend, also whether to add each of
+            :data:`OPTIONAL_COMPONENTS`). The blend as fitted is ``components_``, and what
+            the calibration measured is ``calibration_``.
         calibration_splits: Validation splits the calibration averages over.
         calibration_seed: Seed of the first validation split.
     """
