@@ -386,7 +386,7 @@ def forget_erased(store: Any, model: Any, *, opted_out: bool = True) -> int:
     version, a hot swap), checked against the store's tombstones, and (with
     ``opted_out``) every user who withdrew ``personalization`` consent, so no profile of
     theirs is used. Returns the number of users removed."""
-    from feedwise.store.store import tombstone_digest
+    from feedwise.store.privacy import tombstone_digest
 
     if not hasattr(model, "user_index_"):
         return 0
@@ -464,7 +464,7 @@ def export_user(store: Any, user_id: str, *, now: datetime) -> dict[str, Any]:
         order = " ORDER BY ts" if t == "events" else ""
         tables[t] = _rows(store, f'SELECT * FROM "{t}" WHERE user_id IN (SELECT unnest(?))'
                                  f"{order}", [ids])
-    from feedwise.store.store import _token_pattern
+    from feedwise.store.privacy import _token_pattern
 
     # the patterns erasure deletes by: raw text holds an id as given or JSON-escaped
     pats = list(dict.fromkeys(_token_pattern(v) for i in ids

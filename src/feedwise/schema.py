@@ -91,6 +91,13 @@ CAMPAIGN_COLUMNS: dict[str, str] = {
     "spec": "VARCHAR",
 }
 
+#: Per-user profiles written by the analytics (``user_profiles``).
+PROFILE_COLUMNS: dict[str, str] = {
+    "user_id": "VARCHAR", "interests": "VARCHAR", "active_hours": "DOUBLE[]",
+    "daypart": "VARCHAR", "peak_hour": "INTEGER", "engagement_rate": "DOUBLE",
+    "engagement_level": "VARCHAR", "ad_sensitivity": "DOUBLE", "lifecycle": "VARCHAR",
+    "segment": "VARCHAR", "updated_at": "TIMESTAMPTZ"}
+
 
 def utc(ts: datetime) -> datetime:
     """Return ``ts`` as a timezone-aware UTC datetime (naive input is taken as UTC)."""

@@ -37,7 +37,7 @@ import pandas as pd
 
 from feedwise.analytics.scope import Scope
 from feedwise.errors import ConfigError, NotFittedError
-from feedwise.schema import utc
+from feedwise.schema import PROFILE_COLUMNS, utc
 
 #: Dayparts by UTC hour: name -> [start, end) hours (night wraps midnight).
 DAYPARTS: dict[str, tuple[int, int]] = {
@@ -46,12 +46,6 @@ DAYPARTS: dict[str, tuple[int, int]] = {
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {
     "click": 1.0, "like": 2.0, "comment": 3.0, "share": 4.0, "save": 3.0, "purchase": 5.0,
     "dwell": 0.5, "hide": -3.0, "report": -5.0}
-
-PROFILE_COLUMNS: dict[str, str] = {
-    "user_id": "VARCHAR", "interests": "VARCHAR", "active_hours": "DOUBLE[]",
-    "daypart": "VARCHAR", "peak_hour": "INTEGER", "engagement_rate": "DOUBLE",
-    "engagement_level": "VARCHAR", "ad_sensitivity": "DOUBLE", "lifecycle": "VARCHAR",
-    "segment": "VARCHAR", "updated_at": "TIMESTAMPTZ"}
 
 PROFILE_TABLE = "user_profiles"
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from feedwise.errors import ConfigError, DataError
 from feedwise.schema import utc
-from feedwise.store.store import TOMBSTONE_PREFIX
+from feedwise.store.privacy import TOMBSTONE_PREFIX
 
 DAY_S = 86400.0
 log = logging.getLogger(__name__)
@@ -508,7 +508,7 @@ class AdState:
         if not pending:
             return pending
         try:
-            from feedwise.store.store import tombstone_digest
+            from feedwise.store.privacy import tombstone_digest
         except ImportError:  # a store without erasure support
             return pending
         try:  # the usual case, nobody erased: no hashing of every user

@@ -28,7 +28,7 @@ import pyarrow as pa
 from feedwise.errors import FeedwiseError
 from feedwise.schema import EVENT_COLUMNS
 from feedwise.store import EventStore
-from feedwise.store.store import TOMBSTONE_PREFIX
+from feedwise.store.privacy import TOMBSTONE_PREFIX
 
 log = logging.getLogger("feedwise.server.writer")
 

@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import re
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from feedwise.errors import DataError
 from feedwise.interactions import Interactions, InteractionWeights
 from feedwise.schema import (
-    CAMPAIGN_COLUMNS,
     EVENT_COLUMNS,
-    ITEM_COLUMNS,
     NEGATIVE_KINDS,
-    USER_COLUMNS,
-    Item,
-    User,
     utc,
 )
+from feedwise.store.ads import AdLedger
+from feedwise.store.events import EventReads
+from feedwise.store.feedback import Feedback
 from feedwise.store.ingest import (
     PRESET_COLUMNS,
     PRESET_DELIMITERS,
@@ -38,39 +30,13 @@ from feedwise.store.ingest import (
     parse_mapping,
     source_relation,
 )
-
-DEFAULT_DB = "feedwise.duckdb"
-
-REJECT_COLUMNS = {"source": "VARCHAR", "row": "BIGINT", "field": "VARCHAR", "reason": "VARCHAR",
-                  "raw": "VARCHAR", "rejected_at": "TIMESTAMPTZ"}
-#: Erased users: a one-way digest of the stored user id (never the id) and the erasure time.
-TOMBSTONE_COLUMNS = {"digest": "VARCHAR", "erased_at": "TIMESTAMPTZ"}
-#: Domain separation of tombstone digests, so a digest never equals a plain hash of the id.
-TOMBSTONE_PREFIX = "feedwise-tombstone:v1:"
+from feedwise.store.privacy import TOMBSTONE_PREFIX, PrivacyRecords
+from feedwise.store.profiles import Profiles
+from feedwise.store.records import Records
+from feedwise.store.serving import ServedLog
 
 
-def tombstone_digest(stored_user_id: str) -> str:
-    """The tombstone of a stored user id: ``sha256(TOMBSTONE_PREFIX + id)`` (hex)."""
-    return hashlib.sha256((TOMBSTONE_PREFIX + str(stored_user_id)).encode("utf-8")).hexdigest()
-
-
-def _token_pattern(value: str) -> str:
-    """A regex matching ``value`` as a whole token (a JSON value or a delimited field)."""
-    return r"(^|[^A-Za-z0-9_.@-])" + re.escape(value) + r"($|[^A-Za-z0-9_.@-])"
-
-
-def default_db_path() -> str:
-    """``$FEEDWISE_DB`` or ``feedwise.duckdb`` in the working directory."""
-    return os.environ.get("FEEDWISE_DB", DEFAULT_DB)
-
-
-def _ddl(name: str, cols: Mapping[str, str], key: str | None = None) -> str:
-    body = ", ".join(f'"{c}" {t}' for c, t in cols.items())
-    pk = f", PRIMARY KEY ({key})" if key else ""
-    return f"CREATE TABLE IF NOT EXISTS {name} ({body}{pk})"
-
-
-class EventStore:
+class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, PrivacyRecords):
     """Events, items, users and campaigns in one DuckDB database.
 
     Args:
@@ -84,57 +50,6 @@ class EventStore:
     Writes are serialised by a lock (DuckDB allows one writer); each ingest is one
     transaction, so a failure mid-batch leaves nothing behind.
     """
-
-    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False,
-                 pseudonymizer: Callable[[str], str] | None = None) -> None:
-        self.path = str(path) if path is not None else default_db_path()
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(self.path, read_only=read_only)
-        self.con.execute("SET TimeZone='UTC'")
-        self._lock = threading.RLock()
-        self.pseudonymizer = pseudonymizer
-        if not read_only:
-            self._create()
-
-    # ------------------------------------------------------------------ lifecycle
-    def _create(self) -> None:
-        c = self.con
-        c.execute(_ddl("events", EVENT_COLUMNS))
-        c.execute(_ddl("items", ITEM_COLUMNS, "item_id"))
-        c.execute(_ddl("users", USER_COLUMNS, "user_id"))
-        c.execute(_ddl("campaigns", CAMPAIGN_COLUMNS, "campaign_id"))
-        c.execute(_ddl("rejects", REJECT_COLUMNS))
-        c.execute(_ddl("tombstones", TOMBSTONE_COLUMNS, "digest"))
-
-    def reset(self) -> None:
-        """Delete every event, item, user, campaign and reject (keeps the tables)."""
-        with self._lock:
-            for table in ("events", "items", "users", "campaigns", "rejects"):
-                self.con.execute(f"DELETE FROM {table}")
-
-    def close(self) -> None:
-        self.con.close()
-
-    def __enter__(self) -> EventStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for concurrent readers (one per thread)."""
-        cur = self.con.cursor()
-        cur.execute("SET TimeZone='UTC'")
-        return cur
-
-    def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
-        """Run a read query and return a DataFrame."""
-        return self.cursor().execute(sql, params or []).df()
-
-    def scalar(self, sql: str, params: list | tuple | None = None) -> Any:
-        row = self.cursor().execute(sql, params or []).fetchone()
-        return row[0] if row else None
 
     # ------------------------------------------------------------------ events
     def ingest(self, source: Any, *, mapping: str | Mapping[str, str] | None = None,
@@ -255,70 +170,6 @@ class EventStore:
         return (f"(SELECT p.* REPLACE (m.pid AS user_id) FROM {parsed} p "
                 "LEFT JOIN _fw_pmap m ON m.raw = p.user_id)")
 
-    def user_key(self, user_id: str) -> str:
-        """The id under which ``user_id`` is stored (its pseudonym when one is configured)."""
-        return self.pseudonymizer(str(user_id)) if self.pseudonymizer else str(user_id)
-
-    def user_tables(self) -> list[str]:
-        """Every base table of the database with a ``user_id`` column (whoever created it)."""
-        rows = self.cursor().execute("""SELECT DISTINCT c.table_name
-            FROM information_schema.columns c JOIN information_schema.tables t
-              ON t.table_catalog = c.table_catalog AND t.table_schema = c.table_schema
-             AND t.table_name = c.table_name
-            WHERE c.column_name = 'user_id' AND t.table_type = 'BASE TABLE'
-              AND c.table_schema = 'main' AND c.table_catalog = current_database()
-            ORDER BY 1""").fetchall()
-        return [r[0] for r in rows]
-
-    def is_erased(self, user_id: str) -> bool:
-        """Whether ``user_id`` (an external id) has been erased."""
-        return bool(self.scalar("SELECT count(*) FROM tombstones WHERE digest = ?",
-                                [tombstone_digest(self.user_key(user_id))]))
-
-    def erase_user(self, user_id: str, *, now: datetime | None = None) -> dict[str, int]:
-        """Delete every row about ``user_id`` and record a tombstone, in one transaction.
-
-        Deletes the rows of every table with a ``user_id`` column (events, users, profiles,
-        ad state, consent records, ...), and ``rejects`` rows whose raw text holds the id as
-        a whole token (JSON value or delimited field; a reject of another user that holds the
-        same token goes too, which only costs a diagnostic row). The tombstone, a one-way
-        digest of the stored id, makes :meth:`ingest` skip the user's events from then on.
-
-        Args:
-            user_id: The external id (pseudonymised here when the store has a pseudonymizer).
-            now: Erasure time (default: the current time).
-
-        Returns:
-            Rows deleted per table.
-        """
-        key = self.user_key(user_id)
-        ids = list(dict.fromkeys([key, str(user_id)]))
-        when = utc(now) if now is not None else pd.Timestamp.now(tz="UTC").to_pydatetime()
-        out: dict[str, int] = {}
-        with self._lock:
-            c = self.con
-            c.execute("BEGIN TRANSACTION")
-            try:
-                for t in self.user_tables():
-                    n = c.execute(f'DELETE FROM "{t}" WHERE user_id IN (SELECT unnest(?))',
-                                  [ids]).fetchone()[0]
-                    out[t] = int(n)
-                pats = list(dict.fromkeys(_token_pattern(v) for i in ids
-                                          for v in (i, json.dumps(i)[1:-1])))
-                cond = " OR ".join("regexp_matches(raw, ?)" for _ in pats)
-                n = c.execute(f"DELETE FROM rejects WHERE raw IS NOT NULL AND ({cond})",
-                              pats).fetchone()[0]
-                out["rejects"] = out.get("rejects", 0) + int(n)
-                # only the stored id: an unkeyed digest of a raw id could be reversed by
-                # guessing ids, which would undo the pseudonymisation
-                c.execute("INSERT OR IGNORE INTO tombstones VALUES (?, ?)",
-                          [tombstone_digest(key), when])
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-        return out
-
     def _csv_structural_rejects(self, name: str) -> int:
         """Move lines DuckDB's CSV reader could not split into ``rejects``.
 
@@ -385,77 +236,6 @@ class EventStore:
             WHERE {where} AND kind IN ({neg})""", params=params).to_arrow_table()
         return Interactions.from_pairs(pos, negs, item_titles=self.item_titles(), since=since,
                                        until=until)
-
-    def item_titles(self) -> dict[str, str]:
-        """Item id -> title of every item that has one (labels for reasons)."""
-        df = self.query("SELECT item_id, title FROM items WHERE title IS NOT NULL")
-        return dict(zip(df["item_id"], df["title"], strict=True))
-
-    # ------------------------------------------------------------------ records
-    def _upsert(self, table: str, cols: Mapping[str, str], key: str, df: pd.DataFrame) -> int:
-        if df.empty:
-            return 0
-        missing = [c for c in df.columns if c not in cols]
-        if missing:
-            raise DataError(f"{table}: unknown column(s) {missing}; columns are {list(cols)}")
-        if df[key].isna().any():
-            bad = int(np.flatnonzero(df[key].isna().to_numpy())[0])
-            raise DataError(f"{table}: row {bad + 1} has no {key}")
-        df = df.drop_duplicates(subset=[key], keep="last")
-        names = ", ".join(f'"{c}"' for c in df.columns)
-        casts = ", ".join(f'CAST("{c}" AS {cols[c]}) AS "{c}"' for c in df.columns)
-        with self._lock:
-            self.con.register("_fw_up", df)
-            try:
-                self.con.execute(f"INSERT OR REPLACE INTO {table} ({names}) "
-                                 f"SELECT {casts} FROM _fw_up")
-            finally:
-                self.con.unregister("_fw_up")
-        return len(df)
-
-    def upsert_items(self, items: pd.DataFrame | Iterable[Item | Mapping[str, Any]]) -> int:
-        """Insert or replace items (posts and ad creatives) by ``item_id``."""
-        if not isinstance(items, pd.DataFrame):
-            items = pd.DataFrame([Item.model_validate(i).model_dump() for i in items])
-        return self._upsert("items", ITEM_COLUMNS, "item_id", items)
-
-    def upsert_users(self, users: pd.DataFrame | Iterable[User | Mapping[str, Any]]) -> int:
-        """Insert or replace users (consent flags and attributes) by ``user_id``."""
-        if isinstance(users, pd.DataFrame) and self.pseudonymizer is not None and len(users):
-            users = users.assign(user_id=[self.user_key(u) for u in users["user_id"]])
-        if not isinstance(users, pd.DataFrame):
-            now = pd.Timestamp.now(tz="UTC")
-            rows = []
-            for u in users:
-                u = User.model_validate(u)
-                rows.append({"user_id": self.user_key(u.user_id),
-                             "consent_personalization": u.consent.personalization,
-                             "consent_ads": u.consent.ads,
-                             "consent_analytics": u.consent.analytics,
-                             "consent_updated_at": now, "consent_source": "api",
-                             "attributes": json.dumps(u.attributes)})
-            users = pd.DataFrame(rows)
-        return self._upsert("users", USER_COLUMNS, "user_id", users)
-
-    def upsert_campaigns(self, campaigns: pd.DataFrame) -> int:
-        """Insert or replace campaigns by ``campaign_id``."""
-        return self._upsert("campaigns", CAMPAIGN_COLUMNS, "campaign_id", campaigns)
-
-    def items(self) -> pd.DataFrame:
-        return self.query("SELECT * FROM items ORDER BY item_id")
-
-    def posts(self) -> pd.DataFrame:
-        """The organic items (not ad creatives): the catalogue recommenders learn from,
-        including posts nobody has engaged with yet."""
-        return self.query("SELECT * FROM items WHERE kind IS DISTINCT FROM 'ad' "
-                          "ORDER BY item_id")  # a table upserted without kind: posts
-
-    def users(self) -> pd.DataFrame:
-        return self.query("SELECT * FROM users ORDER BY user_id")
-
-    def campaigns(self) -> pd.DataFrame:
-        return self.query("SELECT * FROM campaigns ORDER BY campaign_id")
-
 
 def _window(since: datetime | None, until: datetime | None) -> tuple[str, list]:
     """SQL condition and parameters of ``since <= ts < until`` (either bound optional)."""

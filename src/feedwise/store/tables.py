@@ -1,0 +1,69 @@
+"""Every table of the store, in one place: columns, keys and the DDL that creates them.
+
+Nothing outside ``feedwise.store`` creates a table; a new kind of data gets its table here
+(and, if it is about a user, a ``user_id`` column, so erasure, export and retention cover it
+the day it is added).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from feedwise.schema import (
+    CAMPAIGN_COLUMNS,
+    EVENT_COLUMNS,
+    ITEM_COLUMNS,
+    PROFILE_COLUMNS,
+    USER_COLUMNS,
+)
+
+#: Rows ingestion could not accept: where from, which row and field, why, and the raw text.
+REJECT_COLUMNS = {"source": "VARCHAR", "row": "BIGINT", "field": "VARCHAR", "reason": "VARCHAR",
+                  "raw": "VARCHAR", "rejected_at": "TIMESTAMPTZ"}
+#: Erased users: a one-way digest of the stored user id (never the id) and the erasure time.
+TOMBSTONE_COLUMNS = {"digest": "VARCHAR", "erased_at": "TIMESTAMPTZ"}
+#: Append-only record of every consent change (who, which flag, value, when, from where).
+CONSENT_LOG_COLUMNS = {"user_id": "VARCHAR", "flag": "VARCHAR", "granted": "BOOLEAN",
+                       "source": "VARCHAR", "recorded_at": "TIMESTAMPTZ"}
+#: Ads served (frequency caps and pacing read them back after a restart).
+AD_IMPRESSION_COLUMNS = {"user_id": "VARCHAR", "campaign_id": "VARCHAR", "item_id": "VARCHAR",
+                         "ts": "DOUBLE", "price": "DOUBLE", "request_id": "VARCHAR"}
+#: Spend per campaign: today's (``day`` is the unix day it counts) and in total.
+AD_SPEND_COLUMNS = {"campaign_id": "VARCHAR", "day": "BIGINT", "spend_today": "DOUBLE",
+                    "spend_total": "DOUBLE", "updated_at": "DOUBLE"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table: its name, columns (name -> DuckDB type) and primary key, if any."""
+
+    name: str
+    columns: Mapping[str, str]
+    key: str | None = None
+
+    def ddl(self) -> str:
+        body = ", ".join(f'"{c}" {t}' for c, t in self.columns.items())
+        pk = f", PRIMARY KEY ({self.key})" if self.key else ""
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({body}{pk})"
+
+
+#: Every table, in creation order.
+TABLES: dict[str, Table] = {t.name: t for t in (
+    Table("events", EVENT_COLUMNS),
+    Table("items", ITEM_COLUMNS, "item_id"),
+    Table("users", USER_COLUMNS, "user_id"),
+    Table("campaigns", CAMPAIGN_COLUMNS, "campaign_id"),
+    Table("rejects", REJECT_COLUMNS),
+    Table("tombstones", TOMBSTONE_COLUMNS, "digest"),
+    Table("consent_log", CONSENT_LOG_COLUMNS),
+    Table("ad_impressions", AD_IMPRESSION_COLUMNS),
+    Table("ad_spend", AD_SPEND_COLUMNS, "campaign_id"),
+    Table("user_profiles", PROFILE_COLUMNS, "user_id"),
+)}
+
+
+def create_all(con) -> None:
+    """Create every table that does not exist yet (an older store gains the new ones)."""
+    for table in TABLES.values():
+        con.execute(table.ddl())
