@@ -1,7 +1,7 @@
 """Public datasets (MovieLens, Last.fm HetRec 2011, FilmTrust) and a synthetic social feed.
 
 >>> from feedwise.datasets import load, synthetic_social  # doctest: +SKIP
->>> ml = load("movielens-100k", data_dir="../shared/data")  # doctest: +SKIP
+>>> ml = load("movielens-100k", data_dir="data")  # doctest: +SKIP
 >>> world = synthetic_social(n_users=500, seed=1)  # doctest: +SKIP
 """
 

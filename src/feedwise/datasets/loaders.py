@@ -5,8 +5,8 @@ the store's vocabulary, items, an optional social graph and optional user attrib
 
 Where the files come from:
 
-* ``data_dir=`` (or ``$FEEDWISE_DATASETS_DIR``) points at a local folder laid out like
-  ``../shared/data`` (sub-folders ``movielens-100k``, ``movielens-latest-small``,
+* ``data_dir=`` (or ``$FEEDWISE_DATASETS_DIR``) points at a local folder of data sets
+  (sub-folders ``movielens-100k``, ``movielens-latest-small``,
   ``lastfm-hetrec2011-2k``, ``filmtrust``), or directly at one dataset's folder. Nothing
   is downloaded.
 * Otherwise the official zip is downloaded once into the cache (``$FEEDWISE_DATA_HOME`` or
@@ -392,7 +392,7 @@ def locate(name: str, *, data_dir: str | os.PathLike | None = None,
 
     Args:
         name: A key of :data:`DATASETS`.
-        data_dir: A local folder laid out like ``../shared/data`` (or one dataset's own
+        data_dir: A local folder of data sets (one sub-folder per data set, or one dataset's own
             folder); defaults to ``$FEEDWISE_DATASETS_DIR``. When neither is set, the
             official zip is downloaded into :func:`data_home` (once).
         progress: Show a progress bar while downloading.
@@ -580,7 +580,7 @@ def load(name: str, *, data_dir: str | Path | None = None) -> Dataset:
     Args:
         name: ``"movielens-100k"``, ``"movielens-latest-small"``, ``"lastfm-hetrec2011"``
             or ``"filmtrust"`` (see :data:`DATASETS`).
-        data_dir: A local folder laid out like ``../shared/data``; defaults to
+        data_dir: A local folder of data sets (one sub-folder each); defaults to
             ``$FEEDWISE_DATASETS_DIR``, else the download cache.
 
     Returns:
@@ -592,7 +592,7 @@ def load(name: str, *, data_dir: str | Path | None = None) -> Dataset:
         ChecksumError: A file differs from the published one.
 
     Example:
-        >>> ds = load("movielens-100k", data_dir="../shared/data")  # doctest: +SKIP
+        >>> ds = load("movielens-100k", data_dir="data")  # doctest: +SKIP
         >>> ds.interactions().shape  # doctest: +SKIP
         (943, 1682)
     """
