@@ -34,7 +34,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from feedwise.evaluation.frontier import (  # noqa: E402
+from feedwise.evidence.frontier import (  # noqa: E402
     REVENUE,
     baseline_policies,
     frontier_figure,
@@ -44,13 +44,13 @@ from feedwise.evaluation.frontier import (  # noqa: E402
     sweep,
     write_chart,
 )
-from feedwise.evaluation.policies import (  # noqa: E402
+from feedwise.evidence.policies import (  # noqa: E402
     AdTolerance,
     FixedSlotPolicy,
     LambdaPolicy,
     NoAdsPolicy,
 )
-from feedwise.evaluation.simulator import Simulator, SimulatorConfig  # noqa: E402
+from feedwise.evidence.simulator import Simulator, SimulatorConfig  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
 COLS = ["policy", REVENUE, "session_depth", "d7_return", "d1_return", "ad_load", "ad_ctr",
@@ -94,7 +94,7 @@ def main() -> None:
                                   displaced_weight=1.0))
     engine_lams = [float(x) for x in args.engine_lambdas.split(",") if x.strip()]
     if engine_lams:
-        from feedwise.evaluation.engine_policy import simulated_engine
+        from feedwise.evidence.engine_policy import simulated_engine
         from feedwise.feed.config import FeedConfig
 
         policies += [simulated_engine(sim, FeedConfig(ux_lambda=lam, max_ad_load=0.25,

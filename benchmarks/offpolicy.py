@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from feedwise.evaluation.offpolicy import accuracy_table
+from feedwise.evidence.estimators import accuracy_table
 
 OUT = Path(__file__).resolve().parent / "results"
 

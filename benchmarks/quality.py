@@ -9,7 +9,7 @@ for every model). Run in one process on the same split:
   Social (where the dataset has a social graph) and the default Hybrid (which calibrates
   its blend on validation splits of the training part at fit; also shown without that),
   plus ALS / BPR /
-  EASE / TimeEASE / NormEASE tuned by ``feedwise.models.tune`` (its defaults: coordinate
+  EASE / TimeEASE / NormEASE tuned by ``feedwise.selection.tune`` (its defaults: coordinate
   search from the model's defaults, mean over three validation splits that each keep 90 %
   of every user's training items for fitting) on the training part only (never the test
   part);
@@ -68,9 +68,9 @@ from feedwise.models import (  # noqa: E402
     RP3beta,
     Social,
     TimeEASE,
-    tune,
 )
 from feedwise.models.factorization import blas_single_thread  # noqa: E402
+from feedwise.selection import tune  # noqa: E402
 
 DATASETS = ("movielens-100k", "movielens-latest-small", "lastfm-hetrec2011")
 METRICS = ("map", "ndcg", "precision", "recall")

@@ -21,9 +21,9 @@ SRC = ROOT / "src"
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 #: Packages allowed to hold SQL and use the connection.
 SQL_OWNERS = ("feedwise.store", "feedwise.analytics", "feedwise.engines")
-SQL = re.compile(r"\b(SELECT\s+[\w*(]|INSERT\s+(OR\s+\w+\s+)?INTO|DELETE\s+FROM|UPDATE\s+\w+\s+SET|"
-                 r"CREATE\s+(OR\s+REPLACE\s+)?(TEMP\s+)?(TABLE|VIEW)|ALTER\s+TABLE|"
-                 r"DROP\s+(TABLE|VIEW)|BEGIN\s+TRANSACTION)\b")
+SQL = re.compile(r"\b(?:SELECT\s+[\w*(]|INSERT\s+(OR\s+\w+\s+)?INTO|DELETE\s+FROM|"
+                 r"UPDATE\s+\w+\s+SET|CREATE\s+(OR\s+REPLACE\s+)?(TEMP\s+)?(TABLE|VIEW)|ALTER\s+TABLE|"
+                 r"DROP\s+(TABLE|VIEW)|BEGIN\s+TRANSACTION)")
 
 
 def _modules() -> dict[str, tuple[Path, ast.Module]]:
@@ -109,7 +109,8 @@ def layer_of(module: str, table: dict[str, int]) -> int | None:
 
 def imports(module: str, tree: ast.Module) -> list[tuple[str, ast.AST]]:
     """Every feedwise module ``module`` imports anywhere in its body, with the parent
-    packages an import runs (importing ``a.b.c`` runs ``a.b`` first), but not the root."""
+    packages an import runs (importing ``a.b.c`` runs ``a.b`` first), but not the root nor
+    ``module``'s own packages (they are already running when it is imported)."""
     package = module if MODULES[module][0].name == "__init__.py" else module.rpartition(".")[0]
     out = []
     for node in ast.walk(tree):
@@ -128,7 +129,8 @@ def imports(module: str, tree: ast.Module) -> list[tuple[str, ast.AST]]:
             parts = name.split(".")
             for i in range(2, len(parts) + 1):
                 target = ".".join(parts[:i])
-                if target in MODULES and target != module:
+                if (target in MODULES and target != module
+                        and not module.startswith(target + ".")):
                     out.append((target, node))
     return out
 
@@ -170,7 +172,7 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
             if len(comp) > 1:
                 out.append(sorted(comp))
 
-    for v in sorted(MODULES):
+    for v in sorted(set(g) | {w for ws in g.values() for w in ws}):
         if v not in index:
             visit(v)
     return out

@@ -2,7 +2,7 @@
 
 Public names of the spine; the capabilities live in their subpackages
 (``feedwise.models``, ``feedwise.feed``, ``feedwise.analytics``, ``feedwise.evaluation``,
-``feedwise.server``, ``feedwise.engines``).
+``feedwise.selection``, ``feedwise.evidence``, ``feedwise.server``, ``feedwise.engines``).
 """
 
 from feedwise.errors import (

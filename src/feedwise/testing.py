@@ -1,4 +1,5 @@
-"""Contract test mixins that every Recommender must pass.
+"""Contract test mixins: :class:`RecommenderContract` for every Recommender,
+:class:`PolicyContract` for every feed policy.
 
 Use in a test module::
 
@@ -8,12 +9,17 @@ Use in a test module::
         def make_model(self):
             return MyModel(factors=8, random_state=0)
 
-The mixin builds a small seeded data set with planted structure, so each check is quick
-and every assertion can fail.
+The recommender mixin builds a small seeded data set with planted structure, so each check
+is quick and every assertion can fail. A policy brings its own small world (see
+:class:`PolicyContract`).
 """
 
 from __future__ import annotations
 
+import copy
+import math
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +27,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feedwise.errors import NotFittedError
+from feedwise.errors import ConfigError, DataError, NotFittedError
+from feedwise.feed.types import Feed, FeedRequest, Policy
 from feedwise.interactions import Interactions
 from feedwise.itemlist import ItemList
 from feedwise.models.base import Recommender
@@ -163,3 +170,112 @@ class RecommenderContract:
             g = int(u[1:]) % 4
             hits += sum(g * block <= int(i[1:]) < (g + 1) * block for i in rec.ids)
         assert hits / (3 * len(users)) > 0.5  # chance is ~0.25
+
+
+#: The request time of :meth:`PolicyContract.make_request` unless a subclass picks another.
+POLICY_NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+class PolicyContract:
+    """Checks of the feed policy contract, ``compose(FeedRequest) -> Feed``.
+
+    Subclass and implement :meth:`make_policy` (a fresh policy over a small world),
+    :meth:`known_users` and :meth:`catalogue`; override :meth:`make_request` when the
+    policy needs more than a plain request (e.g. the simulator's candidates in the
+    context) and :meth:`bad_requests` when it refuses some requests.
+    """
+
+    n = 10
+    #: A user id no world of a contract test knows.
+    stranger = "never-seen-user"
+
+    def make_policy(self) -> Policy:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def known_users(self) -> list[str]:  # pragma: no cover - overridden
+        """Users of the policy's world (with history, profile or factors)."""
+        raise NotImplementedError
+
+    def catalogue(self, request: FeedRequest) -> set[str]:  # pragma: no cover - overridden
+        """Every item id (post or ad creative) a slot of a feed for ``request`` may show."""
+        raise NotImplementedError
+
+    def make_request(self, user_id: str, n: int, seed: int = 0) -> FeedRequest:
+        """A request the policy can serve; ``seed`` fixes its randomness."""
+        return FeedRequest(user_id=user_id, n=n, now=POLICY_NOW, context={"seed": seed})
+
+    def bad_requests(self) -> list[FeedRequest]:
+        """Requests the policy must refuse with :class:`ConfigError` or :class:`DataError`."""
+        return []
+
+    # ------------------------------------------------------------------ helpers
+    def check_feed(self, feed: Feed, request: FeedRequest) -> None:
+        """What every composed feed satisfies."""
+        assert isinstance(feed, Feed)
+        assert feed.request.user_id == request.user_id and feed.request.n == request.n
+        assert isinstance(feed.policy, str) and feed.policy
+        assert 0 < len(feed) <= request.n, f"{len(feed)} slots for n={request.n}"
+        ids = feed.item_ids
+        assert len(set(ids)) == len(ids), f"an item shown twice: {ids}"
+        outside = set(ids) - self.catalogue(request)
+        assert not outside, f"items from outside the catalogue: {sorted(outside)}"
+        for s in feed.slots:
+            assert s.kind in ("organic", "ad")
+            assert 0 < s.propensity <= 1, f"propensity {s.propensity} of {s.item_id}"
+            assert math.isfinite(s.score), f"score {s.score} of {s.item_id}"
+            assert isinstance(s.reasons, tuple) and all(isinstance(r, str) and r
+                                                        for r in s.reasons)
+            if s.kind == "ad":
+                assert s.campaign_id, f"ad {s.item_id} without a campaign"
+                assert math.isfinite(s.price) and s.price >= 0
+            else:
+                assert s.campaign_id is None and s.price == 0
+
+    # ------------------------------------------------------------------ checks
+    def test_is_a_policy(self) -> None:
+        assert isinstance(self.make_policy(), Policy)
+
+    def test_feeds_of_known_users(self) -> None:
+        policy = self.make_policy()
+        for user in self.known_users()[:6]:
+            request = self.make_request(user, self.n)
+            self.check_feed(policy.compose(request), request)
+
+    def test_any_length(self) -> None:
+        policy = self.make_policy()
+        user = self.known_users()[0]
+        for n in (1, 2, 3 * self.n):
+            request = self.make_request(user, n)
+            self.check_feed(policy.compose(request), request)
+
+    def test_user_never_seen(self) -> None:
+        request = self.make_request(self.stranger, self.n)
+        self.check_feed(self.make_policy().compose(request), request)
+
+    def test_without_personalisation_consent(self) -> None:
+        request = self.make_request(self.known_users()[0], self.n)
+        request = replace(request, context={**request.context,
+                                            "consent_personalization": False})
+        self.check_feed(self.make_policy().compose(request), request)
+
+    def test_deterministic_for_a_seed(self) -> None:
+        """Two fresh policies compose the same feed for the same (seeded) request."""
+        for user in self.known_users()[:3]:
+            request = self.make_request(user, self.n, seed=7)
+            a, b = self.make_policy().compose(request), self.make_policy().compose(request)
+            assert a.slots == b.slots
+
+    def test_leaves_the_request_alone(self) -> None:
+        request = self.make_request(self.known_users()[0], self.n)
+        before = copy.deepcopy(request.context)
+        self.make_policy().compose(request)
+        assert request.context == before
+
+    def test_refuses_bad_requests(self) -> None:
+        bad = self.bad_requests()
+        if not bad:
+            pytest.skip("the policy serves every well-formed FeedRequest")
+        policy = self.make_policy()
+        for request in bad:
+            with pytest.raises((ConfigError, DataError)):
+                policy.compose(request)

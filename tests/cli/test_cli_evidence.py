@@ -85,7 +85,7 @@ def test_abtest_commands(tmp_path):
 
 
 def test_offpolicy_command(tmp_path):
-    from feedwise.evaluation.offpolicy import synthetic_bandit_log
+    from feedwise.evidence.logs import synthetic_bandit_log
 
     syn = synthetic_bandit_log(5_000, seed=0)
     log = syn.log.copy()

@@ -12,7 +12,7 @@ runner = CliRunner()
 
 
 def test_frontier_from_logs(tmp_path):
-    from feedwise.evaluation.frontier_ope import synthetic_frontier_log
+    from feedwise.evidence.frontier_ope import synthetic_frontier_log
 
     syn = synthetic_frontier_log(5_000, seed=0, lambdas=(0.0, 3.0), fixed_every=(3,))
     log = syn.log.copy()

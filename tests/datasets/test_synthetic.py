@@ -189,7 +189,7 @@ def test_consent_and_ads(world: SocialWorld, ev: pd.DataFrame) -> None:
 
 
 def test_campaign_spec_is_a_feed_campaign(world: SocialWorld) -> None:
-    ads = pytest.importorskip("feedwise.feed.ads")
+    ads = pytest.importorskip("feedwise.feed.campaigns")
     campaigns = ads.campaigns_from_frame(world.campaigns)
     assert len(campaigns) == ARGS["n_campaigns"]
     assert all(c.frequency_caps for c in campaigns)

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from feedwise.errors import ConfigError, DataError, NotFoundError
-from feedwise.evaluation.abtest import (
+from feedwise.evidence.abtest import (
     analyze_experiment,
     cuped,
     cuped_ttest,

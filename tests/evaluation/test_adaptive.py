@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from feedwise.evaluation.policies import AdTolerance, FixedSlotPolicy, LambdaPolicy
-from feedwise.evaluation.simulator import (
+from feedwise.evidence.policies import AdTolerance, FixedSlotPolicy, LambdaPolicy
+from feedwise.evidence.simulator import (
     HISTORY_FIELDS,
     CandidateBatch,
     Simulator,

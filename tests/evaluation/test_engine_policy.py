@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from feedwise.evaluation.engine_policy import simulated_engine
-from feedwise.evaluation.frontier import sweep
-from feedwise.evaluation.simulator import ORGANIC, CandidateBatch, Simulator, SimulatorConfig
+from feedwise.evidence.engine_policy import simulated_engine
+from feedwise.evidence.frontier import sweep
+from feedwise.evidence.simulator import ORGANIC, CandidateBatch, Simulator, SimulatorConfig
 from feedwise.feed.config import FeedConfig
 
 SMALL = {"n_users": 60, "n_days": 2, "n_items": 200, "n_candidates": 40, "n_ads": 10}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from feedwise.errors import DataError
-from feedwise.evaluation.frontier_ope import (
+from feedwise.evidence.frontier_ope import (
     feeds_from_log,
     offpolicy_frontier,
     synthetic_frontier_log,
@@ -50,7 +50,7 @@ def test_estimated_frontier_ranks_policies_like_the_truth(frontier_50k):
                     assert np.sign(df[f"{m}_{e}"].iloc[i] - df[f"{m}_{e}"].iloc[j]) == \
                         np.sign(gap), (m, e, df["policy"].iloc[i], df["policy"].iloc[j])
     # the same Pareto-efficient set as the truth: every λ / baseline except uniform
-    from feedwise.evaluation.frontier import pareto_mask
+    from feedwise.evidence.frontier import pareto_mask
 
     true_pareto = pareto_mask(truth, maximize=METRICS)
     assert list(df["pareto"]) == list(true_pareto)

@@ -7,17 +7,19 @@ import pandas as pd
 import pytest
 
 from feedwise.errors import DataError
-from feedwise.evaluation.offpolicy import (
+from feedwise.evidence.estimators import (
     DirectMethodEstimator,
     DoublyRobustEstimator,
     IPSEstimator,
-    OffPolicyData,
-    RewardModel,
     SNIPSEstimator,
     SwitchDREstimator,
     accuracy_table,
     effective_sample_size,
     estimate_all,
+)
+from feedwise.evidence.logs import (
+    OffPolicyData,
+    RewardModel,
     load_bandit_log,
     log_to_data,
     synthetic_bandit_log,

@@ -7,20 +7,14 @@ import pandas as pd
 import pytest
 
 from feedwise.errors import ConfigError, DataError
-from feedwise.evaluation.frontier import REVENUE, match_baseline, pareto_mask, recommend
-from feedwise.evaluation.frontier_ope import (
+from feedwise.evidence.estimators import IPSEstimator, SNIPSEstimator, SwitchDREstimator
+from feedwise.evidence.frontier import REVENUE, match_baseline, pareto_mask, recommend
+from feedwise.evidence.frontier_ope import (
     feeds_from_log,
     offpolicy_frontier,
     synthetic_frontier_log,
 )
-from feedwise.evaluation.offpolicy import (
-    IPSEstimator,
-    OffPolicyData,
-    RewardModel,
-    SNIPSEstimator,
-    SwitchDREstimator,
-    load_bandit_log,
-)
+from feedwise.evidence.logs import OffPolicyData, RewardModel, load_bandit_log
 
 # ----------------------------------------------------------------------------- OffPolicyData
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from feedwise.errors import ConfigError
-from feedwise.evaluation.frontier import (
+from feedwise.evidence.frontier import (
     baseline_policies,
     frontier_figure,
     lambda_policies,
@@ -18,13 +18,13 @@ from feedwise.evaluation.frontier import (
     sweep,
     write_chart,
 )
-from feedwise.evaluation.policies import (
+from feedwise.evidence.policies import (
     FixedSlotPolicy,
     LambdaPolicy,
     NoAdsPolicy,
     RevenueGreedyPolicy,
 )
-from feedwise.evaluation.simulator import (
+from feedwise.evidence.simulator import (
     ORGANIC,
     CandidateBatch,
     Simulator,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from feedwise.errors import ConfigError
-from feedwise.evaluation.policies import FixedSlotPolicy, NoAdsPolicy
-from feedwise.evaluation.simulator import (
+from feedwise.evidence.policies import FixedSlotPolicy, NoAdsPolicy
+from feedwise.evidence.simulator import (
     ORGANIC,
     Simulator,
     SimulatorConfig,

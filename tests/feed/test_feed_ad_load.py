@@ -10,7 +10,8 @@ import pytest
 from feed_world import NOW, build_engine, make_world
 
 from feedwise.feed import Campaign, Creative, FeedConfig, FeedRequest
-from feedwise.feed.ads import AdState, CampaignBook
+from feedwise.feed.adstate import AdState
+from feedwise.feed.campaigns import CampaignBook
 from feedwise.feed.config import AdConfig
 from feedwise.feed.guardrails import AdLoadGuardrail, GuardrailState
 from feedwise.feed.types import Feed, Slot

@@ -9,8 +9,11 @@ import pytest
 from feed_world import NOW, build_engine, make_world
 
 from feedwise.feed import Campaign, Creative, FeedConfig, FeedRequest
-from feedwise.feed.ads import AdState, CampaignBook, pacing_pass_probability, run_auction
+from feedwise.feed.adstate import AdImpression, AdState
+from feedwise.feed.auction import pacing_pass_probability, run_auction
+from feedwise.feed.campaigns import CampaignBook
 from feedwise.feed.config import AdConfig
+from feedwise.store import EventStore
 
 
 def camp(cid: str, adv: str = "a", bid: float = 5.0, model: str = "cpm", **kw) -> Campaign:
@@ -215,6 +218,36 @@ def test_impressions_of_erased_users_are_not_persisted(store):
     assert engine.flush() == 1
     rows = store.query("SELECT user_id FROM ad_impressions")
     assert list(rows["user_id"]) == [users[1]]
+
+
+def test_forget_user_drops_caps_exposure_and_unsaved_impressions(store):
+    world = make_world(4, n_items=40, n_campaigns=0)
+    world["campaigns"] = [camp("x", frequency_caps=[(1, 86400)], daily_budget=1.0)]
+    cfg = FeedConfig(ux_lambda=0.0, first_ad_slot=0, max_ad_load=1.0,
+                     ads=AdConfig(pacing=False, reserve_ecpm=0.5))
+    engine = build_engine(world, cfg, store=store)
+    users = [str(u) for u in engine.users.user_ids[engine.users.consent_ads]][:2]
+    for u in users:
+        assert len(engine.compose(FeedRequest(u, n=3, now=NOW)).ad_slots) == 1
+    ads = engine.state.ads
+    assert ads.forget_user(users[0]) is True
+    assert ads.forget_user(users[0]) is False
+    assert users[0] not in ads.freq and users[0] not in ads.exposure
+    assert ads.recent_exposure(users[0], NOW.timestamp()) == 0
+    assert not ads.capped(users[0], NOW.timestamp()).any()
+    assert ads.capped(users[1], NOW.timestamp()).all()
+    assert engine.flush() == 1
+    assert list(store.recent_ad_impressions(86400)["user_id"]) == [users[1]]
+
+
+def test_a_read_only_store_keeps_the_ad_state_in_memory(tmp_path):
+    EventStore(tmp_path / "ro.duckdb").close()
+    book = CampaignBook([camp("x", daily_budget=1.0)])
+    with EventStore(tmp_path / "ro.duckdb", read_only=True) as ro:
+        state = AdState(book, ro, flush_every=1)
+        assert state.store is None
+        state.record(AdImpression("u", 0, "cr-x", NOW.timestamp(), 0.0), charge=0.01)
+        assert state.flush() == 0 and state.spend_total[0] == pytest.approx(0.01)
 
 
 def test_a_late_request_from_yesterday_does_not_reset_todays_spend():

@@ -7,7 +7,8 @@ from datetime import timedelta
 from feed_world import NOW
 
 from feedwise.feed import Campaign, Creative, FeedConfig, QuietHours
-from feedwise.feed.ads import AdImpression, AdState, CampaignBook
+from feedwise.feed.adstate import AdImpression, AdState
+from feedwise.feed.campaigns import CampaignBook
 from feedwise.feed.guardrails import GuardrailState, check_all
 from feedwise.feed.types import Feed, FeedRequest, Slot
 

@@ -280,10 +280,10 @@ def test_recommender_reasons_do_not_leak_to_the_next_user():
 
     src = RecommenderSource(Rec(), cat)
     ctx = FeedEngine(None, pd.DataFrame({"item_id": ["p0"]})).context
-    src.candidates(ctx(FeedRequest("a", n=2, now=NOW)), 2)
-    assert src.reasons == {0: "because you liked p2", 1: "because you liked p2"}
-    src.candidates(ctx(FeedRequest("b", n=2, now=NOW)), 2)
-    assert src.reasons == {}
+    a = src.candidates(ctx(FeedRequest("a", n=2, now=NOW)), 2)
+    assert list(a.index) == [0, 1] and list(a.ids) == ["p0", "p1"]
+    assert a.reasons == ["because you liked p2", "because you liked p2"]
+    assert src.candidates(ctx(FeedRequest("b", n=2, now=NOW)), 2).reasons is None
 
 
 def test_a_popularity_array_of_the_wrong_length_is_named():

@@ -92,14 +92,16 @@ def test_source_excludes_and_handles_unknown_users():
     items, q = clustered(2500)
     src = ANNSource(q, items, user_index={"a": 0, "b": 1}, threshold=1000)
     ctx = SimpleNamespace(user_id="a", row=-1, excluded=np.empty(0, np.int64))
-    idx, s = src.candidates(ctx, 20)
+    lst = src.candidates(ctx, 20)
+    idx, s = lst.index, lst.scores
     assert len(idx) == 20 and np.all(np.diff(s) <= 1e-6)
     ctx2 = SimpleNamespace(user_id="a", row=-1, excluded=idx[:5])
-    idx2, _ = src.candidates(ctx2, 20)
+    idx2 = src.candidates(ctx2, 20).index
     assert len(idx2) == 20 and not set(idx[:5]) & set(idx2)
     np.testing.assert_allclose(src.score(ctx, idx[:3]), s[:3], rtol=1e-5)
-    none, _ = src.candidates(SimpleNamespace(user_id="zz", row=-1), 10)
-    assert len(none) == 0
+    assert len(src.candidates(SimpleNamespace(user_id="zz", row=-1), 10)) == 0
+    assert src.forget_user("a") and not src.forget_user("a")
+    assert len(src.candidates(ctx, 20)) == 0 and not src.user_factors[0].any()
 
 
 def test_ann_candidates_narrow_a_factor_model():

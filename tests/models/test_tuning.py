@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from feedwise.errors import ConfigError
 from feedwise.evaluation import random_split
 from feedwise.models import EASE, Content
-from feedwise.models.tuning import candidates, coordinate_search, tune
+from feedwise.selection.tuning import candidates, coordinate_search, tune
 from feedwise.testing import contract_data
 
 
@@ -86,7 +86,7 @@ def test_tune_scores_the_mean_over_its_validation_splits() -> None:
 def test_the_defaults_compete_on_the_built_in_space() -> None:
     """Tuning never returns a configuration that scored worse on validation than the model
     out of the box: on the built-in space the defaults are the first trial."""
-    from feedwise.models.tuning import SEARCH_SPACES
+    from feedwise.selection.tuning import SEARCH_SPACES
 
     train = random_split(contract_data(), 0.75, seed=1).train
     result = tune("ease", train, fixed={"min_support": 1}, n_trials=3, seed=3)

@@ -19,8 +19,6 @@ def _store() -> EventStore:
     ages = [1, 5, 29, 31, 90, 400]
     s.ingest(pd.DataFrame({"user_id": [f"u{a}" for a in ages], "item_id": "i", "kind": "click",
                            "ts": [(NOW - timedelta(days=a)).isoformat() for a in ages]}))
-    s.con.execute("CREATE TABLE ad_impressions (user_id VARCHAR, campaign_id VARCHAR, "
-                  "item_id VARCHAR, ts DOUBLE, price DOUBLE, request_id VARCHAR)")
     for a in ages:
         s.con.execute("INSERT INTO ad_impressions VALUES (?, 'c', 'ad', ?, 0.1, NULL)",
                       [f"u{a}", (NOW - timedelta(days=a)).timestamp()])

@@ -216,9 +216,8 @@ def test_ndcg_on_split_matches_evaluate(ml100k_interactions):
     m = get_model("popularity")
     table = evaluate(m, split, 10)
     expected = float(table.loc[table["metric"] == "ndcg", "value"].iloc[0])
-    got, users = ndcg_on_split(m, split, 10)
-    assert got == pytest.approx(expected)
-    assert users == int(table.loc[table["metric"] == "users", "value"].iloc[0])
+    # fitted on the split's train part: its items are left out of the lists either way
+    assert ndcg_on_split(m, split, 10) == pytest.approx(expected)
 
 
 # ---------------------------------------------------------------------- feedwise serve

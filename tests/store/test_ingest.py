@@ -229,3 +229,29 @@ def test_file_store_persists(tmp_path) -> None:
         s.ingest(make_events(10))
     with EventStore(path) as s:
         assert s.count_events() == 10
+
+
+def test_typed_rules_keep_what_ingest_keeps(store: EventStore) -> None:
+    """The typed rules (what the Spark engine checks) accept a typed row iff ingest does."""
+    from feedwise.store.ingest import RULES, typed_valid
+
+    assert {r.field for r in RULES} == {"user_id", "item_id", "kind", "ts", "dwell_ms",
+                                        "value", "position", "propensity", "context"}
+    inf = float("inf")
+    df = pd.DataFrame({
+        "event_id": [f"e{i}" for i in range(10)],
+        "user_id": ["u1", None, "u1", "u1", "u1", "u1", "u1", "u1", "u1", "u1"],
+        "item_id": ["p1"] * 10,
+        "kind": ["click", "click", "poke", None, "like", "like", "like", "like", "like", "like"],
+        "ts": pd.to_datetime(["2024-01-01T00:00:00Z"] * 9 + [None], utc=True),
+        "dwell_ms": pd.array([5, None, None, None, -1, None, None, None, None, None],
+                             dtype="Int64"),
+        "value": [1.0, None, None, None, None, inf, None, None, None, None],
+        "position": pd.array([0, None, None, None, None, None, -2, None, None, None],
+                             dtype="Int32"),
+        "propensity": [0.5, None, None, None, None, None, None, 0.0, 1.5, None]})
+    cur = store.cursor()
+    cur.register("_typed", df)
+    kept = cur.execute(f"SELECT event_id FROM _typed WHERE {typed_valid()}").fetchall()
+    rep = store.ingest(df)
+    assert kept == [("e0",)] and rep.accepted == 1 and rep.rejected == 9

@@ -12,15 +12,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from feedwise.analytics.scope import Scope
+from feedwise.analytics.scope import STEPS, Scope
 from feedwise.analytics.suppression import suppress
-
-STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("impression", ("impression", "ad_impression")),
-    ("click", ("click", "ad_click")),
-    ("engage", ("like", "comment", "share")),
-    ("purchase", ("purchase", "conversion")),
-)
 
 
 def funnel(scope: Scope, by_surface: bool = True) -> pd.DataFrame:

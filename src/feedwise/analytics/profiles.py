@@ -38,6 +38,7 @@ import pandas as pd
 from feedwise.analytics.scope import Scope
 from feedwise.errors import ConfigError, NotFittedError
 from feedwise.schema import PROFILE_COLUMNS, utc
+from feedwise.store import EventStore
 
 #: Dayparts by UTC hour: name -> [start, end) hours (night wraps midnight).
 DAYPARTS: dict[str, tuple[int, int]] = {
@@ -46,8 +47,6 @@ DAYPARTS: dict[str, tuple[int, int]] = {
 DEFAULT_KIND_WEIGHTS: dict[str, float] = {
     "click": 1.0, "like": 2.0, "comment": 3.0, "share": 4.0, "save": 3.0, "purchase": 5.0,
     "dwell": 0.5, "hide": -3.0, "report": -5.0}
-
-PROFILE_TABLE = "user_profiles"
 
 
 def daypart_of(hour: int) -> str:
@@ -217,44 +216,21 @@ class UserProfiler:
             ["new", "active", "at-risk"], default="dormant").astype(object)
 
     # ------------------------------------------------------------------ output
-    def write(self, store) -> int:
-        """Store the profiles in ``user_profiles`` (created if missing); return rows written.
+    def write(self, store: EventStore) -> int:
+        """Store the profiles in ``user_profiles``; return rows written.
 
         Profiles of users who withdrew analytics consent are deleted.
         """
         if not hasattr(self, "profiles_"):
             raise NotFittedError("UserProfiler is not fitted; call fit(scope) first")
-        cur = store.cursor()
-        body = ", ".join(f'"{c}" {t}' for c, t in PROFILE_COLUMNS.items())
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {PROFILE_TABLE} ({body}, PRIMARY KEY (user_id))")
         df = self.profiles_[list(PROFILE_COLUMNS)].copy()
         df["active_hours"] = [list(map(float, np.round(h, 5))) for h in df["active_hours"]]
-        cols = ", ".join(f'"{c}"' for c in PROFILE_COLUMNS)
-        casts = ", ".join(f'CAST("{c}" AS {t})' for c, t in PROFILE_COLUMNS.items())
-        cur.register("_fw_profiles", df)
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            cur.execute(f"""DELETE FROM {PROFILE_TABLE} WHERE user_id IN (
-                SELECT user_id FROM users WHERE consent_analytics = false)""")
-            cur.execute(f"INSERT OR REPLACE INTO {PROFILE_TABLE} ({cols}) "
-                        f"SELECT {casts} FROM _fw_profiles")
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        finally:
-            cur.unregister("_fw_profiles")
-            cur.close()
-        return len(df)
+        return store.save_profiles(df)
 
 
-def read_profiles(store) -> pd.DataFrame:
+def read_profiles(store: EventStore) -> pd.DataFrame:
     """The stored ``user_profiles`` table (empty with the right columns when absent)."""
-    exists = store.scalar("SELECT count(*) FROM information_schema.tables "
-                          "WHERE table_name = ?", [PROFILE_TABLE])
-    if not exists:
-        return pd.DataFrame(columns=list(PROFILE_COLUMNS))
-    return store.query(f"SELECT * FROM {PROFILE_TABLE} ORDER BY user_id")
+    return store.profiles()
 
 
 def _levels(rate: pd.Series, eligible: pd.Series) -> np.ndarray:

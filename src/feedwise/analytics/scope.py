@@ -38,8 +38,19 @@ import pandas as pd
 
 from feedwise.errors import ConfigError
 from feedwise.schema import EVENT_KINDS, utc
+from feedwise.store import EventStore
 
 AD_KINDS: tuple[str, ...] = ("ad_impression", "ad_click", "conversion")
+#: Kinds that show an item (a session's depth counts them).
+IMPRESSION_KINDS: tuple[str, ...] = ("impression", "ad_impression")
+#: Funnel steps (name, event kinds that reach it), in order; see
+#: :mod:`feedwise.analytics.funnels`.
+STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("impression", ("impression", "ad_impression")),
+    ("click", ("click", "ad_click")),
+    ("engage", ("like", "comment", "share")),
+    ("purchase", ("purchase", "conversion")),
+)
 #: Columns of ``ev`` (the event columns analytics read).
 EV_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "kind", "ts", "dwell_ms", "value",
                                "surface")
@@ -61,6 +72,46 @@ def _lit(ts: datetime) -> str:
     return f"TIMESTAMPTZ '{utc(ts).isoformat()}'"
 
 
+def sessions_sql(gap_minutes: float = 30.0, source: str = "ev") -> str:
+    """SQL yielding one row per session of ``source`` (see :mod:`feedwise.analytics.sessions`).
+
+    Columns: ``user_id``, ``session_no`` (1-based per user), ``start``, ``end``,
+    ``length_s``, ``n_events``, ``depth``.
+    """
+    gap_s = float(gap_minutes) * 60.0
+    imp = ", ".join(f"'{k}'" for k in IMPRESSION_KINDS)
+    # One sort: every window of `o` shares (user_id, ts). Only the first and last event of
+    # each session survive the filter, and running counts give each session's size and
+    # depth, so the second window runs over two rows per session.
+    return f"""
+        WITH o AS (
+            SELECT user_id, ts,
+                   coalesce(epoch(ts) - lag(epoch(ts)) OVER w > {gap_s}, true) AS first,
+                   coalesce(epoch(lead(ts) OVER w) - epoch(ts) > {gap_s}, true) AS last,
+                   row_number() OVER w AS n,
+                   sum(CASE WHEN kind IN ({imp}) THEN 1 ELSE 0 END) OVER w AS d,
+                   CASE WHEN kind IN ({imp}) THEN 1 ELSE 0 END AS is_imp
+            FROM {source}
+            WINDOW w AS (PARTITION BY user_id ORDER BY ts ROWS UNBOUNDED PRECEDING)),
+        b AS (
+            SELECT user_id, ts, first, last, n, d, is_imp, lead(ts) OVER p AS next_ts,
+                   lead(n) OVER p AS next_n, lead(d) OVER p AS next_d
+            FROM o WHERE first OR last
+            WINDOW p AS (PARTITION BY user_id ORDER BY n)),
+        s AS (
+            SELECT user_id, ts AS start, n, d, is_imp,
+                   CASE WHEN last THEN ts ELSE next_ts END AS "end",
+                   CASE WHEN last THEN n ELSE next_n END AS end_n,
+                   CASE WHEN last THEN d ELSE next_d END AS end_d
+            FROM b WHERE first)
+        SELECT user_id,
+               CAST(row_number() OVER (PARTITION BY user_id ORDER BY n) AS INTEGER)
+                   AS session_no,
+               start, "end", epoch("end") - epoch(start) AS length_s,
+               end_n - n + 1 AS n_events, CAST(end_d - d + is_imp AS BIGINT) AS depth
+        FROM s"""
+
+
 class Scope:
     """Consenting users' events in ``[start, end)`` on a private cursor of ``store``.
 
@@ -73,7 +124,7 @@ class Scope:
             the events table on every query (faster when many sections read it).
     """
 
-    def __init__(self, store, start: datetime, end: datetime, *, k: int = 10,
+    def __init__(self, store: EventStore, start: datetime, end: datetime, *, k: int = 10,
                  materialize: bool = False) -> None:
         self.start, self.end = utc(start), utc(end)
         if self.end <= self.start:
@@ -142,10 +193,8 @@ class Scope:
     def sessions_table(self, gap_minutes: float = 30.0) -> str:
         """Name of a temporary table of this scope's sessions (built on first use).
 
-        See :func:`feedwise.analytics.sessions.sessions_sql` for its columns.
+        See :func:`sessions_sql` for its columns.
         """
-        from feedwise.analytics.sessions import sessions_sql
-
         name = f"sess_{int(round(gap_minutes * 60))}"
         if name not in self._built:
             self.cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
@@ -158,14 +207,12 @@ class Scope:
 
         Columns: ``user_id``, ``item_id``, ``surface`` (of the first impression, else
         ``'unknown'``), ``f0``..``f3`` (the pair has an event of funnel step 0..3, see
-        :data:`feedwise.analytics.funnels.STEPS`), ``impressions`` (organic),
-        ``engagements`` (click, like, comment, share, save), ``shares`` and ``organic``
-        (the pair has an event other than an ad impression or ad click). Funnels and top
-        content share it, so the big group-by over events runs once per report.
+        :data:`STEPS`), ``impressions`` (organic), ``engagements`` (click, like, comment,
+        share, save), ``shares`` and ``organic`` (the pair has an event other than an ad
+        impression or ad click). Funnels and top content share it, so the big group-by over
+        events runs once per report.
         """
         if "pairs" not in self._built:
-            from feedwise.analytics.funnels import STEPS
-
             def kinds(ks) -> str:
                 return ", ".join(f"'{k}'" for k in ks)
 
@@ -185,11 +232,16 @@ class Scope:
             self._built.add("pairs")
         return "pairs"
 
+    def event_count(self) -> int:
+        """Number of consenting users' events in the window (rows of ``ev``)."""
+        return int(self.scalar("SELECT count(*) FROM ev"))
+
     def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
         """Run ``sql`` (which may read ``ev``, ``hist``, ``ad_ev``) and return a DataFrame."""
         return self.cur.execute(sql, list(params or [])).df()
 
     def scalar(self, sql: str, params: list | tuple | None = None):
+        """Run ``sql`` and return the first column of its first row (``None`` when empty)."""
         row = self.cur.execute(sql, list(params or [])).fetchone()
         return row[0] if row else None
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from feedwise.errors import FeedwiseError
+
+if TYPE_CHECKING:
+    from feedwise.store import EventStore
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -32,7 +39,7 @@ DbOption = Annotated[str | None, typer.Option("--db", envvar="FEEDWISE_DB",
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
-def open_store(db: str | None):
+def open_store(db: str | None) -> EventStore:
     """The store; user ids are pseudonymised when ``FEEDWISE_PSEUDONYM_KEY`` is set."""
     from feedwise.privacy import PrivacySettings
     from feedwise.store import EventStore
@@ -65,6 +72,35 @@ def emit_jsonl(records: Iterable[dict]) -> None:
 
 
 def fail(err: Exception) -> typer.Exit:
-    """Print a feedwise error cleanly (no traceback) and return the exit to raise."""
+    """Print an error as one line (no traceback) and return the exit to raise: code 2 for
+    a :class:`FeedwiseError`, 1 for anything else."""
     err_console.print(f"[bold red]error:[/] {err}")
     return typer.Exit(code=2 if isinstance(err, FeedwiseError) else 1)
+
+
+class CommandGroup(TyperGroup):
+    """The ``feedwise`` group: a :class:`FeedwiseError` raised by any command or subcommand
+    ends the run through :func:`fail`, so commands raise errors and never catch them."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except FeedwiseError as e:
+            raise fail(e) from None
+
+
+def fails_on(*errors: type[Exception]) -> Callable[[F], F]:
+    """Decorator of a command whose lower layers report bad input as ``errors`` (e.g.
+    ``ValueError``): those end it through :func:`fail` too, as FeedwiseErrors do."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except errors as e:
+                raise fail(e) from None
+
+        return run  # type: ignore[return-value]
+
+    return decorate

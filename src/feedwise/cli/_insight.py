@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from feedwise.errors import ConfigError
+
+if TYPE_CHECKING:
+    from feedwise.store import EventStore
 
 FromOption = Annotated[str | None, typer.Option(
     "--from", help="Start (ISO date/time, UTC; default: 28 days before --to).")]
@@ -34,12 +37,12 @@ def parse_window(start: str | None, end: str | None) -> tuple[datetime | None, d
             parse_when(end, "--to") if end else None)
 
 
-def resolve_window(store, start: datetime | None, end: datetime | None,
+def resolve_window(store: EventStore, start: datetime | None, end: datetime | None,
                    days: int = 28) -> tuple[datetime, datetime]:
     """Fill a missing end with the midnight after the last event, a missing start with
     ``days`` before the end."""
     if end is None:
-        last = store.scalar("SELECT max(ts) FROM events")
+        last = store.last_event_time()
         if last is None:
             raise ConfigError("the store has no events; ingest some first "
                               "(feedwise ingest FILE)")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, fail, open_store
+from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, open_store
 from feedwise.errors import DataError, FeedwiseError
+
+if TYPE_CHECKING:
+    from feedwise.store import EventStore
 
 
 def read_campaigns(path: Path) -> list[Any]:
@@ -20,7 +23,7 @@ def read_campaigns(path: Path) -> list[Any]:
     """
     from pydantic import ValidationError
 
-    from feedwise.feed.ads import Campaign
+    from feedwise.feed.campaigns import Campaign
 
     if not path.exists():
         raise DataError(f"{path}: no such file")
@@ -56,7 +59,7 @@ def read_campaigns(path: Path) -> list[Any]:
     return out
 
 
-def save_campaigns(store: Any, campaigns: list[Any]) -> int:
+def save_campaigns(store: EventStore, campaigns: list[Any]) -> int:
     """Upsert campaigns and their creatives (as items of kind ``ad``)."""
     import pandas as pd
 
@@ -68,48 +71,39 @@ def save_campaigns(store: Any, campaigns: list[Any]) -> int:
     return len(campaigns)
 
 
+campaigns_app = typer.Typer(help="Manage ad campaigns (YAML/JSON files).", no_args_is_help=True)
+
+
+@campaigns_app.command("add")
+def add(file: Annotated[Path, typer.Argument(help="Campaign file (.yaml, .yml, .json).")],
+        db: DbOption = None) -> None:
+    """Validate campaigns from FILE and add (or replace) them in the store."""
+    campaigns = read_campaigns(file)
+    with open_store(db) as store:
+        n = save_campaigns(store, campaigns)
+    console.print(f"added {n} campaign(s): {', '.join(c.campaign_id for c in campaigns)}")
+
+
+@campaigns_app.command("list")
+def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+    """List campaigns with bids, budgets, targeting, caps and spend."""
+    from feedwise.feed.campaigns import load_campaigns
+
+    with open_store(db) as store:
+        campaigns = load_campaigns(store)
+        spend = {r.campaign_id: (r.spend_today, r.spend_total)
+                 for r in store.campaign_spend().itertuples(index=False)}
+    rows = [{"campaign_id": c.campaign_id, "advertiser_id": c.advertiser_id,
+             "status": c.status, "bid_model": c.bid_model, "bid": c.bid,
+             "daily_budget": c.daily_budget, "total_budget": c.total_budget,
+             "spend_today": float(spend.get(c.campaign_id, (0.0, 0.0))[0]),
+             "spend_total": float(spend.get(c.campaign_id, (0.0, 0.0))[1]),
+             "targeting": ", ".join(c.target_tags + c.target_segments) or "-",
+             "caps": ", ".join(f"{f.max_impressions}/{f.window_s:g}s"
+                               for f in c.frequency_caps) or "-",
+             "creatives": len(c.creatives)} for c in campaigns]
+    emit(rows, fmt, title="campaigns")
+
+
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Manage ad campaigns (YAML/JSON files).", no_args_is_help=True)
-
-    @group.command("add")
-    def add(file: Annotated[Path, typer.Argument(help="Campaign file (.yaml, .yml, .json).")],
-            db: DbOption = None) -> None:
-        """Validate campaigns from FILE and add (or replace) them in the store."""
-        try:
-            campaigns = read_campaigns(file)
-            with open_store(db) as store:
-                n = save_campaigns(store, campaigns)
-        except FeedwiseError as e:
-            raise fail(e) from None
-        console.print(f"added {n} campaign(s): {', '.join(c.campaign_id for c in campaigns)}")
-
-    @group.command("list")
-    def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
-        """List campaigns with bids, budgets, targeting, caps and spend."""
-        from feedwise.feed.ads import load_campaigns
-
-        try:
-            with open_store(db) as store:
-                campaigns = load_campaigns(store)
-                spend = {}
-                tables = set(store.query("SELECT table_name FROM information_schema.tables"
-                                         )["table_name"])
-                if "ad_spend" in tables:
-                    df = store.query("SELECT campaign_id, spend_today, spend_total "
-                                     "FROM ad_spend")
-                    spend = {r.campaign_id: (r.spend_today, r.spend_total)
-                             for r in df.itertuples(index=False)}
-        except FeedwiseError as e:
-            raise fail(e) from None
-        rows = [{"campaign_id": c.campaign_id, "advertiser_id": c.advertiser_id,
-                 "status": c.status, "bid_model": c.bid_model, "bid": c.bid,
-                 "daily_budget": c.daily_budget, "total_budget": c.total_budget,
-                 "spend_today": float(spend.get(c.campaign_id, (0.0, 0.0))[0]),
-                 "spend_total": float(spend.get(c.campaign_id, (0.0, 0.0))[1]),
-                 "targeting": ", ".join(c.target_tags + c.target_segments) or "-",
-                 "caps": ", ".join(f"{f.max_impressions}/{f.window_s:g}s"
-                                   for f in c.frequency_caps) or "-",
-                 "creatives": len(c.creatives)} for c in campaigns]
-        emit(rows, fmt, title="campaigns")
-
-    app.add_typer(group, name="campaigns")
+    app.add_typer(campaigns_app, name="campaigns")

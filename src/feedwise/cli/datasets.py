@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, fail, open_store
-from feedwise.errors import DataError, FeedwiseError
+from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, open_store
+from feedwise.errors import DataError
 
 datasets_app = typer.Typer(no_args_is_help=True, help="Public datasets (MovieLens, Last.fm, "
                            "FilmTrust) and the synthetic social-feed generator.")
@@ -42,16 +42,13 @@ def fetch(
     """Download (or find), verify and read a dataset; print where it landed and its counts."""
     from feedwise.datasets import load
 
-    try:
-        ds = load(name, data_dir=data_dir)
-        row = {"dataset": ds.name, "path": str(ds.path), **ds.counts()}
-        if ingest:
-            with open_store(db) as store:
-                rep = ds.load_into(store)
-                row.update({"db": store.path, "accepted": rep.accepted,
-                            "duplicates": rep.duplicates, "rejected": rep.rejected})
-    except FeedwiseError as e:
-        raise fail(e) from None
+    ds = load(name, data_dir=data_dir)
+    row = {"dataset": ds.name, "path": str(ds.path), **ds.counts()}
+    if ingest:
+        with open_store(db) as store:
+            rep = ds.load_into(store)
+            row.update({"db": store.path, "accepted": rep.accepted,
+                        "duplicates": rep.duplicates, "rejected": rep.rejected})
     if fmt == Format.table:
         console.print(f"[bold]{ds.name}[/] verified in {ds.path}")
         if ds.meta.get("ts_note"):
@@ -83,35 +80,32 @@ def synthetic(
 
     from feedwise.datasets import synthetic_social
 
-    try:
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("generating", total=None)
-            world = synthetic_social(n_users=users, n_authors=authors, n_posts=posts,
-                                     n_days=days, n_topics=topics, n_campaigns=campaigns,
-                                     feed_len=feed_len, sessions_per_day=sessions_per_day,
-                                     seed=seed)
-            row: dict = {"world": world.name, "events": len(world.events),
-                         "users": len(world.users), "items": len(world.items),
-                         "campaigns": len(world.campaigns)}
-            if parquet is not None:
-                bar.update(task, description="writing parquet")
-                try:
-                    parquet.mkdir(parents=True, exist_ok=True)
-                    for part in ("events", "items", "users", "campaigns"):
-                        getattr(world, part).to_parquet(parquet / f"{part}.parquet",
-                                                        index=False)
-                except OSError as e:
-                    raise DataError(f"{parquet}: cannot write the Parquet files there ({e}); "
-                                    "--parquet takes a folder (created if missing)") from None
-                row["parquet"] = str(parquet)
-            if not no_store:
-                bar.update(task, description="loading into the store")
-                with open_store(db) as store:
-                    out = world.load_into(store)
-                    row.update({"db": store.path, "accepted": out["events"],
-                                "duplicates": out["duplicates"], "rejected": out["rejected"]})
-    except FeedwiseError as e:
-        raise fail(e) from None
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("generating", total=None)
+        world = synthetic_social(n_users=users, n_authors=authors, n_posts=posts,
+                                 n_days=days, n_topics=topics, n_campaigns=campaigns,
+                                 feed_len=feed_len, sessions_per_day=sessions_per_day,
+                                 seed=seed)
+        row: dict = {"world": world.name, "events": len(world.events),
+                     "users": len(world.users), "items": len(world.items),
+                     "campaigns": len(world.campaigns)}
+        if parquet is not None:
+            bar.update(task, description="writing parquet")
+            try:
+                parquet.mkdir(parents=True, exist_ok=True)
+                for part in ("events", "items", "users", "campaigns"):
+                    getattr(world, part).to_parquet(parquet / f"{part}.parquet",
+                                                    index=False)
+            except OSError as e:
+                raise DataError(f"{parquet}: cannot write the Parquet files there ({e}); "
+                                "--parquet takes a folder (created if missing)") from None
+            row["parquet"] = str(parquet)
+        if not no_store:
+            bar.update(task, description="loading into the store")
+            with open_store(db) as store:
+                out = world.load_into(store)
+                row.update({"db": store.path, "accepted": out["events"],
+                            "duplicates": out["duplicates"], "rejected": out["rejected"]})
     emit([row], fmt, title="synthetic social feed")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,11 +14,14 @@ from feedwise.cli._common import (
     FormatOption,
     emit,
     err_console,
-    fail,
     open_store,
 )
 from feedwise.cli._insight import parse_when
+from feedwise.cli.recommend import load_or_train
 from feedwise.errors import ConfigError, DataError, FeedwiseError
+
+if TYPE_CHECKING:
+    from feedwise.store import EventStore
 
 
 def load_config(path: Path | None, ux_lambda: float | None):
@@ -57,7 +60,7 @@ def load_config(path: Path | None, ux_lambda: float | None):
         raise ConfigError(f"{path or 'config'}: field {where!r}: {err['msg']}") from None
 
 
-def train_engagement(store: Any, rec: Any, cfg: Any, holdout: float = 0.2):
+def train_engagement(store: EventStore, rec: Any, cfg: Any, holdout: float = 0.2):
     """Fit the engagement model on the store's impression log; returns (model, report).
 
     The features of the hold-out (the latest ``holdout`` share of impressions) are built from
@@ -71,9 +74,7 @@ def train_engagement(store: Any, rec: Any, cfg: Any, holdout: float = 0.2):
     from feedwise.ranking.engagement import holdout_report, temporal_split
     from feedwise.ranking.features import impression_features, label_impressions
 
-    ev = store.query("SELECT user_id, item_id, kind, ts, position, dwell_ms FROM events "
-                     "WHERE kind IN ('impression','click','like','comment','share','save',"
-                     "'dwell','hide','report','ad_impression')")
+    ev = store.impression_log()
     imps = label_impressions(ev[ev["kind"] != "ad_impression"])
     secs = (pd.to_datetime(imps["ts"], utc=True) - pd.Timestamp(0, tz="UTC")
             ).dt.total_seconds().to_numpy()
@@ -108,69 +109,66 @@ def train_engagement(store: Any, rec: Any, cfg: Any, holdout: float = 0.2):
     return holdout_report(X, labels, ts, holdout=holdout)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def feed(
-        user: Annotated[str, typer.Argument(help="User id.")],
-        n: Annotated[int, typer.Option("-n", help="Number of slots.")] = 20,
-        model: Annotated[str, typer.Option("--model", "-m", help="Recommender name.")] =
-            "itemknn",
-        model_path: Annotated[Path | None, typer.Option(help="Recommender artifact folder "
-                                                         "(default models/MODEL; trained if "
-                                                         "absent).")] = None,
-        config: Annotated[Path | None, typer.Option(help="FeedConfig as YAML/JSON.")] = None,
-        ux_lambda: Annotated[float | None, typer.Option(
-            "--lambda", help="λ: revenue per unit of UX cost (overrides the config).")] = None,
-        engagement: Annotated[Path | None, typer.Option(
-            help="Folder of a saved engagement model (engagement.json).")] = None,
-        train_engagement_model: Annotated[bool, typer.Option(
-            "--train-engagement", help="Train the engagement model on the store's impressions "
-                                       "first and print its temporal hold-out report.")] = False,
-        now: Annotated[str | None, typer.Option(help="Request time, ISO 8601 (default: now, "
-                                                     "UTC).")] = None,
-        record: Annotated[bool, typer.Option(help="Record the served ads (caps, spend) in the "
-                                                  "store.")] = False,
-        db: DbOption = None,
-        fmt: FormatOption = Format.table,
-    ) -> None:
-        """Compose USER's feed (organic posts and ads) and print each slot with its reasons."""
-        from feedwise.cli.recommend import load_or_train
-        from feedwise.feed.engine import FeedEngine
-        from feedwise.feed.types import FeedRequest
-        from feedwise.ranking.engagement import MultiObjectiveModel
-        from feedwise.schema import utc
+def feed(
+    user: Annotated[str, typer.Argument(help="User id.")],
+    n: Annotated[int, typer.Option("-n", help="Number of slots.")] = 20,
+    model: Annotated[str, typer.Option("--model", "-m", help="Recommender name.")] =
+        "itemknn",
+    model_path: Annotated[Path | None, typer.Option(help="Recommender artifact folder "
+                                                     "(default models/MODEL; trained if "
+                                                     "absent).")] = None,
+    config: Annotated[Path | None, typer.Option(help="FeedConfig as YAML/JSON.")] = None,
+    ux_lambda: Annotated[float | None, typer.Option(
+        "--lambda", help="λ: revenue per unit of UX cost (overrides the config).")] = None,
+    engagement: Annotated[Path | None, typer.Option(
+        help="Folder of a saved engagement model (engagement.json).")] = None,
+    train_engagement_model: Annotated[bool, typer.Option(
+        "--train-engagement", help="Train the engagement model on the store's impressions "
+                                   "first and print its temporal hold-out report.")] = False,
+    now: Annotated[str | None, typer.Option(help="Request time, ISO 8601 (default: now, "
+                                                 "UTC).")] = None,
+    record: Annotated[bool, typer.Option(help="Record the served ads (caps, spend) in the "
+                                              "store.")] = False,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Compose USER's feed (organic posts and ads) and print each slot with its reasons."""
+    from feedwise.feed.engine import FeedEngine
+    from feedwise.feed.types import FeedRequest
+    from feedwise.ranking.engagement import MultiObjectiveModel
+    from feedwise.schema import utc
 
-        try:
-            cfg = load_config(config, ux_lambda)
-            when = parse_when(now, "--now") if now else utc(datetime.now().astimezone())
-            rec = load_or_train(model, db, model_path)
-            with open_store(db) as store:
-                eng_model = None
-                if engagement is not None:
-                    if not (engagement / "engagement.json").is_file():
-                        raise DataError(f"{engagement}: no engagement.json (not a saved "
-                                        "engagement model); pass the folder a model was saved "
-                                        "to, or use --train-engagement instead")
-                    eng_model = MultiObjectiveModel.load(engagement)
-                elif train_engagement_model:
-                    with err_console.status("training the engagement model"):
-                        eng_model, report = train_engagement(store, rec, cfg)
-                    err_console.print("engagement model, temporal hold-out:")
-                    err_console.print(report.to_string(index=False))
-                engine = FeedEngine.from_store(store, rec, cfg, engagement=eng_model)
-                result = engine.compose(FeedRequest(user, n=n, now=when), record=record)
-                if record:
-                    engine.flush()
-        except FeedwiseError as e:
-            raise fail(e) from None
-        except ValueError as e:
-            raise fail(ConfigError(str(e))) from None
-        rows = [{"slot": i + 1, "kind": s.kind, "item_id": s.item_id,
-                 "title": engine_title(engine, s), "score": round(s.score, 6),
-                 "propensity": s.propensity, "campaign_id": s.campaign_id or "",
-                 "price": s.price, "source": s.source, "reasons": "; ".join(s.reasons)}
-                for i, s in enumerate(result.slots)]
-        emit(rows, fmt, title=f"feed for {user} ({result.policy})")
+    try:
+        cfg = load_config(config, ux_lambda)
+        when = parse_when(now, "--now") if now else utc(datetime.now().astimezone())
+        rec = load_or_train(model, db, model_path)
+        with open_store(db) as store:
+            eng_model = None
+            if engagement is not None:
+                if not (engagement / "engagement.json").is_file():
+                    raise DataError(f"{engagement}: no engagement.json (not a saved "
+                                    "engagement model); pass the folder a model was saved "
+                                    "to, or use --train-engagement instead")
+                eng_model = MultiObjectiveModel.load(engagement)
+            elif train_engagement_model:
+                with err_console.status("training the engagement model"):
+                    eng_model, report = train_engagement(store, rec, cfg)
+                err_console.print("engagement model, temporal hold-out:")
+                err_console.print(report.to_string(index=False))
+            engine = FeedEngine.from_store(store, rec, cfg, engagement=eng_model)
+            result = engine.compose(FeedRequest(user, n=n, now=when), record=record)
+            if record:
+                engine.flush()
+    except FeedwiseError:
+        raise
+    except ValueError as e:  # an option the feed's types reject (e.g. -n 0)
+        raise ConfigError(str(e)) from None
+    rows = [{"slot": i + 1, "kind": s.kind, "item_id": s.item_id,
+             "title": engine_title(engine, s), "score": round(s.score, 6),
+             "propensity": s.propensity, "campaign_id": s.campaign_id or "",
+             "price": s.price, "source": s.source, "reasons": "; ".join(s.reasons)}
+            for i, s in enumerate(result.slots)]
+    emit(rows, fmt, title=f"feed for {user} ({result.policy})")
 
 
 def engine_title(engine: Any, slot: Any) -> str:
@@ -183,3 +181,7 @@ def engine_title(engine: Any, slot: Any) -> str:
         return slot.item_id
     k = engine.catalog.index.get(slot.item_id)
     return str(engine.catalog.titles[k]) if k is not None else slot.item_id
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(feed)

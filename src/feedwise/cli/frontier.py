@@ -7,145 +7,137 @@ from typing import Annotated
 
 import typer
 
-from feedwise.cli._common import Format, FormatOption, console, emit, err_console, fail
-from feedwise.errors import FeedwiseError
+from feedwise.cli._common import Format, FormatOption, console, emit, err_console, fails_on
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("frontier")
-    def frontier(
-        users: Annotated[int, typer.Option(help="Simulated users.")] = 2000,
-        days: Annotated[int, typer.Option(help="Simulated days (>= 8 for D7).")] = 8,
-        seed: Annotated[int, typer.Option(help="Behaviour seed (shared by all policies).")] = 0,
-        seeds: Annotated[str | None, typer.Option(
-            help="Comma-separated behaviour seeds; each policy's metrics are averaged over "
-                 "them (overrides --seed; shrinks seed-to-seed revenue noise).")] = None,
-        lambdas: Annotated[str | None, typer.Option(
-            help="Comma-separated λ values (default: a built-in grid).")] = None,
-        guardrails: Annotated[str | None, typer.Option(
-            help="Semicolon-separated 'max_ad_load,first_ad_slot,min_gap' settings, "
-                 "e.g. '0.25,2,2;0.2,3,3'.")] = None,
-        engine_lambdas: Annotated[str | None, typer.Option(
-            help="Also play the real FeedEngine at these λ values (comma-separated; per "
-                 "request, much slower), with the first guardrail setting.")] = None,
-        fixed: Annotated[str, typer.Option(help="Fixed-slot periods k (comma-separated).")
-                         ] = "5,4,3",
-        budget: Annotated[float, typer.Option(
-            help="UX budget: depth and D7 within this share of no ads.")] = 0.01,
-        config: Annotated[Path | None, typer.Option(
-            help="YAML/JSON file of simulator parameters.")] = None,
-        chart: Annotated[Path | None, typer.Option(
-            help="Write the Plotly chart here (.html; a .png beside it when kaleido "
-                 "works).")] = None,
-        png: Annotated[bool, typer.Option(help="Also write a PNG beside the chart "
-                                                "(needs kaleido and Chromium).")] = True,
-        all_rows: Annotated[bool, typer.Option("--all", help="Print every setting, not "
-                                               "just baselines, Pareto and recommended.")
-                            ] = False,
-        logs: Annotated[Path | None, typer.Option(
-            help="Estimate the frontier off-policy from this logged-bandit file instead of "
-                 "simulating: timestamp, item_id, position, reward, propensity, revenue, "
-                 "engagement and one target_propensity_NAME column per candidate policy "
-                 "[, target_item_id_NAME (enables DR), session_id, context features].")
-        ] = None,
-        item_context: Annotated[Path | None, typer.Option(
-            help="With --logs: item-context file (item_id + item feature columns).")] = None,
-        revenue_column: Annotated[str, typer.Option(
-            help="With --logs: the revenue column (falls back on 'reward').")] = "revenue",
-        experience_column: Annotated[str, typer.Option(
-            help="With --logs: the experience column (falls back on 'reward').")
-        ] = "engagement",
-        features: Annotated[str | None, typer.Option(
-            help="With --logs: comma-separated numeric columns for the DR reward model.")
-        ] = None,
-        bootstrap: Annotated[int, typer.Option(
-            help="With --logs: bootstrap resamples per estimate.")] = 200,
-        fmt: FormatOption = Format.table,
-    ) -> None:
-        """Sweep λ and guardrails of the ad policy plus baselines in the simulator.
+@fails_on(ValueError)
+def frontier(
+    users: Annotated[int, typer.Option(help="Simulated users.")] = 2000,
+    days: Annotated[int, typer.Option(help="Simulated days (>= 8 for D7).")] = 8,
+    seed: Annotated[int, typer.Option(help="Behaviour seed (shared by all policies).")] = 0,
+    seeds: Annotated[str | None, typer.Option(
+        help="Comma-separated behaviour seeds; each policy's metrics are averaged over "
+             "them (overrides --seed; shrinks seed-to-seed revenue noise).")] = None,
+    lambdas: Annotated[str | None, typer.Option(
+        help="Comma-separated λ values (default: a built-in grid).")] = None,
+    guardrails: Annotated[str | None, typer.Option(
+        help="Semicolon-separated 'max_ad_load,first_ad_slot,min_gap' settings, "
+             "e.g. '0.25,2,2;0.2,3,3'.")] = None,
+    engine_lambdas: Annotated[str | None, typer.Option(
+        help="Also play the real FeedEngine at these λ values (comma-separated; per "
+             "request, much slower), with the first guardrail setting.")] = None,
+    fixed: Annotated[str, typer.Option(help="Fixed-slot periods k (comma-separated).")
+                     ] = "5,4,3",
+    budget: Annotated[float, typer.Option(
+        help="UX budget: depth and D7 within this share of no ads.")] = 0.01,
+    config: Annotated[Path | None, typer.Option(
+        help="YAML/JSON file of simulator parameters.")] = None,
+    chart: Annotated[Path | None, typer.Option(
+        help="Write the Plotly chart here (.html; a .png beside it when kaleido "
+             "works).")] = None,
+    png: Annotated[bool, typer.Option(help="Also write a PNG beside the chart "
+                                            "(needs kaleido and Chromium).")] = True,
+    all_rows: Annotated[bool, typer.Option("--all", help="Print every setting, not "
+                                           "just baselines, Pareto and recommended.")
+                        ] = False,
+    logs: Annotated[Path | None, typer.Option(
+        help="Estimate the frontier off-policy from this logged-bandit file instead of "
+             "simulating: timestamp, item_id, position, reward, propensity, revenue, "
+             "engagement and one target_propensity_NAME column per candidate policy "
+             "[, target_item_id_NAME (enables DR), session_id, context features].")
+    ] = None,
+    item_context: Annotated[Path | None, typer.Option(
+        help="With --logs: item-context file (item_id + item feature columns).")] = None,
+    revenue_column: Annotated[str, typer.Option(
+        help="With --logs: the revenue column (falls back on 'reward').")] = "revenue",
+    experience_column: Annotated[str, typer.Option(
+        help="With --logs: the experience column (falls back on 'reward').")
+    ] = "engagement",
+    features: Annotated[str | None, typer.Option(
+        help="With --logs: comma-separated numeric columns for the DR reward model.")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(
+        help="With --logs: bootstrap resamples per estimate.")] = 200,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Sweep λ and guardrails of the ad policy plus baselines in the simulator.
 
-        With --logs, estimate each logged candidate policy's revenue and experience
-        off-policy (SNIPS and DR, per-slot independence assumption) instead.
-        """
-        if logs is not None:
-            _offpolicy(logs, item_context, revenue_column, experience_column, features,
-                       bootstrap, seed, fmt)
-            return
-        from rich.progress import Progress
+    With --logs, estimate each logged candidate policy's revenue and experience
+    off-policy (SNIPS and DR, per-slot independence assumption) instead.
+    """
+    if logs is not None:
+        _offpolicy(logs, item_context, revenue_column, experience_column, features,
+                   bootstrap, seed, fmt)
+        return
+    from rich.progress import Progress
 
-        from feedwise.evaluation.frontier import (
-            DEFAULT_GUARDRAILS,
-            DEFAULT_LAMBDAS,
-            baseline_policies,
-            frontier_figure,
-            lambda_policies,
-            recommend,
-            sweep,
-            write_chart,
-        )
-        from feedwise.evaluation.simulator import Simulator, SimulatorConfig
+    from feedwise.evidence.frontier import (
+        DEFAULT_GUARDRAILS,
+        DEFAULT_LAMBDAS,
+        baseline_policies,
+        frontier_figure,
+        lambda_policies,
+        recommend,
+        sweep,
+        write_chart,
+    )
+    from feedwise.evidence.simulator import Simulator, SimulatorConfig
 
-        try:
-            cfg = SimulatorConfig.from_file(config) if config else SimulatorConfig()
-            cfg = SimulatorConfig.model_validate({**cfg.model_dump(), "n_users": users,
-                                                  "n_days": days})
-            lams = tuple(float(x) for x in lambdas.split(",")) if lambdas else DEFAULT_LAMBDAS
-            grs = (tuple((float(a), int(b), int(c)) for a, b, c in
-                         (g.split(",") for g in guardrails.split(";")))
-                   if guardrails else DEFAULT_GUARDRAILS)
-            ks = [int(k) for k in fixed.split(",") if k.strip()]
-            policies = baseline_policies(ks) + lambda_policies(lams, grs)
-            sim = Simulator(cfg)
-            if engine_lambdas:
-                from feedwise.evaluation.engine_policy import simulated_engine
-                from feedwise.feed.config import FeedConfig
+    cfg = SimulatorConfig.from_file(config) if config else SimulatorConfig()
+    cfg = SimulatorConfig.model_validate({**cfg.model_dump(), "n_users": users,
+                                          "n_days": days})
+    lams = tuple(float(x) for x in lambdas.split(",")) if lambdas else DEFAULT_LAMBDAS
+    grs = (tuple((float(a), int(b), int(c)) for a, b, c in
+                 (g.split(",") for g in guardrails.split(";")))
+           if guardrails else DEFAULT_GUARDRAILS)
+    ks = [int(k) for k in fixed.split(",") if k.strip()]
+    policies = baseline_policies(ks) + lambda_policies(lams, grs)
+    sim = Simulator(cfg)
+    if engine_lambdas:
+        from feedwise.evidence.engine_policy import simulated_engine
+        from feedwise.feed.config import FeedConfig
 
-                load, first, gap = grs[0]
-                policies += [simulated_engine(sim, FeedConfig(
-                    ux_lambda=float(x), max_ad_load=load, first_ad_slot=first, min_ad_gap=gap))
-                    for x in engine_lambdas.split(",") if x.strip()]
-            with Progress(console=err_console, transient=True) as prog:
-                task = prog.add_task("simulating policies", total=len(policies))
-                df = sweep(sim, policies,
-                           seed=[int(x) for x in seeds.split(",")] if seeds else seed,
-                           progress=lambda d, t: prog.update(task, completed=d, total=t))
-            rec = recommend(df, budget=budget)
-        except (FeedwiseError, ValueError) as e:
-            raise fail(e) from None
-        df["recommended"] = False
-        if rec is not None:
-            df.loc[rec.name, "recommended"] = True
-        cols = ["policy", "revenue_per_user", "session_depth", "d7_return", "d1_return",
-                "ad_load", "ad_ctr", "hide_rate", "pareto", "recommended"]
-        out = df if all_rows else df[(df["family"] == "baseline") | df["pareto"]
-                                     | df["recommended"]]
-        emit(out[cols] if fmt == Format.table else out, fmt,
-             title=f"Frontier: {cfg.n_users} users x {cfg.n_days} days")
-        if chart is not None:
-            note = write_chart(frontier_figure(df, rec), chart,
-                               chart.with_suffix(".png") if png else None)
-            err_console.print(f"chart written to {chart}" + (f" ({note})" if note else ""))
-        if fmt == Format.table:
-            if rec is None:
-                console.print(f"no λ setting keeps depth and D7 within {budget:.1%} of no ads; "
-                              "try larger λ values or a looser --budget")
-            else:
-                console.print(f"recommended: {rec['policy']} (revenue/user "
-                              f"{rec['revenue_per_user']:.4f})")
+        load, first, gap = grs[0]
+        policies += [simulated_engine(sim, FeedConfig(
+            ux_lambda=float(x), max_ad_load=load, first_ad_slot=first, min_ad_gap=gap))
+            for x in engine_lambdas.split(",") if x.strip()]
+    with Progress(console=err_console, transient=True) as prog:
+        task = prog.add_task("simulating policies", total=len(policies))
+        df = sweep(sim, policies,
+                   seed=[int(x) for x in seeds.split(",")] if seeds else seed,
+                   progress=lambda d, t: prog.update(task, completed=d, total=t))
+    rec = recommend(df, budget=budget)
+    df["recommended"] = False
+    if rec is not None:
+        df.loc[rec.name, "recommended"] = True
+    cols = ["policy", "revenue_per_user", "session_depth", "d7_return", "d1_return",
+            "ad_load", "ad_ctr", "hide_rate", "pareto", "recommended"]
+    out = df if all_rows else df[(df["family"] == "baseline") | df["pareto"]
+                                 | df["recommended"]]
+    emit(out[cols] if fmt == Format.table else out, fmt,
+         title=f"Frontier: {cfg.n_users} users x {cfg.n_days} days")
+    if chart is not None:
+        note = write_chart(frontier_figure(df, rec), chart,
+                           chart.with_suffix(".png") if png else None)
+        err_console.print(f"chart written to {chart}" + (f" ({note})" if note else ""))
+    if fmt == Format.table:
+        if rec is None:
+            console.print(f"no λ setting keeps depth and D7 within {budget:.1%} of no ads; "
+                          "try larger λ values or a looser --budget")
+        else:
+            console.print(f"recommended: {rec['policy']} (revenue/user "
+                          f"{rec['revenue_per_user']:.4f})")
 
 
 def _offpolicy(logs: Path, item_context: Path | None, revenue: str, experience: str,
                features: str | None, bootstrap: int, seed: int, fmt: Format) -> None:
-    from feedwise.evaluation.frontier_ope import offpolicy_frontier
-    from feedwise.evaluation.offpolicy import load_bandit_log
+    from feedwise.evidence.frontier_ope import offpolicy_frontier
+    from feedwise.evidence.logs import load_bandit_log
 
-    try:
-        log = load_bandit_log(logs, item_context)
-        cols = [c.strip() for c in features.split(",") if c.strip()] if features else []
-        df = offpolicy_frontier(log, revenue=revenue, experience=experience,
-                                n_bootstrap=bootstrap, seed=seed, features=cols)
-    except (FeedwiseError, ValueError) as e:
-        raise fail(e) from None
+    log = load_bandit_log(logs, item_context)
+    cols = [c.strip() for c in features.split(",") if c.strip()] if features else []
+    df = offpolicy_frontier(log, revenue=revenue, experience=experience,
+                            n_bootstrap=bootstrap, seed=seed, features=cols)
     if fmt == Format.table:
         show = ["policy"]
         for r in (revenue, experience):
@@ -160,3 +152,7 @@ def _offpolicy(logs: Path, item_context: Path | None, revenue: str, experience: 
                           "per row; Pareto marked on SNIPS")
     else:
         emit(df, fmt)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("frontier")(frontier)

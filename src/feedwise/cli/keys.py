@@ -6,67 +6,63 @@ from typing import Annotated
 
 import typer
 
-from feedwise.cli._common import Format, FormatOption, console, emit, fail
+from feedwise.cli._common import Format, FormatOption, console, emit
 from feedwise.errors import FeedwiseError
 
 KeysFile = Annotated[str, typer.Option("--keys-file", envvar="FEEDWISE_KEYS_FILE",
                                        help="The hashed keys file the server reads.")]
 
+keys_app = typer.Typer(help="API keys of the service (scopes: read, ingest, admin).",
+                       no_args_is_help=True)
+
+
+@keys_app.command("create")
+def create(scope: Annotated[list[str], typer.Option(
+               "--scope", "-s", help="read, ingest or admin (repeat for several).")],
+           name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+           keys_file: KeysFile = "keys.json") -> None:
+    """Create a key; it is printed once and only its sha256 is stored."""
+    from feedwise.server.auth import create_key
+
+    key, rec = create_key(keys_file, scope, name=name)
+    console.print(f"key id {rec.key_id}, scopes {sorted(rec.scopes)} -> {keys_file}",
+                  highlight=False)
+    console.print("store this key now; it cannot be shown again:", style="bold")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def list_(keys_file: KeysFile = "keys.json", fmt: FormatOption = Format.table) -> None:
+    """Key ids, names and scopes (never keys or hashes)."""
+    from feedwise.server.auth import read_keys_file
+
+    rows = [{"key_id": k.key_id, "name": k.name, "scopes": "+".join(sorted(k.scopes)),
+             "created_at": k.created_at} for k in read_keys_file(keys_file)]
+    emit(rows, fmt, title="API keys")
+
+
+@keys_app.command("revoke")
+def revoke(key_id: str, keys_file: KeysFile = "keys.json") -> None:
+    """Remove a key (the server picks it up on restart)."""
+    from feedwise.server.auth import revoke_key
+
+    if not revoke_key(keys_file, key_id):
+        raise FeedwiseError(f"no key {key_id!r} in {keys_file}; see feedwise keys list")
+    console.print(f"revoked {key_id}")
+
+
+@keys_app.command("hash")
+def hash_(scope: Annotated[list[str], typer.Option("--scope", "-s")]) -> None:
+    """Read a key from stdin and print its FEEDWISE_API_KEYS entry (hash:scopes)."""
+    import sys
+
+    from feedwise.server.auth import hash_key, parse_key_spec
+
+    key = sys.stdin.readline().strip()
+    spec = f"{hash_key(key)}:{'+'.join(scope)}"
+    parse_key_spec(spec)
+    typer.echo(spec)
+
 
 def register(app: typer.Typer) -> None:
-    keys = typer.Typer(help="API keys of the service (scopes: read, ingest, admin).",
-                       no_args_is_help=True)
-    app.add_typer(keys, name="keys")
-
-    @keys.command("create")
-    def create(scope: Annotated[list[str], typer.Option(
-                   "--scope", "-s", help="read, ingest or admin (repeat for several).")],
-               name: Annotated[str, typer.Option(help="A label for the key.")] = "",
-               keys_file: KeysFile = "keys.json") -> None:
-        """Create a key; it is printed once and only its sha256 is stored."""
-        from feedwise.server.auth import create_key
-
-        try:
-            key, rec = create_key(keys_file, scope, name=name)
-        except FeedwiseError as e:
-            raise fail(e) from None
-        console.print(f"key id {rec.key_id}, scopes {sorted(rec.scopes)} -> {keys_file}",
-                      highlight=False)
-        console.print("store this key now; it cannot be shown again:", style="bold")
-        typer.echo(key)
-
-    @keys.command("list")
-    def list_(keys_file: KeysFile = "keys.json", fmt: FormatOption = Format.table) -> None:
-        """Key ids, names and scopes (never keys or hashes)."""
-        from feedwise.server.auth import read_keys_file
-
-        try:
-            rows = [{"key_id": k.key_id, "name": k.name, "scopes": "+".join(sorted(k.scopes)),
-                     "created_at": k.created_at} for k in read_keys_file(keys_file)]
-        except FeedwiseError as e:
-            raise fail(e) from None
-        emit(rows, fmt, title="API keys")
-
-    @keys.command("revoke")
-    def revoke(key_id: str, keys_file: KeysFile = "keys.json") -> None:
-        """Remove a key (the server picks it up on restart)."""
-        from feedwise.server.auth import revoke_key
-
-        if not revoke_key(keys_file, key_id):
-            raise fail(FeedwiseError(f"no key {key_id!r} in {keys_file}; see feedwise keys list"))
-        console.print(f"revoked {key_id}")
-
-    @keys.command("hash")
-    def hash_(scope: Annotated[list[str], typer.Option("--scope", "-s")]) -> None:
-        """Read a key from stdin and print its FEEDWISE_API_KEYS entry (hash:scopes)."""
-        import sys
-
-        from feedwise.server.auth import hash_key, parse_key_spec
-
-        key = sys.stdin.readline().strip()
-        spec = f"{hash_key(key)}:{'+'.join(scope)}"
-        try:
-            parse_key_spec(spec)
-        except FeedwiseError as e:
-            raise fail(e) from None
-        typer.echo(spec)
+    app.add_typer(keys_app, name="keys")

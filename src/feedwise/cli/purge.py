@@ -7,29 +7,28 @@ from typing import Annotated
 
 import typer
 
-from feedwise.cli._common import DbOption, Format, FormatOption, emit, fail, open_store
+from feedwise.cli._common import DbOption, Format, FormatOption, emit, open_store
 from feedwise.errors import FeedwiseError
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("purge")
-    def purge(older_than_days: Annotated[float | None, typer.Option(
-                  "--older-than-days", help="Retention in days (default: "
-                  "FEEDWISE_RETENTION_DAYS).")] = None,
-              db: DbOption = None, fmt: FormatOption = Format.table) -> None:
-        """Delete events (and other per-user timed rows, rejects) older than N days."""
-        from feedwise.privacy import PrivacySettings
-        from feedwise.privacy import purge as run_purge
+def purge(older_than_days: Annotated[float | None, typer.Option(
+              "--older-than-days", help="Retention in days (default: "
+              "FEEDWISE_RETENTION_DAYS).")] = None,
+          db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+    """Delete events (and other per-user timed rows, rejects) older than N days."""
+    from feedwise.privacy import PrivacySettings
+    from feedwise.privacy import purge as run_purge
 
-        days = older_than_days if older_than_days is not None else \
-            PrivacySettings().retention_days
-        if days is None:
-            raise fail(FeedwiseError("give --older-than-days N (or set "
-                                     "FEEDWISE_RETENTION_DAYS)"))
-        try:
-            with open_store(db) as store:
-                out = run_purge(store, days, now=datetime.now(UTC))
-        except FeedwiseError as e:
-            raise fail(e) from None
-        emit([{"table": t, "deleted": n} for t, n in sorted(out.items())], fmt,
-             title=f"purged rows older than {days:g} days")
+    days = older_than_days if older_than_days is not None else \
+        PrivacySettings().retention_days
+    if days is None:
+        raise FeedwiseError("give --older-than-days N (or set "
+                            "FEEDWISE_RETENTION_DAYS)")
+    with open_store(db) as store:
+        out = run_purge(store, days, now=datetime.now(UTC))
+    emit([{"table": t, "deleted": n} for t, n in sorted(out.items())], fmt,
+         title=f"purged rows older than {days:g} days")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("purge")(purge)

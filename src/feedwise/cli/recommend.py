@@ -15,7 +15,6 @@ from feedwise.cli._common import (
     emit,
     emit_jsonl,
     err_console,
-    fail,
     open_store,
 )
 from feedwise.cli.train import ModelOption, model_dir
@@ -36,53 +35,52 @@ def load_or_train(name: str, db: str | None, path: Path | None = None):
     return model
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def recommend(
-        user: Annotated[str | None, typer.Argument(help="User id.")] = None,
-        n: Annotated[int, typer.Option("-n", help="Number of items.")] = 10,
-        all_users: Annotated[bool, typer.Option("--all", help="Every user, streamed.")] = False,
-        model: ModelOption = "itemknn",
-        model_path: Annotated[Path | None, typer.Option(help="Artifact folder.")] = None,
-        db: DbOption = None,
-        fmt: FormatOption = Format.table,
-    ) -> None:
-        """Recommend items to one user, or to every user (``--all``, streamed)."""
-        if (user is None) == (not all_users):
-            raise fail(FeedwiseError("give one USER or --all"))
-        try:
-            m = load_or_train(model, db, model_path)
-            if not all_users:
-                (items,) = m.recommend([user], n)
-                emit([{"user_id": user, **r} for r in items.to_records()], fmt,
-                     title=f"{model} for {user}")
-                return
-            users = list(m.user_ids_)
-            stream = Format.jsonl if fmt == Format.table else fmt
-            first = True
-            if stream == Format.csv:
-                typer.echo("user_id,rank,item_id,score,reason")
-            elif stream == Format.json:
-                typer.echo("[")
-            for start in range(0, len(users), 1024):
-                batch = users[start:start + 1024]
-                rows = [{"user_id": u, **r} for u, il in zip(batch, m.recommend(batch, n),
-                                                             strict=True)
-                        for r in il.to_records()]
-                if stream == Format.csv:
-                    typer.echo("\n".join(",".join(_csv(v) for v in r.values()) for r in rows))
-                elif stream == Format.json:
-                    typer.echo(("" if first else ",\n") + ",\n".join(json.dumps(r)
-                                                                     for r in rows))
-                else:
-                    emit_jsonl(rows)
-                first = False
-            if stream == Format.json:
-                typer.echo("]")
-        except FeedwiseError as e:
-            raise fail(e) from None
+def recommend(
+    user: Annotated[str | None, typer.Argument(help="User id.")] = None,
+    n: Annotated[int, typer.Option("-n", help="Number of items.")] = 10,
+    all_users: Annotated[bool, typer.Option("--all", help="Every user, streamed.")] = False,
+    model: ModelOption = "itemknn",
+    model_path: Annotated[Path | None, typer.Option(help="Artifact folder.")] = None,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Recommend items to one user, or to every user (``--all``, streamed)."""
+    if (user is None) == (not all_users):
+        raise FeedwiseError("give one USER or --all")
+    m = load_or_train(model, db, model_path)
+    if not all_users:
+        (items,) = m.recommend([user], n)
+        emit([{"user_id": user, **r} for r in items.to_records()], fmt,
+             title=f"{model} for {user}")
+        return
+    users = list(m.user_ids_)
+    stream = Format.jsonl if fmt == Format.table else fmt
+    first = True
+    if stream == Format.csv:
+        typer.echo("user_id,rank,item_id,score,reason")
+    elif stream == Format.json:
+        typer.echo("[")
+    for start in range(0, len(users), 1024):
+        batch = users[start:start + 1024]
+        rows = [{"user_id": u, **r} for u, il in zip(batch, m.recommend(batch, n),
+                                                     strict=True)
+                for r in il.to_records()]
+        if stream == Format.csv:
+            typer.echo("\n".join(",".join(_csv(v) for v in r.values()) for r in rows))
+        elif stream == Format.json:
+            typer.echo(("" if first else ",\n") + ",\n".join(json.dumps(r)
+                                                             for r in rows))
+        else:
+            emit_jsonl(rows)
+        first = False
+    if stream == Format.json:
+        typer.echo("]")
 
 
 def _csv(v: object) -> str:
     s = str(v)
     return '"' + s.replace('"', '""') + '"' if any(c in s for c in ',"\n') else s
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(recommend)

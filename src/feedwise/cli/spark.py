@@ -16,7 +16,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from feedwise.cli._common import Format, FormatOption, console, emit, fail
+from feedwise.cli._common import Format, FormatOption, console, emit, fails_on
 from feedwise.cli._insight import KOption
 from feedwise.errors import ConfigError, FeedwiseError
 
@@ -67,64 +67,62 @@ def emit_kpis(tables: dict[str, pd.DataFrame], fmt: Format) -> None:
                        ignore_index=True), fmt)
 
 
+@fails_on(TypeError, json.JSONDecodeError)
+def spark_train(events: EventsOption,
+                out: Annotated[Path, typer.Option(
+                    help="Model artifact folder.")] = Path("models/spark_als"),
+                params: Annotated[str | None, typer.Option(
+                    help='SparkALS hyperparameters as JSON, e.g. \'{"factors": 64}\'.'
+                )] = None,
+                since: Annotated[str | None, typer.Option(
+                    help="Only events at/after this time (ISO).")] = None,
+                until: Annotated[str | None, typer.Option(
+                    help="Only events before this time (ISO).")] = None,
+                master: MasterOption = None, conf: ConfOption = None,
+                fmt: FormatOption = Format.table) -> None:
+    """Train ALS on Spark (interactions by Spark SQL, MLlib ALS) into a servable model."""
+    from feedwise.engines.spark import train_spark
+    from feedwise.models.spark_als import SparkALS
+
+    model = SparkALS(**(json.loads(params) if params else {}))
+    with console.status(f"training SparkALS on {master or 'local[*]'}"):
+        fitted = train_spark(events, out=out, master=master, model=model,
+                             since=_when(since, "--since"),
+                             until=_when(until, "--until"), spark_conf=_conf(conf))
+    emit([{"model": fitted.name, "users": len(fitted.user_ids_),
+           "items": len(fitted.item_ids_), "pairs": int(fitted.seen_.nnz),
+           "factors": fitted.factors, "out": str(out)}], fmt, title="spark-train")
+
+
+def spark_report(events: EventsOption,
+                 kpi: Annotated[list[str] | None, typer.Option(
+                     "--kpi", help="KPI to compute (repeatable; default all): "
+                                   "active_users, ctr, engagement, retention, campaigns."
+                 )] = None,
+                 verify: Annotated[bool, typer.Option(
+                     help="Also compute the KPIs with DuckDB on the same layout and "
+                          "fail unless the results are equal.")] = False,
+                 k: KOption = 10,
+                 master: MasterOption = None, conf: ConfOption = None,
+                 fmt: FormatOption = Format.table) -> None:
+    """The KPI queries as Spark SQL over the Parquet layout (users with analytics consent
+    only; rows describing fewer than --k users blanked and marked ``suppressed``)."""
+    from feedwise.engines.kpis import KPI_NAMES, compare_kpis, duckdb_kpis
+    from feedwise.engines.spark import report_spark
+
+    names = tuple(kpi) if kpi else KPI_NAMES
+    with console.status("computing KPIs on Spark"):
+        tables = report_spark(events, master=master, names=names, k=k,
+                              spark_conf=_conf(conf))
+    if verify:
+        diffs = compare_kpis(tables, duckdb_kpis(events, names, k=k))
+        if diffs:
+            raise FeedwiseError("Spark and DuckDB KPIs differ: " + "; ".join(diffs[:5]))
+    emit_kpis(tables, fmt)
+    if verify and fmt == Format.table:
+        console.print("[green]verified:[/] Spark KPIs equal DuckDB's on the same layout")
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("spark-train")
-    def spark_train(events: EventsOption,
-                    out: Annotated[Path, typer.Option(
-                        help="Model artifact folder.")] = Path("models/spark_als"),
-                    params: Annotated[str | None, typer.Option(
-                        help='SparkALS hyperparameters as JSON, e.g. \'{"factors": 64}\'.'
-                    )] = None,
-                    since: Annotated[str | None, typer.Option(
-                        help="Only events at/after this time (ISO).")] = None,
-                    until: Annotated[str | None, typer.Option(
-                        help="Only events before this time (ISO).")] = None,
-                    master: MasterOption = None, conf: ConfOption = None,
-                    fmt: FormatOption = Format.table) -> None:
-        """Train ALS on Spark (interactions by Spark SQL, MLlib ALS) into a servable model."""
-        from feedwise.engines.spark import train_spark
-        from feedwise.models.spark_als import SparkALS
-
-        try:
-            model = SparkALS(**(json.loads(params) if params else {}))
-            with console.status(f"training SparkALS on {master or 'local[*]'}"):
-                fitted = train_spark(events, out=out, master=master, model=model,
-                                     since=_when(since, "--since"),
-                                     until=_when(until, "--until"), spark_conf=_conf(conf))
-        except (FeedwiseError, TypeError, json.JSONDecodeError) as e:
-            raise fail(e) from None
-        emit([{"model": fitted.name, "users": len(fitted.user_ids_),
-               "items": len(fitted.item_ids_), "pairs": int(fitted.seen_.nnz),
-               "factors": fitted.factors, "out": str(out)}], fmt, title="spark-train")
-
-    @app.command("spark-report")
-    def spark_report(events: EventsOption,
-                     kpi: Annotated[list[str] | None, typer.Option(
-                         "--kpi", help="KPI to compute (repeatable; default all): "
-                                       "active_users, ctr, engagement, retention, campaigns."
-                     )] = None,
-                     verify: Annotated[bool, typer.Option(
-                         help="Also compute the KPIs with DuckDB on the same layout and "
-                              "fail unless the results are equal.")] = False,
-                     k: KOption = 10,
-                     master: MasterOption = None, conf: ConfOption = None,
-                     fmt: FormatOption = Format.table) -> None:
-        """The KPI queries as Spark SQL over the Parquet layout (users with analytics consent
-        only; rows describing fewer than --k users blanked and marked ``suppressed``)."""
-        from feedwise.engines.kpis import KPI_NAMES, compare_kpis, duckdb_kpis
-        from feedwise.engines.spark import report_spark
-
-        names = tuple(kpi) if kpi else KPI_NAMES
-        try:
-            with console.status("computing KPIs on Spark"):
-                tables = report_spark(events, master=master, names=names, k=k,
-                                      spark_conf=_conf(conf))
-            if verify:
-                diffs = compare_kpis(tables, duckdb_kpis(events, names, k=k))
-                if diffs:
-                    raise FeedwiseError("Spark and DuckDB KPIs differ: " + "; ".join(diffs[:5]))
-        except FeedwiseError as e:
-            raise fail(e) from None
-        emit_kpis(tables, fmt)
-        if verify and fmt == Format.table:
-            console.print("[green]verified:[/] Spark KPIs equal DuckDB's on the same layout")
+    app.command("spark-train")(spark_train)
+    app.command("spark-report")(spark_report)

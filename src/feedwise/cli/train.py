@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, fail, open_store
+from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, open_store
 from feedwise.errors import ConfigError, FeedwiseError
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model name, e.g. itemknn.")]
@@ -59,112 +59,106 @@ def _train_spark(events: str | None, master: str | None, params: str | None,
     from feedwise.models.spark_als import SparkALS
 
     if not events:
-        raise fail(FeedwiseError("--engine spark needs --events PATH (run feedwise export "
-                                 "--format parquet --out PATH first)"))
-    try:
-        model = SparkALS(**parse_params(params))
-        path = out or model_dir("spark_als")
-        with console.status("training Spark MLlib ALS"):
-            fitted = train_spark(events, out=path, master=master, model=model)
-    except FeedwiseError as e:
-        raise fail(e) from None
+        raise FeedwiseError("--engine spark needs --events PATH (run feedwise export "
+                            "--format parquet --out PATH first)")
+    model = SparkALS(**parse_params(params))
+    path = out or model_dir("spark_als")
+    with console.status("training Spark MLlib ALS"):
+        fitted = train_spark(events, out=path, master=master, model=model)
     console.print(f"trained {fitted!r} on Spark -> {path}")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def train(model: ModelOption = "itemknn", params: ParamsOption = None,
-              out: Annotated[Path | None, typer.Option(
-                  help="Artifact folder (default: models/MODEL).")] = None,
-              registry: Annotated[str | None, typer.Option(
-                  envvar="FEEDWISE_REGISTRY",
-                  help="Also register the model as a new version of this registry.")] = None,
-              promote: Annotated[bool, typer.Option(
-                  help="Promote the registered version (servers swap to it).")] = False,
-              engine: Annotated[str, typer.Option(
-                  help="embedded (the DuckDB store) or spark (MLlib ALS over --events).")]
-              = "embedded",
-              events: Annotated[str | None, typer.Option(
-                  help="With --engine spark: export root (path or hdfs://, s3a:// URI) "
-                       "written by feedwise export.")] = None,
-              master: Annotated[str | None, typer.Option(
-                  envvar="FEEDWISE_SPARK_MASTER", help="Spark master (default local[*]).")]
-              = None,
-              db: DbOption = None) -> None:
-        """Train a model on every event in the store and write its artifact (npz + JSON).
+def train(model: ModelOption = "itemknn", params: ParamsOption = None,
+          out: Annotated[Path | None, typer.Option(
+              help="Artifact folder (default: models/MODEL).")] = None,
+          registry: Annotated[str | None, typer.Option(
+              envvar="FEEDWISE_REGISTRY",
+              help="Also register the model as a new version of this registry.")] = None,
+          promote: Annotated[bool, typer.Option(
+              help="Promote the registered version (servers swap to it).")] = False,
+          engine: Annotated[str, typer.Option(
+              help="embedded (the DuckDB store) or spark (MLlib ALS over --events).")]
+          = "embedded",
+          events: Annotated[str | None, typer.Option(
+              help="With --engine spark: export root (path or hdfs://, s3a:// URI) "
+                   "written by feedwise export.")] = None,
+          master: Annotated[str | None, typer.Option(
+              envvar="FEEDWISE_SPARK_MASTER", help="Spark master (default local[*]).")]
+          = None,
+          db: DbOption = None) -> None:
+    """Train a model on every event in the store and write its artifact (npz + JSON).
 
-        With ``--engine spark`` the interactions are built with Spark SQL from an exported
-        Parquet layout and Spark MLlib ALS is trained; the artifact serves unchanged.
-        """
-        if engine == "spark":
-            _train_spark(events, master, params, out)
-            return
-        if engine != "embedded":
-            raise fail(FeedwiseError(f"unknown engine {engine!r}: use embedded or spark"))
-        try:
-            estimator = build(model, params)
-            with open_store(db) as store, console.status(f"training {model}") as status:
-                data = store.interactions()
-                n_events = store.count_events()
-                from feedwise.models.base import side_data
-
-                # the posts table feeds models that read it (content, hybrid: text, tags,
-                # and posts nobody has engaged with yet)
-                kwargs = side_data(estimator, items=store.posts())
-                if "progress" in inspect.signature(estimator.fit).parameters:
-                    kwargs["progress"] = lambda step: status.update(f"training {model}: {step}")
-                m = estimator.fit(data, **kwargs)
-                path = m.save(out or model_dir(model))
-            if registry:
-                from feedwise.registry import ModelRegistry
-
-                reg = ModelRegistry(registry)
-                ts = data.last_ts.data if data.last_ts is not None else []
-                window = {"since": data.since or (_utc(ts.min()) if len(ts) else None),
-                          "until": data.until or (_utc(ts.max()) if len(ts) else None),
-                          "n_events": n_events, "n_users": data.n_users,
-                          "n_items": data.n_items}
-                meta = reg.register(m, data_window=window, config={"params": params},
-                                    notes="feedwise train")
-                if promote:
-                    reg.promote(meta.version, reason="feedwise train --promote")
-        except FeedwiseError as e:
-            raise fail(e) from None
-        console.print(f"trained {m!r} on {data.n_users} users x {data.n_items} items "
-                      f"({data.nnz} pairs) -> {path}")
-        cal = getattr(m, "calibration_", None)
-        if cal is not None:
-            blend = ", ".join(f"{n} {w:g}" + (f" {p}" if p else "") for n, w, p in cal.components)
-            console.print(f"calibrated the blend on {cal.splits} validation split(s) of the "
-                          f"data ({cal.validation_users} users each, {cal.seconds:.0f} s): "
-                          f"{cal.metric} {cal.given:.4f} as given -> {cal.chosen:.4f} with "
-                          f"{blend}")
-        if registry:
-            console.print(f"registered {meta.version} in {registry}"
-                          f"{' and promoted it' if promote else ''}")
-
-    @app.command()
-    def evaluate(model: ModelOption = "itemknn", params: ParamsOption = None,
-                 split: Annotated[str, typer.Option(
-                     help="temporal | random | last-n")] = "temporal",
-                 k: Annotated[int, typer.Option(help="List length.")] = 10,
-                 seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 42,
-                 db: DbOption = None, fmt: FormatOption = Format.table) -> None:
-        """Train on the split's train part and report ranking metrics on its test part."""
-        from feedwise.evaluation import evaluate as run
-        from feedwise.evaluation import last_n_split, random_split, temporal_split
+    With ``--engine spark`` the interactions are built with Spark SQL from an exported
+    Parquet layout and Spark MLlib ALS is trained; the artifact serves unchanged.
+    """
+    if engine == "spark":
+        _train_spark(events, master, params, out)
+        return
+    if engine != "embedded":
+        raise FeedwiseError(f"unknown engine {engine!r}: use embedded or spark")
+    estimator = build(model, params)
+    with open_store(db) as store, console.status(f"training {model}") as status:
+        data = store.interactions()
+        n_events = store.count_events()
         from feedwise.models.base import side_data
 
-        splitters = {"temporal": temporal_split, "random": lambda d: random_split(d, seed=seed),
-                     "last-n": last_n_split}
-        if split not in splitters:
-            raise fail(FeedwiseError(f"unknown split {split!r}; use {sorted(splitters)}"))
-        try:
-            estimator = build(model, params)
-            with open_store(db) as store:
-                s = splitters[split](store.interactions())
-                posts = store.posts()
-            table = run(estimator, s, k, fit_kwargs=side_data(estimator, items=posts))
-        except FeedwiseError as e:
-            raise fail(e) from None
-        emit(table, fmt, title=f"{model} on {s.name} split, k={k}")
+        # the posts table feeds models that read it (content, hybrid: text, tags,
+        # and posts nobody has engaged with yet)
+        kwargs = side_data(estimator, items=store.posts())
+        if "progress" in inspect.signature(estimator.fit).parameters:
+            kwargs["progress"] = lambda step: status.update(f"training {model}: {step}")
+        m = estimator.fit(data, **kwargs)
+        path = m.save(out or model_dir(model))
+    if registry:
+        from feedwise.registry import ModelRegistry
+
+        reg = ModelRegistry(registry)
+        ts = data.last_ts.data if data.last_ts is not None else []
+        window = {"since": data.since or (_utc(ts.min()) if len(ts) else None),
+                  "until": data.until or (_utc(ts.max()) if len(ts) else None),
+                  "n_events": n_events, "n_users": data.n_users,
+                  "n_items": data.n_items}
+        meta = reg.register(m, data_window=window, config={"params": params},
+                            notes="feedwise train")
+        if promote:
+            reg.promote(meta.version, reason="feedwise train --promote")
+    console.print(f"trained {m!r} on {data.n_users} users x {data.n_items} items "
+                  f"({data.nnz} pairs) -> {path}")
+    cal = getattr(m, "calibration_", None)
+    if cal is not None:
+        blend = ", ".join(f"{n} {w:g}" + (f" {p}" if p else "") for n, w, p in cal.components)
+        console.print(f"calibrated the blend on {cal.splits} validation split(s) of the "
+                      f"data ({cal.validation_users} users each, {cal.seconds:.0f} s): "
+                      f"{cal.metric} {cal.given:.4f} as given -> {cal.chosen:.4f} with "
+                      f"{blend}")
+    if registry:
+        console.print(f"registered {meta.version} in {registry}"
+                      f"{' and promoted it' if promote else ''}")
+
+
+def evaluate(model: ModelOption = "itemknn", params: ParamsOption = None,
+             split: Annotated[str, typer.Option(
+                 help="temporal | random | last-n")] = "temporal",
+             k: Annotated[int, typer.Option(help="List length.")] = 10,
+             seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 42,
+             db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+    """Train on the split's train part and report ranking metrics on its test part."""
+    from feedwise.evaluation import evaluate as run
+    from feedwise.evaluation import last_n_split, random_split, temporal_split
+    from feedwise.models.base import side_data
+
+    splitters = {"temporal": temporal_split, "random": lambda d: random_split(d, seed=seed),
+                 "last-n": last_n_split}
+    if split not in splitters:
+        raise FeedwiseError(f"unknown split {split!r}; use {sorted(splitters)}")
+    estimator = build(model, params)
+    with open_store(db) as store:
+        s = splitters[split](store.interactions())
+        posts = store.posts()
+    table = run(estimator, s, k, fit_kwargs=side_data(estimator, items=posts))
+    emit(table, fmt, title=f"{model} on {s.name} split, k={k}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(evaluate)

@@ -144,7 +144,7 @@ class SocialWorld:
         users: ``user_id``, consent flags, ``consent_updated_at``, ``consent_source`` and
             ``attributes`` (JSON: ``interests``, ``follows``, ``age_band``, ``country``).
         campaigns: The store's campaign columns; ``spec`` is the full campaign as JSON
-            (creatives, caps, …) in the shape of ``feedwise.feed.ads.Campaign``.
+            (creatives, caps, …) in the shape of ``feedwise.feed.campaigns.Campaign``.
         truth: What generated the log (see :func:`synthetic_social`).
         name: The world tag (a hash of the arguments) used in session and event ids.
     """

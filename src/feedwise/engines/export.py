@@ -27,6 +27,7 @@ from pathlib import Path
 
 from feedwise.errors import ConfigError, DataError
 from feedwise.schema import EVENT_COLUMNS
+from feedwise.store import EventStore
 
 LAYOUT_VERSION = 1
 MANIFEST = "_feedwise.json"
@@ -52,7 +53,7 @@ def events_glob(root: str | Path) -> str:
     return f"{str(root).rstrip('/')}/events/**/*.parquet"
 
 
-def export_parquet(store, out_dir: str | Path, *, overwrite: bool = False,
+def export_parquet(store: EventStore, out_dir: str | Path, *, overwrite: bool = False,
                    row_group_size: int = 1_000_000) -> ExportReport:
     """Write the store's events as a date-partitioned Parquet dataset (plus items, campaigns
     and the users' analytics consent).

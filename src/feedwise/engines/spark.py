@@ -19,12 +19,10 @@ Entry points for the CLI: :func:`train_spark` (``feedwise train --engine spark``
 from __future__ import annotations
 
 import os
-import sys
-import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,64 +32,12 @@ from feedwise.engines.kpis import KPI_NAMES, consented_events_sql, run_kpis
 from feedwise.errors import ConfigError, DataError
 from feedwise.interactions import Interactions, InteractionWeights
 from feedwise.models.spark_als import SparkALS
-from feedwise.schema import NEGATIVE_KINDS, utc
+from feedwise.schema import EVENT_COLUMNS, NEGATIVE_KINDS, utc
+from feedwise.sparksession import spark_session, to_arrow
+from feedwise.store.ingest import derived_event_id, typed_valid
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
-
-MASTER_ENV = "FEEDWISE_SPARK_MASTER"
-
-
-def _pyspark():
-    try:
-        import pyspark  # noqa: F401
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise ConfigError("the Spark engine needs pyspark: pip install 'feedwise[spark]' "
-                          "(and Java 17+)") from None
-    return SparkSession
-
-
-def spark_session(master: str | None = None, *, app_name: str = "feedwise",
-                  shuffle_partitions: int | None = None, driver_memory: str | None = None,
-                  ui: bool = False, conf: Mapping[str, str] | None = None) -> SparkSession:
-    """Get or create a SparkSession configured for feedwise (UTC, Arrow transfers).
-
-    Args:
-        master: Spark master URL; default ``$FEEDWISE_SPARK_MASTER`` or ``local[*]``.
-            Under ``spark-submit`` the master given there wins.
-        app_name: Application name shown by the cluster manager.
-        shuffle_partitions: ``spark.sql.shuffle.partitions`` (keep small in local mode).
-        driver_memory: ``spark.driver.memory`` (only effective when this starts the JVM).
-        ui: Start the Spark web UI.
-        conf: Extra Spark settings (e.g. S3 credentials providers).
-    """
-    session_cls = _pyspark()
-    # pyspark warns on pandas >= 3 although feedwise moves data through Arrow only
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
-                            category=FutureWarning)
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    b = session_cls.builder.appName(app_name)
-    if master or MASTER_ENV in os.environ or "PYSPARK_GATEWAY_PORT" not in os.environ:
-        b = b.master(master or os.environ.get(MASTER_ENV, "local[*]"))
-    settings = {"spark.sql.session.timeZone": "UTC",
-                "spark.sql.execution.arrow.pyspark.enabled": "true",
-                "spark.ui.enabled": str(ui).lower(),
-                "spark.ui.showConsoleProgress": "false",
-                "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
-                "spark.executor.extraJavaOptions": "-Duser.timezone=UTC"}
-    if shuffle_partitions:
-        settings["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
-    if driver_memory:
-        settings["spark.driver.memory"] = driver_memory
-    settings.update(conf or {})
-    for k, v in settings.items():
-        b = b.config(k, v)
-    spark = b.getOrCreate()
-    spark.conf.set("spark.sql.session.timeZone", "UTC")
-    return spark
-
 
 def _is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file://")
@@ -153,10 +99,12 @@ def ingest_events(spark: SparkSession, source: str | os.PathLike | DataFrame,
     """Validate raw events with Spark and write them as the export layout's ``events/``.
 
     The cluster-side counterpart of ``EventStore.ingest`` for logs that already live on the
-    cluster: rows missing ``user_id``/``item_id``/``kind``/``ts``, with an unknown kind, a
-    negative dwell or a propensity outside (0, 1] are dropped (counted, not kept in a rejects
-    table), duplicates of an ``event_id`` within the batch are dropped, and the rest is
-    written partitioned by UTC day under ``OUT/events``.
+    cluster: rows breaking one of the store's rules for typed columns
+    (:data:`feedwise.store.ingest.RULES`: ``user_id``/``item_id``/``kind``/``ts`` missing, an
+    unknown kind, a negative dwell or position, a value that is not finite, a propensity
+    outside (0, 1]) are dropped (counted, not kept in a rejects table), duplicates of an
+    ``event_id`` within the batch are dropped, and the rest is written partitioned by UTC
+    day under ``OUT/events``.
 
     Args:
         spark: The session.
@@ -169,8 +117,6 @@ def ingest_events(spark: SparkSession, source: str | os.PathLike | DataFrame,
     """
     from pyspark.sql import functions as F
 
-    from feedwise.schema import EVENT_COLUMNS, EVENT_KINDS
-
     df = source if not isinstance(source, str | os.PathLike) else spark.read.parquet(
         str(source))
     spark_types = {"VARCHAR": "string", "TIMESTAMPTZ": "timestamp", "BIGINT": "bigint",
@@ -178,19 +124,13 @@ def ingest_events(spark: SparkSession, source: str | os.PathLike | DataFrame,
     cols = [(F.col(c) if c in df.columns else F.lit(None)).cast(spark_types[t]).alias(c)
             for c, t in EVENT_COLUMNS.items()]
     df = df.select(*cols).withColumn("kind", F.lower("kind"))  # as the store reads kinds
-    kinds = ", ".join(f"'{k}'" for k in EVENT_KINDS)
-    ok = (f"user_id IS NOT NULL AND item_id IS NOT NULL AND kind IN ({kinds}) "
-          "AND ts IS NOT NULL AND coalesce(dwell_ms, 0) >= 0 "
-          "AND (propensity IS NULL OR (propensity > 0 AND propensity <= 1))")
-    df = df.withColumn("_ok", F.expr(ok)).cache()
+    df = df.withColumn("_ok", F.expr(typed_valid())).cache()
     try:
         read = df.count()
-        # the store's derived id (feedwise.store.ingest): events differing only in value,
-        # session or position are distinct events, not duplicates
+        # the store's derived id: events differing only in value, session or position are
+        # distinct events, not duplicates
         valid = df.where("_ok").drop("_ok").withColumn(
-            "event_id", F.coalesce("event_id", F.expr(
-                "md5(concat_ws('|', user_id, item_id, kind, CAST(unix_millis(ts) AS STRING), "
-                "CAST(value AS STRING), session_id, CAST(position AS STRING)))")))
+            "event_id", F.coalesce("event_id", F.expr(derived_event_id("unix_millis(ts)"))))
         n_valid = valid.count()
         dedup = (valid.dropDuplicates(["event_id"]).withColumn("date", F.to_date("ts"))
                  .cache())
@@ -245,10 +185,6 @@ def _strings(col: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=str)
 
 
-def _to_arrow(df: DataFrame) -> pa.Table:
-    return df.toArrow() if hasattr(df, "toArrow") else pa.Table.from_pandas(df.toPandas())
-
-
 def collect_interactions(pos: pa.Table, negs: pa.Table, *,
                          item_titles: Mapping[str, str] | None = None,
                          since: datetime | None = None, until: datetime | None = None
@@ -264,7 +200,7 @@ def _item_titles(spark: SparkSession, root: str | os.PathLike) -> dict[str, str]
     items = read_table(spark, root, "items")
     if items is None or "title" not in items.columns:
         return None
-    t = _to_arrow(items.where("title IS NOT NULL").select("item_id", "title"))
+    t = to_arrow(items.where("title IS NOT NULL").select("item_id", "title"))
     if t.num_rows == 0:
         return None
     return dict(zip(_strings(t["item_id"]), _strings(t["title"]), strict=True))
@@ -281,56 +217,11 @@ def spark_interactions(spark: SparkSession, root: str | os.PathLike, *,
     """
     pos, negs = interaction_frames(read_events(spark, root), weights=weights, since=since,
                                    until=until)
-    return collect_interactions(_to_arrow(pos), _to_arrow(negs),
+    return collect_interactions(to_arrow(pos), to_arrow(negs),
                                 item_titles=_item_titles(spark, root), since=since, until=until)
 
 
 # ---------------------------------------------------------------------- ALS
-def _als(factors: int, regularization: float, alpha: float, iterations: int, seed: int,
-         blocks: int | None):
-    from pyspark.ml.recommendation import ALS
-
-    kw: dict[str, Any] = {}
-    if blocks:
-        kw = {"numUserBlocks": blocks, "numItemBlocks": blocks}
-    return ALS(rank=factors, maxIter=iterations, regParam=regularization, alpha=alpha,
-               implicitPrefs=True, nonnegative=False, seed=seed, userCol="u", itemCol="i",
-               ratingCol="weight", coldStartStrategy="drop", **kw)
-
-
-def _factor_array(df: DataFrame, n: int, k: int) -> np.ndarray:
-    """Spark's ``id, features`` factor table as an ``n x k`` array (zero rows for ids
-    without factors, e.g. users seen only in negatives)."""
-    t = _to_arrow(df.select("id", "features"))
-    out = np.zeros((n, k), dtype=np.float32)
-    if t.num_rows:
-        ids = t["id"].to_numpy()
-        feats = t["features"].combine_chunks()
-        out[ids] = np.asarray(feats.values.to_numpy(zero_copy_only=False),
-                              dtype=np.float32).reshape(-1, k)
-    return out
-
-
-def fit_factors(spark: SparkSession, data: Interactions, *, factors: int = 64,
-                regularization: float = 0.05, alpha: float = 1.0, iterations: int = 15,
-                seed: int = 0, blocks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Spark MLlib ALS on interactions already on the driver: ``(user, item)`` factors.
-
-    Backs :meth:`SparkALS.fit`, so the Spark trainer can be evaluated on the same split
-    as the embedded models.
-    """
-    m = data.matrix.tocoo()
-    table = pa.table({"u": m.row.astype(np.int32), "i": m.col.astype(np.int32),
-                      "weight": m.data.astype(np.float32)})
-    try:  # Spark >= 4 takes Arrow directly
-        frame = spark.createDataFrame(table)
-    except (TypeError, ValueError):
-        frame = spark.createDataFrame(table.to_pandas())
-    fitted = _als(factors, regularization, alpha, iterations, seed, blocks).fit(frame)
-    return (_factor_array(fitted.userFactors, data.n_users, factors),
-            _factor_array(fitted.itemFactors, data.n_items, factors))
-
-
 def _indexed(ids: DataFrame, col: str) -> tuple[DataFrame, DataFrame]:
     """``col, idx``: each distinct id with its rank in sorted (binary string) order, the
     order ``numpy.unique`` gives on the driver.
@@ -381,8 +272,6 @@ def train_als(spark: SparkSession, root: str | os.PathLike, model: SparkALS | No
     from pyspark.sql import functions as F
 
     model = model if model is not None else SparkALS()
-    model._check_params()
-    p = model._als_params()
     pos, negs = interaction_frames(read_events(spark, root), weights=weights, since=since,
                                    until=until)
     pos, negs = pos.cache(), negs.cache()
@@ -395,16 +284,13 @@ def train_als(spark: SparkSession, root: str | os.PathLike, model: SparkALS | No
                     .join(items, "item_id").withColumnRenamed("idx", "i")
                     .select(F.col("u").cast("int"), F.col("i").cast("int"),
                             F.col("weight").cast("float")))
-        fitted = _als(**p).fit(train)
-        data = collect_interactions(_to_arrow(pos), _to_arrow(negs),
+        data = collect_interactions(to_arrow(pos), to_arrow(negs),
                                     item_titles=_item_titles(spark, root), since=since,
                                     until=until)
-        ufac = _factor_array(fitted.userFactors, data.n_users, p["factors"])
-        ifac = _factor_array(fitted.itemFactors, data.n_items, p["factors"])
+        return model.fit(data, frame=train)
     finally:
         for df in cached:
             df.unpersist()
-    return model.with_factors(data, ufac, ifac)
 
 
 # ---------------------------------------------------------------------- KPIs
@@ -418,7 +304,7 @@ def spark_kpis(spark: SparkSession, root: str | os.PathLike,
     if unknown:
         raise ConfigError(f"unknown KPI(s) {unknown}; KPIs are {', '.join(KPI_NAMES)}")
     register_views(spark, root)
-    return run_kpis(lambda q: _to_arrow(spark.sql(q)).to_pandas(), "spark", names, k=k)
+    return run_kpis(lambda q: to_arrow(spark.sql(q)).to_pandas(), "spark", names, k=k)
 
 
 # ---------------------------------------------------------------------- CLI entry points

@@ -4,26 +4,45 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from feedwise.evaluation import metrics as M
 from feedwise.evaluation.splits import Split
-from feedwise.models.base import Recommender
+from feedwise.interactions import Interactions
+from feedwise.itemlist import ItemList
 
 
-def recommend_matrix(model: Recommender, user_ids: Sequence[str], k: int,
-                     item_index: dict[str, int] | None = None, batch_size: int = 512
-                     ) -> np.ndarray:
+class Ranker(Protocol):
+    """What evaluation needs of a model; every :class:`~feedwise.models.base.Recommender`
+    is one (typed structurally so that evaluation does not depend on the models)."""
+
+    item_index_: dict[str, int]
+
+    def fit(self, data: Interactions, **kwargs: Any) -> Any:
+        """Learn from ``data`` (side data such as ``items=`` as keywords)."""
+        ...
+
+    def recommend(self, user_ids: Sequence[str], n: int = 10, *,
+                  exclude: Mapping[str, Sequence[str]] | None = None, batch_size: int = 512
+                  ) -> list[ItemList]:
+        """Top-``n`` items per user, best first, seen items (and ``exclude``) left out."""
+        ...
+
+
+def recommend_matrix(model: Ranker, user_ids: Sequence[str], k: int,
+                     item_index: dict[str, int] | None = None, batch_size: int = 512, *,
+                     exclude: Mapping[str, Sequence[str]] | None = None) -> np.ndarray:
     """Recommended item columns (users x k, -1 padded).
 
     Columns are in ``item_index`` (the evaluation data's, default the model's own); items
     outside it (a model whose catalogue is wider than the split's) count as misses.
+    ``exclude`` maps a user to items left out of their list.
     """
     index = item_index if item_index is not None else model.item_index_
-    lists = model.recommend(list(user_ids), k, batch_size=batch_size)
+    lists = model.recommend(list(user_ids), k, exclude=exclude, batch_size=batch_size)
     out = np.full((len(lists), k), -1, dtype=np.int64)
     for r, il in enumerate(lists):
         cols = [index.get(str(i), -1) for i in il.ids]
@@ -31,13 +50,16 @@ def recommend_matrix(model: Recommender, user_ids: Sequence[str], k: int,
     return out
 
 
-def evaluate(model: Recommender, split: Split, k: int = 10, *, fit: bool = True,
+def evaluate(model: Ranker, split: Split, k: int = 10, *, fit: bool = True,
              metrics: Sequence[str] = ("precision", "recall", "map", "ndcg", "hit_rate", "mrr"),
-             beyond: bool = True, fit_kwargs: Mapping[str, Any] | None = None) -> pd.DataFrame:
+             beyond: bool = True, fit_kwargs: Mapping[str, Any] | None = None,
+             exclude_train: bool = False) -> pd.DataFrame:
     """Fit ``model`` on ``split.train`` (unless ``fit=False``; side data such as ``items=``
     in ``fit_kwargs``) and measure it on ``split.test``.
 
-    Only users with at least one test item are scored; seen items are excluded.
+    Only users with at least one test item are scored; seen items are excluded. With
+    ``exclude_train`` each user's items in ``split.train`` are left out too (for a model
+    fitted on other data, such as an older version, that has not seen them all).
 
     Returns:
         A tidy DataFrame with columns ``model, metric, k, value`` plus timing rows
@@ -52,7 +74,13 @@ def evaluate(model: Recommender, split: Split, k: int = 10, *, fit: bool = True,
     n_rel = M.n_relevant(test)
     users = np.flatnonzero(n_rel > 0)
     t1 = time.perf_counter()
-    recs = recommend_matrix(model, split.test.user_ids[users], k, split.test.item_index)
+    exclude = None
+    if exclude_train:
+        tr = split.train.matrix
+        exclude = {str(u): split.train.item_ids[tr.indices[tr.indptr[r]:tr.indptr[r + 1]]]
+                   .tolist() for u, r in zip(split.test.user_ids[users], users, strict=True)}
+    recs = recommend_matrix(model, split.test.user_ids[users], k, split.test.item_index,
+                            exclude=exclude)
     rec_s = time.perf_counter() - t1
     truth = test[users]
     hits = M.hits_matrix(recs, truth)

@@ -12,7 +12,8 @@
   the store. A user's assignment is read from the ``context`` JSON of their events
   (``{"experiment": "...", "variant": "..."}``); their first assigned event starts their
   exposure, the metric counts their events from then on, and the pre-period covariate the
-  same metric over ``pre_days`` before it.
+  same metric over ``pre_days`` before it (the query is
+  :func:`feedwise.analytics.experiments.experiment_outcomes`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from feedwise.analytics.experiments import METRICS_SQL, experiment_outcomes
 from feedwise.errors import ConfigError, DataError, NotFoundError
-from feedwise.schema import ENGAGEMENT_KINDS, utc
+from feedwise.store import EventStore
 
 
 @dataclass(frozen=True)
@@ -241,96 +243,48 @@ def srm_check(counts: dict[str, int], expected: dict[str, float] | None = None,
 
 # ----------------------------------------------------------------------------- store
 
-_ENG = ", ".join(repr(k) for k in ENGAGEMENT_KINDS)
-METRICS_SQL: dict[str, str] = {
-    "engagements": f"count(*) FILTER (WHERE kind IN ({_ENG}))",
-    "clicks": "count(*) FILTER (WHERE kind IN ('click', 'ad_click'))",
-    "impressions": "count(*) FILTER (WHERE kind IN ('impression', 'ad_impression'))",
-    "hides": "count(*) FILTER (WHERE kind IN ('hide', 'report'))",
-    "revenue": "coalesce(sum(value) FILTER (WHERE kind IN ('ad_click', 'ad_impression', "
-               "'conversion', 'purchase')), 0)",
-    "dwell_s": "coalesce(sum(dwell_ms) FILTER (WHERE kind = 'dwell'), 0) / 1000.0",
-    "sessions": "count(DISTINCT session_id)",
-    "events": "count(*)",
-}
 #: Metrics analysed as proportions (share of users with at least one).
 BINARY_METRICS: dict[str, str] = {"converted": "conversion", "engaged": "engagements",
                                   "clicked": "clicks"}
 
 
-def experiment_users(store: Any, experiment: str, metric: str = "engagements", *,
+def experiment_users(store: EventStore, experiment: str, metric: str = "engagements", *,
                      pre_days: float = 14.0, until: datetime | None = None) -> pd.DataFrame:
     """Per-user assignment, outcome and pre-period covariate of one experiment.
 
     Args:
-        store: An :class:`~feedwise.store.EventStore`.
+        store: The event store.
         experiment: Experiment name in the events' ``context`` JSON.
-        metric: One of :data:`METRICS_SQL` or :data:`BINARY_METRICS`.
+        metric: One of :data:`~feedwise.analytics.experiments.METRICS_SQL` or
+            :data:`BINARY_METRICS`.
         pre_days: Length of the pre-period before each user's first assignment.
         until: Ignore events at or after this time.
 
     Returns:
-        Columns ``user_id, variant, assigned_at, y, x`` (``x`` = pre-period value).
+        Columns ``user_id, variant, assigned_at, y, x`` (``x`` = pre-period value; both 0/1
+        for a binary metric), read by
+        :func:`~feedwise.analytics.experiments.experiment_outcomes`.
 
     Users seen in more than one variant are dropped and counted in
     ``result.attrs['multi_variant_users']``.
 
     Raises:
+        ConfigError: An unknown metric.
         NotFoundError: No events carry this experiment.
     """
-    base = metric
     binary = metric in BINARY_METRICS
-    if binary:
-        base = BINARY_METRICS[metric]
-    if base == "conversion":
-        expr = "count(*) FILTER (WHERE kind = 'conversion')"
-    elif base in METRICS_SQL:
-        expr = METRICS_SQL[base]
-    else:
+    base = BINARY_METRICS[metric] if binary else metric
+    if not binary and metric not in METRICS_SQL:
         raise ConfigError(f"unknown metric {metric!r}; choose from "
                           f"{sorted([*METRICS_SQL, *BINARY_METRICS])}")
-    before = "" if until is None else "AND ts < ?"
-    assign = store.query(
-        f"""SELECT user_id, min(ts) AS assigned_at,
-                  count(DISTINCT json_extract_string(context, '$.variant')) AS n_var,
-                  min(json_extract_string(context, '$.variant')) AS variant
-           FROM events WHERE context IS NOT NULL AND json_valid(context)
-             AND json_extract_string(context, '$.experiment') = ?
-             AND json_extract_string(context, '$.variant') IS NOT NULL {before}
-           GROUP BY user_id""", [experiment] + ([] if until is None else [utc(until)]))
-    if assign.empty:
-        when = "" if until is None else f" before {utc(until).isoformat()}"
-        raise NotFoundError(f"no events{when} carry experiment {experiment!r} in their context "
-                            '(expected context like {"experiment": "...", "variant": "..."})')
-    multi = int((assign["n_var"] > 1).sum())
-    assign = assign[assign["n_var"] == 1].drop(columns="n_var")
-    cur = store.cursor()
-    cur.register("_fw_assign", assign)
-    try:
-        cond, params = "", []
-        if until is not None:
-            cond, params = "AND e.ts < ?", [utc(until)]
-        y = cur.execute(f"""SELECT a.user_id, {expr} AS y FROM _fw_assign a
-            JOIN events e ON e.user_id = a.user_id
-            WHERE e.ts >= a.assigned_at {cond} GROUP BY a.user_id""", params).df()
-        x = cur.execute(f"""SELECT a.user_id, {expr} AS x FROM _fw_assign a
-            JOIN events e ON e.user_id = a.user_id
-            WHERE e.ts < a.assigned_at AND epoch(e.ts) >= epoch(a.assigned_at) - ?
-            GROUP BY a.user_id""", [float(pre_days) * 86400.0]).df()
-    finally:
-        cur.unregister("_fw_assign")
-    y = y.merge(x, on="user_id", how="outer")
-    out = assign.merge(y, on="user_id", how="left")
-    out["y"] = out["y"].astype(np.float64).fillna(0.0)
-    out["x"] = out["x"].astype(np.float64).fillna(0.0)
+    out = experiment_outcomes(store, experiment, base, pre_days=pre_days, until=until)
     if binary:
         out["y"] = (out["y"] > 0).astype(np.float64)
         out["x"] = (out["x"] > 0).astype(np.float64)
-    out.attrs["multi_variant_users"] = multi
-    return out.sort_values("user_id").reset_index(drop=True)
+    return out
 
 
-def analyze_experiment(store: Any, experiment: str, metric: str = "engagements", *,
+def analyze_experiment(store: EventStore, experiment: str, metric: str = "engagements", *,
                        control: str = "control", use_cuped: bool = True,
                        pre_days: float = 14.0, alpha: float = 0.05,
                        expected: dict[str, float] | None = None,

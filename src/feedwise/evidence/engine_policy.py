@@ -11,7 +11,7 @@ simulator's per-request candidates from ``request.context["candidates"]``:
 * the UX-cost predictor is ``ad_base_cost · (1.2 − predicted quality) + annoyance_cost ·
   exposure``, where exposure is the user's observed recent exposure plus the ads the
   engine has placed above the slot (the same model as
-  :class:`~feedwise.evaluation.policies.LambdaPolicy`).
+  :class:`~feedwise.evidence.policies.LambdaPolicy`).
 
 The engine then runs its own auction (generalised second price, quality-weighted), pacing,
 guardrails and λ rule through ``compose``; the simulator reads back which slots are ads.
@@ -25,11 +25,11 @@ margin used the second price; it never did. The reserve price and pacing are swi
 simulator's organic list.
 
 With ``tolerance`` the UX-cost predictor multiplies its cost by the per-user
-:class:`~feedwise.evaluation.policies.AdTolerance` estimated from the user's logged history
+:class:`~feedwise.evidence.policies.AdTolerance` estimated from the user's logged history
 (``request.context["candidates"]["history"]``), as the vectorised λ policy does; the
 engine's ``ux_depth_discount`` gives it the same position discount.
 
-Differences from the vectorised :class:`~feedwise.evaluation.policies.LambdaPolicy` with
+Differences from the vectorised :class:`~feedwise.evidence.policies.LambdaPolicy` with
 ``rule="engine"``, which are worth knowing when comparing the two: the engine ranks ads by
 eCPM × quality, with the creative's true quality (the vectorised policies and the UX-cost
 predictor see only the noisy predicted quality), applies the simulator's per-request
@@ -40,6 +40,7 @@ request in Python, so it is much slower.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -47,9 +48,11 @@ import numpy as np
 import pandas as pd
 
 from feedwise.errors import ConfigError
-from feedwise.evaluation.policies import AdTolerance
-from feedwise.evaluation.simulator import Simulator
+from feedwise.evidence.policies import AdTolerance
+from feedwise.evidence.simulator import Simulator
+from feedwise.feed import Campaign, Creative, FeedEngine
 from feedwise.feed.config import FeedConfig, RerankConfig
+from feedwise.itemlist import ItemList
 
 
 class _SimCandidates:
@@ -59,10 +62,10 @@ class _SimCandidates:
     def __init__(self, index: dict[str, int]) -> None:
         self.index = index
 
-    def candidates(self, ctx: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, ctx: Any, k: int) -> ItemList:
         c = ctx.request.context["candidates"]
         ids = np.array([self.index[i] for i in c["organic_ids"][:k]], np.int64)
-        return ids, np.asarray(c["organic_score"][:k], np.float64)
+        return ItemList(None, np.asarray(c["organic_score"][:k], np.float64), index=ids)
 
 
 class _SimEngagement:
@@ -108,7 +111,7 @@ class EnginePolicy:
     Adds the catalogue ids to the request context the injected predictors need.
     """
 
-    def __init__(self, engine: Any, catalog_ids: np.ndarray) -> None:
+    def __init__(self, engine: FeedEngine, catalog_ids: np.ndarray) -> None:
         self.engine = engine
         self.catalog_ids = catalog_ids
         self.name = f"FeedEngine(λ={engine.config.ux_lambda:g})"
@@ -118,8 +121,6 @@ class EnginePolicy:
         self._active = np.asarray(book.active).copy()
 
     def compose(self, request: Any) -> Any:
-        from dataclasses import replace
-
         c = request.context.get("candidates") or {}
         book = self.engine.book
         if "ad_eligible" in c:
@@ -148,9 +149,6 @@ def simulated_engine(sim: Simulator, config: FeedConfig | None = None, *,
         annoyance_cost: UX cost per unit of recent ad exposure.
         tolerance: Per-user ad tolerance from the logged history (``None``: everyone alike).
     """
-    from feedwise.feed.ads import Campaign, Creative
-    from feedwise.feed.engine import FeedEngine
-
     for param, value in (("ad_base_cost", ad_base_cost), ("annoyance_cost", annoyance_cost)):
         if not (math.isfinite(value) and value >= 0):
             raise ConfigError(f"{param} must be a finite number >= 0 (a UX cost), got {value!r}")

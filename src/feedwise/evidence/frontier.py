@@ -21,13 +21,13 @@ import numpy as np
 import pandas as pd
 
 from feedwise.errors import ConfigError
-from feedwise.evaluation.policies import (
+from feedwise.evidence.policies import (
     FixedSlotPolicy,
     LambdaPolicy,
     NoAdsPolicy,
     RevenueGreedyPolicy,
 )
-from feedwise.evaluation.simulator import Simulator
+from feedwise.evidence.simulator import Simulator
 
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01,
                                       0.013, 0.017, 0.022, 0.03, 0.04, 0.05, 0.07, 0.1)
@@ -138,7 +138,7 @@ def recommend(df: pd.DataFrame, reference: str = "no-ads", budget: float = 0.01,
         ux_metrics: The metrics the budget applies to.
         families: Which rows are candidates (``feedwise``: :class:`LambdaPolicy`;
             ``feedengine``: the real engine through
-            :mod:`~feedwise.evaluation.engine_policy`).
+            :mod:`~feedwise.evidence.engine_policy`).
 
     Returns:
         The chosen row, or ``None`` when no λ setting that shows ads fits the budget.

@@ -1,11 +1,11 @@
 """The revenue ↔ user-experience frontier estimated off-policy, from logged feeds.
 
-The simulator frontier (:mod:`feedwise.evaluation.frontier`) plays every policy against
+The simulator frontier (:mod:`feedwise.evidence.frontier`) plays every policy against
 simulated users. When real logs are at hand, this module estimates the same trade-off from
-them with the estimators of :mod:`feedwise.evaluation.offpolicy` (nothing is re-implemented
+them with the estimators of :mod:`feedwise.evidence.estimators` (nothing is re-implemented
 here):
 
-* **Logs.** The generic logged-bandit table (:func:`~feedwise.evaluation.offpolicy.
+* **Logs.** The generic logged-bandit table (:func:`~feedwise.evidence.logs.
   load_bandit_log`): ``timestamp, item_id, position, reward, propensity`` plus
 
   - two reward columns, ``revenue`` (ad revenue of the impression) and ``engagement`` (its
@@ -23,10 +23,10 @@ here):
   policy's importance weights. Rows are Pareto-marked on (revenue, experience) of the
   primary estimator (DR when available, else SNIPS, else the first estimator run) with the
   simulator frontier's
-  :func:`~feedwise.evaluation.frontier.pareto_mask`.
+  :func:`~feedwise.evidence.frontier.pareto_mask`.
 
 * **Assumption.** Per-slot importance weights ``pi_e(item at k | x) / pi_0(item at k | x)``
-  (independence assumption, see :mod:`~feedwise.evaluation.offpolicy`): the reward at a slot
+  (independence assumption, see :mod:`~feedwise.evidence.estimators`): the reward at a slot
   depends only on the item at that slot. Effects that cross slots (an annoying ad lowering
   engagement below it, shorter sessions, fewer return visits) are invisible here; the
   simulator is the evidence for those.
@@ -44,15 +44,9 @@ import numpy as np
 import pandas as pd
 
 from feedwise.errors import ConfigError, DataError
-from feedwise.evaluation.frontier import pareto_mask
-from feedwise.evaluation.offpolicy import (
-    ESTIMATORS,
-    OffPolicyData,
-    RewardModel,
-    _softmax,
-    draw_slots,
-    effective_sample_size,
-)
+from feedwise.evidence.estimators import ESTIMATORS, effective_sample_size
+from feedwise.evidence.frontier import pareto_mask
+from feedwise.evidence.logs import OffPolicyData, RewardModel, _softmax, draw_slots
 
 TARGET_PREFIX = "target_propensity_"
 TARGET_ITEM_PREFIX = "target_item_id_"
@@ -99,7 +93,7 @@ def feeds_from_log(log: pd.DataFrame, *, revenue: str = "revenue",
     """Collect the policies and rewards of a loaded log (see the module docstring).
 
     Args:
-        log: Output of :func:`~feedwise.evaluation.offpolicy.load_bandit_log`.
+        log: Output of :func:`~feedwise.evidence.logs.load_bandit_log`.
         revenue: Revenue column (falls back on ``reward``).
         experience: Experience column (falls back on ``reward``).
         features: Numeric context columns for the reward models.
@@ -171,7 +165,7 @@ def offpolicy_frontier(feeds: LoggedFeeds | pd.DataFrame, *, revenue: str = "rev
         revenue: Name of the revenue reward.
         experience: Name of the experience reward.
         estimators: Estimators to run (names of
-            :data:`~feedwise.evaluation.offpolicy.ESTIMATORS`); model-based ones are
+            :data:`~feedwise.evidence.estimators.ESTIMATORS`); model-based ones are
             skipped (NaN) for policies without reward-model predictions.
         n_bootstrap: Bootstrap resamples per estimate (0: no interval).
         alpha: One minus the interval's coverage.
@@ -259,7 +253,7 @@ def synthetic_frontier_log(n_impressions: int = 50_000, *, n_items: int = 20,
                            explore: float = 0.3, seed: int = 0) -> SyntheticFrontierLog:
     """Logged feeds of ads and organic items, and the true frontier of candidate policies.
 
-    The world is that of :func:`~feedwise.evaluation.offpolicy.synthetic_bandit_log`
+    The world is that of :func:`~feedwise.evidence.logs.synthetic_bandit_log`
     (context ``x ~ N(0, I)`` per session, click probability ``examine_k * sigmoid(x . theta_a
     + b_a)``, a noisy softmax logging policy drawn independently per slot). The first
     ``n_ads`` items are ads paying ``bid_a`` per click with a small engagement value; the

@@ -1,7 +1,7 @@
 """Baseline feed policies and the λ ad-insertion policy, for the simulator and the frontier.
 
 Every policy here has the per-request contract ``compose(FeedRequest) -> Feed`` (candidates
-travel in ``request.context["candidates"]``, as :class:`~feedwise.evaluation.simulator.
+travel in ``request.context["candidates"]``, as :class:`~feedwise.evidence.simulator.
 CandidateBatch.request` builds them) and a vectorised ``compose_batch(CandidateBatch) ->
 np.ndarray`` slot plan (``-1`` = next organic post, ``j >= 0`` = ad column ``j``).
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from feedwise.errors import ConfigError
-from feedwise.evaluation.simulator import ORGANIC, CandidateBatch
+from feedwise.evidence.simulator import ORGANIC, CandidateBatch
 from feedwise.feed.types import Feed, FeedRequest, Slot
 
 
@@ -40,7 +40,7 @@ class AdTolerance:
 
     A multiplier on the predicted UX cost of an ad for each request, from two shrinkage
     (Beta-binomial style) estimates over what the platform logged for the user
-    (:data:`~feedwise.evaluation.simulator.HISTORY_FIELDS`), never the simulated user's
+    (:data:`~feedwise.evidence.simulator.HISTORY_FIELDS`), never the simulated user's
     hidden state:
 
     * **ad-hide rate** ``h = (ad_hides + h0 · n_hide) / (ads_seen + n_hide)``: users who hide

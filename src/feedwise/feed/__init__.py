@@ -1,6 +1,7 @@
 """Feed composition: candidates, re-ranking, ads, guardrails and the FeedEngine."""
 
-from feedwise.feed.ads import AdState, Campaign, CampaignBook, Creative, FrequencyCap
+from feedwise.feed.adstate import AdState
+from feedwise.feed.campaigns import Campaign, CampaignBook, Creative, FrequencyCap
 from feedwise.feed.candidates import (
     CandidateGenerator,
     CandidateSource,

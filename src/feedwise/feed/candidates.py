@@ -1,6 +1,7 @@
 """Candidate sources and the generator that merges them with quotas and a fallback chain.
 
-A source returns catalogue indices and scores for one user. :class:`CandidateGenerator`
+A source answers one user with an :class:`~feedwise.itemlist.ItemList` of catalogue
+indices (``index``), scores and optional reasons. :class:`CandidateGenerator`
 asks each source for up to its quota, de-duplicates (the first source to propose a post
 keeps it), and, when the pool is still short, refills from the sources in order without
 quotas; :class:`TrendingSource` and :class:`FreshSource` never run dry while the catalogue
@@ -15,9 +16,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from feedwise.errors import ConfigError
 from feedwise.feed.catalog import Catalog, UserTable
 from feedwise.feed.config import CandidateConfig
 from feedwise.feed.context import UserContext
+from feedwise.itemlist import ItemList
 
 
 @runtime_checkable
@@ -33,9 +36,27 @@ class CandidateSource(Protocol):
     name: str
     personal: bool
 
-    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``k`` catalogue indices, best first, and their scores."""
+    def candidates(self, ctx: UserContext, k: int) -> ItemList:
+        """Up to ``k`` posts, best first: their catalogue indices (``index``), scores and,
+        optionally, a reason each."""
         ...
+
+
+@runtime_checkable
+class ForgetsUsers(Protocol):
+    """A part that holds per-user state and can drop it (erasure)."""
+
+    def forget_user(self, user_id: str) -> bool:
+        """Drop everything held about ``user_id`` (stored id); ``True`` if anything was."""
+        ...
+
+
+def _listed(index: np.ndarray, scores: np.ndarray) -> ItemList:
+    return ItemList(None, scores, index=index)
+
+
+def _nothing() -> ItemList:
+    return _listed(np.empty(0, np.int64), np.empty(0))
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -73,13 +94,13 @@ class FactorSource:
         r = ctx.row if self.user_index is None else self.user_index.get(ctx.user_id, -1)
         return r if 0 <= r < len(self.user_factors) else -1
 
-    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, ctx: UserContext, k: int) -> ItemList:
         r = self._row(ctx)
         if r < 0:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
+            return _nothing()
         s = self.item_factors @ self.user_factors[r]
         top = _top(s, k)
-        return top, s[top]
+        return _listed(top, s[top])
 
     def score(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
         r = self._row(ctx)
@@ -87,9 +108,19 @@ class FactorSource:
             return np.zeros(len(items), np.float32)
         return self.item_factors[items] @ self.user_factors[r]
 
+    def forget_user(self, user_id: str) -> bool:
+        """Zero the user's factors and drop the id from ``user_index`` (when it is a dict)."""
+        if not isinstance(self.user_index, dict) or user_id not in self.user_index:
+            return False
+        r = self.user_index.pop(user_id)
+        self.user_factors = np.array(self.user_factors, copy=True)  # maybe a model's array
+        self.user_factors[r] = 0
+        return True
+
 
 class RecommenderSource:
-    """Any fitted :class:`~feedwise.models.base.Recommender`, mapped onto the catalogue."""
+    """Any fitted :class:`~feedwise.models.base.Recommender`, mapped onto the catalogue
+    (its reasons, e.g. "because you liked ...", come with the answer)."""
 
     personal = True
 
@@ -97,19 +128,16 @@ class RecommenderSource:
         self.recommender = recommender
         self.catalog = catalog
         self.name = name
-        self.reasons: dict[int, str] = {}
         self._columns: np.ndarray | None = None
 
-    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, ctx: UserContext, k: int) -> ItemList:
         lst = self.recommender.recommend([ctx.user_id], k)[0]
         idx = self.catalog.lookup(lst.ids)
         ok = idx >= 0
-        self.reasons = {}  # never the previous user's reasons
+        reasons = None
         if lst.reasons:
-            keep = np.flatnonzero(ok).tolist()
-            self.reasons = dict(zip(idx[keep].tolist(), map(lst.reasons.__getitem__, keep),
-                                    strict=True))
-        return idx[ok], lst.scores[ok].astype(np.float32)
+            reasons = list(map(lst.reasons.__getitem__, np.flatnonzero(ok).tolist()))
+        return ItemList(lst.ids[ok], lst.scores[ok], reasons, index=idx[ok])
 
     def score(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
         if self._columns is None:  # catalogue index -> model column, once
@@ -117,6 +145,12 @@ class RecommenderSource:
         cols = self._columns[items]
         row = self.recommender.score_row(ctx.user_id)
         return np.nan_to_num(np.where(cols >= 0, row[cols], 0.0), nan=0.0).astype(np.float32)
+
+    def forget_user(self, user_id: str) -> bool:
+        """Remove the user from the recommender (when it can forget users)."""
+        if not hasattr(self.recommender, "forget_user"):
+            return False
+        return bool(self.recommender.forget_user(user_id))
 
 
 class TrendingSource:
@@ -135,10 +169,10 @@ class TrendingSource:
         self.order = _top(pop + 1e-12 * self.catalog.created_s, min(self.max_k, len(pop)))
         self.scores = pop[self.order].astype(np.float32)
 
-    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, ctx: UserContext, k: int) -> ItemList:
         created = self.catalog.created_s[self.order[:k * 2]]
         keep = self.order[:k * 2][created <= ctx.now_s][:k]
-        return keep, self.catalog.popularity[keep].astype(np.float32)
+        return _listed(keep, self.catalog.popularity[keep])
 
 
 class FreshSource:
@@ -153,7 +187,7 @@ class FreshSource:
         self.order = np.argsort(catalog.created_s, kind="stable")
         self.sorted_s = catalog.created_s[self.order]
 
-    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, ctx: UserContext, k: int) -> ItemList:
         hi = int(np.searchsorted(self.sorted_s, ctx.now_s, side="right"))
         lo = max(hi - k, 0)
         idx = self.order[lo:hi][::-1]
@@ -161,7 +195,7 @@ class FreshSource:
         idx = idx[age <= self.max_age_s]
         if len(idx) == 0:  # nothing fresh: still the newest k (so the chain never runs dry)
             idx = self.order[lo:hi][::-1]
-        return idx, (-(ctx.now_s - self.catalog.created_s[idx]) / 3600.0).astype(np.float32)
+        return _listed(idx, -(ctx.now_s - self.catalog.created_s[idx]) / 3600.0)
 
 
 class FollowedSource:
@@ -175,10 +209,10 @@ class FollowedSource:
         self.users = users
         self.per_author = per_author
 
-    def candidates(self, ctx: UserContext, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, ctx: UserContext, k: int) -> ItemList:
         authors = self.users.followed(ctx.row)
         if len(authors) == 0:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
+            return _nothing()
         cat = self.catalog
         parts = []
         for a in authors[:k]:
@@ -188,10 +222,10 @@ class FollowedSource:
             posts = posts[cat.created_s[posts] <= ctx.now_s][:self.per_author]
             parts.append(posts)
         if not parts:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
+            return _nothing()
         idx = np.concatenate(parts)
         idx = idx[np.argsort(-cat.created_s[idx], kind="stable")][:k]
-        return idx, (-(ctx.now_s - cat.created_s[idx]) / 3600.0).astype(np.float32)
+        return _listed(idx, -(ctx.now_s - cat.created_s[idx]) / 3600.0)
 
 
 @dataclass
@@ -204,12 +238,15 @@ class CandidatePool:
         sources: Source names.
         rec_score: Personal score of each (the primary scorer's, else the source's rank
             score in [0, 1]).
+        reasons: The reason the proposing source gave for each (``None`` where it gave
+            none), or ``None`` when no source gave any.
     """
 
     items: np.ndarray
     source: np.ndarray
     sources: Sequence[str]
     rec_score: np.ndarray
+    reasons: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -242,25 +279,32 @@ class CandidateGenerator:
         seen = np.zeros(self.n_items, bool)
         seen[excluded] = True
         seen[soft] = True
-        items, srcs, scores = [], [], []
+        items, srcs, scores, whys = [], [], [], []
         target = max(cfg.pool_size, min_size)
         total = 0
 
         def take(src_i: int, src: CandidateSource, k: int) -> None:
             nonlocal total
-            idx, sc = src.candidates(ctx, k + extra + total)  # room for duplicates
+            lst = src.candidates(ctx, k + extra + total)  # room for duplicates
+            idx = lst.index
+            if idx is None:
+                raise ConfigError(f"candidate source {src.name!r} answered without catalogue "
+                                  "indices (ItemList.index)")
             if len(idx) == 0:
                 return
             fresh = ~seen[idx]
+            idx = idx[fresh]
+            why = np.asarray(lst.reasons, dtype=object)[fresh] if lst.reasons else None
             # duplicates inside one source's answer
-            idx, sc = idx[fresh], sc[fresh]
             _, first = np.unique(idx, return_index=True)
             if len(first) != len(idx):
                 first.sort()
-                idx, sc = idx[first], sc[first]
-            idx, sc = idx[:k], sc[:k]
+                idx = idx[first]
+                why = why[first] if why is not None else None
+            idx = idx[:k]
             seen[idx] = True
             items.append(idx)
+            whys.append(why[:k] if why is not None else None)
             srcs.append(np.full(len(idx), self.names.index(src.name), np.int16))
             rank = 1.0 - np.arange(len(idx)) / max(len(idx), 1)
             scores.append(rank.astype(np.float32))
@@ -291,4 +335,8 @@ class CandidateGenerator:
             rec = np.asarray(self.scorer.score(ctx, pool), np.float32)
         else:
             rec = rank_score
-        return CandidatePool(pool, np.concatenate(srcs), self.names, rec)
+        reasons = None
+        if any(w is not None for w in whys):
+            reasons = np.concatenate([w if w is not None else np.full(len(i), None, object)
+                                      for w, i in zip(whys, items, strict=True)])
+        return CandidatePool(pool, np.concatenate(srcs), self.names, rec, reasons)

@@ -24,6 +24,24 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return uniq.astype(object), inv.astype(np.int64)
 
 
+def _lookup(values: pd.Series, index: dict[str, int]) -> np.ndarray:
+    """``index[v]`` for each value (-1 where absent), vectorised for long columns."""
+    pos = pd.Index(list(index), dtype=object).get_indexer(values.astype(str).astype(object))
+    codes = np.fromiter(index.values(), np.int64, len(index))
+    return np.where(pos >= 0, codes[pos] if len(codes) else -1, -1)
+
+
+def _empty_row(m: sp.csr_matrix, r: int) -> sp.csr_matrix:
+    """A copy of ``m`` with row ``r`` emptied (``m`` itself when it has no such row)."""
+    if m is None or not sp.issparse(m) or r >= m.shape[0]:
+        return m
+    keep = np.ones(m.shape[0], np.float32)
+    keep[r] = 0
+    out = sp.csr_matrix(sp.diags(keep) @ sp.csr_matrix(m), dtype=m.dtype)
+    out.eliminate_zeros()
+    return out
+
+
 class Catalog:
     """Organic posts as arrays.
 
@@ -196,6 +214,54 @@ class UserTable:
 
     def row(self, user_id: str) -> int:
         return self.index.get(str(user_id), -1)
+
+    def set_consent(self, user_id: str, personalization: bool, ads: bool) -> bool:
+        """Change a known user's consent flags; ``False`` (and no change) if unknown."""
+        r = self.row(user_id)
+        if r < 0:
+            return False
+        self.consent_ads[r] = ads
+        self.consent_personalization[r] = personalization
+        return True
+
+    def forget_user(self, user_id: str) -> bool:
+        """Drop the user's row: id, consent (off), interests, segments, follows and author
+        affinity; ``True`` if the table knew the user."""
+        if user_id not in self.index:
+            return False
+        r = self.index.pop(user_id)
+        self.user_ids = np.array(self.user_ids, dtype=object, copy=True)
+        self.user_ids[r] = ""
+        self.consent_ads[r] = False
+        self.consent_personalization[r] = False
+        for name in ("interests", "segments", "follows", "affinity"):
+            setattr(self, name, _empty_row(getattr(self, name), r))
+        return True
+
+    def add_engagement(self, engagement: pd.DataFrame, catalog: Catalog, n_tags: int) -> None:
+        """Add engagement counts (``user_id, author_id, tag, n``) of known users to their
+        interests (over ``n_tags`` tags of the catalogue's tag space) and make them the
+        author affinity."""
+        if self.n == 0 or engagement.empty:
+            return
+        df = engagement
+        rows = _lookup(df["user_id"], self.index)
+        ok = rows >= 0
+        tags = _lookup(df["tag"], catalog.tag_index)
+        k = ok & (tags >= 0)
+        counts = df["n"].to_numpy(np.float32)
+        interests = sp.csr_matrix((counts[k], (rows[k], tags[k])),
+                                  shape=(self.n, n_tags)) + sp.csr_matrix(
+            (self.interests.data, self.interests.indices, self.interests.indptr),
+            shape=(self.n, n_tags))
+        self.interests = sp.csr_matrix(interests)
+        authors = _lookup(df["author_id"].fillna(""), catalog.author_index)
+        k = ok & (authors >= 0)
+        aff = sp.csr_matrix((counts[k], (rows[k], authors[k])),
+                            shape=(self.n, len(catalog.authors)))
+        aff.sum_duplicates()
+        aff.sort_indices()
+        self.affinity = aff
 
     @staticmethod
     def _row(m: sp.csr_matrix, r: int) -> tuple[np.ndarray, np.ndarray]:

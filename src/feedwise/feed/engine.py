@@ -43,23 +43,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from feedwise.errors import ConfigError, NotFoundError
-from feedwise.feed.ads import (
-    AdImpression,
-    AdState,
-    AuctionResult,
-    Campaign,
-    CampaignBook,
-    load_campaigns,
-    pacing_pass_probability,
-    run_auction,
-)
+from feedwise.feed.adstate import AdImpression, AdState
+from feedwise.feed.auction import AuctionResult, pacing_pass_probability, run_auction
+from feedwise.feed.campaigns import Campaign, CampaignBook
 from feedwise.feed.candidates import (
     CandidateGenerator,
+    CandidatePool,
     CandidateSource,
     FollowedSource,
+    ForgetsUsers,
     FreshSource,
     RecommenderSource,
     TrendingSource,
@@ -69,6 +63,7 @@ from feedwise.feed.config import FeedConfig
 from feedwise.feed.context import UserContext
 from feedwise.feed.exploration import Explorer
 from feedwise.feed.guardrails import Guardrail, GuardrailState, Violation, check_all
+from feedwise.feed.loader import load_engine
 from feedwise.feed.predictors import (
     AdCTRPredictor,
     EngagementPredictor,
@@ -81,31 +76,13 @@ from feedwise.feed.predictors import (
 from feedwise.feed.rerank import FatigueState, Reranker, nan_to_lowest
 from feedwise.feed.types import Feed, FeedRequest, Slot
 from feedwise.ranking.engagement import MultiObjectiveModel
-from feedwise.schema import utc
+from feedwise.store import EventStore
 
 #: Most recently served posts remembered per user (for the served-post exclusion).
 MAX_SERVED = 2000
 
 SOURCE_REASONS = {"trending": "trending now", "fresh": "new post", "recommender":
                   "recommended for you", "followed": "from someone you follow"}
-
-
-def _codes(values: pd.Series, index: dict[str, int]) -> np.ndarray:
-    """``index[v]`` for each value (-1 where absent), vectorised for long columns."""
-    pos = pd.Index(list(index), dtype=object).get_indexer(values.astype(str).astype(object))
-    codes = np.fromiter(index.values(), np.int64, len(index))
-    return np.where(pos >= 0, codes[pos] if len(codes) else -1, -1)
-
-
-class _SourceReasons:
-    """``get(name)``: the ``reasons`` dict a source holds for its last answer, if any."""
-
-    def __init__(self, sources: list) -> None:
-        self._by_name = {s.name: s for s in sources if hasattr(s, "reasons")}
-
-    def get(self, name: str) -> dict[int, str] | None:
-        src = self._by_name.get(name)
-        return src.reasons if src is not None else None
 
 
 @dataclass
@@ -130,6 +107,14 @@ class EngineState:
         return EngineState(self.ads.copy(), copy.deepcopy(self.fatigue),
                            {u: deque(d, maxlen=d.maxlen) for u, d in self.served.items()},
                            {u: set(h) for u, h in self.hidden.items()})
+
+    def forget_user(self, user_id: str) -> bool:
+        """Drop the user's served and hidden posts, fatigue and ad state (frequency caps,
+        exposure, unsaved impressions); ``True`` if anything was held."""
+        found = self.served.pop(user_id, None) is not None
+        found = (self.hidden.pop(user_id, None) is not None) or found
+        found = self.fatigue.forget_user(user_id) or found
+        return self.ads.forget_user(user_id) or found
 
 
 @dataclass(frozen=True)
@@ -201,7 +186,8 @@ class FeedEngine:
                  campaigns: Iterable[Campaign] = (), config: FeedConfig | None = None, *,
                  engagement: EngagementPredictor | MultiObjectiveModel | None = None,
                  ad_ctr: AdCTRPredictor | None = None, ux_cost: UXCostPredictor | None = None,
-                 users: pd.DataFrame | UserTable | None = None, store: Any = None,
+                 users: pd.DataFrame | UserTable | None = None,
+                 store: EventStore | None = None,
                  sources: Sequence[CandidateSource] = (), popularity: Any = None,
                  guardrails: Sequence[Guardrail] | None = None, seed: int | None = None
                  ) -> None:
@@ -245,8 +231,6 @@ class FeedEngine:
         srcs.append(FreshSource(self.catalog, cc.fresh_max_age_hours))
         srcs.append(TrendingSource(self.catalog))
         self.sources = srcs
-        # per-item reasons some sources keep for their last answer (e.g. the recommender's)
-        self._source_reasons = _SourceReasons(srcs)
         self.personal_sources = frozenset(s.name for s in srcs if s.personal)
         self.generator = CandidateGenerator(srcs, cc, self.catalog.n)
 
@@ -267,75 +251,19 @@ class FeedEngine:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_store(cls, store: Any, recommender: Any = None, config: FeedConfig | None = None,
-                   *, until: datetime | None = None, **kwargs: Any) -> FeedEngine:
+    def from_store(cls, store: EventStore, recommender: Any = None,
+                   config: FeedConfig | None = None, *, until: datetime | None = None,
+                   **kwargs: Any) -> FeedEngine:
         """An engine over the store's items, users and campaigns.
 
         Popularity, author affinity and interest profiles are derived from the events before
         ``until`` (all when ``None``; set it to keep a hold-out period out of the features);
-        ad state is loaded from (and persisted to) the store.
+        ad state is loaded from (and persisted to) the store. See
+        :func:`~feedwise.feed.loader.load_engine`.
         """
-        cond, params = "", []
-        if until is not None:
-            cond, params = "AND ts < ?", [utc(until)]
-        items = store.items()
-        items = items[items["kind"].fillna("post") != "ad"] if len(items) else items
-        pop = store.query(f"""SELECT item_id, count(DISTINCT user_id) AS n FROM events
-            WHERE kind IN ('click','like','comment','share','save','dwell','rating') {cond}
-            GROUP BY item_id""", params)
-        popularity = dict(zip(pop["item_id"].astype(str), pop["n"].astype(float), strict=True))
-        campaigns = load_campaigns(store)
-        engine = cls(recommender, items, campaigns, config, users=store.users(), store=store,
-                     popularity=popularity, **kwargs)
-        engine._profiles_from_store(store, cond, params)
-        engine._fatigue_from_store(store, cond, params)
-        return engine
+        return load_engine(cls, store, recommender, config, until=until, **kwargs)
 
-    def _fatigue_from_store(self, store: Any, cond: str = "", params: list | None = None
-                            ) -> None:
-        """Replay recent hides and reports (within the fatigue window and ramp) so fatigue
-        survives a restart."""
-        rc = self.config.rerank
-        hours = int(np.ceil(rc.fatigue_window_hours + rc.fatigue_ramp_hours)) + 1
-        df = store.query(f"""SELECT user_id, item_id, kind, ts FROM events
-            WHERE kind IN ('hide', 'report') {cond}
-              AND ts >= (SELECT max(ts) FROM events WHERE TRUE {cond}) - to_hours({hours})
-            ORDER BY ts""", (params or []) * 2)
-        for u, i, k, t in zip(df["user_id"], df["item_id"], df["kind"], df["ts"],
-                              strict=True):
-            self.record_feedback(str(u), str(i), str(k), t)
-
-    def _profiles_from_store(self, store: Any, cond: str = "", params: list | None = None
-                             ) -> None:
-        """Fill interests and author affinity of known users from their engagement."""
-        u = self.users
-        if u.n == 0:
-            return
-        df = store.query(f"""SELECT e.user_id, i.author_id, t.tag, count(*) AS n
-            FROM events e JOIN items i USING (item_id), unnest(coalesce(i.tags, []::VARCHAR[]))
-                 AS t(tag)
-            WHERE e.kind IN ('click','like','comment','share','save','rating') {cond}
-            GROUP BY ALL""", params or [])
-        if df.empty:
-            return
-        rows = _codes(df["user_id"], u.index)
-        ok = rows >= 0
-        tags = _codes(df["tag"], self.catalog.tag_index)
-        k = ok & (tags >= 0)
-        interests = sp.csr_matrix((df["n"].to_numpy(np.float32)[k], (rows[k], tags[k])),
-                                  shape=(u.n, self.n_tags)) + sp.csr_matrix(
-            (u.interests.data, u.interests.indices, u.interests.indptr),
-            shape=(u.n, self.n_tags))
-        u.interests = sp.csr_matrix(interests)
-        authors = _codes(df["author_id"].fillna(""), self.catalog.author_index)
-        k = ok & (authors >= 0)
-        aff = sp.csr_matrix((df["n"].to_numpy(np.float32)[k], (rows[k], authors[k])),
-                            shape=(u.n, len(self.catalog.authors)))
-        aff.sum_duplicates()
-        aff.sort_indices()
-        u.affinity = aff
-
-    def new_state(self, store: Any = None) -> EngineState:
+    def new_state(self, store: EventStore | None = None) -> EngineState:
         """A fresh state (loaded from ``store`` when given)."""
         return EngineState(AdState(self.book, store,
                                    exposure_window_s=self.config.ads.exposure_window_s))
@@ -533,16 +461,16 @@ class FeedEngine:
         return feed, stats
 
     # ------------------------------------------------------------------ slots
-    def _organic_slot(self, pool: Any, k: int, score: float, prop: float,
+    def _organic_slot(self, pool: CandidatePool, k: int, score: float, prop: float,
                       liked: np.ndarray | None) -> Slot:
         """One organic slot with its reasons (``liked``: the user's tags of interest)."""
         cat = self.catalog
         idx = int(pool.items[k])
         src = pool.sources[int(pool.source[k])]
         reasons = []
-        special = self._source_reasons.get(src)
-        if special and idx in special:
-            reasons.append(special[idx])
+        special = pool.reasons[k] if pool.reasons is not None else None
+        if special is not None:
+            reasons.append(special)
         elif src == "followed":
             reasons.append(f"from {cat.authors[cat.author[idx]]}, whom you follow")
         else:
@@ -628,6 +556,41 @@ class FeedEngine:
         """Persist pending ad state to the store (no-op without a store)."""
         return self.state.ads.flush()
 
+    def set_flush_every(self, n: int) -> None:
+        """Flush ad state to the store every ``n`` recorded ad impressions (0: only on
+        :meth:`flush`)."""
+        self.state.ads.flush_every = n
+
+    # ------------------------------------------------------------------ privacy
+    def forget_user(self, user_id: str) -> bool:
+        """Forget a user (stored id) at once, between two requests: the candidate sources'
+        state (the recommender's, a factor source's user factors), the user table row
+        (interests, segments, follows, affinity, consent) and the cross-request state
+        (frequency caps, exposure, served and hidden posts, fatigue, unsaved ad
+        impressions).
+
+        Returns:
+            ``True`` if the engine held anything about the user.
+        """
+        with self._lock:  # not in the middle of a compose
+            found = False
+            for src in self.sources:
+                if isinstance(src, ForgetsUsers):
+                    found = bool(src.forget_user(user_id)) or found
+            found = self.users.forget_user(user_id) or found
+            return self.state.forget_user(user_id) or found
+
+    def set_consent(self, user_id: str, personalization: bool, ads: bool) -> bool:
+        """Make a consent change of a user (stored id) effective from the next request (the
+        engine otherwise reads consent when it is built).
+
+        Returns:
+            ``True`` if the engine knew the user (unknown users are covered by passing
+            ``consent_*`` in the request context, as the HTTP service does).
+        """
+        with self._lock:
+            return self.users.set_consent(user_id, personalization, ads)
+
     # ------------------------------------------------------------------ guardrails
     def guardrail_state(self, request: FeedRequest) -> GuardrailState:
         ctx = self.context(request)
@@ -639,12 +602,12 @@ class FeedEngine:
         return check_all(feed, self.guardrail_state(feed.request), self.guardrails)
 
 
-def engine_for_service(model: Any, store: Any, config: FeedConfig | None = None,
+def engine_for_service(model: Any, store: EventStore | None, config: FeedConfig | None = None,
                        flush_every: int = 50) -> FeedEngine:
     """The engine the HTTP service serves: the store's posts, users and campaigns around
     ``model``; ad state is flushed to the store every ``flush_every`` ad impressions."""
     if store is None:
         raise ConfigError("the feed engine needs the store (items, users, campaigns)")
     engine = FeedEngine.from_store(store, model, config)
-    engine.state.ads.flush_every = flush_every
+    engine.set_flush_every(flush_every)
     return engine

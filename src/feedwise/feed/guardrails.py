@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 
-from feedwise.feed.ads import AdState, CampaignBook
+from feedwise.feed.adstate import AdState
+from feedwise.feed.campaigns import CampaignBook
 from feedwise.feed.config import FeedConfig
 from feedwise.feed.types import Feed
 

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from feedwise.feed.ads import CampaignBook
+from feedwise.feed.campaigns import CampaignBook
 from feedwise.feed.catalog import Catalog, UserTable
 from feedwise.feed.context import UserContext
 from feedwise.ranking.engagement import MultiObjectiveModel

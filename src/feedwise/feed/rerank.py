@@ -51,6 +51,11 @@ class FatigueState:
         for k in np.asarray(topics).tolist():
             t[int(k)] = max(t.get(int(k), ts), ts)
 
+    def forget_user(self, user_id: str) -> bool:
+        """Drop the user's hidden authors and topics; ``True`` if there were any."""
+        a = self.authors.pop(user_id, None) is not None
+        return (self.topics.pop(user_id, None) is not None) or a
+
     @staticmethod
     def weight(age_s: np.ndarray, cfg: RerankConfig) -> np.ndarray:
         """Fatigue weight as a function of the time since the negative feedback."""

@@ -15,12 +15,10 @@ from feedwise.models.rp3beta import RP3beta
 from feedwise.models.social import Social
 from feedwise.models.spark_als import SparkALS
 from feedwise.models.time_ease import TimeEASE
-from feedwise.models.tuning import TuneResult, tune
 
 __all__ = ["ALS", "BPR", "EASE", "BusinessFilter", "Content", "GFCF", "Hybrid", "ItemKNN",
            "NormEASE", "Popularity",
-           "RP3beta", "Recommender", "Social", "SparkALS", "TimeEASE", "TuneResult",
-           "get_model", "tune"]
+           "RP3beta", "Recommender", "Social", "SparkALS", "TimeEASE", "get_model"]
 
 
 def get_model(name: str, **params):

@@ -14,9 +14,9 @@ graph (on 50k clustered factor-like vectors, M=32: recall@100 0.96 at ef 300 in 
 space vs 0.56 at ef 400 with the augmentation). Returned
 scores are the exact inner products of the items found.
 
-:class:`ANNSource` plugs an index into the feed engine as a candidate source (the same
-shape as ``feedwise.feed.candidates.FactorSource``), and :func:`ann_candidates` narrows a
-fitted factor model's ``recommend`` to the index's candidates.
+:func:`ann_candidates` narrows a fitted factor model's ``recommend`` to the index's
+candidates. :class:`ANNSource` (experimental, not in ``__all__``) answers as a feed
+candidate source (the same shape as ``feedwise.feed.candidates.FactorSource``).
 
 Saved as ``ann.json`` + ``ann.npz`` (+ ``ann.hnsw``, hnswlib's own binary format): no pickle.
 """
@@ -32,6 +32,9 @@ import numpy as np
 
 from feedwise.errors import ConfigError, DataError, NotFittedError, NotFoundError
 from feedwise.itemlist import ItemList
+
+# ANNSource is experimental: importable by name, not exported
+__all__ = ["DEFAULT_THRESHOLD", "ANNIndex", "ann_candidates", "exact_top_k", "recall_at_k"]
 
 DEFAULT_THRESHOLD = 50_000
 
@@ -225,11 +228,16 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 class ANNSource:
-    """A feed candidate source: inner-product retrieval of user factors over item factors.
+    """Experimental feed candidate source: inner-product retrieval of user factors over
+    item factors.
 
-    The same shape as ``feedwise.feed.candidates.FactorSource`` (``candidates`` and
-    ``score`` on a request's user context), but retrieval goes through an
-    :class:`ANNIndex`, so it stays fast with millions of items.
+    The same shape as ``feedwise.feed.candidates.FactorSource`` (``candidates``, ``score``
+    and ``forget_user`` on a request's user context), but retrieval goes through an
+    :class:`ANNIndex`, so it stays fast with millions of items. The engine does not build
+    one itself: pass it in ``FeedEngine(sources=...)``, with item vectors whose rows are
+    the engine's catalogue (a model's item columns are not, in general). Unlike the
+    engine's recommender source it does not filter the user's seen items and gives no
+    reasons.
 
     Args:
         user_factors: ``n_users x d``; row ``r`` is the user at ``user_index[id]`` (or at the
@@ -261,24 +269,34 @@ class ANNSource:
              else self.user_index.get(str(ctx.user_id), -1))
         return r if 0 <= r < len(self.user_factors) else -1
 
-    def candidates(self, ctx: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``k`` item indices, best first, and their scores (none for unknown users)."""
+    def candidates(self, ctx: Any, k: int) -> ItemList:
+        """Up to ``k`` items, best first: their indices (``index``) and scores (none for
+        unknown users)."""
         r = self._row(ctx)
         if r < 0 or k <= 0:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
+            return ItemList(None, np.empty(0), index=np.empty(0, np.int64))
         excluded = np.asarray(getattr(ctx, "excluded", ()), dtype=np.int64)
         idx, s = self.index.search(self.user_factors[r], k + len(excluded))
         idx, s = idx[0], s[0]
         if len(excluded):
             keep = ~np.isin(idx, excluded)
             idx, s = idx[keep], s[keep]
-        return idx[:k], s[:k].astype(np.float32)
+        return ItemList(None, s[:k], index=idx[:k])
 
     def score(self, ctx: Any, items: np.ndarray) -> np.ndarray:
         r = self._row(ctx)
         if r < 0:
             return np.zeros(len(items), np.float32)
         return self.index.vectors_[items] @ self.user_factors[r]
+
+    def forget_user(self, user_id: str) -> bool:
+        """Zero the user's factors and drop the id from ``user_index`` (when it is a dict)."""
+        if not isinstance(self.user_index, dict) or user_id not in self.user_index:
+            return False
+        r = self.user_index.pop(user_id)
+        self.user_factors = np.array(self.user_factors, copy=True)
+        self.user_factors[r] = 0
+        return True
 
 
 def ann_candidates(model: Any, user_ids: Sequence[str], k: int, index: ANNIndex | None = None,

@@ -20,8 +20,14 @@ the splits rises. Every candidate setting of every component is fitted once per 
 validation user's candidates (the union of every component's top items, unseen) are scored
 once, so every blend after that is a weighted sum over a small matrix.
 
-The splits keep 90 % of each user's items for fitting (as :func:`feedwise.models.tune`
+The splits keep 90 % of each user's items for fitting (as :func:`feedwise.selection.tune`
 does: settings chosen on much sparser fit parts over-regularise the final fit).
+
+Why this lives in ``feedwise.models`` and not in ``feedwise.selection``: it is part of the
+Hybrid's own ``fit`` (as RidgeCV's cross-validation is part of its fit), not a search a
+caller runs over models, so ``Hybrid`` needs it at fit time. It uses only the offline
+metrics and splits of :mod:`feedwise.evaluation`, a lower layer that knows nothing of the
+models, so importing them here makes no cycle.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from typing import Any
 import numpy as np
 
 from feedwise.errors import ConfigError
+from feedwise.evaluation import metrics, random_split
+from feedwise.evaluation.splits import Split
 from feedwise.interactions import Interactions
 from feedwise.models.base import Recommender
 
@@ -96,11 +104,9 @@ class _Candidates:
     """One validation split, scored: per validation user the union of every fitted
     setting's top unseen items, and each setting's normalised score on them."""
 
-    def __init__(self, fitted: dict[tuple[int, int], Recommender], split: Any,
+    def __init__(self, fitted: dict[tuple[int, int], Recommender], split: Split,
                  normalise: Callable[[Recommender, np.ndarray], np.ndarray], k: int,
                  per_model: int, max_users: int = 2000, chunk: int = 256) -> None:
-        from feedwise.evaluation import metrics
-
         truth = split.test.matrix
         self.n_rel = metrics.n_relevant(truth)
         self.users = np.flatnonzero(self.n_rel > 0)
@@ -138,8 +144,6 @@ class _Candidates:
         self.z = {key: np.concatenate(v).astype(np.float32) for key, v in z.items()}
 
     def ndcg(self, blend: dict[tuple[int, int], float]) -> float:
-        from feedwise.evaluation import metrics
-
         s = sum(w * self.z[key] for key, w in blend.items() if w)
         if isinstance(s, int):  # every weight zero: nothing is ranked
             return 0.0
@@ -185,8 +189,6 @@ def calibrate(specs: Sequence[Component], data: Interactions,
         What was chosen (``components`` is the calibrated blend), or ``None`` when there
         were too few validation users.
     """
-    from feedwise.evaluation import random_split
-
     if isinstance(n_splits, bool) or not isinstance(n_splits, numbers.Integral) or n_splits < 1:
         raise ConfigError(f"calibration needs a whole number of splits >= 1 (n_splits, "
                           f"Hybrid's calibration_splits), got {n_splits!r}")
@@ -195,9 +197,7 @@ def calibrate(specs: Sequence[Component], data: Interactions,
     specs = [(str(n), float(w), dict(p)) for n, w, p in [*specs, *optional]]
     tried = [variants(n, p) if w else [p] for n, w, p in specs]
     splits = [random_split(data, ratio, seed=seed + j) for j in range(n_splits)]
-    from feedwise.evaluation.metrics import n_relevant
-
-    if min(int((n_relevant(s.test.matrix) > 0).sum()) for s in splits) < min_users:
+    if min(int((metrics.n_relevant(s.test.matrix) > 0).sum()) for s in splits) < min_users:
         return None  # counted as the scoring counts them: users with a positive item
     scored: list[_Candidates] = []
     for j, split in enumerate(splits):

@@ -23,6 +23,7 @@ from feedwise.analytics.segments import Segmenter, segment_table
 from feedwise.analytics.sessions import SessionConfig
 from feedwise.errors import DataError
 from feedwise.schema import utc
+from feedwise.store import EventStore
 
 
 class ReportConfig(BaseModel):
@@ -96,8 +97,8 @@ SECTIONS: tuple[str, ...] = ("window", "kpis", "trends", "retention", "activity"
                              "profiles+segments", "content", "campaigns")
 
 
-def build_report(store, start: datetime, end: datetime, config: ReportConfig | None = None,
-                 *, now: datetime | None = None,
+def build_report(store: EventStore, start: datetime, end: datetime,
+                 config: ReportConfig | None = None, *, now: datetime | None = None,
                  progress: Callable[[str], None] | None = None) -> InsightReport:
     """Compute every section of the insight report for ``[start, end)``.
 
@@ -125,7 +126,7 @@ def build_report(store, start: datetime, end: datetime, config: ReportConfig | N
     with section("window"):
         scope = Scope(store, start, end, k=cfg.k, materialize=cfg.materialize)
     try:
-        if not scope.scalar("SELECT count(*) FROM ev"):
+        if not scope.event_count():
             raise DataError(f"no events of consenting users between {start.isoformat()} and "
                             f"{end.isoformat()}; check --from/--to or ingest events first")
         with section("kpis"):

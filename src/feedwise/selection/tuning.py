@@ -35,6 +35,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedwise.errors import ConfigError
+from feedwise.evaluation import evaluate, random_split
+from feedwise.evaluation.metrics import ACCURACY
 from feedwise.interactions import Interactions
 from feedwise.models.base import Recommender
 
@@ -177,10 +179,6 @@ def tune(model: str, train: Interactions, *, space: Mapping[str, Sequence[Any]] 
         fit_kwargs: Side data for ``fit`` (``items=``, ``edges=``).
         progress: Called after each trial with (done, most trials, trial).
     """
-    # imported here: feedwise.evaluation imports feedwise.models (no import cycle at load)
-    from feedwise.evaluation import evaluate, random_split
-    from feedwise.evaluation.metrics import ACCURACY
-
     if model not in Recommender.registry:
         raise ConfigError(f"unknown model {model!r}; choose one of "
                           f"{sorted(Recommender.registry)}")

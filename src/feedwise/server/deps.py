@@ -16,6 +16,8 @@ import logging
 import re
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -23,6 +25,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedwise.errors import AuthError, NotFoundError
+from feedwise.feed import FeedEngine
 from feedwise.privacy import PrivacySettings, RetentionScheduler, forget_erased
 from feedwise.registry import ModelRegistry
 from feedwise.server.auth import ApiKey, KeyRing
@@ -78,6 +81,13 @@ class ServiceState:
         self.reload()
 
     # ------------------------------------------------------------------ model
+    @contextmanager
+    def swaps_paused(self) -> Iterator[None]:
+        """No model swap or policy rebuild while the block runs (a consent change or an
+        erasure must reach the version that is served after it)."""
+        with self._swap_lock:
+            yield
+
     def reload(self) -> bool:
         """Serve the promoted version if it is not the one served; ``True`` if swapped."""
         with self._swap_lock:
@@ -102,9 +112,8 @@ class ServiceState:
 
     def _policy(self, model):  # noqa: ANN001, ANN202
         policy = build_policy(model, self.store, self.settings.feed_policy)
-        ads = getattr(getattr(policy, "state", None), "ads", None)
-        if ads is not None and hasattr(ads, "flush_every"):
-            ads.flush_every = 0  # ad state is flushed by the writer thread, never by requests
+        if isinstance(policy, FeedEngine):
+            policy.set_flush_every(0)  # ad state is flushed by the writer thread, not requests
         return policy
 
     def catalogue_changed(self) -> None:
@@ -144,7 +153,7 @@ class ServiceState:
         self._flush(self.served)
 
     def start_watcher(self) -> None:
-        if self.retention is not None and self.retention._thread is None:
+        if self.retention is not None and not self.retention.running:
             self.retention.start()  # purges now, then every retention_interval_s
         interval = self.settings.reload_interval_s
         if interval <= 0 or self._watcher is not None:
@@ -163,7 +172,7 @@ class ServiceState:
 
     # ------------------------------------------------------------------ consent
     def _load_consent(self) -> None:
-        df = self.store.query("SELECT user_id, consent_personalization, consent_ads FROM users")
+        df = self.store.consent_flags()
         self.no_personalization = set(df.loc[df["consent_personalization"] == False,  # noqa: E712
                                              "user_id"])
         self.no_ads = set(df.loc[df["consent_ads"] == False, "user_id"])  # noqa: E712

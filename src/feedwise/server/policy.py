@@ -1,7 +1,7 @@
 """The feed policy the service serves, and the model it is built from.
 
-The service composes feeds with :class:`feedwise.feed.engine.FeedEngine` when that module
-is available and accepts the served model; otherwise with :class:`ModelFeedPolicy`, a small
+The service composes feeds with :class:`feedwise.feed.engine.FeedEngine` when it can be
+built for the served model; otherwise with :class:`ModelFeedPolicy`, a small
 adapter that serves the model's ``recommend`` list as organic slots (propensity 1.0, a
 deterministic choice). Both have the one policy shape, ``compose(FeedRequest) -> Feed``.
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
-from feedwise.errors import ConfigError, FeedwiseError
+from feedwise.errors import FeedwiseError
+from feedwise.feed.engine import engine_for_service
 from feedwise.feed.types import Feed, FeedRequest, Policy, Slot
 from feedwise.models.base import Recommender
 from feedwise.registry import ModelVersion
+from feedwise.store import EventStore
 
 log = logging.getLogger("feedwise.server")
 
@@ -45,21 +46,15 @@ class ModelFeedPolicy:
         return Feed(request, slots, policy=f"{self.name}:{self.model.name}")
 
 
-def build_policy(model: Recommender, store: Any = None, kind: str = "auto") -> Policy:
+def build_policy(model: Recommender, store: EventStore | None = None, kind: str = "auto"
+                 ) -> Policy:
     """The policy for ``model``: the FeedEngine if it can be built (``auto``), else (or with
     ``kind="model"``) the model's list as organic slots. ``kind="engine"`` raises if the
     engine cannot be built."""
     if kind == "model":
         return ModelFeedPolicy(model)
     try:
-        from feedwise.feed.engine import engine_for_service as factory
-    except ImportError:
-        if kind == "engine":
-            raise ConfigError("feed_policy=engine but feedwise.feed.engine.engine_for_service "
-                              "is not available") from None
-        return ModelFeedPolicy(model)
-    try:
-        return factory(model, store)
+        return engine_for_service(model, store)
     except FeedwiseError as e:
         if kind == "engine":
             raise  # e.g. no posts in the catalogue yet

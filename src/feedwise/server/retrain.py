@@ -22,12 +22,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedwise.errors import DataError
 from feedwise.evaluation import Split, evaluate, temporal_split
-from feedwise.evaluation import metrics as M
 from feedwise.models import get_model
 from feedwise.models.base import Recommender, side_data
 from feedwise.registry import DataWindow, ModelRegistry, ModelVersion
@@ -78,30 +77,18 @@ class RetrainDecision(BaseModel):
     test_cut: datetime | None = None
 
 
-def ndcg_on_split(model: Recommender, split: Split, k: int) -> tuple[float, int]:
-    """Mean NDCG@k of a fitted model on ``split.test`` (any id map), and the users scored.
+def ndcg_on_split(model: Recommender, split: Split, k: int) -> float:
+    """Mean NDCG@k of a fitted model on ``split.test`` (any id map).
 
     Items the user has in ``split.train`` are excluded from the list, so a model trained on
     older data is not penalised for recommending what the user has since seen.
     """
-    test = split.test.matrix
-    n_rel = M.n_relevant(test)
-    users = np.flatnonzero(n_rel > 0)
-    uids = [str(u) for u in split.test.user_ids[users]]
-    train = split.train.matrix
-    seen = {u: split.train.item_ids[train.indices[train.indptr[r]:train.indptr[r + 1]]].tolist()
-            for u, r in zip(uids, users, strict=True)}
-    lists = model.recommend(uids, k, exclude=seen)
-    recs = np.full((len(uids), k), -1, dtype=np.int64)
-    index = split.test.item_index
-    for r, il in enumerate(lists):
-        cols = [index.get(str(i), -1) for i in il.ids]
-        recs[r, :len(cols)] = cols
-    hits = M.hits_matrix(recs, test[users])
-    return float(np.mean(M.ndcg(hits, n_rel[users]))) if len(users) else 0.0, len(users)
+    table = evaluate(model, split, k, fit=False, metrics=("ndcg",), beyond=False,
+                     exclude_train=True)
+    return _metric(table, "ndcg")
 
 
-def _metric(table: Any, name: str) -> float:
+def _metric(table: pd.DataFrame, name: str) -> float:
     return float(table.loc[table["metric"] == name, "value"].iloc[0])
 
 
@@ -142,12 +129,12 @@ def retrain(store: EventStore, registry: ModelRegistry, config: RetrainConfig,
         trained_before = (current.data_window.until is not None and cut is not None
                           and current.data_window.until <= utc(cut))
         if trained_before:
-            ndcg_cur, _ = ndcg_on_split(registry.load(current.version), split, config.k)
+            ndcg_cur = ndcg_on_split(registry.load(current.version), split, config.k)
             baseline = "artifact"
         else:
             refit = get_model(current.model, **current.params)
             refit.fit(split.train, **side_data(refit, items=posts))
-            ndcg_cur, _ = ndcg_on_split(refit, split, config.k)
+            ndcg_cur = ndcg_on_split(refit, split, config.k)
             baseline = "refit"
     promote = ndcg_cur is None or ndcg_cand >= ndcg_cur - config.tolerance
     final = get_model(config.model, **config.params)

@@ -3,9 +3,10 @@
 DuckDB allows one writer per database, and each transaction has a fixed cost, so every write
 of the service goes through one :class:`Writer`. Requests put jobs on a bounded queue and
 (for API events) wait on a future; the writer drains whatever is queued, lands all pending
-event rows in one :meth:`EventStore.ingest` transaction, and answers each job with its own
-accepted / duplicate / rejected rows. Readers use their own cursors and never wait for it.
-:meth:`Writer.close` stops taking jobs and flushes everything queued (graceful shutdown).
+event rows in one ingest transaction (:meth:`EventStore.ingest_rows`), and answers each job
+with its own accepted / duplicate / rejected rows. Readers use their own cursors and never
+wait for it. :meth:`Writer.close` stops taking jobs and flushes everything queued (graceful
+shutdown).
 """
 
 from __future__ import annotations
@@ -23,12 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-
 from feedwise.errors import FeedwiseError
 from feedwise.schema import EVENT_COLUMNS
 from feedwise.store import EventStore
-from feedwise.store.privacy import TOMBSTONE_PREFIX
 
 log = logging.getLogger("feedwise.server.writer")
 
@@ -65,13 +63,6 @@ class _EventJob:
 Served = dict[str, list[Any]]
 
 
-#: Arrow types of the ``events`` columns, for rows the service builds itself.
-_ARROW = {"event_id": pa.string(), "user_id": pa.string(), "item_id": pa.string(),
-          "kind": pa.string(), "ts": pa.timestamp("us", tz="UTC"), "dwell_ms": pa.int64(),
-          "value": pa.float64(), "position": pa.int32(), "surface": pa.string(),
-          "session_id": pa.string(), "propensity": pa.float64(), "context": pa.string()}
-
-
 @dataclass
 class _CallJob:
     fn: Callable[[EventStore], Any]
@@ -89,7 +80,7 @@ class Writer:
     """The single writer thread of a store.
 
     Args:
-        store: The store written to; only this thread uses ``store.con`` for writes.
+        store: The store written to; the service writes to it only from this thread.
         max_rows: Most event rows landed in one transaction.
         queue_size: Pending jobs before :meth:`submit_events` / :meth:`log_events` block.
         on_ingest: Optional callback ``(accepted, duplicates, rejected)`` after each batch
@@ -297,59 +288,21 @@ class Writer:
         if len(newer) >= self.recent_ids // 2:
             self._recent_served = (set(), newer)
         if keep:
-            table = pa.table({c: _arrow(served.get(c, [None] * len(keep)), t)
-                              for c, t in _ARROW.items()})
-            cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-            with self.store._lock:
-                con = self.store.con
-                con.register("_fw_served", table)
-                try:
-                    con.execute(f"""INSERT INTO events ({cols}) SELECT {cols} FROM _fw_served s
-                        WHERE NOT EXISTS (SELECT 1 FROM tombstones t  -- erased users stay erased
-                                          WHERE t.digest = sha256('{TOMBSTONE_PREFIX}'
-                                                                  || s.user_id))""").fetchall()
-                finally:
-                    con.unregister("_fw_served")
+            self.store.log_served(served)  # erased users stay erased
         self.batches += 1
         if self.on_ingest is not None:
             self.on_ingest(len(keep), len(ids) - len(keep), 0)
 
     def _ingest(self, jobs: list[_EventJob]) -> list[EventsResult]:
-        with self.store._lock:  # store.con is shared with anything else that writes
-            return self._ingest_locked(jobs)
-
-    def _stored(self, ids: list[str | None]) -> set[str]:
-        """Which of ``ids`` the events table holds (call with the store lock held)."""
-        con = self.store.con
-        con.register("_fw_ids", pa.table({"event_id": pa.array(ids, pa.string())}))
-        try:
-            return {r[0] for r in con.execute(
-                "SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _fw_ids)"
-            ).fetchall()}
-        finally:
-            con.unregister("_fw_ids")
-
-    def _ingest_locked(self, jobs: list[_EventJob]) -> list[EventsResult]:
         rows = [r for j in jobs for r in j.rows]
         cols: dict[str, list] = {c: [r.get(c) for r in rows] for c in EVENT_COLUMNS}
         ids = cols["event_id"]
-        table = pa.table({**{c: pa.array(v, pa.string()) for c, v in cols.items()},
-                          "_idx": pa.array(range(len(rows)), pa.int64())})
-        con = self.store.con
-        existing = self._stored(ids)
         source = f"api:{next(self._seq)}:{uuid.uuid4().hex[:12]}"
-        report = self.store.ingest(table, source_name=source)
-        rejected: dict[int, tuple[str, str]] = {}
-        if report.rejected:
-            for idx, fld, reason in con.execute(
-                    "SELECT CAST(json_extract_string(raw, '$._idx') AS BIGINT), field, reason "
-                    "FROM rejects WHERE source = ?", [source]).fetchall():
-                rejected[int(idx)] = (fld, reason)
-        landed: set[str] | None = None
-        if report.erased:  # rows of erased users were skipped: say so, not "accepted"
-            landed = self._stored(ids)
+        got = self.store.ingest_rows(cols, source)
+        report, rejected = got.report, got.rejected
+        landed = got.landed  # set when rows of erased users were skipped: not "accepted"
         self.batches += 1
-        out, g, seen = [], 0, set(existing)
+        out, g, seen = [], 0, set(got.existing)
         for j in jobs:
             res = EventsResult()
             for local in j.indices:
@@ -375,19 +328,11 @@ class Writer:
         return out
 
 
-def _arrow(values: list[Any], t: pa.DataType) -> pa.Array:
-    """A column of served rows; timestamps may come as integer microseconds (cheaper to
-    build and to convert than datetime objects)."""
-    if pa.types.is_timestamp(t) and values and isinstance(values[0], int):
-        return pa.array(values, pa.int64()).cast(t)
-    return pa.array(values, t)
-
-
 def _as_text(row: dict[str, Any]) -> EventRow:
     out: EventRow = {}
     for c in EVENT_COLUMNS:
         v = row.get(c)
-        if c == "ts" and isinstance(v, int):  # integer microseconds (see _arrow)
+        if c == "ts" and isinstance(v, int):  # integer microseconds (see log_served)
             v = datetime.fromtimestamp(v / 1e6, UTC)
         out[c] = None if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v))
     return out

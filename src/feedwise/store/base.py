@@ -85,6 +85,17 @@ class StoreBase:
         row = self.cursor().execute(sql, params or []).fetchone()
         return row[0] if row else None
 
+    def _dicts(self, sql: str, params: list) -> list[dict[str, Any]]:
+        """Rows of a read query as dicts, on a cursor of their own (readers never wait for
+        the writer)."""
+        cur = self.cursor()
+        try:
+            res = cur.execute(sql, params)
+            names = [d[0] for d in res.description]
+            return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
+        finally:
+            cur.close()
+
     def user_key(self, user_id: str) -> str:
         """The id under which ``user_id`` is stored (its pseudonym when one is configured)."""
         return self.pseudonymizer(str(user_id)) if self.pseudonymizer else str(user_id)

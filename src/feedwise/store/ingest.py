@@ -2,7 +2,9 @@
 
 Validation runs inside DuckDB (no per-row Python), so ingest stays close to the store's
 bulk-insert speed. Each rejected row keeps its source, 1-based row number, the field at
-fault and a reason that says how to fix it.
+fault and a reason that says how to fix it. The rules are written once, in :data:`RULES`:
+files and tables from the CLI, the HTTP API's batches and the Spark engine's ingest
+(:func:`typed_valid`) all check them.
 """
 
 from __future__ import annotations
@@ -130,6 +132,77 @@ def _ts_expr(col: str, dtype: str, ts_unit: str) -> str:
     return f"coalesce(TRY_CAST({s} AS TIMESTAMPTZ), {num.format(x=f'TRY_CAST({s} AS DOUBLE)')})"
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One rule every event keeps, in SQL over the parsed columns (see :func:`build_select`).
+
+    Attributes:
+        field: The field a row breaking it is rejected for.
+        broken: Condition true when a row breaks the rule.
+        reason: Expression of the reject reason (it may quote the raw text, ``raw_<field>``).
+        typed: Whether it applies to typed columns too (ingest of a typed source by the
+            Spark engine, :func:`typed_valid`); ``False`` for rules about parsing text.
+    """
+
+    field: str
+    broken: str
+    reason: str
+    typed: bool = True
+
+
+_ALL_KINDS = ", ".join(EVENT_KINDS)
+_FIX_TS = "give an ISO-8601 time or unix seconds"
+_Q = "''"  # a quote inside a SQL string literal
+_PROPENSITY = (f"'propensity {_Q}' || coalesce(left(raw_propensity, 40), "
+               f"CAST(propensity AS VARCHAR)) || '{_Q} outside (0, 1]: log the probability "
+               "the policy had of showing the item'")
+
+#: The rules of an event, in the order they are checked (a row is rejected for the first
+#: it breaks). ``EventStore.ingest`` (files, tables and the HTTP API's batches) and the Spark
+#: engine's ingest both check these.
+RULES: tuple[Rule, ...] = (
+    Rule("user_id", "user_id IS NULL", "'missing user_id: every event needs a user'"),
+    Rule("item_id", "item_id IS NULL", "'missing item_id: every event needs an item'"),
+    Rule("kind", "kind IS NULL", f"'missing kind: use one of {_ALL_KINDS}'"),
+    Rule("kind", f"kind NOT IN ({', '.join(_lit(k) for k in EVENT_KINDS)})",
+         f"'unknown kind {_Q}' || left(raw_kind, 40) || '{_Q}: use one of {_ALL_KINDS}'"),
+    Rule("ts", "NOT ts_given", f"'missing ts: {_FIX_TS}'", typed=False),
+    Rule("ts", "ts IS NULL",
+         f"'unparsable ts {_Q}' || coalesce(left(raw_ts, 40), '') || '{_Q}: {_FIX_TS}'"),
+    Rule("dwell_ms", "dwell_ms IS NULL AND raw_dwell_ms IS NOT NULL",
+         f"'dwell_ms {_Q}' || left(raw_dwell_ms, 40) || '{_Q} is not an integer (ms)'",
+         typed=False),
+    Rule("dwell_ms", "dwell_ms < 0", "'negative dwell_ms ' || dwell_ms || ': must be >= 0'"),
+    Rule("value", "value IS NULL AND raw_value IS NOT NULL",
+         f"'value {_Q}' || left(raw_value, 40) || '{_Q} is not a number'", typed=False),
+    Rule("value", "isnan(value) OR abs(value) = CAST('Infinity' AS DOUBLE)",
+         f"'value {_Q}' || coalesce(left(raw_value, 40), CAST(value AS VARCHAR)) || '{_Q} is "
+         "not a finite number: give a real number or leave value out'"),
+    Rule("position", "position IS NULL AND raw_position IS NOT NULL",
+         f"'position {_Q}' || left(raw_position, 40) || '{_Q} is not an integer'", typed=False),
+    Rule("position", "position < 0", "'negative position: positions start at 0'"),
+    Rule("propensity", "propensity IS NULL AND raw_propensity IS NOT NULL", _PROPENSITY,
+         typed=False),
+    Rule("propensity", "propensity <= 0 OR propensity > 1", _PROPENSITY),
+    Rule("context", "context IS NOT NULL AND NOT json_valid(context)",
+         "'context is not valid JSON'", typed=False),
+)
+
+
+def typed_valid() -> str:
+    """SQL condition true for a row of typed event columns that keeps every typed rule
+    (DuckDB and Spark SQL alike)."""
+    return "NOT (" + " OR ".join(f"coalesce({r.broken}, FALSE)" for r in RULES if r.typed) + ")"
+
+
+def derived_event_id(epoch_ms: str = "epoch_ms(ts)") -> str:
+    """SQL of the id of an event sent without one: a digest of its content (distinct
+    values, sessions or positions make distinct events). ``epoch_ms`` is the SQL of ``ts``
+    in unix milliseconds (Spark: ``unix_millis(ts)``)."""
+    return (f"md5(concat_ws('|', user_id, item_id, kind, CAST({epoch_ms} AS STRING), "
+            "CAST(value AS STRING), session_id, CAST(position AS STRING)))")
+
+
 def build_select(con: Any, src: str, mapping: dict[str, str], ts_unit: str = "s"
                  ) -> tuple[str, str, str]:
     """Return (parsed relation, event select list, reject-reason expression).
@@ -186,40 +259,8 @@ def build_select(con: Any, src: str, mapping: dict[str, str], ts_unit: str = "s"
               f"{txt('session_id')} AS session_id, {num('propensity', 'DOUBLE')} AS propensity, "
               f"{ctx} AS context, {raw['ts']} IS NOT NULL AS ts_given, "
               + ", ".join(f"{raw_txt(f)} AS raw_{f}" for f in fallible))
-    kinds = ", ".join(_lit(k) for k in EVENT_KINDS)
-    eid = ("CASE WHEN p_event_id IS NOT NULL THEN p_event_id ELSE md5(concat_ws('|', user_id, "
-           "item_id, kind, CAST(epoch_ms(ts) AS VARCHAR), CAST(value AS VARCHAR), session_id, "
-           "CAST(position AS VARCHAR))) END")
-    fix_ts = "give an ISO-8601 time or unix seconds"
-    q = "''"  # a quote inside a SQL string literal
-    all_kinds = ", ".join(EVENT_KINDS)
-    reason = f"""CASE
-      WHEN user_id IS NULL THEN 'user_id|missing user_id: every event needs a user'
-      WHEN item_id IS NULL THEN 'item_id|missing item_id: every event needs an item'
-      WHEN kind IS NULL THEN 'kind|missing kind: use one of {all_kinds}'
-      WHEN kind NOT IN ({kinds}) THEN
-           'kind|unknown kind {q}' || left(raw_kind, 40) || '{q}: use one of {all_kinds}'
-      WHEN NOT ts_given THEN 'ts|missing ts: {fix_ts}'
-      WHEN ts IS NULL THEN
-           'ts|unparsable ts {q}' || coalesce(left(raw_ts, 40), '') || '{q}: {fix_ts}'
-      WHEN dwell_ms IS NULL AND raw_dwell_ms IS NOT NULL THEN
-           'dwell_ms|dwell_ms {q}' || left(raw_dwell_ms, 40) || '{q} is not an integer (ms)'
-      WHEN dwell_ms < 0 THEN 'dwell_ms|negative dwell_ms ' || dwell_ms || ': must be >= 0'
-      WHEN value IS NULL AND raw_value IS NOT NULL THEN
-           'value|value {q}' || left(raw_value, 40) || '{q} is not a number'
-      WHEN NOT isfinite(value) THEN
-           'value|value {q}' || coalesce(left(raw_value, 40), CAST(value AS VARCHAR))
-           || '{q} is not a finite number: give a real number or leave value out'
-      WHEN position IS NULL AND raw_position IS NOT NULL THEN
-           'position|position {q}' || left(raw_position, 40) || '{q} is not an integer'
-      WHEN position < 0 THEN 'position|negative position: positions start at 0'
-      WHEN (propensity IS NULL AND raw_propensity IS NOT NULL)
-           OR propensity <= 0 OR propensity > 1 THEN
-           'propensity|propensity {q}'
-           || coalesce(left(raw_propensity, 40), CAST(propensity AS VARCHAR))
-           || '{q} outside (0, 1]: log the probability the policy had of showing the item'
-      WHEN context IS NOT NULL AND NOT json_valid(context) THEN
-           'context|context is not valid JSON'
-      ELSE NULL END"""
+    reason = ("CASE " + " ".join(f"WHEN {r.broken} THEN {_lit(r.field + '|')} || {r.reason}"
+                                 for r in RULES) + " ELSE NULL END")
     cols = ", ".join(c for c in EVENT_COLUMNS if c != "event_id")
+    eid = f"CASE WHEN p_event_id IS NOT NULL THEN p_event_id ELSE {derived_event_id()} END"
     return f"(SELECT {parsed} FROM {src} s)", f"{eid} AS event_id, {cols}", reason

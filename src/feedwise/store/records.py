@@ -86,4 +86,35 @@ class Records(StoreBase):
     def campaigns(self) -> pd.DataFrame:
         return self.query("SELECT * FROM campaigns ORDER BY campaign_id")
 
+    # ------------------------------------------------------------------ rows as dicts
+    def get_item(self, item_id: str) -> dict[str, Any] | None:
+        """The item's row, or ``None`` if there is no such item."""
+        rows = self._dicts("SELECT * FROM items WHERE item_id = ?", [item_id])
+        return rows[0] if rows else None
 
+    def list_items(self, *, kind: str | None = None, limit: int = 100, offset: int = 0
+                   ) -> list[dict[str, Any]]:
+        """A page of items by id (only those of ``kind`` when given)."""
+        where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
+        return self._dicts(f"SELECT * FROM items {where} ORDER BY item_id LIMIT ? OFFSET ?",
+                           [*params, limit, offset])
+
+    def get_campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        """The campaign's row, or ``None`` if there is no such campaign."""
+        rows = self._dicts("SELECT * FROM campaigns WHERE campaign_id = ?", [campaign_id])
+        return rows[0] if rows else None
+
+    def list_campaigns(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Every campaign by id (only those with ``status`` when given)."""
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        return self._dicts(f"SELECT * FROM campaigns {where} ORDER BY campaign_id", params)
+
+    def get_user(self, stored_id: str) -> dict[str, Any] | None:
+        """The user's row by stored id (see :meth:`user_key`), or ``None``."""
+        rows = self._dicts("SELECT * FROM users WHERE user_id = ?", [stored_id])
+        return rows[0] if rows else None
+
+    def consent_flags(self) -> pd.DataFrame:
+        """``user_id`` and the consent flags of every user (NULL: never set, granted)."""
+        return self.query("SELECT user_id, consent_personalization, consent_ads, "
+                          "consent_analytics FROM users")

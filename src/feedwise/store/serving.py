@@ -2,8 +2,97 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from feedwise.schema import EVENT_COLUMNS
 from feedwise.store.base import StoreBase
+from feedwise.store.ingest import IngestReport
+from feedwise.store.privacy import TOMBSTONE_PREFIX
+
+#: Arrow types of the ``events`` columns, for rows the service builds itself.
+_ARROW = {"event_id": pa.string(), "user_id": pa.string(), "item_id": pa.string(),
+          "kind": pa.string(), "ts": pa.timestamp("us", tz="UTC"), "dwell_ms": pa.int64(),
+          "value": pa.float64(), "position": pa.int32(), "surface": pa.string(),
+          "session_id": pa.string(), "propensity": pa.float64(), "context": pa.string()}
+
+
+@dataclass(frozen=True)
+class RowsLanded:
+    """What :meth:`ServedLog.ingest_rows` did with each row of a batch."""
+
+    report: IngestReport
+    #: Ids of the batch the events table held before it.
+    existing: set[str]
+    #: Row (0-based, in the batch) -> (field, reason) of each rejected row.
+    rejected: dict[int, tuple[str, str]]
+    #: Ids of the batch the events table holds after it; only when some rows were of erased
+    #: users (they are skipped), else ``None``.
+    landed: set[str] | None
 
 
 class ServedLog(StoreBase):
     """The service's write paths (part of :class:`~feedwise.store.EventStore`)."""
+
+    ingest: Callable[..., IngestReport]  # EventStore.ingest
+
+    def log_served(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Insert events the service built itself (typed, valid, unique ids), skipping those
+        of erased users; ``ts`` may be integer microseconds. No validation, one ``INSERT``."""
+        n = len(columns["event_id"])
+        table = pa.table({c: _arrow(columns.get(c, [None] * n), t) for c, t in _ARROW.items()})
+        cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+        with self._lock:
+            con = self.con
+            con.register("_fw_served", table)
+            try:
+                con.execute(f"""INSERT INTO events ({cols}) SELECT {cols} FROM _fw_served s
+                    WHERE NOT EXISTS (SELECT 1 FROM tombstones t  -- erased users stay erased
+                                      WHERE t.digest = sha256('{TOMBSTONE_PREFIX}'
+                                                              || s.user_id))""").fetchall()
+            finally:
+                con.unregister("_fw_served")
+
+    def _stored_ids(self, ids: Sequence[str | None]) -> set[str]:
+        """Which of ``ids`` the events table holds."""
+        with self._lock:
+            con = self.con
+            con.register("_fw_ids", pa.table({"event_id": pa.array(ids, pa.string())}))
+            try:
+                return {r[0] for r in con.execute(
+                    "SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _fw_ids)"
+                ).fetchall()}
+            finally:
+                con.unregister("_fw_ids")
+
+    def ingest_rows(self, columns: Mapping[str, Sequence[str | None]], source: str
+                    ) -> RowsLanded:
+        """Validate and land text rows (event column -> one value per row) as one
+        :meth:`ingest` named ``source``, and say per row what became of it."""
+        n = len(columns["event_id"])
+        ids = list(columns["event_id"])
+        table = pa.table({**{c: pa.array(columns.get(c, [None] * n), pa.string())
+                             for c in EVENT_COLUMNS},
+                          "_idx": pa.array(range(n), pa.int64())})
+        with self._lock:  # nothing else lands between the reads and the ingest
+            existing = self._stored_ids(ids)
+            report = self.ingest(table, source_name=source)
+            rejected: dict[int, tuple[str, str]] = {}
+            if report.rejected:
+                for idx, fld, reason in self.con.execute(
+                        "SELECT CAST(json_extract_string(raw, '$._idx') AS BIGINT), field, "
+                        "reason FROM rejects WHERE source = ?", [source]).fetchall():
+                    rejected[int(idx)] = (fld, reason)
+            landed = self._stored_ids(ids) if report.erased else None
+        return RowsLanded(report, existing, rejected, landed)
+
+
+def _arrow(values: Sequence[Any], t: pa.DataType) -> pa.Array:
+    """A column of served rows; timestamps may come as integer microseconds (cheaper to
+    build and to convert than datetime objects)."""
+    if pa.types.is_timestamp(t) and values and isinstance(values[0], int):
+        return pa.array(values, pa.int64()).cast(t)
+    return pa.array(values, t)

@@ -191,7 +191,8 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
 
     def add_events(self, events: Iterable[Mapping[str, Any]], source_name: str = "<api>"
                    ) -> IngestReport:
-        """Ingest a small batch of event dicts (the API path)."""
+        """Ingest a small batch of event dicts (the service lands its batches through
+        :meth:`ingest_rows`)."""
         rows = [dict(e) for e in events]
         for r in rows:
             if isinstance(r.get("context"), dict):

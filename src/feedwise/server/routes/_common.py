@@ -1,4 +1,4 @@
-"""Helpers shared by the route modules (rows as dicts, waiting on the writer)."""
+"""Helpers shared by the route modules (JSON columns, text checks, waiting on the writer)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from feedwise.store import EventStore
-
 ID_MAX = 256
-
-
-def fetch_dicts(store: EventStore, sql: str, params: list | None = None) -> list[dict[str, Any]]:
-    """Rows of a read query as dicts (reads use their own cursor, never the writer's)."""
-    cur = store.cursor()
-    try:
-        res = cur.execute(sql, params or [])
-        names = [d[0] for d in res.description]
-        return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
-    finally:
-        cur.close()
 
 
 def loads_json(text: str | None) -> Any:

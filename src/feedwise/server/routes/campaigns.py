@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from feedwise.errors import NotFoundError
 from feedwise.schema import CAMPAIGN_COLUMNS
 from feedwise.server.deps import AdminKey, ReadKey, State
-from feedwise.server.routes._common import ID_MAX, fetch_dicts, loads_json, wait
+from feedwise.server.routes._common import ID_MAX, loads_json, wait
+from feedwise.store import EventStore
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
@@ -45,7 +46,7 @@ class FrequencyCapBody(BaseModel):
 
 
 class CampaignBody(BaseModel):
-    """A campaign (its id is in the path); the fields of :class:`feedwise.feed.ads.Campaign`.
+    """A campaign (its id is in the path); the fields of :class:`feedwise.feed.campaigns.Campaign`.
 
     Without ``creatives`` the campaign gets one creative, the item ``<campaign_id>-creative``.
     """
@@ -115,11 +116,10 @@ def _out(r: dict) -> CampaignOut:
 
 
 def _read(state: State, campaign_id: str) -> CampaignOut:
-    rows = fetch_dicts(state.store, "SELECT * FROM campaigns WHERE campaign_id = ?",
-                       [campaign_id])
-    if not rows:
+    row = state.store.get_campaign(campaign_id)
+    if row is None:
         raise HTTPException(404, f"unknown campaign {campaign_id!r}")
-    return _out(rows[0])
+    return _out(row)
 
 
 @router.put("/{campaign_id}", response_model=CampaignOut, summary="Create or replace a campaign")
@@ -144,9 +144,7 @@ def get_campaign(campaign_id: CampaignId, state: State, key: ReadKey) -> Campaig
 @router.get("", response_model=CampaignList, summary="Every campaign")
 def list_campaigns(state: State, key: ReadKey,
                    status: Status | None = None) -> CampaignList:
-    where, params = ("WHERE status = ?", [status]) if status else ("", [])
-    rows = fetch_dicts(state.store, f"SELECT * FROM campaigns {where} ORDER BY campaign_id",
-                       params)
+    rows = state.store.list_campaigns(status=status)
     return CampaignList(campaigns=[_out(r) for r in rows])
 
 
@@ -158,12 +156,11 @@ def patch_campaign(campaign_id: CampaignId, body: CampaignPatch, state: State,
     """Read-modify-write on the writer thread, so concurrent patches never lose one."""
     changes = body.model_dump(exclude_unset=True)
 
-    def apply(store) -> None:
-        rows = fetch_dicts(store, "SELECT * FROM campaigns WHERE campaign_id = ?",
-                           [campaign_id])
-        if not rows:
+    def apply(store: EventStore) -> None:
+        row = store.get_campaign(campaign_id)
+        if row is None:
             raise NotFoundError(f"unknown campaign {campaign_id!r}")
-        current = _out(rows[0]).model_dump(exclude={"campaign_id"})
+        current = _out(row).model_dump(exclude={"campaign_id"})
         merged = CampaignBody(**{**current, **changes})
         if merged.start_at and merged.end_at and merged.end_at <= merged.start_at:
             raise HTTPException(422, "end_at must be after start_at")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from feedwise.schema import Item
 from feedwise.server.deps import AdminKey, ReadKey, State
-from feedwise.server.routes._common import ID_MAX, fetch_dicts, wait
+from feedwise.server.routes._common import ID_MAX, wait
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 
@@ -61,10 +61,10 @@ def put_item(item_id: ItemId, body: ItemBody, state: State, key: AdminKey) -> It
 @router.get("/{item_id}", response_model=ItemOut, responses={404: {"description": "Unknown"}},
             summary="One item")
 def get_item(item_id: ItemId, state: State, key: ReadKey) -> ItemOut:
-    rows = fetch_dicts(state.store, "SELECT * FROM items WHERE item_id = ?", [item_id])
-    if not rows:
+    row = state.store.get_item(item_id)
+    if row is None:
         raise HTTPException(404, f"unknown item {item_id!r}")
-    return _out(rows[0])
+    return _out(row)
 
 
 @router.get("", response_model=ItemPage, summary="Items, a page at a time")
@@ -72,7 +72,5 @@ def list_items(state: State, key: ReadKey,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
                kind: Literal["post", "ad"] | None = None) -> ItemPage:
-    where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
-    rows = fetch_dicts(state.store, f"SELECT * FROM items {where} ORDER BY item_id "
-                                    "LIMIT ? OFFSET ?", [*params, limit, offset])
+    rows = state.store.list_items(kind=kind, limit=limit, offset=offset)
     return ItemPage(items=[_out(r) for r in rows], limit=limit, offset=offset)

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
+from feedwise.analytics import Scope, kpi_series, kpi_summary
 from feedwise.server.deps import ReadKey, State
-from feedwise.server.routes._common import fetch_dicts
 
 router = APIRouter(tags=["reports"])
 
@@ -40,32 +40,8 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def _basic(state: State, start: datetime, end: datetime, grain: str
-           ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Counts and rates straight from the events table (when analytics is unavailable)."""
-    sel = """count(DISTINCT user_id) AS users,
-        count(*) FILTER (WHERE kind = 'impression') AS impressions,
-        count(*) FILTER (WHERE kind = 'click') AS clicks,
-        count(*) FILTER (WHERE kind = 'ad_impression') AS ad_impressions,
-        count(*) FILTER (WHERE kind = 'ad_click') AS ad_clicks"""
-    where = "ts >= ? AND ts < ?"
-    s = fetch_dicts(state.store, f"SELECT {sel} FROM events WHERE {where}", [start, end])[0]
-    s = {k: float(v or 0) for k, v in s.items()}
-    s["ctr"] = s["clicks"] / s["impressions"] if s["impressions"] else float("nan")
-    s["ad_ctr"] = s["ad_clicks"] / s["ad_impressions"] if s["ad_impressions"] else float("nan")
-    series = fetch_dicts(state.store, f"SELECT date_trunc('{grain}', ts) AS period, {sel} "
-                                      f"FROM events WHERE {where} GROUP BY 1 ORDER BY 1",
-                         [start, end])
-    return s, series
-
-
 def _analytics(state: State, start: datetime, end: datetime, grain: str, k: int
-               ) -> tuple[dict[str, float], list[dict[str, Any]]] | None:
-    try:
-        from feedwise.analytics.kpis import kpi_series, kpi_summary
-        from feedwise.analytics.scope import Scope
-    except ImportError:
-        return None
+               ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     scope = Scope(state.store, start, end, k=k)
     try:
         summary = kpi_summary(scope)
@@ -83,12 +59,8 @@ def kpis(state: State, key: ReadKey,
     """KPIs over the last ``days`` days (cells describing fewer than ``k`` users blanked)."""
     end = datetime.now(UTC)
     start = end - timedelta(days=days)
-    got = _analytics(state, start, end, grain, k)
-    source = "analytics"
-    if got is None:
-        got, source = _basic(state, start, end, grain), "basic"
-    summary, series = got
-    return KpiReport(start=start, end=end, source=source,
+    summary, series = _analytics(state, start, end, grain, k)
+    return KpiReport(start=start, end=end, source="analytics",
                      summary={str(a): _clean(b) for a, b in summary.items()},
                      series=[{str(a): _clean(b) for a, b in r.items()} for r in series])
 

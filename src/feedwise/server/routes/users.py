@@ -12,10 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from feedwise.privacy import erase_user, export_user, set_consent
+from feedwise.privacy import ErasureReport, erase_user, export_user, set_consent
 from feedwise.schema import Consent, User
 from feedwise.server.deps import AdminKey, State
-from feedwise.server.routes._common import ID_MAX, fetch_dicts, is_text, loads_json, wait
+from feedwise.server.routes._common import ID_MAX, is_text, loads_json, wait
+from feedwise.store import EventStore
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 
@@ -67,7 +68,7 @@ def put_user(user_id: UserId, body: UserBody, state: State, key: AdminKey) -> Us
     user = User(user_id=user_id, consent=body.consent, attributes=body.attributes)
     c = body.consent
 
-    def write(store):
+    def write(store: EventStore) -> None:
         # consent first: it refuses an erased id, and it appends to the consent log
         set_consent(store, user_id, now=datetime.now(UTC), source="api",
                     personalization=c.personalization, ads=c.ads, analytics=c.analytics)
@@ -76,7 +77,7 @@ def put_user(user_id: UserId, body: UserBody, state: State, key: AdminKey) -> Us
 
     # no swap in between: one that read the consents before this write would otherwise
     # go on to serve a model that still holds the profile
-    with state._swap_lock:
+    with state.swaps_paused():
         wait(state.writer.call(write, timeout=state.settings.write_timeout_s),
              state.settings.write_timeout_s)
         served = state.served
@@ -89,11 +90,9 @@ def put_user(user_id: UserId, body: UserBody, state: State, key: AdminKey) -> Us
 @router.get("/{user_id}", response_model=UserOut, responses={404: {"description": "Unknown"}},
             summary="One user")
 def get_user(user_id: UserId, state: State, key: AdminKey) -> UserOut:
-    rows = fetch_dicts(state.store, "SELECT * FROM users WHERE user_id = ?",
-                       [state.user_key(user_id)])
-    if not rows:
+    r = state.store.get_user(state.user_key(user_id))
+    if r is None:
         raise HTTPException(404, f"unknown user {user_id!r}")
-    r = rows[0]
 
     def flag(v: Any) -> bool:  # NULL is granted, as the service applies it (get_consent)
         return True if v is None else bool(v)
@@ -122,13 +121,13 @@ def delete_user(user_id: UserId, state: State, key: AdminKey) -> ErasureOut:
     once, and record a tombstone so re-ingested old files never bring them back."""
     # no swap in between: one that read the tombstones before this erasure would otherwise
     # go on to serve a model (and engine) that still holds the user
-    with state._swap_lock:
+    with state.swaps_paused():
         served = state.served
         models = [served.model] if served is not None else []
         engines = [served.policy] if served is not None and hasattr(served.policy, "state") \
             else []
 
-        def run(store):
+        def run(store: EventStore) -> ErasureReport:
             return erase_user(store, user_id, now=datetime.now(UTC), models=models,
                               engines=engines)
 

@@ -1,4 +1,5 @@
-"""A small store world for the privacy tests: posts, users, campaigns and event files."""
+"""A small store world for the privacy tests (and the CLI's): posts, users, campaigns and event
+files."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from feedwise.feed.ads import Campaign, Creative
+from feedwise.feed.campaigns import Campaign, Creative
 from feedwise.privacy import Pseudonymizer
 from feedwise.store import EventStore
 

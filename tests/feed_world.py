@@ -1,4 +1,5 @@
-"""Small random worlds (posts, users, campaigns, factors) for the feed engine tests."""
+"""Small random worlds (posts, users, campaigns, factors) for the feed engine and feed CLI
+tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A small random social world (users with daily rhythms, posts, ads, campaigns)."""
+"""A small random social world (users with daily rhythms, posts, ads, campaigns) for the report
+tests and the CLI's."""
 
 from __future__ import annotations
 
