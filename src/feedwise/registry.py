@@ -12,24 +12,38 @@ Layout of a registry folder (no pickle anywhere; a server can load it safely)::
 Versions are numbered in creation order; a version folder is claimed with an atomic
 ``mkdir`` and ``promoted.json`` is replaced atomically, so a reader always sees either the
 old or the new promotion, never half of one.
+
+Erasure: :meth:`ModelRegistry.forget_users` rewrites every version that holds an erased
+user without them (:func:`forget_in_artifact`: the model's ``forget_user``, then
+``model.npz`` replaced atomically), or retires a version it cannot rewrite (its model
+files deleted, ``meta.json`` marked ``retired_at``); :func:`forget_in_folder` does the same
+for every saved model under any folder (``models/`` of the CLI).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import shutil
 import subprocess
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from feedwise.errors import ConfigError, NotFoundError
 from feedwise.models.base import Recommender
 
 _VERSION = re.compile(r"^v(\d{4,})$")
+#: The files of a saved model (:meth:`Recommender.save`).
+MODEL_FILES = ("model.npz", "model.json")
+
+log = logging.getLogger("feedwise.registry")
 
 
 class DataWindow(BaseModel):
@@ -54,6 +68,11 @@ class ModelVersion(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     git_sha: str | None = None
     notes: str = ""
+    #: Users removed from the artifact after training (erasure; counts only, never ids).
+    erased_users: int = 0
+    #: Set when the artifact held an erased user and could not be rewritten: its model
+    #: files are deleted and the version can no longer be loaded.
+    retired_at: datetime | None = None
 
 
 def git_sha() -> str | None:
@@ -154,7 +173,11 @@ class ModelRegistry:
 
     def load(self, version: str) -> Recommender:
         """The model of ``version``."""
-        self.get(version)
+        meta = self.get(version)
+        if meta.retired_at is not None:
+            raise NotFoundError(f"model version {version} was retired at {meta.retired_at} "
+                                "(it held an erased user and could not be rewritten); "
+                                "promote another version or retrain")
         return Recommender.load(self.versions_dir / version)
 
     def promoted_version(self) -> str | None:
@@ -179,11 +202,148 @@ class ModelRegistry:
                                 f"`feedwise retrain` (or promote a version)")
         return meta, self.load(meta.version)
 
+    # ------------------------------------------------------------------ erasure
+    def forget_users(self, user_ids: Iterable[str], *, now: datetime | None = None
+                     ) -> dict[str, list[str]]:
+        """Remove users (stored ids) from every version on disk (erasure).
+
+        Each complete version that holds one of them is rewritten without them
+        (:func:`forget_in_artifact`) and its ``meta.json`` counts the removal; a version
+        that cannot be rewritten (an unknown model class, a damaged file, a model whose
+        ``forget_user`` leaves an id behind) is retired: its model files are deleted and
+        ``meta.json`` records ``retired_at``. A version still being written by a concurrent
+        training run (no ``meta.json`` yet) is not touched: erase again after it finishes.
+
+        Returns:
+            ``{"rewritten": [versions], "retired": [versions]}``.
+        """
+        ids = [str(u) for u in user_ids]
+        out: dict[str, list[str]] = {"rewritten": [], "retired": []}
+        for meta in self.versions():
+            if meta.retired_at is not None:
+                continue
+            path = self.versions_dir / meta.version
+            try:
+                n = forget_in_artifact(path, ids)
+            except ArtifactError:
+                retire_artifact(path)
+                meta.retired_at = (now or datetime.now(UTC)).astimezone(UTC)
+                _atomic_write(path / "meta.json", meta.model_dump_json(indent=2))
+                out["retired"].append(meta.version)
+                continue
+            if n:
+                meta.erased_users += n
+                _atomic_write(path / "meta.json", meta.model_dump_json(indent=2))
+                out["rewritten"].append(meta.version)
+        if out["rewritten"] or out["retired"]:
+            log.info("erasure: rewrote %d and retired %d registry version(s)",
+                     len(out["rewritten"]), len(out["retired"]))
+        return out
+
     def decisions(self) -> list[dict[str, Any]]:
         p = self.root / "decisions.jsonl"
         if not p.exists():
             return []
         return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+class ArtifactError(Exception):
+    """A saved model that holds an erased user cannot be rewritten without them."""
+
+
+def artifact_holds(path: Path, user_ids: Iterable[str]) -> bool:
+    """Whether the saved model in ``path`` holds one of ``user_ids``: in a text array of
+    user ids (``base.user_ids`` and every other text array whose name says ``user``, e.g.
+    a hybrid's ``interest_users``; item ids that happen to equal a user id do not count).
+    Only those arrays are read. :class:`ArtifactError` if the file cannot be read (it
+    cannot be shown not to hold them)."""
+    ids = {str(u) for u in user_ids}
+    try:
+        with np.load(path / "model.npz", allow_pickle=False) as z:
+            for name in z.files:
+                if "user" not in name.lower():
+                    continue
+                a = z[name]
+                if a.dtype.kind in "US" and a.size and not ids.isdisjoint(a.ravel().tolist()):
+                    return True
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{path}: unreadable model ({e})") from None
+    return False
+
+
+def forget_in_artifact(path: str | os.PathLike, user_ids: Iterable[str]) -> int:
+    """Rewrite the saved model in folder ``path`` without ``user_ids`` (stored ids).
+
+    When the model holds one of them, it is loaded, :meth:`Recommender.forget_user` removes
+    each (their id, row of seen items and negatives, factors, social edges, declared
+    interests), and it is saved into a fresh folder beside ``path`` whose ``model.npz``
+    then replaces the old one atomically (a server loading it sees the old or the new
+    file, never half of one). The rewritten file is checked to hold none of the ids.
+
+    Returns:
+        How many of the users the model held (0: nothing was rewritten).
+
+    Raises:
+        ArtifactError: The model holds one of them and cannot be rewritten (an unknown
+            class, a damaged file, or ids left behind); the caller retires it.
+    """
+    path = Path(path)
+    ids = [str(u) for u in user_ids]
+    if not artifact_holds(path, ids):
+        return 0
+    try:
+        model = Recommender.load(path)
+        n = sum(bool(model.forget_user(u)) for u in ids)
+    except MemoryError:  # not the artifact's fault: fail the erasure, run it again later
+        raise
+    except Exception as e:  # noqa: BLE001 - the artifact cannot be loaded or rewritten
+        raise ArtifactError(f"{path}: cannot rewrite the model ({type(e).__name__})") from None
+    tmp = path.with_name(f".{path.name}.forget-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save(tmp)
+        if artifact_holds(tmp, ids):
+            raise ArtifactError(f"{path}: {model.name}.forget_user leaves an id behind")
+        for name in reversed(MODEL_FILES):  # model.json first: it does not change
+            os.replace(tmp / name, path / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return max(n, 1)
+
+
+def retire_artifact(path: str | os.PathLike) -> None:
+    """Delete the model files of the saved model in ``path`` (it can no longer be loaded)."""
+    for name in MODEL_FILES:
+        (Path(path) / name).unlink(missing_ok=True)
+
+
+def forget_in_folder(root: str | os.PathLike, user_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Remove users (stored ids) from every saved model under ``root`` (a folder with
+    ``model.json``, at any depth, e.g. ``models/itemknn``), as
+    :meth:`ModelRegistry.forget_users` does for a registry: rewritten, or retired (model
+    files deleted) when it cannot be rewritten.
+
+    Returns:
+        ``{"rewritten": [folders], "retired": [folders]}`` (paths as text).
+    """
+    root = Path(root)
+    ids = [str(u) for u in user_ids]
+    out: dict[str, list[str]] = {"rewritten": [], "retired": []}
+    if not root.is_dir():
+        return out
+    for meta in sorted(root.rglob("model.json")):
+        folder = meta.parent
+        if any(part.startswith(".") for part in folder.relative_to(root).parts):
+            continue  # a rewrite in progress (ours or a concurrent one)
+        try:
+            if forget_in_artifact(folder, ids):
+                out["rewritten"].append(str(folder))
+        except ArtifactError:
+            retire_artifact(folder)
+            out["retired"].append(str(folder))
+    return out
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -121,11 +121,15 @@ def test_delete_and_export_through_api(service):
         _feed(client, svc)  # a request after erasure logs nothing about the user
         events = [{"user_id": TARGET, "item_id": "p3", "kind": "like",
                    "ts": "2026-03-01T00:00:00Z"}]
-        r = client.post("/v1/events", json=events, headers=svc.headers(svc.ingest))
+        # the admin key is told (an ingest key is not: tests/adversarial/test_16_probe_ids.py)
+        r = client.post("/v1/events", json=events, headers=svc.headers(svc.admin))
         assert r.status_code in (200, 202), r.text
         assert r.json()["accepted"] == 0 and r.json()["errors"][0]["field"] == "user_id"
-        assert client.put(f"/v1/users/{TARGET}", json={},
+        full = {"consent": {"personalization": True, "ads": True, "analytics": True}}
+        assert client.put(f"/v1/users/{TARGET}", json=full,
                           headers=svc.headers(svc.admin)).status_code == 404
+        assert client.patch(f"/v1/users/{TARGET}", json={},
+                            headers=svc.headers(svc.admin)).status_code == 404
         state.writer.call(lambda s: None).result(10)
     with EventStore(svc.settings.db, pseudonymizer=svc.world.pseudonymizer) as store:
         print(store.events("user_id = ?", [key]).to_string())

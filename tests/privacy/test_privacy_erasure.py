@@ -17,6 +17,7 @@ from feedwise.feed.types import FeedRequest
 from feedwise.models.als import ALS
 from feedwise.models.itemknn import ItemKNN
 from feedwise.privacy import erase_user, export_user, set_consent
+from feedwise.store import EventStore
 
 
 @pytest.fixture()
@@ -35,6 +36,8 @@ def _needles(w) -> set[str]:
 
 def _fill_other_tables(w, model) -> FeedEngine:
     """Rows about TARGET in tables other modules create: consent log, profiles, ad state."""
+    # only a change is logged: withdraw ads consent and grant it again
+    set_consent(w.store, TARGET, ads=False, source="banner", now=NOW - pd.Timedelta(hours=1))
     set_consent(w.store, TARGET, ads=True, personalization=True, source="banner", now=NOW)
     with Scope(w.store, NOW - pd.Timedelta(days=60), NOW) as scope:
         UserProfiler().fit(scope, NOW).write(w.store)
@@ -190,3 +193,99 @@ def test_loaded_model_is_cleaned_of_erased_and_opted_out_users(world):
     assert not model.knows_user(w.target_key)
     assert not model.knows_user(w.store.user_key("user-007"))
     assert model.knows_user(w.store.user_key("user-008"))
+
+
+# ---------------------------------------------------------------------- item 4 details
+def test_scrub_json_removes_only_the_ids():
+    from feedwise.store.privacy import scrub_json
+
+    ids = frozenset({"x"})
+    doc = {"follows": ["a", "x", "b"], "x": {"deep": 1}, "ref": "x", "n": 1,
+           "nested": [{"by": "x"}, ["x", "y"]], "text": "x marks the spot"}
+    assert scrub_json(doc, ids) == {"follows": ["a", "b"], "ref": None, "n": 1,
+                                    "nested": [{"by": None}, ["y"]],
+                                    "text": "x marks the spot"}
+    assert scrub_json("x", ids) is None and scrub_json(7, ids) == 7
+
+
+def test_json_values_written_with_escapes_are_found(tmp_path):
+    """A context naming the user with JSON escapes (non-ASCII, a quote) is matched on the
+    parsed value, not on the text."""
+    uid = 'Zoë "Z" O\'Neil'
+    with EventStore(tmp_path / "s.duckdb") as store:
+        store.ingest(pd.DataFrame({
+            "event_id": ["a", "b", "c"], "user_id": [uid, "other", "other"],
+            "item_id": ["x", "y", "z"], "kind": "click", "ts": "2026-01-01",
+            "context": [None, json.dumps({"from": uid}),  # ensure_ascii: \u00eb, \"
+                        json.dumps({"from": "Zoë"}, ensure_ascii=False)]}))
+        store.upsert_users([{"user_id": "other", "attributes": {"follows": [uid, "k"]}}])
+        rep = erase_user(store, uid, now=NOW)
+        assert rep.scrubbed == {"events.context": 1, "users.attributes": 1, "rejects.raw": 0}
+        ctx = dict(zip(store.events()["event_id"], store.events()["context"], strict=True))
+        assert json.loads(ctx["b"]) == {"from": None} and json.loads(ctx["c"]) == {"from": "Zoë"}
+        assert json.loads(store.users()["attributes"][0]) == {"follows": ["k"]}
+
+
+def test_item_ids_equal_to_a_user_id_are_not_that_user(tmp_path):
+    """Erasing user "1" rewrites models without user "1" and keeps item "1"."""
+    from feedwise.registry import ModelRegistry
+
+    with EventStore(tmp_path / "s.duckdb") as store:
+        store.ingest(pd.DataFrame({"user_id": ["1", "1", "2", "2", "3"],
+                                   "item_id": ["1", "2", "1", "3", "2"], "kind": "click",
+                                   "ts": "2026-01-01"}))
+        reg = ModelRegistry(tmp_path / "registry")
+        reg.register(ItemKNN(k=5).fit(store.interactions()))
+        rep = erase_user(store, "1", now=NOW, registries=[reg])
+    assert rep.files.models_rewritten == 1 and rep.files.models_retired == 0
+    model = reg.load("v0001")
+    assert not model.knows_user("1") and model.knows_user("2")
+    assert "1" in set(map(str, model.item_ids_))
+    assert reg.get("v0001").erased_users == 1
+
+
+def test_a_version_that_cannot_be_rewritten_is_retired(tmp_path, world):
+    from feedwise.errors import NotFoundError
+    from feedwise.registry import ModelRegistry
+
+    w = world
+    reg = ModelRegistry(tmp_path / "registry")
+    data = w.store.interactions()
+    reg.register(ItemKNN(k=5).fit(data))
+    reg.register(ItemKNN(k=5).fit(data))
+    meta = json.loads((reg.versions_dir / "v0002" / "model.json").read_text())
+    meta["class"] = "no-such-model"  # e.g. written by a newer feedwise
+    (reg.versions_dir / "v0002" / "model.json").write_text(json.dumps(meta))
+    rep = erase_user(w.store, TARGET, now=NOW, registries=[reg])
+    assert (rep.files.models_rewritten, rep.files.models_retired) == (1, 1)
+    assert reg.get("v0002").retired_at is not None
+    assert not (reg.versions_dir / "v0002" / "model.npz").exists()
+    with pytest.raises(NotFoundError, match="retired"):
+        reg.load("v0002")
+    assert not reg.load("v0001").knows_user(w.target_key)
+
+
+def test_compaction_removes_deleted_bytes_and_keeps_the_rest(tmp_path):
+    from feedwise.errors import ConfigError
+
+    path = tmp_path / "c.duckdb"
+    uid = "erasure-target-compact"
+    with EventStore(path) as store:
+        store.ingest(pd.DataFrame({"user_id": [uid, "bob"] * 20, "kind": "click",
+                                   "item_id": [f"i{k}" for k in range(40)],
+                                   "ts": "2026-01-01"}))
+        store.upsert_users([{"user_id": "bob"}])
+        erase_user(store, uid, now=NOW)
+        store.con.execute("CHECKPOINT")
+        assert uid.encode() in path.read_bytes()  # DuckDB keeps deleted rows' bytes
+        with EventStore(path) as other:  # a second connection: the file is not replaced
+            with pytest.raises(ConfigError, match="another connection"):
+                store.compact()
+            assert other.count_events() == 20
+        assert store.compact()
+        assert uid.encode() not in path.read_bytes()
+        assert store.count_events() == 20 and store.is_erased(uid)
+        store.upsert_users([{"user_id": "bob"}])  # the primary key survived the copy
+        assert len(store.users()) == 1
+        assert store.ingest(pd.DataFrame({"user_id": [uid], "item_id": ["x"], "kind": "click",
+                                          "ts": "2026-01-02"})).erased == 1

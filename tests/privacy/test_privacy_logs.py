@@ -68,8 +68,8 @@ def test_logs_of_a_full_flow_hold_no_secret_or_raw_id(tmp_path, monkeypatch, log
     svc = make_service(tmp_path, monkeypatch)  # ingests the world with pseudonyms
     h = svc.headers
     with TestClient(create_app(svc.settings)) as client:
-        client.put(f"/v1/users/{TARGET}", json={"consent": {"ads": False}},
-                   headers=h(svc.admin)).raise_for_status()
+        client.patch(f"/v1/users/{TARGET}", json={"consent": {"ads": False}},
+                     headers=h(svc.admin)).raise_for_status()
         for u in user_ids()[:4]:
             client.get(f"/v1/users/{u}/feed", headers=h(svc.read)).raise_for_status()
             client.get(f"/v1/users/{u}/recommendations", headers=h(svc.read)

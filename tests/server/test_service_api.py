@@ -115,7 +115,7 @@ def test_bad_n_is_422(client, world, query):
 def test_consent_withdrawn_makes_feed_non_personal(client, world):
     h = world.headers(world.admin)
     personal = client.get("/v1/users/u1/recommendations?n=5", headers=h).json()["items"]
-    r = client.put("/v1/users/u1", json={"consent": {"personalization": False}}, headers=h)
+    r = client.patch("/v1/users/u1", json={"consent": {"personalization": False}}, headers=h)
     assert r.status_code == 200 and r.json()["consent"]["personalization"] is False
     after = client.get("/v1/users/u1/recommendations?n=5", headers=h).json()["items"]
     assert [x["item_id"] for x in after] != [x["item_id"] for x in personal]
@@ -140,7 +140,9 @@ def test_events_store_valid_rows_and_report_bad_ones(client, world):
 
 
 def test_event_retries_are_idempotent(client, world):
-    h = world.headers(world.ingest)
+    # an admin key sees what the store did (an ingest key sees no difference between a new
+    # row and a stored one: tests/adversarial/test_16_probe_ids.py)
+    h = world.headers(world.admin)
     batch = [{**EV, "item_id": f"i{i}"} for i in range(10)] + [{**EV, "event_id": "e-1"}]
     before = live_count(client)
     first = client.post("/v1/events", json=batch, headers=h).json()
@@ -152,6 +154,10 @@ def test_event_retries_are_idempotent(client, world):
     more = batch + [{**EV, "item_id": "i99"}, {**EV, "item_id": "i99"}]
     r = client.post("/v1/events", json=more, headers=h).json()
     assert (r["accepted"], r["duplicates"]) == (1, 12)
+    assert live_count(client) == before + 12
+    # the ingest key's retry is just as idempotent; only duplicates within the batch show
+    ing = client.post("/v1/events", json=more, headers=world.headers(world.ingest)).json()
+    assert (ing["accepted"], ing["duplicates"], ing["rejected"]) == (12, 1, 0)
     assert live_count(client) == before + 12
 
 
@@ -269,7 +275,8 @@ def test_metrics_count_feeds_and_events(client, world):
     client.post("/v1/events", json=[{**EV, "item_id": "i3"}],
                 headers=world.headers(world.ingest))
     client.app.state.feedwise.writer.call(lambda s: None).result(10)
-    text = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 401  # not public by default
+    text = client.get("/metrics", headers=world.headers(world.admin)).text
     assert 'feedwise_model_version_info{model="itemknn",version="v0001"} 1.0' in text
     assert "feedwise_feeds_served_total 1.0" in text
     assert 'feedwise_request_seconds_count{method="GET",route="/v1/users/{user_id}/feed"' in text
@@ -326,8 +333,9 @@ def test_feed_engine_serves_when_the_catalogue_has_posts(tmp_path):
         assert c.get("/v1/users/u2/feed?n=10", headers=h).status_code == 200
 
 
-@pytest.mark.parametrize("method,body", [("delete", None),
-                                         ("put", {"consent": {"personalization": False}})])
+@pytest.mark.parametrize("method,body", [
+    ("delete", None), ("patch", {"consent": {"personalization": False}}),
+    ("put", {"consent": {"personalization": False, "ads": True, "analytics": True}})])
 def test_erasure_or_objection_during_a_model_swap_reaches_the_new_model(
         tmp_path, monkeypatch, method, body):
     """A swap that loaded its model (and dropped the users erased so far) before the

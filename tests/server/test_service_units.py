@@ -115,37 +115,56 @@ def test_writer_counts_duplicates_across_jobs_of_one_batch(tmp_path):
     store.close()
 
 
-def test_writer_lands_served_rows_once_and_remembers_ids_for_two_generations(tmp_path):
+def test_writer_lands_served_rows_once_even_after_a_restart(tmp_path):
     from datetime import UTC, datetime
 
     store = EventStore(tmp_path / "w.duckdb")
-    w = Writer(store, recent_ids=8)  # generations of 4 ids; not started: drained by hand
+    w = Writer(store)  # not started: drained by hand
     now = round(datetime.now(UTC).timestamp() * 1e6)
 
     def served(*ids: str) -> dict:
         n = len(ids)
-        return {"event_id": list(ids), "user_id": ["u"] * n, "item_id": ["i"] * n,
-                "kind": ["impression"] * n, "ts": [now] * n, "position": list(range(n)),
-                "propensity": [1.0] * n}
+        return {"event_id": [f"srv:{i}" for i in ids], "user_id": ["u"] * n,
+                "item_id": ["i"] * n, "kind": ["impression"] * n, "ts": [now] * n,
+                "position": list(range(n)), "propensity": [1.0] * n}
 
-    w.log_served(served("r1:0", "r1:1"))
+    flushed = []
+    w.log_served(served("r1:0", "r1:1"), flushed.append(1) or (lambda: flushed.append(2)))
     w.log_served(served("r1:0", "r1:1"))  # a retry inside the same batch
     w._land([])
-    assert store.count_events() == 2
-    w.log_served(served("r2:0", "r2:1", "r2:2"))  # the newer generation fills: it ages
-    w.log_served(served("r1:0"))  # still remembered one generation later
+    assert store.count_events() == 2 and flushed == [1, 2]
+    w.log_served(served("r2:0", "r2:1", "r2:2"))
+    w.log_served(served("r1:0"))  # a retry of an earlier batch
     w._land([])
     assert store.count_events() == 5
-    w.log_served(served("r3:0", "r3:1", "r3:2", "r3:3"))  # a third generation ...
-    w._land([])
-    w.log_served(served("r1:1"))  # ... and the first one is forgotten
-    w._land([])
-    assert store.count_events() == 10
-    assert store.scalar("SELECT count(*) FROM events WHERE event_id = 'r1:1'") == 2
+    w2 = Writer(store)  # a new process remembers nothing: the store's ids still count
+    w2.log_served(served("r1:1", "r3:0"))
+    w2._land([])
+    assert store.count_events() == 6
+    assert store.scalar("SELECT count(*) FROM events WHERE event_id = 'srv:r1:1'") == 1
     w.start()
     w.close()
     with pytest.raises(Exception, match="shut down"):
         w.log_served(served("late"))
+    store.close()
+
+
+def test_writer_sync_answers_served_rows_once_committed(tmp_path):
+    from datetime import UTC, datetime
+
+    store = EventStore(tmp_path / "w.duckdb")
+    w = Writer(store, sync=True, poll_s=30).start()  # woken per feed, not by the clock
+    now = round(datetime.now(UTC).timestamp() * 1e6)
+    cols = {"event_id": ["srv:a:0"], "user_id": ["u"], "item_id": ["i"],
+            "kind": ["impression"], "ts": [now]}
+    done = w.log_served(cols, lambda: None)
+    assert done.result(10).landed == 1
+    assert store.count_events() == 1
+    assert w.log_served(cols).result(10).duplicates == 1
+    boom = w.log_served({**cols, "event_id": ["srv:b:0"]}, lambda: 1 / 0)
+    with pytest.raises(Exception, match="retry with the same X-Request-ID"):
+        boom.result(10)
+    w.close()
     store.close()
 
 

@@ -235,8 +235,9 @@ def test_typed_rules_keep_what_ingest_keeps(store: EventStore) -> None:
     """The typed rules (what the Spark engine checks) accept a typed row iff ingest does."""
     from feedwise.store.ingest import RULES, typed_valid
 
-    assert {r.field for r in RULES} == {"user_id", "item_id", "kind", "ts", "dwell_ms",
-                                        "value", "position", "propensity", "context"}
+    assert {r.field for r in RULES} == {"event_id", "user_id", "item_id", "kind", "ts",
+                                        "dwell_ms", "value", "position", "propensity",
+                                        "context"}
     inf = float("inf")
     df = pd.DataFrame({
         "event_id": [f"e{i}" for i in range(10)],

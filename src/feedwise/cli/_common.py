@@ -40,7 +40,11 @@ FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output for
 
 
 def open_store(db: str | None) -> EventStore:
-    """The store; user ids are pseudonymised when ``FEEDWISE_PSEUDONYM_KEY`` is set."""
+    """The store; user ids are pseudonymised when ``FEEDWISE_PSEUDONYM_KEY`` is set.
+
+    A pseudonymised store opened without its key serves reads that need no user id, and
+    every command that writes user data or looks a user up fails with a ConfigError naming
+    the variable (exit 2); with another key it does not open (docs/privacy.md)."""
     from feedwise.privacy import PrivacySettings
     from feedwise.store import EventStore
 

@@ -12,13 +12,13 @@ from feedwise.errors import FeedwiseError
 KeysFile = Annotated[str, typer.Option("--keys-file", envvar="FEEDWISE_KEYS_FILE",
                                        help="The hashed keys file the server reads.")]
 
-keys_app = typer.Typer(help="API keys of the service (scopes: read, ingest, admin).",
+keys_app = typer.Typer(help="API keys of the service (scopes: read, ingest, metrics, admin).",
                        no_args_is_help=True)
 
 
 @keys_app.command("create")
 def create(scope: Annotated[list[str], typer.Option(
-               "--scope", "-s", help="read, ingest or admin (repeat for several).")],
+               "--scope", "-s", help="read, ingest, metrics or admin (repeat for several).")],
            name: Annotated[str, typer.Option(help="A label for the key.")] = "",
            keys_file: KeysFile = "keys.json") -> None:
     """Create a key; it is printed once and only its sha256 is stored."""
@@ -43,7 +43,7 @@ def list_(keys_file: KeysFile = "keys.json", fmt: FormatOption = Format.table) -
 
 @keys_app.command("revoke")
 def revoke(key_id: str, keys_file: KeysFile = "keys.json") -> None:
-    """Remove a key (the server picks it up on restart)."""
+    """Remove a key (a running server stops accepting it within half a second)."""
     from feedwise.server.auth import revoke_key
 
     if not revoke_key(keys_file, key_id):

@@ -21,16 +21,25 @@ from feedwise.cli.train import ModelOption, model_dir
 from feedwise.errors import FeedwiseError
 
 
-def load_or_train(name: str, db: str | None, path: Path | None = None):
-    """The model saved at ``path`` (default models/NAME), trained and saved if absent."""
+def load_or_train(name: str, db: str | None, path: Path | None = None,
+                  memory_budget: str | None = None):
+    """The model saved at ``path`` (default models/NAME), trained and saved if absent;
+    ``memory_budget`` (e.g. ``"2GiB"``) bounds its working blocks in fit and recommend."""
     from feedwise.models import Recommender, get_model
+    from feedwise.models.memory import parse_bytes
 
+    budget = None if memory_budget is None else parse_bytes(memory_budget,
+                                                            source="--memory-budget")
     path = path or model_dir(name)
     if (path / "model.json").exists():
-        return Recommender.load(path)
+        model = Recommender.load(path)
+        model.memory_budget = budget
+        return model
     err_console.print(f"no trained {name} at {path}: training one now")
+    model = get_model(name)
+    model.memory_budget = budget
     with open_store(db) as store:
-        model = get_model(name).fit(store.interactions())
+        model.fit(store.interactions())
     model.save(path)
     return model
 
@@ -43,11 +52,14 @@ def recommend(
     model_path: Annotated[Path | None, typer.Option(help="Artifact folder.")] = None,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
+    memory_budget: Annotated[str | None, typer.Option(
+        help="Working memory of one scoring block, e.g. 2GiB (default: "
+             "$FEEDWISE_MEMORY_BUDGET, else 1GiB).")] = None,
 ) -> None:
     """Recommend items to one user, or to every user (``--all``, streamed)."""
     if (user is None) == (not all_users):
         raise FeedwiseError("give one USER or --all")
-    m = load_or_train(model, db, model_path)
+    m = load_or_train(model, db, model_path, memory_budget)
     if not all_users:
         (items,) = m.recommend([user], n)
         emit([{"user_id": user, **r} for r in items.to_records()], fmt,

@@ -86,7 +86,10 @@ def train(model: ModelOption = "itemknn", params: ParamsOption = None,
               envvar="FEEDWISE_SPARK_MASTER", help="Spark master (default local[*]).")]
           = None,
           db: DbOption = None) -> None:
-    """Train a model on every event in the store and write its artifact (npz + JSON).
+    """Train a model on the store's events and write its artifact (npz + JSON).
+
+    The events of users who objected to profiling (personalization consent withdrawn)
+    are left out, as in every training path.
 
     With ``--engine spark`` the interactions are built with Spark SQL from an exported
     Parquet layout and Spark MLlib ALS is trained; the artifact serves unchanged.
@@ -98,8 +101,9 @@ def train(model: ModelOption = "itemknn", params: ParamsOption = None,
         raise FeedwiseError(f"unknown engine {engine!r}: use embedded or spark")
     estimator = build(model, params)
     with open_store(db) as store, console.status(f"training {model}") as status:
-        data = store.interactions()
+        data = store.interactions()  # without users who objected to profiling
         n_events = store.count_events()
+        n_objectors = len(store.opted_out_users())
         from feedwise.models.base import side_data
 
         # the posts table feeds models that read it (content, hybrid: text, tags,
@@ -124,6 +128,9 @@ def train(model: ModelOption = "itemknn", params: ParamsOption = None,
             reg.promote(meta.version, reason="feedwise train --promote")
     console.print(f"trained {m!r} on {data.n_users} users x {data.n_items} items "
                   f"({data.nnz} pairs) -> {path}")
+    if n_objectors:
+        console.print(f"left out the events of {n_objectors} user(s) who objected to "
+                      "profiling (personalization consent withdrawn)")
     cal = getattr(m, "calibration_", None)
     if cal is not None:
         blend = ", ".join(f"{n} {w:g}" + (f" {p}" if p else "") for n, w, p in cal.components)

@@ -34,21 +34,50 @@ users_app = typer.Typer(help="Data-subject rights: erase, export, consent.",
 @users_app.command("erase")
 def erase(user_id: UserArg, db: DbOption = None, fmt: FormatOption = Format.table,
           yes: Annotated[bool, typer.Option("--yes", "-y",
-                                            help="Do not ask for confirmation.")] = False
-          ) -> None:
+                                            help="Do not ask for confirmation.")] = False,
+          registry: Annotated[str, typer.Option(
+              "--registry", envvar="FEEDWISE_REGISTRY",
+              help="Model registry whose versions are rewritten without the user.")
+          ] = "registry",
+          models: Annotated[list[Path] | None, typer.Option(
+              "--models", help="Also clean the saved models under this folder (repeatable; "
+              "FEEDWISE_ERASURE_PATHS, default ./models, is always cleaned).")] = None,
+          exports: Annotated[list[Path] | None, typer.Option(
+              "--exports", help="Also clean the exports under this folder: Parquet exports "
+              "(feedwise export) are rewritten, the user's exports (feedwise users export "
+              "--out) deleted (repeatable).")] = None,
+          compact: Annotated[bool | None, typer.Option(
+              "--compact/--no-compact", help="Rewrite the database file afterwards so "
+              "deleted rows leave no bytes behind (default: FEEDWISE_ERASURE_COMPACT, on).")
+          ] = None) -> None:
     """Delete everything about a user and block re-ingestion of their events.
 
-    Running models pick the erasure up on their next load (the server removes the
-    user from its loaded model at once through DELETE /v1/users/{id}).
+    Deletes the user's rows in every table, the posts they authored, their id in other
+    users' follow lists and event contexts, rewrites every registry version and saved
+    model (./models, --models) without them, cleans exports (--exports), and rewrites the
+    database file (docs/privacy.md lists each place). A running server is reached through
+    DELETE /v1/users/{id} instead (it holds the store).
     """
-    from feedwise.privacy import erase_user
+    from feedwise.privacy import PrivacySettings, erase_user
+    from feedwise.registry import ModelRegistry
 
-    if not yes and not typer.confirm(f"erase every record of user {user_id!r}?"):
+    if not yes and not typer.confirm("erase every record of this user?"):
         raise typer.Exit(1)
+    settings = PrivacySettings()
+    folders = [*settings.erasure_folders(), *(models or []), *(exports or [])]
     with open_store(db) as store:
-        rep = erase_user(store, user_id, now=datetime.now(UTC))
-    rows = [{"table": t, "deleted": n} for t, n in sorted(rep.deleted.items())]
-    emit(rows, fmt, title=f"erased: {rep.rows} rows; tombstone recorded")
+        rep = erase_user(store, user_id, now=datetime.now(UTC),
+                         registries=[ModelRegistry(registry)], folders=folders,
+                         compact=settings.erasure_compact if compact is None else compact)
+    f = rep.files
+    rows = [{"table": t, "deleted": n, "rewritten": 0} for t, n in sorted(rep.deleted.items())]
+    rows += [{"table": t, "deleted": 0, "rewritten": n} for t, n in sorted(rep.scrubbed.items())]
+    rows += [{"table": "saved models (registry, model folders)", "deleted": f.models_retired,
+              "rewritten": f.models_rewritten},
+             {"table": "export files", "deleted": f.user_exports,
+              "rewritten": f.export_files}]
+    emit(rows, fmt, title=f"erased: {rep.rows} rows; tombstone recorded; store file "
+                          f"{'rewritten' if rep.compacted else 'not compacted'}")
 
 
 @users_app.command("export")

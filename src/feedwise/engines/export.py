@@ -8,7 +8,9 @@ The layout written by :func:`export_parquet` (and read by :mod:`feedwise.engines
       items.parquet                           the items table (campaign_id links ads)
       campaigns.parquet                       the campaigns table
       users.parquet                           user_id, consent_analytics (the KPIs leave out
-                                              users whose analytics consent is false)
+                                              users whose analytics consent is false),
+                                              consent_personalization (Spark training leaves
+                                              out users who objected to profiling)
       _feedwise.json                          what was written (counts, date range, schema)
 
 ``events`` keeps every column of the store's ``events`` table (``ts`` as a UTC timestamp)
@@ -56,7 +58,7 @@ def events_glob(root: str | Path) -> str:
 def export_parquet(store: EventStore, out_dir: str | Path, *, overwrite: bool = False,
                    row_group_size: int = 1_000_000) -> ExportReport:
     """Write the store's events as a date-partitioned Parquet dataset (plus items, campaigns
-    and the users' analytics consent).
+    and the users' analytics and personalization consent).
 
     Args:
         store: An :class:`~feedwise.store.EventStore`.
@@ -99,11 +101,11 @@ def export_parquet(store: EventStore, out_dir: str | Path, *, overwrite: bool = 
                 " (FORMAT PARQUET)")
     cur.execute(f"COPY (SELECT * FROM campaigns ORDER BY campaign_id) "
                 f"TO '{_quote(out / 'campaigns.parquet')}' (FORMAT PARQUET)")
-    # the store's user ids (pseudonymised like the events'), and only the consent flag the
-    # KPIs need: no other user attributes leave the store
+    # the store's user ids (pseudonymised like the events'), and only the consent flags the
+    # KPIs and training need: no other user attributes leave the store
     users = int(store.scalar("SELECT count(*) FROM users"))
-    cur.execute(f"COPY (SELECT user_id, consent_analytics FROM users ORDER BY user_id) "
-                f"TO '{_quote(out / 'users.parquet')}' (FORMAT PARQUET)")
+    cur.execute(f"COPY (SELECT user_id, consent_analytics, consent_personalization FROM users "
+                f"ORDER BY user_id) TO '{_quote(out / 'users.parquet')}' (FORMAT PARQUET)")
     first, last, days = cur.execute(
         "SELECT min(CAST(ts AS DATE)), max(CAST(ts AS DATE)), count(DISTINCT CAST(ts AS DATE)) "
         "FROM events").fetchone()

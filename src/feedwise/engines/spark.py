@@ -61,6 +61,28 @@ def read_events(spark: SparkSession, root: str | os.PathLike) -> DataFrame:
     return spark.read.parquet(events_path(root))
 
 
+def training_events(spark: SparkSession, root: str | os.PathLike) -> DataFrame:
+    """The events of an export that may train a model: those of users who did not object
+    to profiling (``consent_personalization`` false in ``users.parquet``; NULL or no row =
+    granted), as ``EventStore.interactions`` leaves them out.
+
+    A layout without ``users.parquet`` (events written by :func:`ingest_events` alone)
+    records no objection: every event. An export whose ``users.parquet`` lacks the flag
+    (written before it was exported) is refused: it cannot honour an objection.
+    """
+    events = read_events(spark, root)
+    users = read_table(spark, root, "users")
+    if users is None:
+        return events
+    if "consent_personalization" not in users.columns:
+        raise DataError(f"{root}: users.parquet has no consent_personalization column (an "
+                        "export written before it was exported), so training could not "
+                        "leave out users who objected to profiling; write the layout again "
+                        "with `feedwise export --format parquet --out DIR`")
+    objectors = users.where("consent_personalization = false").select("user_id")
+    return events.join(objectors, "user_id", "left_anti")
+
+
 def read_table(spark: SparkSession, root: str | os.PathLike, name: str) -> DataFrame | None:
     """Table ``name`` (``items``, ``campaigns``, ``users``) of an export, or ``None`` when
     the export has none (older layouts have no ``users``)."""
@@ -208,15 +230,16 @@ def _item_titles(spark: SparkSession, root: str | os.PathLike) -> dict[str, str]
 
 def spark_interactions(spark: SparkSession, root: str | os.PathLike, *,
                        weights: InteractionWeights | None = None,
-                       since: datetime | None = None, until: datetime | None = None
-                       ) -> Interactions:
+                       since: datetime | None = None, until: datetime | None = None,
+                       exclude_objectors: bool = True) -> Interactions:
     """The interaction matrix built by Spark SQL over an export, collected to the driver.
 
     Equal to ``EventStore.interactions(since, until, weights=weights)`` on the store that
-    was exported (same ids, order, weights, last-event times and negatives).
+    was exported (same ids, order, weights, last-event times and negatives; users who
+    objected to profiling left out, see :func:`training_events`).
     """
-    pos, negs = interaction_frames(read_events(spark, root), weights=weights, since=since,
-                                   until=until)
+    events = training_events(spark, root) if exclude_objectors else read_events(spark, root)
+    pos, negs = interaction_frames(events, weights=weights, since=since, until=until)
     return collect_interactions(to_arrow(pos), to_arrow(negs),
                                 item_titles=_item_titles(spark, root), since=since, until=until)
 
@@ -257,7 +280,8 @@ def train_als(spark: SparkSession, root: str | os.PathLike, model: SparkALS | No
     The id maps are built in Spark (sorted distinct ids, indexed) by the same rules as the
     driver-side :class:`Interactions`, so factor rows line up with the model's id maps.
     The interaction matrix is also collected to the driver: the served model keeps it to
-    exclude seen items and to fold in users.
+    exclude seen items and to fold in users. The events of users who objected to profiling
+    are left out (:func:`training_events`).
 
     Args:
         spark: The session.
@@ -272,8 +296,8 @@ def train_als(spark: SparkSession, root: str | os.PathLike, model: SparkALS | No
     from pyspark.sql import functions as F
 
     model = model if model is not None else SparkALS()
-    pos, negs = interaction_frames(read_events(spark, root), weights=weights, since=since,
-                                   until=until)
+    pos, negs = interaction_frames(training_events(spark, root), weights=weights,
+                                   since=since, until=until)
     pos, negs = pos.cache(), negs.cache()
     cached = [pos, negs]
     try:

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 from feedwise.errors import ConfigError, DataError, NotFittedError, NotFoundError
 from feedwise.interactions import Interactions
 from feedwise.itemlist import ItemList
+from feedwise.models.memory import memory_budget, rows_within, split_by_cost
 
 #: Per-user item ids: one iterable for every user, or a mapping user_id -> iterable.
 PerUser = Iterable[str] | Mapping[str, Iterable[str]] | None
@@ -47,6 +48,20 @@ class Recommender(ABC):
     #: Parameters added after models were first saved, with the value that reproduces the
     #: behaviour of before: a saved model without them was fitted that way (see ``load``).
     saved_before: ClassVar[dict[str, Any]] = {}
+    #: Working bytes per (user, item) cell of a dense block of scores in ``recommend``: the
+    #: float32 scores, the model's temporaries while computing them and the top-n selection
+    #: (``argpartition``'s negated copy and int64 indices). ``recommend`` scores
+    #: ``budget // (n_items * score_cell_bytes)`` users per block.
+    score_cell_bytes: ClassVar[int] = 24
+    #: Users per dense block that a model with a sparse scoring path must fit in the budget
+    #: to keep the dense path (see :meth:`uses_sparse_path`).
+    dense_batch: ClassVar[int] = 512
+    #: Working bytes per stored score of the sparse scoring path (models that define it).
+    sparse_entry_bytes: ClassVar[int] = 24
+    #: This model's memory budget (bytes, or a size such as ``"512MiB"``); ``None``: the
+    #: ``FEEDWISE_MEMORY_BUDGET`` environment variable, else 1 GiB (``feedwise.models.memory``).
+    #: A runtime setting, not a hyperparameter: it is neither saved nor tuned.
+    memory_budget: int | str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -106,6 +121,45 @@ class Recommender(ABC):
         ``None`` means the model cannot fold in; the user gets the popularity fallback.
         """
         return None
+
+    def _sparse_scores(self, batch: Sequence[str], history: History, hist: sp.csr_matrix
+                       ) -> tuple[sp.csr_matrix, np.ndarray] | None:
+        """Scores of a batch as a sparse matrix (an item not stored scores 0; every stored
+        score is >= 0) and the mask of users scored personally, or ``None`` when the model
+        has no sparse scoring path. ``hist`` is :meth:`history_matrix` of the batch."""
+        return None
+
+    def _sparse_cost(self, hist: sp.csr_matrix) -> np.ndarray | None:
+        """Upper bound of each history row's stored scores in :meth:`_sparse_scores`, or
+        ``None`` when the model has no sparse scoring path."""
+        return None
+
+    def budget(self) -> int:
+        """The memory budget in bytes (see :attr:`memory_budget`)."""
+        return memory_budget(self.memory_budget)
+
+    def _score_cell_bytes(self) -> int:
+        """Working bytes per cell of a dense score block (see :attr:`score_cell_bytes`)."""
+        return self.score_cell_bytes
+
+    def batch_rows(self, batch_size: int = 512) -> int:
+        """Users ``recommend`` scores per dense block: at most ``batch_size``, and no more
+        than the memory budget holds (``budget // (n_items * score_cell_bytes)``, at least
+        one)."""
+        self._check_fitted()
+        return rows_within(self.budget(), self.n_items * self._score_cell_bytes(),
+                           max(int(batch_size), 1))
+
+    def uses_sparse_path(self) -> bool:
+        """Whether ``recommend`` takes the sparse path: the model has one and a dense block
+        of :attr:`dense_batch` users would not fit in the budget. Where it fits, the dense
+        path serves (the results of before the budget existed, ties included). The choice
+        depends on the model and the budget only, never on the request, so a user gets the
+        same list alone or in a batch."""
+        self._check_fitted()
+        if self._sparse_cost(sp.csr_matrix((0, self.n_items), dtype=np.float32)) is None:
+            return False
+        return self.dense_batch * self.n_items * self._score_cell_bytes() > self.budget()
 
     def _static_scores(self) -> np.ndarray | None:
         """Scores that are the same for every user (e.g. popularity), or ``None``.
@@ -249,7 +303,10 @@ class Recommender(ABC):
             candidates: Whitelist of item ids (for every user, or per user).
             history: Recent events per user, for request-time fold-in.
             exclude_negative: Drop items the user hid or reported.
-            batch_size: Users scored per block (bounds memory to batch x n_items floats).
+            batch_size: Users scored per block at most; fewer when a block of
+                ``batch_size x n_items`` scores would not fit in the memory budget
+                (:meth:`batch_rows`). Models with sparse scores (ItemKNN, RP3beta) whose
+                dense block would not fit score sparsely instead (:meth:`uses_sparse_path`).
         """
         self._check_fitted()
         if isinstance(user_ids, str):
@@ -259,11 +316,18 @@ class Recommender(ABC):
         user_ids = [str(u) for u in user_ids]
         out: list[ItemList] = []
         static = self._static_scores() if candidates is None else None
-        for start in range(0, len(user_ids), batch_size):
-            batch = user_ids[start:start + batch_size]
+        sparse = static is None and self.uses_sparse_path()
+        step = max(int(batch_size), 1) if static is not None or sparse else \
+            self.batch_rows(batch_size)
+        for start in range(0, len(user_ids), step):
+            batch = user_ids[start:start + step]
             if static is not None:
                 out.extend(self._recommend_static(static, batch, n, history, exclude_seen,
                                                   exclude, exclude_negative))
+                continue
+            if sparse:
+                out.extend(self._recommend_sparse(batch, n, history, exclude_seen, exclude,
+                                                  candidates, exclude_negative))
                 continue
             scores, personal = self._scores_for(batch, history)
             hist = self.history_matrix(history, batch) if (exclude_seen or history) else None
@@ -313,6 +377,98 @@ class Recommender(ABC):
             out.append(ItemList(self.item_ids_[head], static[head],
                                 [self.fallback_reason] * len(head)))
         return out
+
+    def _recommend_sparse(self, batch: list[str], n: int, history: History,
+                          exclude_seen: bool, exclude: PerUser, candidates: PerUser,
+                          exclude_negative: bool) -> list[ItemList]:
+        """``recommend`` from sparse scores, in blocks whose stored scores fit the budget.
+
+        A personal user's list is their positive scores, best first (equal scores by item
+        column), then, when fewer than ``n`` remain after the filters, the most popular
+        remaining items at score 0 (what every unscored item scores). Users scored without
+        personal signal get the most popular items, as on the dense path.
+        """
+        hist = self.history_matrix(history, batch)
+        cost = self._sparse_cost(hist)
+        limit = self.budget() / max(self.sparse_entry_bytes, 1)
+        order = self._static_order(self.popularity_)
+        out: list[ItemList] = []
+        for lo, hi in split_by_cost(cost, limit):
+            part, sub = batch[lo:hi], hist[lo:hi]
+            scores, personal = self._sparse_scores(part, history, sub)
+            picked: list[np.ndarray] = []
+            values: list[np.ndarray] = []
+            for b, u in enumerate(part):
+                cols, vals = self._sparse_top(scores, b, u, n, sub, order, bool(personal[b]),
+                                              exclude_seen, exclude, candidates,
+                                              exclude_negative)
+                picked.append(cols)
+                values.append(vals)
+            del scores
+            explained = self._explain(sub, picked)
+            for b in range(len(part)):
+                reasons = (explained[b] if personal[b]
+                           else [self.fallback_reason] * len(picked[b]))
+                out.append(ItemList(self.item_ids_[picked[b]], values[b], reasons))
+        return out
+
+    def _sparse_top(self, scores: sp.csr_matrix, b: int, user: str, n: int,
+                    hist: sp.csr_matrix, order: np.ndarray, personal: bool,
+                    exclude_seen: bool, exclude: PerUser, candidates: PerUser,
+                    exclude_negative: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` columns and scores of row ``b`` of sparse ``scores`` after the filters."""
+        r = self.user_index_.get(user, -1)
+        drop = []
+        if exclude_seen:
+            drop.append(_row_cols(hist, b))
+        if exclude_negative and r >= 0:
+            drop.append(_row_cols(self.negatives_, r))
+        ex = _for_user(exclude, user)
+        if ex:
+            drop.append(self._cols(ex))
+        drop_cols = np.concatenate(drop) if drop else np.empty(0, np.int64)
+        cand = _for_user(candidates, user)
+        cand_cols = np.unique(self._cols(cand)) if cand is not None else None
+        cols = np.empty(0, np.int64)
+        vals = np.empty(0, np.float32)
+        stored = cols
+        if personal:
+            lo, hi = scores.indptr[b], scores.indptr[b + 1]
+            cols = stored = scores.indices[lo:hi].astype(np.int64)
+            vals = np.asarray(scores.data[lo:hi], dtype=np.float32)
+            ok = np.isfinite(vals) & (vals > 0)
+            if cand_cols is not None:
+                ok &= np.isin(cols, cand_cols)
+            cols, vals = cols[ok], vals[ok]
+            # the best n after the drops are among the best n + len(drop) before them,
+            # counting every entry equal to the last one (so ties are decided below)
+            take = n + len(drop_cols)
+            if len(vals) > take:
+                near = vals >= _kth_largest(vals, take)
+                cols, vals = cols[near], vals[near]
+            if len(drop_cols):
+                keep = ~np.isin(cols, drop_cols)
+                cols, vals = cols[keep], vals[keep]
+            best = np.lexsort((cols, -vals))[:n]  # best first; equal scores by column
+            cols, vals = cols[best], vals[best]
+        need = n - len(cols)
+        if need > 0:
+            pool = order
+            if cand_cols is not None:
+                pool = cand_cols[np.argsort(-self.popularity_[cand_cols], kind="stable")]
+                pool = pool[np.isfinite(self.popularity_[pool])]
+            # every stored score that was not taken was filtered out (or is not > 0): the
+            # fill is of items no stored score reaches
+            blocked = np.concatenate([drop_cols, stored])
+            head = pool[:need + len(blocked)]
+            if len(blocked):
+                head = head[~np.isin(head, blocked)]
+            head = head[:need]
+            fill = (np.zeros(len(head), np.float32) if personal
+                    else self.popularity_[head].astype(np.float32))
+            cols = np.concatenate([cols, head])
+            vals = np.concatenate([vals, fill])
+        return cols, vals
 
     def _apply_filters(self, scores: np.ndarray, batch: Sequence[str],
                        hist: sp.csr_matrix | None, exclude: PerUser, candidates: PerUser,
@@ -494,6 +650,37 @@ class HistoryRecommender(Recommender):
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._score_matrix(history)
 
+    def _score_sparse(self, x: sp.csr_matrix) -> sp.csr_matrix | None:
+        """Sparse scores (x.shape[0] x n_items, stored scores >= 0, every other item 0)
+        for the histories in ``x``, equal to ``_score_matrix(x)``; ``None`` (the default):
+        the model's scores are dense."""
+        return None
+
+    def _score_fanout(self) -> np.ndarray | None:
+        """Per item, how many items a history entry of it adds scores to (the stored
+        entries of its row of the scoring matrix), or ``None`` without a sparse path."""
+        return None
+
+    def _sparse_cost(self, hist: sp.csr_matrix) -> np.ndarray | None:
+        fan = self._score_fanout()
+        if fan is None:
+            return None
+        ones = sp.csr_matrix((np.ones(hist.nnz, np.float64), hist.indices, hist.indptr),
+                             shape=hist.shape)
+        return np.minimum(ones @ fan.astype(np.float64), self.n_items)
+
+    def _sparse_scores(self, batch: Sequence[str], history: History, hist: sp.csr_matrix
+                       ) -> tuple[sp.csr_matrix, np.ndarray] | None:
+        # the dense path scores a training user from their training row and a folded-in
+        # user from training row + history: both are the rows of ``hist``
+        rows = np.array([self.user_index_.get(u, -1) for u in batch], dtype=np.int64)
+        folded = np.array([bool(history and history.get(u)) for u in batch], dtype=bool)
+        personal = ((rows >= 0) & ~folded) | (np.diff(hist.indptr) > 0)
+        scores = self._score_sparse(hist)
+        if scores is None:
+            return None
+        return sp.csr_matrix(scores), personal
+
 
 def side_data(model: Recommender | type[Recommender], *, items: Any = None,
               edges: Any = None) -> dict[str, Any]:
@@ -537,6 +724,23 @@ def _drop_rows(m: Any, rows: np.ndarray, *, columns: bool = False) -> Any:
     out = sp.csr_matrix(out, dtype=m.dtype)
     out.eliminate_zeros()
     return out
+
+
+def _kth_largest(v: np.ndarray, k: int) -> float:
+    """The ``k``-th largest of ``v`` (1 <= k <= len(v)).
+
+    Scores of a big catalogue hold few distinct values, where a full partition is slow: a
+    strided sample's top share gives a bound ``q`` first, and when at least ``k`` values
+    reach it the answer is the ``k``-th largest of those few (it is, whatever the sample).
+    """
+    if len(v) > 4096 and len(v) > 16 * k:
+        sample = v[::len(v) // 2048]
+        j = min(len(sample), 2 * k * len(sample) // len(v) + 2)
+        q = np.partition(sample, len(sample) - j)[len(sample) - j]
+        high = v[v >= q]
+        if len(high) >= k:
+            v = high
+    return v[np.argpartition(v, len(v) - k)[len(v) - k]]
 
 
 def _row_cols(m: sp.csr_matrix, r: int) -> np.ndarray:

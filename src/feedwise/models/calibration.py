@@ -46,6 +46,7 @@ from feedwise.evaluation import metrics, random_split
 from feedwise.evaluation.splits import Split
 from feedwise.interactions import Interactions
 from feedwise.models.base import Recommender
+from feedwise.models.memory import memory_budget, rows_within
 
 #: (model name, weight, constructor params) of a blend component.
 Component = tuple[str, float, dict[str, Any]]
@@ -122,6 +123,10 @@ class _Candidates:
             seen = seen + abs(split.train.negatives)
         keys = list(fitted)
         cols, z = [], {key: [] for key in keys}
+        # per user and item: every setting's float32 scores at once, plus one setting's
+        # scoring and normalising temporaries and the top-n selection, within the budget
+        budget = fitted[keys[0]].budget() if keys else memory_budget()
+        chunk = rows_within(budget, seen.shape[1] * (4 * len(keys) + 56), chunk)
         for start in range(0, len(self.users), chunk):
             rows = self.users[start:start + chunk]
             mask = seen[rows].toarray() > 0

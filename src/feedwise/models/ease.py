@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
 from feedwise.models.base import HistoryRecommender
+from feedwise.models.memory import available_memory, format_bytes
 
 #: Below every score EASE gives a modelled item: items left out of the model by the memory
 #: guard rank after them (by popularity) but stay reachable through candidate lists.
@@ -50,6 +51,13 @@ class EASE(HistoryRecommender):
     fit (and have at least ``min_support`` users) are modelled; the rest rank after them by
     popularity. ``topk`` prunes ``B`` to its largest weights per column and serves from a
     sparse matrix, which bounds serving memory for large catalogues.
+
+    EASE is dense by nature: ``max_memory_mb`` is its own budget (the learned state, not a
+    working block of the process-wide memory budget), at most
+    ``floor(sqrt(max_memory_mb * 2**20 / 12))`` items modelled (13,377 at the default 2048).
+    A solve larger than the memory the machine has available fails fast with a
+    :class:`ConfigError` naming ``max_memory_mb`` before anything is allocated, instead of
+    a ``MemoryError`` (or the kernel's OOM killer) part way through.
 
     Args:
         l2: Regularisation λ (larger for denser data; ~100-1000 for MovieLens).
@@ -98,8 +106,21 @@ class EASE(HistoryRecommender):
         support = np.diff(x.tocsc().indptr)
         order = np.argsort(-support, kind="stable")
         keep = np.sort(order[support[order] >= max(self.min_support, 1)][:self.max_items()])
+        self._check_solve_fits(len(keep))
         self.modelled_ = keep.astype(np.int64)
         return keep, support
+
+    def _check_solve_fits(self, m: int) -> None:
+        """Refuse a dense solve of ``m`` items that the machine cannot hold."""
+        need = 3 * 4 * m * m
+        free = available_memory()
+        if free is not None and need > free:
+            raise ConfigError(
+                f"{type(self).__name__}: the dense solve of {m:,} items needs about "
+                f"{format_bytes(need)} (three {m:,} x {m:,} float32 matrices, within "
+                f"max_memory_mb={self.max_memory_mb:g}), but only {format_bytes(free)} is "
+                f"available; lower max_memory_mb (at most {free / 3 / 2**20:.0f} fits now) "
+                f"or raise min_support")
 
     def _fit(self, data: Interactions) -> None:
         self._check_params()

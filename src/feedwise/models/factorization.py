@@ -8,6 +8,7 @@ a recommendation by the liked item whose factor vector is closest to it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Literal
@@ -21,6 +22,8 @@ from feedwise.models.base import History, PerUser, Recommender
 
 #: Most liked items compared per user when explaining (the heaviest ones).
 _EXPLAIN_HISTORY = 200
+#: Users implicit's top-k kernel scores at once per thread (``implicit.cpu.topk``).
+_TOPK_ROWS = 100
 
 Weighting = Literal["linear", "log", "binary"]
 
@@ -138,12 +141,19 @@ class FactorModel(Recommender):
         Batches of training users without exclude / candidate lists or request-time events
         take a fast path: implicit's fused multi-threaded top-k over the factors, with seen
         and hidden items filtered inside the kernel. Everything else takes the base path.
+        The kernel scores 100 users x every item per thread at once: it runs on as many
+        threads as the memory budget holds such blocks, and where not even one fits, the
+        base path (blocks sized to the budget) serves.
         """
         self._check_fitted()
         ids = [user_ids] if isinstance(user_ids, str) else [str(u) for u in user_ids]
         rows = np.fromiter((self.user_index_.get(u, -1) for u in ids), np.int64, len(ids))
+        threads = getattr(self, "num_threads", 0)
+        blocks = self.budget() // (_TOPK_ROWS * self.n_items * self._score_cell_bytes())
+        if blocks < (threads or os.cpu_count() or 1):
+            threads = int(blocks)  # fewer kernel threads, each with its block in the budget
         if (exclude is not None or candidates is not None or history or n <= 0
-                or (rows < 0).any()):
+                or (rows < 0).any() or blocks < 1):
             return super().recommend(ids, n, exclude_seen=exclude_seen, exclude=exclude,
                                      candidates=candidates, history=history,
                                      exclude_negative=exclude_negative,
@@ -166,7 +176,7 @@ class FactorModel(Recommender):
             mask = sp.csr_matrix(mask)
             mask.data[:] = 1.0
             top, scores = topk(items, users[block], k, filter_query_items=mask,
-                               num_threads=getattr(self, "num_threads", 0))
+                               num_threads=threads)
             valid = scores > -1e38
             top = np.where(valid, top, -1).astype(np.int64)
             best = self._closest_liked(seen, top)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -41,8 +43,8 @@ def get_consent(store: EventStore, user_id: str) -> ConsentRecord | None:
         return None
 
     def flag(v: Any) -> bool:
-        return True if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA \
-            else bool(v)
+        got = _stored_flag(v)
+        return True if got is None else got
 
     ts = r["consent_updated_at"]
     return ConsentRecord(personalization=flag(r["consent_personalization"]),
@@ -53,12 +55,17 @@ def get_consent(store: EventStore, user_id: str) -> ConsentRecord | None:
 
 def set_consent(store: EventStore, user_id: str, *, now: datetime, source: str,
                 personalization: bool | None = None, ads: bool | None = None,
-                analytics: bool | None = None) -> ConsentRecord:
+                analytics: bool | None = None,
+                attributes: Mapping[str, Any] | None = None) -> ConsentRecord:
     """Change some of a user's consent flags; the others keep their value.
 
-    The ``users`` row gets the new flags, ``consent_updated_at = now`` and
-    ``consent_source = source`` (created, with the other flags granted, if the user is
-    new); every changed flag is appended to ``consent_log``.
+    Only what actually changes is written: a flag given with the value it already holds
+    is no change. A changed flag is appended to ``consent_log`` (with ``source`` and
+    ``now``), and the ``users`` row gets it with ``consent_updated_at = now`` and
+    ``consent_source = source``. A flag with no stored value yet (a new user, or a row
+    whose flag is NULL: granted by default) counts as changed when it is given, so the
+    log holds the first explicit record of each flag. A new user gets a ``users`` row
+    whose flags not given stay NULL (granted by default, never set).
 
     Args:
         store: The :class:`~feedwise.store.EventStore`.
@@ -66,6 +73,8 @@ def set_consent(store: EventStore, user_id: str, *, now: datetime, source: str,
         now: Time of the change (tz-aware).
         source: Where the consent was given: ``banner``, ``settings``, ``api``, ``cli`` ...
         personalization, ads, analytics: New values; ``None`` leaves a flag unchanged.
+        attributes: The user's new attributes (they replace the stored ones, in the same
+            transaction); ``None`` leaves them unchanged.
 
     Returns:
         The record after the change.
@@ -74,16 +83,30 @@ def set_consent(store: EventStore, user_id: str, *, now: datetime, source: str,
         raise ConfigError("a consent change needs its source (e.g. 'settings', 'banner')")
     if store.is_erased(user_id):
         raise NotFoundError("this user was erased; a new consent needs a new account id")
+    key = store.user_key(user_id)
     new = {"personalization": personalization, "ads": ads, "analytics": analytics}
-    old = get_consent(store, user_id) or ConsentRecord()
-    merged = {f: (getattr(old, f) if new[f] is None else bool(new[f])) for f in CONSENT_FLAGS}
-    changed = [f for f in CONSENT_FLAGS if new[f] is not None]
+    row = store.consent(key)
+    old = {f: None if row is None else _stored_flag(row[f"consent_{f}"])
+           for f in CONSENT_FLAGS}
+    flags = {f: (old[f] if new[f] is None else bool(new[f])) for f in CONSENT_FLAGS}
+    changed = [f for f in CONSENT_FLAGS if new[f] is not None and flags[f] != old[f]]
     when = utc(now)
-    store.record_consent(store.user_key(user_id), merged, changed=changed, now=when,
-                         source=source)
-    log.info("consent changed (%s) from %s", ", ".join(f"{f}={merged[f]}" for f in changed),
-             source)
-    return ConsentRecord(**merged, updated_at=when, source=source)
+    if changed or row is None or attributes is not None:
+        store.record_consent(key, flags, changed=changed, now=when, source=source,
+                             attributes=None if attributes is None
+                             else json.dumps(dict(attributes)))
+    if changed:
+        log.info("consent changed (%s) from %s",
+                 ", ".join(f"{f}={flags[f]}" for f in changed), source)
+    rec = get_consent(store, user_id)
+    return rec if rec is not None else ConsentRecord()
+
+
+def _stored_flag(v: Any) -> bool | None:
+    """A stored flag: ``None`` for NULL/NaN (never set, granted by default)."""
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return bool(v)
 
 
 def apply_consent(engine: FeedEngine, stored_id: str, record: ConsentRecord) -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from feedwise.privacy.consent import get_consent
+from feedwise.privacy.erasure import USER_EXPORT_FORMAT
 from feedwise.schema import utc
 from feedwise.store import EventStore
 
@@ -36,17 +37,21 @@ def export_user(store: EventStore, user_id: str, *, now: datetime) -> dict[str, 
     """Everything the store holds about ``user_id`` as JSON-ready data (right of access).
 
     Returns:
-        ``{"user_id", "stored_id", "exported_at", "consent", "tables": {table: rows}}``
-        where ``tables`` has the user's rows of every table with a ``user_id`` column
-        (``events``, ``users``, ``consent_log``, profiles, ad impressions, ...) and the
-        ``rejects`` rows that mention the id. ``stored_id`` is the pseudonym (``None``
-        when ids are stored as given).
+        ``{"format", "user_id", "stored_id", "exported_at", "consent", "erased",
+        "tables": {table: rows}}`` where ``tables`` has the user's rows of every table with
+        a ``user_id`` column (``events``, ``users``, ``consent_log``, profiles, ad
+        impressions, and ``rejects``: the rejected rows whose user id is the user's) and, as
+        ``items``, the posts the user authored; every row is found by those id columns,
+        never by searching text. ``stored_id`` is the pseudonym (``None`` when ids are
+        stored as given). ``format`` comes first: erasure recognises (and deletes) a saved
+        export of the user by it.
     """
     key = store.user_key(user_id)
     tables = {t: [{n: _jsonable(x) for n, x in row.items()} for row in rows]
               for t, rows in store.user_rows(user_id).items()}
     consent = get_consent(store, user_id)
-    return {"user_id": str(user_id), "stored_id": key if key != str(user_id) else None,
+    return {"format": USER_EXPORT_FORMAT,
+            "user_id": str(user_id), "stored_id": key if key != str(user_id) else None,
             "exported_at": utc(now).isoformat(),
             "consent": _jsonable(consent.model_dump()) if consent else None,
             "erased": store.is_erased(user_id), "tables": tables}

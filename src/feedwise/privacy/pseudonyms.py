@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from feedwise.errors import ConfigError
+from feedwise.store import EventStore
+from feedwise.store.base import KEY_CHECK_LABEL
 
 #: Length of a pseudonym in hex characters (128 bits of the HMAC-SHA256 digest).
 PSEUDONYM_HEX = 32
@@ -22,12 +24,15 @@ class Pseudonymizer:
     store. The object is a plain callable (``p("alice") -> "3f…"``), which is what
     :class:`~feedwise.store.EventStore` takes.
 
+    A store records the :meth:`fingerprint` of the key it was first opened with and
+    refuses any other key (and every use of the key when none is given).
+
     Key rotation: pseudonyms cannot be inverted, so a new key cannot be applied to stored
     pseudonyms directly. Rotate by re-ingesting the retained raw sources into a fresh
     store opened with the new key (and re-erasing the ids on the erasure list), or, to
     rotate in place, chain the keys — ``Pseudonymizer(new_key, previous=old)`` computes
-    ``HMAC(new, HMAC(old, id))`` — and rewrite the stored ids with ``HMAC(new, stored)``.
-    See docs/privacy.md.
+    ``HMAC(new, HMAC(old, id))`` — and rewrite the stored ids with ``HMAC(new, stored)``
+    (:func:`rotate_key`). See docs/privacy.md.
 
     Args:
         key: The secret (str, bytes or pydantic ``SecretStr``), at least 16 bytes.
@@ -62,6 +67,11 @@ class Pseudonymizer:
         return hmac.new(self.__key, str(stored_id).encode("utf-8"), hashlib.sha256
                         ).hexdigest()[:PSEUDONYM_HEX]
 
+    def fingerprint(self) -> str:
+        """What a store opened with this key records to recognise it: the pseudonym of a
+        fixed label (an HMAC under the key; it reveals nothing about the key)."""
+        return self(KEY_CHECK_LABEL)
+
     def __repr__(self) -> str:
         return "Pseudonymizer(key=<secret>)"
 
@@ -69,3 +79,26 @@ class Pseudonymizer:
 
     def __reduce__(self) -> Any:  # never serialise the key by accident
         raise TypeError("a Pseudonymizer holds a secret and cannot be pickled")
+
+
+def rotate_key(store: EventStore, new: Pseudonymizer) -> dict[str, int]:
+    """Rotate a pseudonymised store to a chained key, in place and in one transaction.
+
+    Open the store with its current key, build ``new = Pseudonymizer(new_key,
+    previous=current)`` and call this: every stored ``user_id`` (and the pseudonym in a
+    reject's raw text) becomes ``new.rekey(stored)`` = ``new(raw id)``, and the store's key
+    fingerprint becomes ``new.fingerprint()``, so from then on it opens with ``new`` only
+    (set ``FEEDWISE_PSEUDONYM_KEY`` accordingly wherever the chain is built). Retrain models
+    afterwards: artifacts hold the old pseudonyms. Tombstones cannot be rewritten (see
+    docs/privacy.md, Key rotation).
+
+    Returns:
+        Rows rewritten per table.
+
+    Raises:
+        ConfigError: ``new`` has no previous key, or is not chained on the store's key.
+    """
+    if new.previous is None:
+        raise ConfigError("rotate_key needs a chained key: Pseudonymizer(new_key, "
+                          "previous=<the store's key>)")
+    return store.rekey_user_ids(new, new.rekey)

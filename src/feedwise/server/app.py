@@ -27,7 +27,8 @@ from feedwise.errors import (
     FeedwiseError,
     NotFoundError,
 )
-from feedwise.privacy import RedactUserPaths
+from feedwise.privacy.redaction import install as install_log_redaction
+from feedwise.server.bodies import BodyGuard
 from feedwise.server.deps import ServiceState
 from feedwise.server.metrics import LatencyMiddleware
 from feedwise.server.routes import (
@@ -61,9 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings: The settings; default :func:`get_settings` (``FEEDWISE_*`` variables).
     """
     settings = settings or get_settings()
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactUserPaths) for f in access.filters):
-        access.addFilter(RedactUserPaths())  # request logs never carry user ids
+    # request logs never carry user ids, at any level (trace lines print whole scopes)
+    install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +106,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": [{k: v for k, v in e.items() if k != "input"}
                                             for e in errors]}, status_code=422)
 
+    # bodies of every route but /v1/events (which streams its own) are read under the byte
+    # limit and checked for depth off the event loop before FastAPI decodes them
+    app.add_middleware(BodyGuard, max_bytes=lambda: settings.max_json_body_bytes,
+                       skip=("/v1/events",))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],

@@ -7,7 +7,11 @@ once at creation and never logged. Checking a token hashes it and compares the d
 about which key (if any) came close.
 
 Scopes: ``read`` (feeds, recommendations, catalogue, reports), ``ingest`` (``POST
-/v1/events``) and ``admin`` (catalogue, campaigns, users, models; implies the others).
+/v1/events``), ``metrics`` (``GET /metrics`` only, for a Prometheus scraper) and ``admin``
+(catalogue, campaigns, users, models; implies the others).
+
+The keys file is re-read when it changes (:meth:`KeyRing.refresh`): a revoked key stops
+working within ``keys_reload_s`` (0.5 s) of ``feedwise keys revoke``, without a restart.
 """
 
 from __future__ import annotations
@@ -15,15 +19,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from feedwise.errors import AuthError, ConfigError
 
-SCOPES: tuple[str, ...] = ("read", "ingest", "admin")
+SCOPES: tuple[str, ...] = ("read", "ingest", "admin", "metrics")
+
+log = logging.getLogger("feedwise.server.auth")
 
 
 def hash_key(key: str) -> str:
@@ -69,21 +77,75 @@ def parse_key_spec(spec: str) -> ApiKey:
 
 @dataclass
 class KeyRing:
-    """The set of accepted keys."""
+    """The set of accepted keys: fixed ones (``FEEDWISE_API_KEYS``) and the keys file's,
+    re-read when the file changes.
+
+    At most every ``reload_s`` seconds, checking a token first looks at the keys file's
+    inode, size and times (one ``stat``); when they changed the file is read again, so
+    ``feedwise keys revoke`` (or ``create``) takes effect within ``reload_s`` without a
+    restart. A keys file that disappears revokes all its keys. One that cannot be read or
+    parsed any more keeps the keys read before (logged as an error each time it changes):
+    a half-edited file must not lock every client out.
+    """
 
     keys: list[ApiKey] = field(default_factory=list)
+    keys_file: Path | None = None
+    fixed: list[ApiKey] = field(default_factory=list)
+    reload_s: float = 0.5
+    _signature: tuple | None = field(default=None, repr=False)
+    _next_check: float = field(default=0.0, repr=False)
 
     @classmethod
     def load(cls, keys_file: str | os.PathLike | None = None,
-             specs: list[str] | None = None) -> KeyRing:
-        """Keys from a keys file and/or ``"<sha256>:<scopes>"`` specs."""
-        ring = cls([parse_key_spec(s) for s in specs or []])
-        if keys_file and Path(keys_file).exists():
-            ring.keys.extend(read_keys_file(keys_file))
+             specs: list[str] | None = None, reload_s: float = 0.5) -> KeyRing:
+        """Keys from a keys file and/or ``"<sha256>:<scopes>"`` specs.
+
+        A keys file that does not exist yet holds no keys (until it is written); one that
+        exists but cannot be read is a :class:`ConfigError`.
+        """
+        fixed = [parse_key_spec(s) for s in specs or []]
+        ring = cls(list(fixed), Path(keys_file) if keys_file else None, fixed, reload_s)
+        ring.refresh(force=True)
         return ring
 
+    def refresh(self, force: bool = False) -> bool:
+        """Re-read the keys file if it changed (checked at most every ``reload_s``);
+        ``True`` if the keys were replaced."""
+        if self.keys_file is None:
+            return False
+        now = time.monotonic()
+        if not force and now < self._next_check:
+            return False
+        self._next_check = now + self.reload_s
+        try:
+            st = os.stat(self.keys_file)
+            signature: tuple | None = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        except FileNotFoundError:
+            signature = None
+        except OSError as e:
+            signature = ("unreadable", e.errno)
+        if signature == self._signature and not force:
+            return False
+        self._signature = signature
+        if signature is None:
+            file_keys: list[ApiKey] = []  # the file is gone: so are its keys
+        else:
+            try:
+                file_keys = read_keys_file(self.keys_file)
+            except ConfigError as e:
+                if force:
+                    raise
+                log.error("%s; still accepting the %d keys read before", e, len(self.keys))
+                return False
+        self.keys = [*self.fixed, *file_keys]  # one assignment: readers see old or new
+        return True
+
     def authenticate(self, token: str | None) -> ApiKey:
-        """The key matching ``token``; :class:`AuthError` if none does (constant-time)."""
+        """The key matching ``token``; :class:`AuthError` if none does (constant-time).
+
+        A changed keys file is picked up first (see :meth:`refresh`).
+        """
+        self.refresh()
         digest = hash_key(token or "")
         found: ApiKey | None = None
         for k in self.keys:  # no early exit: every digest is compared

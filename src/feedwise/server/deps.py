@@ -57,11 +57,17 @@ class ServiceState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = ServiceMetrics()
-        self.keys = KeyRing.load(settings.keys_file, settings.api_keys)
+        self.keys = KeyRing.load(settings.keys_file, settings.api_keys,
+                                 reload_s=settings.keys_reload_s)  # revocation within 1 s
         self.registry = ModelRegistry(settings.registry)
         # privacy: user ids pseudonymised at the edge when FEEDWISE_PSEUDONYM_KEY is set
         self.privacy = PrivacySettings()
         self.store = EventStore(settings.db, pseudonymizer=self.privacy.pseudonymizer())
+        try:  # a pseudonymised store opened without its key: every request would fail
+            self.store.require_key()
+        except BaseException:
+            self.store.close()
+            raise
         self.retention = (RetentionScheduler(self.store, self.privacy.retention_days,
                                              self.privacy.retention_interval_s)
                           if self.privacy.retention_days else None)
@@ -69,7 +75,8 @@ class ServiceState:
                              queue_size=settings.writer_queue_size,
                              on_ingest=self.metrics.on_ingest,
                              linger_s=settings.writer_linger_s,
-                             poll_s=settings.impressions_flush_s).start()
+                             poll_s=settings.impressions_flush_s,
+                             sync=settings.writer_sync).start()
         self.served: Served | None = None
         self.no_personalization: set[str] = set()
         self.no_ads: set[str] = set()

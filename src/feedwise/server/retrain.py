@@ -5,6 +5,9 @@ One :func:`retrain` run:
 1. The window is ``[now - window_days, now)`` (all history without ``window_days``). If a
    version is promoted and fewer than ``min_new_events`` events arrived since its window
    ended, nothing is trained (decision ``skip``).
+   The window's training view (:meth:`EventStore.interactions`) leaves out the events of
+   users who objected to profiling (``consent_personalization`` false), so neither the
+   candidate nor its evaluation ever fits on them.
 2. The window is split in time (:func:`~feedwise.evaluation.temporal_split`): the newest
    ``test_fraction`` of (user, item) pairs is the test slice.
 3. The candidate (``model`` + ``params``) is fitted on the older part and scored on the
@@ -110,7 +113,7 @@ def retrain(store: EventStore, registry: ModelRegistry, config: RetrainConfig,
                                    f"(< {config.min_new_events})")
         registry.record_decision(d.model_dump(mode="json"))
         return d
-    data = store.interactions(since, now)
+    data = store.interactions(since, now)  # objectors to profiling left out
     window = window.model_copy(update={"n_users": data.n_users, "n_items": data.n_items})
     split = temporal_split(data, test_fraction=config.test_fraction)
     if split.test.nnz == 0 or split.train.nnz == 0:

@@ -75,19 +75,34 @@ class Settings(BaseSettings):
         auth_enabled: Require API keys (turn off only for local experiments).
         cors_origins: Allowed CORS origins; empty (the default) means CORS is off.
         max_batch_events: Most events one ``POST /v1/events`` may carry.
-        max_body_bytes: Largest request body accepted (413 above it).
+        max_body_bytes: Largest ``POST /v1/events`` body accepted (413 above it).
+        max_json_body_bytes: Largest body of every other route (items, users, campaigns;
+            413 above it). FastAPI decodes those bodies on the event loop, so they stay small.
         writer_max_rows: Most event rows the writer lands in one transaction.
         writer_queue_size: Pending writer jobs before producers wait (backpressure).
         writer_linger_s: How long the writer lets a batch fill before landing it.
         write_timeout_s: How long a request waits for its write before answering 503.
         impressions_flush_s: How often logged impressions are landed (each landing is one
             commit with a fixed cost of several ms, so fewer, larger ones serve more feeds).
+            Only without ``writer_sync``.
+        writer_sync: Answer a feed only once its impressions and the ad state it changed
+            (ad impressions, spend) are committed (group commit: feeds that arrive meanwhile
+            share one). Off (the default: on costs 2-8x the server CPU per feed in the serve
+            benchmark), feeds are answered at once and a ``kill -9`` loses what the writer
+            had not landed yet: up to ``impressions_flush_s`` of impressions and the ad state
+            committed with them (docs/service.md, "Durability").
         reload_interval_s: How often the promoted model version is checked (0: never).
         log_impressions: Log every served slot as an impression event.
         feed_policy: ``auto`` (the FeedEngine when it can be built, else the model's list),
             ``engine`` or ``model`` (organic slots from the model only; an operator's switch).
         max_n: Largest ``n`` a feed or recommendation request may ask for.
-        metrics_public: Serve ``/metrics`` without a key.
+        metrics_public: Serve ``/metrics`` without a key (off by default: its counters are
+            a side channel, e.g. duplicate events, and its latencies describe the traffic).
+        metrics_scope: The scope ``/metrics`` requires when it is not public: ``metrics``
+            (a key made for the scraper, which can read nothing else), ``read`` or ``admin``;
+            an ``admin`` key always passes.
+        keys_reload_s: How often the keys file is checked for changes (its size, times and
+            inode; re-read when they change): a revoked key stops working within this long.
         switch_interval_ms: Python's thread switch interval while the app runs (Python's
             default, 5 ms). Requests run on the event loop and the writer on its own thread;
             a request that releases the GIL may wait up to this long to win it back. Shorter
@@ -106,16 +121,20 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_batch_events: int = Field(default=10_000, gt=0)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    max_json_body_bytes: int = Field(default=1024 * 1024, gt=0)
     writer_max_rows: int = Field(default=50_000, gt=0)
     writer_queue_size: int = Field(default=100_000, gt=0)
     writer_linger_s: float = Field(default=0.05, ge=0, le=5)
     write_timeout_s: float = Field(default=30.0, gt=0)
     impressions_flush_s: float = Field(default=0.25, gt=0, le=10)
+    writer_sync: bool = False
     reload_interval_s: float = Field(default=2.0, ge=0)
     log_impressions: bool = True
     feed_policy: Literal["auto", "engine", "model"] = "auto"
     max_n: int = Field(default=200, gt=0)
-    metrics_public: bool = True
+    metrics_public: bool = False
+    metrics_scope: Literal["metrics", "read", "admin"] = "metrics"
+    keys_reload_s: float = Field(default=0.5, gt=0, le=1)
     switch_interval_ms: float = Field(default=5.0, gt=0, le=100)
     gc_young_threshold: int = Field(default=10_000, ge=100)
 

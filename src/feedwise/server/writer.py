@@ -7,6 +7,11 @@ event rows in one ingest transaction (:meth:`EventStore.ingest_rows`), and answe
 with its own accepted / duplicate / rejected rows. Readers use their own cursors and never
 wait for it. :meth:`Writer.close` stops taking jobs and flushes everything queued (graceful
 shutdown).
+
+Served impressions skip the queue (:meth:`Writer.log_served`). With ``sync`` the writer is
+woken for them at once, and each feed waits for the commit that holds its impressions and
+the ad state it changed (group commit: every feed that arrived meanwhile shares it); without
+it they land every ``poll_s`` and a ``kill -9`` loses what was not landed yet.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from feedwise.errors import FeedwiseError
@@ -29,6 +33,10 @@ from feedwise.schema import EVENT_COLUMNS
 from feedwise.store import EventStore
 
 log = logging.getLogger("feedwise.server.writer")
+
+#: Why a row of an erased user was not stored (an ingest-only key is never told: see
+#: ``routes/events.py``).
+ERASED_REASON = "the user was erased; their events are no longer stored"
 
 #: One event ready for the store: every column as text (or None), ``event_id`` always set.
 EventRow = dict[str, str | None]
@@ -61,6 +69,7 @@ class _EventJob:
 
 #: Events the service built itself (impressions), as columns: name -> one value per row.
 Served = dict[str, list[Any]]
+_Pending = tuple[Served, Callable[[], Any] | None, Future | None]
 
 
 @dataclass
@@ -70,10 +79,16 @@ class _CallJob:
 
 
 _STOP = object()
+_WAKE = object()  # served rows wait (sync mode): land them now
 
 
 class WriterClosedError(FeedwiseError):
     """The writer is shut down (or shutting down) and takes no more jobs."""
+
+
+class WriteFailedError(WriterClosedError):
+    """Storing served rows failed (the request answers 503; a retry with the same request
+    id stores nothing twice)."""
 
 
 class Writer:
@@ -87,27 +102,26 @@ class Writer:
             (the service counts metrics with it).
         linger_s: How long the first event job of a batch waits for more to join it. Each
             transaction has a fixed cost (tens of ms), so a short wait buys large batches.
-        recent_ids: How many served event ids are remembered to drop repeats (retries).
         poll_s: How often an idle writer looks for served rows (:meth:`log_served`).
+        sync: :meth:`log_served` returns a future resolved once the rows (and what their
+            ``then`` writes) are committed, and wakes the writer for them at once.
     """
 
     def __init__(self, store: EventStore, *, max_rows: int = 50_000, queue_size: int = 10_000,
                  on_ingest: Callable[[int, int, int], None] | None = None,
-                 linger_s: float = 0.0, recent_ids: int = 1_000_000,
-                 poll_s: float = 0.05) -> None:
+                 linger_s: float = 0.0, poll_s: float = 0.05, sync: bool = False) -> None:
         self.store = store
         self.linger_s = linger_s
         self.poll_s = poll_s
-        self.recent_ids = recent_ids
-        # served ids seen lately, in two generations: a lookup checks both, and when the
-        # newer one holds recent_ids / 2 ids the older one is dropped (O(1), set operations)
-        self._recent_served: tuple[set[str], set[str]] = (set(), set())
+        self.sync = sync
         self.max_rows = max_rows
         self.on_ingest = on_ingest
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
         # served rows skip the queue: appending to a deque wakes no thread, and the writer
-        # drains it on its own clock (every poll_s) and before anything queued after it
-        self._served: deque[Served] = deque()
+        # drains it on its own clock (every poll_s, or at once when woken in sync mode) and
+        # before anything queued after it
+        self._served: deque[_Pending] = deque()
+        self._wake_pending = False
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="feedwise-writer", daemon=True)
         self._seq = itertools.count()
@@ -130,6 +144,10 @@ class Writer:
         if self._thread.is_alive():
             self._q.put(_STOP)
             self._thread.join(timeout)
+        while self._served:  # handed over while the thread stopped: never answered stored
+            _, _, fut = self._served.popleft()
+            if fut is not None and not fut.done():
+                fut.set_exception(WriterClosedError("the writer is shut down"))
 
     def pending(self) -> int:
         return self._q.qsize() + len(self._served)
@@ -155,16 +173,25 @@ class Writer:
         """Queue client-style rows (text columns) without waiting for them."""
         self._put(_EventJob(rows, list(range(len(rows))), None), timeout)
 
-    def log_served(self, columns: Served) -> None:
+    def log_served(self, columns: Served, then: Callable[[], Any] | None = None
+                   ) -> Future | None:
         """Hand over events the service built itself (impressions of served slots).
 
         ``columns`` maps event columns to one value per row. The rows are typed (``ts`` a UTC
-        datetime, numbers as numbers), valid by construction and carry unique ``event_id``s,
-        so they skip row validation and land in one ``INSERT``: far cheaper than a
-        validating ingest, which matters because every served feed logs one row per slot.
-        This never blocks and wakes no thread: the writer lands them within ``poll_s``, and
-        always before any job queued after this call. Repeats of the last ``recent_ids`` ids
-        (a client retrying with the same request id) are dropped.
+        datetime, numbers as numbers), valid by construction and carry ``event_id``s in the
+        service's namespace (``srv:``), so they skip row validation and land in one
+        ``INSERT`` (:meth:`EventStore.log_served`): far cheaper than a validating ingest,
+        which matters because every served feed logs one row per slot. Ids already stored
+        (a client retrying with the same request id, even after a restart) are not stored
+        again. They land before any job queued after this call. ``then`` runs on the writer
+        thread in the same transaction, right after they are inserted (each distinct
+        callable once per landing): the service flushes the ad state of the feed engine that
+        served them with it, so impressions and ad state commit together.
+
+        Without ``sync`` this never blocks and wakes no thread: the writer lands them within
+        ``poll_s`` and ``None`` is returned. With ``sync`` the writer is woken and the
+        returned future resolves once they are committed and ``then`` has returned, or fails
+        with :class:`WriteFailedError`.
 
         Raises:
             WriterClosedError: The writer is shut down, or ``queue_size`` batches are
@@ -174,7 +201,18 @@ class Writer:
             raise WriterClosedError("the writer is shut down")
         if len(self._served) >= self._q.maxsize > 0:
             raise WriterClosedError("the writer queue is full; retry later")
-        self._served.append(columns)
+        if not self.sync:
+            self._served.append((columns, then, None))
+            return None
+        fut: Future = Future()
+        self._served.append((columns, then, fut))
+        if not self._wake_pending:  # one wake-up serves every feed that arrives meanwhile
+            self._wake_pending = True
+            try:
+                self._q.put_nowait(_WAKE)
+            except queue.Full:  # the writer is busy: it lands served rows at its next batch
+                self._wake_pending = False
+        return fut
 
     def call(self, fn: Callable[[EventStore], Any], timeout: float | None = 30.0) -> Future:
         """Run ``fn(store)`` on the writer thread (upserts, read-modify-writes)."""
@@ -198,6 +236,9 @@ class Writer:
             while True:
                 if job is _STOP:
                     stop = True
+                elif job is _WAKE:  # feeds wait on their impressions: no lingering for them
+                    self._wake_pending = False
+                    self._land_served()
                 elif isinstance(job, _EventJob):
                     batch.append(job)
                     rows += len(job.rows)
@@ -226,6 +267,8 @@ class Writer:
             if isinstance(j, _EventJob):
                 rest.append(j)
             elif isinstance(j, _CallJob):
+                self._land(rest)
+                rest = []
                 self._do_call(j)
         self._land(rest)
 
@@ -237,19 +280,39 @@ class Writer:
 
     def _land(self, jobs: list[_EventJob]) -> None:
         """Land the served rows handed over so far, then ``jobs``."""
-        parts = []
+        self._land_served()
+        self._land_events(jobs)
+
+    def _land_served(self) -> None:
+        """Land every served row handed over so far in one insert, run their ``then``s,
+        then answer the waiting feeds."""
+        parts: list[_Pending] = []
         while self._served:
             parts.append(self._served.popleft())
-        if parts:
-            served = {c: [v for p in parts for v in p[c]] for c in parts[0]}
-            try:
-                self._insert_served(served)
-            except Exception:  # noqa: BLE001 - fall back to the validating path
-                log.exception("inserting served events failed; ingesting them instead")
-                rows = [_as_text(dict(zip(served, vals, strict=True)))
-                        for vals in zip(*served.values(), strict=True)]
-                self._land_events([_EventJob(rows, list(range(len(rows))), None)])
-        self._land_events(jobs)
+        if not parts:
+            return
+        served = {c: [v for p, _, _ in parts for v in p[c]] for c in parts[0][0]}
+        futures = [f for _, _, f in parts if f is not None]
+        then = list(dict.fromkeys(t for _, t, _ in parts if t is not None))
+        try:
+            # one transaction: the rows (stored ids and erased users skipped), then what the
+            # thens write (the ad state of the engines that served them), one commit
+            got = self.store.log_served(served, then)
+        except Exception:  # noqa: BLE001 - answered to the waiting feeds, logged otherwise
+            n = len(served["event_id"])
+            log.exception("storing %d served impressions failed", n)
+            if self.on_ingest is not None:
+                self.on_ingest(0, 0, n)
+            err = WriteFailedError("storing the feed's impressions failed; retry with the "
+                                   "same X-Request-ID (nothing is stored twice)")
+            for f in futures:
+                f.set_exception(err)
+            return
+        self.batches += 1
+        if self.on_ingest is not None:
+            self.on_ingest(got.landed, got.duplicates, 0)
+        for f in futures:
+            f.set_result(got)
 
     def _land_events(self, jobs: list[_EventJob]) -> None:
         if not jobs:
@@ -267,31 +330,6 @@ class Writer:
         for j, r in zip(jobs, results, strict=True):
             if j.future is not None:
                 j.future.set_result(r)
-
-    def _insert_served(self, served: Served) -> None:
-        # Served ids are unique by construction (request id + position); a client that
-        # retries with the same X-Request-ID repeats them, and the recent-id memory catches
-        # that without scanning the events table on every batch.
-        ids = served["event_id"]
-        newer, older = self._recent_served
-        fresh = set(ids)
-        if len(fresh) == len(ids) and fresh.isdisjoint(newer) and fresh.isdisjoint(older):
-            keep = ids  # the usual case, checked in C
-        else:  # a retried request, within this batch or of an earlier one
-            keep, kept = [], set()
-            for i, eid in enumerate(ids):
-                if eid not in newer and eid not in older and eid not in kept:
-                    kept.add(eid)
-                    keep.append(i)
-            served = {c: [v[i] for i in keep] for c, v in served.items()}
-        newer |= fresh
-        if len(newer) >= self.recent_ids // 2:
-            self._recent_served = (set(), newer)
-        if keep:
-            self.store.log_served(served)  # erased users stay erased
-        self.batches += 1
-        if self.on_ingest is not None:
-            self.on_ingest(len(keep), len(ids) - len(keep), 0)
 
     def _ingest(self, jobs: list[_EventJob]) -> list[EventsResult]:
         rows = [r for j in jobs for r in j.rows]
@@ -312,8 +350,7 @@ class Writer:
                 elif ids[g] in seen:
                     res.duplicates += 1
                 elif landed is not None and ids[g] not in landed:
-                    res.errors.append(RowError(local, "user_id", "the user was erased; their "
-                                               "events are no longer stored"))
+                    res.errors.append(RowError(local, "user_id", ERASED_REASON))
                 else:
                     seen.add(ids[g])
                     res.accepted += 1
@@ -326,16 +363,6 @@ class Writer:
         if self.on_ingest is not None:
             self.on_ingest(report.accepted, report.duplicates, report.rejected)
         return out
-
-
-def _as_text(row: dict[str, Any]) -> EventRow:
-    out: EventRow = {}
-    for c in EVENT_COLUMNS:
-        v = row.get(c)
-        if c == "ts" and isinstance(v, int):  # integer microseconds (see log_served)
-            v = datetime.fromtimestamp(v / 1e6, UTC)
-        out[c] = None if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v))
-    return out
 
 
 def _fail(job: _EventJob, err: BaseException) -> None:

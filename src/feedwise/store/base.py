@@ -6,6 +6,7 @@ touches the connection or the lock.
 
 from __future__ import annotations
 
+import hmac
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -16,9 +17,17 @@ from typing import Any, Self
 import duckdb
 import pandas as pd
 
+from feedwise.errors import ConfigError
 from feedwise.store.tables import create_all
 
 DEFAULT_DB = "feedwise.duckdb"
+#: The variable that holds the pseudonym key (named in every refusal).
+KEY_ENV = "FEEDWISE_PSEUDONYM_KEY"
+#: A store's key fingerprint is the pseudonym of this label under its key: an HMAC of a
+#: fixed text, never the key (and a chained key's rotation maps it like any stored id).
+KEY_CHECK_LABEL = "feedwise:pseudonym-key-check:v1"
+#: The ``store_meta`` row holding the fingerprint (absent: ids are stored as given).
+FINGERPRINT = "pseudonym_key_fingerprint"
 
 
 def default_db_path() -> str:
@@ -37,24 +46,90 @@ class StoreBase:
         self.con = duckdb.connect(self.path, read_only=read_only)
         self.con.execute("SET TimeZone='UTC'")
         self._lock = threading.RLock()
+        #: Held while a cursor is made and while compact() swaps the connection.
+        self._gate = threading.Lock()
+        #: Connection swaps so far (compact()): a read that fails across one is run again.
+        self._generation = 0
+        self._tx_depth = 0  # transaction() blocks open in the lock-holding thread
         self.pseudonymizer = pseudonymizer
-        if not read_only:
-            create_all(self.con)
+        try:
+            if not read_only:
+                create_all(self.con)
+            self._check_key(read_only)
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _check_key(self, read_only: bool) -> None:
+        """Hold the store to the pseudonym key its ids are under.
+
+        The first read-write open with a key records the key's fingerprint in
+        ``store_meta``. From then on, another key refuses to open the store
+        (:class:`ConfigError`), and no key at all leaves it open for reads that need no
+        user id while every use of the key (ingest, user upserts, :meth:`user_key`, so
+        consent, export, erasure and the service's lookups) raises a ConfigError naming
+        ``FEEDWISE_PSEUDONYM_KEY``: raw ids never mix with pseudonyms.
+        """
+        try:
+            rows = self.con.execute("SELECT value FROM store_meta WHERE name = ?",
+                                    [FINGERPRINT]).fetchall()
+        except duckdb.CatalogException:  # an older store opened read-only
+            rows = []
+        row = rows[0] if rows else None
+        given = self.pseudonymizer
+        if row is None:
+            if given is not None and not read_only:  # first use with a key: remember it
+                self.con.execute("INSERT OR REPLACE INTO store_meta VALUES (?, ?, now())",
+                                 [FINGERPRINT, given(KEY_CHECK_LABEL)])
+            return
+        if given is None:
+            self.pseudonymizer = _KeyMissing(
+                f"{self.path}: this store holds pseudonymised user ids, but {KEY_ENV} is not "
+                "set; set it to the key the store was created with to ingest, write or look "
+                "up user data (reads that need no user id work without it)")
+            return
+        if hmac.compare_digest(given(KEY_CHECK_LABEL), str(row[0])):
+            return
+        previous = getattr(given, "previous", None)
+        if previous is not None and hmac.compare_digest(previous(KEY_CHECK_LABEL),
+                                                        str(row[0])):
+            raise ConfigError(
+                f"{self.path}: {KEY_ENV} is a chained key whose previous key is this store's, "
+                "but the stored ids are still under the previous key; rotate them first: "
+                "open the store with the previous key and run "
+                "feedwise.privacy.pseudonyms.rotate_key(store, new) (docs/privacy.md, "
+                "Key rotation)")
+        raise ConfigError(
+            f"{self.path}: {KEY_ENV} is not the key this store's user ids are pseudonymised "
+            "with (its fingerprint differs); set it to the store's key")
 
     # ------------------------------------------------------------------ lifecycle
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction under the store's write lock: commits on success, rolls
-        back on any exception. Yields the connection; only ``feedwise.store`` uses it."""
+        back on any exception. Yields the connection; only ``feedwise.store`` uses it.
+
+        A block opened inside another one joins it (one commit for both: e.g. the ad state
+        flushed with the impressions of the same feeds, see ``ServedLog.log_served``)."""
         with self._lock:
             c = self.con
+            if self._tx_depth:
+                self._tx_depth += 1
+                try:
+                    yield c
+                finally:
+                    self._tx_depth -= 1
+                return
             c.execute("BEGIN TRANSACTION")
+            self._tx_depth = 1
             try:
                 yield c
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
+            finally:
+                self._tx_depth = 0
 
     def reset(self) -> None:
         """Delete every event, item, user, campaign and reject (keeps the tables)."""
@@ -73,29 +148,70 @@ class StoreBase:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for concurrent readers (one per thread)."""
-        cur = self.con.cursor()
+        with self._gate:  # not while compact() swaps the connection
+            cur = self.con.cursor()
         cur.execute("SET TimeZone='UTC'")
         return cur
 
+    def _read(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """``fn(cursor)`` on a cursor of its own, run once more on a new cursor if
+        :meth:`compact` swapped the connection under the first one (reads are idempotent)."""
+        for attempt in (0, 1):
+            generation = self._generation
+            cur = None
+            try:
+                cur = self.cursor()
+                return fn(cur)
+            except duckdb.Error:
+                if attempt or self._generation == generation:
+                    raise
+            finally:
+                if cur is not None:
+                    try:
+                        cur.close()
+                    except duckdb.Error:
+                        pass
+        raise AssertionError("unreachable")
+
     def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
         """Run a read query and return a DataFrame."""
-        return self.cursor().execute(sql, params or []).df()
+        return self._read(lambda cur: cur.execute(sql, params or []).df())
 
     def scalar(self, sql: str, params: list | tuple | None = None) -> Any:
-        row = self.cursor().execute(sql, params or []).fetchone()
+        row = self._read(lambda cur: cur.execute(sql, params or []).fetchone())
         return row[0] if row else None
 
     def _dicts(self, sql: str, params: list) -> list[dict[str, Any]]:
         """Rows of a read query as dicts, on a cursor of their own (readers never wait for
         the writer)."""
-        cur = self.cursor()
-        try:
+        def rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             res = cur.execute(sql, params)
-            names = [d[0] for d in res.description]
+            desc = res.description
+            if desc is None:  # the cursor was closed under the query (compact)
+                raise duckdb.ConnectionException("the cursor was closed during the read")
+            names = [d[0] for d in desc]
             return [dict(zip(names, row, strict=True)) for row in res.fetchall()]
-        finally:
-            cur.close()
+
+        return self._read(rows)
 
     def user_key(self, user_id: str) -> str:
-        """The id under which ``user_id`` is stored (its pseudonym when one is configured)."""
+        """The id under which ``user_id`` is stored (its pseudonym when one is configured).
+
+        Raises:
+            ConfigError: The store is pseudonymised but was opened without its key.
+        """
         return self.pseudonymizer(str(user_id)) if self.pseudonymizer else str(user_id)
+
+
+class _KeyMissing:
+    """The pseudonymizer of a pseudonymised store opened without its key: every use raises
+    (the store still behaves as pseudonymised, e.g. rejects keep no raw line text)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __call__(self, user_id: str) -> str:
+        raise ConfigError(self.message)
+
+    def __repr__(self) -> str:
+        return "<pseudonym key missing>"

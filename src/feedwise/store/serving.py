@@ -1,4 +1,12 @@
-"""The service's write paths: validated event batches and served impressions."""
+"""The service's write paths: validated event batches and served impressions.
+
+Event ids are unique: every write of ``events`` (:meth:`EventStore.ingest` for files,
+tables and the service's batches, :meth:`ServedLog.log_served` for impressions) checks the
+stored ids under the store's write lock, and the ids the service builds itself start with
+:data:`SERVED_ID_PREFIX` (``srv:``), which ingestion rejects, so a client's event and a
+served impression never share an id. (No unique index: DuckDB's doubled the size of the
+store and slowed ingest, while the checks cost one semi-join per batch.)
+"""
 
 from __future__ import annotations
 
@@ -8,16 +16,31 @@ from typing import Any
 
 import pyarrow as pa
 
+from feedwise.errors import DataError
 from feedwise.schema import EVENT_COLUMNS
 from feedwise.store.base import StoreBase
-from feedwise.store.ingest import IngestReport
+from feedwise.store.ingest import SERVED_ID_PREFIX, IngestReport
 from feedwise.store.privacy import TOMBSTONE_PREFIX
+
+__all__ = ["SERVED_ID_PREFIX", "RowsLanded", "ServedLanded", "ServedLog"]
 
 #: Arrow types of the ``events`` columns, for rows the service builds itself.
 _ARROW = {"event_id": pa.string(), "user_id": pa.string(), "item_id": pa.string(),
           "kind": pa.string(), "ts": pa.timestamp("us", tz="UTC"), "dwell_ms": pa.int64(),
           "value": pa.float64(), "position": pa.int32(), "surface": pa.string(),
           "session_id": pa.string(), "propensity": pa.float64(), "context": pa.string()}
+
+
+@dataclass(frozen=True)
+class ServedLanded:
+    """What :meth:`ServedLog.log_served` did with a batch of served rows."""
+
+    #: Rows inserted.
+    landed: int
+    #: Rows whose id was stored already, or repeated earlier in the batch (a retried feed).
+    duplicates: int
+    #: Rows of erased users, skipped.
+    erased: int
 
 
 @dataclass(frozen=True)
@@ -39,22 +62,60 @@ class ServedLog(StoreBase):
 
     ingest: Callable[..., IngestReport]  # EventStore.ingest
 
-    def log_served(self, columns: Mapping[str, Sequence[Any]]) -> None:
-        """Insert events the service built itself (typed, valid, unique ids), skipping those
-        of erased users; ``ts`` may be integer microseconds. No validation, one ``INSERT``."""
-        n = len(columns["event_id"])
+    def log_served(self, columns: Mapping[str, Sequence[Any]],
+                   then: Sequence[Callable[[], Any]] = ()) -> ServedLanded:
+        """Insert events the service built itself (typed and valid; ``ts`` may be integer
+        microseconds) in one ``INSERT``, without the validating staging.
+
+        Rows whose id is stored already or repeats an earlier row of the batch (a client
+        retrying a feed with the same ``X-Request-ID``, before or after a restart) are not
+        inserted again, and rows of erased users are skipped.
+
+        Args:
+            columns: Event column -> one value per row.
+            then: Called in the same transaction after the insert; what they write through
+                the store joins it (the service flushes the feed engine's ad state this
+                way: impressions and ad state commit together, in one commit).
+
+        Raises:
+            DataError: An id outside the service's namespace (:data:`SERVED_ID_PREFIX`).
+        """
+        ids = columns["event_id"]
+        n = len(ids)
+        foreign = next((i for i in ids if not str(i).startswith(SERVED_ID_PREFIX)), None)
+        if foreign is not None:
+            raise DataError(f"served event id {str(foreign)[:80]!r} does not start with "
+                            f"{SERVED_ID_PREFIX!r}: the service's own ids live in that "
+                            "namespace")
+        keep = None
+        if len(set(ids)) < n:  # a retry inside the batch: keep the first of each id
+            seen: set = set()
+            keep = [i for i, e in enumerate(ids) if not (e in seen or seen.add(e))]
         table = pa.table({c: _arrow(columns.get(c, [None] * n), t) for c, t in _ARROW.items()})
+        if keep is not None:
+            table = table.take(pa.array(keep, pa.int64()))
         cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-        with self._lock:
-            con = self.con
+        with self.transaction() as con:
             con.register("_fw_served", table)
             try:
-                con.execute(f"""INSERT INTO events ({cols}) SELECT {cols} FROM _fw_served s
-                    WHERE NOT EXISTS (SELECT 1 FROM tombstones t  -- erased users stay erased
+                # ids stored already: a semi-join whose hash table is built on the batch
+                landed = con.execute(f"""INSERT INTO events ({cols}) SELECT {cols}
+                    FROM _fw_served s
+                    WHERE s.event_id NOT IN (SELECT event_id FROM events WHERE event_id IN
+                                             (SELECT event_id FROM _fw_served))
+                      AND NOT EXISTS (SELECT 1 FROM tombstones t  -- erased users stay erased
                                       WHERE t.digest = sha256('{TOMBSTONE_PREFIX}'
-                                                              || s.user_id))""").fetchall()
+                                                              || s.user_id))""").fetchall()[0][0]
+                erased = 0
+                if landed < len(table):
+                    erased = con.execute(f"""SELECT count(*) FROM _fw_served s
+                        WHERE sha256('{TOMBSTONE_PREFIX}' || s.user_id) IN
+                              (SELECT digest FROM tombstones)""").fetchall()[0][0]
             finally:
                 con.unregister("_fw_served")
+            for fn in then:
+                fn()
+        return ServedLanded(int(landed), n - int(landed) - int(erased), int(erased))
 
     def _stored_ids(self, ids: Sequence[str | None]) -> set[str]:
         """Which of ``ids`` the events table holds."""

@@ -18,9 +18,11 @@ from feedwise.schema import (
     USER_COLUMNS,
 )
 
-#: Rows ingestion could not accept: where from, which row and field, why, and the raw text.
+#: Rows ingestion could not accept: where from, which row and field, why, the raw text, and
+#: the (stored, i.e. pseudonymised when configured) user id parsed from the row (NULL when
+#: the row had none): export and erasure find a user's rejects by this column only.
 REJECT_COLUMNS = {"source": "VARCHAR", "row": "BIGINT", "field": "VARCHAR", "reason": "VARCHAR",
-                  "raw": "VARCHAR", "rejected_at": "TIMESTAMPTZ"}
+                  "raw": "VARCHAR", "rejected_at": "TIMESTAMPTZ", "user_id": "VARCHAR"}
 #: Erased users: a one-way digest of the stored user id (never the id) and the erasure time.
 TOMBSTONE_COLUMNS = {"digest": "VARCHAR", "erased_at": "TIMESTAMPTZ"}
 #: Append-only record of every consent change (who, which flag, value, when, from where).
@@ -32,6 +34,9 @@ AD_IMPRESSION_COLUMNS = {"user_id": "VARCHAR", "campaign_id": "VARCHAR", "item_i
 #: Spend per campaign: today's (``day`` is the unix day it counts) and in total.
 AD_SPEND_COLUMNS = {"campaign_id": "VARCHAR", "day": "BIGINT", "spend_today": "DOUBLE",
                     "spend_total": "DOUBLE", "updated_at": "DOUBLE"}
+#: Facts about the store itself, one row per name (e.g. the fingerprint of the pseudonym key
+#: its user ids are under, see ``store/meta.py``); never a user id, never a secret.
+META_COLUMNS = {"name": "VARCHAR", "value": "VARCHAR", "updated_at": "TIMESTAMPTZ"}
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,20 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("ad_impressions", AD_IMPRESSION_COLUMNS),
     Table("ad_spend", AD_SPEND_COLUMNS, "campaign_id"),
     Table("user_profiles", PROFILE_COLUMNS, "user_id"),
+    Table("store_meta", META_COLUMNS, "name"),
 )}
 
 
+#: Columns added after their table was first released: (table, column), added by
+#: :func:`create_all` to a store that lacks them (older rows get NULL).
+MIGRATIONS: tuple[tuple[str, str], ...] = (("rejects", "user_id"),)
+
+
 def create_all(con) -> None:
-    """Create every table that does not exist yet (an older store gains the new ones)."""
+    """Create every table that does not exist yet (an older store gains the new ones) and
+    add the columns an older store lacks."""
     for table in TABLES.values():
         con.execute(table.ddl())
+    for table, column in MIGRATIONS:
+        con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" '
+                    f"{TABLES[table].columns[column]}")

@@ -10,17 +10,37 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from feedwise.server.bodies import MAX_JSON_DEPTH, clip_depth
+
 ID_MAX = 256
 
 
 def loads_json(text: str | None) -> Any:
-    """Decode a JSON column (``None`` stays ``None``; broken JSON is returned as text)."""
+    """Decode a JSON column (``None`` stays ``None``; broken JSON, or JSON nested too deep
+    to decode, is returned as text)."""
     if text is None:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
+
+
+def stored_attributes(text: str | None) -> dict[str, Any]:
+    """A stored ``attributes`` column as an object the API can always send back.
+
+    Values written before bodies had a depth limit may nest deeper than
+    :data:`~feedwise.server.bodies.MAX_JSON_DEPTH`: the levels below it are shown as a
+    marker string (a ``PUT`` replaces them); a column that is not an object at all is
+    shown as ``{"_unreadable": <why>}``, never as a server error.
+    """
+    value = loads_json(text)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        return {"_unreadable": f"the stored attributes are not a JSON object nested at most "
+                               f"{MAX_JSON_DEPTH} levels deep; replace them with PUT"}
+    return clip_depth(value)
 
 
 def is_text(s: str) -> bool:

@@ -3,22 +3,30 @@
 Every row is checked; valid rows are stored and each invalid row is reported with its index
 in the batch, the field at fault and the reason. Events are idempotent by ``event_id``: a
 row without one gets an id derived from its content, so a client that retries a batch
-(after a timeout, say) never stores an event twice — the retry answers ``duplicates``.
+(after a timeout, say) never stores an event twice — the retry answers ``duplicates`` to an
+``admin`` key and ``accepted`` to any other (an ingest key must not learn which ids exist).
+
+A body is never decoded on the event loop, and never decoded at all when it breaks a limit
+that can be checked first (bytes and NDJSON lines while it streams in, depth and array rows
+by a C-speed scan): see :mod:`feedwise.server.bodies`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from feedwise.schema import EVENT_COLUMNS, Event
+from feedwise.server.bodies import MAX_JSON_DEPTH, loads, read_body, scan_json, too_deep
 from feedwise.server.deps import IngestKey, State
 from feedwise.server.routes._common import ID_MAX, await_future, is_text
-from feedwise.server.writer import EventRow, RowError
+from feedwise.server.writer import ERASED_REASON, EventRow, RowError
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -64,20 +72,29 @@ def _inline(schema: dict) -> dict:
 _EVENT_SCHEMA = _inline(Event.model_json_schema())
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def parse_body(body: bytes, content_type: str, max_rows: int | None = None
+               ) -> tuple[list[Any], list[RowError]]:
+    """The batch's rows (JSON array or NDJSON) and NDJSON lines that are not JSON.
 
-
-def parse_body(body: bytes, content_type: str) -> tuple[list[Any], list[RowError]]:
-    """The batch's rows (JSON array or NDJSON) and NDJSON lines that are not JSON."""
+    Linear C-speed checks come first (:func:`~feedwise.server.bodies.scan_json`): a JSON body
+    nested deeper than :data:`~feedwise.server.bodies.MAX_JSON_DEPTH` is refused (400), an
+    array of more than ``max_rows`` elements too (413), both before anything is decoded; an
+    NDJSON line nested too deep is reported as that row's error. Runs on a worker thread.
+    """
     ndjson = any(t in content_type for t in NDJSON_TYPES)
+    st = scan_json(body, lines=ndjson)  # before anything is decoded
+    if not ndjson:
+        if st.depth > MAX_JSON_DEPTH:
+            raise HTTPException(400, too_deep())
+        if max_rows is not None and st.rows > max_rows:
+            raise HTTPException(413, f"{st.rows} events in one batch; the limit is {max_rows}")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise HTTPException(400, "the body is not UTF-8") from None
     if not ndjson:
         try:
-            data = json.loads(text, parse_constant=_reject_constant)
+            data = loads(text)
         except ValueError as e:
             raise HTTPException(400, f"the body is not valid JSON ({e}); send a JSON array of "
                                      "events or NDJSON with Content-Type application/x-ndjson"
@@ -87,13 +104,18 @@ def parse_body(body: bytes, content_type: str) -> tuple[list[Any], list[RowError
         if not isinstance(data, list):
             raise HTTPException(422, "the body must be a JSON array of event objects")
         return data, []
+    deep = st.deep_lines
     rows: list[Any] = []
     errors: list[RowError] = []
-    for line in text.splitlines():
+    for n, line in enumerate(text.split("\n")):  # NDJSON lines end with \n only
         if not line.strip():
             continue
+        if n in deep:
+            errors.append(RowError(len(rows), "", too_deep("the line")))
+            rows.append(None)
+            continue
         try:
-            rows.append(json.loads(line, parse_constant=_reject_constant))
+            rows.append(loads(line))
         except ValueError as e:
             errors.append(RowError(len(rows), "", f"line is not valid JSON: {e}"))
             rows.append(None)
@@ -142,39 +164,13 @@ def prepare_row(obj: Any, index: int) -> EventRow | RowError:
     return row
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise HTTPException(413, f"the body is larger than {limit} bytes; send smaller batches")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"the body is larger than {limit} bytes; send smaller "
-                                     "batches")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-@router.post("", response_model=EventsAccepted, summary="Ingest a batch of events",
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"type": "array", "items": _EVENT_SCHEMA}},
-                 "application/x-ndjson": {"schema": {"type": "string"}}}}},
-             responses={400: {"description": "The body is not JSON"},
-                        413: {"description": "Too many events or bytes"}})
-async def post_events(request: Request, state: State, key: IngestKey) -> EventsAccepted:
-    """Store a batch of events; report invalid rows by index, field and reason.
-
-    Send a JSON array of events, or NDJSON with ``Content-Type: application/x-ndjson``.
-    Retrying a batch is safe: rows already stored (same ``event_id``, or same content when
-    no id is given) count as ``duplicates`` and are not stored again.
-    """
-    s = state.settings
-    body = await _read_body(request, s.max_body_bytes)
-    data, errors = parse_body(body, request.headers.get("content-type", ""))
-    if len(data) > s.max_batch_events:
-        raise HTTPException(413, f"{len(data)} events in one batch; the limit is "
-                                 f"{s.max_batch_events}")
+def _prepare(body: bytes, content_type: str, max_rows: int
+             ) -> tuple[int, list[EventRow], list[int], list[RowError]]:
+    """Decode and check a batch (on a worker thread): rows read, valid rows and their
+    indices, errors."""
+    data, errors = parse_body(body, content_type, max_rows)
+    if len(data) > max_rows:
+        raise HTTPException(413, f"{len(data)} events in one batch; the limit is {max_rows}")
     bad_lines = {e.index for e in errors}
     rows: list[EventRow] = []
     indices: list[int] = []
@@ -187,15 +183,84 @@ async def post_events(request: Request, state: State, key: IngestKey) -> EventsA
         else:
             rows.append(r)
             indices.append(i)
+    return len(data), rows, indices, errors
+
+
+#: Store errors about an ``event_id`` that clashes with another row's (item 12's "different
+#: content"): told to an ingest key only when the other row is earlier in its own batch.
+_ID_CLASH = re.compile(r"different content|already stored", re.IGNORECASE)
+
+
+def _answer_for_ingest_key(rows: list[EventRow], indices: list[int], stored: list[RowError]
+                           ) -> tuple[int, int, list[RowError]]:
+    """``accepted``, ``duplicates`` and the store's errors as a key without ``admin`` sees
+    them: nothing in the answer depends on what the store held before.
+
+    A row already stored (a retry, or someone else's event with that id), a row whose id
+    clashes with a stored event of other content, and a row of an erased user all count as
+    ``accepted`` (the store holds that id, or dropped the row on purpose; the clash is kept
+    in ``rejects`` for the operator). ``duplicates`` counts only rows that repeat an earlier
+    row of the same batch, and a clash with an earlier row of the batch is still reported.
+    """
+    id_of = dict(zip(indices, (r["event_id"] for r in rows), strict=True))
+    first: dict[str | None, int] = {}
+    for i in indices:
+        first.setdefault(id_of[i], i)
+
+    def hidden(e: RowError) -> bool:
+        if e.reason == ERASED_REASON:
+            return True
+        return e.field == "event_id" and bool(_ID_CLASH.search(e.reason)) and \
+            first.get(id_of.get(e.index), e.index) >= e.index  # nothing earlier in the batch
+
+    errors = [e for e in stored if not hidden(e)]
+    failed = {e.index for e in errors}
+    ids = [id_of[i] for i in indices if i not in failed]
+    unique = len(set(ids))
+    return unique, len(ids) - unique, errors
+
+
+@router.post("", response_model=EventsAccepted, summary="Ingest a batch of events",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": {"type": "array", "items": _EVENT_SCHEMA}},
+                 "application/x-ndjson": {"schema": {"type": "string"}}}}},
+             responses={400: {"description": "The body is not JSON, or nests too deep"},
+                        413: {"description": "Too many events, lines or bytes"}})
+async def post_events(request: Request, state: State, key: IngestKey) -> EventsAccepted:
+    """Store a batch of events; report invalid rows by index, field and reason.
+
+    Send a JSON array of events, or NDJSON with ``Content-Type: application/x-ndjson``.
+    Retrying a batch is safe: rows already stored (same ``event_id``, or same content when
+    no id is given) are not stored again. An ``admin`` key sees them as ``duplicates``; any
+    other key sees them, and rows of erased users, as ``accepted``, so the answer never
+    tells whether an id was stored before.
+    """
+    s = state.settings
+    content_type = request.headers.get("content-type", "")
+    ndjson = any(t in content_type for t in NDJSON_TYPES)
+    # limits while the body streams in: bytes always, lines for NDJSON (nothing decoded)
+    body = await read_body(request.stream(), request.headers.get("content-length"),
+                           s.max_body_bytes, s.max_batch_events if ndjson else None)
+    if body.too_many_lines:
+        raise HTTPException(413, f"more than {s.max_batch_events} lines in one NDJSON batch; "
+                                 f"the limit is {s.max_batch_events} events")
+    # decoding and validation never run on the event loop
+    received, rows, indices, errors = await run_in_threadpool(
+        _prepare, body.data, content_type, s.max_batch_events)
+    del body
     accepted = duplicates = 0
     if rows:
         # never block the event loop: a full writer queue answers 503 at once
         fut = state.writer.submit_events(rows, indices, timeout=0)
         result = await await_future(fut, s.write_timeout_s)
-        accepted, duplicates = result.accepted, result.duplicates
-        errors.extend(result.errors)
+        if key is None or key.allows("admin"):
+            accepted, duplicates = result.accepted, result.duplicates
+            errors.extend(result.errors)
+        else:
+            accepted, duplicates, stored = _answer_for_ingest_key(rows, indices, result.errors)
+            errors.extend(stored)
     errors.sort(key=lambda e: e.index)
-    return EventsAccepted(received=len(data), accepted=accepted, duplicates=duplicates,
+    return EventsAccepted(received=received, accepted=accepted, duplicates=duplicates,
                           rejected=len(errors),
                           errors=[RowErrorOut(index=e.index, field=e.field, reason=e.reason)
                                   for e in errors])

@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from feedwise.feed.types import Feed, FeedRequest
 from feedwise.server.deps import ServingDeps
-from feedwise.server.routes._common import ID_MAX
+from feedwise.server.routes._common import ID_MAX, await_future
+from feedwise.store.serving import SERVED_ID_PREFIX
 
 router = APIRouter(prefix="/v1/users", tags=["feed"])
 
@@ -43,15 +44,16 @@ def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
     """One impression event per served slot (``ad_impression`` for ads), with propensity,
     as columns for :meth:`~feedwise.server.writer.Writer.log_served`.
 
-    Event ids are ``<request id>:<position>``, so a retried request with the same
-    ``X-Request-ID`` logs nothing twice.
+    Event ids are ``srv:<request id>:<position>``: in the service's namespace, which no
+    client event may use, and a retried request with the same ``X-Request-ID`` logs nothing
+    twice (the store skips ids it holds).
     """
     slots = feed.slots
     n = len(slots)
     ctx = json.dumps({"request_id": request_id, "model_version": version,
                       "policy": feed.policy}, separators=(",", ":"))
     return {
-        "event_id": [f"{request_id}:{p}" for p in range(n)],
+        "event_id": [f"{SERVED_ID_PREFIX}{request_id}:{p}" for p in range(n)],
         "user_id": [feed.request.user_id] * n,
         "item_id": [s.item_id for s in slots],
         "kind": ["ad_impression" if s.kind == "ad" else "impression" for s in slots],
@@ -91,7 +93,13 @@ async def get_feed(user_id: UserId, deps: ServingDeps,
         m.ads_served.inc(n_ads)
     if state.settings.log_impressions and feed.slots:
         # never block the loop on a full queue: 503, the client retries (same request id)
-        state.writer.log_served(impression_rows(feed, rid, served.version, surface, session_id))
+        # the engine's ad state is flushed with them; with writer_sync the feed is answered
+        # only once both are committed (a kill -9 then loses nothing acknowledged)
+        done = state.writer.log_served(
+            impression_rows(feed, rid, served.version, surface, session_id),
+            getattr(served.policy, "flush", None))
+        if done is not None:
+            await await_future(done, state.settings.write_timeout_s)
     # the body is written straight from the feed: FeedOut documents it (response_model) but
     # validating 20 freshly built slots again would cost a third of the request
     body = {"request_id": rid, "user_id": user_id, "model_version": served.version,

@@ -34,8 +34,10 @@ async def readyz(state: State) -> JSONResponse:
 async def metrics(request: Request, state: State,
             creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None
             ) -> Response:
-    """Request latency histograms, events ingested, feeds and ads served, model version."""
+    """Request latency histograms, events ingested, feeds and ads served, model version.
+
+    Needs a key with ``metrics_scope`` (default ``metrics``) unless ``metrics_public``."""
     if not state.settings.metrics_public:
-        await require("read")(request, creds)
+        await require(state.settings.metrics_scope)(request, creds)
     state.metrics.writer_pending.set(state.writer.pending())
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
