@@ -132,3 +132,38 @@ def test_cli_rejects_them_and_insight_commands_still_run(tmp_path, monkeypatch) 
         res = runner.invoke(app, [*args, "--db", db])
         assert res.exit_code == 0, (args, res.output)
         assert "OverflowError" not in res.output
+
+
+def test_the_typed_rule_spark_checks_holds_the_range(store: EventStore) -> None:
+    """The Spark engine's ingest checks :func:`typed_valid` (the typed rules): it holds the
+    range too, so a cluster-side ingest drops the same rows."""
+    from feedwise.store.ingest import typed_valid
+
+    now = pd.Timestamp.now(tz="UTC")
+    df = pd.DataFrame({"event_id": ["ok", "old", "future", "tomorrow"],
+                       "user_id": "u", "item_id": "i", "kind": "click",
+                       "ts": [pd.Timestamp(GOOD), pd.Timestamp("1969-07-20", tz="UTC"),
+                              now + pd.Timedelta(days=400), now + pd.Timedelta(hours=20)],
+                       "dwell_ms": None, "value": None, "position": None, "propensity": None})
+    cur = store.cursor()
+    cur.register("_typed", df)
+    kept = cur.execute(f"SELECT event_id FROM _typed WHERE {typed_valid()} ORDER BY 1").fetchall()
+    assert kept == [("ok",), ("tomorrow",)]
+
+
+def test_purge_removes_impossible_times_an_older_store_holds(store: EventStore) -> None:
+    """A store written before ingest rejected such times may hold them: retention removes
+    them (they broke kpis/report/profiles until deleted by hand)."""
+    from feedwise.privacy import purge
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    store.ingest(pd.DataFrame(_rows()))
+    kept = store.count_events()
+    # written as an older feedwise would have: straight into the table
+    store.con.execute("INSERT INTO events (event_id, user_id, item_id, kind, ts) VALUES "
+                      "('old-1', 'u1', 'i1', 'click', 'infinity'), "
+                      "('old-2', 'u1', 'i1', 'click', TIMESTAMPTZ '2900-01-01 00:00:00+00')")
+    assert store.count_events() == kept + 2
+    out = purge(store, 36500, now=now)
+    assert out["events"] == 2
+    assert store.count_events() == kept

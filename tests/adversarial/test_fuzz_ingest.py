@@ -79,18 +79,21 @@ def _cell(v) -> str:
 def write_source(tmp: Path, fmt: str, rows: list[dict], bad: list[tuple[int, str]],
                  tail: str | None, blanks: list[int] = (), crlf: bool = False):
     """Write rows (with bad lines and blank lines at given positions, an unterminated quote
-    as the last line, CRLF line ends) as ``fmt``; return the source and the row numbers of
-    the bad lines (blank lines are no rows)."""
+    as the last line, CRLF line ends) as ``fmt``; return the source and, per row read in
+    order, (its row number as ``rejects`` counts it, the row written or ``None`` for a bad
+    line). Blank lines are no rows; JSONL numbers rows by line (blank lines count), CSV by
+    data row (they do not)."""
     cols = list(EVENT_COLUMNS)
     if fmt == "dataframe":
-        return pd.DataFrame(rows, columns=cols).astype(object), set()
+        return (pd.DataFrame(rows, columns=cols).astype(object),
+                list(enumerate(rows, 1)))
     if fmt == "parquet":
         df = pd.DataFrame(rows, columns=cols).astype(object)
         table = pa.table({c: pa.array([None if v is None else str(v) for v in df[c]],
                                        pa.string()) for c in cols})
         path = tmp / "fuzz.parquet"
         pq.write_table(table, path)
-        return path, set()
+        return path, list(enumerate(rows, 1))
     lines: list[str] = []
     if fmt == "jsonl":
         for r in rows:
@@ -102,23 +105,27 @@ def write_source(tmp: Path, fmt: str, rows: list[dict], bad: list[tuple[int, str
             # csv module would leave a lone \r bare, which is a line break to any reader)
             csv.writer(buf, lineterminator="\r\n").writerow([_cell(r.get(c)) for c in cols])
             lines.append(buf.getvalue()[:-2])
-    entries: list[tuple[str, bool | None]] = [(text, False) for text in lines]
+    entries: list[tuple[str, dict | None | bool]] = [(t, r) for t, r in zip(lines, rows,
+                                                                            strict=True)]
     for pos, text in sorted(bad):
-        entries.insert(min(pos, len(entries)), (text, True))
+        entries.insert(min(pos, len(entries)), (text, None))
     for pos in blanks:
-        entries.insert(min(pos, len(entries)), ("", None))
+        entries.insert(min(pos, len(entries)), ("", False))
     if tail is not None:
-        entries.append((tail, True))
+        entries.append((tail, None))
     lines = [text for text, _ in entries]
-    kinds = [is_bad for _, is_bad in entries if is_bad is not None]
-    inserted = {i + 1 for i, is_bad in enumerate(kinds) if is_bad}
+    read, number = [], 0
+    for i, (_, r) in enumerate(entries, 1):
+        number = i if fmt == "jsonl" else number + (r is not False)
+        if r is not False:
+            read.append((number, r))
     path = tmp / f"fuzz.{fmt}"
     end = "\r\n" if crlf else "\n"
     body = end.join(lines) + end
     if fmt == "csv":
         body = ",".join(cols) + end + body
     path.write_bytes(body.encode("utf-8", "surrogatepass"))
-    return path, inserted
+    return path, read
 
 
 def _given_id(v) -> str | None:
@@ -148,8 +155,9 @@ def test_ingest_accounts_for_every_row(tmp_path_factory, fmt, rows, bad, tail, b
         bad = [(p, t) for p, t in bad if t in pool]
         if tail is not None and (tail.startswith("{") != (fmt == "jsonl")):
             tail = None
-    src, not_rows = write_source(tmp, fmt, rows, bad, tail, blanks, crlf)
+    src, read = write_source(tmp, fmt, rows, bad, tail, blanks, crlf)
     n = len(rows) + len(bad) + (tail is not None)
+    assert len(read) == n
     with EventStore(":memory:") as store:
         for attempt in range(2 if twice else 1):
             before = store.count_events()
@@ -158,19 +166,17 @@ def test_ingest_accounts_for_every_row(tmp_path_factory, fmt, rows, bad, tail, b
             assert store.count_events() - before == rep.accepted
             rej = store.rejects(f"run{attempt}")
             assert len(rej) == rep.rejected
-            assert rej["row"].is_unique and rej["row"].between(1, n).all()
+            assert rej["row"].is_unique and set(rej["row"]) <= {no for no, _ in read}
             assert (rej["raw"].dropna().str.len() <= 4000).all()
             if attempt:
                 assert rep.accepted == 0  # a second ingest of the same rows adds nothing
             # every row that was not rejected is stored (rows with an explicit id)
             stored = set(store.query("SELECT event_id FROM events")["event_id"])
             rejected = set(rej["row"])
-            row_no = 0
-            for i in range(1, n + 1):
-                if i in not_rows:
+            for no, row in read:
+                if row is None:  # a bad line: a reject
+                    assert no in rejected, (no, rej)
                     continue
-                row = rows[row_no]
-                row_no += 1
                 eid = _given_id(row.get("event_id"))
-                if i not in rejected and eid is not None:
-                    assert eid in stored, (i, row, rej)
+                if no not in rejected and eid is not None:
+                    assert eid in stored, (no, row, rej)

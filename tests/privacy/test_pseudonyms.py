@@ -98,7 +98,8 @@ def test_structural_csv_rejects_hold_no_raw_ids(tmp_path):
         rej = store.rejects()
         assert len(rej) == 1 and "INVALID ENCODING" in rej["reason"].iloc[0]
         assert "line text not kept" in rej["reason"].iloc[0]
-        assert rej["raw"].isna().all() and (rej["row"] == 3).all()
+        # row 2: the second data row (line 3 of the file), numbered as every reject is
+        assert rej["raw"].isna().all() and (rej["row"] == 2).all()
         assert (rej["source"] == str(f)).all()
     with EventStore(":memory:") as store:  # without pseudonyms the line is kept as read
         store.ingest(f)

@@ -256,3 +256,42 @@ def test_typed_rules_keep_what_ingest_keeps(store: EventStore) -> None:
     kept = cur.execute(f"SELECT event_id FROM _typed WHERE {typed_valid()}").fetchall()
     rep = store.ingest(df)
     assert kept == [("e0",)] and rep.accepted == 1 and rep.rejected == 9
+
+
+def test_an_older_store_gains_rejects_user_id(tmp_path) -> None:
+    """A store made before ``rejects.user_id`` existed opens with the column added (NULL
+    for the old rows), and ingest fills it from then on."""
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE rejects (source VARCHAR, row BIGINT, field VARCHAR, "
+                "reason VARCHAR, raw VARCHAR, rejected_at TIMESTAMPTZ)")
+    con.execute("INSERT INTO rejects VALUES ('old', 1, 'kind', 'x', '{}', now())")
+    con.close()
+    df = pd.DataFrame({"user_id": ["u7"], "item_id": ["i"], "kind": ["poke"],
+                       "ts": ["2026-01-01T00:00:00Z"]})
+    for _ in range(2):  # the migration is idempotent
+        with EventStore(path) as s:
+            s.ingest(df, source_name="new")
+    with EventStore(path, read_only=True) as s:
+        rej = s.rejects()
+        assert list(rej.columns[-1:]) == ["user_id"]
+        assert (rej[rej.source == "new"]["user_id"] == "u7").all()
+        assert rej[rej.source == "old"]["user_id"].isna().all()
+
+
+def test_paths_are_literal_and_csv_lines_are_read_safely() -> None:
+    """Units of the line-safe readers: glob characters escaped; a stray quote costs its own
+    line only; a record longer than the limit is skipped whole."""
+    from feedwise.store.ingest import MAX_CSV_LINE, CsvLines, path_literal
+
+    assert path_literal("/d/ev*[1]?.csv") == "'/d/ev[*][[]1][?].csv'"
+    assert path_literal("it's.csv") == "'it''s.csv'"
+    text = ('a,b\n1,"x\n2,y\n3,"q ""z"""\n\n4,"multi\nline"\n5,"ok"tail\n6,'
+            + "h" * (MAX_CSV_LINE + 1) + "\n7,last")
+    rows, cols, bad = CsvLines(text, ",").rows(header=True, ncol=2)
+    assert rows == [2, 3, 4, 7] and cols[1] == ["y", 'q "z"', "multi\nline", "last"]
+    assert [(r, k) for r, k, _ in bad] == [(1, "UNQUOTED VALUE"), (5, "UNQUOTED VALUE"),
+                                           (6, "LINE SIZE OVER MAXIMUM")]
+    assert all(len(e) <= 200 for _, _, e in bad)

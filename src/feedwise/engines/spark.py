@@ -122,11 +122,12 @@ def ingest_events(spark: SparkSession, source: str | os.PathLike | DataFrame,
 
     The cluster-side counterpart of ``EventStore.ingest`` for logs that already live on the
     cluster: rows breaking one of the store's rules for typed columns
-    (:data:`feedwise.store.ingest.RULES`: ``user_id``/``item_id``/``kind``/``ts`` missing, an
-    unknown kind, a negative dwell or position, a value that is not finite, a propensity
-    outside (0, 1]) are dropped (counted, not kept in a rejects table), duplicates of an
-    ``event_id`` within the batch are dropped, and the rest is written partitioned by UTC
-    day under ``OUT/events``.
+    (:data:`feedwise.store.ingest.RULES`: ``user_id``/``item_id``/``kind``/``ts`` missing, a
+    ``ts`` outside [1970-01-01, now + 1 day], an unknown kind, a negative dwell or position,
+    a value that is not finite, a propensity outside (0, 1]) are dropped (counted, not kept
+    in a rejects table), duplicates of an ``event_id`` within the batch are dropped (the
+    row kept is chosen by content, the same on every run, not by partition order), and the
+    rest is written partitioned by UTC day under ``OUT/events``.
 
     Args:
         spark: The session.
@@ -137,6 +138,7 @@ def ingest_events(spark: SparkSession, source: str | os.PathLike | DataFrame,
     Returns:
         Counts: ``read``, ``rejected``, ``duplicates``, ``written``.
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     df = source if not isinstance(source, str | os.PathLike) else spark.read.parquet(
@@ -154,8 +156,11 @@ def ingest_events(spark: SparkSession, source: str | os.PathLike | DataFrame,
         valid = df.where("_ok").drop("_ok").withColumn(
             "event_id", F.coalesce("event_id", F.expr(derived_event_id("unix_millis(ts)"))))
         n_valid = valid.count()
-        dedup = (valid.dropDuplicates(["event_id"]).withColumn("date", F.to_date("ts"))
-                 .cache())
+        # one row per id, the same on every run (dropDuplicates keeps whichever comes first)
+        first = Window.partitionBy("event_id").orderBy(
+            *[F.col(c).asc_nulls_last() for c in EVENT_COLUMNS if c != "event_id"])
+        dedup = (valid.withColumn("_n", F.row_number().over(first)).where("_n = 1")
+                 .drop("_n").withColumn("date", F.to_date("ts")).cache())
         written = dedup.count()
         dedup.write.mode(mode).partitionBy("date").parquet(str(out).rstrip("/") + "/events")
         dedup.unpersist()

@@ -359,17 +359,9 @@ class Recommender(ABC):
         out = []
         for b, u in enumerate(batch):
             r = self.user_index_.get(u, -1)
-            drop = []
-            if hist is not None:
-                drop.append(hist.indices[hist.indptr[b]:hist.indptr[b + 1]])
-            elif exclude_seen and r >= 0:
-                drop.append(_row_cols(self.seen_, r))
-            if exclude_negative and r >= 0:
-                drop.append(_row_cols(self.negatives_, r))
-            ex = _for_user(exclude, u)
-            if ex:
-                drop.append(self._cols(ex))
-            drop_cols = np.concatenate(drop) if drop else np.empty(0, np.int64)
+            seen = (hist.indices[hist.indptr[b]:hist.indptr[b + 1]] if hist is not None else
+                    _row_cols(self.seen_, r) if exclude_seen and r >= 0 else None)
+            drop_cols = self._dropped(u, r, seen, exclude_negative, exclude)
             head = order[:n + len(drop_cols)]
             if len(drop_cols):
                 head = head[~np.isin(head, drop_cols)]
@@ -412,21 +404,25 @@ class Recommender(ABC):
                 out.append(ItemList(self.item_ids_[picked[b]], values[b], reasons))
         return out
 
+    def _dropped(self, user: str, r: int, seen: np.ndarray | None, exclude_negative: bool,
+                 exclude: PerUser) -> np.ndarray:
+        """Columns left out of ``user``'s list (row ``r``): ``seen``, negatives, ``exclude``."""
+        drop = [] if seen is None else [seen]
+        if exclude_negative and r >= 0:
+            drop.append(_row_cols(self.negatives_, r))
+        ex = _for_user(exclude, user)
+        if ex:
+            drop.append(self._cols(ex))
+        return np.concatenate(drop) if drop else np.empty(0, np.int64)
+
     def _sparse_top(self, scores: sp.csr_matrix, b: int, user: str, n: int,
                     hist: sp.csr_matrix, order: np.ndarray, personal: bool,
                     exclude_seen: bool, exclude: PerUser, candidates: PerUser,
                     exclude_negative: bool) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` columns and scores of row ``b`` of sparse ``scores`` after the filters."""
         r = self.user_index_.get(user, -1)
-        drop = []
-        if exclude_seen:
-            drop.append(_row_cols(hist, b))
-        if exclude_negative and r >= 0:
-            drop.append(_row_cols(self.negatives_, r))
-        ex = _for_user(exclude, user)
-        if ex:
-            drop.append(self._cols(ex))
-        drop_cols = np.concatenate(drop) if drop else np.empty(0, np.int64)
+        drop_cols = self._dropped(user, r, _row_cols(hist, b) if exclude_seen else None,
+                                  exclude_negative, exclude)
         cand = _for_user(candidates, user)
         cand_cols = np.unique(self._cols(cand)) if cand is not None else None
         cols = np.empty(0, np.int64)

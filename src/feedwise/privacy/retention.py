@@ -19,8 +19,10 @@ def purge(store: EventStore, older_than_days: float, *, now: datetime) -> dict[s
 
     Every table with both a ``user_id`` and a ``ts`` column is purged (``events``, ad
     impressions, ...; a numeric ``ts`` is taken as unix seconds), and ``rejects`` by
-    ``rejected_at``. Reports computed before keep their aggregates; erasure tombstones
-    and the consent log are kept (they prove what was done and agreed).
+    ``rejected_at``. Rows dated after ``now`` + 1 day go too: ingest rejects such times,
+    but a store written before it did may hold them, and they break every report.
+    Reports computed before keep their aggregates; erasure tombstones and the consent log
+    are kept (they prove what was done and agreed).
 
     Returns:
         Rows deleted per table.
@@ -28,7 +30,7 @@ def purge(store: EventStore, older_than_days: float, *, now: datetime) -> dict[s
     if older_than_days <= 0:
         raise ConfigError(f"--older-than-days must be positive, got {older_than_days}")
     cutoff = utc(now) - timedelta(days=older_than_days)
-    out = store.purge_before(cutoff)
+    out = store.purge_before(cutoff, not_after=utc(now) + timedelta(days=1))
     log.info("retention purge before %s: %d rows deleted", cutoff.isoformat(),
              sum(out.values()))
     return out

@@ -293,18 +293,24 @@ def _open_jsonl(con: Any, path: Path, lit: str, mapping: Mapping[str, str]) -> S
             con.execute("CREATE OR REPLACE TEMP TABLE _fw_text AS SELECT * FROM _fw_text_py")
         finally:
             con.unregister("_fw_text_py")
+    ws = _lit(" " + chr(9) + chr(13))
+    lines = f"FROM _fw_text WHERE trim(line, {ws}) <> ''"
     try:
-        # one parse per line to classify it (try: a lone surrogate escape raises)
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _fw_lines AS
-            SELECT _row, line, CASE WHEN NOT utf8 THEN 'utf8'
-                                    WHEN NOT json_valid(line) THEN 'json'
-                                    WHEN try(json_type(line)) IS DISTINCT FROM 'OBJECT'
-                                    THEN 'object' END AS _bad
-            FROM _fw_text WHERE trim(line, {_lit(' ' + chr(9) + chr(13))}) <> ''""")
+        try:  # one parse per line: json_type raises on a line that is not JSON...
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE _fw_lines AS
+                SELECT _row, line, CASE WHEN NOT utf8 THEN 'utf8'
+                                        WHEN json_type(line) <> 'OBJECT' THEN 'object'
+                                        END AS _bad {lines}""")
+        except duckdb.Error:  # ...so then each line is parsed on its own (try: NULL), slower
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE _fw_lines AS
+                SELECT _row, line, CASE WHEN NOT utf8 THEN 'utf8' WHEN t IS NULL THEN 'json'
+                                        WHEN t <> 'OBJECT' THEN 'object' END AS _bad
+                FROM (SELECT _row, line, utf8, CASE WHEN utf8 THEN try(json_type(line))
+                                                    END AS t {lines})""")
     finally:
         con.execute("DROP TABLE IF EXISTS _fw_text")
     keys = [r[0] for r in con.execute(
-        "SELECT k FROM (SELECT unnest(try(json_keys(line))) AS k, _row FROM _fw_lines "
+        "SELECT k FROM (SELECT unnest(json_keys(line)) AS k, _row FROM _fw_lines "
         "WHERE _bad IS NULL) GROUP BY k ORDER BY min(_row), k").fetchall()
         if r[0] is not None and r[0] not in INTERNAL_COLUMNS]
     wanted = [mapping.get(f, f) for f in EVENT_COLUMNS]
@@ -315,7 +321,7 @@ def _open_jsonl(con: Any, path: Path, lit: str, mapping: Mapping[str, str]) -> S
                       for k in read)
     fields = "".join(f", v[{i}] AS {_q(k)}" for i, k in enumerate(read, 1))
     rel = (f"(SELECT _row, line AS _line{fields} FROM (SELECT _row, line, "
-           f"{f'try(json_extract_string(line, [{paths}]))' if read else 'NULL'} AS v "
+           f"{f'json_extract_string(line, [{paths}])' if read else 'NULL'} AS v "
            f"FROM _fw_lines WHERE _bad IS NULL))")
     return Source(str(path), "jsonl", rel, keys, path, temp=["_fw_lines"])
 

@@ -338,10 +338,13 @@ class PrivacyRecords(StoreBase):
         return out
 
     # ------------------------------------------------------------------ retention
-    def purge_before(self, cutoff: datetime) -> dict[str, int]:
+    def purge_before(self, cutoff: datetime, *, not_after: datetime | None = None
+                     ) -> dict[str, int]:
         """Delete, in one transaction, the rows older than ``cutoff`` of every table with
-        both a ``user_id`` and a ``ts`` column (a numeric ``ts`` is unix seconds) and the
-        ``rejects`` rejected before it. Returns rows deleted per table."""
+        both a ``user_id`` and a ``ts`` column (a numeric ``ts`` is unix seconds), and the
+        ``rejects`` rejected before it; with ``not_after``, also the rows dated after it
+        (impossible times that ingest rejects now but an older store may hold). Returns rows
+        deleted per table."""
         types = self.query("""SELECT table_name, data_type FROM information_schema.columns
             WHERE column_name = 'ts' AND table_schema = 'main'
               AND table_catalog = current_database()""")
@@ -352,8 +355,12 @@ class PrivacyRecords(StoreBase):
                 dtype = str(ts_type.get(t, "")).upper()
                 if not dtype:
                     continue
-                at = cutoff if "TIMESTAMP" in dtype or dtype == "DATE" else cutoff.timestamp()
-                out[t] = int(c.execute(f'DELETE FROM "{t}" WHERE ts < ?', [at]).fetchone()[0])
+                typed = "TIMESTAMP" in dtype or dtype == "DATE"
+                bounds = [cutoff] + ([not_after] if not_after is not None else [])
+                params = [b if typed else b.timestamp() for b in bounds]
+                late = " OR ts > ?" if not_after is not None else ""
+                out[t] = int(c.execute(f'DELETE FROM "{t}" WHERE ts < ?{late}',
+                                       params).fetchone()[0])
             out["rejects"] = int(c.execute("DELETE FROM rejects WHERE rejected_at < ?",
                                            [cutoff]).fetchone()[0])
         return out

@@ -69,10 +69,12 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
                source_name: str | None = None) -> IngestReport:
         """Validate and land events from a file (CSV, TSV, Parquet, JSONL) or a table.
 
-        Valid rows land; bad rows go to ``rejects`` with source, row, field and reason (a
-        line that is no row at all, such as a JSONL line that is not JSON or a CSV line
-        with an unbalanced quote, too: its row is its 1-based line number, its ``raw`` a
-        short excerpt). Per ``event_id``, the first row of the batch is kept; a later row
+        Valid rows land; bad rows go to ``rejects`` with source, 1-based row (JSONL: the
+        line number; CSV: the data row, header and blank lines not counted), field, reason
+        and the row's stored ``user_id``; so does a line that is no row at all (a JSONL line
+        that is not a JSON object, a CSV line with an unbalanced quote), its ``raw`` a short
+        excerpt. Columns no field reads are named in ``IngestReport.ignored_columns``. Per
+        ``event_id``, the first row of the batch is kept; a later row
         with the same id is a duplicate when its content is the same, and a reject when it
         differs, as is a row whose id is stored with different content. A path is read
         literally (no glob patterns). The whole batch is one transaction.
@@ -204,6 +206,7 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
             c.register("_fw_csvbad", bad)
             src.registered += ["_fw_csvfb", "_fw_csvbad"]
             src.rel = "(SELECT * FROM _fw_csvfb)"
+            src.gaps = False  # rows numbered by the reader itself
         parsed, select, reason, types = build_select(c, src.rel, m, ts_unit, src.columns)
         if self.pseudonymizer is not None:
             # ids are replaced before anything derives from them (event ids, rejects)
@@ -331,7 +334,8 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
             self.con.execute(f"""INSERT INTO rejects
                     (source, "row", field, reason, raw, rejected_at, user_id)
                 SELECT ?, "row", coalesce(column_name, ''),
-                       CASE error_type {reasons} ELSE lower(error_type) END || {note},
+                       CASE error_type {reasons} ELSE 'unreadable line' END
+                       || ' (' || error_type || ')' || {note},
                        {raw}, now(), NULL
                 FROM _fw_badlines""", [name])
         self.con.execute("DROP TABLE _fw_badlines")
