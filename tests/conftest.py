@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# the service's test world (tests/server/service_world.py) serves the adversarial and privacy
+# tests too
+sys.path.insert(0, str(ROOT / "tests" / "server"))
 SHARED_DATA = Path(os.environ.get("FEEDWISE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 

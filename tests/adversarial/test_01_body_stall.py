@@ -15,21 +15,17 @@ of 5,000,000 empty objects.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import tracemalloc
-from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import HTTPException
+from service_world import LiveServer, make_world
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from service_world import LiveServer, make_world  # noqa: E402
-
-from feedwise.server.app import create_app  # noqa: E402
-from feedwise.server.routes.events import parse_body  # noqa: E402
+from feedwise.server.app import create_app
+from feedwise.server.routes.events import parse_body
 
 MiB = 1 << 20
 LINES = 20_000_000

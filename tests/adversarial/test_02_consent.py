@@ -13,33 +13,18 @@ import json
 import os
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+from service_world import LiveServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from service_world import LiveServer, make_world  # noqa: E402
-
-from feedwise.privacy import get_consent, set_consent  # noqa: E402
-from feedwise.server.app import create_app  # noqa: E402
-from feedwise.store import EventStore  # noqa: E402
+from feedwise.privacy import get_consent, set_consent
+from feedwise.server.app import create_app
+from feedwise.store import EventStore
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
-
-
-@pytest.fixture()
-def world(tmp_path):
-    return make_world(tmp_path)
-
-
-@pytest.fixture()
-def client(world):
-    with TestClient(create_app(world.settings)) as c:
-        yield c
 
 
 def _log(client, user: str) -> list[tuple[str, bool, str]]:

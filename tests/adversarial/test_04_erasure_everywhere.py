@@ -23,12 +23,7 @@ import hashlib
 import json
 import logging
 import os
-import socket
-import threading
-import time
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,7 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import uvicorn
+from service_world import LiveServer
 from typer.testing import CliRunner
 
 from feedwise.cli import app as cli_app
@@ -177,29 +172,6 @@ def scan_tables(db: Path, ns: set[str]) -> list[tuple[str, str, str]]:
     return hits
 
 
-@contextmanager
-def live(app) -> Iterator[str]:
-    """``app`` on a real uvicorn with its own logging off (records reach the root logger)
-    at uvicorn's most verbose level, ``trace``, with the access log on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           log_level="trace", access_log=True, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
 class _Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=1)
@@ -308,9 +280,11 @@ def test_api_erasure_leaves_no_trace(tmp_path, monkeypatch, logs):
     settings = Settings(db=str(paths["db"]), registry=str(paths["registry"]),
                         keys_file=str(root / "keys.json"), reload_interval_s=0)
     app = create_app(settings)
-    with live(app) as url:  # uvicorn at its trace level, access log on
-        r = httpx.delete(f"{url}/v1/users/{TARGET}", headers={"Authorization": f"Bearer {admin}"},
-                         timeout=60)
+    # uvicorn at its trace level with its own logging off (records reach the root
+    # logger), access log on
+    with LiveServer(app, log_config=None, log_level="trace", access_log=True) as srv:
+        r = httpx.delete(f"{srv.url}/v1/users/{TARGET}",
+                         headers={"Authorization": f"Bearer {admin}"}, timeout=60)
         assert r.status_code == 200, r.text
         assert not app.state.feedwise.served.model.knows_user(key)
     assert any(line.startswith("uvicorn") for line in logs.lines)  # its logs were captured

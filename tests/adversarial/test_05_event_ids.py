@@ -14,29 +14,19 @@ across restarts too.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from service_world import make_world  # noqa: E402
-
-from feedwise.errors import DataError  # noqa: E402
-from feedwise.server.app import create_app  # noqa: E402
-from feedwise.server.writer import Writer  # noqa: E402
-from feedwise.store import EventStore  # noqa: E402
-from feedwise.store.serving import SERVED_ID_PREFIX  # noqa: E402
+from feedwise.errors import DataError
+from feedwise.server.app import create_app
+from feedwise.server.writer import Writer
+from feedwise.store import EventStore
+from feedwise.store.serving import SERVED_ID_PREFIX
 
 TS = "2024-02-01T10:00:00Z"
-
-
-@pytest.fixture()
-def world(tmp_path):
-    return make_world(tmp_path)
 
 
 def _landed(client) -> EventStore:

@@ -9,9 +9,7 @@ commands run after such an ingest attempt.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,14 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from service_world import make_world
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from service_world import make_world  # noqa: E402
-
-from feedwise.cli import app  # noqa: E402
-from feedwise.server.app import create_app  # noqa: E402
-from feedwise.store import EventStore  # noqa: E402
+from feedwise.cli import app
+from feedwise.server.app import create_app
+from feedwise.store import EventStore
 
 runner = CliRunner()
 GOOD = "2024-02-01T10:00:00Z"

@@ -9,20 +9,17 @@ a keys file broken by a half-finished edit keeps the keys read before (logged).
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from service_world import LiveServer, make_world
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from service_world import LiveServer, make_world  # noqa: E402
-
-from feedwise.cli import app as cli  # noqa: E402
-from feedwise.server.app import create_app  # noqa: E402
-from feedwise.server.auth import KeyRing, create_key, hash_key, revoke_key  # noqa: E402
+from feedwise.cli import app as cli
+from feedwise.server.app import create_app
+from feedwise.server.auth import KeyRing, create_key, hash_key, revoke_key
 
 
 def _status_within(c: httpx.Client, key: str, want: int, seconds: float) -> float:

@@ -11,19 +11,15 @@ stored before the limit existed are sent back clipped, never as a 500.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from service_world import make_world
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from service_world import make_world  # noqa: E402
-
-from feedwise.server.app import create_app  # noqa: E402
-from feedwise.server.bodies import MAX_JSON_DEPTH, scan_json  # noqa: E402
-from feedwise.store import EventStore  # noqa: E402
+from feedwise.server.app import create_app
+from feedwise.server.bodies import MAX_JSON_DEPTH, scan_json
+from feedwise.store import EventStore
 
 EV = {"user_id": "u1", "item_id": "i1", "kind": "click", "ts": "2024-03-01T00:00:00Z"}
 DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -36,11 +32,6 @@ def nested(depth: int) -> dict:
     for _ in range(depth - 1):
         v = {"x": v}
     return v
-
-
-@pytest.fixture()
-def world(tmp_path):
-    return make_world(tmp_path)
 
 
 @pytest.fixture()

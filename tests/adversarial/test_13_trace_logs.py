@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
-import time
-from pathlib import Path
 
 import httpx
-import uvicorn
+from service_world import LiveServer, make_world
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from service_world import free_port, make_world  # noqa: E402
-
-from feedwise.privacy import RedactUserPaths  # noqa: E402
-from feedwise.server.app import create_app  # noqa: E402
+from feedwise.privacy import RedactUserPaths
+from feedwise.server.app import create_app
 
 IDS = ["trace-secret-alice", "trace-secret-bob", "trace secret carol", "trace-secret-dan"]
 NEEDLES = ("trace-secret", "trace secret", "trace%20secret", "secret-alice", "secret-bob")
@@ -33,19 +27,10 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 def test_trace_level_output_of_a_live_server_holds_no_raw_user_id(tmp_path, capfd):
     world = make_world(tmp_path)
     levels = {n: logging.getLogger(n).level for n in UVICORN_LOGGERS}
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(world.settings), host="127.0.0.1",
-                                           port=port, log_level="trace", access_log=True,
-                                           lifespan="on"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
     try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline and t.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
-        admin, read = world.headers(world.admin), world.headers(world.read)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+        with (LiveServer(create_app(world.settings), log_level="trace", access_log=True)
+              as srv, httpx.Client(base_url=srv.url, timeout=10) as c):
+            admin, read = world.headers(world.admin), world.headers(world.read)
             alice, bob, carol, dan = IDS
             flags = {"personalization": True, "ads": True, "analytics": True}
             assert c.put(f"/v1/users/{alice}", json={"consent": flags},
@@ -59,8 +44,6 @@ def test_trace_level_output_of_a_live_server_holds_no_raw_user_id(tmp_path, capf
             assert c.get(f"/v1/users/{dan}/nothing-here", headers=read).status_code == 404
             assert c.delete(f"/v1/users/{alice}", headers=admin).status_code == 200
     finally:
-        server.should_exit = True
-        t.join(30)
         for n, level in levels.items():
             logging.getLogger(n).setLevel(level)
     out = capfd.readouterr()

@@ -10,24 +10,20 @@ feedwise holds an objector.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from engine_world import spark  # noqa: E402, F401 - the shared local Spark session
+from service_world import T0, world_events
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from engine_world import spark  # noqa: E402, F401 - the shared local Spark session
-from service_world import T0, world_events  # noqa: E402
-
-from feedwise.cli import app  # noqa: E402
-from feedwise.errors import DataError  # noqa: E402
-from feedwise.models.base import Recommender  # noqa: E402
-from feedwise.privacy import set_consent  # noqa: E402
-from feedwise.registry import ModelRegistry  # noqa: E402
-from feedwise.store import EventStore  # noqa: E402
+from feedwise.cli import app
+from feedwise.errors import DataError
+from feedwise.models.base import Recommender
+from feedwise.privacy import set_consent
+from feedwise.registry import ModelRegistry
+from feedwise.store import EventStore
 
 OBJECTOR = "u3"
 OTHERS = ("u5", "u6", "u7")  # ads and analytics withdrawn, a NULL flag, no users row

@@ -23,18 +23,15 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 from privacy_world import campaigns
+from service_world import free_port, make_world
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from service_world import free_port, make_world  # noqa: E402
-
-from feedwise.store import EventStore  # noqa: E402
-from feedwise.store.serving import SERVED_ID_PREFIX  # noqa: E402
+from feedwise.store import EventStore
+from feedwise.store.serving import SERVED_ID_PREFIX
 
 TAGS = ["cats", "dogs", "jazz", "rock"]
 

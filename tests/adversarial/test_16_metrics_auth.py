@@ -10,24 +10,12 @@ always passes). ``FEEDWISE_METRICS_PUBLIC=true`` opens it again.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from service_world import make_world  # noqa: E402
-
-from feedwise.cli import app as cli  # noqa: E402
-from feedwise.server.app import create_app  # noqa: E402
-from feedwise.server.settings import Settings  # noqa: E402
-
-
-@pytest.fixture()
-def world(tmp_path):
-    return make_world(tmp_path)
+from feedwise.cli import app as cli
+from feedwise.server.app import create_app
+from feedwise.server.settings import Settings
 
 
 def test_metrics_need_a_metrics_key_by_default(world):

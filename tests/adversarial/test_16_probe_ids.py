@@ -11,31 +11,12 @@ still sees what the store did.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from service_world import world_events
 
-import pytest
-from fastapi.testclient import TestClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from service_world import make_world, world_events  # noqa: E402
-
-from feedwise.server.app import create_app  # noqa: E402
-from feedwise.server.routes.events import _answer_for_ingest_key  # noqa: E402
-from feedwise.server.writer import ERASED_REASON, RowError  # noqa: E402
+from feedwise.server.routes.events import _answer_for_ingest_key
+from feedwise.server.writer import ERASED_REASON, RowError
 
 TS = "2024-03-01T00:00:00Z"
-
-
-@pytest.fixture()
-def world(tmp_path):
-    return make_world(tmp_path)
-
-
-@pytest.fixture()
-def client(world):
-    with TestClient(create_app(world.settings)) as c:
-        yield c
 
 
 def _post(client, world, rows, key=None):

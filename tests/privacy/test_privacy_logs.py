@@ -82,12 +82,12 @@ def test_logs_of_a_full_flow_hold_no_secret_or_raw_id(tmp_path, monkeypatch, log
         assert client.delete(f"/v1/users/{TARGET}", headers=h(svc.admin)).status_code == 200
         client.get("/v1/reports/kpis", headers=h(svc.read))
     # a live uvicorn with its access log on
-    import uvicorn
-    from service_world_live import serve
+    from service_world import LiveServer
 
-    with serve(create_app(svc.settings), uvicorn) as url:
+    with LiveServer(create_app(svc.settings), log_config=None, log_level="debug",
+                    access_log=True) as srv:
         for u in user_ids()[4:7]:
-            httpx.get(f"{url}/v1/users/{u}/feed", headers=h(svc.read)).raise_for_status()
+            httpx.get(f"{srv.url}/v1/users/{u}/feed", headers=h(svc.read)).raise_for_status()
     res = CliRunner().invoke(cli, ["users", "erase", "user-003", "--yes", "--db",
                                    svc.settings.db], env={"FEEDWISE_PSEUDONYM_KEY": SECRET})
     assert res.exit_code == 0, res.output

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
 
 from feedwise.models import get_model
 from feedwise.registry import ModelRegistry
+from feedwise.server.app import create_app
 from feedwise.server.auth import create_key
 from feedwise.server.settings import Settings
 from feedwise.store import EventStore
@@ -78,13 +81,15 @@ def free_port() -> int:
 class LiveServer:
     """uvicorn serving an app on 127.0.0.1 in a thread of the test process."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, **config) -> None:
+        """``config``: uvicorn settings over the defaults (``log_level="warning"``)."""
         import uvicorn
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        settings = {"log_level": "warning", "lifespan": "on", **config}
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
+                                                    **settings))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> LiveServer:
@@ -100,4 +105,26 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(30)
 
+    def __enter__(self) -> LiveServer:
+        return self.start()
 
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture()
+def world(tmp_path: Path) -> World:
+    return make_world(tmp_path)
+
+
+@pytest.fixture()
+def client(world: World):
+    with TestClient(create_app(world.settings)) as c:
+        yield c
+
+
+@pytest.fixture()
+def live(world: World):
+    with LiveServer(create_app(world.settings)) as srv:
+        yield srv

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -27,6 +26,7 @@ from feedwise.server.bodies import MAX_JSON_DEPTH, loads, read_body, scan_json, 
 from feedwise.server.deps import IngestKey, State
 from feedwise.server.routes._common import ID_MAX, await_future, is_text
 from feedwise.server.writer import ERASED_REASON, EventRow, RowError
+from feedwise.store.ingest import STORED_CONFLICT
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -186,11 +186,6 @@ def _prepare(body: bytes, content_type: str, max_rows: int
     return len(data), rows, indices, errors
 
 
-#: Store errors about an ``event_id`` that clashes with another row's (item 12's "different
-#: content"): told to an ingest key only when the other row is earlier in its own batch.
-_ID_CLASH = re.compile(r"different content|already stored", re.IGNORECASE)
-
-
 def _answer_for_ingest_key(rows: list[EventRow], indices: list[int], stored: list[RowError]
                            ) -> tuple[int, int, list[RowError]]:
     """``accepted``, ``duplicates`` and the store's errors as a key without ``admin`` sees
@@ -210,8 +205,9 @@ def _answer_for_ingest_key(rows: list[EventRow], indices: list[int], stored: lis
     def hidden(e: RowError) -> bool:
         if e.reason == ERASED_REASON:
             return True
-        return e.field == "event_id" and bool(_ID_CLASH.search(e.reason)) and \
-            first.get(id_of.get(e.index), e.index) >= e.index  # nothing earlier in the batch
+        # an id stored with other content: told only when nothing earlier in the batch has it
+        return e.field == "event_id" and STORED_CONFLICT in e.reason and \
+            first.get(id_of.get(e.index), e.index) >= e.index
 
     errors = [e for e in stored if not hidden(e)]
     failed = {e.index for e in errors}
