@@ -50,7 +50,11 @@ EVENT_COLUMNS: dict[str, str] = {
     "session_id": "VARCHAR",
     "propensity": "DOUBLE",
     "context": "VARCHAR",
+    "text": "VARCHAR",
+    "parent_id": "VARCHAR",
 }
+#: Longest text (in characters) an event may carry; longer text is rejected at ingest.
+MAX_TEXT_CHARS = 10_000
 REQUIRED_EVENT_FIELDS: tuple[str, ...] = ("user_id", "item_id", "kind", "ts")
 
 ITEM_COLUMNS: dict[str, str] = {
@@ -72,6 +76,7 @@ USER_COLUMNS: dict[str, str] = {
     "consent_updated_at": "TIMESTAMPTZ",
     "consent_source": "VARCHAR",
     "attributes": "VARCHAR",
+    "timezone": "VARCHAR",
 }
 
 CAMPAIGN_COLUMNS: dict[str, str] = {
@@ -96,7 +101,9 @@ PROFILE_COLUMNS: dict[str, str] = {
     "user_id": "VARCHAR", "interests": "VARCHAR", "active_hours": "DOUBLE[]",
     "daypart": "VARCHAR", "peak_hour": "INTEGER", "engagement_rate": "DOUBLE",
     "engagement_level": "VARCHAR", "ad_sensitivity": "DOUBLE", "lifecycle": "VARCHAR",
-    "segment": "VARCHAR", "updated_at": "TIMESTAMPTZ"}
+    "segment": "VARCHAR", "updated_at": "TIMESTAMPTZ",
+    # the clock of the time columns (issue 23): zone used, given/inferred/fallback, posterior
+    "timezone": "VARCHAR", "timezone_source": "VARCHAR", "timezone_confidence": "DOUBLE"}
 
 
 def utc(ts: datetime) -> datetime:
@@ -123,6 +130,10 @@ class Event(Record):
     session_id: str | None = None
     propensity: float | None = Field(default=None, gt=0, le=1)
     context: dict[str, Any] | None = None
+    #: What the user wrote (a comment's or a message's text).
+    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
+    #: The event or post this one re-shares or answers (reshare cascades).
+    parent_id: str | None = None
 
     @field_validator("ts")
     @classmethod
@@ -157,3 +168,5 @@ class User(Record):
     user_id: str = Field(min_length=1)
     consent: Consent = Field(default_factory=Consent)
     attributes: dict[str, Any] = Field(default_factory=dict)
+    #: IANA time zone name (e.g. ``Europe/Berlin``); None when unknown.
+    timezone: str | None = None

@@ -140,7 +140,8 @@ def test_the_typed_rule_spark_checks_holds_the_range(store: EventStore) -> None:
                        "user_id": "u", "item_id": "i", "kind": "click",
                        "ts": [pd.Timestamp(GOOD), pd.Timestamp("1969-07-20", tz="UTC"),
                               now + pd.Timedelta(days=400), now + pd.Timedelta(hours=20)],
-                       "dwell_ms": None, "value": None, "position": None, "propensity": None})
+                       "dwell_ms": None, "value": None, "position": None, "propensity": None,
+                       "text": None})
     cur = store.cursor()
     cur.register("_typed", df)
     kept = cur.execute(f"SELECT event_id FROM _typed WHERE {typed_valid()} ORDER BY 1").fetchall()

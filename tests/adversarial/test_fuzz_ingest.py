@@ -55,6 +55,8 @@ FIELDS = {
     "surface": text_or(HOSTILE_TEXT),
     "session_id": text_or(["s1"], HOSTILE_TEXT),
     "context": text_or(CONTEXTS),
+    "text": text_or(HOSTILE_TEXT),
+    "parent_id": text_or(["e0", "i1"], HOSTILE_TEXT),
 }
 VALID = st.fixed_dictionaries({
     "event_id": st.sampled_from(["e0", "e1", "e2", "e3", "e4", "e5"]),

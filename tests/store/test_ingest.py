@@ -237,7 +237,7 @@ def test_typed_rules_keep_what_ingest_keeps(store: EventStore) -> None:
 
     assert {r.field for r in RULES} == {"event_id", "user_id", "item_id", "kind", "ts",
                                         "dwell_ms", "value", "position", "propensity",
-                                        "context"}
+                                        "context", "text"}
     inf = float("inf")
     df = pd.DataFrame({
         "event_id": [f"e{i}" for i in range(10)],
@@ -250,7 +250,8 @@ def test_typed_rules_keep_what_ingest_keeps(store: EventStore) -> None:
         "value": [1.0, None, None, None, None, inf, None, None, None, None],
         "position": pd.array([0, None, None, None, None, None, -2, None, None, None],
                              dtype="Int32"),
-        "propensity": [0.5, None, None, None, None, None, None, 0.0, 1.5, None]})
+        "propensity": [0.5, None, None, None, None, None, None, 0.0, 1.5, None],
+        "text": ["ok"] + [None] * 9})
     cur = store.cursor()
     cur.register("_typed", df)
     kept = cur.execute(f"SELECT event_id FROM _typed WHERE {typed_valid()}").fetchall()

@@ -70,6 +70,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from feedwise.errors import ConfigError
+from feedwise.datasets.synthetic_text import comment_texts, post_hooks, topic_sentiment
+from feedwise.datasets.synthetic_time import Timing, plan_timing
+from feedwise.datasets.synthetic_graph import EDGE_COLUMNS, attach_graph
 from feedwise.schema import CAMPAIGN_COLUMNS, EVENT_COLUMNS, utc
 
 if TYPE_CHECKING:
@@ -155,12 +158,17 @@ class SocialWorld:
     campaigns: pd.DataFrame
     truth: dict[str, Any] = field(repr=False)
     name: str = ""
+    #: The follow graph (``src_id``, ``dst_id``, ``kind``, ``ts``), see
+    #: :mod:`~feedwise.datasets.synthetic_graph`.
+    edges: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=list(EDGE_COLUMNS)), repr=False)
 
     def load_into(self, store: EventStore) -> dict[str, Any]:
         """Upsert items, users and campaigns and ingest the events into ``store``.
 
         Returns:
-            Counts: ``items``, ``users``, ``campaigns``, ``events`` (accepted),
+            Counts: ``items``, ``users``, ``campaigns``, ``edges`` (accepted),
+            ``events`` (accepted),
             ``duplicates``, ``rejected``, ``seconds`` and the ``report``
             (:class:`~feedwise.store.IngestReport`).
         """
@@ -168,7 +176,12 @@ class SocialWorld:
         n_users = store.upsert_users(self.users)
         n_campaigns = store.upsert_campaigns(self.campaigns)
         report = store.ingest(self.events, source_name=f"synthetic:{self.name}")
+        n_edges = 0
+        if len(self.edges):  # the follow graph lands as edges (docs/graph.md)
+            n_edges = store.add_edges(self.edges, source_name=f"synthetic:{self.name}:edges"
+                                      ).accepted
         return {"items": n_items, "users": n_users, "campaigns": n_campaigns,
+                "edges": n_edges,
                 "events": report.accepted, "duplicates": report.duplicates,
                 "rejected": report.rejected, "seconds": round(report.seconds, 3),
                 "report": report}
@@ -249,7 +262,9 @@ def _window_counts(group: np.ndarray, ts: np.ndarray, window: float) -> np.ndarr
 def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5000,
                      n_days: int = 14, n_topics: int = 12, n_campaigns: int = 10,
                      feed_len: int = 20, sessions_per_day: float = 1.0,
-                     start: datetime | None = None, seed: int = 0) -> SocialWorld:
+                     start: datetime | None = None, seed: int = 0, *,
+                     text_effect: float | None = None, cascades: bool = False,
+                     timing: Timing | None = None) -> SocialWorld:
     """Generate a social-feed world: users, authors, posts, ad campaigns and their event log.
 
     Args:
@@ -263,6 +278,19 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
         sessions_per_day: Mean sessions per user per day.
         start: Start of the window (UTC; naive is taken as UTC). Default 2025-01-06.
         seed: Seed of the generator; the same arguments give the same world.
+        text_effect: ``None`` (default): post text is title and tags. A number ``x``: each
+            post's text also carries 0-3 style words (:mod:`~feedwise.datasets.synthetic_text`)
+            and its click probability is multiplied by ``exp(x * h)`` (``h``: the summed
+            word values, ``truth['post_hook']``); ``0.0`` plants the words without effect.
+            Comment events always carry text with sentiment planted by topic.
+        timing: ``None`` (default): every user lives on UTC. A
+            :class:`~feedwise.datasets.synthetic_time.Timing`: users get time zones (their
+            rhythm is on their local clock, some zones hidden from ``users.timezone``)
+            and each topic a planted publish-hour effect (``synthetic_time``).
+        cascades: Plant influencers (``truth['influencers']``), follower growth and reshare
+            cascades (share events with ``parent_id``, surface ``following``) through the
+            follow graph (:mod:`~feedwise.datasets.synthetic_graph`). ``world.edges`` holds
+            the follow graph either way.
 
     Returns:
         A :class:`SocialWorld`. ``truth`` holds ``user_topic`` (users x topics),
@@ -285,6 +313,14 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
     params = {"n_users": n_users, "n_authors": n_authors, "n_posts": n_posts, "n_days": n_days,
               "n_topics": n_topics, "n_campaigns": n_campaigns, "feed_len": feed_len,
               "sessions_per_day": sessions_per_day, "start": start.isoformat(), "seed": seed}
+    if cascades:  # only then: the default world keeps its tag and event ids
+        params["cascades"] = True
+    if text_effect is not None:  # only then: the default world keeps its tag and event ids
+        params["text_effect"] = float(text_effect)
+    if timing is not None:  # likewise: the UTC world keeps its tag
+        params["timing"] = timing.as_dict()
+    tplan = plan_timing(timing, n_users, n_topics, seed) if timing is not None else None
+    hook_words, hook_h = post_hooks(n_posts, seed) if text_effect is not None else ([], None)
     tag = "w" + hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
     rng = np.random.default_rng(seed)
     t_start = start.timestamp()
@@ -321,6 +357,7 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
     created = np.sort(rng.uniform(t_start - warmup, t_end, n_posts))
     # popularity the logger sees: author following and post quality
     log_pop = 0.5 * np.log(author_pop[post_author]) + 1.5 * post_quality
+    pub_mult = tplan.publish_multiplier(created, post_topic) if tplan is not None else None
 
     # follows: each user follows ~8 authors, drawn by popularity x topical interest
     n_follow = np.minimum(rng.poisson(8, n_users), n_authors)
@@ -361,6 +398,10 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
     hour = np.where(focus, rng.normal(RHYTHM_PEAK_HOUR[rhythm[s_user]], RHYTHM_SD_HOURS),
                     rng.uniform(6.0, 24.0, S)) % 24.0
     s_t0 = t_start + s_day * 86400.0 + hour * 3600.0
+    if tplan is not None:  # the rhythm is on the user's local clock (synthetic_time)
+        s_t0 = tplan.session_starts(start, s_day, hour, s_user)
+        inside = (s_t0 >= t_start) & (s_t0 < t_end)
+        s_user, s_t0, S = s_user[inside], s_t0[inside], int(inside.sum())
     order = np.argsort(s_t0, kind="stable")
     s_user, s_t0 = s_user[order], s_t0[order]
     s_surface = (rng.random(S) < 0.2).astype(np.int8)  # 0 home, 1 explore
@@ -471,7 +512,12 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
         a = aff[uu, post_topic[item]]
         q = post_quality[item]
         ex = examine[r_p]
-        p_click = ex * np.clip(0.01 + 0.30 * a ** 1.5 * (0.5 + q) * user_ctr[uu], 0.0, 0.95)
+        base = 0.01 + 0.30 * a ** 1.5 * (0.5 + q) * user_ctr[uu]
+        if hook_h is not None:  # the planted text effect (synthetic_text.HOOK_WORDS)
+            base = base * np.exp(float(text_effect) * hook_h[item])
+        if tplan is not None:  # the planted publish-hour effect (synthetic_time)
+            base = base * pub_mult[item]
+        p_click = ex * np.clip(base, 0.0, 0.95)
         click = rng.random(len(item)) < p_click
         c_idx = np.flatnonzero(click)
         t_click = ts[c_idx] + rng.uniform(0.5, 2.0, len(c_idx))
@@ -558,10 +604,20 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
         "position": ep.astype(np.int32),
         "propensity": cat["prop"],
         "context": np.full(n_ev, None, dtype=object),
+        "text": np.full(n_ev, None, dtype=object),
+        "parent_id": np.full(n_ev, None, dtype=object),
     })
     for col in strings.columns:
         events[col] = strings[col].to_numpy() if strings[col].dtype == object else strings[col]
     events = events[list(EVENT_COLUMNS)]
+    # comment text with sentiment planted by topic (datasets/synthetic_text.py)
+    brands = sorted({ADVERTISERS[int(a) % len(ADVERTISERS)] for a in adv_of[:C]})
+    is_comment = ek == _K["comment"]
+    c_texts, c_planted = comment_texts(post_topic[cat["item"][is_comment]], topic_names,
+                                       topic_tags, brands, seed)
+    text_col = np.full(n_ev, None, dtype=object)
+    text_col[is_comment] = np.array(c_texts, dtype=object)
+    events["text"] = text_col
 
     # items
     tpl = rng.integers(0, len(TITLE_TEMPLATES), n_posts)
@@ -583,7 +639,8 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
         title = TITLE_TEMPLATES[int(tpl[i])].format(n=int(num[i]), topic=name,
                                                      Topic=name.capitalize(), tag=tt[0])
         titles.append(title)
-        texts.append(f"{title} {' '.join(tg)}")
+        texts.append(f"{title} {' '.join(tg)}" + "".join(f" {h}" for h in (
+            hook_words[i] if hook_words else ())))
         tags.append(tg)
     c_titles, c_texts, c_tags = [], [], []
     for j, c in enumerate(creative_camp):
@@ -632,6 +689,8 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
         "consent_source": rng.choice(np.array(["signup", "settings", "banner"], dtype=object),
                                      n_users, p=[0.7, 0.1, 0.2]),
         "attributes": np.array(attrs, dtype=object),
+        "timezone": (tplan.users_timezone() if tplan is not None
+                     else np.full(n_users, None, dtype=object)),
     })
 
     # campaigns: budgets sit above the spend the log shows
@@ -684,5 +743,11 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
             creative_camp, "creative_quality": creative_quality, "position_bias": examine,
         "ad_positions": ad_pos, "ad_fill": AD_FILL, "start": start,
         "end": start + timedelta(days=n_days), "params": params,
+        "brands": brands, "topic_sentiment": topic_sentiment(T, seed),
+        "comment_sentiment": c_planted, "post_hook": hook_h, "text_effect": text_effect,
     }
-    return SocialWorld(events.reset_index(drop=True), items, users, campaigns, truth, tag)
+    if tplan is not None:
+        truth.update(tplan.truth(RHYTHM_PEAK_HOUR[rhythm]))
+    world = SocialWorld(events.reset_index(drop=True), items, users, campaigns, truth, tag)
+    attach_graph(world, seed=seed, cascades=cascades)  # the follow graph (world.edges)
+    return world

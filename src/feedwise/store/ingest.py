@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from feedwise.errors import DataError
-from feedwise.schema import EVENT_COLUMNS, EVENT_KINDS
+from feedwise.schema import EVENT_COLUMNS, EVENT_KINDS, MAX_TEXT_CHARS
 
 #: Ready-made column mappings for public datasets (target field -> source column or "=constant").
 MAPPINGS: dict[str, dict[str, str]] = {
@@ -678,6 +678,9 @@ RULES: tuple[Rule, ...] = (
     Rule("propensity", "propensity <= 0 OR propensity > 1", _PROPENSITY),
     Rule("context", "context IS NOT NULL AND NOT json_valid(context)",
          "'context is not valid JSON'", typed=False),
+    Rule("text", f"length(text) > {MAX_TEXT_CHARS}",
+         f"'text of ' || length(text) || ' characters: at most {MAX_TEXT_CHARS}; "
+         "split or shorten it'"),
 )
 
 
@@ -768,7 +771,8 @@ def build_select(con: Any, src: str, mapping: dict[str, str], ts_unit: str = "s"
               f"{whole('dwell_ms', 'BIGINT')} AS dwell_ms, {num('value', 'DOUBLE')} AS value, "
               f"{whole('position', 'INTEGER')} AS position, {txt('surface')} AS surface, "
               f"{txt('session_id')} AS session_id, {num('propensity', 'DOUBLE')} AS propensity, "
-              f"{ctx} AS context, {raw['ts']} IS NOT NULL AS ts_given, "
+              f"{ctx} AS context, {txt('text')} AS text, {txt('parent_id')} AS parent_id, "
+              f"{raw['ts']} IS NOT NULL AS ts_given, "
               + ", ".join(f"{raw_val(f)} AS raw_{f}" for f in fallible))
     reason = ("CASE " + " ".join(f"WHEN {r.broken} THEN {_lit(r.field + '|')} || {r.reason}"
                                  for r in RULES) + " ELSE NULL END")

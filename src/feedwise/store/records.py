@@ -63,7 +63,8 @@ class Records(StoreBase):
                              "consent_ads": u.consent.ads,
                              "consent_analytics": u.consent.analytics,
                              "consent_updated_at": now, "consent_source": "api",
-                             "attributes": json.dumps(u.attributes)})
+                             "attributes": json.dumps(u.attributes),
+                             "timezone": u.timezone})
             users = pd.DataFrame(rows)
         return self._upsert("users", USER_COLUMNS, "user_id", users)
 

@@ -28,7 +28,8 @@ __all__ = ["SERVED_ID_PREFIX", "RowsLanded", "ServedLanded", "ServedLog"]
 _ARROW = {"event_id": pa.string(), "user_id": pa.string(), "item_id": pa.string(),
           "kind": pa.string(), "ts": pa.timestamp("us", tz="UTC"), "dwell_ms": pa.int64(),
           "value": pa.float64(), "position": pa.int32(), "surface": pa.string(),
-          "session_id": pa.string(), "propensity": pa.float64(), "context": pa.string()}
+          "session_id": pa.string(), "propensity": pa.float64(), "context": pa.string(),
+          "text": pa.string(), "parent_id": pa.string()}
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,47 @@ AD_SPEND_COLUMNS = {"campaign_id": "VARCHAR", "day": "BIGINT", "spend_today": "D
 #: Facts about the store itself, one row per name (e.g. the fingerprint of the pseudonym key
 #: its user ids are under, see ``store/meta.py``); never a user id, never a secret.
 META_COLUMNS = {"name": "VARCHAR", "value": "VARCHAR", "updated_at": "TIMESTAMPTZ"}
+#: The social graph, one row per act (follow, unfollow, friend, unfriend, block, unblock,
+#: trust) between two stored user ids, ``src_id`` acting on ``dst_id``; ``ts`` NULL: undated
+#: (stands from the start). Not keyed by ``user_id``: erasure, export and retention find a
+#: user's edges by ``src_id`` or ``dst_id`` (``store/privacy.py``); see ``store/edges.py``.
+EDGE_COLUMNS = {"edge_id": "VARCHAR", "src_id": "VARCHAR", "dst_id": "VARCHAR",
+                "kind": "VARCHAR", "ts": "TIMESTAMPTZ", "source": "VARCHAR"}
+#: Notifications (digests, single-post pushes): one row each, from planned to opened.
+#: ``ts`` is the planned send time (UTC; retention purges by it), ``local_hour`` the hour
+#: on the user's clock it was planned for, ``propensity`` the probability the planning
+#: policy gave that hour (off-policy estimates); see ``store/notifications.py``.
+NOTIFICATION_COLUMNS = {
+    "notification_id": "VARCHAR", "user_id": "VARCHAR", "kind": "VARCHAR",
+    "item_ids": "VARCHAR[]", "title": "VARCHAR", "ts": "TIMESTAMPTZ", "local_hour": "INTEGER",
+    "timezone": "VARCHAR", "tz_reason": "VARCHAR", "policy": "VARCHAR", "propensity": "DOUBLE",
+    "status": "VARCHAR", "attempts": "INTEGER", "next_attempt_at": "TIMESTAMPTZ",
+    "batch": "VARCHAR", "created_at": "TIMESTAMPTZ", "sent_at": "TIMESTAMPTZ",
+    "acked_at": "TIMESTAMPTZ", "opened_at": "TIMESTAMPTZ", "reason": "VARCHAR"}
+
+#: Customer-care messages (comments and direct messages to the brand), one row each, keyed
+#: by ``message_id``; ``user_id`` is the customer's (stored) id, ``ts`` when the message
+#: arrived (retention purges by it). ``decision`` is the assistant's answer as JSON (a
+#: repeated POST returns it unchanged); ``rating`` a follow-up satisfaction rating (1-5).
+#: See ``store/messages.py``.
+MESSAGE_COLUMNS = {
+    "message_id": "VARCHAR", "user_id": "VARCHAR", "channel": "VARCHAR", "text": "VARCHAR",
+    "language": "VARCHAR", "ts": "TIMESTAMPTZ", "intent": "VARCHAR", "kind": "VARCHAR",
+    "confidence": "DOUBLE", "routing": "VARCHAR", "reason": "VARCHAR", "answer_id": "VARCHAR",
+    "decision": "VARCHAR", "resolved_at": "TIMESTAMPTZ", "rating": "DOUBLE",
+    "rated_at": "TIMESTAMPTZ", "created_at": "TIMESTAMPTZ"}
+#: Replies sent to a message: who (``agent``; ``auto`` for the assistant), what, when;
+#: ``user_id`` is the customer's (stored) id, so erasure and export find replies to them.
+REPLY_COLUMNS = {
+    "reply_id": "VARCHAR", "message_id": "VARCHAR", "user_id": "VARCHAR", "agent": "VARCHAR",
+    "text": "VARCHAR", "ts": "TIMESTAMPTZ", "auto": "BOOLEAN", "resolves": "BOOLEAN",
+    "answer_id": "VARCHAR"}
+#: The knowledge base of answers, versioned: each ``add_answers`` call is a new version;
+#: a row supersedes the earlier rows of its ``answer_id``. No user data.
+ANSWER_COLUMNS = {
+    "answer_id": "VARCHAR", "version": "INTEGER", "intent": "VARCHAR", "questions": "VARCHAR[]",
+    "answer": "VARCHAR", "tags": "VARCHAR[]", "language": "VARCHAR", "active": "BOOLEAN",
+    "added_at": "TIMESTAMPTZ"}
 
 
 @dataclass(frozen=True)
@@ -66,12 +107,20 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("ad_spend", AD_SPEND_COLUMNS, "campaign_id"),
     Table("user_profiles", PROFILE_COLUMNS, "user_id"),
     Table("store_meta", META_COLUMNS, "name"),
+    Table("edges", EDGE_COLUMNS, "edge_id"),
+    Table("notifications", NOTIFICATION_COLUMNS, "notification_id"),
+    Table("messages", MESSAGE_COLUMNS, "message_id"),
+    Table("replies", REPLY_COLUMNS, "reply_id"),
+    Table("answers", ANSWER_COLUMNS, "answer_id, version"),
 )}
 
 
 #: Columns added after their table was first released: (table, column), added by
 #: :func:`create_all` to a store that lacks them (older rows get NULL).
-MIGRATIONS: tuple[tuple[str, str], ...] = (("rejects", "user_id"),)
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("rejects", "user_id"), ("events", "text"), ("events", "parent_id"), ("users", "timezone"),
+    ("user_profiles", "timezone"), ("user_profiles", "timezone_source"),
+    ("user_profiles", "timezone_confidence"))
 
 
 def create_all(con) -> None:
