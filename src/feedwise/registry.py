@@ -73,6 +73,9 @@ class ModelVersion(BaseModel):
     #: Set when the artifact held an erased user and could not be rewritten: its model
     #: files are deleted and the version can no longer be loaded.
     retired_at: datetime | None = None
+    #: The id of the store it was trained on (``EventStore.store_id``); a registry bound
+    #: to another store refuses to load it (``None``: recorded before stores had ids).
+    store_id: str | None = None
 
 
 def git_sha() -> str | None:
@@ -92,10 +95,17 @@ class ModelRegistry:
 
     Args:
         root: The registry folder (created on first write).
+        store_id: The store this registry serves (``EventStore.store_id()``): each new
+            version records it, and loading a version trained on another store raises a
+            :class:`ConfigError` (``None``: no check, e.g. ``feedwise registry list``).
+        db: How the store is named in that error (its path), for the fix it suggests.
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, store_id: str | None = None,
+                 db: str | os.PathLike | None = None) -> None:
         self.root = Path(root)
+        self.store_id = store_id
+        self.db = str(db) if db is not None else None
 
     @property
     def versions_dir(self) -> Path:
@@ -115,7 +125,7 @@ class ModelRegistry:
             created_at=(now or datetime.now(UTC)).astimezone(UTC),
             data_window=DataWindow.model_validate(data_window or {}),
             metrics={k: float(v) for k, v in (metrics or {}).items()},
-            config=config or {}, git_sha=git_sha(), notes=notes)
+            config=config or {}, git_sha=git_sha(), notes=notes, store_id=self.store_id)
         _atomic_write(path / "meta.json", meta.model_dump_json(indent=2))
         return meta
 
@@ -171,9 +181,25 @@ class ModelRegistry:
         except FileNotFoundError:
             raise NotFoundError(f"unknown model version {version!r} in {self.root}") from None
 
+    def check_store(self, meta: ModelVersion) -> None:
+        """Raise unless ``meta`` was trained on this registry's store (when both are known).
+
+        Raises:
+            ConfigError: ``model vNNNN was trained on store <id>, this is store <id>: ...``.
+        """
+        if self.store_id is None or meta.store_id is None or meta.store_id == self.store_id:
+            return
+        db = self.db or "STORE"
+        raise ConfigError(
+            f"model {meta.version} was trained on store {meta.store_id}, this is store "
+            f"{self.store_id}: train one here (feedwise train --db {db} --promote) or point "
+            f"--registry at the registry of store {self.store_id} (its deployment's "
+            "<store>.models folder)")
+
     def load(self, version: str) -> Recommender:
-        """The model of ``version``."""
+        """The model of ``version`` (:meth:`check_store` first)."""
         meta = self.get(version)
+        self.check_store(meta)
         if meta.retired_at is not None:
             raise NotFoundError(f"model version {version} was retired at {meta.retired_at} "
                                 "(it held an erased user and could not be rewritten); "

@@ -33,7 +33,9 @@ def test_train_evaluate_recommend(ml_db, tmp_path) -> None:
     db, _ = ml_db
     res = runner.invoke(app, ["train", "--model", "itemknn", "--db", db])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "models" / "itemknn" / "model.npz").exists()
+    # registered in the store's registry (issue 19: never ./models of the working folder)
+    assert (tmp_path / "fw.models" / "versions" / "v0001" / "model.npz").exists()
+    assert not (tmp_path / "models").exists()
 
     res = runner.invoke(app, ["evaluate", "--model", "popularity", "--split", "random",
                               "--db", db, "-f", "csv"])
@@ -60,7 +62,7 @@ def test_train_hybrid_reports_its_calibration(ml_db, tmp_path) -> None:
     assert "calibrated the blend on 1 validation split(s)" in out and "ndcg@10" in out
     from feedwise.models import Recommender
 
-    back = Recommender.load(tmp_path / "models" / "hybrid")
+    back = Recommender.load(tmp_path / "fw.models" / "versions" / "v0001")  # its registry
     assert back.calibration_ is not None and back.calibration_.chosen >= back.calibration_.given
 
 
@@ -138,6 +140,6 @@ def test_train_gives_content_models_the_posts_table(ml_db, tmp_path) -> None:
         store.upsert_items(pd.DataFrame({"item_id": ["fresh2"], "title": ["More Star Wars"]}))
     res = runner.invoke(app, ["train", "--model", "content", "--db", db])
     assert res.exit_code == 0, res.output
-    model = Recommender.load(tmp_path / "models" / "content")
+    model = Recommender.load(tmp_path / "fw.models" / "versions" / "v0001")  # its registry
     assert {"fresh", "fresh2"} <= set(model.item_ids_) and "ad-1" not in set(model.item_ids_)
     assert np.isfinite(model.score("1", ["fresh"])[0])

@@ -45,6 +45,14 @@ def _fill_other_tables(w, model) -> FeedEngine:
     for k in range(3):
         engine.compose(FeedRequest(user_id=w.target_key, n=10, now=NOW + pd.Timedelta(minutes=k)))
     engine.flush()
+    # customer care: a message of the user and a reply to it (store/messages.py)
+    w.store.add_message({"message_id": "care-m1", "user_id": TARGET, "channel": "dm",
+                         "text": "where is my order?", "ts": NOW})
+    w.store.add_reply({"reply_id": "care-r1", "message_id": "care-m1", "agent": "ann",
+                       "text": "on its way", "ts": NOW + pd.Timedelta(minutes=5)})
+    # a queued notification (store/notifications.py holds stored ids)
+    w.store.add_notifications([{"notification_id": "n1", "user_id": w.target_key,
+                                "kind": "digest", "ts": NOW + pd.Timedelta(hours=2)}])
     return engine
 
 

@@ -87,3 +87,25 @@ def frequency_distribution(scope: Scope) -> pd.DataFrame:
     mat = df.pivot_table(index="campaign_id", columns="bucket", values="users",
                          aggfunc="sum").reindex(columns=list(FREQUENCY_BUCKETS)).fillna(0)
     return mat.astype("float64").mask((mat > 0) & (mat < scope.k))
+
+
+def campaign_pacing(scope: Scope) -> pd.DataFrame:
+    """Spend per campaign and UTC day against the day's plan (its ``daily_budget``, else
+    ``total_budget`` spread evenly over the flight): ``campaign_id, day, spend, planned,
+    users``; days of 1 to ``k - 1`` users blanked and marked ``suppressed``."""
+    df = scope.query("""SELECT a.campaign_id, CAST(date_trunc('day', a.t) AS DATE) AS day,
+            sum(a.cost) AS spend, count(DISTINCT a.user_id) AS users,
+            any_value(c.daily_budget) AS daily_budget, any_value(c.total_budget) AS total,
+            any_value(c.start_at) AS start_at, any_value(c.end_at) AS end_at
+        FROM ad_ev a LEFT JOIN campaigns c ON c.campaign_id = a.campaign_id
+        WHERE a.campaign_id IS NOT NULL GROUP BY ALL ORDER BY 1, 2""")
+    if df.empty:
+        return pd.DataFrame(columns=["campaign_id", "day", "spend", "planned", "users",
+                                     "suppressed"])
+    flight = (pd.to_datetime(df["end_at"], utc=True) - pd.to_datetime(df["start_at"], utc=True)
+              ) / pd.Timedelta(days=1)
+    spread = df["total"] / flight.where(flight > 0)
+    df["planned"] = df["daily_budget"].where(df["daily_budget"] > 0, spread).astype("float64")
+    df["spend"] = df["spend"].astype("float64")
+    df = df[["campaign_id", "day", "spend", "planned", "users"]]
+    return suppress(df, "users", scope.k, columns=["spend", "users"])

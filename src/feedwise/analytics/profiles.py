@@ -10,9 +10,9 @@ column             type          meaning
 user_id            VARCHAR       primary key
 interests          VARCHAR       JSON object tag -> weight (top tags, weights sum to 1)
 active_hours       DOUBLE[]      168 shares of events, index ``weekday * 24 + hour``
-                                 (weekday 0 = Monday, UTC)
-daypart            VARCHAR       busiest of morning / midday / evening / night
-peak_hour          INTEGER       busiest UTC hour of day
+                                 (weekday 0 = Monday) on the user's LOCAL clock
+daypart            VARCHAR       busiest of morning / midday / evening / night (local)
+peak_hour          INTEGER       busiest local hour of day (of the day smoothed over +-2 h)
 engagement_rate    DOUBLE        clicks + likes + comments + shares + saves per impression
 engagement_level   VARCHAR       low / medium / high (tertiles among users with impressions)
 ad_sensitivity     DOUBLE        hides within ``ad_window_minutes`` after an ad impression,
@@ -20,7 +20,17 @@ ad_sensitivity     DOUBLE        hides within ``ad_window_minutes`` after an ad 
 lifecycle          VARCHAR       new / active / at-risk / dormant (see ``segments``)
 segment            VARCHAR       behavioural segment label (after ``Segmenter``)
 updated_at         TIMESTAMPTZ   the ``now`` the profile was built for
+timezone           VARCHAR       the zone whose clock the time columns use
+timezone_source    VARCHAR       given (``users.timezone``) / inferred (from activity) /
+                                 fallback (UTC: no valid zone and no confident inference)
+timezone_confidence DOUBLE       1 for given, the posterior for inferred, NULL for fallback
 =================  ============  ========================================================
+
+**Which clock.** Time columns are on the user's local clock: the zone in ``users.timezone``
+when it is valid, else the zone inferred from the user's hours of activity against the
+users of known zone (:mod:`feedwise.analytics.timezones`, used when its confidence reaches
+``min_zone_confidence``), else UTC. ``clock="utc"`` keeps every user on UTC. A store where
+no user has a zone therefore profiles on UTC, as before.
 
 Interest weights decay with age: an event ``a`` days before ``now`` weighs
 ``kind_weight * 0.5 ** (a / half_life_days)``. Only users with analytics consent are
@@ -36,11 +46,13 @@ import numpy as np
 import pandas as pd
 
 from feedwise.analytics.scope import Scope
+from feedwise.analytics.timezones import ZoneInferer, resolve_zones
 from feedwise.errors import ConfigError, NotFittedError
+from feedwise.localtime import local_weekday_hours
 from feedwise.schema import PROFILE_COLUMNS, utc
 from feedwise.store import EventStore
 
-#: Dayparts by UTC hour: name -> [start, end) hours (night wraps midnight).
+#: Dayparts by local hour: name -> [start, end) hours (night wraps midnight).
 DAYPARTS: dict[str, tuple[int, int]] = {
     "morning": (6, 11), "midday": (11, 17), "evening": (17, 22), "night": (22, 30)}
 
@@ -50,7 +62,7 @@ DEFAULT_KIND_WEIGHTS: dict[str, float] = {
 
 
 def daypart_of(hour: int) -> str:
-    """The daypart of a UTC hour (0-23)."""
+    """The daypart of a (local) hour (0-23)."""
     for name, (a, b) in DAYPARTS.items():
         if a <= hour < b or a <= hour + 24 < b:
             return name
@@ -69,12 +81,19 @@ class UserProfiler:
         active_days: Lifecycle: last seen this recently -> ``active``.
         dormant_days: Lifecycle: last seen longer ago than this -> ``dormant`` (between
             ``active_days`` and this -> ``at-risk``).
+        clock: ``"local"``: time columns on each user's local clock (given zone, else
+            inferred, else UTC); ``"utc"``: everyone on UTC.
+        infer_zones: Infer the zone of users without a valid given one.
+        min_zone_confidence: Posterior an inferred zone needs to be used. The default 0
+            uses the posterior mode whenever there is a prior to infer from: it is the
+            likeliest zone, so a better guess than UTC (the confidence is stored).
     """
 
     def __init__(self, half_life_days: float = 14.0, top_tags: int = 10,
                  ad_window_minutes: float = 10.0, kind_weights: dict[str, float] | None = None,
                  new_days: float = 7.0, active_days: float = 7.0,
-                 dormant_days: float = 30.0) -> None:
+                 dormant_days: float = 30.0, clock: str = "local", infer_zones: bool = True,
+                 min_zone_confidence: float = 0.0) -> None:
         self.half_life_days = half_life_days
         self.top_tags = top_tags
         self.ad_window_minutes = ad_window_minutes
@@ -82,6 +101,9 @@ class UserProfiler:
         self.new_days = new_days
         self.active_days = active_days
         self.dormant_days = dormant_days
+        self.clock = clock
+        self.infer_zones = infer_zones
+        self.min_zone_confidence = min_zone_confidence
 
     def _check(self) -> None:
         if self.half_life_days <= 0 or self.top_tags < 1 or self.ad_window_minutes <= 0:
@@ -89,6 +111,8 @@ class UserProfiler:
                               "top_tags >= 1")
         if not 0 < self.active_days <= self.dormant_days:
             raise ConfigError("need 0 < active_days <= dormant_days")
+        if self.clock not in ("local", "utc"):
+            raise ConfigError(f"clock={self.clock!r}: use 'local' or 'utc'")
 
     def fit(self, scope: Scope, now: datetime | None = None) -> UserProfiler:
         """Profile every consenting user seen up to the scope's end.
@@ -101,13 +125,20 @@ class UserProfiler:
         self._check()
         now = utc(now) if now is not None else scope.end
         base = self._base(scope, now)
-        hours = self._hours(scope, base["user_id"])
+        self.__dict__.pop("_bucket_cache", None)  # per fit: never reuse another scope's
+        zones = self._zones(scope, base["user_id"])
+        hours = self._hours(scope, base["user_id"], zones)
+        self.__dict__.pop("_bucket_cache", None)
         interests = self._interests(scope, now)
         df = base
         df["interests"] = df["user_id"].map(interests).fillna("{}")
         df["active_hours"] = list(hours)
         hour_of_day = hours.reshape(len(df), 7, 24).sum(axis=1)
-        df["peak_hour"] = np.where(hour_of_day.sum(axis=1) > 0, hour_of_day.argmax(axis=1), -1)
+        # the peak of the circularly smoothed day (binomial kernel 1-4-6-4-1 over +-2 h): a
+        # one-hour spike of a single long session does not outvote a user's habitual hours
+        smooth = sum(w * np.roll(hour_of_day, s, axis=1)
+                     for s, w in zip(range(-2, 3), (1, 4, 6, 4, 1), strict=True))
+        df["peak_hour"] = np.where(hour_of_day.sum(axis=1) > 0, smooth.argmax(axis=1), -1)
         parts = {name: hour_of_day[:, [h % 24 for h in range(a, b)]].sum(axis=1)
                  for name, (a, b) in DAYPARTS.items()}
         for name, share in parts.items():
@@ -120,6 +151,11 @@ class UserProfiler:
         df["lifecycle"] = self._lifecycle(df, now)
         df["segment"] = None
         df["updated_at"] = pd.Timestamp(now)
+        df["timezone"] = zones["timezone"].to_numpy()
+        df["timezone_source"] = zones["source"].to_numpy()
+        df["timezone_confidence"] = zones["confidence"].to_numpy(dtype=np.float64)
+        df["timezone_reason"] = zones["reason"].to_numpy()
+        self.zones_ = zones
         self.now_ = now
         self.profiles_ = df.reset_index(drop=True)
         return self
@@ -171,10 +207,47 @@ class UserProfiler:
             FROM h LEFT JOIN f USING (user_id) LEFT JOIN ah USING (user_id)
             ORDER BY h.user_id""")
 
-    def _hours(self, scope: Scope, users: pd.Series) -> np.ndarray:
+    def _buckets(self, scope: Scope) -> pd.DataFrame:
+        """Events per user and UTC quarter hour (every zone offset is a multiple of 15
+        minutes, so a bucket maps to one local hour)."""
+        if not hasattr(self, "_bucket_cache"):
+            df = scope.query("""SELECT user_id, CAST(floor(epoch(ts) / 900) AS BIGINT) AS b,
+                                      count(*) AS n FROM ev GROUP BY ALL ORDER BY ALL""")
+            df["ts"] = pd.to_datetime(df["b"].to_numpy(dtype=np.int64) * 900, unit="s",
+                                      utc=True)
+            self._bucket_cache = df
+        return self._bucket_cache
+
+    def _zones(self, scope: Scope, users: pd.Series) -> pd.DataFrame:
+        idx = pd.Index(users)
+        if self.clock == "utc":
+            return pd.DataFrame({"timezone": "UTC", "source": "fallback", "confidence": np.nan,
+                                 "reason": "clock='utc'"}, index=idx)
+        given = scope.query("SELECT user_id, timezone FROM users WHERE timezone IS NOT NULL")
+        given = pd.Series(given["timezone"].to_numpy(), index=given["user_id"], dtype=object)
+        if given.empty:  # nobody has a zone: everyone is on UTC, nothing to learn from
+            return pd.DataFrame({"timezone": "UTC", "source": "fallback",
+                                 "confidence": np.nan,
+                                 "reason": "missing; no user has a zone; UTC used"}, index=idx)
+        b = self._buckets(scope)
+        return resolve_zones(idx, given, b["user_id"], b["ts"], infer=self.infer_zones,
+                             min_confidence=self.min_zone_confidence, inferer=ZoneInferer())
+
+    def _hours(self, scope: Scope, users: pd.Series,
+               zones: pd.DataFrame | None = None) -> np.ndarray:
+        out = np.zeros((len(users), 168), dtype=np.float64)
+        if zones is not None and (zones["timezone"] != "UTC").any():
+            b = self._buckets(scope)
+            days, hrs = local_weekday_hours(
+                b["ts"], zones["timezone"].reindex(b["user_id"].to_numpy()).to_numpy())
+            idx = pd.Index(users).get_indexer(b["user_id"])
+            ok = idx >= 0
+            np.add.at(out, (idx[ok], (days * 24 + hrs)[ok]),
+                      b["n"].to_numpy(dtype=np.float64)[ok])
+            tot = out.sum(axis=1, keepdims=True)
+            return np.divide(out, tot, out=np.zeros_like(out), where=tot > 0)
         df = scope.query("""SELECT user_id, (isodow(t) - 1) * 24 + hour(t) AS slot,
                                    count(*) AS n FROM ev GROUP BY ALL""")
-        out = np.zeros((len(users), 168), dtype=np.float64)
         if not df.empty:
             idx = pd.Index(users).get_indexer(df["user_id"])
             np.add.at(out, (idx, df["slot"].to_numpy(dtype=np.int64)),

@@ -46,18 +46,24 @@ def analyze(
                         ] = 14.0,
     alpha: Annotated[float, typer.Option(help="1 - confidence level.")] = 0.05,
     expected: Annotated[str | None, typer.Option(
-        help="Expected shares for the SRM check, e.g. 'control=0.5,treatment=0.5'.")
+        help="Expected shares for the SRM check, e.g. 'control=0.5,treatment=0.5' "
+             "(default: the arms' shares of an experiment started with `abtest start`, "
+             "else equal).")
     ] = None,
     db: DbOption = None, fmt: FormatOption = Format.table,
 ) -> None:
     """Treatment vs control with confidence intervals (Welch t / two-proportion z,
-    CUPED) and a sample-ratio-mismatch check."""
+    CUPED) and a sample-ratio-mismatch check.
+
+    Example: feedwise abtest analyze lam1 --metric clicked --db deploy/feedwise.duckdb
+    """
     from feedwise.evidence.abtest import analyze_experiment
 
+    shares = _expected(expected) or _configured_shares(experiment, db)
     with open_store(db) as store:
         out = analyze_experiment(store, experiment, metric, control=control,
                                  use_cuped=cuped, pre_days=pre_days, alpha=alpha,
-                                 expected=_expected(expected))
+                                 expected=shares)
     emit(out["results"], fmt, title=f"{experiment}: {metric}")
     if fmt == Format.table:
         srm = out["srm"]
@@ -115,6 +121,87 @@ def srm(
     else:
         emit([{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in res.items()}],
              fmt)
+
+
+def _deployment(db: str | None):
+    from feedwise.deployment import Deployment
+    from feedwise.store.base import default_db_path
+
+    return Deployment.for_store(db if db is not None else default_db_path())
+
+
+def _configured_shares(experiment: str, db: str | None) -> dict[str, float] | None:
+    from feedwise.evidence.rollout import read_experiments
+
+    for e in read_experiments(_deployment(db)):
+        if e.name == experiment:
+            return e.expected
+    return None
+
+
+@abtest_app.command("start")
+@fails_on(ValueError)
+def start(
+    experiment: Annotated[str, typer.Argument(help="Experiment name (letters, digits, ._-).")],
+    arms: Annotated[str, typer.Option(
+        help="Arms as NAME=SHARE[:FIELD=VALUE,...] separated by ';'; FIELD is ux_lambda, "
+             "max_ad_load, first_ad_slot, min_ad_gap or model_version. The first arm is "
+             "the control.")] = "control=0.5;treatment=0.5",
+    salt: Annotated[str | None, typer.Option(
+        help="Assignment salt (default: random; the same salt gives the same split).")
+    ] = None,
+    db: DbOption = None, fmt: FormatOption = Format.table,
+) -> None:
+    """Roll a policy or model version out to a share of users: sticky hash-based
+    assignment, logged with every feed the service (or `feed`) composes.
+
+    Example: feedwise abtest start lam1 --arms 'control=0.5;treatment=0.5:ux_lambda=0.02'
+    --db deploy/feedwise.duckdb
+    """
+    from feedwise.evidence.rollout import experiments_path, parse_arms, start_experiment
+
+    dep = _deployment(db)
+    exp = start_experiment(dep, experiment, parse_arms(arms), salt=salt)
+    emit([{"arm": a.name, "share": a.share, **a.overrides(),
+           "model_version": a.model_version or ""} for a in exp.arms], fmt,
+         title=f"experiment {exp.name} started")
+    if fmt == Format.table:
+        console.print(f"written to {experiments_path(dep)}; a running `feedwise serve` picks "
+                      "it up within its reload interval")
+
+
+@abtest_app.command("stop")
+@fails_on(ValueError)
+def stop(experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+         db: DbOption = None) -> None:
+    """Stop an experiment: everyone is served the applied policy again (its logged events
+    stay analysable).
+
+    Example: feedwise abtest stop lam1 --db deploy/feedwise.duckdb
+    """
+    from feedwise.evidence.rollout import stop_experiment
+
+    e = stop_experiment(_deployment(db), experiment)
+    console.print(f"stopped {e.name} at {e.stopped_at.isoformat()}")
+
+
+@abtest_app.command("list")
+@fails_on(ValueError)
+def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
+    """The deployment's experiments with their arms and status.
+
+    Example: feedwise abtest list --db deploy/feedwise.duckdb
+    """
+    from feedwise.evidence.rollout import read_experiments
+
+    rows = [{"experiment": e.name, "status": e.status, "started_at": e.started_at,
+             "stopped_at": e.stopped_at,
+             "arms": "; ".join(f"{a.name}={a.share:g}" + "".join(
+                 f" {k}={v}" for k, v in {**a.overrides(),
+                                          **({"model_version": a.model_version}
+                                             if a.model_version else {})}.items())
+                 for a in e.arms)} for e in read_experiments(_deployment(db))]
+    emit(rows, fmt, title="experiments")
 
 
 def register(app: typer.Typer) -> None:

@@ -71,6 +71,33 @@ def save_campaigns(store: EventStore, campaigns: list[Any]) -> int:
     return len(campaigns)
 
 
+def logged_spend(store: EventStore) -> dict[str, tuple[float, float]]:
+    """Campaign id -> (spend today (UTC day), spend in total): the money on the logged ad
+    events, by the report's convention (:mod:`feedwise.analytics.scope`: an ad event's
+    ``value``, else the campaign's bid; events of users who withdrew analytics consent left
+    out), so ``campaigns list`` and the report show one figure. The serving ledger
+    (``ad_spend``, which paces a running service) is not a second figure: served ad
+    impressions carry their charge as ``value``."""
+    from datetime import UTC, datetime, timedelta
+
+    from feedwise.analytics import Scope
+    from feedwise.analytics.campaigns import campaign_results
+
+    now = datetime.now(UTC)
+    end = now + timedelta(days=1)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    out: dict[str, list[float]] = {}
+    for i, start in enumerate((today, datetime(1970, 1, 1, tzinfo=UTC))):
+        scope = Scope(store, start, end, k=1)
+        try:
+            df = campaign_results(scope)
+        finally:
+            scope.close()
+        for cid, v in zip(df.get("campaign_id", []), df.get("spend", []), strict=True):
+            out.setdefault(str(cid), [0.0, 0.0])[i] = 0.0 if v is None or v != v else float(v)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 campaigns_app = typer.Typer(help="Manage ad campaigns (YAML/JSON files).", no_args_is_help=True)
 
 
@@ -91,8 +118,7 @@ def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
 
     with open_store(db) as store:
         campaigns = load_campaigns(store)
-        spend = {r.campaign_id: (r.spend_today, r.spend_total)
-                 for r in store.campaign_spend().itertuples(index=False)}
+        spend = logged_spend(store)
     rows = [{"campaign_id": c.campaign_id, "advertiser_id": c.advertiser_id,
              "status": c.status, "bid_model": c.bid_model, "bid": c.bid,
              "daily_budget": c.daily_budget, "total_budget": c.total_budget,

@@ -112,11 +112,16 @@ def train_engagement(store: EventStore, rec: Any, cfg: Any, holdout: float = 0.2
 def feed(
     user: Annotated[str, typer.Argument(help="User id.")],
     n: Annotated[int, typer.Option("-n", help="Number of slots.")] = 20,
-    model: Annotated[str, typer.Option("--model", "-m", help="Recommender name.")] =
-        "itemknn",
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="Recommender name (default: the promoted model of the "
+                              "store's registry).")] = None,
     model_path: Annotated[Path | None, typer.Option(help="Recommender artifact folder "
-                                                     "(default models/MODEL; trained if "
-                                                     "absent).")] = None,
+                                                     "(default: the store's registry, "
+                                                     "STORE.models; trained if absent).")
+                          ] = None,
+    registry: Annotated[str | None, typer.Option(
+        "--registry", envvar="FEEDWISE_REGISTRY",
+        help="Model registry (default: the store's, STORE.models beside it).")] = None,
     config: Annotated[Path | None, typer.Option(help="FeedConfig as YAML/JSON.")] = None,
     ux_lambda: Annotated[float | None, typer.Option(
         "--lambda", help="λ: revenue per unit of UX cost (overrides the config).")] = None,
@@ -139,9 +144,13 @@ def feed(
     from feedwise.schema import utc
 
     try:
-        cfg = load_config(config, ux_lambda)
+        cfg, arm, rollout = feed_policy(user, db, config, ux_lambda)
         when = parse_when(now, "--now") if now else utc(datetime.now().astimezone())
-        rec = load_or_train(model, db, model_path)
+        rec = load_or_train(model, db, model_path, registry=registry)
+        if arm.model_version is not None and model is None and model_path is None:
+            # the user's experiment arm serves another registry version
+            rec = load_or_train(None, db, _version_path(db, registry, arm.model_version),
+                                registry=registry)
         with open_store(db) as store:
             eng_model = None
             if engagement is not None:
@@ -156,7 +165,8 @@ def feed(
                 err_console.print("engagement model, temporal hold-out:")
                 err_console.print(report.to_string(index=False))
             engine = FeedEngine.from_store(store, rec, cfg, engagement=eng_model)
-            result = engine.compose(FeedRequest(user, n=n, now=when), record=record)
+            result = rollout.compose(engine, FeedRequest(user, n=n, now=when), arm,
+                                     record=record)
             if record:
                 engine.flush()
     except FeedwiseError:
@@ -168,7 +178,45 @@ def feed(
              "propensity": s.propensity, "campaign_id": s.campaign_id or "",
              "price": s.price, "source": s.source, "reasons": "; ".join(s.reasons)}
             for i, s in enumerate(result.slots)]
-    emit(rows, fmt, title=f"feed for {user} ({result.policy})")
+    if fmt in (Format.json, Format.jsonl):  # which policy version served the feed
+        desc = {**arm.describe(), "name": result.policy}
+        rows = [{**r, "policy": desc} for r in rows]
+    emit(rows, fmt, title=f"feed for {user} ({result.policy}; policy {arm.version}, "
+                          f"{arm.source})")
+
+
+def feed_policy(user: str, db: str | None, config: Path | None, ux_lambda: float | None):
+    """The configuration, arm and :class:`~feedwise.evidence.rollout.Rollout` that serve
+    ``user``: ``--config`` (or the defaults) with the deployment's applied policy (λ and
+    guardrails from ``frontier --apply``) laid over it, the user's experiment arm, and
+    ``--lambda`` (or a λ / guardrail set in the ``--config`` file) over everything."""
+    from feedwise.evidence.rollout import POLICY_FIELDS, Arm, Rollout
+    from feedwise.store.base import default_db_path
+
+    base = load_config(config, None)
+    rollout = Rollout.for_store(db if db is not None else default_db_path(), base)
+    arm = rollout.arm(user)
+    explicit = {k: getattr(base, k) for k in POLICY_FIELDS if k in base.model_fields_set}
+    if ux_lambda is not None:
+        explicit["ux_lambda"] = ux_lambda
+    if explicit:  # a setting given here wins over the deployment's policy and experiment
+        cfg = load_config(config, ux_lambda)
+        arm = Arm("override", float(cfg.ux_lambda), "override")
+        return cfg, arm, Rollout(None, cfg)
+    return rollout.config, arm, rollout
+
+
+def _version_path(db: str | None, registry: str | None, version: str) -> Path:
+    from feedwise.deployment import Deployment
+    from feedwise.store.base import default_db_path
+
+    root = Path(registry) if registry else Deployment.for_store(
+        db if db is not None else default_db_path()).registry_dir
+    path = root / "versions" / version
+    if not (path / "model.json").is_file():
+        raise ConfigError(f"the user's experiment arm serves model {version}, which is not in "
+                          f"{root}; stop the experiment (feedwise abtest stop) or restore it")
+    return path
 
 
 def engine_title(engine: Any, slot: Any) -> str:

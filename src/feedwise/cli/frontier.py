@@ -7,7 +7,21 @@ from typing import Annotated
 
 import typer
 
-from feedwise.cli._common import Format, FormatOption, console, emit, err_console, fails_on
+from feedwise.cli._common import (
+    DbOption,
+    Format,
+    FormatOption,
+    console,
+    emit,
+    err_console,
+    fails_on,
+)
+
+#: λ values the real FeedEngine is played at by ``--apply`` without ``--engine-lambdas``.
+APPLY_ENGINE_LAMBDAS = "0.001,0.002,0.003,0.005,0.007,0.01,0.015,0.02,0.03,0.05"
+#: The default UX budget: session depth and D7 return within 5 % of the no-ads policy
+#: (1 % placed no ads at all on the default simulator world; docs/evidence_defaults.md).
+DEFAULT_BUDGET = 0.05
 
 
 @fails_on(ValueError)
@@ -29,7 +43,17 @@ def frontier(
     fixed: Annotated[str, typer.Option(help="Fixed-slot periods k (comma-separated).")
                      ] = "5,4,3",
     budget: Annotated[float, typer.Option(
-        help="UX budget: depth and D7 within this share of no ads.")] = 0.01,
+        help="UX budget: depth and D7 within this share of no ads.")] = DEFAULT_BUDGET,
+    world_seed: Annotated[int | None, typer.Option(
+        help="Seed of the simulated world (users, posts, ads; default: the config's).")
+    ] = None,
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Write the recommended FeedEngine setting (λ and guardrails, a new "
+                        "version, the evidence) into the deployment's policy file, which "
+                        "`feed` and `serve` use. Plays the real FeedEngine (--engine-lambdas, "
+                        "default a built-in grid) and recommends among those rows only.")
+    ] = False,
+    db: DbOption = None,
     config: Annotated[Path | None, typer.Option(
         help="YAML/JSON file of simulator parameters.")] = None,
     chart: Annotated[Path | None, typer.Option(
@@ -64,8 +88,13 @@ def frontier(
 
     With --logs, estimate each logged candidate policy's revenue and experience
     off-policy (SNIPS and DR, per-slot independence assumption) instead.
+
+    Example: feedwise frontier --users 500 --engine-lambdas 0.003,0.01,0.03 --apply --db
+    deploy/feedwise.duckdb
     """
     if logs is not None:
+        if apply:
+            raise ValueError("--apply works on the simulated frontier, not with --logs")
         _offpolicy(logs, item_context, revenue_column, experience_column, features,
                    bootstrap, seed, fmt)
         return
@@ -84,8 +113,12 @@ def frontier(
     from feedwise.evidence.simulator import Simulator, SimulatorConfig
 
     cfg = SimulatorConfig.from_file(config) if config else SimulatorConfig()
-    cfg = SimulatorConfig.model_validate({**cfg.model_dump(), "n_users": users,
-                                          "n_days": days})
+    over = {"n_users": users, "n_days": days}
+    if world_seed is not None:
+        over["world_seed"] = world_seed
+    cfg = SimulatorConfig.model_validate({**cfg.model_dump(), **over})
+    if apply and not engine_lambdas:
+        engine_lambdas = APPLY_ENGINE_LAMBDAS
     lams = tuple(float(x) for x in lambdas.split(",")) if lambdas else DEFAULT_LAMBDAS
     grs = (tuple((float(a), int(b), int(c)) for a, b, c in
                  (g.split(",") for g in guardrails.split(";")))
@@ -106,7 +139,8 @@ def frontier(
         df = sweep(sim, policies,
                    seed=[int(x) for x in seeds.split(",")] if seeds else seed,
                    progress=lambda d, t: prog.update(task, completed=d, total=t))
-    rec = recommend(df, budget=budget)
+    rec = recommend(df, budget=budget, families=("feedengine",) if apply else
+                    ("feedwise", "feedengine"))
     df["recommended"] = False
     if rec is not None:
         df.loc[rec.name, "recommended"] = True
@@ -127,6 +161,42 @@ def frontier(
         else:
             console.print(f"recommended: {rec['policy']} (revenue/user "
                           f"{rec['revenue_per_user']:.4f})")
+    if apply:
+        doc = _apply(df, rec, budget, cfg, seeds or str(seed), db)
+        err_console.print(f"applied policy {doc['version']} (λ={doc['ux_lambda']:g}, ad load "
+                          f"≤ {doc['max_ad_load']:g}, first slot {doc['first_ad_slot']}, gap "
+                          f"{doc['min_ad_gap']}) to {doc['path']}")
+
+
+def _apply(df, rec, budget: float, cfg, seeds: str, db: str | None) -> dict:
+    """Write the recommended FeedEngine row into the deployment's policy file."""
+    from feedwise.deployment import Deployment
+    from feedwise.evidence.rollout import policy_doc
+    from feedwise.feed.config import FeedConfig
+
+    if rec is None:
+        raise ValueError(f"nothing to apply: no FeedEngine λ keeps session depth and D7 within "
+                         f"{budget:.1%} of no ads; try larger --engine-lambdas or a looser "
+                         "--budget")
+    from feedwise.store.base import default_db_path
+
+    dep = Deployment.for_store(db if db is not None else default_db_path())
+    ref = df[df["policy"] == "no-ads"].iloc[0]
+    settings = {"ux_lambda": float(rec["ux_lambda"]), "max_ad_load": float(rec["max_ad_load"]),
+                "first_ad_slot": int(rec["first_ad_slot"]), "min_ad_gap": int(rec["min_gap"])}
+    evidence = {"method": "simulated frontier (feedwise frontier --apply)",
+                "policy": str(rec["policy"]), "budget": budget, "users": cfg.n_users,
+                "days": cfg.n_days, "world_seed": cfg.world_seed, "seeds": seeds,
+                "revenue_per_user": float(rec["revenue_per_user"]),
+                "session_depth": float(rec["session_depth"]),
+                "d7_return": float(rec["d7_return"]),
+                "no_ads_session_depth": float(ref["session_depth"]),
+                "no_ads_d7_return": float(ref["d7_return"]),
+                "default_lambda": FeedConfig().ux_lambda}
+    doc = policy_doc(settings, source="frontier", previous=dep.read_policy(),
+                     evidence=evidence)
+    dep.write_policy(doc)
+    return {**doc, "path": str(dep.policy_path)}
 
 
 def _offpolicy(logs: Path, item_context: Path | None, revenue: str, experience: str,

@@ -45,12 +45,74 @@ def add(path: Annotated[Path, typer.Argument(help="A folder written by feedwise 
 
 
 @registry_app.command("promote")
-def promote_(version: str, registry: RegistryOption = "registry") -> None:
-    """Promote a version; running servers swap to it within their reload interval."""
+def promote_(version: Annotated[str | None, typer.Argument(
+                 help="Version to promote (or give --experiment).")] = None,
+             registry: RegistryOption = "registry",
+             experiment: Annotated[str | None, typer.Option(
+                 help="Promote the winner of this experiment: the arm whose interval on "
+                      "--metric lies above control's (read from the store's logged feeds); "
+                      "a model arm's version is promoted, a policy arm's λ and guardrails "
+                      "become the applied policy; the experiment is then stopped.")] = None,
+             metric: Annotated[str, typer.Option(
+                 help="With --experiment: the metric (see `abtest analyze`).")
+             ] = "engagements",
+             alpha: Annotated[float, typer.Option(help="With --experiment: 1 - confidence.")
+                              ] = 0.05,
+             db: Annotated[str | None, typer.Option(
+                 "--db", envvar="FEEDWISE_DB", help="With --experiment: the store.")] = None
+             ) -> None:
+    """Promote a version; running servers swap to it within their reload interval.
+
+    Example: feedwise registry promote --experiment lam1 --metric clicked --db
+    deploy/feedwise.duckdb
+    """
+    from feedwise.errors import ConfigError
     from feedwise.registry import ModelRegistry
 
+    if experiment is not None:
+        _promote_winner(experiment, metric, alpha, db, registry)
+        return
+    if version is None:
+        raise ConfigError("give a VERSION to promote, or --experiment NAME")
     ModelRegistry(registry).promote(version, reason="cli")
     console.print(f"promoted {version}")
+
+
+def _promote_winner(name: str, metric: str, alpha: float, db: str | None,
+                    registry: str) -> None:
+    from feedwise.cli._common import open_store
+    from feedwise.deployment import Deployment
+    from feedwise.evidence.rollout import pick_winner, policy_doc, stop_experiment
+    from feedwise.registry import ModelRegistry
+    from feedwise.store.base import default_db_path
+
+    dep = Deployment.for_store(db if db is not None else default_db_path())
+    with open_store(db) as store:
+        win = pick_winner(dep, store, name, metric, alpha=alpha)
+    arm, r = win["arm"], win["result"]
+    figures = {k: r[k] for k in ("test", "control_mean", "treatment_mean", "diff", "ci_low",
+                                 "ci_high", "p_value", "n_control", "n_treatment")}
+    what = []
+    if arm.model_version is not None:
+        root = registry if registry != "registry" else dep.registry_dir
+        ModelRegistry(root).promote(arm.model_version,
+                                    reason=f"experiment {name}: {arm.name} won on {metric}")
+        what.append(f"model {arm.model_version}")
+    if arm.overrides():
+        doc = policy_doc(arm.overrides(), source=f"experiment:{name}/{arm.name}",
+                         previous=dep.read_policy(),
+                         evidence={"method": "A/B test (feedwise registry promote "
+                                             "--experiment)", "experiment": name,
+                                   "arm": arm.name, "metric": metric, "alpha": alpha,
+                                   **{k: float(v) if not isinstance(v, str) else v
+                                      for k, v in figures.items()}})
+        dep.write_policy(doc)
+        what.append(f"policy {doc['version']} (λ={doc['ux_lambda']:g})")
+    stop_experiment(dep, name)
+    console.print(f"{name}: {arm.name} wins on {metric} ({r['diff']:+.4g}, "
+                  f"{1 - alpha:.0%} interval [{r['ci_low']:.4g}, {r['ci_high']:.4g}]); "
+                  f"promoted {' and '.join(what) or 'nothing (a control-like arm)'}; "
+                  "experiment stopped")
 
 
 @registry_app.command("decisions")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from feedwise.cli._common import DbOption
+from feedwise.deployment import Deployment
 from feedwise.errors import ConfigError
 
 
@@ -29,11 +34,18 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
     """Serve feeds, recommendations and event collection over HTTP.
 
     Settings come from FEEDWISE_* variables and FEEDWISE_SETTINGS_FILE; the options
-    here override them. One process: the store has a single writer.
+    here override them. One process: the store has a single writer. The registry and
+    keys are the deployment's (beside the store: STORE.models, STORE.keys.json) unless
+    given. While it runs, `feedwise` commands on the same store work through it
+    (reads on snapshots, writes through its admin API: docs/service.md).
+
+    Example: `feedwise serve --db deploy/feedwise.duckdb --port 8000`
     """
     import uvicorn
 
+    from feedwise.cli._live import check_servable, install_routing, run_command
     from feedwise.server.app import create_app
+    from feedwise.server.auth import hash_key
     from feedwise.server.settings import Settings
 
     if loop not in ("asyncio", "uvloop"):
@@ -41,10 +53,58 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
     overrides = {k: v for k, v in {"db": db, "registry": registry,
                                    "keys_file": keys_file}.items() if v is not None}
     settings = Settings(**overrides)
+    # one deployment: the registry and keys beside the store unless given
+    dep = Deployment.for_store(settings.db)
+    if "registry" not in overrides and "FEEDWISE_REGISTRY" not in os.environ:
+        settings.registry = str(dep.registry_dir)
+    if settings.keys_file is None and dep.keys_path.is_file():
+        settings.keys_file = str(dep.keys_path)
+    check_servable(settings.db)  # one line, exit 2, when something else holds the store
+    # the admin key the CLI uses while this service holds the store (docs/service.md)
+    admin_key = f"fw_admin_{secrets.token_urlsafe(32)}"
+    settings.api_keys = [*settings.api_keys, f"{hash_key(admin_key)}:admin"]
+    key_file = dep.dir / f".{dep.stem}.admin-key"
     app_ = create_app(settings)
+    app_.state.admin_runner = run_command
+    install_routing()
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:  # noqa: ANN001
+            await super().startup(sockets)
+            if not self.started:
+                return
+            bound = port
+            for srv in getattr(self, "servers", []):
+                for sock in getattr(srv, "sockets", []) or []:
+                    bound = sock.getsockname()[1]
+                    break
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(admin_key)
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            dep.write_server_state({"url": f"http://{shown}:{bound}", "pid": os.getpid(),
+                                    "db": str(Path(settings.db).resolve()),
+                                    "registry": str(settings.registry),
+                                    "admin_key_file": str(key_file.resolve()),
+                                    "started_at": datetime.now(UTC).isoformat()})
+
+        async def shutdown(self, sockets=None) -> None:  # noqa: ANN001
+            # first: no command is sent here any more; uvicorn re-raises SIGTERM/SIGINT
+            # once shut down, so the files go here rather than after run()
+            dep.clear_server_state(pid=os.getpid())
+            try:
+                await super().shutdown(sockets)
+            finally:
+                key_file.unlink(missing_ok=True)
+
     # uvicorn's own access log prints paths and status only, never headers or keys
-    uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=access_log,
-                timeout_graceful_shutdown=30, loop=loop)
+    config = uvicorn.Config(app_, host=host, port=port, log_level=log_level,
+                            access_log=access_log, timeout_graceful_shutdown=30, loop=loop)
+    try:
+        Server(config).run()
+    finally:
+        dep.clear_server_state(pid=os.getpid())
+        key_file.unlink(missing_ok=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,15 +17,26 @@ ParamsOption = Annotated[str | None, typer.Option(
     "--params", help='Hyperparameters as JSON, e.g. \'{"k": 100}\'.')]
 
 
-def model_dir(name: str) -> Path:
-    """Default artifact folder of a model trained by the CLI."""
-    return Path("models") / name
+def model_dir(name: str, db: str | None = None) -> Path:
+    """Default artifact folder of a model trained by the CLI outside the registry (Spark):
+    under the store's deployment (``STORE.models/artifacts/NAME``), never ``./models``."""
+    from feedwise.deployment import Deployment
+    from feedwise.store.base import default_db_path
+
+    return Deployment.for_store(db or default_db_path()).registry_dir / "artifacts" / name
 
 
 def _utc(seconds: float):
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(float(seconds), UTC)
+
+
+def data_end(data):  # noqa: ANN001, ANN201 - Interactions -> datetime | None
+    """The time of the latest interaction in ``data`` (``None``: no times): what the social
+    graph is read as of, so an edge made after the training data is not used."""
+    ts = data.last_ts.data if data.last_ts is not None else []
+    return _utc(float(ts.max())) if len(ts) else data.until
 
 
 def parse_params(params: str | None) -> dict:
@@ -70,10 +81,11 @@ def _train_spark(events: str | None, master: str | None, params: str | None,
 
 def train(model: ModelOption = "itemknn", params: ParamsOption = None,
           out: Annotated[Path | None, typer.Option(
-              help="Artifact folder (default: models/MODEL).")] = None,
+              help="Also save the artifact to this folder.")] = None,
           registry: Annotated[str | None, typer.Option(
               envvar="FEEDWISE_REGISTRY",
-              help="Also register the model as a new version of this registry.")] = None,
+              help="Register the model as a new version of this registry (default: the "
+                   "store's, STORE.models beside it).")] = None,
           promote: Annotated[bool, typer.Option(
               help="Promote the registered version (servers swap to it).")] = False,
           engine: Annotated[str, typer.Option(
@@ -88,8 +100,14 @@ def train(model: ModelOption = "itemknn", params: ParamsOption = None,
           db: DbOption = None) -> None:
     """Train a model on the store's events and write its artifact (npz + JSON).
 
+    The model is registered as a new version of the store's registry (``STORE.models``
+    beside the store, or ``--registry``), tied to the store it was trained on;
+    ``--promote`` makes it the one ``recommend``, ``feed`` and ``serve`` use.
+
     The events of users who objected to profiling (personalization consent withdrawn)
     are left out, as in every training path.
+
+    Example: `feedwise train --model itemknn --db deploy/feedwise.duckdb --promote`
 
     With ``--engine spark`` the interactions are built with Spark SQL from an exported
     Parquet layout and Spark MLlib ALS is trained; the artifact serves unchanged.
@@ -108,24 +126,30 @@ def train(model: ModelOption = "itemknn", params: ParamsOption = None,
 
         # the posts table feeds models that read it (content, hybrid: text, tags,
         # and posts nobody has engaged with yet)
-        kwargs = side_data(estimator, items=store.posts())
+        kwargs = side_data(estimator, items=store.posts(),  # the graph as of the data's end
+                           edges=store.edges_as_of(data_end(data), exclude_objectors=True))
         if "progress" in inspect.signature(estimator.fit).parameters:
             kwargs["progress"] = lambda step: status.update(f"training {model}: {step}")
         m = estimator.fit(data, **kwargs)
-        path = m.save(out or model_dir(model))
-    if registry:
-        from feedwise.registry import ModelRegistry
+        path = m.save(out) if out is not None else None
+        store_id = store.store_id()
+    # every trained model lands in the store's registry, tied to the store
+    from feedwise.deployment import Deployment
+    from feedwise.registry import ModelRegistry
+    from feedwise.store.base import default_db_path
 
-        reg = ModelRegistry(registry)
-        ts = data.last_ts.data if data.last_ts is not None else []
-        window = {"since": data.since or (_utc(ts.min()) if len(ts) else None),
-                  "until": data.until or (_utc(ts.max()) if len(ts) else None),
-                  "n_events": n_events, "n_users": data.n_users,
-                  "n_items": data.n_items}
-        meta = reg.register(m, data_window=window, config={"params": params},
-                            notes="feedwise train")
-        if promote:
-            reg.promote(meta.version, reason="feedwise train --promote")
+    registry = registry or str(Deployment.for_store(db or default_db_path()).registry_dir)
+    reg = ModelRegistry(registry, store_id=store_id)
+    ts = data.last_ts.data if data.last_ts is not None else []
+    window = {"since": data.since or (_utc(ts.min()) if len(ts) else None),
+              "until": data.until or (_utc(ts.max()) if len(ts) else None),
+              "n_events": n_events, "n_users": data.n_users,
+              "n_items": data.n_items}
+    meta = reg.register(m, data_window=window, config={"params": params},
+                        notes="feedwise train")
+    if promote:
+        reg.promote(meta.version, reason="feedwise train --promote")
+    path = path or reg.versions_dir / meta.version
     console.print(f"trained {m!r} on {data.n_users} users x {data.n_items} items "
                   f"({data.nnz} pairs) -> {path}")
     if n_objectors:
@@ -138,9 +162,12 @@ def train(model: ModelOption = "itemknn", params: ParamsOption = None,
                       f"data ({cal.validation_users} users each, {cal.seconds:.0f} s): "
                       f"{cal.metric} {cal.given:.4f} as given -> {cal.chosen:.4f} with "
                       f"{blend}")
-    if registry:
-        console.print(f"registered {meta.version} in {registry}"
-                      f"{' and promoted it' if promote else ''}")
+    console.print(f"registered {meta.version} in {registry}"
+                  f"{' and promoted it' if promote else ''}")
+    if promote:
+        from feedwise.cli._live import ask_reload
+
+        ask_reload(db)  # a service on this store swaps to it now
 
 
 def evaluate(model: ModelOption = "itemknn", params: ParamsOption = None,
@@ -162,7 +189,9 @@ def evaluate(model: ModelOption = "itemknn", params: ParamsOption = None,
     with open_store(db) as store:
         s = splitters[split](store.interactions())
         posts = store.posts()
-    table = run(estimator, s, k, fit_kwargs=side_data(estimator, items=posts))
+        # the social graph standing when the training part ends (replay-safe)
+        edges = store.edges_as_of(data_end(s.train), exclude_objectors=True)
+    table = run(estimator, s, k, fit_kwargs=side_data(estimator, items=posts, edges=edges))
     emit(table, fmt, title=f"{model} on {s.name} split, k={k}")
 
 

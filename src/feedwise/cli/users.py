@@ -35,10 +35,11 @@ users_app = typer.Typer(help="Data-subject rights: erase, export, consent.",
 def erase(user_id: UserArg, db: DbOption = None, fmt: FormatOption = Format.table,
           yes: Annotated[bool, typer.Option("--yes", "-y",
                                             help="Do not ask for confirmation.")] = False,
-          registry: Annotated[str, typer.Option(
+          registry: Annotated[str | None, typer.Option(
               "--registry", envvar="FEEDWISE_REGISTRY",
-              help="Model registry whose versions are rewritten without the user.")
-          ] = "registry",
+              help="Model registry whose versions are rewritten without the user "
+                   "(default: the store's, STORE.models beside it).")
+          ] = None,
           models: Annotated[list[Path] | None, typer.Option(
               "--models", help="Also clean the saved models under this folder (repeatable; "
               "FEEDWISE_ERASURE_PATHS, default ./models, is always cleaned).")] = None,
@@ -58,13 +59,16 @@ def erase(user_id: UserArg, db: DbOption = None, fmt: FormatOption = Format.tabl
     database file (docs/privacy.md lists each place). A running server is reached through
     DELETE /v1/users/{id} instead (it holds the store).
     """
+    from feedwise.deployment import Deployment
     from feedwise.privacy import PrivacySettings, erase_user
     from feedwise.registry import ModelRegistry
+    from feedwise.store.base import default_db_path
 
     if not yes and not typer.confirm("erase every record of this user?"):
         raise typer.Exit(1)
     settings = PrivacySettings()
     folders = [*settings.erasure_folders(), *(models or []), *(exports or [])]
+    registry = registry or str(Deployment.for_store(db or default_db_path()).registry_dir)
     with open_store(db) as store:
         rep = erase_user(store, user_id, now=datetime.now(UTC),
                          registries=[ModelRegistry(registry)], folders=folders,

@@ -141,6 +141,9 @@ SPECS: dict[str, DatasetSpec] = {
                  "Similarity Measure for Recommender Systems. IJCAI 2013."),
 }
 
+#: The edge kind each dataset's social graph is stored as (``Dataset.load_into``).
+EDGE_KINDS: dict[str, str] = {"lastfm-hetrec2011": "friend", "filmtrust": "trust"}
+
 #: Dataset name -> short description (what ``feedwise datasets list`` shows).
 DATASETS: dict[str, str] = {name: spec.description for name, spec in SPECS.items()}
 
@@ -239,7 +242,8 @@ class Dataset:
         return Interactions.from_frame(frame, weight="weight", ts="ts", item_labels=labels)
 
     def load_into(self, store: EventStore) -> IngestReport:
-        """Upsert the items (and users' attributes) and ingest the events into ``store``.
+        """Upsert the items (and users' attributes), ingest the events and add the social
+        graph (Last.fm: ``friend`` edges, FilmTrust: ``trust`` edges, undated) into ``store``.
 
         Users are upserted with their published attributes as JSON; their consent flags
         take the schema's opt-out defaults (granted) with ``consent_source='dataset'``.
@@ -261,7 +265,15 @@ class Dataset:
                                                 dtype="datetime64[us, UTC]").to_numpy(),
                 "consent_source": "dataset",
                 "attributes": [json.dumps(r, default=str) for r in records]}))
-        return store.ingest(self.events[EVENT_FRAME_COLUMNS], source_name=f"dataset:{self.name}")
+        report = store.ingest(self.events[EVENT_FRAME_COLUMNS],
+                              source_name=f"dataset:{self.name}")
+        if self.edges is not None and len(self.edges):  # the social graph, undated
+            store.add_edges(pd.DataFrame({
+                "src_id": self.edges["src"].astype(str).to_numpy(),
+                "dst_id": self.edges["dst"].astype(str).to_numpy(),
+                "kind": EDGE_KINDS.get(self.name, "follow")}),
+                source_name=f"dataset:{self.name}:edges")
+        return report
 
     def __repr__(self) -> str:
         c = self.counts()

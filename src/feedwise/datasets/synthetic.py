@@ -69,10 +69,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from feedwise.errors import ConfigError
+from feedwise.datasets.synthetic_graph import EDGE_COLUMNS, attach_graph
 from feedwise.datasets.synthetic_text import comment_texts, post_hooks, topic_sentiment
 from feedwise.datasets.synthetic_time import Timing, plan_timing
-from feedwise.datasets.synthetic_graph import EDGE_COLUMNS, attach_graph
+from feedwise.errors import ConfigError
 from feedwise.schema import CAMPAIGN_COLUMNS, EVENT_COLUMNS, utc
 
 if TYPE_CHECKING:

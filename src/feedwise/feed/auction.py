@@ -4,7 +4,8 @@
 bid × pCTR × 1000 for CPC), drops those under the reserve, and charges each winner the
 generalised second price: the least that keeps its rank (the next score over its own
 quality, never below the reserve). :func:`pacing_pass_probability` throttles campaigns
-that spend ahead of an even daily schedule.
+that spend ahead of their daily schedule: even through the day, or, with dayparting, in
+proportion to their audience's activity by hour (:func:`pace_fraction`).
 """
 
 from __future__ import annotations
@@ -74,15 +75,26 @@ def run_auction(book: CampaignBook, campaigns: np.ndarray, creatives: np.ndarray
     return AuctionResult(campaigns, creatives, ecpm, score, price, revenue, charge, pctr)
 
 
+def pace_fraction(book: CampaignBook, now_s: float) -> np.ndarray:
+    """Per campaign, the share of its daily budget its schedule has spent by ``now_s``:
+    the cumulative pacing curve (``book.pace_curve``, per UTC hour; flat by default, i.e.
+    the fraction of the day elapsed), interpolated within the hour."""
+    sec = now_s % DAY_S
+    h = int(sec // 3600.0)
+    within = (sec - 3600.0 * h) / 3600.0
+    return book.pace_cum[:, h] + book.pace_curve[:, h] * within
+
+
 def pacing_pass_probability(book: CampaignBook, state: AdState, now_s: float,
                             band: float, min_pass: float) -> np.ndarray:
-    """Throttle pass probability per campaign from spend-to-date vs. an even daily schedule.
+    """Throttle pass probability per campaign from spend-to-date vs. its daily schedule.
 
-    A campaign that has spent no more than ``daily_budget × fraction of the day elapsed``
-    always passes; beyond that, the probability falls linearly to ``min_pass`` over
+    A campaign that has spent no more than ``daily_budget × pace_fraction`` (the share of
+    the day elapsed, or with dayparting the share of its audience's daily activity) always
+    passes; beyond that, the probability falls linearly to ``min_pass`` over
     ``band × daily_budget`` of over-delivery.
     """
-    frac = (now_s % DAY_S) / DAY_S
+    frac = pace_fraction(book, now_s)
     daily = book.daily_budget
     finite = np.isfinite(daily)
     ahead = np.where(finite, state.spend_today - daily * frac, -1.0)

@@ -54,7 +54,10 @@ class Campaign(BaseModel):
         daily_budget, total_budget: Spend limits (``None`` = unlimited).
         start_at, end_at: Flight dates (UTC); ``active_hours``: hours of day (UTC) it runs.
         target_tags: Show only to users interested in one of these tags (empty = anyone).
-        target_segments: Show only to users in one of these segments (empty = anyone).
+        target_segments: Show only to users in one of these segments (empty = anyone): a
+            segment of the user's attributes, the behavioural ``segment`` of their stored
+            profile, or ``lifecycle:<stage>`` (``new``, ``active``, ``at-risk``,
+            ``dormant``) of their stored profile (see ``feed/loader.py``).
         frequency_caps: Caps per user, e.g. 3 per hour and 10 per day.
         base_ctr: Prior click-through rate of the campaign (used by the default pCTR model).
         status: ``active`` or ``paused``.
@@ -241,6 +244,9 @@ class CampaignBook:
         self.creative_tags = cr_tags
         self.creative_start = np.searchsorted(self.creative_campaign, np.arange(n))
         self.n_creatives = len(cr_ids)
+        # dayparting: each campaign's share of its day's budget per UTC hour (flat until
+        # the loader sets its audience's hourly activity, see set_pace_curves)
+        self.set_pace_curves(np.full((n, 24), 1.0 / 24.0))
         self._tag_targets_list = [c.target_tags for c in self.campaigns]
         self._seg_targets_list = [c.target_segments for c in self.campaigns]
         self.rebuild_matrices(len(self.tag_index), len(self.segment_index))
@@ -261,6 +267,17 @@ class CampaignBook:
                 self.creative_tag_matrix[j, self.tag_index[t]] = 1.0
         norms = np.linalg.norm(self.creative_tag_matrix, axis=1, keepdims=True)
         self.creative_tag_matrix /= np.maximum(norms, 1e-9)
+
+    def set_pace_curves(self, curves: np.ndarray) -> None:
+        """Set each campaign's pacing curve: (n, 24) non-negative weights per UTC hour (a
+        row of zeros, or a row without weight, is flat). Pacing then spends a campaign's
+        daily budget in proportion to its curve (:func:`~feedwise.feed.auction.pace_fraction`)."""
+        c = np.asarray(curves, np.float64).reshape(self.n, 24)
+        c = np.where(np.isfinite(c) & (c > 0), c, 0.0)
+        tot = c.sum(axis=1, keepdims=True)
+        self.pace_curve = np.where(tot > 0, c / np.where(tot > 0, tot, 1.0), 1.0 / 24.0)
+        self.pace_cum = np.concatenate([np.zeros((self.n, 1)),
+                                        np.cumsum(self.pace_curve, axis=1)], axis=1)
 
     def campaign(self, i: int) -> Campaign:
         return self.campaigns[i]

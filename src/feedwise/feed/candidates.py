@@ -153,6 +153,50 @@ class RecommenderSource:
         return bool(self.recommender.forget_user(user_id))
 
 
+class TextProfileSource:
+    """Posts whose text the user's engagement says they want: ``V @ (w + p_u)``.
+
+    ``text`` is a fitted :class:`~feedwise.ranking.text.TextEngagement`: ``w`` its projection
+    learned from everyone's engagement (what text draws engagement), ``p_u`` the user's
+    profile in the same space (text the user engaged with beyond their own rate), ``V`` the
+    catalogue posts' text vectors (embeddings with the ``text`` extra, else hashed words).
+    Users without a profile get nothing (the other sources fill the pool).
+
+    Args:
+        text: The fitted text model.
+        catalog: The catalogue; ``texts`` gives each post's text in catalogue order.
+        texts: Post texts aligned with ``catalog.item_ids``.
+        name: Source name.
+    """
+
+    personal = True
+
+    def __init__(self, text: Any, catalog: Catalog, texts: Sequence[Any],
+                 name: str = "text") -> None:
+        if len(texts) != catalog.n:
+            raise ConfigError(f"TextProfileSource: {len(texts)} texts for {catalog.n} posts; "
+                              "pass one text per catalogue post, in catalogue order")
+        self.text = text
+        self.catalog = catalog
+        self.name = name
+        self.item_vectors = np.asarray(text.vectors(texts), np.float32)
+        self.appeal = self.item_vectors @ np.asarray(text.coef_, np.float32)
+
+    def candidates(self, ctx: UserContext, k: int) -> ItemList:
+        p = self.text.user_vector(ctx.user_id)
+        if p is None:
+            return _nothing()
+        s = self.appeal + self.item_vectors @ np.asarray(p, np.float32)
+        live = np.flatnonzero(self.catalog.created_s <= ctx.now_s)  # no post from the future
+        top = live[_top(s[live], k)]
+        return ItemList(None, s[top], ["text like what you engage with"] * len(top),
+                        index=top)
+
+    def forget_user(self, user_id: str) -> bool:
+        """Drop the user's text profile."""
+        return bool(self.text.forget_user(user_id))
+
+
 class TrendingSource:
     """Most popular posts (a fixed order; call :meth:`refresh` after popularity changes)."""
 

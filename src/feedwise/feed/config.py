@@ -117,6 +117,9 @@ class AdConfig(_Config):
         pacing_band: Fraction of the daily budget of over-delivery over which the throttle
             falls from 1 to ``pacing_min_pass``.
         pacing_min_pass: Lowest pass probability of the throttle (0 = full stop).
+        dayparting: Pace each campaign's daily budget by its audience's activity per UTC
+            hour (from the stored user profiles, set when the engine is loaded from the
+            store) instead of evenly through the day.
         exposure_window_s: Window over which a user's recent ad exposure is counted.
         no_consent: Ads for users without ads consent: ``none`` or ``non_targeted`` (only
             campaigns without any targeting).
@@ -126,6 +129,7 @@ class AdConfig(_Config):
     pacing: bool = True
     pacing_band: float = Field(0.1, gt=0)
     pacing_min_pass: float = Field(0.0, ge=0, le=1)
+    dayparting: bool = True
     exposure_window_s: float = Field(3600.0, gt=0)
     no_consent: Literal["none", "non_targeted"] = "non_targeted"
 

@@ -74,6 +74,7 @@ from feedwise.feed.predictors import (
     UXCostPredictor,
 )
 from feedwise.feed.rerank import FatigueState, Reranker, nan_to_lowest
+from feedwise.feed.social import NetworkSource
 from feedwise.feed.types import Feed, FeedRequest, Slot
 from feedwise.ranking.engagement import MultiObjectiveModel
 from feedwise.store import EventStore
@@ -228,6 +229,8 @@ class FeedEngine:
         srcs.extend(sources)
         cc = self.config.candidates
         srcs.append(FollowedSource(self.catalog, self.users, cc.followed_per_author))
+        # the stored social graph (filled by feed/social.py load_graph; empty until then)
+        srcs.append(NetworkSource(self.catalog, self.users))
         srcs.append(FreshSource(self.catalog, cc.fresh_max_age_hours))
         srcs.append(TrendingSource(self.catalog))
         self.sources = srcs
@@ -387,6 +390,19 @@ class FeedEngine:
     def compose(self, request: FeedRequest, *, record: bool = True) -> Feed:
         """Compose one feed (see :meth:`compose_with_stats`)."""
         return self.compose_with_stats(request, record=record)[0]
+
+    def compose_under(self, request: FeedRequest, config: FeedConfig, *, record: bool = True
+                      ) -> Feed:
+        """Compose one feed under ``config`` instead of :attr:`config` (an experiment arm's
+        λ and guardrails: only the top-level fields are read per request), on the same
+        state: caps, budgets and spend stay shared and exact."""
+        with self._lock:
+            old = self.config
+            self.config = config
+            try:
+                return self._compose(request, record=record)[0]
+            finally:
+                self.config = old
 
     def compose_with_stats(self, request: FeedRequest, *, record: bool = True
                            ) -> tuple[Feed, FeedStats]:

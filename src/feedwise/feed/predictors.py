@@ -13,7 +13,7 @@ ad exposure.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -63,10 +63,13 @@ class ModelEngagement:
         weights: Objective weights (``FeedConfig.value_weights``).
         position: The position the features assume (0 = top; relative order is what
             matters for ranking).
+        text: Optional fitted :class:`~feedwise.ranking.text.TextEngagement` whose signals
+            the model was trained with (appended after the base features).
     """
 
     def __init__(self, model: MultiObjectiveModel, catalog: Catalog, users: UserTable,
-                 weights: Mapping[str, float], position: int = 0) -> None:
+                 weights: Mapping[str, float], position: int = 0, text: Any = None) -> None:
+        self.text = text
         self.model = model
         self.catalog = catalog
         self.users = users
@@ -84,10 +87,14 @@ class ModelEngagement:
                 pos = np.clip(np.searchsorted(a_idx, authors), 0, len(a_idx) - 1)
                 aff = np.where(a_idx[pos] == authors, a_val[pos], 0.0)
         tag = cat.tag_rows(items) @ ctx.interests if ctx.interests.any() else 0.0
-        return build_features(rec_score=rec_score, log_popularity=cat.log_popularity[items],
-                              age_hours=(ctx.now_s - cat.created_s[items]) / 3600.0,
-                              author_affinity=aff, tag_match=tag, hour=ctx.hour,
-                              position=self.position, ad_exposure=ctx.ad_exposure)
+        X = build_features(rec_score=rec_score, log_popularity=cat.log_popularity[items],
+                           age_hours=(ctx.now_s - cat.created_s[items]) / 3600.0,
+                           author_affinity=aff, tag_match=tag, hour=ctx.hour,
+                           position=self.position, ad_exposure=ctx.ad_exposure)
+        if self.text is not None:
+            X = np.hstack([X, self.text.transform([ctx.user_id] * len(items),
+                                                  cat.item_ids[items]).astype(np.float32)])
+        return X
 
     def predict(self, ctx: UserContext, items: np.ndarray, rec_score: np.ndarray
                 ) -> np.ndarray:

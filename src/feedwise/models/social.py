@@ -23,6 +23,11 @@ def edge_matrix(edges: pd.DataFrame | None, user_index: dict[str, int], *,
     n = len(user_index)
     if edges is None or len(edges) == 0:
         return sp.csr_matrix((n, n), dtype=np.float32)
+    if src not in edges.columns and {"src_id", "dst_id"} <= set(edges.columns):
+        # the store's graph (store.edges_as_of): relations that carry taste, not blocks
+        src, dst = "src_id", "dst_id"
+        if "kind" in edges.columns:
+            edges = edges[edges["kind"].isin(("follow", "friend", "trust"))]
     for col in (src, dst):
         if col not in edges.columns:
             raise DataError(f"edges table needs columns {src!r} and {dst!r}; "
@@ -45,7 +50,10 @@ class Social(Recommender):
     (``weighted=False``) or the friend's weight divided by their largest weight. A small
     popularity term breaks ties, so users with no friends (or friends with no history) get
     trending items. Pass the graph to ``fit(data, edges=df)`` with columns ``src, dst``:
-    ``src`` follows / trusts / befriends ``dst`` and sees what ``dst`` engaged with.
+    ``src`` follows / trusts / befriends ``dst`` and sees what ``dst`` engaged with; or the
+    store's graph as of the training time, ``store.edges_as_of(until,
+    exclude_objectors=True)`` (``src_id, dst_id, kind``; blocks are left out), which is
+    what ``feedwise train`` and ``feedwise evaluate`` pass.
 
     Args:
         symmetric: Treat every edge as mutual (friendship graphs such as Last.fm).

@@ -92,7 +92,8 @@ def label_impressions(events: pd.DataFrame, window_s: float = 1800.0) -> pd.Data
 def impression_features(imps: pd.DataFrame, catalog: Any, users: Any,
                         rec_score: Callable[[str, np.ndarray], np.ndarray] | None = None,
                         ad_times: dict[str, np.ndarray] | None = None,
-                        exposure_window_s: float = 3600.0) -> tuple[np.ndarray, np.ndarray]:
+                        exposure_window_s: float = 3600.0, text: Any = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """Features of logged impressions (training time).
 
     Args:
@@ -104,6 +105,10 @@ def impression_features(imps: pd.DataFrame, catalog: Any, users: Any,
             zeros when ``None``.
         ad_times: User -> sorted unix seconds of their ad impressions.
         exposure_window_s: Window of the ad-exposure feature.
+        text: A fitted :class:`~feedwise.ranking.text.TextEngagement` (its items set with
+            ``set_items``): its signals are appended as columns after
+            :data:`FEATURE_NAMES`. For training rows prefer its cross-fitted
+            ``fit_transform`` output, appended by the caller.
 
     Returns:
         ``(X, keep)``: features of the rows whose item is in the catalogue, and the boolean
@@ -155,4 +160,7 @@ def impression_features(imps: pd.DataFrame, catalog: Any, users: Any,
     X = build_features(rec_score=rec, log_popularity=catalog.log_popularity[items],
                        age_hours=age_h, author_affinity=aff, tag_match=tag, hour=hour,
                        position=imps["position"].to_numpy(np.float64), ad_exposure=expo)
+    if text is not None:
+        X = np.hstack([X, text.transform(imps["user_id"].to_numpy(), imps["item_id"].to_numpy())
+                       .astype(np.float32)])
     return X, keep

@@ -22,6 +22,10 @@ from feedwise.analytics.scope import Scope
 from feedwise.analytics.segments import Segmenter, segment_table
 from feedwise.analytics.sessions import SessionConfig
 from feedwise.errors import DataError
+from feedwise.report.care import care_tables
+from feedwise.report.graph import graph_sections
+from feedwise.report.listening import listening_section
+from feedwise.report.timing import timing_section
 from feedwise.schema import utc
 from feedwise.store import EventStore
 
@@ -67,6 +71,8 @@ class InsightReport:
     day_retention: pd.DataFrame = field(default_factory=pd.DataFrame)
     activity: pd.DataFrame = field(default_factory=pd.DataFrame)
     best_time: pd.DataFrame = field(default_factory=pd.DataFrame)
+    timing: dict[str, Any] = field(default_factory=dict)  # report/timing.py
+    listening: dict[str, Any] = field(default_factory=dict)  # report/listening.py
     funnel: pd.DataFrame = field(default_factory=pd.DataFrame)
     segments: pd.DataFrame = field(default_factory=pd.DataFrame)
     top_posts: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -75,6 +81,10 @@ class InsightReport:
     trending: pd.DataFrame = field(default_factory=pd.DataFrame)
     campaigns: pd.DataFrame = field(default_factory=pd.DataFrame)
     frequency: pd.DataFrame = field(default_factory=pd.DataFrame)
+    creators: pd.DataFrame = field(default_factory=pd.DataFrame)
+    viral_posts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    care: dict[str, pd.DataFrame] = field(default_factory=dict)
+    partner_segment: str | None = None
     profiles_written: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     cpu_timings: dict[str, float] = field(default_factory=dict)
@@ -142,6 +152,7 @@ def build_report(store: EventStore, start: datetime, end: datetime,
         with section("activity"):
             rep.activity = content.activity_heatmap(scope)
             rep.best_time = content.best_time(scope)
+            rep.timing = timing_section(scope)  # audience-adjusted, on a named clock
         with section("funnel"):
             rep.funnel = funnels.funnel(scope)
         with section("profiles+segments"):
@@ -165,6 +176,19 @@ def build_report(store: EventStore, start: datetime, end: datetime,
         with section("campaigns"):
             rep.campaigns = campaigns.campaign_results(scope)
             rep.frequency = campaigns.frequency_distribution(scope)
+        with section("content"):  # comments: sentiment, share of voice (report/listening.py)
+            rep.listening = listening_section(scope)
+        with section("content"):  # creators and cascades (report/graph.py), timed as content
+            prof_df = prof.profiles_
+            segs = (pd.Series(prof_df["segment"].to_numpy(), index=prof_df["user_id"]
+                              if "user_id" in prof_df else prof_df.index)
+                    if "segment" in prof_df else None)
+            g = graph_sections(store, start, end, k=cfg.k, top_n=cfg.top_n, segments=segs)
+            rep.creators, rep.viral_posts = g["creators"], g["viral_posts"]
+            rep.partner_segment = g["partner_segment"]
+            rep.notes.extend(g["notes"])
+        with section("content"):  # customer care (report/care.py), timed as content
+            rep.care = care_tables(store, start, end, k=cfg.k)
     finally:
         scope.close()
     return rep

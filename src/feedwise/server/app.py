@@ -28,16 +28,22 @@ from feedwise.errors import (
     NotFoundError,
 )
 from feedwise.privacy.redaction import install as install_log_redaction
+from feedwise.server.apidocs import install_docs
 from feedwise.server.bodies import BodyGuard
 from feedwise.server.deps import ServiceState
 from feedwise.server.metrics import LatencyMiddleware
 from feedwise.server.routes import (
+    admin,
     campaigns,
+    edges,
     events,
     feed,
     health,
     items,
+    listening,
+    messages,
     models,
+    notifications,
     recommendations,
     reports,
     users,
@@ -48,7 +54,8 @@ from feedwise.server.writer import WriterClosedError
 log = logging.getLogger("feedwise.server")
 
 ROUTERS = (health.router, feed.router, recommendations.router, events.router, items.router,
-           users.router, campaigns.router, models.router, reports.router)
+           users.router, campaigns.router, models.router, reports.router, messages.router,
+           notifications.router, listening.router, edges.router, admin.router)
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (NotFoundError, 404), (AuthError, 401), (ConsentError, 403), (WriterClosedError, 503),
@@ -84,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.close()  # flushes every queued write before the store closes
 
     app = FastAPI(title="feedwise", version="0.1.0", lifespan=lifespan,
-                  summary="Feeds, recommendations and event collection.")
+                  summary="Feeds, recommendations and event collection.",
+                  docs_url=None, redoc_url=None)  # /docs: packaged assets, no CDN
+    install_docs(app)
     # no dependency_overrides here: FastAPI rebuilds every dependency per request when any
     # override exists; the routes read the settings from the app state instead
     for r in ROUTERS:

@@ -25,12 +25,13 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from feedwise.errors import AuthError, NotFoundError
+from feedwise.evidence.rollout import Rollout, engine_for_model
 from feedwise.feed import FeedEngine
 from feedwise.privacy import PrivacySettings, RetentionScheduler, forget_erased
 from feedwise.registry import ModelRegistry
 from feedwise.server.auth import ApiKey, KeyRing
 from feedwise.server.metrics import ServiceMetrics
-from feedwise.server.policy import Served, build_policy
+from feedwise.server.policy import ModelFeedPolicy, Served, build_policy
 from feedwise.server.settings import Settings
 from feedwise.server.writer import Writer
 from feedwise.store import EventStore
@@ -68,6 +69,9 @@ class ServiceState:
         except BaseException:
             self.store.close()
             raise
+        # models of another store are refused (ModelRegistry.check_store)
+        self.registry.store_id = self.store.store_id()
+        self.registry.db = settings.db
         self.retention = (RetentionScheduler(self.store, self.privacy.retention_days,
                                              self.privacy.retention_interval_s)
                           if self.privacy.retention_days else None)
@@ -78,6 +82,8 @@ class ServiceState:
                              poll_s=settings.impressions_flush_s,
                              sync=settings.writer_sync).start()
         self.served: Served | None = None
+        # the deployment's applied policy (frontier --apply) and running experiment
+        self.rollout = Rollout.for_store(settings.db)
         self.no_personalization: set[str] = set()
         self.no_ads: set[str] = set()
         self._swap_lock = threading.RLock()
@@ -105,7 +111,8 @@ class ServiceState:
             model = self.registry.load(version)
             forget_erased(self.store, model)  # trained before an erasure: drop those users
             old = self.served
-            served = Served(meta, model, self._policy(model))
+            policy = self._policy(model)
+            served = Served(meta, model, policy, self._arm_policies(policy))
             self.served = served  # the swap: one reference assignment
         self._retire(old)
         swapped = old is not None
@@ -117,8 +124,22 @@ class ServiceState:
         log.info("serving model %s (%s)", meta.version, meta.model)
         return True
 
+    def _arm_policies(self, policy):  # noqa: ANN001, ANN202
+        """Policies of the running experiment's arms that serve another model version."""
+        out = {}
+        for version in sorted(self.rollout.model_versions()):
+            try:
+                model = self.registry.load(version)
+                forget_erased(self.store, model)
+                out[version] = (engine_for_model(policy, model) if isinstance(policy, FeedEngine)
+                                else ModelFeedPolicy(model))
+            except Exception:  # noqa: BLE001 - that arm serves the promoted model instead
+                log.exception("experiment arm model %s could not be loaded", version)
+        return out
+
     def _policy(self, model):  # noqa: ANN001, ANN202
-        policy = build_policy(model, self.store, self.settings.feed_policy)
+        policy = build_policy(model, self.store, self.settings.feed_policy,
+                              self.rollout.config)
         if isinstance(policy, FeedEngine):
             policy.set_flush_every(0)  # ad state is flushed by the writer thread, not requests
         return policy
@@ -137,7 +158,8 @@ class ServiceState:
                 return
             self._dirty = False
             self._flush(old)  # the new engine loads the ad state the old one wrote
-            self.served = Served(old.meta, old.model, self._policy(old.model))
+            policy = self._policy(old.model)
+            self.served = Served(old.meta, old.model, policy, self._arm_policies(policy))
             del old
         settle_heap()
 
@@ -155,6 +177,8 @@ class ServiceState:
     def tick(self) -> None:
         """One round of the watcher: pick up promotions and catalogue changes, flush ads."""
         self.reload()
+        if self.rollout.refresh():  # frontier --apply or abtest start/stop since last tick
+            self._dirty = True
         if self._dirty:
             self.refresh_policy()
         self._flush(self.served)

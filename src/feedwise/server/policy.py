@@ -9,9 +9,10 @@ deterministic choice). Both have the one policy shape, ``compose(FeedRequest) ->
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from feedwise.errors import FeedwiseError
+from feedwise.feed.config import FeedConfig
 from feedwise.feed.engine import engine_for_service
 from feedwise.feed.types import Feed, FeedRequest, Policy, Slot
 from feedwise.models.base import Recommender
@@ -46,15 +47,16 @@ class ModelFeedPolicy:
         return Feed(request, slots, policy=f"{self.name}:{self.model.name}")
 
 
-def build_policy(model: Recommender, store: EventStore | None = None, kind: str = "auto"
-                 ) -> Policy:
+def build_policy(model: Recommender, store: EventStore | None = None, kind: str = "auto",
+                 config: FeedConfig | None = None) -> Policy:
     """The policy for ``model``: the FeedEngine if it can be built (``auto``), else (or with
     ``kind="model"``) the model's list as organic slots. ``kind="engine"`` raises if the
-    engine cannot be built."""
+    engine cannot be built. ``config``: the engine's settings (the deployment's applied
+    policy, :class:`~feedwise.evidence.rollout.Rollout`; default ``FeedConfig()``)."""
     if kind == "model":
         return ModelFeedPolicy(model)
     try:
-        return engine_for_service(model, store)
+        return engine_for_service(model, store, config)
     except FeedwiseError as e:
         if kind == "engine":
             raise  # e.g. no posts in the catalogue yet
@@ -66,11 +68,15 @@ def build_policy(model: Recommender, store: EventStore | None = None, kind: str 
 
 @dataclass(frozen=True)
 class Served:
-    """What requests read: one immutable snapshot, swapped whole on promotion."""
+    """What requests read: one immutable snapshot, swapped whole on promotion.
+
+    ``arms``: model version -> policy, for a running experiment's arms that serve another
+    registry version (views of ``policy`` sharing its ad state, caps and budgets)."""
 
     meta: ModelVersion
     model: Recommender
     policy: Policy
+    arms: dict[str, Policy] = field(default_factory=dict)
 
     @property
     def version(self) -> str:

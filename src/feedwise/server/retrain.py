@@ -14,10 +14,21 @@ One :func:`retrain` run:
    newest slice (:func:`~feedwise.evaluation.evaluate`). The promoted version is scored on
    the same slice: its artifact as it is when it was trained before the slice began (it
    never saw the slice), otherwise its configuration refitted on the same older part.
-4. The candidate is promoted iff there is no promoted version or
-   ``ndcg_candidate >= ndcg_current - tolerance``. Either way the candidate is refitted on
-   the whole window, registered (with the held-out figures, never training-data figures)
-   and the decision with every figure is appended to the registry's ``decisions.jsonl``.
+4. Popularity (:class:`~feedwise.models.Popularity` at its defaults) is fitted on the same
+   older part and scored on the same slice.
+5. The gate: the candidate is promoted iff
+
+   * it is within the **relative** ``tolerance`` of the promoted version on that slice,
+     ``ndcg_candidate >= ndcg_current × (1 − tolerance)`` (no promoted version: passes), and
+   * it **beats popularity** there, ``ndcg_candidate > ndcg_popularity`` (with
+     ``beat_popularity``; a popularity candidate is the baseline itself and is held to the
+     first rule only).
+
+   A relative tolerance scales with the metric: an absolute 0.01 was larger than NDCG@10
+   itself on sparse data and let a 0.0000 model replace a 0.0023 one. Either way the
+   candidate is refitted on the whole window and registered (with the held-out figures,
+   never training-data figures, and the gate's figures in its metadata), and the decision
+   with every figure is appended to the registry's ``decisions.jsonl``.
 """
 
 from __future__ import annotations
@@ -46,7 +57,9 @@ class RetrainConfig(BaseModel):
         window_days: Train on the last ``window_days`` days only (``None``: all history).
         test_fraction: Share of the newest (user, item) pairs held out as the test slice.
         k: List length of the metric (NDCG@k).
-        tolerance: Largest absolute NDCG@k drop vs the promoted version still promoted.
+        tolerance: Largest relative NDCG@k drop vs the promoted version still promoted
+            (0.05: the candidate may score down to 95 % of the promoted version).
+        beat_popularity: The candidate must also score above popularity on the slice.
         min_new_events: Skip the run when fewer events arrived since the last window.
     """
 
@@ -57,7 +70,8 @@ class RetrainConfig(BaseModel):
     window_days: float | None = Field(default=None, gt=0)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     k: int = Field(default=10, ge=1)
-    tolerance: float = Field(default=0.01, ge=0)
+    tolerance: float = Field(default=0.05, ge=0, le=1)
+    beat_popularity: bool = True
     min_new_events: int = Field(default=1, ge=0)
 
 
@@ -71,6 +85,7 @@ class RetrainDecision(BaseModel):
     current_version: str | None = None
     ndcg_candidate: float | None = None
     ndcg_current: float | None = None
+    ndcg_popularity: float | None = None
     baseline: str | None = None  # "artifact" | "refit" | None
     tolerance: float
     k: int
@@ -139,28 +154,48 @@ def retrain(store: EventStore, registry: ModelRegistry, config: RetrainConfig,
             refit.fit(split.train, **side_data(refit, items=posts))
             ndcg_cur = ndcg_on_split(refit, split, config.k)
             baseline = "refit"
-    promote = ndcg_cur is None or ndcg_cand >= ndcg_cur - config.tolerance
+    ndcg_pop = None
+    if config.beat_popularity and config.model != "popularity":
+        pop = get_model("popularity")
+        pop.fit(split.train, **side_data(pop, items=posts))
+        ndcg_pop = ndcg_on_split(pop, split, config.k)
+    floor = None if ndcg_cur is None else ndcg_cur * (1.0 - config.tolerance)
+    within = floor is None or ndcg_cand >= floor
+    beats = ndcg_pop is None or ndcg_cand > ndcg_pop
+    promote = within and beats
     final = get_model(config.model, **config.params)
     final.fit(data, **side_data(final, items=posts))
     metrics = {f"{row.metric}@{config.k}" if row.metric not in (
         "fit_seconds", "recommend_seconds", "users") else row.metric: row.value
         for row in table.itertuples()}
+    gate = {"ndcg_candidate": ndcg_cand, "ndcg_current": ndcg_cur,
+            "ndcg_popularity": ndcg_pop, "current_version": current.version if current else None,
+            "tolerance": config.tolerance, "decision": "promote" if promote else "keep"}
     meta = registry.register(final, data_window=window, metrics=metrics,
-                             config=config.model_dump(),
+                             config={**config.model_dump(), "gate": gate},
                              notes="held-out metrics on the newest "
                                    f"{config.test_fraction:.0%} of pairs")
+    k = config.k
+    parts = []
     if ndcg_cur is None:
-        reason = "no promoted version yet"
-    elif promote:
-        reason = (f"NDCG@{config.k} {ndcg_cand:.4f} >= {ndcg_cur:.4f} - {config.tolerance}")
+        parts.append("no promoted version yet")
+    elif within:
+        parts.append(f"NDCG@{k} {ndcg_cand:.4f} >= {ndcg_cur:.4f} x (1 - {config.tolerance:g}) "
+                     f"= {floor:.4f} ({current.version})")
     else:
-        reason = (f"NDCG@{config.k} {ndcg_cand:.4f} dropped more than {config.tolerance} "
-                  f"below {ndcg_cur:.4f}")
+        parts.append(f"NDCG@{k} {ndcg_cand:.4f} is below {ndcg_cur:.4f} ({current.version}) by "
+                     f"more than the relative tolerance {config.tolerance:g} (floor "
+                     f"{floor:.4f})")
+    if ndcg_pop is not None:
+        parts.append(f"{'beats' if beats else 'does not beat'} popularity "
+                     f"({ndcg_cand:.4f} vs {ndcg_pop:.4f})")
+    reason = "; ".join(parts)
     if promote:
         registry.promote(meta.version, reason=reason, now=now)
     d = RetrainDecision(action="promote" if promote else "keep", reason=reason, window=window,
                         candidate_version=meta.version, ndcg_candidate=ndcg_cand,
-                        ndcg_current=ndcg_cur, baseline=baseline, test_users=n_test,
+                        ndcg_current=ndcg_cur, ndcg_popularity=ndcg_pop, baseline=baseline,
+                        test_users=n_test,
                         test_cut=cut, **base)
     registry.record_decision(d.model_dump(mode="json"))
     return d

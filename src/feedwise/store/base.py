@@ -28,6 +28,8 @@ KEY_ENV = "FEEDWISE_PSEUDONYM_KEY"
 KEY_CHECK_LABEL = "feedwise:pseudonym-key-check:v1"
 #: The ``store_meta`` row holding the fingerprint (absent: ids are stored as given).
 FINGERPRINT = "pseudonym_key_fingerprint"
+#: The ``store_meta`` row holding the store's id (a uuid made when the store is created).
+STORE_ID = "store_id"
 
 
 def default_db_path() -> str:
@@ -55,6 +57,9 @@ class StoreBase:
         try:
             if not read_only:
                 create_all(self.con)
+                # the store's identity (store/meta.py store_id): made once, never changed
+                self.con.execute("INSERT OR IGNORE INTO store_meta SELECT ?, "
+                                 "CAST(uuid() AS VARCHAR), now()", [STORE_ID])
             self._check_key(read_only)
         except BaseException:
             self.con.close()

@@ -9,13 +9,17 @@ refuses every use of the key; opened with another key it does not open.
 from __future__ import annotations
 
 import hmac
+import os
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from feedwise.errors import ConfigError
-from feedwise.store.base import FINGERPRINT, KEY_CHECK_LABEL, KEY_ENV, StoreBase
+from feedwise.store.base import FINGERPRINT, KEY_CHECK_LABEL, KEY_ENV, STORE_ID, StoreBase
+from feedwise.store.tables import TABLES
 
 
 class StoreMeta(StoreBase):
@@ -32,6 +36,47 @@ class StoreMeta(StoreBase):
         except duckdb.CatalogException:  # an older store opened read-only has no table
             return None
         return str(row[0]) if row else None
+
+    def store_id(self) -> str | None:
+        """The store's identity: a uuid made when the store was created (``None``: an older
+        store opened read-only, never opened for writing since). Models record it
+        (:class:`~feedwise.registry.ModelRegistry`), so a model of another store is refused."""
+        try:
+            row = self.cursor().execute("SELECT value FROM store_meta WHERE name = ?",
+                                        [STORE_ID]).fetchone()
+        except duckdb.CatalogException:
+            return None
+        return str(row[0]) if row else None
+
+    def missing_tables(self) -> list[str]:
+        """Tables of ``store/tables.py`` this store file lacks (an older store opened
+        read-only: a read-write open creates them)."""
+        rows = self.cursor().execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall()
+        have = {r[0] for r in rows}
+        return [t for t in TABLES if t not in have]
+
+    def snapshot(self, dest: str | os.PathLike) -> Path:
+        """A consistent copy of the store file at ``dest``, made under the write lock: the
+        log is checkpointed into the file, then the file is copied (no write lands in
+        between). Another process opens the copy read-only while this one keeps writing
+        (``feedwise serve`` makes them for the CLI's read-only commands)."""
+        dest = Path(dest)
+        if self.path == ":memory:":
+            raise ConfigError("an in-memory store has no file to snapshot")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        with self._lock:
+            self.con.execute("CHECKPOINT")
+            shutil.copyfile(self.path, tmp)
+            wal = Path(f"{self.path}.wal")
+            if wal.exists() and wal.stat().st_size:  # not folded in: copy it with the file
+                shutil.copyfile(wal, f"{tmp}.wal")
+        if Path(f"{tmp}.wal").exists():
+            os.replace(f"{tmp}.wal", f"{dest}.wal")
+        os.replace(tmp, dest)
+        return dest
 
     def require_key(self) -> None:
         """Raise unless user ids can be mapped here (a pseudonymised store opened without
@@ -78,6 +123,7 @@ class StoreMeta(StoreBase):
         with self.transaction() as c:
             tables = self.user_tables()
             union = " UNION ".join(f'SELECT user_id FROM "{t}"' for t in tables)
+            union += " UNION SELECT src_id FROM edges UNION SELECT dst_id FROM edges"
             ids = [r[0] for r in c.execute(
                 f"SELECT DISTINCT user_id FROM ({union}) WHERE user_id IS NOT NULL").fetchall()]
             c.register("_fw_rekey", pa.table({
@@ -89,6 +135,10 @@ class StoreMeta(StoreBase):
                     n = c.execute(f'UPDATE "{t}" SET user_id = m.new{raw} FROM _fw_rekey m '
                                   f'WHERE "{t}".user_id = m.old').fetchall()[0][0]
                     out[t] = int(n)
+                for col in ("src_id", "dst_id"):  # the social graph (store/edges.py)
+                    n = c.execute(f"UPDATE edges SET {col} = m.new FROM _fw_rekey m "
+                                  f"WHERE edges.{col} = m.old").fetchall()[0][0]
+                    out[f"edges.{col}"] = int(n)
             finally:
                 c.unregister("_fw_rekey")
             c.execute("UPDATE store_meta SET value = ?, updated_at = now() WHERE name = ?",

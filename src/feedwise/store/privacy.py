@@ -17,6 +17,7 @@ import pandas as pd
 from feedwise.errors import ConfigError
 from feedwise.schema import utc
 from feedwise.store.base import StoreBase
+from feedwise.store.cascades import anonymise_parent_links
 
 TOMBSTONE_PREFIX = "feedwise-tombstone:v1:"
 
@@ -87,6 +88,28 @@ def _naming(table: str, column: str, n_ids: int) -> str:
         SELECT rid, doc FROM cand WHERE EXISTS (SELECT 1 FROM json_tree(cand.doc) j
             WHERE (j.type = 'VARCHAR' AND j.value ->> '$' IN (SELECT unnest(?)))
                OR (j.key IN (SELECT unnest(?)) AND NOT ends_with(j.fullkey, ']')))"""
+
+
+def _purge_edges(c: Any, cutoff: datetime, not_after: datetime | None) -> int:
+    """Retention of the social graph: delete the edge acts dated before ``cutoff`` that no
+    longer stand (a follow later undone or repeated, the undoing act itself), so what
+    stands now is kept however old (a follow made years ago is still a follow), and acts
+    dated after ``not_after``. Undated edges have no age and stay. Rows deleted."""
+    base = ("CASE kind WHEN 'unfollow' THEN 'follow' WHEN 'unfriend' THEN 'friend' "
+            "WHEN 'unblock' THEN 'block' ELSE kind END")
+    pair = (f"CASE WHEN {base} = 'friend' THEN least(src_id, dst_id) ELSE src_id END, "
+            f"CASE WHEN {base} = 'friend' THEN greatest(src_id, dst_id) ELSE dst_id END, "
+            f"{base}")
+    n = int(c.execute(f"""DELETE FROM edges WHERE rowid IN (
+        SELECT r FROM (SELECT rowid AS r, ts, kind,
+                row_number() OVER (PARTITION BY {pair} ORDER BY ts DESC NULLS LAST,
+                                   rowid DESC) AS k
+            FROM edges)
+        WHERE ts < ? AND (k > 1 OR kind IN ('unfollow', 'unfriend', 'unblock')))""",
+                      [cutoff]).fetchone()[0])
+    if not_after is not None:
+        n += int(c.execute("DELETE FROM edges WHERE ts > ?", [not_after]).fetchone()[0])
+    return n
 
 
 class PrivacyRecords(StoreBase):
@@ -178,7 +201,10 @@ class PrivacyRecords(StoreBase):
         * ``events.context`` and ``users.attributes`` of other users (a ``follows`` list, a
           context's ``shared_by``): each JSON string equal to the id is removed from its
           list or set to ``null``, and members keyed by it are dropped (:func:`scrub_json`);
-        * ``rejects`` of other users: the same inside the raw row's ``context`` member.
+        * ``rejects`` of other users: the same inside the raw row's ``context`` member;
+        * ``events.parent_id`` of other users naming one of the user's events (a reshare
+          of their share): replaced by an ``erased:<random>`` placeholder, one per erased
+          parent (``store/cascades.py``: ``anonymise_parent_links``).
 
         The tombstone, a keyed one-way digest of the stored id, makes :meth:`ingest` skip
         the user's events from then on. Deleted rows' bytes stay in the database file until
@@ -197,12 +223,23 @@ class PrivacyRecords(StoreBase):
         when = utc(now) if now is not None else pd.Timestamp.now(tz="UTC").to_pydatetime()
         out: dict[str, int] = {}
         with self.transaction() as c:
+            # before the user's events go: others' reshares of them get an anonymous parent
+            if n_parents := anonymise_parent_links(c, ids):  # reported when there were any
+                out["events.parent_id"] = n_parents
             for t in self.user_tables():
                 n = c.execute(f'DELETE FROM "{t}" WHERE user_id IN (SELECT unnest(?))',
                               [ids]).fetchone()[0]
                 out[t] = int(n)
             out["items"] = int(c.execute("DELETE FROM items WHERE author_id IN "
                                          "(SELECT unnest(?))", [ids]).fetchone()[0])
+            # the social graph, both directions, and rejected edge rows naming them
+            out["edges"] = int(c.execute(
+                "DELETE FROM edges WHERE src_id IN (SELECT unnest(?)) OR dst_id IN "
+                "(SELECT unnest(?))", [ids, ids]).fetchone()[0])
+            out["rejects"] = out.get("rejects", 0) + int(c.execute(
+                "DELETE FROM rejects WHERE raw IS NOT NULL AND json_valid(raw) AND "
+                "json_extract_string(raw, '$.dst_id') IN (SELECT unnest(?)) AND "
+                "json_exists(raw, '$.src_id')", [ids]).fetchone()[0])
             gone = frozenset(ids)
             for table, column in JSON_USER_COLUMNS:
                 rows = c.execute(_naming(table, column, len(ids)), [*ids, ids, ids]).fetchall()
@@ -335,6 +372,12 @@ class PrivacyRecords(StoreBase):
                                  f"{order}", [ids])
         out["items"] = self._dicts("SELECT * FROM items WHERE author_id IN (SELECT unnest(?)) "
                                    "ORDER BY item_id", [ids])
+        # the social graph: what the user did, and what others did to them but block
+        # and unblock (another's block is the blocker's record, not the user's)
+        out["edges"] = self._dicts(
+            "SELECT * FROM edges WHERE src_id IN (SELECT unnest(?)) OR (dst_id IN "
+            "(SELECT unnest(?)) AND kind NOT IN ('block', 'unblock')) "
+            "ORDER BY ts ASC NULLS FIRST, edge_id", [ids, ids])
         return out
 
     # ------------------------------------------------------------------ retention
@@ -363,4 +406,5 @@ class PrivacyRecords(StoreBase):
                                        params).fetchone()[0])
             out["rejects"] = int(c.execute("DELETE FROM rejects WHERE rejected_at < ?",
                                            [cutoff]).fetchone()[0])
+            out["edges"] = _purge_edges(c, cutoff, not_after)
         return out

@@ -14,9 +14,10 @@ class Profiles(StoreBase):
     def save_profiles(self, df: pd.DataFrame) -> int:
         """Insert or replace the profiles of ``df`` (the ``user_profiles`` columns) and
         delete those of users who withdrew analytics consent, in one transaction; returns
-        the rows written."""
-        cols = ", ".join(f'"{c}"' for c in PROFILE_COLUMNS)
-        casts = ", ".join(f'CAST("{c}" AS {t})' for c, t in PROFILE_COLUMNS.items())
+        the rows written. Columns ``df`` lacks are stored as NULL."""
+        have = {c: t for c, t in PROFILE_COLUMNS.items() if c in df.columns}
+        cols = ", ".join(f'"{c}"' for c in have)
+        casts = ", ".join(f'CAST("{c}" AS {t})' for c, t in have.items())
         with self.transaction() as c:
             c.register("_fw_profiles", df)
             try:

@@ -21,6 +21,9 @@ from feedwise.schema import (
     utc,
 )
 from feedwise.store.ads import AdLedger
+from feedwise.store.banditlog import BanditLog
+from feedwise.store.cascades import Cascades
+from feedwise.store.edges import Edges
 from feedwise.store.events import EventReads
 from feedwise.store.feedback import Feedback
 from feedwise.store.ingest import (
@@ -39,15 +42,19 @@ from feedwise.store.ingest import (
     parse_csv_lines,
     parse_mapping,
 )
+from feedwise.store.messages import Messages
 from feedwise.store.meta import StoreMeta
+from feedwise.store.notifications import Notifications
 from feedwise.store.privacy import TOMBSTONE_PREFIX, PrivacyRecords
 from feedwise.store.profiles import Profiles
+from feedwise.store.recordfiles import RecordFiles
 from feedwise.store.records import Records
 from feedwise.store.serving import ServedLog
 
 
 class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, PrivacyRecords,
-                 StoreMeta):
+                 StoreMeta, Notifications, Edges, Cascades, Messages, RecordFiles,
+                 BanditLog):
     """Events, items, users and campaigns in one DuckDB database.
 
     Args:
@@ -66,7 +73,8 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
     def ingest(self, source: Any, *, mapping: str | Mapping[str, str] | None = None,
                columns: list[str] | None = None, delimiter: str | None = None,
                header: bool | None = None, fmt: str | None = None, ts_unit: str = "s",
-               source_name: str | None = None) -> IngestReport:
+               source_name: str | None = None, ts_default: str | None = None
+               ) -> IngestReport:
         """Validate and land events from a file (CSV, TSV, Parquet, JSONL) or a table.
 
         Valid rows land; bad rows go to ``rejects`` with source, 1-based row (JSONL: the
@@ -89,6 +97,9 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
             fmt: Force the format: ``csv``, ``tsv``, ``parquet`` or ``jsonl``.
             ts_unit: Unit of numeric timestamps: ``s``, ``ms`` or ``us``.
             source_name: Name recorded in ``rejects`` (default: the path).
+            ts_default: The time of every event of a source with no ``ts`` column (and no
+                ``ts`` mapping), e.g. ``"2024-01-01"`` for data without time; same as
+                mapping ``ts==2024-01-01``.
 
         Raises:
             DataError: The source cannot be read at all (no such file, not Parquet, no
@@ -105,6 +116,8 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
             c = self.con
             src = open_source(c, source, columns=columns, delimiter=delimiter, header=header,
                               fmt=fmt, mapping=m)
+            if ts_default is not None and "ts" not in m and "ts" not in src.columns:
+                m["ts"] = "=" + ts_default  # data without time: one documented instant
             name = source_name or src.name
             try:
                 try:

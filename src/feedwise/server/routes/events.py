@@ -21,7 +21,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from feedwise.schema import EVENT_COLUMNS, Event
+from feedwise.schema import EVENT_COLUMNS, MAX_TEXT_CHARS, Event
 from feedwise.server.bodies import MAX_JSON_DEPTH, loads, read_body, scan_json, too_deep
 from feedwise.server.deps import IngestKey, State
 from feedwise.server.routes._common import ID_MAX, await_future, is_text
@@ -124,6 +124,7 @@ def parse_body(body: bytes, content_type: str, max_rows: int | None = None
 
 _FIELD_SET = frozenset(_FIELDS)
 _MAX_LEN = {f: ID_MAX if f.endswith("_id") else _TEXT_MAX for f in _FIELDS}
+_MAX_LEN["text"] = MAX_TEXT_CHARS  # a comment's text: the store's limit (schema)
 
 
 def prepare_row(obj: Any, index: int) -> EventRow | RowError:

@@ -34,13 +34,16 @@ class FeedOut(BaseModel):
     request_id: str
     user_id: str
     model_version: str
-    policy: str
+    #: ``{"version", "lambda", "source"}`` (+ ``experiment``, ``variant`` in one, and the
+    #: engine's ``name``): which policy version served the feed
+    policy: dict[str, Any]
     served_at: datetime
     slots: list[SlotOut]
 
 
 def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
-                    session_id: str | None) -> dict[str, list[Any]]:
+                    session_id: str | None, extra: dict[str, Any] | None = None
+                    ) -> dict[str, list[Any]]:
     """One impression event per served slot (``ad_impression`` for ads), with propensity,
     as columns for :meth:`~feedwise.server.writer.Writer.log_served`.
 
@@ -51,7 +54,7 @@ def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
     slots = feed.slots
     n = len(slots)
     ctx = json.dumps({"request_id": request_id, "model_version": version,
-                      "policy": feed.policy}, separators=(",", ":"))
+                      "policy": feed.policy, **(extra or {})}, separators=(",", ":"))
     return {
         "event_id": [f"{SERVED_ID_PREFIX}{request_id}:{p}" for p in range(n)],
         "user_id": [feed.request.user_id] * n,
@@ -83,7 +86,8 @@ async def get_feed(user_id: UserId, deps: ServingDeps,
                       context={"surface": surface, "session_id": session_id,
                                "consent_personalization": uid not in state.no_personalization,
                                "consent_ads": uid not in state.no_ads})
-    feed = served.policy.compose(req)
+    arm = state.rollout.arm(uid)  # the applied policy, or the user's experiment arm
+    feed = state.rollout.compose(served.policy, req, arm, served.arms)
     m = state.metrics
     m.feeds_served.inc()
     n_ads = len(feed.ad_slots)
@@ -96,14 +100,16 @@ async def get_feed(user_id: UserId, deps: ServingDeps,
         # the engine's ad state is flushed with them; with writer_sync the feed is answered
         # only once both are committed (a kill -9 then loses nothing acknowledged)
         done = state.writer.log_served(
-            impression_rows(feed, rid, served.version, surface, session_id),
+            impression_rows(feed, rid, arm.model_version or served.version, surface,
+                            session_id, arm.log_context()),
             getattr(served.policy, "flush", None))
         if done is not None:
             await await_future(done, state.settings.write_timeout_s)
     # the body is written straight from the feed: FeedOut documents it (response_model) but
     # validating 20 freshly built slots again would cost a third of the request
-    body = {"request_id": rid, "user_id": user_id, "model_version": served.version,
-            "policy": feed.policy, "served_at": req.now.isoformat(),
+    body = {"request_id": rid, "user_id": user_id,
+            "model_version": arm.model_version or served.version,
+            "policy": {**arm.describe(), "name": feed.policy}, "served_at": req.now.isoformat(),
             "slots": [{"position": i, "item_id": s.item_id, "kind": s.kind,
                        "score": _finite(s.score), "propensity": float(s.propensity),
                        "campaign_id": s.campaign_id, "reasons": list(s.reasons)}

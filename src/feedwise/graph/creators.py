@@ -1,0 +1,247 @@
+"""Creators and influence: per author reach, engagement, follower growth, audience overlap
+with a segment, and an influence score that predicts future reshares.
+
+:func:`author_table` measures every author over a window ``[since, until)`` from named store
+reads (:meth:`~feedwise.store.EventStore.author_delivery`, ``share_events``, ``posts``,
+``edges_as_of``):
+
+* ``reach``: distinct users shown or engaging with the author's posts; ``engagement_rate``:
+  engagements (click, like, comment, share, save) per impression;
+* ``followers`` at ``until`` and ``follower_growth`` (followers at ``until`` minus at
+  ``since``, from the stored graph as of each time);
+* ``posts_created`` in the window, ``reshares`` of those posts logged in the window,
+  ``reshares_per_post`` and their mean ``structural_virality``.
+
+:class:`InfluenceModel` turns these into an influence score: a ridge regression of
+``log1p`` of the author's reshares per post in the *next* window on the (logged) measures
+of this one, fit on one pair of windows and applied to the latest. The score is the
+predicted reshares per post of the author's next posts.
+
+:func:`audience_overlap` is the share of an author's engaged users in a segment
+(``user_profiles.segment``) and its lift over the segment's share of all engaged users;
+:func:`partners` ranks the creators to partner with for a segment by expected reshares
+reaching it (influence score x segment share), among authors engaged by at least ``k``
+users.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from feedwise.errors import DataError
+from feedwise.graph.cascades import _Saved, cascade_table, ridge_fit
+from feedwise.schema import utc
+from feedwise.store import EventStore
+
+INFLUENCE_FEATURES: tuple[str, ...] = (
+    "log_reshares_per_post", "log_reshares", "log_followers", "log_growth",
+    "log_per_follower", "engagement_rate", "log_reach", "log_posts", "virality")
+AUTHOR_COLUMNS: tuple[str, ...] = (
+    "author_id", "posts", "impressions", "reach", "engagements", "engaged_users",
+    "engagement_rate", "followers", "follower_growth", "posts_created", "reshares",
+    "reshares_per_post", "typical_reshares", "structural_virality")
+
+
+def followers_at(store: EventStore, when: datetime | None) -> pd.Series:
+    """Followers per followed id (``follow`` edges standing at ``when``)."""
+    e = store.edges_as_of(when, kinds=("follow",))
+    if e.empty:
+        return pd.Series(dtype=float)
+    return e.groupby("dst_id").size().astype(float)
+
+
+def author_table(store: EventStore, since: datetime, until: datetime, *,
+                 exclude_objectors: bool = False) -> pd.DataFrame:
+    """Every author's measures over ``[since, until)`` (:data:`AUTHOR_COLUMNS`), most
+    reshared per post first.
+
+    Args:
+        store: The store.
+        since: Start of the window (inclusive).
+        until: End of the window (exclusive).
+        exclude_objectors: Leave out users who withdrew analytics consent.
+    """
+    since, until = utc(since), utc(until)
+    if until <= since:
+        raise DataError(f"author_table: the window ends ({until.isoformat()}) before it "
+                        f"starts ({since.isoformat()})")
+    deliv = store.author_delivery(since, until, exclude_objectors=exclude_objectors)
+    posts = store.posts()[["item_id", "author_id", "created_at"]].dropna(
+        subset=["author_id"])
+    created = pd.to_datetime(posts["created_at"], utc=True)
+    new = posts[(created >= since) & (created < until)]
+    shares = store.share_events(since, until, exclude_objectors=exclude_objectors)
+    shares = shares[shares["item_id"].isin(new["item_id"])]
+    starts = pd.Series(new["created_at"].to_numpy(), index=new["item_id"].astype(str))
+    cas = cascade_table(shares, starts)
+    a_of = pd.Series(new["author_id"].to_numpy(), index=new["item_id"].astype(str))
+    cas["author_id"] = a_of.reindex(cas["item_id"].astype(str)).to_numpy()
+    cas["log_size"] = np.log1p(cas["size"].astype(float))
+    per = cas.groupby("author_id").agg(reshares=("size", "sum"), log_sum=("log_size", "sum"),
+                                        structural_virality=("structural_virality", "mean"))
+    n_new = new.groupby("author_id").size()
+    f1, f0 = followers_at(store, until), followers_at(store, since)
+    authors = pd.Index(sorted(set(deliv["author_id"]) | set(n_new.index)), name="author_id")
+    out = deliv.set_index("author_id").reindex(authors)
+    for c in ("posts", "impressions", "reach", "engagements", "engaged_users"):
+        out[c] = out[c].fillna(0).astype(np.int64)
+    out["engagement_rate"] = (out["engagements"] / out["impressions"].where(
+        out["impressions"] > 0)).astype(float)
+    out["followers"] = f1.reindex(authors).fillna(0).to_numpy()
+    out["follower_growth"] = out["followers"] - f0.reindex(authors).fillna(0).to_numpy()
+    out["posts_created"] = n_new.reindex(authors).fillna(0).astype(np.int64)
+    out["reshares"] = per["reshares"].reindex(authors).fillna(0).astype(np.int64)
+    out["reshares_per_post"] = (out["reshares"] / out["posts_created"].where(
+        out["posts_created"] > 0)).astype(float)
+    # robust to one viral post: expm1 of the mean log1p(reshares) over the posts created
+    log_mean = per["log_sum"].reindex(authors).fillna(0).to_numpy() / out["posts_created"].where(
+        out["posts_created"] > 0).to_numpy(np.float64)
+    out["typical_reshares"] = np.expm1(log_mean)
+    out["structural_virality"] = per["structural_virality"].reindex(authors).to_numpy()
+    out = out.reset_index()[list(AUTHOR_COLUMNS)]
+    return out.sort_values(["reshares_per_post", "author_id"], ascending=[False, True],
+                           na_position="last", kind="stable").reset_index(drop=True)
+
+
+def influence_features(table: pd.DataFrame) -> pd.DataFrame:
+    """:data:`INFLUENCE_FEATURES` of an :func:`author_table` (indexed by author id)."""
+    t = table.set_index("author_id")
+    rpp = t["reshares_per_post"].fillna(0.0)
+    fol = t["followers"].astype(float)
+    return pd.DataFrame({
+        "log_reshares_per_post": np.log1p(rpp),
+        "log_reshares": np.log1p(t["reshares"].astype(float)),
+        "log_followers": np.log1p(fol),
+        "log_growth": np.log1p(t["follower_growth"].clip(lower=0).astype(float)),
+        "log_per_follower": np.log1p(100.0 * rpp / np.maximum(fol, 1.0)),
+        "engagement_rate": t["engagement_rate"].fillna(0.0),
+        "log_reach": np.log1p(t["reach"].astype(float)),
+        "log_posts": np.log1p(t["posts_created"].astype(float)),
+        "virality": t["structural_virality"].fillna(0.0),
+    }, index=t.index)
+
+
+class InfluenceModel(_Saved):
+    """Influence score: predicted reshares per post of an author's next posts.
+
+    A ridge regression of ``log1p(reshares per post in the next window)`` on
+    :func:`influence_features` of the current one; fit on authors who posted in both.
+
+    Args:
+        alpha: Ridge penalty (relative to the number of authors).
+    """
+
+    _arrays = ("mean_", "scale_", "coef_")
+    _state = ("intercept_",)
+    _params = ("alpha",)
+
+    def __init__(self, alpha: float = 0.1) -> None:
+        self.alpha = alpha
+
+    def fit(self, earlier: pd.DataFrame, later: pd.DataFrame) -> InfluenceModel:
+        """Fit on the :func:`author_table` of an earlier window (features) and of the
+        window after it (target: reshares per post)."""
+        x = influence_features(earlier)
+        y = later.set_index("author_id")["reshares_per_post"].reindex(x.index)
+        ok = y.notna().to_numpy()
+        if ok.sum() < 3:
+            raise DataError(f"InfluenceModel.fit: {int(ok.sum())} authors posted in both "
+                            "windows; need at least 3 (widen the windows)")
+        self.mean_, self.scale_, self.coef_, self.intercept_ = ridge_fit(
+            x.to_numpy(np.float64)[ok], np.log1p(y.to_numpy(np.float64)[ok]), self.alpha)
+        return self
+
+    def score(self, table: pd.DataFrame) -> pd.Series:
+        """The influence score of each author of ``table`` (indexed by author id)."""
+        self._check()
+        x = influence_features(table)
+        z = (x.to_numpy(np.float64) - self.mean_) / self.scale_
+        return pd.Series(np.expm1(z @ self.coef_ + self.intercept_).clip(min=0.0),
+                         index=x.index, name="influence_score")
+
+
+def fit_influence(store: EventStore, start: datetime, end: datetime, *, n_windows: int = 2,
+                  alpha: float = 0.1, exclude_objectors: bool = False
+                  ) -> tuple[InfluenceModel, pd.DataFrame]:
+    """Split ``[start, end)`` into ``n_windows`` equal windows, fit :class:`InfluenceModel`
+    on each consecutive pair (features of one window, reshares per post of the next,
+    stacked) and score the last window's authors.
+
+    Returns:
+        The model, and the last window's :func:`author_table` with its
+        ``influence_score``: the reshares per post it predicts for the window after.
+    """
+    if n_windows < 2:
+        raise DataError(f"fit_influence: n_windows={n_windows}; need at least 2")
+    start, end = utc(start), utc(end)
+    step = (end - start) / n_windows
+    tables = [author_table(store, start + i * step, start + (i + 1) * step,
+                           exclude_objectors=exclude_objectors) for i in range(n_windows)]
+    earlier = pd.concat([t.assign(author_id=t["author_id"].astype(str) + f"\x00{i}")
+                         for i, t in enumerate(tables[:-1])], ignore_index=True)
+    later = pd.concat([t.assign(author_id=t["author_id"].astype(str) + f"\x00{i}")
+                       for i, t in enumerate(tables[1:])], ignore_index=True)
+    model = InfluenceModel(alpha=alpha).fit(earlier, later)
+    last = tables[-1]
+    return model, last.assign(influence_score=model.score(last).reindex(last["author_id"])
+                              .to_numpy())
+
+
+def audience_overlap(store: EventStore, since: datetime, until: datetime, segment: str, *,
+                     segments: pd.Series | None = None,
+                     exclude_objectors: bool = True) -> pd.DataFrame:
+    """Per author: ``audience`` (engaged users), ``in_segment`` (of them in ``segment``),
+    ``segment_share`` and ``segment_lift`` (share over the segment's share of every
+    engaged user).
+
+    Args:
+        segments: User id -> segment (default: the stored ``user_profiles.segment``).
+    """
+    seg = segments if segments is not None else _stored_segments(store)
+    if seg.empty:
+        raise DataError("audience_overlap: no segments; run `feedwise profiles` first")
+    if segment not in set(seg.dropna().astype(str)):
+        known = ", ".join(sorted(set(seg.dropna().astype(str)))[:10])
+        raise DataError(f"audience_overlap: unknown segment {segment!r}; known: {known}")
+    aud = store.author_audience(since, until, exclude_objectors=exclude_objectors)
+    aud["in_seg"] = (seg.astype(str).reindex(aud["user_id"].astype(str)).to_numpy()
+                     == segment)
+    per = aud.groupby("author_id").agg(audience=("user_id", "nunique"),
+                                       in_segment=("in_seg", "sum"))
+    users = aud.drop_duplicates("user_id")
+    base = float(users["in_seg"].mean()) if len(users) else float("nan")
+    per["segment_share"] = per["in_segment"] / per["audience"]
+    per["segment_lift"] = per["segment_share"] / base if base > 0 else np.nan
+    return per.reset_index()
+
+
+def _stored_segments(store: EventStore) -> pd.Series:
+    prof = store.profiles()
+    if prof.empty or "segment" not in prof:
+        return pd.Series(dtype=object)
+    return pd.Series(prof["segment"].to_numpy(), index=prof["user_id"].astype(str))
+
+
+def partners(scored: pd.DataFrame, overlap: pd.DataFrame, *, k: int = 10,
+             top_n: int = 10) -> pd.DataFrame:
+    """Creators to partner with for a segment: authors of ``scored`` (an author table
+    with ``influence_score``) joined with :func:`audience_overlap`, engaged by at least
+    ``k`` users, ranked by ``segment_reshares`` = influence score x segment share."""
+    df = scored.merge(overlap, on="author_id", how="inner")
+    df = df[df["audience"] >= k].copy()
+    df["segment_reshares"] = df["influence_score"] * df["segment_share"]
+    return df.sort_values(["segment_reshares", "author_id"], ascending=[False, True],
+                          kind="stable").head(top_n).reset_index(drop=True)
+
+
+def recall_at(scores: pd.Series, truth: list[str] | set[str], n: int | None = None) -> float:
+    """Share of ``truth`` among the top ``n`` (default ``len(truth)``) of ``scores``."""
+    truth = set(truth)
+    if not truth:
+        return float("nan")
+    n = n or len(truth)
+    top = scores.sort_values(ascending=False, kind="stable").index[:n]
+    return len(truth & set(top)) / len(truth)

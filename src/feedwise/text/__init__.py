@@ -1,0 +1,1 @@
+"""Text signals: language, sentiment and the trainable text classifier."""

@@ -1,0 +1,62 @@
+"""The README's ingest commands (MovieLens-100k, Last.fm, a generic CSV) run as written, and
+land what the files hold."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from feedwise.store import EventStore
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADING = "## Loading data sets: MovieLens, Last.fm, a generic CSV"
+
+
+def readme_block() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(HEADING):]
+    section = section[:section.index("\n## ", 1)]
+    m = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert m, "the section has no bash block"
+    return m.group(1)
+
+
+def test_readme_ingest_commands_run_as_written(shared_data: Path, tmp_path: Path):
+    block = readme_block()
+    assert block.count("feedwise ingest") == 7
+    env = {**os.environ, "FEEDWISE_SHARED_DATA": str(shared_data),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("FEEDWISE_DB", None)
+    env.pop("FEEDWISE_PSEUDONYM_KEY", None)
+    res = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    with EventStore(str(tmp_path / "ml.duckdb"), read_only=True) as s:
+        assert s.count_events() == 100_000
+        items = s.items()
+        assert len(items) == 1682
+        toy = items.set_index("item_id").loc["1"]
+        assert toy["title"] == "Toy Story (1995)"
+        assert sorted(toy["tags"]) == ["Animation", "Children's", "Comedy"]
+        users = s.users()
+        assert len(users) == 943 and '"occupation": "technician"' in \
+            users.set_index("user_id").loc["1", "attributes"]
+        # every rated film is an item now
+        assert s.scalar("SELECT count(DISTINCT item_id) FROM events WHERE item_id NOT IN "
+                        "(SELECT item_id FROM items)") == 0
+        assert s.scalar("SELECT count(*) FROM rejects") == 0
+    with EventStore(str(tmp_path / "lfm.duckdb"), read_only=True) as s:
+        assert s.count_events() == 92_834
+        assert s.scalar("SELECT count(DISTINCT ts) FROM events") == 1
+        assert str(s.scalar("SELECT min(ts) FROM events"))[:10] == "2011-01-01"
+        assert s.scalar("SELECT max(value) FROM events") == 352_698  # the top play count
+        assert len(s.items()) == 17_632
+        assert s.get_item("51")["title"] == "Duran Duran"
+    with EventStore(str(tmp_path / "csv.duckdb"), read_only=True) as s:
+        assert s.count_events() == 100_836
+        assert len(s.items()) == 9_742
+        assert "Animation" in list(s.get_item("1")["tags"])
