@@ -166,6 +166,9 @@ class Deployment:
             return None
         if not pid_alive(pid):
             return None
+        db = doc.get("db")
+        if db and Path(db) != self.store_path.resolve():  # a file copied with the folder
+            return None
         return doc
 
 

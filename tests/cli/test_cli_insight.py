@@ -29,8 +29,13 @@ def test_kpis_command(db):
     assert got["revenue"]["value"] == pytest.approx(0.014)
     assert got["sessions"]["value"] == 7
     r = CliRunner().invoke(app, ["kpis", "--db", db, "--from", "2026-01-05", "--to",
-                                 "2026-01-12", "--k", "1", "--grain", "day", "-f", "csv"])
+                                 "2026-01-12", "--k", "1", "--grain", "day", "-f", "csv",
+                                 "--layout", "wide"])
     assert r.exit_code == 0 and r.stdout.count("\n") == 5  # header + 4 active days
+    r = CliRunner().invoke(app, ["kpis", "--db", db, "--from", "2026-01-05", "--to",
+                                 "2026-01-12", "--k", "1", "--grain", "day", "-f", "csv"])
+    header, *lines = r.stdout.splitlines()  # long by default: one row per day and figure
+    assert header.split(",")[:2] == ["period", "kpi"] and len(lines) % 4 == 0 and lines
     r = CliRunner().invoke(app, ["kpis", "--db", db, "--from", "2026-01-05", "--to",
                                  "2026-01-12", "-f", "json"])  # default k = 10 > 4 users
     assert all(row["value"] is None for row in json.loads(r.stdout))

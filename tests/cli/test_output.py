@@ -69,7 +69,7 @@ def test_kpis_long_by_default(tmp_path: Path):
     assert list(long.columns) == ["period", "kpi", "label", "value"]
     assert long["period"].nunique() == 31
     assert long.query("kpi == 'active_users'")["value"].astype(float).eq(12).all()
-    res = runner.invoke(app, [*base, "-f", "csv"])  # scripts keep the wide frame
+    res = runner.invoke(app, [*base, "-f", "csv", "--layout", "wide"])  # one row per period
     wide = pd.read_csv(pd.io.common.StringIO(res.stdout))
     assert len(wide) == 31 and "active_users" in wide.columns
     res = runner.invoke(app, ["kpis", "--db", db, "--from", "2026-01-01", "--to",

@@ -114,6 +114,8 @@ def test_recommend_refuses_a_model_of_another_store(tmp_path) -> None:
             "one here (feedwise train --db") in " ".join(res.output.split())
     # the same refusal for feed, and the version loads on its own store
     cli("feed", "u1", "--db", str(b.store_path), "--registry", str(a.registry_dir), code=2)
+    res = cli("serve", "--db", str(b.store_path), "--registry", str(a.registry_dir), code=2)
+    assert "was trained on store" in res.output and "Traceback" not in res.output
     cli("recommend", "u1", "--db", str(a.store_path), "-f", "json")
     with pytest.raises(Exception, match="was trained on store"):
         ModelRegistry(a.registry_dir, store_id=id_b).load("v0001")
@@ -199,3 +201,23 @@ def test_a_lock_held_by_another_process_is_one_line(tmp_path) -> None:
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_a_service_that_does_not_answer_is_one_line(tmp_path) -> None:
+    import socket
+
+    dep = make_store(tmp_path / "dep")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dep.write_server_state({"url": f"http://127.0.0.1:{port}", "pid": os.getpid(),
+                            "db": str(dep.store_path.resolve())})
+    for args in (["kpis"], ["users", "erase", "u1", "--yes"]):
+        res = cli(*args, "--db", str(dep.store_path), code=2)
+        out = " ".join(res.output.split())
+        assert out.startswith("error: a feedwise service (pid") and "does not answer" in out
+        assert "Traceback" not in out
+    # the store was not touched: u1's events are still there
+    dep.clear_server_state()
+    export = json.loads(cli("users", "export", "u1", "--db", str(dep.store_path)).stdout)
+    assert len(export["tables"]["events"]) == 4

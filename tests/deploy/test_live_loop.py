@@ -130,6 +130,8 @@ def test_the_cli_works_on_the_store_a_live_service_holds(deployment, tmp_path) -
                 time.sleep(0.05)
             swap_s = time.monotonic() - t_done
             assert served == promoted.version, f"still serving {served} after {swap_s:.2f} s"
+            print(f"swapped to {served} {swap_s:.3f} s after retrain returned; "
+                  f"{len(client.statuses)} feeds so far")
             # the erased user: no personal feed
             r = httpx.get(f"{url}/v1/users/u5/feed", headers=h, params={"n": 10})
             assert r.status_code == 200

@@ -85,17 +85,19 @@ def test_dashboard_offline_with_default_controls(demo, tmp_path: Path):
         charts = page.evaluate(CHARTS)
         cards = page.inner_text("#kpis")
         start = page.input_value("#from")
+        default_notice = page.inner_text("#notice")
+        page.screenshot(path=str(tmp_path / "dashboard-default.png"), full_page=True)
         # a k above every group: the notice says what is hidden
         page.fill("#k", "10000")
         page.click("button")
         page.wait_for_function("() => document.getElementById('notice').textContent"
                                ".includes('k = 10000')", timeout=30_000)
         assert page.is_visible("#notice")
-        return charts, cards, start, page.inner_text("#notice")
+        return charts, cards, start, default_notice, page.inner_text("#notice")
 
     shot = tmp_path / "dashboard.png"
-    errors, requests, (charts, cards, start, notice) = browse(f"{srv.url}/dashboard", shot,
-                                                             act)
+    errors, requests, got = browse(f"{srv.url}/dashboard", shot, act)
+    charts, cards, start, default_notice, notice = got
     assert errors == []
     assert all(u.startswith(srv.url) or u.startswith("data:") for u in requests), requests
     for c in charts:
@@ -106,6 +108,8 @@ def test_dashboard_offline_with_default_controls(demo, tmp_path: Path):
     assert "2024-02-10" <= start <= "2024-03-04", start
     assert "Suppressed" in notice and "k = 10000" in notice
     assert "summary" in notice and "periods" in notice
+    assert "k = 10000" not in default_notice
+    assert (tmp_path / "dashboard-default.png").stat().st_size > 50_000
     assert shot.stat().st_size > 30_000
 
 

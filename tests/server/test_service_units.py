@@ -216,8 +216,10 @@ def test_retrain_promotes_keeps_and_skips(tmp_path, shared_data):
     assert d2.baseline == "artifact"  # the promoted version never saw the test slice
     assert d2.ndcg_candidate < d2.ndcg_current
     assert d2.action == "keep" and reg.promoted_version() == d1.candidate_version
-    # a generous tolerance lets the same candidate through
-    d3 = retrain(store, reg, RetrainConfig(model="itemknn", tolerance=1.0), t2)
+    # a generous tolerance lets the same candidate through (the gate's second rule, beat
+    # popularity, is off here: this ItemKNN does not beat it on this slice, issue 19)
+    d3 = retrain(store, reg, RetrainConfig(model="itemknn", tolerance=1.0,
+                                           beat_popularity=False), t2)
     assert d3.action == "promote" and reg.promoted_version() == d3.candidate_version
     # nothing new since the promoted window: skip
     d4 = retrain(store, reg, RetrainConfig(model="itemknn"), t2 + timedelta(days=30))

@@ -45,3 +45,10 @@ def test_mixed_text_shares_and_runs() -> None:
     assert "".join(p for _, p in runs) == text
     assert [f for f, _ in runs] == ["other", "cjk", "other", "cjk"]
     assert [p for f, p in runs if f == "cjk"] == ["这个", "真的很好用"]
+
+
+def test_latin_text_with_emoji_or_accents_is_one_fast_pass() -> None:
+    assert detect("Café was great 😀 “really”") == "en"
+    assert languages("naïve résumé 👍") == {"en": 1.0}
+    assert detect("😀 — 👍") == "und"
+    assert detect("très bon café, mais le service est lent") == "fr"

@@ -168,3 +168,47 @@ def test_chinese_words_are_snownlps_own(ana) -> None:
     got = ana.analyse(texts)
     want = ["positive" if SnowNLP(t).sentiments > 0.5 else "negative" for t in texts]
     assert [g if g != "neutral" else w for g, w in zip(got["label"], want, strict=True)] == want
+
+
+def test_batch_frame_equals_row_by_row(ana) -> None:
+    """The array-built frame of a batch holds the same rows as scoring one text at a time."""
+    texts = ["great 😀", "", "这家外卖太难吃了", "Das ist nicht gut und sehr teuer", None,
+             "I love 这个 app", "meh", "#NotHappy", "🙂", b"\xff\xfe"]
+    df = ana.analyse(texts)
+    for i, t in enumerate(texts):
+        row = ana.score(t)
+        got = df.iloc[i].tolist()
+        assert got[0] == row[0] and got[4:] == list(row[4:])
+        assert np.allclose(got[1:4], row[1:4], equal_nan=True)
+
+
+def test_english_is_vader_and_afinn_averaged(ana) -> None:
+    from feedwise.errors import ConfigError
+    from feedwise.text.sentiment import DefaultAnalyser
+
+    vader = DefaultAnalyser(english="vader")
+    assert ana.english == "vader+afinn"
+    t = "The update is bad and the app is terrible"
+    c_v = vader.compound(t, "en")
+    c_a = ana._en.afinn_compound(t)
+    assert c_a < 0 and abs(ana.compound(t, "en") - (c_v + c_a) / 2) < 1e-12
+    assert ana._en.afinn_compound("the box is blue") == 0.0
+    with pytest.raises(ConfigError):
+        DefaultAnalyser(english="afinn")
+
+
+def test_trained_analyser_uses_characters_for_chinese(tmp_path: Path) -> None:
+    pos = ["味道很好，送餐很快", "非常满意，下次还来", "好吃又实惠，推荐", "服务态度好，很喜欢"]
+    neg = ["太难吃了，送得又慢", "非常失望，不会再来", "又贵又难吃，差评", "态度很差，很生气"]
+    texts = [(pos if i % 2 else neg)[i % 4] + f"{i}号" for i in range(60)]
+    labels = [i % 2 for i in range(60)]
+    m = TrainedAnalyser().fit(texts, labels)
+    assert m.features_ == "chars" and m.classes_ == ["negative", "positive"]
+    new = ["很好吃，很满意", "难吃，失望", ""]
+    df = m.analyse(new)
+    assert df["label"].tolist() == ["positive", "negative", None]
+    m.save(tmp_path / "zh")
+    assert not list((tmp_path / "zh").glob("*.pkl"))
+    pd.testing.assert_frame_equal(load_analyser(tmp_path / "zh").analyse(new), df)
+    en, y = _toy()
+    assert TrainedAnalyser().fit(en, y).features_ == "tfidf"

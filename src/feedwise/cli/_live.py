@@ -137,9 +137,10 @@ def open_for_command(db: str | None) -> EventStore:
         raise ConfigError(conflict_message(path, e.pid, write)) from None
 
 
-def check_servable(db: str) -> None:
+def check_servable(db: str, registry: str | None = None) -> None:
     """Before ``feedwise serve`` starts: one ``ConfigError`` line when another service or
-    process holds the store (instead of a traceback from inside the app's start-up)."""
+    process holds the store, or the registry's promoted model was trained on another
+    store (instead of a traceback from inside the app's start-up)."""
     from feedwise.privacy import PrivacySettings
 
     if db == ":memory:":
@@ -149,9 +150,17 @@ def check_servable(db: str) -> None:
         raise ConfigError(f"{db} is already served by feedwise serve (pid {server.get('pid')}) "
                           f"at {server.get('url')}; use that service, or stop it first")
     try:
-        _open_file(db, PrivacySettings().pseudonymizer(), read_only=False).close()
+        with _open_file(db, PrivacySettings().pseudonymizer(), read_only=False) as store:
+            store_id = store.store_id()
     except _Locked as e:
         raise ConfigError(conflict_message(db, e.pid, True)) from None
+    if registry is not None:
+        from feedwise.registry import ModelRegistry
+
+        reg = ModelRegistry(registry, store_id=store_id, db=db)
+        promoted = reg.promoted()
+        if promoted is not None:
+            reg.check_store(promoted)
 
 
 class _Locked(Exception):
@@ -183,6 +192,12 @@ def _open_file(path: str, pseudonymizer: Any, *, read_only: bool) -> EventStore:
         if _is_lock_error(e):
             raise _Locked(_lock_pid(e)) from None
         raise ConfigError(f"{path}: cannot open the store ({e})") from None
+    except duckdb.ConnectionException:
+        if not read_only:
+            raise
+        # this process has the file open for writing already (a notebook, a test): DuckDB
+        # shares that database with a connection of the same configuration only
+        return EventStore(path, pseudonymizer=pseudonymizer)
     if read_only:
         try:
             missing = store.missing_tables()
@@ -430,11 +445,18 @@ def _captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
         _ERR.reset(t2)
 
 
+#: Commands the admin API never runs inside the service.
+NOT_IN_SERVICE = frozenset({"serve", "init", "keys"})
+
+
 def run_command(argv: list[str], store: EventStore) -> dict[str, Any]:
     """Run ``feedwise <argv>`` in this process on ``store`` (the service's), capturing what
     it prints: the admin API's runner (``feedwise serve`` installs it)."""
     from feedwise.cli import app
 
+    if argv and argv[0] in NOT_IN_SERVICE:
+        return {"exit_code": 2, "stdout": "",
+                "stderr": f"error: feedwise {argv[0]} does not run inside a service\n"}
     command = typer.main.get_command(app)
     token = SERVED_STORE.set(store)
     code = 0

@@ -88,7 +88,10 @@ def sample_size_cmd(
     ratio: Annotated[float, typer.Option(help="Treatment units per control unit.")] = 1.0,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Units per group needed to detect MDE."""
+    """Units per group needed to detect MDE.
+
+    Example: feedwise abtest sample-size --baseline 0.05 --mde 0.1 --relative
+    """
     from feedwise.evidence.abtest import sample_size
 
     n = sample_size(baseline, mde, kind=kind, sd=sd, alpha=alpha, power=power,
@@ -106,7 +109,10 @@ def srm(
     threshold: Annotated[float, typer.Option(help="Flag below this p-value.")] = 0.001,
     db: DbOption = None, fmt: FormatOption = Format.table,
 ) -> None:
-    """Sample-ratio-mismatch check of an experiment's assignment counts."""
+    """Sample-ratio-mismatch check of an experiment's assignment counts.
+
+    Example: feedwise abtest srm ranking-v2 --expected 0.5,0.5
+    """
     from feedwise.evidence.abtest import experiment_users, srm_check
 
     with open_store(db) as store:

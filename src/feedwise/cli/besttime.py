@@ -50,6 +50,8 @@ def best_time(
         feedwise best-time --tag '#fitness' --audience all
 
         feedwise best-time --page-csv dataset_Facebook.csv
+
+    Example: feedwise best-time --tag running --from 2026-01-01 --to 2026-02-01
     """
     if page_csv is not None:
         _page(page_csv, fmt)

@@ -104,7 +104,10 @@ campaigns_app = typer.Typer(help="Manage ad campaigns (YAML/JSON files).", no_ar
 @campaigns_app.command("add")
 def add(file: Annotated[Path, typer.Argument(help="Campaign file (.yaml, .yml, .json).")],
         db: DbOption = None) -> None:
-    """Validate campaigns from FILE and add (or replace) them in the store."""
+    """Validate campaigns from FILE and add (or replace) them in the store.
+
+    Example: feedwise campaigns add spring.yaml  (file format: docs/campaigns.md)
+    """
     campaigns = read_campaigns(file)
     with open_store(db) as store:
         n = save_campaigns(store, campaigns)
@@ -113,7 +116,10 @@ def add(file: Annotated[Path, typer.Argument(help="Campaign file (.yaml, .yml, .
 
 @campaigns_app.command("list")
 def list_(db: DbOption = None, fmt: FormatOption = Format.table) -> None:
-    """List campaigns with bids, budgets, targeting, caps and spend."""
+    """List campaigns with bids, budgets, targeting, caps and spend.
+
+    Example: feedwise campaigns list --format csv
+    """
     from feedwise.feed.campaigns import load_campaigns
 
     with open_store(db) as store:

@@ -48,6 +48,8 @@ def creators(
         feedwise creators --segment S1 --top 10
 
         feedwise creators --cascades --format json
+
+    Example: feedwise creators --segment S1 --top 10
     """
     from feedwise.report.graph import creators_to_partner, top_creators, viral_posts
 

@@ -16,7 +16,10 @@ datasets_app = typer.Typer(no_args_is_help=True, help="Public datasets (MovieLen
 
 @datasets_app.command("list")
 def list_(fmt: FormatOption = Format.table) -> None:
-    """List the datasets `fetch` knows, with their source and whether they are cached."""
+    """List the datasets `fetch` knows, with their source and whether they are cached.
+
+    Example: feedwise datasets list
+    """
     from feedwise.datasets import DATASETS
     from feedwise.datasets.loaders import SPECS, data_home
 
@@ -39,7 +42,10 @@ def fetch(
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Download (or find), verify and read a dataset; print where it landed and its counts."""
+    """Download (or find), verify and read a dataset; print where it landed and its counts.
+
+    Example: feedwise datasets fetch movielens-100k --ingest
+    """
     from feedwise.datasets import load
 
     ds = load(name, data_dir=data_dir)
@@ -75,7 +81,10 @@ def synthetic(
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Generate a synthetic social-feed log and load it into the store (and/or Parquet)."""
+    """Generate a synthetic social-feed log and load it into the store (and/or Parquet).
+
+    Example: feedwise datasets synthetic --users 1000 --days 30 --seed 7
+    """
     from rich.progress import Progress
 
     from feedwise.datasets import synthetic_social

@@ -26,7 +26,10 @@ def demo(
     db: DbOption = None,
 ) -> None:
     """Generate (or load) data, ingest it, train Popularity and ItemKNN, evaluate on a
-    temporal split, and show sample recommendations with reasons."""
+    temporal split, and show sample recommendations with reasons.
+
+    Example: feedwise demo --dataset synthetic --users 500 --days 14
+    """
     from feedwise.evaluation import evaluate, temporal_split
     from feedwise.models import ItemKNN, Popularity
 

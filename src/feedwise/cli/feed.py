@@ -137,7 +137,10 @@ def feed(
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Compose USER's feed (organic posts and ads) and print each slot with its reasons."""
+    """Compose USER's feed (organic posts and ads) and print each slot with its reasons.
+
+    Example: feedwise feed u000001 -n 20 --format json
+    """
     from feedwise.feed.engine import FeedEngine
     from feedwise.feed.types import FeedRequest
     from feedwise.ranking.engagement import MultiObjectiveModel

@@ -16,6 +16,7 @@ from feedwise.cli._common import (
     err_console,
     fails_on,
 )
+from feedwise.errors import ConfigError
 
 #: λ values the real FeedEngine is played at by ``--apply`` without ``--engine-lambdas``.
 APPLY_ENGINE_LAMBDAS = "0.001,0.002,0.003,0.005,0.007,0.01,0.015,0.02,0.03,0.05"
@@ -94,7 +95,7 @@ def frontier(
     """
     if logs is not None:
         if apply:
-            raise ValueError("--apply works on the simulated frontier, not with --logs")
+            raise ConfigError("--apply works on the simulated frontier, not with --logs")
         _offpolicy(logs, item_context, revenue_column, experience_column, features,
                    bootstrap, seed, fmt)
         return
@@ -175,7 +176,7 @@ def _apply(df, rec, budget: float, cfg, seeds: str, db: str | None) -> dict:
     from feedwise.feed.config import FeedConfig
 
     if rec is None:
-        raise ValueError(f"nothing to apply: no FeedEngine λ keeps session depth and D7 within "
+        raise ConfigError(f"nothing to apply: no FeedEngine λ keeps session depth and D7 within "
                          f"{budget:.1%} of no ads; try larger --engine-lambdas or a looser "
                          "--budget")
     from feedwise.store.base import default_db_path

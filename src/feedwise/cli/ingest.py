@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from feedwise.cli._common import DbOption, Format, FormatOption, emit, open_store
 from feedwise.errors import DataError, FeedwiseError
+
+if TYPE_CHECKING:
+    from feedwise.store import EventStore
 
 #: Rejects printed per file (the rest: ``rejects`` table).
 SHOWN_REJECTS = 5
@@ -107,7 +110,7 @@ def ingest(
     emit(rows, fmt, title="ingest")
 
 
-def _notes(store: Any, source: str, ignored: tuple[str, ...], rejected: int, what: str
+def _notes(store: EventStore, source: str, ignored: tuple[str, ...], rejected: int, what: str
            ) -> None:
     """The ignored columns and the first rejects of one file, on stderr."""
     if ignored:
@@ -122,7 +125,7 @@ def _notes(store: Any, source: str, ignored: tuple[str, ...], rejected: int, wha
             typer.echo(f"  rejected {source} row {b.row} [{b.field}]: {b.reason}", err=True)
 
 
-def _campaign_check(store: Any) -> Callable[[dict[str, Any]], tuple[str, str] | None]:
+def _campaign_check(store: EventStore) -> Callable[[dict[str, Any]], tuple[str, str] | None]:
     """A campaigns-table row checked by the rules of ``campaigns add``; its creatives are the
     stored items of kind ``ad`` with its ``campaign_id``. Fills in the row's ``spec``."""
     from pydantic import ValidationError

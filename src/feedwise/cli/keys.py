@@ -21,7 +21,10 @@ def create(scope: Annotated[list[str], typer.Option(
                "--scope", "-s", help="read, ingest, metrics or admin (repeat for several).")],
            name: Annotated[str, typer.Option(help="A label for the key.")] = "",
            keys_file: KeysFile = "keys.json") -> None:
-    """Create a key; it is printed once and only its sha256 is stored."""
+    """Create a key; it is printed once and only its sha256 is stored.
+
+    Example: feedwise keys create --scope read --name dashboard
+    """
     from feedwise.server.auth import create_key
 
     key, rec = create_key(keys_file, scope, name=name)
@@ -33,7 +36,10 @@ def create(scope: Annotated[list[str], typer.Option(
 
 @keys_app.command("list")
 def list_(keys_file: KeysFile = "keys.json", fmt: FormatOption = Format.table) -> None:
-    """Key ids, names and scopes (never keys or hashes)."""
+    """Key ids, names and scopes (never keys or hashes).
+
+    Example: feedwise keys list
+    """
     from feedwise.server.auth import read_keys_file
 
     rows = [{"key_id": k.key_id, "name": k.name, "scopes": "+".join(sorted(k.scopes)),
@@ -43,7 +49,10 @@ def list_(keys_file: KeysFile = "keys.json", fmt: FormatOption = Format.table) -
 
 @keys_app.command("revoke")
 def revoke(key_id: str, keys_file: KeysFile = "keys.json") -> None:
-    """Remove a key (a running server stops accepting it within half a second)."""
+    """Remove a key (a running server stops accepting it within half a second).
+
+    Example: feedwise keys revoke KEY_ID
+    """
     from feedwise.server.auth import revoke_key
 
     if not revoke_key(keys_file, key_id):
@@ -53,7 +62,10 @@ def revoke(key_id: str, keys_file: KeysFile = "keys.json") -> None:
 
 @keys_app.command("hash")
 def hash_(scope: Annotated[list[str], typer.Option("--scope", "-s")]) -> None:
-    """Read a key from stdin and print its FEEDWISE_API_KEYS entry (hash:scopes)."""
+    """Read a key from stdin and print its FEEDWISE_API_KEYS entry (hash:scopes).
+
+    Example: echo "$KEY" | feedwise keys hash --scope ingest
+    """
     import sys
 
     from feedwise.server.auth import hash_key, parse_key_spec

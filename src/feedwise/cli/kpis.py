@@ -23,8 +23,7 @@ def kpis(
     k: KOption = 10,
     layout: Annotated[str | None, typer.Option(
         "--layout", help="Series layout: long (period, kpi, value: one row per figure) or "
-                         "wide (one column per KPI). Default: long for the table, wide for "
-                         "csv/json/jsonl.")] = None,
+                         "wide (one column per KPI, one row per period). Default: long.")] = None,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
@@ -62,7 +61,7 @@ def _series_layout(wide: pd.DataFrame, layout: str | None, fmt: Format) -> pd.Da
     """The series as asked: ``long`` (period, kpi, label, value) or ``wide``."""
     from feedwise.analytics.kpis import KPI_LABELS
 
-    layout = layout or ("long" if fmt == Format.table else "wide")
+    layout = layout or "long"
     if layout not in ("long", "wide"):
         raise ValueError(f"--layout {layout!r}: use long or wide")
     if layout == "wide" or wide.empty:

@@ -36,7 +36,10 @@ def offpolicy(
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """DM, IPS, SNIPS, DR and Switch-DR estimates with bootstrap intervals and ESS."""
+    """DM, IPS, SNIPS, DR and Switch-DR estimates with bootstrap intervals and ESS.
+
+    Example: feedwise offpolicy feeds.csv --policy default --bootstrap 200
+    """
     from feedwise.evidence.estimators import SNIPSEstimator, estimate_all
     from feedwise.evidence.logs import RewardModel, load_bandit_log, log_to_data
 

@@ -35,7 +35,10 @@ def profiles(
 ) -> None:
     """Profile every consenting user (interests, active hours, engagement level, ad
     sensitivity, lifecycle, segment), store them in user_profiles and print the
-    segments with their descriptions (groups under k users suppressed)."""
+    segments with their descriptions (groups under k users suppressed).
+
+    Example: feedwise profiles --from 2026-01-01 --to 2026-02-01 --write
+    """
     from feedwise.analytics.profiles import UserProfiler
     from feedwise.analytics.scope import Scope
     from feedwise.analytics.segments import Segmenter, segment_table

@@ -15,7 +15,10 @@ def purge(older_than_days: Annotated[float | None, typer.Option(
               "--older-than-days", help="Retention in days (default: "
               "FEEDWISE_RETENTION_DAYS).")] = None,
           db: DbOption = None, fmt: FormatOption = Format.table) -> None:
-    """Delete events (and other per-user timed rows, rejects) older than N days."""
+    """Delete events (and other per-user timed rows, rejects) older than N days.
+
+    Example: feedwise purge --older-than-days 365
+    """
     from feedwise.privacy import PrivacySettings
     from feedwise.privacy import purge as run_purge
 

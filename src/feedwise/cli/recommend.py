@@ -38,19 +38,20 @@ def load_or_train(name: str | None, db: str | None, path: Path | None = None,
     budget = None if memory_budget is None else parse_bytes(memory_budget,
                                                             source="--memory-budget")
     db_path = db if db is not None else default_db_path()
+    if path is not None and (path / "model.json").exists():
+        if (path / "meta.json").exists():  # a registry version folder: tied to its store
+            from feedwise.registry import ModelVersion
+
+            with open_store(db) as store:
+                ModelRegistry(path.parent.parent, store_id=store.store_id(), db=db_path
+                              ).check_store(ModelVersion.model_validate_json(
+                                  (path / "meta.json").read_text()))
+        model = Recommender.load(path)
+        model.memory_budget = budget
+        return model
     with open_store(db) as store:  # a read: a missing store is an error, not an empty one
         store_id = store.store_id()
         if path is not None:
-            if (path / "model.json").exists():
-                if (path / "meta.json").exists():  # a registry version folder
-                    from feedwise.registry import ModelVersion
-
-                    ModelRegistry(path.parent.parent, store_id=store_id, db=db_path
-                                  ).check_store(ModelVersion.model_validate_json(
-                                      (path / "meta.json").read_text()))
-                model = Recommender.load(path)
-                model.memory_budget = budget
-                return model
             err_console.print(f"no trained {name or 'itemknn'} at {path}: training one now")
             model = get_model(name or "itemknn")
             model.memory_budget = budget

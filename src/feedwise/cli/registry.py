@@ -9,35 +9,53 @@ import typer
 
 from feedwise.cli._common import Format, FormatOption, console, emit
 
-RegistryOption = Annotated[str, typer.Option("--registry", envvar="FEEDWISE_REGISTRY",
-                                             help="Model registry folder.")]
+RegistryOption = Annotated[str | None, typer.Option(
+    "--registry", envvar="FEEDWISE_REGISTRY",
+    help="Model registry folder (default: the registry of the store in $FEEDWISE_DB or "
+         "./feedwise.duckdb, STORE.models beside it).")]
+
+
+def registry_path(registry: str | None) -> str:
+    """``--registry``, or the deployment registry of the default store."""
+    if registry:
+        return registry
+    from feedwise.deployment import Deployment
+    from feedwise.store.base import default_db_path
+
+    return str(Deployment.for_store(default_db_path()).registry_dir)
 
 registry_app = typer.Typer(help="Versioned model artifacts and promotion.", no_args_is_help=True)
 
 
 @registry_app.command("list")
-def list_(registry: RegistryOption = "registry", fmt: FormatOption = Format.table) -> None:
-    """Every version with its window, NDCG and whether it is promoted."""
+def list_(registry: RegistryOption = None, fmt: FormatOption = Format.table) -> None:
+    """Every version with its window, NDCG and whether it is promoted.
+
+    Example: feedwise registry list
+    """
     from feedwise.registry import ModelRegistry
 
-    r = ModelRegistry(registry)
+    r = ModelRegistry(registry_path(registry))
     promoted = r.promoted_version()
     rows = [{"version": v.version, "model": v.model, "created_at": v.created_at,
              "until": v.data_window.until, "n_events": v.data_window.n_events,
              "ndcg@10": v.metrics.get("ndcg@10"), "promoted": v.version == promoted,
              "git_sha": (v.git_sha or "")[:10]} for v in r.versions()]
-    emit(rows, fmt, title=f"registry {registry}")
+    emit(rows, fmt, title=f"registry {registry_path(registry)}")
 
 
 @registry_app.command("add")
 def add(path: Annotated[Path, typer.Argument(help="A folder written by feedwise train.")],
-        registry: RegistryOption = "registry",
+        registry: RegistryOption = None,
         promote: Annotated[bool, typer.Option(help="Promote it too.")] = False) -> None:
-    """Register a model saved by ``feedwise train`` as a new version."""
+    """Register a model saved by ``feedwise train`` as a new version.
+
+    Example: feedwise registry add models/itemknn --promote
+    """
     from feedwise.models.base import Recommender
     from feedwise.registry import ModelRegistry
 
-    r = ModelRegistry(registry)
+    r = ModelRegistry(registry_path(registry))
     meta = r.register(Recommender.load(path), notes=f"added from {path}")
     if promote:
         r.promote(meta.version, reason="cli add --promote")
@@ -47,7 +65,7 @@ def add(path: Annotated[Path, typer.Argument(help="A folder written by feedwise 
 @registry_app.command("promote")
 def promote_(version: Annotated[str | None, typer.Argument(
                  help="Version to promote (or give --experiment).")] = None,
-             registry: RegistryOption = "registry",
+             registry: RegistryOption = None,
              experiment: Annotated[str | None, typer.Option(
                  help="Promote the winner of this experiment: the arm whose interval on "
                       "--metric lies above control's (read from the store's logged feeds); "
@@ -74,7 +92,7 @@ def promote_(version: Annotated[str | None, typer.Argument(
         return
     if version is None:
         raise ConfigError("give a VERSION to promote, or --experiment NAME")
-    ModelRegistry(registry).promote(version, reason="cli")
+    ModelRegistry(registry_path(registry)).promote(version, reason="cli")
     console.print(f"promoted {version}")
 
 
@@ -116,12 +134,15 @@ def _promote_winner(name: str, metric: str, alpha: float, db: str | None,
 
 
 @registry_app.command("decisions")
-def decisions(registry: RegistryOption = "registry",
+def decisions(registry: RegistryOption = None,
               fmt: FormatOption = Format.table) -> None:
-    """Every retraining decision with its figures."""
+    """Every retraining decision with its figures.
+
+    Example: feedwise registry decisions --format json
+    """
     from feedwise.registry import ModelRegistry
 
-    rows = ModelRegistry(registry).decisions()
+    rows = ModelRegistry(registry_path(registry)).decisions()
     for row in rows:
         row.pop("window", None)
     emit(rows, fmt, title="retrain decisions")

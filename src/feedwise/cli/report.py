@@ -58,7 +58,10 @@ def report(
 ) -> None:
     """Write the behaviour-insight report (KPIs, trends, retention, activity, funnel,
     segments, content, campaigns) for [--from, --to) as one offline HTML file; with
-    ``--engine spark`` print the KPI tables computed on Spark instead."""
+    ``--engine spark`` print the KPI tables computed on Spark instead.
+
+    Example: feedwise report --from 2026-01-01 --to 2026-02-01 --out report.html
+    """
     from feedwise.report.builder import SECTIONS, ReportConfig, build_report
     from feedwise.report.html import write_html
 

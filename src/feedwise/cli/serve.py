@@ -55,11 +55,12 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
     settings = Settings(**overrides)
     # one deployment: the registry and keys beside the store unless given
     dep = Deployment.for_store(settings.db)
-    if "registry" not in overrides and "FEEDWISE_REGISTRY" not in os.environ:
+    if "registry" not in settings.model_fields_set:  # not given by option, env or file
         settings.registry = str(dep.registry_dir)
     if settings.keys_file is None and dep.keys_path.is_file():
         settings.keys_file = str(dep.keys_path)
-    check_servable(settings.db)  # one line, exit 2, when something else holds the store
+    # one line, exit 2, when something else holds the store or its model is another's
+    check_servable(settings.db, settings.registry)
     # the admin key the CLI uses while this service holds the store (docs/service.md)
     admin_key = f"fw_admin_{secrets.token_urlsafe(32)}"
     settings.api_keys = [*settings.api_keys, f"{hash_key(admin_key)}:admin"]
@@ -82,6 +83,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
             with os.fdopen(fd, "w") as f:
                 f.write(admin_key)
             shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address
             dep.write_server_state({"url": f"http://{shown}:{bound}", "pid": os.getpid(),
                                     "db": str(Path(settings.db).resolve()),
                                     "registry": str(settings.registry),

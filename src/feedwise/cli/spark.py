@@ -80,7 +80,10 @@ def spark_train(events: EventsOption,
                     help="Only events before this time (ISO).")] = None,
                 master: MasterOption = None, conf: ConfOption = None,
                 fmt: FormatOption = Format.table) -> None:
-    """Train ALS on Spark (interactions by Spark SQL, MLlib ALS) into a servable model."""
+    """Train ALS on Spark (interactions by Spark SQL, MLlib ALS) into a servable model.
+
+    Example: feedwise spark-train --events ev/ --out models/als-spark
+    """
     from feedwise.engines.spark import train_spark
     from feedwise.models.spark_als import SparkALS
 
@@ -106,7 +109,10 @@ def spark_report(events: EventsOption,
                  master: MasterOption = None, conf: ConfOption = None,
                  fmt: FormatOption = Format.table) -> None:
     """The KPI queries as Spark SQL over the Parquet layout (users with analytics consent
-    only; rows describing fewer than --k users blanked and marked ``suppressed``)."""
+    only; rows describing fewer than --k users blanked and marked ``suppressed``).
+
+    Example: feedwise spark-report --events ev/ --kpi campaigns
+    """
     from feedwise.engines.kpis import KPI_NAMES, compare_kpis, duckdb_kpis
     from feedwise.engines.spark import report_spark
 

@@ -176,7 +176,10 @@ def evaluate(model: ModelOption = "itemknn", params: ParamsOption = None,
              k: Annotated[int, typer.Option(help="List length.")] = 10,
              seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 42,
              db: DbOption = None, fmt: FormatOption = Format.table) -> None:
-    """Train on the split's train part and report ranking metrics on its test part."""
+    """Train on the split's train part and report ranking metrics on its test part.
+
+    Example: feedwise evaluate --model itemknn --split random --k 10
+    """
     from feedwise.evaluation import evaluate as run
     from feedwise.evaluation import last_n_split, random_split, temporal_split
     from feedwise.models.base import side_data

@@ -49,6 +49,8 @@ def tune(
     (``--validation-ratio`` of each user's items to fit, the rest to score; ``--splits``
     of them, averaged); the test split (``--holdout``) is never used to choose. Saves
     the best configuration as JSON (``best_params`` are ``feedwise train --params``).
+
+    Example: feedwise tune ease --trials 20 --metric ndcg
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 

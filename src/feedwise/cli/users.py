@@ -58,6 +58,8 @@ def erase(user_id: UserArg, db: DbOption = None, fmt: FormatOption = Format.tabl
     model (./models, --models) without them, cleans exports (--exports), and rewrites the
     database file (docs/privacy.md lists each place). A running server is reached through
     DELETE /v1/users/{id} instead (it holds the store).
+
+    Example: feedwise users erase u42 --yes
     """
     from feedwise.deployment import Deployment
     from feedwise.privacy import PrivacySettings, erase_user
@@ -91,7 +93,10 @@ def export(user_id: UserArg, db: DbOption = None,
                "with its table; csv / table: rows per table.")] = Format.json,
            out: Annotated[Path | None, typer.Option(
                "--out", "-o", help="Write the JSON export to this file.")] = None) -> None:
-    """Everything held about a user (the right of access)."""
+    """Everything held about a user (the right of access).
+
+    Example: feedwise users export u42 --out u42.json
+    """
     from feedwise.privacy import dumps_export, export_user
 
     with open_store(db) as store:
@@ -122,7 +127,10 @@ def consent(user_id: UserArg,
             source: Annotated[str, typer.Option(
                 help="Where the consent was given (recorded with it).")] = "cli",
             db: DbOption = None, fmt: FormatOption = Format.table) -> None:
-    """Show a user's consent, or change some flags (recorded with time and source)."""
+    """Show a user's consent, or change some flags (recorded with time and source).
+
+    Example: feedwise users consent u42 --no-ads
+    """
     from feedwise.privacy import get_consent, set_consent
 
     with open_store(db) as store:

@@ -41,6 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from feedwise.deployment import Deployment
 from feedwise.errors import ConfigError, NotFoundError
+from feedwise.evidence.abtest import analyze_experiment
+from feedwise.feed.candidates import CandidateGenerator, RecommenderSource
 from feedwise.feed.config import FeedConfig
 from feedwise.store import EventStore
 
@@ -422,8 +424,6 @@ def engine_for_model(engine: Any, model: Any) -> Any:
     """A view of ``engine`` whose personal candidates come from ``model`` instead: the same
     catalogue, campaigns, ad state, caps, budgets and lock (a shallow copy with its own
     recommender source), for an experiment arm that serves another model version."""
-    from feedwise.feed.candidates import CandidateGenerator, RecommenderSource
-
     view = copy.copy(engine)
     srcs = [RecommenderSource(model, engine.catalog) if s.name == "recommender" else s
             for s in engine.sources]
@@ -466,8 +466,6 @@ def pick_winner(deployment: Deployment, store: EventStore, name: str, metric: st
         ConfigError: A sample-ratio mismatch (the assignment is broken: nothing to promote),
             or no arm's interval lies above 0.
     """
-    from feedwise.evidence.abtest import analyze_experiment
-
     exp = get_experiment(deployment, name)
     control = control or exp.arms[0].name
     out = analyze_experiment(store, name, metric, control=control, alpha=alpha,

@@ -74,6 +74,11 @@ class PeopleYouMayKnow:
         objective: ``"pairwise"`` (which of a held-out edge and a non-edge of the same
             user is the edge: a logistic regression on feature differences, no intercept)
             or ``"pointwise"`` (edge or not).
+        by_degree: Add each feature times the user's log degree (lets the blend lean on
+            taste for users with few relations).
+        hard: Share of the negatives taken as the pool's best by Adamic–Adar instead of at
+            random.
+        repeats: Carves of the graph the blend learns from (more pairs, same features).
     """
 
     def __init__(self, *, holdout: float = 0.1, negatives: int = 40,
@@ -81,7 +86,7 @@ class PeopleYouMayKnow:
                  random_state: int = 0, batch: int = 256, pool: int = 100,
                  quadratic: bool = False, features: Sequence[str] | None = DEFAULT_FEATURES,
                  normalise: str = "none", objective: str = "pairwise",
-                 by_degree: bool = False, hard: float = 0.0) -> None:
+                 by_degree: bool = False, hard: float = 0.0, repeats: int = 1) -> None:
         self.holdout = holdout
         self.negatives = negatives
         self.Cs = tuple(Cs)
@@ -95,6 +100,7 @@ class PeopleYouMayKnow:
         self.objective = objective
         self.by_degree = by_degree
         self.hard = hard
+        self.repeats = repeats
 
     # ------------------------------------------------------------------ fitting
     def fit(self, edges: pd.DataFrame, interactions: Interactions | None = None, *,
@@ -142,6 +148,10 @@ class PeopleYouMayKnow:
                 if r > best:
                     best, best_c = r, c
         x, y = self._pairs(train_adj, held, rng)
+        for _ in range(self.repeats - 1):  # more carves: more pairs to learn the blend from
+            more_adj, more_held = _carve(adj, self.holdout, rng)
+            xm, ym = self._pairs(more_adj, more_held, rng)
+            x, y = np.vstack([x, xm]), np.concatenate([y, ym])
         self.C_ = float(best_c)
         self.validation_recall_ = float(best) if best >= 0 else None
         self.coef_, self.intercept_, self.mean_, self.scale_ = _logit(
@@ -359,7 +369,8 @@ class PeopleYouMayKnow:
                            "features": None if self.features is None
                            else list(self.features),
                            "normalise": self.normalise, "objective": self.objective,
-                           "by_degree": self.by_degree, "hard": self.hard},
+                           "by_degree": self.by_degree, "hard": self.hard,
+                           "repeats": self.repeats},
                 "C": self.C_, "intercept": self.intercept_,
                 "validation_recall": self.validation_recall_}
         (p / "model.json").write_text(json.dumps(meta, indent=2))

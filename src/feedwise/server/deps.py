@@ -112,7 +112,7 @@ class ServiceState:
             forget_erased(self.store, model)  # trained before an erasure: drop those users
             old = self.served
             policy = self._policy(model)
-            served = Served(meta, model, policy, self._arm_policies(policy))
+            served = Served(meta, model, policy, **self._arm_policies(policy))
             self.served = served  # the swap: one reference assignment
         self._retire(old)
         swapped = old is not None
@@ -125,17 +125,19 @@ class ServiceState:
         return True
 
     def _arm_policies(self, policy):  # noqa: ANN001, ANN202
-        """Policies of the running experiment's arms that serve another model version."""
-        out = {}
+        """Policies and models of the running experiment's arms that serve another model
+        version: ``{"arms": {version: policy}, "arm_models": {version: model}}``."""
+        arms, models = {}, {}
         for version in sorted(self.rollout.model_versions()):
             try:
                 model = self.registry.load(version)
                 forget_erased(self.store, model)
-                out[version] = (engine_for_model(policy, model) if isinstance(policy, FeedEngine)
-                                else ModelFeedPolicy(model))
+                arms[version] = (engine_for_model(policy, model)
+                                 if isinstance(policy, FeedEngine) else ModelFeedPolicy(model))
+                models[version] = model
             except Exception:  # noqa: BLE001 - that arm serves the promoted model instead
                 log.exception("experiment arm model %s could not be loaded", version)
-        return out
+        return {"arms": arms, "arm_models": models}
 
     def _policy(self, model):  # noqa: ANN001, ANN202
         policy = build_policy(model, self.store, self.settings.feed_policy,
@@ -159,7 +161,7 @@ class ServiceState:
             self._dirty = False
             self._flush(old)  # the new engine loads the ad state the old one wrote
             policy = self._policy(old.model)
-            self.served = Served(old.meta, old.model, policy, self._arm_policies(policy))
+            self.served = Served(old.meta, old.model, policy, **self._arm_policies(policy))
             del old
         settle_heap()
 

@@ -71,12 +71,19 @@ class Served:
     """What requests read: one immutable snapshot, swapped whole on promotion.
 
     ``arms``: model version -> policy, for a running experiment's arms that serve another
-    registry version (views of ``policy`` sharing its ad state, caps and budgets)."""
+    registry version (views of ``policy`` sharing its ad state, caps and budgets);
+    ``arm_models``: their models (erasure and objection reach them too)."""
 
     meta: ModelVersion
     model: Recommender
     policy: Policy
     arms: dict[str, Policy] = field(default_factory=dict)
+    arm_models: dict[str, Recommender] = field(default_factory=dict)
+
+    @property
+    def models(self) -> list[Recommender]:
+        """The served model and every experiment arm's model."""
+        return [self.model, *self.arm_models.values()]
 
     @property
     def version(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,7 +69,14 @@ class StoreMeta(StoreBase):
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
         with self._lock:
-            self.con.execute("CHECKPOINT")
+            for attempt in range(20):  # a reader's transaction may hold it off a moment
+                try:
+                    self.con.execute("CHECKPOINT")
+                    break
+                except duckdb.TransactionException:
+                    time.sleep(0.05 * (attempt + 1))
+            # no commit lands while the lock is held: the file and its log (when the
+            # checkpoint could not fold it in) are copied as one state
             shutil.copyfile(self.path, tmp)
             wal = Path(f"{self.path}.wal")
             if wal.exists() and wal.stat().st_size:  # not folded in: copy it with the file

@@ -40,6 +40,10 @@ _SCRIPTS: dict[str, re.Pattern[str]] = {
     "th": re.compile(r"[\u0e00-\u0e7f]"),
 }
 _ASCII_LETTER = re.compile(r"[A-Za-z]")
+# any character of a script other than Latin: text without one (the common case: English
+# with emoji or curly quotes) needs one pass, not one per script
+_NON_LATIN = re.compile("[" + "".join(rx.pattern[1:-1] for name, rx in _SCRIPTS.items()
+                                      if name != "latin") + "]")
 
 _STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset("the and is are was were be to of in on for with at by this that it you i "
@@ -77,6 +81,8 @@ _CJK_RUN = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf
 def _scripts(text: str) -> dict[str, int]:
     if text.isascii():
         return {"latin": 1} if _ASCII_LETTER.search(text) else {}
+    if _NON_LATIN.search(text) is None:
+        return {"latin": 1} if _SCRIPTS["latin"].search(text) else {}
     out = {}
     for name, rx in _SCRIPTS.items():
         n = len(rx.findall(text))

@@ -79,6 +79,8 @@ def post_edges(body: EdgesIn, state: State, key: IngestKey) -> EdgesOut:
 
     rep, bad = wait(state.writer.call(land, timeout=state.settings.write_timeout_s),
                     state.settings.write_timeout_s)
+    if rep.accepted:
+        state.catalogue_changed()  # the feed engine reads the graph: rebuild it
     rejects = [] if bad is None else [EdgeReject(row=int(r.row), field=str(r.field),
                                                  reason=str(r.reason))
                                       for r in bad.itertuples()]

@@ -183,10 +183,10 @@ async function load(){const msg=$("msg");
  const x=d.series.map(r=>r.period);
  const users=d.series.map(r=>r.active_users??r.users);
  Plotly.react("c1",[{x,y:users,type:"scatter",name:"active users"}],
-  {title:"Active users",margin:{t:40}});
+  {title:{text:"Active users"},margin:{t:40}});
  const ys=["impressions","ad_impressions"].map(k=>({x,y:d.series.map(r=>r[k]),
   type:"bar",name:k}));
- Plotly.react("c2",ys,{title:"Impressions",barmode:"group",margin:{t:40}});
+ Plotly.react("c2",ys,{title:{text:"Impressions"},barmode:"group",margin:{t:40}});
  const by={};for(const p of d.pacing){(by[p.campaign_id]=by[p.campaign_id]||[]).push(p)}
  const tr=[];for(const [c,rows] of Object.entries(by)){
   tr.push({x:rows.map(r=>r.day),y:rows.map(r=>r.spend),type:"scatter",mode:"lines+markers",
@@ -194,8 +194,8 @@ async function load(){const msg=$("msg");
   if(rows.some(r=>r.planned!==null))tr.push({x:rows.map(r=>r.day),
    y:rows.map(r=>r.planned),type:"scatter",mode:"lines",line:{dash:"dot"},
    name:c+" plan"})}
- Plotly.react("c3",tr,{title:tr.length?"Campaign pacing: spend per day against plan":
-  "Campaign pacing: no ad delivery in this window",margin:{t:40}});}
+ Plotly.react("c3",tr,{title:{text:tr.length?"Campaign pacing: spend per day against plan":
+  "Campaign pacing: no ad delivery in this window"},margin:{t:40}});}
 load();setInterval(()=>{if(!document.hidden)load()},30000);
 </script></body></html>"""
 

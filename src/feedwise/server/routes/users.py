@@ -206,7 +206,8 @@ def _write_user(user_id: str, state: State, key: AdminKey, *, flags: dict[str, b
                            state.settings.write_timeout_s)
         served = state.served
         if not personal and served is not None:  # objection: profile not used
-            served.model.forget_user(state.user_key(user_id))
+            for m in served.models:  # the served model and experiment arms' models
+                m.forget_user(state.user_key(user_id))
     state.catalogue_changed()
     return get_user(user_id, state, key)
 
@@ -257,7 +258,7 @@ def delete_user(user_id: UserId, state: State, key: AdminKey) -> ErasureOut:
     # go on to serve a model (and engine) that still holds the user
     with state.swaps_paused():
         served = state.served
-        models = [served.model] if served is not None else []
+        models = served.models if served is not None else []  # with experiment arms' models
         engines = [served.policy] if served is not None and hasattr(served.policy, "state") \
             else []
 
