@@ -5,6 +5,7 @@ world seed 1); it is checked here on the demo world, ``synthetic_social(seed=0)`
 defaults (what ``feedwise demo`` and ``feedwise datasets synthetic`` generate), at
 mid-window (2025-01-13 00:00 UTC: every one of its 10 campaigns live, with budget), for
 its first 200 users, one feed each, 30 s apart, recorded (caps, spend and pacing evolve).
+Eight of its ten campaigns target a tag; two buy reach without targeting.
 """
 
 from __future__ import annotations
@@ -55,15 +56,11 @@ def test_default_config_places_ads_without_breaking_a_guardrail(demo):
     reachable = sum(bool(f.ad_slots) for f in greedy)
     print(f"default λ={cfg.ux_lambda:g}: {with_ads}/200 feeds with an ad "
           f"(revenue-greedy ceiling {reachable}/200)")
-    # the old default (λ = 1) placed none; the default now places ads on most feeds, and on
-    # nearly all that the targeting, consent and caps let an ad reach
-    assert with_ads >= 0.80 * len(feeds)
-    assert with_ads >= 0.90 * reachable
-    # the issue's figure: >= 90 % of all 200 feeds. Not reachable on this world by any λ
-    # (the ceiling above: all 10 campaigns target a tag, and users without ads consent or
-    # without a matching interest cannot be shown one); recorded, not asserted
-    if with_ads < 0.9 * len(feeds):
-        assert reachable < 0.9 * len(feeds)
+    # the issue's figure: >= 90 % of all 200 feeds (the world's brand-awareness campaigns
+    # reach users whom no targeted campaign matches, and users without ads consent get
+    # untargeted ads only: AdConfig.no_consent); and nearly all that the rules let an ad reach
+    assert with_ads >= 0.90 * len(feeds)
+    assert with_ads >= 0.95 * reachable
 
 
 def test_the_old_default_placed_none(demo):

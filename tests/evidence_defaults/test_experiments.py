@@ -203,6 +203,13 @@ def test_a_model_version_arm_serves_that_version(tmp_path):
         assert got["treatment"]["model_version"] == v2
         assert got["treatment"]["policy"]["model_version"] == v2
         assert got["control"]["model_version"] == promoted
+        # `feed` (CLI) serves a treatment user that version too, and says so
+        tu = got["treatment"]["user_id"]
+        res = runner.invoke(app, ["feed", tu, "-n", "5", "--db", d.db, "--now",
+                                  d.mid.isoformat(), "--format", "json"])
+        assert res.exit_code == 0, res.output
+        pol = json.loads(res.stdout)[0]["policy"]
+        assert (pol["variant"], pol["model_version"]) == ("treatment", v2)
         # erasure reaches the arm's model too (it is served, so it must forget)
         gone = d.users[5]
         assert state.served.arm_models[v2].knows_user(gone)

@@ -101,3 +101,27 @@ def test_store_suggestions_respect_consent(store):
     who = next(u for u in busiest if u not in ("u1", "u2"))
     df, note = suggest_from_store(store, who, 20)
     assert note is None and len(df) and "u1" not in set(df["suggested_id"])
+
+
+def test_unknown_ranker_is_a_config_error():
+    from feedwise.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ranker"):
+        PeopleYouMayKnow(ranker="forest").fit(_graph(), _plays())
+
+
+def test_boosted_trees_rank_communities_and_survive_save_and_load(tmp_path):
+    m = PeopleYouMayKnow(ranker="gbdt", trees=30, random_state=1).fit(_graph(), _plays())
+    s = m.suggest([f"u{i}" for i in range(8)], 5)
+    same = [int(a[1:]) % 4 == int(b[1:]) % 4 for a, b in zip(s.user_id, s.suggested_id,
+                                                             strict=True)]
+    assert np.mean(same) > 0.8
+    assert m.validation_recall_ is not None
+    m.save(tmp_path / "gbdt")
+    assert not list((tmp_path / "gbdt").glob("*.pkl"))
+    back = PeopleYouMayKnow.load(tmp_path / "gbdt")
+    assert not hasattr(back, "_hgb")  # the loaded model walks the saved tree arrays
+    got = back.suggest(["u1", "u2", "u5"], 5)
+    want = m.suggest(["u1", "u2", "u5"], 5)
+    assert list(got["suggested_id"]) == list(want["suggested_id"])
+    np.testing.assert_allclose(got["score"], want["score"], rtol=1e-9, atol=1e-9)

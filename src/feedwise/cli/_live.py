@@ -18,6 +18,7 @@ import io
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -256,19 +257,26 @@ def _request(server: dict, route: str, body: dict | None = None, timeout: float 
                               "serve") from None
     req = urllib.request.Request(url, data=json.dumps(body or {}).encode(), headers=headers,
                                  method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - our server
-            return r.status, json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as e:
+    for attempt in range(6):
         try:
-            doc = json.loads(e.read() or b"{}")
-        except ValueError:
-            doc = {}
-        return e.code, doc
-    except (urllib.error.URLError, OSError) as e:
-        raise ConfigError(f"a feedwise service (pid {server.get('pid')}) holds the store but "
-                          f"does not answer at {url} ({getattr(e, 'reason', e)}); wait for it "
-                          "to start or stop it, then run this again") from None
+            with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 - ours
+                return r.status, json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            try:
+                doc = json.loads(e.read() or b"{}")
+            except ValueError:
+                doc = {}
+            return e.code, doc
+        except (urllib.error.URLError, OSError) as e:
+            refused = isinstance(getattr(e, "reason", e), ConnectionRefusedError)
+            if refused and attempt < 5:  # starting: it writes its state just before binding
+                time.sleep(0.2)
+                continue
+            raise ConfigError(f"a feedwise service (pid {server.get('pid')}) holds the store but "
+                              f"does not answer at {url} ({getattr(e, 'reason', e)}); wait for "
+                              "it to start or stop it, then run this again (if it is gone, "
+                              "delete its state file <store>.serve.json)") from None
+    raise AssertionError("unreachable")
 
 
 def _no_admin(server: dict, status: int, doc: dict) -> ConfigError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -132,8 +133,9 @@ def feed(
                                    "first and print its temporal hold-out report.")] = False,
     now: Annotated[str | None, typer.Option(help="Request time, ISO 8601 (default: now, "
                                                  "UTC).")] = None,
-    record: Annotated[bool, typer.Option(help="Record the served ads (caps, spend) in the "
-                                              "store.")] = False,
+    record: Annotated[bool, typer.Option(help="Record the served feed in the store as `serve` "
+                                              "does: its impressions (ads with their "
+                                              "charge), caps and spend.")] = False,
     db: DbOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
@@ -145,6 +147,7 @@ def feed(
     from feedwise.feed.types import FeedRequest
     from feedwise.ranking.engagement import MultiObjectiveModel
     from feedwise.schema import utc
+    from feedwise.server.routes.feed import impression_rows
 
     try:
         cfg, arm, rollout = feed_policy(user, db, config, ux_lambda)
@@ -168,10 +171,13 @@ def feed(
                 err_console.print("engagement model, temporal hold-out:")
                 err_console.print(report.to_string(index=False))
             engine = FeedEngine.from_store(store, rec, cfg, engagement=eng_model)
-            result = rollout.compose(engine, FeedRequest(user, n=n, now=when), arm,
-                                     record=record)
-            if record:
-                engine.flush()
+            request = FeedRequest(user, n=n, now=when, request_id=f"cli-{uuid.uuid4().hex}")
+            result = rollout.compose(engine, request, arm, record=record)
+            if record:  # as `serve` logs it: the impressions (ads with their charge) and
+                # the ad state, in one transaction
+                store.log_served(impression_rows(result, request.request_id,
+                                                 arm.model_version or "cli", "cli", None,
+                                                 arm.log_context()), (engine.flush,))
     except FeedwiseError:
         raise
     except ValueError as e:  # an option the feed's types reject (e.g. -n 0)

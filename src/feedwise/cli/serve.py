@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -69,44 +72,45 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
     app_.state.admin_runner = run_command
     install_routing()
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets=None) -> None:  # noqa: ANN001
-            await super().startup(sockets)
-            if not self.started:
-                return
-            bound = port
-            for srv in getattr(self, "servers", []):
-                for sock in getattr(srv, "sockets", []) or []:
-                    bound = sock.getsockname()[1]
-                    break
+    sock = None
+    if port == 0:  # any free port: bound here, so the state file can name it
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, 0))
+        sock.listen(2048)
+    bound = sock.getsockname()[1] if sock is not None else port
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address
+    inner = app_.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with inner(app) as value:  # the store is open and the model loaded
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(admin_key)
-            shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-            shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address
             dep.write_server_state({"url": f"http://{shown}:{bound}", "pid": os.getpid(),
                                     "db": str(Path(settings.db).resolve()),
                                     "registry": str(settings.registry),
                                     "admin_key_file": str(key_file.resolve()),
                                     "started_at": datetime.now(UTC).isoformat()})
-
-        async def shutdown(self, sockets=None) -> None:  # noqa: ANN001
-            # first: no command is sent here any more; uvicorn re-raises SIGTERM/SIGINT
-            # once shut down, so the files go here rather than after run()
-            dep.clear_server_state(pid=os.getpid())
             try:
-                await super().shutdown(sockets)
-            finally:
+                yield value
+            finally:  # no command is sent here any more once shutting down
+                dep.clear_server_state(pid=os.getpid())
                 key_file.unlink(missing_ok=True)
 
-    # uvicorn's own access log prints paths and status only, never headers or keys
-    config = uvicorn.Config(app_, host=host, port=port, log_level=log_level,
-                            access_log=access_log, timeout_graceful_shutdown=30, loop=loop)
+    app_.router.lifespan_context = lifespan
+    where = {"fd": sock.fileno()} if sock is not None else {"host": host, "port": port}
     try:
-        Server(config).run()
+        # uvicorn's own access log prints paths and status only, never headers or keys
+        uvicorn.run(app_, **where, log_level=log_level, access_log=access_log,
+                    timeout_graceful_shutdown=30, loop=loop)
     finally:
         dep.clear_server_state(pid=os.getpid())
         key_file.unlink(missing_ok=True)
+        if sock is not None:
+            sock.close()
 
 
 def register(app: typer.Typer) -> None:

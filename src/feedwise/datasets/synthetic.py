@@ -712,7 +712,9 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
         crs = np.flatnonzero(creative_camp == c)
         name = f"{ADVERTISERS[int(adv_of[c]) % len(ADVERTISERS)]} {topic_names[camp_topic[c]]}"
         caps = camp_caps[c]
-        target = [topic_tags[int(camp_topic[c])][0]]
+        # every fifth campaign is a brand-awareness campaign bought for reach (no tag
+        # targeting), as advertisers run beside their targeted ones
+        target = [] if c % 5 == 4 else [topic_tags[int(camp_topic[c])][0]]
         spec = {"campaign_id": str(camp_names[c]), "advertiser_id": str(adv_names[adv_of[c]]),
                 "name": name,
                 "creatives": [{"item_id": str(item_names[n_posts + j]), "title": c_titles[j],

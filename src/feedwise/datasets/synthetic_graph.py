@@ -78,7 +78,8 @@ def _user_follows(rng: np.random.Generator, user_topic: np.ndarray) -> tuple[np.
 
 
 def attach_graph(world: Any, *, seed: int, cascades: bool = False,
-                 n_influencers: int = 20, influencer_boost: float = 12.0) -> None:
+                 n_influencers: int = 20, influencer_boost: float = 12.0,
+                 influence: float = 0.0) -> None:
     """Give ``world`` its follow graph (``world.edges``) and, with ``cascades``, planted
     influencers, follower growth and reshare cascades (appended to ``world.events``).
 
@@ -88,6 +89,12 @@ def attach_graph(world: Any, *, seed: int, cascades: bool = False,
         cascades: Plant influencers and play reshare cascades.
         n_influencers: Planted influencers (capped at a tenth of the authors).
         influencer_boost: How much more often an influencer's followers reshare.
+        influence: Social influence (``cascades`` only; 0, the default, plants none):
+            each user who follows a resharer clicks the reshared post with probability
+            ``influence x aff(user, topic)`` at ``+ Exp(3 h)`` (once per user and post,
+            within the window; surface ``following``), ``truth["influenced_clicks"]``
+            counts them. A world where what the people you follow reshare drives what
+            you engage with: the graph then matters for the feed.
     """
     rng = np.random.default_rng([int(seed), 21])
     truth = world.truth
@@ -232,6 +239,12 @@ def attach_graph(world: Any, *, seed: int, cascades: bool = False,
         "surface": "following", "session_id": None, "propensity": np.nan, "context": None,
         "text": None, "parent_id": parent_ids})[logged]
     shares = shares[list(EVENT_COLUMNS)]
+    if influence > 0:
+        clicks = _influenced(rng, influence, post_all[logged], user_all[logged],
+                             ts_all[logged], u_ptr, u_fol, aff, post_topic, n_users, t_end,
+                             user_names, post_names, world.name)[list(EVENT_COLUMNS)]
+        truth["influenced_clicks"] = len(clicks)
+        shares = pd.concat([shares, clicks], ignore_index=True)
     ev = world.events
     shares = shares.astype({c: ev[c].dtype for c in ("dwell_ms", "position")
                             if c in ev.columns}, errors="ignore")
@@ -240,6 +253,34 @@ def attach_graph(world: Any, *, seed: int, cascades: bool = False,
     truth["cascade_size"] = np.bincount(post_all[logged], minlength=n_posts)
     truth["post_virality"] = virality
     truth["reshares"] = int(logged.sum())
+
+
+def _influenced(rng: np.random.Generator, influence: float, post: np.ndarray,
+                user: np.ndarray, ts: np.ndarray, u_ptr: np.ndarray, u_fol: np.ndarray,
+                aff: np.ndarray, post_topic: np.ndarray, n_users: int, t_end: float,
+                user_names: np.ndarray, post_names: np.ndarray, name: str
+                ) -> pd.DataFrame:
+    """Clicks planted by social influence: followers of each resharer click the post."""
+    cnt = u_ptr[user + 1] - u_ptr[user]
+    rep = np.repeat(np.arange(len(user)), cnt)
+    pos = np.repeat(u_ptr[user], cnt) + (np.arange(len(rep))
+                                          - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    g, pp = u_fol[pos], post[rep]
+    ok = rng.random(len(g)) < np.clip(influence * aff[g, post_topic[pp]], 0, 1)
+    g, pp = g[ok], pp[ok]
+    t = ts[rep[ok]] + rng.exponential(3 * 3600.0, int(ok.sum()))
+    order = np.argsort(t, kind="stable")
+    g, pp, t = g[order], pp[order], t[order]
+    keep = ~pd.Index(pp.astype(np.int64) * n_users + g).duplicated() & (t < t_end)
+    g, pp, t = g[keep], pp[keep], t[keep]
+    n = len(g)
+    return pd.DataFrame({
+        "event_id": np.array([f"{name}-i{i:07d}" for i in range(n)], dtype=object),
+        "user_id": user_names[g], "item_id": post_names[pp], "kind": "click",
+        "ts": _to_ts(t), "dwell_ms": pd.array([pd.NA] * n, dtype="Int64"),
+        "value": np.nan, "position": pd.array([pd.NA] * n, dtype="Int32"),
+        "surface": "following", "session_id": None, "propensity": np.nan,
+        "context": None, "text": None, "parent_id": None})
 
 
 def _edges(parts: list[pd.DataFrame]) -> pd.DataFrame:

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from feedwise.datasets import synthetic_social
+from feedwise.datasets.synthetic_graph import attach_graph
 from feedwise.feed.engine import FeedEngine
 from feedwise.feed.types import FeedRequest
 from feedwise.models import get_model
@@ -96,28 +99,62 @@ def replay_open_retrieval(store: EventStore, cut: datetime, *, graph: bool = Tru
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def graph_lift(n_users: int = 600, seeds: tuple[int, ...] = (7, 8, 9), k: int = 10,
-               cascades: tuple[bool, ...] = (False, True)) -> list[dict]:
+#: The kinds of synthetic world :func:`graph_lift` replays: (cascades, social influence).
+WORLDS: dict[str, tuple[bool, float]] = {
+    "follow graph": (False, 0.0),
+    "cascades": (True, 0.0),
+    "cascades + social influence": (True, 1.0),
+}
+
+
+def _world(n_users: int, seed: int, cascades: bool, influence: float) -> Any:
+    size = {"n_users": n_users, "n_authors": max(40, n_users // 10),
+            "n_posts": max(1000, n_users * 2), "n_days": 10, "seed": seed}
+    if influence <= 0:
+        return synthetic_social(**size, cascades=cascades)
+    # the same world, its graph attached again with social influence planted (the graph's
+    # own random stream: the follows are those of the plain world)
+    world = synthetic_social(**size)
+    attach_graph(world, seed=seed, cascades=True, influence=influence)
+    return world
+
+
+def interval95(values: list[float]) -> tuple[float, float, float]:
+    """Mean and Student-t 95% interval of ``values`` (the seeds' lifts)."""
+    x = np.asarray([v for v in values if np.isfinite(v)], np.float64)
+    if len(x) == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return m, m - half, m + half
+
+
+def graph_lift(n_users: int = 600, seeds: tuple[int, ...] = (7, 8, 9, 10, 11),
+               k: int = 10, worlds: tuple[str, ...] = tuple(WORLDS),
+               max_users: int | None = 400) -> list[dict]:
     """Rows for the benchmark: the engine's open-retrieval NDCG@k on synthetic worlds
-    (cut at 80% of their events) with and without the graph sources, per world and the
-    mean relative lift per kind of world. ``cascades``: worlds without and with reshares
-    that travel along the follow graph (the only behaviour of the world that depends on
-    user-to-user follows)."""
+    (cut at 80% of their events) with and without the graph sources, per world and seed,
+    and per kind of world (:data:`WORLDS`) the mean relative lift over the seeds with its
+    95% interval. In the plain world engagement does not depend on user-to-user follows;
+    with cascades reshares travel along them; with social influence users also click what
+    the people they follow reshared."""
     rows = []
-    for casc in cascades:
-        name = f"synthetic {n_users} users" + (", cascades" if casc else "")
-        lifts = []
+    for kind in worlds:
+        casc, influence = WORLDS[kind]
+        name = f"synthetic {n_users} users, {kind}"
+        lifts, diffs = [], []
         for seed in seeds:
-            world = synthetic_social(n_users=n_users, n_authors=max(40, n_users // 10),
-                                     n_posts=max(1000, n_users * 2), n_days=10, seed=seed,
-                                     cascades=casc)
+            world = _world(n_users, seed, casc, influence)
             store = EventStore(":memory:")
             try:
                 world.load_into(store)
                 cut = pd.to_datetime(world.events["ts"], utc=True).quantile(0.8)
                 res = {}
                 for graph in (False, True):
-                    r = replay_open_retrieval(store, cut.to_pydatetime(), graph=graph, k=k)
+                    r = replay_open_retrieval(store, cut.to_pydatetime(), graph=graph, k=k,
+                                              max_users=max_users)
                     res[graph] = r["ndcg"]
                     rows.append({"benchmark": "replay", "dataset": f"{name}, seed {seed}",
                                  "method": "engine with graph sources" if graph
@@ -127,8 +164,11 @@ def graph_lift(n_users: int = 600, seeds: tuple[int, ...] = (7, 8, 9), k: int = 
             finally:
                 store.close()
             lifts.append(res[True] / res[False] - 1 if res[False] else float("nan"))
+            diffs.append(res[True] - res[False])
+        m, lo, hi = interval95(lifts)
         rows.append({"benchmark": "replay", "dataset": f"{name}, seeds {list(seeds)}",
                      "method": "mean lift from the graph sources", "metric": "relative",
-                     "value": round(float(np.mean(lifts)), 4),
-                     "per_seed": [round(x, 4) for x in lifts]})
+                     "value": round(m, 4), "ci95": [round(lo, 4), round(hi, 4)],
+                     "per_seed": [round(x, 4) for x in lifts],
+                     "mean_ndcg_difference": round(float(np.mean(diffs)), 4)})
     return rows

@@ -524,7 +524,8 @@ class FeedEngine:
         return Slot(item_id=str(b.creative_ids[a.creatives[j]]), kind="ad", score=margin,
                     propensity=float(plan.propensity[j]), campaign_id=camp.campaign_id,
                     reasons=(reason,), price=float(a.charge[j]),
-                    author_id=camp.advertiser_id, source="ad")
+                    author_id=camp.advertiser_id, source="ad",
+                    impression_charge=0.0 if b.is_cpc[c] else float(a.charge[j]))
 
     # ------------------------------------------------------------------ state updates
     def record(self, feed: Feed, plan: AdPlan | None = None) -> None:
@@ -538,10 +539,8 @@ class FeedEngine:
         b = self.book
         for s in feed.slots:
             if s.kind == "ad":
-                c = b.index[s.campaign_id]
-                charge = s.price if not b.is_cpc[c] else 0.0
-                st.ads.record(AdImpression(uid, c, s.item_id, now_s, 0.0,
-                                           feed.request.request_id), charge)
+                st.ads.record(AdImpression(uid, b.index[s.campaign_id], s.item_id, now_s, 0.0,
+                                           feed.request.request_id), s.impression_charge)
             else:
                 k = self.catalog.index.get(s.item_id) if served is not None else None
                 if k is not None:

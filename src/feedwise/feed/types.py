@@ -51,7 +51,11 @@ class Slot:
             (1.0 for a deterministic choice); logged for off-policy evaluation.
         campaign_id: The campaign of an ad slot.
         reasons: Short human-readable reasons ("because you liked …", "sponsored: …").
-        price: What the advertiser is charged if the slot is shown (ads only).
+        price: What the advertiser is charged (ads only): per impression for CPM, per
+            click for CPC.
+        impression_charge: What showing the slot charges (CPM: ``price``; CPC: 0, the click
+            is charged); logged as the served ``ad_impression``'s ``value``, so the report,
+            ``campaigns list`` and the pacing ledger show one spend figure.
         author_id: Author of the item, when known.
         source: Where the item came from (``recommender``, ``trending``, ``fresh``,
             ``followed``, ``ad`` …); lets guardrails and estimators tell personal from
@@ -67,6 +71,7 @@ class Slot:
     price: float = 0.0
     author_id: str | None = None
     source: str = ""
+    impression_charge: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from feedwise.errors import ConfigError, DataError, NotFittedError
@@ -79,6 +80,11 @@ class PeopleYouMayKnow:
         hard: Share of the negatives taken as the pool's best by Adamic–Adar instead of at
             random.
         repeats: Carves of the graph the blend learns from (more pairs, same features).
+        ranker: ``"logistic"`` (the linear blend above) or ``"gbdt"`` (gradient-boosted
+            trees, sklearn's ``HistGradientBoostingClassifier``, pointwise on the pool's
+            held-out edges and non-edges: lets the blend lean on taste where the graph has
+            nothing to say). ``Cs``/``objective`` apply to the logistic ranker only.
+        trees, learning_rate, leaves: The boosted trees' size (``"gbdt"`` only).
     """
 
     def __init__(self, *, holdout: float = 0.1, negatives: int = 40,
@@ -86,7 +92,9 @@ class PeopleYouMayKnow:
                  random_state: int = 0, batch: int = 256, pool: int = 100,
                  quadratic: bool = False, features: Sequence[str] | None = DEFAULT_FEATURES,
                  normalise: str = "none", objective: str = "pairwise",
-                 by_degree: bool = False, hard: float = 0.0, repeats: int = 1) -> None:
+                 by_degree: bool = False, hard: float = 0.0, repeats: int = 1,
+                 ranker: str = "logistic", trees: int = 200,
+                 learning_rate: float = 0.05, leaves: int = 31) -> None:
         self.holdout = holdout
         self.negatives = negatives
         self.Cs = tuple(Cs)
@@ -101,6 +109,10 @@ class PeopleYouMayKnow:
         self.by_degree = by_degree
         self.hard = hard
         self.repeats = repeats
+        self.ranker = ranker
+        self.trees = trees
+        self.learning_rate = learning_rate
+        self.leaves = leaves
 
     # ------------------------------------------------------------------ fitting
     def fit(self, edges: pd.DataFrame, interactions: Interactions | None = None, *,
@@ -118,6 +130,8 @@ class PeopleYouMayKnow:
             raise ConfigError(f"holdout must be in (0, 1), not {self.holdout}")
         if self.negatives < 1 or not self.Cs or min(self.Cs) <= 0:
             raise ConfigError("negatives must be >= 1 and Cs positive numbers")
+        if self.ranker not in ("logistic", "gbdt"):
+            raise ConfigError(f"ranker must be 'logistic' or 'gbdt', not {self.ranker!r}")
         edges, blocks = _split_blocks(edges, blocks)
         users = pd.unique(pd.concat([edges["src_id"], edges["dst_id"]]).astype(str))
         if interactions is not None and self.taste:
@@ -138,6 +152,8 @@ class PeopleYouMayKnow:
         # fitting on a second carve (of the rest) and ranking the first carve's edges
         train_adj, held = _carve(adj, self.holdout, rng)
         inner_adj, inner_held = _carve(train_adj, self.holdout, rng)
+        if self.ranker == "gbdt":
+            return self._fit_gbdt(adj, train_adj, held, inner_adj, inner_held, rng)
         best, best_c = -1.0, self.Cs[0]
         if len(self.Cs) > 1:
             xv, yv = self._pairs(inner_adj, inner_held, rng)
@@ -159,8 +175,65 @@ class PeopleYouMayKnow:
         self.adj_ = adj
         return self
 
-    def _pairs(self, adj: sp.csr_matrix, held: sp.csr_matrix, rng: np.random.Generator
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_gbdt(self, adj: sp.csr_matrix, train_adj: sp.csr_matrix, held: sp.csr_matrix,
+                  inner_adj: sp.csr_matrix, inner_held: sp.csr_matrix,
+                  rng: np.random.Generator) -> Self:
+        """Boosted trees on (held-out edge | non-edge of the pool) rows; the validation
+        recall is that of trees learned on the inner carve, ranking the first carve."""
+        xv, yv = self._pairs(inner_adj, inner_held, rng, pointwise=True)
+        self._set_trees(_gbdt(xv, yv, self))
+        self.validation_recall_ = self._recall(train_adj, held, None, 0.0, None, None,
+                                               exclude=train_adj)
+        x, y = self._pairs(train_adj, held, rng, pointwise=True)
+        for _ in range(self.repeats - 1):
+            more_adj, more_held = _carve(adj, self.holdout, rng)
+            xm, ym = self._pairs(more_adj, more_held, rng, pointwise=True)
+            x, y = np.vstack([x, xm]), np.concatenate([y, ym])
+        self._set_trees(_gbdt(x, y, self))
+        self.C_ = 0.0
+        self.coef_ = np.zeros(x.shape[1])
+        self.intercept_, self.mean_, self.scale_ = 0.0, np.zeros(x.shape[1]), np.ones(x.shape[1])
+        self.adj_ = adj
+        return self
+
+    def _set_trees(self, model: Any) -> None:
+        """Keep the fitted trees as plain arrays (``trees_``, saved to ``.npz``) and the
+        sklearn model for fast scoring until then."""
+        self._hgb = model
+        nodes = [p[0].nodes for p in model._predictors]
+        sizes = np.array([len(nd) for nd in nodes], np.int64)
+        allnodes = np.concatenate(nodes)
+        offset = np.repeat(np.r_[0, np.cumsum(sizes)[:-1]], sizes)
+        self.trees_ = {
+            "feature": allnodes["feature_idx"].astype(np.int64),
+            "threshold": allnodes["num_threshold"].astype(np.float64),
+            "left": allnodes["left"].astype(np.int64) + offset,
+            "right": allnodes["right"].astype(np.int64) + offset,
+            "leaf": allnodes["is_leaf"].astype(bool),
+            "value": allnodes["value"].astype(np.float64),
+            "roots": np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64),
+            "baseline": np.atleast_1d(np.asarray(model._baseline_prediction,
+                                                 np.float64).ravel()[:1]),
+        }
+
+    def _scores(self, g: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        """``(rows, users)`` scores of the transformed features ``g``; outside ``pool``
+        ``-inf``."""
+        if self.ranker != "gbdt":
+            s = _score(g, self.coef_, self.intercept_, self.mean_, self.scale_)
+            s[~pool] = -np.inf
+            return s
+        s = np.full(pool.shape, -np.inf)
+        i, j = np.nonzero(pool)
+        if len(i):
+            x = g[:, i, j].T
+            hgb = getattr(self, "_hgb", None)
+            s[i, j] = (hgb.decision_function(x) if hgb is not None
+                       else _tree_scores(self.trees_, x))
+        return s
+
+    def _pairs(self, adj: sp.csr_matrix, held: sp.csr_matrix, rng: np.random.Generator,
+               pointwise: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Training pairs of the blend: held-out edges (1) and hard non-edges (0)."""
         rows = np.flatnonzero(np.diff(held.indptr))
         xs, ys = [], []
@@ -183,7 +256,7 @@ class PeopleYouMayKnow:
                 neg = np.r_[hard, rng.choice(rest, size=min(len(rest),
                                                         self.negatives - len(hard)),
                                              replace=False)].astype(np.int64)
-                if self.objective == "pairwise":  # which of two is the edge
+                if self.objective == "pairwise" and not pointwise:  # which is the edge
                     pp = rng.choice(p, size=len(neg), replace=True)
                     d = g[:, j, pp].T - g[:, j, neg].T
                     xs += [d, -d]
@@ -198,15 +271,18 @@ class PeopleYouMayKnow:
                             "from (no user keeps an edge after the hold-out)")
         return np.vstack(xs), np.concatenate(ys)
 
-    def _recall(self, adj: sp.csr_matrix, held: sp.csr_matrix, coef: np.ndarray,
-                icpt: float, mu: np.ndarray, sd: np.ndarray, *, exclude: sp.csr_matrix,
+    def _recall(self, adj: sp.csr_matrix, held: sp.csr_matrix, coef: np.ndarray | None,
+                icpt: float, mu: np.ndarray | None, sd: np.ndarray | None, *,
+                exclude: sp.csr_matrix,
                 k: int = 10) -> float:
         rows = np.flatnonzero(np.diff(held.indptr))
         hits = []
         for lo in range(0, len(rows), self.batch):
             b = rows[lo:lo + self.batch]
             f = self._features(adj, b)
-            s = _score(self._transform(f), coef, icpt, mu, sd)
+            g = self._transform(f)
+            s = (self._scores(g, self._pool(f)) if coef is None
+                 else _score(g, coef, icpt, mu, sd))
             s[~self._pool(f)] = -np.inf
             s[exclude[b].toarray() > 0] = -np.inf
             s[np.arange(len(b)), b] = -np.inf
@@ -308,9 +384,7 @@ class PeopleYouMayKnow:
         for lo in range(0, len(rows), self.batch):
             b = rows[lo:lo + self.batch]
             f = self._features(self.adj_, b)
-            s = _score(self._transform(f), self.coef_, self.intercept_, self.mean_,
-                       self.scale_)
-            s[~self._pool(f)] = -np.inf
+            s = self._scores(self._transform(f), self._pool(f))
             excl = (self.out_[b].toarray() > 0) | (self.blocked_[b].toarray() > 0)
             s[excl] = -np.inf
             s[np.arange(len(b)), b] = -np.inf
@@ -353,6 +427,8 @@ class PeopleYouMayKnow:
         p.mkdir(parents=True, exist_ok=True)
         arrays = {"coef": self.coef_, "mean": self.mean_, "scale": self.scale_,
                   "user_ids": self.user_ids_.astype(str)}
+        if self.ranker == "gbdt":
+            arrays |= {f"tree_{k}": v for k, v in self.trees_.items()}
         for name in ("adj", "out", "blocked", "taste", "seen"):
             m = getattr(self, f"{name}_")
             if m is None:
@@ -370,7 +446,9 @@ class PeopleYouMayKnow:
                            else list(self.features),
                            "normalise": self.normalise, "objective": self.objective,
                            "by_degree": self.by_degree, "hard": self.hard,
-                           "repeats": self.repeats},
+                           "repeats": self.repeats, "ranker": self.ranker,
+                           "trees": self.trees, "learning_rate": self.learning_rate,
+                           "leaves": self.leaves},
                 "C": self.C_, "intercept": self.intercept_,
                 "validation_recall": self.validation_recall_}
         (p / "model.json").write_text(json.dumps(meta, indent=2))
@@ -386,6 +464,8 @@ class PeopleYouMayKnow:
         with np.load(p / "model.npz", allow_pickle=False) as z:
             m.coef_, m.mean_, m.scale_ = z["coef"], z["mean"], z["scale"]
             m.user_ids_ = z["user_ids"].astype(object)
+            if m.ranker == "gbdt":
+                m.trees_ = {k[5:]: z[k] for k in z.files if k.startswith("tree_")}
             for name in ("adj", "out", "blocked", "taste", "seen"):
                 if f"{name}_data" in z:
                     setattr(m, f"{name}_", sp.csr_matrix(
@@ -424,6 +504,28 @@ def _split_blocks(edges: pd.DataFrame, blocks: pd.DataFrame | None
         if len(b):
             blocks = b if blocks is None else pd.concat([blocks, b])
     return edges, blocks
+
+
+def _gbdt(x: np.ndarray, y: np.ndarray, m: PeopleYouMayKnow) -> Any:
+    return HistGradientBoostingClassifier(
+        max_iter=m.trees, learning_rate=m.learning_rate, max_leaf_nodes=m.leaves,
+        min_samples_leaf=40, l2_regularization=1.0, early_stopping=False,
+        random_state=m.random_state).fit(x, y)
+
+
+def _tree_scores(trees: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The boosted trees' raw score (log-odds) of the rows of ``x``, from the saved
+    arrays: every row walks every tree, one level per step."""
+    node = np.broadcast_to(trees["roots"], (len(x), len(trees["roots"]))).copy()
+    rows = np.arange(len(x))[:, None]
+    while True:
+        leaf = trees["leaf"][node]
+        if leaf.all():
+            break
+        go_left = x[rows, trees["feature"][node]] <= trees["threshold"][node]
+        nxt = np.where(go_left, trees["left"][node], trees["right"][node])
+        node = np.where(leaf, node, nxt)
+    return trees["value"][node].sum(axis=1) + float(trees["baseline"][0])
 
 
 def _quadratic(f: np.ndarray) -> np.ndarray:

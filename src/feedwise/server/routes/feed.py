@@ -61,6 +61,8 @@ def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
         "item_id": [s.item_id for s in slots],
         "kind": ["ad_impression" if s.kind == "ad" else "impression" for s in slots],
         "ts": [round(feed.request.now.timestamp() * 1e6)] * n,  # UTC microseconds
+        # an ad's charge for being shown (CPM), so spend has one figure everywhere
+        "value": [s.impression_charge if s.kind == "ad" else None for s in slots],
         "position": list(range(n)), "surface": [surface] * n,
         "session_id": [session_id] * n, "propensity": [float(s.propensity) for s in slots],
         "context": [ctx if not s.campaign_id else
