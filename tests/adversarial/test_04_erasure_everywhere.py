@@ -253,10 +253,11 @@ def test_cli_erasure_leaves_no_trace(tmp_path, monkeypatch, logs):
     paths = build(root)
     key = Pseudonymizer(SECRET)(TARGET)
     _check_before(root, paths, key)
-    monkeypatch.chdir(root)  # ./models: where `feedwise train` saves models
+    monkeypatch.chdir(root)  # a ./models folder is cleaned only when named (--models)
     res = CliRunner().invoke(cli_app, [
         "users", "erase", TARGET, "--yes", "--db", str(paths["db"]), "--registry",
-        str(paths["registry"]), "--exports", str(paths["exports"]), "-f", "json"],
+        str(paths["registry"]), "--models", str(paths["models"]), "--exports",
+        str(paths["exports"]), "-f", "json"],
         env={"FEEDWISE_PSEUDONYM_KEY": SECRET})
     assert res.exit_code == 0, res.output
     _check_after(root, paths, key)

@@ -212,3 +212,25 @@ def test_trained_analyser_uses_characters_for_chinese(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(load_analyser(tmp_path / "zh").analyse(new), df)
     en, y = _toy()
     assert TrainedAnalyser().fit(en, y).features_ == "tfidf"
+
+
+def test_chinese_negator_reverses_the_next_word(ana) -> None:
+    """A negator reverses the model's weight of the next word (没有 is on snownlp's stop
+    list, so without the rule 没有 问题 would read as 问题 alone)."""
+    zh = ana.zh
+
+    def logit(text: str) -> float:
+        p = zh.p_positive(text)
+        return math.log(p / (1 - p)) - zh.prior
+
+    lo = zh.log_odds
+    assert zh.words("没有惊喜") == ["没有", "惊喜"] and "没有" in zh.stop
+    assert logit("惊喜") == pytest.approx(lo["惊喜"]) and lo["惊喜"] > 1
+    assert logit("没有惊喜") == pytest.approx(-lo["惊喜"])
+    # a negator with a weight of its own keeps it; stop words between do not end the scope
+    assert logit("不满意") == pytest.approx(lo["不"] - lo["满意"]) and logit("不满意") < 0
+    assert zh.words("没有失望") == ["没", "有", "失望"] and "有" in zh.stop
+    assert logit("没有失望") == pytest.approx(lo["没"] - lo["失望"]) and logit("没有失望") > 0
+    # only the next word: the one after it keeps its weight
+    assert zh.words("没有效果满意") == ["没有", "效果", "满意"]
+    assert logit("没有效果满意") == pytest.approx(-lo["效果"] + lo["满意"])

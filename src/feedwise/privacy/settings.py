@@ -42,7 +42,7 @@ class PrivacySettings(BaseSettings):
     retention_days: int | None = Field(default=None, gt=0)
     retention_interval_s: float = Field(default=3600.0, gt=0)
     min_group_size: int = Field(default=DEFAULT_K, ge=1)
-    erasure_paths: str = "models"
+    erasure_paths: str = ""
     erasure_compact: bool = True
 
     def erasure_folders(self) -> list[str]:
