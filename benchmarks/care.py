@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,13 +60,22 @@ from feedwise.care.assistant import CareAssistant  # noqa: E402
 from feedwise.care.intents import train_intents  # noqa: E402
 from feedwise.care.routing import choose_threshold  # noqa: E402
 from feedwise.text import embeddings  # noqa: E402
-from feedwise.text.classifier import TextClassifier  # noqa: E402
+from feedwise.text.classifier import (  # noqa: E402
+    TextClassifier,
+    _char_vectorizer,
+    _cosine,
+    _prototypes,
+    _word_vectorizer,
+)
 
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data" / "banking77" / "train.csv"
 RESULTS = ROOT / "benchmarks" / "results"
 TARGETS = {"accuracy": 0.93, "accuracy_10shot": 0.85, "auto_precision": 0.97,
            "latency_p99_ms": 20.0, "http_messages_per_s": 200.0}
-TARGET_PRECISION = 0.97
+#: The precision the auto-reply threshold is chosen for on the calibration share: a margin
+#: above the 0.97 acceptance target, so that every held-out fold (not only their mean)
+#: stays above it.
+TARGET_PRECISION = 0.98
 
 
 def log(msg: str) -> None:
@@ -100,13 +110,59 @@ class EmbeddingCache:
 
 # ---------------------------------------------------------------------- models
 def grid(use_emb: bool) -> list[dict]:
+    """The settings tried on validation with all training data."""
+    if not use_emb:
+        return [{"features": "tfidf", "C": c} for c in (3.0, 10.0, 30.0, 100.0)]
+    return [{"features": "both", "C": c, "embedding_weight": w}
+            for w in (1.0, 2.0, 3.0) for c in (3.0, 10.0, 30.0, 100.0)]
+
+
+def grid_few(use_emb: bool) -> list[dict]:
+    """The settings tried on validation with 10 examples per intent: the linear model's C,
+    the class-prototype (nearest centroid, cosine) term's weight, TF-IDF beside heavier
+    embeddings."""
+    if not use_emb:
+        return [{"features": "tfidf", "C": c} for c in (3.0, 10.0, 30.0, 100.0)]
     g = [{"features": "tfidf", "C": 10.0}]
-    if use_emb:
-        g += [{"features": "embeddings", "C": 10.0},
-              {"features": "both", "C": 10.0, "embedding_weight": 1.0},
-              {"features": "both", "C": 10.0, "embedding_weight": 2.0},
-              {"features": "both", "C": 10.0, "embedding_weight": 3.0}]
+    g += [{"features": "embeddings", "C": c, "prototype_weight": pw}
+          for c in (3.0, 10.0, 30.0, 100.0) for pw in (0.0, 10.0, 20.0, 40.0)]
+    g += [{"features": "both", "C": c, "embedding_weight": w, "prototype_weight": pw}
+          for w in (3.0, 5.0) for c in (10.0, 30.0) for pw in (0.0, 20.0)]
     return g
+
+
+class SplitFeatures:
+    """The feature blocks of one (train, validation) split, built once for a whole grid:
+    the TF-IDF vectorizers fitted on the training part, the cached embeddings."""
+
+    def __init__(self, texts: list[str], labels: np.ndarray, train: np.ndarray,
+                 val: np.ndarray, cache: EmbeddingCache | None, tfidf: bool) -> None:
+        tr = [texts[i] for i in train]
+        va = [texts[i] for i in val]
+        self.classes = sorted(set(labels[train]))
+        self.y_tr = np.searchsorted(np.array(self.classes), labels[train])
+        self.y_va = labels[val]
+        self.W = self.C = None
+        if tfidf:
+            wv, cv = _word_vectorizer(None), _char_vectorizer(None)
+            w_tr = wv.fit_transform(tr)
+            try:
+                c_tr = cv.fit_transform(tr)
+            except ValueError:  # as TextClassifier: min_df=1 when too few texts
+                cv.set_params(min_df=1)
+                c_tr = cv.fit_transform(tr)
+            self.T = (sp.hstack([w_tr, c_tr], format="csr"),
+                      sp.hstack([wv.transform(va), cv.transform(va)], format="csr"))
+        self.E = (cache.rows(train), cache.rows(val)) if cache is not None else None
+
+    def matrices(self, params: dict) -> tuple:
+        f, w = params["features"], float(params.get("embedding_weight", 1.0))
+        if f == "tfidf":
+            return self.T
+        if f == "embeddings":
+            return sp.csr_matrix(self.E[0] * w), sp.csr_matrix(self.E[1] * w)
+        return tuple(sp.hstack([t, sp.csr_matrix(e * w)], format="csr")
+                     for t, e in zip(self.T, self.E, strict=True))
 
 
 def fit(params: dict, texts: list[str], labels: list[str], idx: np.ndarray,
@@ -129,16 +185,48 @@ def accuracy(clf: TextClassifier, p: np.ndarray, labels: list[str], idx: np.ndar
 
 def select(texts: list[str], labels: list[str], train: np.ndarray, val: np.ndarray,
            cache: EmbeddingCache | None, candidates: list[dict]) -> tuple[dict, list[dict]]:
-    """The candidate with the best validation accuracy (ties: the first listed)."""
-    scores = []
-    for params in candidates:
-        t = time.perf_counter()
-        clf = fit(params, texts, labels, train, cache, calibrate=False)
-        acc = accuracy(clf, proba(clf, texts, val, cache), labels, val)
-        scores.append({**params, "val_accuracy": acc, "fit_s": time.perf_counter() - t})
-        log(f"    {params}: validation accuracy {acc:.4f}")
-    best = max(range(len(scores)), key=lambda i: (scores[i]["val_accuracy"], -i))
-    return candidates[best], scores
+    """The candidate with the best validation accuracy (ties: the first listed).
+
+    The feature blocks are built once per split and shared by the grid; each (features,
+    embedding weight, C) is one cold fit of the same logistic regression as
+    ``TextClassifier(calibrate=False, **params)`` (warm starts along C were tried: lbfgs
+    stopped almost at once and every C scored alike, so they are not used); the prototype
+    weights reuse the fit of their (features, C)."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.array(labels)
+    feats = SplitFeatures(texts, y, train, val, cache,
+                          any(p["features"] != "embeddings" for p in candidates))
+    scores: dict[int, dict] = {}
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(candidates):
+        groups.setdefault((p["features"], p.get("embedding_weight", 1.0)), []).append(i)
+    for members in groups.values():
+        X_tr, X_va = feats.matrices(candidates[members[0]])
+        proto = (_cosine(feats.E[1].astype(np.float64),
+                         _prototypes(feats.E[0].astype(np.float64), feats.y_tr,
+                                     len(feats.classes)))
+                 if feats.E is not None else None)
+        base = TextClassifier(calibrate=False, **candidates[members[0]])
+        lr = LogisticRegression(C=1.0, max_iter=base.max_iter,
+                                random_state=base.random_state)
+        fitted_c = None
+        for i in sorted(members, key=lambda i: candidates[i]["C"]):
+            p = candidates[i]
+            t = time.perf_counter()
+            if p["C"] != fitted_c:
+                lr.set_params(C=float(p["C"]))
+                lr.fit(X_tr, feats.y_tr)
+                fitted_c = p["C"]
+                z = lr.decision_function(X_va)
+            zz = z + float(p.get("prototype_weight", 0.0)) * proto if proto is not None else z
+            pred = np.array(feats.classes)[zz.argmax(axis=1)]
+            acc = float(np.mean(pred == feats.y_va))
+            scores[i] = {**p, "val_accuracy": acc, "fit_s": time.perf_counter() - t}
+            log(f"    {p}: validation accuracy {acc:.4f}")
+    ranked = [scores[i] for i in range(len(candidates))]
+    best = max(range(len(ranked)), key=lambda i: (ranked[i]["val_accuracy"], -i))
+    return candidates[best], ranked
 
 
 def sample_per_class(labels: np.ndarray, idx: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -150,7 +238,8 @@ def sample_per_class(labels: np.ndarray, idx: np.ndarray, k: int, seed: int) -> 
     return np.sort(np.concatenate(out))
 
 
-def run_accuracy(df: pd.DataFrame, args, cache: EmbeddingCache | None) -> dict:
+def run_accuracy(df: pd.DataFrame, args, cache: EmbeddingCache | None,
+                 phases: set[str]) -> dict:
     texts = df["text"].tolist()
     labels = df["category"].tolist()
     y = np.array(labels)
@@ -161,49 +250,66 @@ def run_accuracy(df: pd.DataFrame, args, cache: EmbeddingCache | None) -> dict:
             break
         log(f"fold {f + 1}/{args.folds}: {len(tr):,} train, {len(te):,} held out")
         row: dict = {"fold": f + 1}
-        # the floor
-        floor = fit({"features": "tfidf", "C": 10.0}, texts, labels, tr, None, False)
-        row["floor_accuracy"] = accuracy(floor, proba(floor, texts, te, None), labels, te)
-        log(f"  floor accuracy {row['floor_accuracy']:.4f}")
-        # the candidate, settings chosen on validation carved from the training folds
-        sss = StratifiedShuffleSplit(1, test_size=0.2, random_state=args.seed)
-        itr, iva = next(sss.split(np.zeros(len(tr)), y[tr]))
-        best, scores = select(texts, labels, tr[itr], tr[iva], cache, grid(cache is not None))
-        row["chosen"], row["selection"] = best, scores
-        clf = fit(best, texts, labels, tr, cache, calibrate=True)
-        p = proba(clf, texts, te, cache)
-        row["accuracy"] = accuracy(clf, p, labels, te)
-        # auto-reply threshold from the calibration share (inside the training folds)
-        t = choose_threshold(clf.validation_["confidence"], clf.validation_["correct"],
-                             TARGET_PRECISION)
-        conf = p.max(axis=1)
-        hit = np.array(clf.classes_)[p.argmax(axis=1)] == y[te]
-        auto = conf >= t
-        row.update(threshold=t, auto_coverage=float(auto.mean()),
-                   auto_precision=float(hit[auto].mean()) if auto.any() else None)
-        log(f"  candidate {best}: accuracy {row['accuracy']:.4f}; auto-reply at {t:.3f}: "
-            f"precision {row['auto_precision']}, coverage {row['auto_coverage']:.3f}")
-        # 10 examples per intent, from the training folds
-        few = sample_per_class(y, tr, args.shots, args.seed)
-        few_floor = fit({"features": "tfidf", "C": 10.0}, texts, labels, few, None, False)
-        row["floor_accuracy_10shot"] = accuracy(few_floor, proba(few_floor, texts, te, None),
-                                                labels, te)
-        hold = sample_per_class(y, few, max(1, args.shots // 5), args.seed + 1)
-        rest = np.setdiff1d(few, hold)
-        best_few, scores_few = select(texts, labels, rest, hold, cache,
-                                      grid(cache is not None))
-        row["chosen_10shot"], row["selection_10shot"] = best_few, scores_few
-        clf_few = fit(best_few, texts, labels, few, cache, calibrate=False)
-        row["accuracy_10shot"] = accuracy(clf_few, proba(clf_few, texts, te, cache), labels,
-                                          te)
-        log(f"  10 per intent: floor {row['floor_accuracy_10shot']:.4f}, candidate "
-            f"{best_few} {row['accuracy_10shot']:.4f}")
+        if "accuracy" in phases:
+            row.update(_fold_all_data(texts, labels, y, tr, te, args, cache))
+        if "fewshot" in phases:
+            row.update(_fold_few(texts, labels, y, tr, te, args, cache))
         folds.append(row)
     keys = ["floor_accuracy", "accuracy", "auto_precision", "auto_coverage",
             "floor_accuracy_10shot", "accuracy_10shot", "threshold"]
-    mean = {k: float(np.mean([r[k] for r in folds if r[k] is not None])) for k in keys}
-    # pooled auto-reply precision over every held-out fold
-    return {"folds": folds, "mean": mean}
+    mean = {k: float(np.mean([r[k] for r in folds if r.get(k) is not None]))
+            for k in keys if any(r.get(k) is not None for r in folds)}
+    if "auto_precision" in mean:  # every fold must hold the target, not only the mean
+        mean["auto_precision_min"] = float(min(r["auto_precision"] for r in folds
+                                               if r["auto_precision"] is not None))
+    return {"folds": folds, "mean": mean, "target_precision": TARGET_PRECISION}
+
+
+def _fold_all_data(texts, labels, y, tr, te, args, cache) -> dict:
+    row: dict = {}
+    # the floor
+    floor = fit({"features": "tfidf", "C": 10.0}, texts, labels, tr, None, False)
+    row["floor_accuracy"] = accuracy(floor, proba(floor, texts, te, None), labels, te)
+    log(f"  floor accuracy {row['floor_accuracy']:.4f}")
+    # the candidate, settings chosen on validation carved from the training folds
+    sss = StratifiedShuffleSplit(1, test_size=0.2, random_state=args.seed)
+    itr, iva = next(sss.split(np.zeros(len(tr)), y[tr]))
+    best, scores = select(texts, labels, tr[itr], tr[iva], cache, grid(cache is not None))
+    row["chosen"], row["selection"] = best, scores
+    clf = fit(best, texts, labels, tr, cache, calibrate=True)
+    p = proba(clf, texts, te, cache)
+    row["accuracy"] = accuracy(clf, p, labels, te)
+    # auto-reply threshold from the calibration share (inside the training folds)
+    t = choose_threshold(clf.validation_["confidence"], clf.validation_["correct"],
+                         TARGET_PRECISION)
+    conf = p.max(axis=1)
+    hit = np.array(clf.classes_)[p.argmax(axis=1)] == y[te]
+    auto = conf >= t
+    row.update(threshold=t, auto_coverage=float(auto.mean()),
+               auto_precision=float(hit[auto].mean()) if auto.any() else None)
+    log(f"  candidate {best}: accuracy {row['accuracy']:.4f}; auto-reply at {t:.3f}: "
+        f"precision {row['auto_precision']}, coverage {row['auto_coverage']:.3f}")
+    return row
+
+
+def _fold_few(texts, labels, y, tr, te, args, cache) -> dict:
+    row: dict = {}
+    # 10 examples per intent, from the training folds
+    few = sample_per_class(y, tr, args.shots, args.seed)
+    few_floor = fit({"features": "tfidf", "C": 10.0}, texts, labels, few, None, False)
+    row["floor_accuracy_10shot"] = accuracy(few_floor, proba(few_floor, texts, te, None),
+                                            labels, te)
+    hold = sample_per_class(y, few, max(1, args.shots // 5), args.seed + 1)
+    rest = np.setdiff1d(few, hold)
+    best_few, scores_few = select(texts, labels, rest, hold, cache,
+                                  grid_few(cache is not None))
+    row["chosen_10shot"], row["selection_10shot"] = best_few, scores_few
+    clf_few = fit(best_few, texts, labels, few, cache, calibrate=False)
+    row["accuracy_10shot"] = accuracy(clf_few, proba(clf_few, texts, te, cache), labels,
+                                      te)
+    log(f"  10 per intent: floor {row['floor_accuracy_10shot']:.4f}, candidate "
+        f"{best_few} {row['accuracy_10shot']:.4f}")
+    return row
 
 
 # ---------------------------------------------------------------------- latency
@@ -378,7 +484,9 @@ def main() -> None:
                     "(0: all; a quick look only, not the acceptance figure).")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shots", type=int, default=10)
-    ap.add_argument("--phases", default="accuracy,latency,http")
+    ap.add_argument("--phases", default="accuracy,fewshot,latency,http",
+                    help="accuracy (all data, auto-reply), fewshot (10 per intent), "
+                    "latency, http")
     ap.add_argument("--no-embeddings", action="store_true")
     ap.add_argument("--emb-cache", type=Path, default=None,
                     help="Keep the MiniLM embeddings in this .npy file (outside the repo).")
@@ -408,12 +516,20 @@ def main() -> None:
         old = json.loads(args.out.read_text())
         out = {**old, **{k: v for k, v in out.items() if k != "embeddings"},
                "embeddings": old.get("embeddings", use_emb) or use_emb}
-    if "accuracy" not in phases and "accuracy" in out:
+    if "accuracy" not in phases and "chosen" in (out.get("accuracy") or {"folds": [{}]})[
+            "folds"][0]:
         folds = out["accuracy"]["folds"]
         picks = [json.dumps(r["chosen"], sort_keys=True) for r in folds]
         chosen = json.loads(max(set(picks), key=picks.count))
+    if phases & {"accuracy", "fewshot"}:
+        acc = run_accuracy(df, args, cache, phases)
+        old = out.get("accuracy") or {}
+        if "accuracy" not in phases or "fewshot" not in phases:  # keep the other half
+            acc["folds"] = [{**o, **n} for o, n in zip(old.get("folds", acc["folds"]),
+                                                       acc["folds"], strict=False)]
+            acc["mean"] = {**old.get("mean", {}), **acc["mean"]}
+        out["accuracy"] = acc
     if "accuracy" in phases:
-        out["accuracy"] = run_accuracy(df, args, cache)
         picks = [json.dumps(r["chosen"], sort_keys=True) for r in out["accuracy"]["folds"]]
         chosen = json.loads(max(set(picks), key=picks.count))
     if args.candidate:
@@ -441,14 +557,18 @@ def print_table(out: dict) -> None:
         m = out["accuracy"]["mean"]
         n = len(out["accuracy"]["folds"])
         rows += [
-            (f"accuracy, all data ({n} folds)", m["accuracy"], TARGETS["accuracy"], ">="),
-            ("  floor: word+char TF-IDF LR", m["floor_accuracy"], None, ""),
-            ("accuracy, 10 per intent", m["accuracy_10shot"], TARGETS["accuracy_10shot"], ">="),
-            ("  floor: word+char TF-IDF LR", m["floor_accuracy_10shot"], None, ""),
-            ("auto-reply precision (held out)", m["auto_precision"],
+            (f"accuracy, all data ({n} folds)", m.get("accuracy"), TARGETS["accuracy"],
+             ">="),
+            ("  floor: word+char TF-IDF LR", m.get("floor_accuracy"), None, ""),
+            ("accuracy, 10 per intent", m.get("accuracy_10shot"),
+             TARGETS["accuracy_10shot"], ">="),
+            ("  floor: word+char TF-IDF LR", m.get("floor_accuracy_10shot"), None, ""),
+            ("auto-reply precision (held out, mean)", m.get("auto_precision"),
              TARGETS["auto_precision"], ">="),
-            ("auto-reply coverage (held out)", m["auto_coverage"], None, ""),
-            ("auto-reply threshold (mean)", m["threshold"], None, "")]
+            ("auto-reply precision (held out, worst fold)", m.get("auto_precision_min"),
+             TARGETS["auto_precision"], ">="),
+            ("auto-reply coverage (held out)", m.get("auto_coverage"), None, ""),
+            ("auto-reply threshold (mean)", m.get("threshold"), None, "")]
     for name, r in (out.get("latency") or {}).items():
         rows += [(f"handle p99 ms ({name})", r["handle_p99_ms"], TARGETS["latency_p99_ms"],
                   "<="),

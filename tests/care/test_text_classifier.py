@@ -96,3 +96,58 @@ def test_fast_transform_equals_scikit_learn():
         want = vec.transform(probe).toarray()
         got = _tfidf_rows(vec, probe).toarray()
         np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def _fake_embeddings(texts, seed=0):
+    """Deterministic unit vectors standing in for MiniLM rows (no model needed)."""
+    rng = np.random.default_rng(seed)
+    vocab: dict[str, np.ndarray] = {}
+    out = []
+    for t in texts:
+        v = np.zeros(16)
+        for w in str(t).lower().split():
+            if w not in vocab:
+                vocab[w] = rng.normal(size=16)
+            v += vocab[w]
+        n = np.linalg.norm(v)
+        out.append(v / n if n else v)
+    return np.array(out, dtype=np.float32)
+
+
+def test_row_by_row_logits_equal_the_sparse_product():
+    from feedwise.text import classifier as mod
+
+    texts, labels = examples()
+    emb = _fake_embeddings(texts)
+    for params in ({"features": "tfidf"},
+                   {"features": "both", "embedding_weight": 2.0, "prototype_weight": 5.0}):
+        clf = TextClassifier(calibrate=False, **params).fit(texts, labels, embeddings=emb)
+        probe = texts[:3] + ["", "zebra only"]
+        pe = _fake_embeddings(probe, seed=0) if params["features"] == "both" else None
+        sparse = np.vstack([clf._logits(probe, pe)])  # more than FEW rows: sparse path
+        assert len(probe) > mod.FEW
+        for r, t in enumerate(probe):
+            one = clf._logits([t], None if pe is None else pe[r:r + 1])
+            np.testing.assert_allclose(one[0], sparse[r], rtol=1e-5, atol=1e-5)
+
+
+def test_prototype_term_saved_loaded_and_checked(tmp_path):
+    texts, labels = examples()
+    emb = _fake_embeddings(texts)
+    clf = TextClassifier(features="embeddings", prototype_weight=10.0, calibrate=False)
+    clf.fit(texts, labels, embeddings=emb)
+    assert clf.prototypes_.shape == (len(clf.classes_), emb.shape[1])
+    np.testing.assert_allclose(np.linalg.norm(clf.prototypes_, axis=1), 1.0, rtol=1e-6)
+    plain = TextClassifier(features="embeddings", calibrate=False).fit(
+        texts, labels, embeddings=emb)
+    # the term moves the logits by prototype_weight times the cosine with each prototype
+    diff = clf.decision_function(texts[:2], embeddings=emb[:2]) - plain.decision_function(
+        texts[:2], embeddings=emb[:2])
+    cos = emb[:2].astype(np.float64) @ clf.prototypes_.T
+    np.testing.assert_allclose(diff, 10.0 * cos, rtol=1e-4, atol=1e-4)
+    clf.save(tmp_path / "m")
+    back = TextClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(back.predict_proba(texts[:4], embeddings=emb[:4]),
+                               clf.predict_proba(texts[:4], embeddings=emb[:4]), rtol=1e-6)
+    with pytest.raises(ConfigError, match="prototype_weight"):
+        TextClassifier(features="tfidf", prototype_weight=1.0).fit(texts, labels)

@@ -84,7 +84,7 @@ def test_exec_needs_the_runner_of_feedwise_serve_and_reload_swaps(tmp_path) -> N
     h = {"Authorization": f"Bearer {admin}"}
     with TestClient(app) as c:
         r = c.post("/v1/admin/exec", json={"argv": ["kpis"]}, headers=h)
-        assert r.status_code == 501 and "feedwise serve" in r.json()["detail"]
+        assert r.status_code == 409 and "feedwise serve" in r.json()["detail"]
         seen: list[list[str]] = []
 
         def runner(argv, store):  # noqa: ANN001, ANN202

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from feedwise.cli import app
 from feedwise.evaluation import evaluate, random_split
 from feedwise.feed.engine import FeedEngine
-from feedwise.feed.social import NetworkSource
+from feedwise.feed.social import NetworkSource, ResharedSource
 from feedwise.feed.types import FeedRequest
 from feedwise.models import Social
 from feedwise.store import EventStore
@@ -73,6 +73,81 @@ def test_an_objectors_relations_do_not_reach_the_feed_and_erasure_forgets_them()
             "followed by f3, whom you follow"}
         assert engine.forget_user("f3")
         assert len(_network(engine).candidates(ctx, 10).index) == 0
+
+
+def _share_store() -> EventStore:
+    """me follows f1, f2, f3 and obj; f1 and f2 shared p00 an hour before T0, f3 shared p10
+    five hours before, f1 shared p01 thirty hours before (outside the window) and p20 an
+    hour after T0; obj (who will object) shared p30, and x (not followed) p31."""
+    s = _feed_store()
+    s.upsert_users(pd.DataFrame({"user_id": ["obj", "x"]}))
+    s.add_edges([{"src_id": "me", "dst_id": "obj", "kind": "follow",
+                  "ts": T0 - timedelta(days=5)}])
+    h = timedelta(hours=1)
+    rows = [("f1", "p00", T0 - h), ("f2", "p00", T0 - 2 * h), ("f3", "p10", T0 - 5 * h),
+            ("f1", "p01", T0 - 30 * h), ("f1", "p20", T0 + h), ("obj", "p30", T0 - h),
+            ("x", "p31", T0 - h)]
+    s.ingest(pd.DataFrame({"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows],
+                           "kind": "share", "ts": [r[2] for r in rows]}))
+    return s
+
+
+def _reshared(engine: FeedEngine) -> ResharedSource:
+    return next(s for s in engine.sources if isinstance(s, ResharedSource))
+
+
+def _listed(engine: FeedEngine, lst) -> list[str]:
+    return [str(engine.catalog.item_ids[i]) for i in lst.index]
+
+
+def test_reshared_source_proposes_what_followees_shared_before_now_with_reasons():
+    with _share_store() as s:
+        engine = FeedEngine.from_store(s, until=T0)
+        ctx = engine.context(FeedRequest(user_id="me", n=5, now=T0))
+        lst = _reshared(engine).candidates(ctx, 10)
+        # p00 (two followees, recent) first, then p30 (one, 1 h ago), p10 (one, 5 h ago);
+        # not p01 (outside the 24 h window), p20 (shared after now), p31 (shared by
+        # someone me does not follow)
+        assert _listed(engine, lst) == ["p00", "p30", "p10"]
+        assert list(lst.reasons) == ["shared by 2 people you follow",
+                                     "shared by obj, whom you follow",
+                                     "shared by f3, whom you follow"]
+        # score: how many and how recently (half-life 3 h)
+        assert lst.scores[0] == pytest.approx(0.5 ** (1 / 3) + 0.5 ** (2 / 3))
+        assert lst.scores[2] == pytest.approx(0.5 ** (5 / 3))
+        # the ranking counts it too, and the slot says why
+        feed = engine.compose(FeedRequest(user_id="me", n=12, now=T0), record=False)
+        why = {sl.item_id: sl.reasons for sl in feed.slots}
+        assert feed.slots[0].item_id == "p00"
+        assert "shared by 2 people you follow" in why["p00"]
+        # a later engine (the share of p20 loaded) serving a request at T0: still unused
+        later = FeedEngine.from_store(s, until=T0 + timedelta(hours=6))
+        lst = _reshared(later).candidates(later.context(
+            FeedRequest(user_id="me", n=5, now=T0)), 10)
+        assert "p20" not in _listed(later, lst)
+        lst = _reshared(later).candidates(later.context(
+            FeedRequest(user_id="me", n=5, now=T0 + timedelta(hours=6))), 10)
+        assert "p20" in _listed(later, lst)
+
+
+def test_reshared_source_leaves_out_objectors_and_forgets_users():
+    with _share_store() as s:
+        s.upsert_users(pd.DataFrame({"user_id": ["obj"], "consent_personalization": [False]}))
+        engine = FeedEngine.from_store(s, until=T0)
+        src = _reshared(engine)
+        ctx = engine.context(FeedRequest(user_id="me", n=5, now=T0))
+        assert _listed(engine, src.candidates(ctx, 10)) == ["p00", "p10"]
+        # the objector gets no such candidates either (the source is personal)
+        octx = engine.context(FeedRequest(user_id="obj", n=5, now=T0))
+        assert not octx.consent_personalization
+        assert engine.forget_user("f3")
+        assert _listed(engine, src.candidates(ctx, 10)) == ["p00"]
+        assert engine.forget_user("f1")
+        lst = src.candidates(ctx, 10)
+        assert list(lst.reasons) == ["shared by f2, whom you follow"]
+        # the user's own shares are not proposed back to them
+        f2 = engine.context(FeedRequest(user_id="f2", n=5, now=T0))
+        assert len(src.candidates(f2, 10).index) == 0
 
 
 def _lastfm_subset(shared_data, tmp_path, n_users: int = 250):

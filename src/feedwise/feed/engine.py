@@ -74,7 +74,7 @@ from feedwise.feed.predictors import (
     UXCostPredictor,
 )
 from feedwise.feed.rerank import FatigueState, Reranker, nan_to_lowest
-from feedwise.feed.social import NetworkSource
+from feedwise.feed.social import NetworkSource, ResharedSource
 from feedwise.feed.types import Feed, FeedRequest, Slot
 from feedwise.ranking.engagement import MultiObjectiveModel
 from feedwise.store import EventStore
@@ -231,6 +231,9 @@ class FeedEngine:
         srcs.append(FollowedSource(self.catalog, self.users, cc.followed_per_author))
         # the stored social graph (filled by feed/social.py load_graph; empty until then)
         srcs.append(NetworkSource(self.catalog, self.users))
+        # what the people the user follows shared recently (feed/social.py load_graph)
+        self.reshared = ResharedSource(self.catalog, self.users)
+        srcs.append(self.reshared)
         srcs.append(FreshSource(self.catalog, cc.fresh_max_age_hours))
         srcs.append(TrendingSource(self.catalog))
         self.sources = srcs
@@ -429,6 +432,13 @@ class FeedEngine:
         if len(pool):
             # a NaN (a post the predictor could not score) ranks with the worst, not first
             values = nan_to_lowest(self.engagement.predict(ctx, pool.items, pool.rec_score))
+            social, why = self.reshared.bonus(ctx, pool.items)
+            if social.any():  # posts the people the user follows shared recently
+                values = values + social
+                if pool.reasons is None:
+                    pool.reasons = np.full(len(pool), None, object)
+                hit = social > 0
+                pool.reasons[hit] = np.asarray(why, dtype=object)[hit]
             fat = self.state.fatigue.factors(ctx.user_id, cat.author[pool.items],
                                              cat.topic[pool.items], ctx.now_s, cfg.rerank)
             rr = self.reranker.rank(pool.items, values, n, ctx.now_s, self.explorer, rng, fat)

@@ -81,10 +81,17 @@ class Messages(StoreBase):
         cols, rcols = list(MESSAGE_COLUMNS), list(REPLY_COLUMNS)
         now = _now()
         out: list[tuple[dict[str, Any] | None, bool]] = [(None, False)] * len(rows)
+        reply_ids = sorted({str(rep["reply_id"]) for rep in replies if rep is not None})
         with self.transaction() as c:
-            stored = {r[0] for r in c.execute(
-                "SELECT message_id FROM messages WHERE message_id IN (SELECT unnest(?))",
-                [sorted(set(ids))]).fetchall()}
+            # the ids already stored, looked up once under the write lock, so the inserts
+            # below are plain ones (no conflict check per row: half the cost of OR IGNORE)
+            found = c.execute(
+                "SELECT 'm', message_id FROM messages WHERE message_id IN (SELECT unnest(?)) "
+                "UNION ALL SELECT 'r', reply_id FROM replies "
+                "WHERE reply_id IN (SELECT unnest(?))",
+                [sorted(set(ids)), reply_ids]).fetchall()
+            stored = {v for k, v in found if k == "m"}
+            replied = {v for k, v in found if k == "r"}
             new_rows, new_replies, seen = [], [], set()
             for i, r in enumerate(rows):
                 if keys[i] in erased or ids[i] in stored or ids[i] in seen:
@@ -94,7 +101,8 @@ class Messages(StoreBase):
                 values.update(message_id=ids[i], user_id=keys[i], ts=utc(r["ts"]),
                               created_at=utc(r["created_at"]) if r.get("created_at") else now)
                 rep = replies[i] if i < len(replies) else None
-                if rep is not None:
+                if rep is not None and str(rep["reply_id"]) not in replied:
+                    replied.add(str(rep["reply_id"]))
                     rv = {k: rep.get(k) for k in rcols}
                     rv.update(message_id=ids[i], user_id=keys[i], ts=utc(rep["ts"]),
                               auto=bool(rep.get("auto") or False),
@@ -111,7 +119,7 @@ class Messages(StoreBase):
                     continue
                 names = ", ".join(f'"{k}"' for k in columns)
                 one = "(" + ", ".join("?" for _ in columns) + ")"
-                c.execute(f"INSERT OR IGNORE INTO {table} ({names}) VALUES "
+                c.execute(f"INSERT INTO {table} ({names}) VALUES "
                           + ", ".join([one] * len(batch)),
                           [v[k] for v in batch for k in columns])
         for i in range(len(rows)):

@@ -20,6 +20,12 @@ Features:
 - ``"both"``: the TF-IDF blocks and the embeddings (scaled by ``embedding_weight``) side by
   side in one linear model.
 
+With embeddings, ``prototype_weight > 0`` adds a nearest-centroid term to the linear
+model's logits: ``prototype_weight`` times the cosine of the text's embedding with each
+class's prototype (the L2-normalised mean embedding of its training examples, kept as
+``prototypes_``). It helps with few examples per class, where a centroid is a steadier
+estimate than a linear model's weights.
+
 Confidence: with ``calibrate=True`` the model's logits are divided by a temperature fitted
 (by log-loss) on a stratified validation share carved from the training data, then the
 model is refitted on all of it; the temperature is kept. Scores are therefore calibrated on
@@ -47,6 +53,8 @@ from feedwise.text import embeddings as text_embeddings
 FEATURES = ("tfidf", "embeddings", "both")
 FORMAT = "feedwise.TextClassifier/1"
 MAX_CHARS = 10_000  # longer texts are cut (the stored text limit); nothing raises on length
+#: Up to this many texts, logits are computed row by row without a sparse matrix.
+FEW = 4
 
 
 def clean_texts(texts: Sequence[Any]) -> list[str]:
@@ -99,38 +107,59 @@ def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(fine[int(np.argmin([nll(t) for t in fine]))])
 
 
-def _tfidf_rows(vec: TfidfVectorizer, texts: list[str]) -> sp.csr_matrix:
-    """``vec.transform(texts)`` without scikit-learn's per-call validation (which costs more
-    than the work for one short message): the analyser's terms counted against the
-    vocabulary, sublinear tf, times idf, rows L2-normalised. Equal to ``vec.transform``
-    (tested)."""
+def _tfidf_terms(vec: TfidfVectorizer, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """One text's TF-IDF row as (column indices, values), unsorted: the analyser's terms
+    counted against the vocabulary, sublinear tf, times idf, L2-normalised."""
     analyse = vec.__dict__.get("_fw_analyzer")
     if analyse is None:
         analyse = vec.__dict__["_fw_analyzer"] = vec.build_analyzer()
-    vocab = vec.vocabulary_
     idf = vec.__dict__.get("_fw_idf")
     if idf is None:
         idf = vec.__dict__["_fw_idf"] = np.asarray(vec.idf_, dtype=np.float64)
+    vocab = vec.vocabulary_
+    counts: dict[int, int] = {}
+    for term in analyse(text):
+        j = vocab.get(term)
+        if j is not None:
+            counts[j] = counts.get(j, 0) + 1
+    if not counts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+    val = (1.0 + np.log(tf)) * idf[idx]
+    val /= np.sqrt(val @ val)
+    return idx, val
+
+
+def _tfidf_rows(vec: TfidfVectorizer, texts: list[str]) -> sp.csr_matrix:
+    """``vec.transform(texts)`` without scikit-learn's per-call validation (which costs more
+    than the work for one short message). Equal to ``vec.transform`` (tested)."""
+    vocab = vec.vocabulary_
     indptr, indices, data = [0], [], []
     for t in texts:
-        counts: dict[int, int] = {}
-        for term in analyse(t):
-            j = vocab.get(term)
-            if j is not None:
-                counts[j] = counts.get(j, 0) + 1
-        if counts:
-            idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            val = (1.0 + np.log(tf)) * idf[idx]
-            val /= np.sqrt(val @ val)
+        idx, val = _tfidf_terms(vec, t)
+        if len(idx):
             order = np.argsort(idx)
             indices.append(idx[order])
             data.append(val[order])
-        indptr.append(indptr[-1] + len(counts))
+        indptr.append(indptr[-1] + len(idx))
     ind = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
     dat = np.concatenate(data) if data else np.zeros(0)
     return sp.csr_matrix((dat.astype(np.float32), ind, np.asarray(indptr)),
                          shape=(len(texts), len(vocab)))
+
+
+def _prototypes(emb: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Each class's L2-normalised mean embedding, ``(n_classes, dim)``."""
+    proto = np.zeros((n_classes, emb.shape[1]))
+    np.add.at(proto, y, emb)
+    norm = np.linalg.norm(proto, axis=1, keepdims=True)
+    return proto / np.where(norm > 0, norm, 1.0)
+
+
+def _cosine(emb: np.ndarray, proto: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(emb, axis=1, keepdims=True)
+    return (emb / np.where(norm > 0, norm, 1.0)) @ proto.T
 
 
 class TextClassifier:
@@ -146,6 +175,7 @@ class TextClassifier:
     calibration_share: share of the training data held out to fit the temperature.
     max_iter: solver iterations.
     max_features: cap on each TF-IDF vocabulary (``None``: no cap).
+    prototype_weight: weight of the class-prototype cosine term (embeddings only; 0: off).
     """
 
     def __init__(
@@ -159,6 +189,7 @@ class TextClassifier:
         calibration_share: float = 0.2,
         max_iter: int = 300,
         max_features: int | None = None,
+        prototype_weight: float = 0.0,
     ) -> None:
         self.features = features
         self.C = C
@@ -168,6 +199,7 @@ class TextClassifier:
         self.calibration_share = calibration_share
         self.max_iter = max_iter
         self.max_features = max_features
+        self.prototype_weight = prototype_weight
 
     # -- parameters -------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -175,7 +207,7 @@ class TextClassifier:
             "features": self.features, "C": self.C, "calibrate": self.calibrate,
             "random_state": self.random_state, "embedding_weight": self.embedding_weight,
             "calibration_share": self.calibration_share, "max_iter": self.max_iter,
-            "max_features": self.max_features,
+            "max_features": self.max_features, "prototype_weight": self.prototype_weight,
         }
 
     def _check_params(self) -> None:
@@ -190,6 +222,12 @@ class TextClassifier:
                 f"TextClassifier(calibration_share={self.calibration_share!r}): "
                 "use a share between 0 and 0.5"
             )
+        if not (isinstance(self.prototype_weight, int | float) and self.prototype_weight >= 0):
+            raise ConfigError(f"TextClassifier(prototype_weight={self.prototype_weight!r}): "
+                              "use a number >= 0")
+        if self.prototype_weight and not self._uses_embeddings:
+            raise ConfigError("TextClassifier(prototype_weight>0) needs features "
+                              "'embeddings' or 'both' (prototypes are mean embeddings)")
 
     @property
     def _uses_tfidf(self) -> bool:
@@ -203,7 +241,12 @@ class TextClassifier:
     def _embed(self, texts: list[str]) -> np.ndarray:
         return text_embeddings.embed(texts)
 
+    @property
+    def _uses_prototypes(self) -> bool:
+        return self._uses_embeddings and float(self.prototype_weight) > 0
+
     def _fit_features(self, texts: list[str], emb: np.ndarray | None):
+        self._last_emb = None
         blocks = []
         if self._uses_tfidf:
             self.word_vectorizer_ = _word_vectorizer(self.max_features)
@@ -216,18 +259,22 @@ class TextClassifier:
                 blocks.append(self.char_vectorizer_.fit_transform(texts))
         if self._uses_embeddings:
             e = self._embed(texts) if emb is None else emb
+            self._last_emb = e
             blocks.append(sp.csr_matrix(e * float(self.embedding_weight)))
         return sp.hstack(blocks, format="csr") if len(blocks) > 1 else sp.csr_matrix(blocks[0])
 
     def _transform(self, texts: list[str], emb: np.ndarray | None = None):
+        """(feature matrix, embeddings or ``None``)."""
         blocks = []
+        e = None
         if self._uses_tfidf:
             blocks.append(_tfidf_rows(self.word_vectorizer_, texts))
             blocks.append(_tfidf_rows(self.char_vectorizer_, texts))
         if self._uses_embeddings:
             e = self._embed(texts) if emb is None else emb
             blocks.append(sp.csr_matrix(e * float(self.embedding_weight)))
-        return sp.hstack(blocks, format="csr") if len(blocks) > 1 else sp.csr_matrix(blocks[0])
+        X = sp.hstack(blocks, format="csr") if len(blocks) > 1 else sp.csr_matrix(blocks[0])
+        return X, e
 
     def _linear(self) -> LogisticRegression:
         return LogisticRegression(
@@ -266,6 +313,11 @@ class TextClassifier:
         self.meta_ = dict(getattr(self, "meta_", {}) or {})
         X = self._fit_features(texts, embeddings)
         model = self._linear().fit(X, y)
+        self.prototypes_ = None
+        if self._uses_prototypes:
+            self.prototypes_ = _prototypes(np.asarray(self._last_emb, dtype=np.float64), y,
+                                           len(classes))
+        self._last_emb = None
         self.coef_ = model.coef_.astype(np.float32)
         self.intercept_ = model.intercept_.astype(np.float32)
         if len(classes) == 2:  # sklearn keeps one row for two classes: make it two logits
@@ -306,9 +358,45 @@ class TextClassifier:
         if not hasattr(self, "coef_"):
             raise NotFittedError("TextClassifier is not fitted; call fit(texts, labels) first")
 
+    def _coef_rows(self) -> np.ndarray:
+        """``coef_`` transposed, C-contiguous: one row of class weights per feature."""
+        ct = self.__dict__.get("_coef_t")
+        if ct is None or ct.shape[0] != self.coef_.shape[1]:
+            ct = self.__dict__["_coef_t"] = np.ascontiguousarray(self.coef_.T,
+                                                                 dtype=np.float64)
+        return ct
+
+    def _logits_few(self, texts: list[str], emb: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The logits of a few texts without building a sparse matrix (a service's one
+        message): each text's non-zero features pick their rows of class weights. Equal
+        to the sparse product (tested)."""
+        ct = self._coef_rows()
+        z = np.tile(self.intercept_.astype(np.float64), (len(texts), 1))
+        off = 0
+        if self._uses_tfidf:
+            for vec in (self.word_vectorizer_, self.char_vectorizer_):
+                for r, t in enumerate(texts):
+                    idx, val = _tfidf_terms(vec, t)
+                    if len(idx):
+                        z[r] += val @ ct[idx + off]
+                off += len(vec.vocabulary_)
+        e = None
+        if self._uses_embeddings:
+            e = np.asarray(self._embed(texts) if emb is None else emb, dtype=np.float64)
+            z += (e * float(self.embedding_weight)) @ ct[off:]
+        return z, e
+
     def _logits(self, texts: list[str], emb: np.ndarray | None = None) -> np.ndarray:
-        X = self._transform(texts, emb)
-        return np.asarray(X @ self.coef_.T, dtype=np.float64) + self.intercept_
+        if len(texts) <= FEW:
+            z, e = self._logits_few(texts, emb)
+        else:
+            X, e = self._transform(texts, emb)
+            z = np.asarray(X @ self.coef_.T, dtype=np.float64) + self.intercept_
+        if getattr(self, "prototypes_", None) is not None:
+            z += float(self.prototype_weight) * _cosine(np.asarray(e, dtype=np.float64),
+                                                        self.prototypes_)
+        return z
 
     def decision_function(
         self, texts: Sequence[str], *, embeddings: np.ndarray | None = None
@@ -350,6 +438,8 @@ class TextClassifier:
             "temperature": float(self.temperature_), "n_features": self.n_features_,
             "meta": getattr(self, "meta_", {}),
         }
+        if getattr(self, "prototypes_", None) is not None:
+            arrays["prototypes"] = self.prototypes_
         if getattr(self, "validation_", None) is not None:
             arrays["val_confidence"] = np.asarray(self.validation_["confidence"])
             arrays["val_correct"] = np.asarray(self.validation_["correct"])
@@ -382,6 +472,7 @@ class TextClassifier:
         with np.load(npz, allow_pickle=False) as data:
             obj.coef_ = data["coef"]
             obj.intercept_ = data["intercept"]
+            obj.prototypes_ = data["prototypes"] if "prototypes" in data.files else None
             if obj._uses_tfidf:
                 for name, make in (("word", _word_vectorizer), ("char", _char_vectorizer)):
                     vec = make(obj.max_features)

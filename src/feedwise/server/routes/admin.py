@@ -17,7 +17,7 @@ state file (``<store>.serve.json``: url, pid, admin key file; see
 
 Every route needs an ``admin`` key. The command runner is given by ``feedwise serve``
 (``app.state.admin_runner``): the service imports no CLI code; an app made without one
-answers ``/exec`` with 501, which the CLI reports as a conflict it cannot resolve.
+answers ``/exec`` with 409, which the CLI reports as a conflict it cannot resolve.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def exec_command(body: ExecBody, request: Request, state: State, key: AdminKey) 
     (the CLI sends the commands that write while the service holds the store)."""
     runner: Runner | None = getattr(request.app.state, "admin_runner", None)
     if runner is None:
-        raise HTTPException(501, "this service runs no CLI commands (start it with "
+        raise HTTPException(409, "this service runs no CLI commands (start it with "
                                  "feedwise serve)")
     argv = list(body.argv)
     log.info("admin exec: feedwise %s", argv[0])
