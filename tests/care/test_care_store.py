@@ -168,3 +168,18 @@ def test_add_messages_in_one_batch(store):
     assert list(store.messages()["message_id"]) == ["b1", "b3"]
     assert list(store.replies()["reply_id"]) == ["b1:auto"]  # no reply for the duplicate
     assert store.get_message("b1")["resolved_at"] == s(0)
+
+
+def test_add_messages_skips_a_reply_id_already_stored(store):
+    """The batch looks the reply ids up first and inserts plainly: a reply id already
+    stored (here by an agent's reply) is not written again and nothing raises."""
+    store.add_messages([msg("c1", "u1", "dm", "card", "human", 0)])
+    store.add_reply({"reply_id": "c2:auto", "message_id": "c1", "agent": "ann", "text": "x",
+                     "ts": s(1)})
+    auto = {"reply_id": "c2:auto", "agent": "auto", "text": "hi", "ts": s(2), "auto": True}
+    out = store.add_messages([msg("c2", "u2", "dm", "card", "auto", 2)], [auto])
+    assert out[0][1] is True
+    replies = store.replies()
+    assert list(replies["reply_id"]) == ["c2:auto"]
+    assert replies["agent"].iloc[0] == "ann"  # the stored one stands
+    assert store.get_message("c2")["resolved_at"] is None  # no reply of its own was written

@@ -9,8 +9,9 @@ the engine: the past store holds only the earlier events and posts, and the grap
 read ``as of`` the cut (a follow made later is in the store, and not used).
 
 :func:`graph_lift` measures the engine with and without the graph sources (the stored
-edges: followed authors, the ``network`` source, follow-based author affinity) on the
-synthetic world.
+edges: followed authors, the ``network`` source, the ``reshared`` source (what the people
+a user follows shared before the cut) and its ranking bonus, follow-based author affinity)
+on the synthetic world.
 """
 
 from __future__ import annotations
