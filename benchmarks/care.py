@@ -248,6 +248,8 @@ def run_accuracy(df: pd.DataFrame, args, cache: EmbeddingCache | None,
     for f, (tr, te) in enumerate(skf.split(np.zeros(len(y)), y)):
         if args.max_folds and f >= args.max_folds:
             break
+        if args.only_folds and f + 1 not in args.only_folds:
+            continue
         log(f"fold {f + 1}/{args.folds}: {len(tr):,} train, {len(te):,} held out")
         row: dict = {"fold": f + 1}
         if "accuracy" in phases:
@@ -482,6 +484,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--max-folds", type=int, default=0, help="Stop after this many folds "
                     "(0: all; a quick look only, not the acceptance figure).")
+    ap.add_argument("--only-folds", type=lambda v: {int(x) for x in v.split(",")},
+                    default=None, help="Run only these folds (1-based, e.g. 4,5: to split "
+                    "the accuracy phase over processes; the table then covers those only).")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--shots", type=int, default=10)
     ap.add_argument("--phases", default="accuracy,fewshot,latency,http",
