@@ -39,7 +39,6 @@ from feedwise.feed import Campaign, Creative, FeedConfig, FeedEngine, FeedReques
 from feedwise.feed.config import AdConfig
 from feedwise.feed.loader import utc_hour_activity
 from feedwise.notifications import SendTimeBandit
-from feedwise.schema import PROFILE_COLUMNS
 from feedwise.store import EventStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -83,10 +82,7 @@ def pacing_run(dayparting: bool, budget: float = 2.0, seed: int = 0) -> dict:
     prof = pd.DataFrame({"user_id": users, "timezone": zones,
                          "active_hours": [_profile(20) for _ in users],
                          "updated_at": pd.Timestamp(DAY)})
-    for c in PROFILE_COLUMNS:
-        if c not in prof.columns:
-            prof[c] = None
-    store.save_profiles(prof[list(PROFILE_COLUMNS)])
+    store.save_profiles(prof)  # the other profile columns are stored as NULL
     store.upsert_campaigns(pd.DataFrame([Campaign(
         campaign_id="c", advertiser_id="a", bid=10.0, daily_budget=budget,
         creatives=[Creative(item_id="cr")]).to_row()]))

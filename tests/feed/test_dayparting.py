@@ -14,7 +14,6 @@ from feedwise.feed.auction import pace_fraction
 from feedwise.feed.campaigns import CampaignBook
 from feedwise.feed.config import AdConfig
 from feedwise.feed.loader import utc_hour_activity
-from feedwise.schema import PROFILE_COLUMNS
 from feedwise.store import EventStore
 
 DAY = datetime(2026, 3, 3, tzinfo=UTC)
@@ -40,10 +39,7 @@ def world(dayparting: bool) -> tuple[EventStore, FeedEngine, np.ndarray]:
     prof = pd.DataFrame({"user_id": users, "timezone": zones,
                          "active_hours": [evening_profile(20) for _ in users],
                          "updated_at": pd.Timestamp(DAY)})
-    for c in PROFILE_COLUMNS:
-        if c not in prof.columns:
-            prof[c] = None
-    store.save_profiles(prof[list(PROFILE_COLUMNS)])
+    store.save_profiles(prof)  # the other profile columns are stored as NULL
     store.upsert_campaigns(pd.DataFrame([Campaign(
         campaign_id="c", advertiser_id="a", bid=10.0, daily_budget=BUDGET,
         creatives=[Creative(item_id="cr")]).to_row()]))

@@ -117,17 +117,31 @@ class NetworkSource:
     def forget_user(self, user_id: str) -> bool:
         """Drop the user's row and column of the graph (their relations, and their being
         someone else's friend)."""
-        r = self.users.index.get(str(user_id), -1)
-        if r < 0 or r >= self.peers.shape[0]:
+        r = _drop_peer(self, user_id)
+        if r is None:
             return False
-        keep = np.ones(self.peers.shape[0], np.float32)
-        keep[r] = 0.0
-        d = sp.diags(keep)
-        self.peers = sp.csr_matrix(d @ self.peers @ d)
-        self.peers.eliminate_zeros()
-        self.follows = sp.csr_matrix(d @ self.follows)
-        self.follows.eliminate_zeros()
+        self.follows = _masked(self.follows, r, cols=False)
         return True
+
+
+def _masked(m: sp.spmatrix, r: int, *, cols: bool) -> sp.csr_matrix:
+    """``m`` with row ``r`` (and column ``r`` when ``cols``) zeroed out and dropped."""
+    keep = np.ones(m.shape[0], np.float32)
+    keep[r] = 0.0
+    d = sp.diags(keep)
+    out = sp.csr_matrix(d @ m @ d if cols else d @ m)
+    out.eliminate_zeros()
+    return out
+
+
+def _drop_peer(source, user_id: str) -> int | None:
+    """Forget ``user_id`` in a source's ``peers`` graph (their relations, and their being
+    someone else's peer); returns the user's row, or None when the graph has no such user."""
+    r = source.users.index.get(str(user_id), -1)
+    if r < 0 or r >= source.peers.shape[0]:
+        return None
+    source.peers = _masked(source.peers, r, cols=True)
+    return r
 
 
 class ResharedSource:
@@ -267,14 +281,9 @@ class ResharedSource:
 
     def forget_user(self, user_id: str) -> bool:
         """Drop the user's row and column of the graph and their shares."""
-        r = self.users.index.get(str(user_id), -1)
-        if r < 0 or r >= self.peers.shape[0]:
+        r = _drop_peer(self, user_id)
+        if r is None:
             return False
-        keep = np.ones(self.peers.shape[0], np.float32)
-        keep[r] = 0.0
-        d = sp.diags(keep)
-        self.peers = sp.csr_matrix(d @ self.peers @ d)
-        self.peers.eliminate_zeros()
         lo, hi = int(self.share_ptr[r]), int(self.share_ptr[r + 1])
         if hi > lo:
             self.share_item = np.delete(self.share_item, np.s_[lo:hi])

@@ -41,7 +41,7 @@ from feedwise.errors import DataError
 from feedwise.localtime import validate_zone
 from feedwise.schema import CAMPAIGN_COLUMNS, ITEM_COLUMNS, MAX_TEXT_CHARS, USER_COLUMNS
 from feedwise.store.base import StoreBase
-from feedwise.store.ingest import EXCERPT
+from feedwise.store.ingest import EXCERPT, IngestReport
 
 #: Kind of record -> (table, key, fields a file may map).
 RECORD_KINDS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -89,18 +89,12 @@ RECORD_PRESETS: dict[str, dict[str, RecordPreset]] = {
 
 
 @dataclass(frozen=True)
-class RecordReport:
-    """What one record file did: rows written, repeated ids (the last row of an id wins),
-    rejects, rows of erased users skipped, columns nothing read, and notes."""
+class RecordReport(IngestReport):
+    """What one record file did: an :class:`IngestReport` (rows written, repeated ids — the
+    last row of an id wins —, rejects, erased users' rows skipped, columns nothing read) for
+    one ``kind`` of record, with notes."""
 
-    source: str
-    kind: str
-    accepted: int
-    duplicates: int
-    rejected: int
-    seconds: float
-    erased: int = 0
-    ignored_columns: tuple[str, ...] = ()
+    kind: str = ""
     notes: tuple[str, ...] = ()
 
 
@@ -501,6 +495,6 @@ class RecordFiles(StoreBase):
                         FROM _fw_rec_rejects""")
                 finally:
                     c.unregister("_fw_rec_rejects")
-        return RecordReport(name, kind, len(rows), duplicates, len(batch.rejects),
+        return RecordReport(name, len(rows), duplicates, len(batch.rejects),
                             time.perf_counter() - t0, erased=erased, ignored_columns=ignored,
-                            notes=tuple(batch.notes))
+                            kind=kind, notes=tuple(batch.notes))
