@@ -11,9 +11,10 @@ runner = CliRunner()
 
 
 def leaves(cmd, path=()):
-    if hasattr(cmd, "commands"):
-        for name, sub in cmd.commands.items():
-            yield from leaves(sub, (*path, name))
+    if hasattr(cmd, "list_commands"):  # commands load on first use: ask the group for them
+        ctx = cmd.make_context("feedwise", [], resilient_parsing=True)
+        for name in cmd.list_commands(ctx):
+            yield from leaves(cmd.get_command(ctx, name), (*path, name))
     else:
         yield path
 

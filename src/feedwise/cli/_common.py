@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -19,6 +18,8 @@ from feedwise.cli._live import open_for_command
 from feedwise.errors import FeedwiseError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from feedwise.store import EventStore
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,6 +65,8 @@ def emit(rows: pd.DataFrame | list[dict], fmt: Format, title: str | None = None)
     ``–`` in a table, empty in CSV and ``null`` in JSON (never ``nan``); JSON keeps ``/``
     as is. A table is never cut: on a terminal long cells fold onto more lines, and when
     stdout is no terminal (a pipe, a file) the table is as wide as its widest row."""
+    import pandas as pd  # on use: `feedwise --help` loads no pandas
+
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     if fmt in (Format.json, Format.jsonl, Format.csv):
         df = _whole_as_int(df)
@@ -95,6 +98,8 @@ def emit(rows: pd.DataFrame | list[dict], fmt: Format, title: str | None = None)
 
 def _cell(v: Any) -> str:
     """One table cell: integers as integers, a missing value as ``–``."""
+    import pandas as pd  # on use: `feedwise --help` loads no pandas
+
     if v is None or v is pd.NaT or (isinstance(v, float) and v != v):
         return "–"
     try:
@@ -116,6 +121,8 @@ def _cell(v: Any) -> str:
 def _whole_as_int(df: pd.DataFrame) -> pd.DataFrame:
     """Float columns whose values are whole numbers as integers (a column that mixes whole
     and fractional values keeps its fractions, its whole numbers become integers)."""
+    import pandas as pd  # on use: `feedwise --help` loads no pandas
+
     out = None
     for c in df.columns:
         s = df[c]
@@ -141,6 +148,8 @@ def emit_jsonl(records: Iterable[dict]) -> None:
 
 def _plain(v: Any) -> Any:
     """A JSON value: NaN, NaT and NA as null, numpy scalars as Python numbers."""
+    import pandas as pd  # on use: `feedwise --help` loads no pandas
+
     if v is None:
         return None
     if hasattr(v, "item") and not isinstance(v, list | dict | str):

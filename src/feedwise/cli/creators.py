@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from feedwise.cli._common import (
@@ -51,6 +50,8 @@ def creators(
 
     Example: feedwise creators --segment S1 --top 10
     """
+    import pandas as pd
+
     from feedwise.report.graph import creators_to_partner, top_creators, viral_posts
 
     t_from, t_to = parse_window(start, end)

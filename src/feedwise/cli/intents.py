@@ -10,13 +10,15 @@ Examples::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from feedwise.cli._common import Format, emit, emit_jsonl, err_console, fails_on
 from feedwise.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 intents_app = typer.Typer(help="Intent recognition for comments and messages: train a model "
                           "from labelled examples, predict intents in batch.",
@@ -24,6 +26,7 @@ intents_app = typer.Typer(help="Intent recognition for comments and messages: tr
 
 
 def _read(path: Path, columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
     if not path.exists():
         raise DataError(f"{path}: no such file")
     suffix = path.suffix.lower()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from feedwise.cli._common import DbOption, Format, FormatOption, emit, fails_on, open_store
 from feedwise.cli._insight import FromOption, KOption, ToOption, parse_window, resolve_window
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @fails_on(ValueError)

@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from feedwise.cli._common import DbOption, Format, FormatOption, emit, err_console, open_store
 from feedwise.cli._insight import parse_when
 from feedwise.errors import ConfigError
-from feedwise.localtime import zone
 
 notify_app = typer.Typer(help="Notifications: consent, caps, quiet hours in local time, "
                               "send-time optimisation (docs/notifications.md).")
@@ -52,6 +51,7 @@ def plan_cmd(
 
     Example: `feedwise notify plan --now 2026-03-02T06:00Z --quiet 22-8 --format json`
     """
+    from feedwise.localtime import zone
     from feedwise.notifications import NotificationRules, plan
 
     start, end = _quiet(quiet)

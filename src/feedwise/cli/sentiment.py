@@ -15,13 +15,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 
 from feedwise.cli._common import Format, FormatOption, emit, err_console
 from feedwise.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 sentiment_app = typer.Typer(
     help="Sentiment of comments: score a file with the default analyser or a trained one; "
@@ -46,6 +48,7 @@ def read_texts(path: Path, column: str | None) -> list[Any]:
     Raises:
         DataError: the file is missing or unreadable, or has no such column.
     """
+    import pandas as pd
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -101,6 +104,7 @@ def read_texts(path: Path, column: str | None) -> list[Any]:
 
 
 def _read_labelled(path: Path, text_column: str, label_column: str) -> tuple[list, list]:
+    import pandas as pd
     suffix = path.suffix.lower()
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -164,6 +168,7 @@ def score(
 
     Example: `feedwise sentiment score comments.csv --column text --format jsonl`
     """
+    import pandas as pd
     analyser = resolve_model(model, registry)
     texts = read_texts(file, column)
     parts = []

@@ -11,14 +11,16 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from feedwise.cli._common import Format, FormatOption, console, emit, fails_on
 from feedwise.cli._insight import KOption
 from feedwise.errors import ConfigError, FeedwiseError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EventsOption = Annotated[str, typer.Option(
     "--events", help="Export root (folder or hdfs:// / s3a:// URI) written by "
@@ -55,6 +57,7 @@ def _when(text: str | None, flag: str) -> datetime | None:
 def emit_kpis(tables: dict[str, pd.DataFrame], fmt: Format) -> None:
     """Print several KPI tables: one Rich table each, a JSON object of them, or long rows
     with a ``kpi`` column (JSON Lines / CSV)."""
+    import pandas as pd
     if fmt == Format.table:
         for name, df in tables.items():
             emit(df, fmt, title=name)

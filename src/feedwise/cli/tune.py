@@ -10,7 +10,6 @@ import typer
 
 from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, open_store
 from feedwise.errors import ConfigError
-from feedwise.selection import tune as search
 
 
 def tune(
@@ -58,6 +57,7 @@ def tune(
     from feedwise.evaluation import evaluate, random_split
     from feedwise.models import get_model
     from feedwise.models.base import side_data
+    from feedwise.selection import tune as search
 
     try:
         grid = json.loads(space) if space else None
