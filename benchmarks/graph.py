@@ -27,7 +27,9 @@ without the graph sources, five seeds: per kind of world the mean relative lift 
 Rows of the creators helper (``benchmarks/_graph_creators.py``) are added when present.
 
     nice .venv/bin/python benchmarks/graph.py            # table + benchmarks/results/graph.json
-    nice .venv/bin/python benchmarks/graph.py --validate --carves 1 2 3 4 5  # choose settings
+    nice .venv/bin/python benchmarks/graph.py --skip social replay creators \
+        --out benchmarks/results/graph_pymk.json         # the pymk rows only
+    nice .venv/bin/python benchmarks/graph.py --validate --carves 1 2 3  # choose settings
 """
 
 from __future__ import annotations
@@ -132,6 +134,11 @@ def pymk_rows(seed: int = 42) -> list[dict]:
 #: Settings compared on validation (``--validate``); the first is the default.
 CONFIGS: dict[str, dict] = {
     "logistic, max-normalised": {},  # the default since validation chose it
+    "logistic, previous features": {"features": (
+        "common_neighbours", "adamic_adar", "resource_allocation", "jaccard", "paths3",
+        "degree_other", "degree_user", "taste", "co_engagement", "friends_taste")},
+    "logistic, 3 carves": {"repeats": 3},
+    "logistic, with pagerank": {"features": None},
     "logistic (previous default)": {"normalise": "none"},
     "gbdt": {"ranker": "gbdt", "normalise": "none"},
     "gbdt, rank-normalised": {"ranker": "gbdt", "normalise": "rank"},

@@ -4,11 +4,12 @@
 on link-prediction features of the social graph and of what both engaged with:
 
 * graph proximity: common neighbours, Adamic–Adar, resource allocation, Jaccard, paths
-  of length three (a Katz-like term), and the other user's degree (preferential
-  attachment);
+  of length three, resource allocation along paths of three, Katz (walks of up to
+  :data:`KATZ_STEPS` steps), and both users' degrees (preferential attachment);
 * taste: cosine similarity of the two users' engagement (items weighted by ``log1p`` of
-  the interaction weight, IDF-scaled) and the number of items both engaged with
-  (co-engagement).
+  the interaction weight, IDF-scaled; and binary, IDF-scaled), the number of items both
+  engaged with (co-engagement) and the same with rare items weighing more, the other
+  user's taste against the user's friends' and the user's against the other's friends'.
 
 The blend is learned at :meth:`fit` on edges held out from the graph it is given (a
 fraction ``holdout`` of them at random, never a user's last edge): the features are
@@ -37,6 +38,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.sparse.linalg import eigsh
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -47,10 +49,17 @@ from feedwise.store import EventStore
 #: The features, in the order of ``coef_``.
 FEATURES = ("common_neighbours", "adamic_adar", "resource_allocation", "jaccard",
             "paths3", "degree_other", "degree_user", "taste", "co_engagement",
-            "pagerank", "friends_taste")
+            "pagerank", "friends_taste", "katz", "resource_allocation3", "rare_shared",
+            "taste_binary", "friends_taste_other")
 #: The features used by default: chosen on validation edges carved from the Last.fm
-#: training graph (5% of it, three seeds; benchmarks/graph.py): ``pagerank`` did not help.
+#: training graph (10% of it, carves 1-3; benchmarks/graph.py ``--validate``): adding
+#: Katz, paths-of-three resource allocation, shared rare items, binary taste and the
+#: other user's friends' taste lifted recall@10 there; ``pagerank`` did not help once
+#: Katz and paths of three were in.
 DEFAULT_FEATURES = tuple(f for f in FEATURES if f != "pagerank")
+#: Katz's damping as a share of ``1 / largest eigenvalue`` of the graph, and the length
+#: of the longest walk it counts.
+KATZ_SHARE, KATZ_STEPS = 0.5, 6
 _RELATIONS = ("follow", "friend", "trust")
 
 
@@ -318,7 +327,9 @@ class PeopleYouMayKnow:
         cn = (a @ adj).toarray()
         inv_log = np.where(deg > 1, 1.0 / np.log(np.maximum(deg, 2)), 0.0)
         aa = (a @ sp.diags(inv_log) @ adj).toarray()
-        ra = (a @ sp.diags(np.where(deg > 0, 1.0 / np.maximum(deg, 1), 0.0)) @ adj).toarray()
+        inv_deg = np.where(deg > 0, 1.0 / np.maximum(deg, 1), 0.0)
+        a_inv = a @ sp.diags(inv_deg)
+        ra = (a_inv @ adj).toarray()
         union = deg[rows][:, None] + deg[None, :] - cn
         jac = np.divide(cn, union, out=np.zeros_like(cn), where=union > 0)
         p3 = (sp.csr_matrix(cn) @ adj).toarray()
@@ -327,24 +338,57 @@ class PeopleYouMayKnow:
         f[4] = np.log1p(p3)
         f[5] = np.log1p(deg)[None, :]
         f[6] = np.log1p(deg[rows])[:, None]
-        # personalised PageRank from each row (restart 0.3, 8 steps of the walk)
-        step = sp.diags(np.where(deg > 0, 1.0 / np.maximum(deg, 1), 0.0)) @ adj
+        want = set(FEATURES if self.features is None else self.features)
         e = np.zeros((len(rows), n))
         e[np.arange(len(rows)), rows] = 1.0
-        r = e.copy()
-        for _ in range(8):
-            r = 0.3 * e + 0.7 * (step.T @ r.T).T
-        f[9] = np.log1p(1e4 * r)
+        if "pagerank" in want:  # personalised PageRank (restart 0.3, 8 steps of the walk)
+            step = sp.diags(inv_deg) @ adj
+            r = e.copy()
+            for _ in range(8):
+                r = 0.3 * e + 0.7 * (step.T @ r.T).T
+            f[9] = np.log1p(1e4 * r)
+        if "katz" in want:  # walks of every length up to KATZ_STEPS, damped by beta
+            beta = KATZ_SHARE / self._eigenvalue(adj) if adj.nnz else 0.0
+            walk, katz = e, np.zeros_like(e)
+            for _ in range(KATZ_STEPS):
+                walk = beta * (adj.T @ walk.T).T
+                katz += walk
+            f[11] = np.log1p(1e3 * katz)
+        # resource allocation along paths of three (local-path RA)
+        f[12] = 100 * ((sp.csr_matrix(ra) @ sp.diags(inv_deg)) @ adj).toarray()
         if self.taste_ is not None:
             t = self.taste_
-            f[7] = (t[rows] @ t.T).toarray()
+            tt = (t[rows] @ t.T).toarray()
+            f[7] = tt
             f[8] = np.log1p((self.seen_[rows] @ self.seen_.T).toarray())
             # taste of the other user against the user's neighbours' (mean cosine)
             nb = sp.diags(1.0 / np.maximum(deg[rows], 1)) @ a
             f[10] = ((nb @ t) @ t.T).toarray()
+            # the user's taste against the other user's neighbours' (mean cosine)
+            f[15] = (sp.csr_matrix(tt) @ (adj @ sp.diags(inv_deg))).toarray()
+            seen = self.seen_
+            df = np.asarray(seen.sum(axis=0)).ravel()
+            # shared items, each weighted by 1 / log of how many engaged with it
+            rare = np.where(df > 0, 1.0 / np.log(df + 1.5), 0.0)
+            f[13] = (seen[rows] @ sp.diags(rare) @ seen.T).toarray()
+            # cosine of the binary engagement, IDF-weighted
+            b = seen @ sp.diags(np.log((1 + seen.shape[0]) / (1 + df)) + 1)
+            norm = np.sqrt(np.asarray(b.multiply(b).sum(axis=1)).ravel())
+            b = sp.diags(np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)) @ b
+            f[14] = (b[rows] @ b.T).toarray()
+        f[:, np.arange(len(rows)), rows] = 0.0  # a user is no candidate of their own
         if self.features is not None:
             f[[i for i, name in enumerate(FEATURES) if name not in self.features]] = 0.0
         return f
+
+    def _eigenvalue(self, adj: sp.csr_matrix) -> float:
+        """The largest eigenvalue of ``adj``, computed once per graph (the last one
+        asked about is remembered: batches of one graph come in a row)."""
+        key = (adj.shape, adj.nnz, hash(adj.indptr.tobytes()), hash(adj.indices.tobytes()))
+        memo = getattr(self, "_lam", None)
+        if memo is None or memo[0] != key:
+            memo = self._lam = (key, _largest_eigenvalue(adj))
+        return memo[1]
 
     def _transform(self, f: np.ndarray) -> np.ndarray:
         """What the blend reads of the raw features: as they are (``"none"``), divided by
@@ -463,6 +507,10 @@ class PeopleYouMayKnow:
         meta = json.loads((p / "model.json").read_text())
         if meta.get("class") != "PeopleYouMayKnow":
             raise DataError(f"{p}: not a PeopleYouMayKnow model")
+        if meta.get("features") != list(FEATURES):
+            raise DataError(f"{p}: saved with the features {meta.get('features')}, this "
+                            f"version computes {list(FEATURES)}; fit the model again and "
+                            "save it")
         m = cls(**meta["params"])
         with np.load(p / "model.npz", allow_pickle=False) as z:
             m.coef_, m.mean_, m.scale_ = z["coef"], z["mean"], z["scale"]
@@ -529,6 +577,19 @@ def _tree_scores(trees: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         nxt = np.where(go_left, trees["left"][node], trees["right"][node])
         node = np.where(leaf, node, nxt)
     return trees["value"][node].sum(axis=1) + float(trees["baseline"][0])
+
+
+def _largest_eigenvalue(adj: sp.csr_matrix) -> float:
+    """The largest eigenvalue of the (symmetric) adjacency ``adj`` (Katz's scale)."""
+    if adj.shape[0] < 3:
+        return float(max(np.abs(np.linalg.eigvalsh(adj.toarray())).max(), 1.0))
+    try:
+        start = np.full(adj.shape[0], 1.0 / np.sqrt(adj.shape[0]))  # same every call
+        lam = float(eigsh(adj.astype(np.float64), k=1, which="LA", v0=start,
+                          return_eigenvectors=False, tol=1e-6)[0])
+    except Exception:  # no convergence: the largest degree bounds it from above
+        lam = float(np.asarray(adj.sum(axis=1)).max())
+    return max(lam, 1.0)
 
 
 def _quadratic(f: np.ndarray) -> np.ndarray:
