@@ -16,9 +16,11 @@ from feedwise.ranking.features import (
     impression_features,
     label_impressions,
 )
+from feedwise.ranking.pointintime import PointInTimeFeatures, fit_point_in_time
 
 __all__ = [
-    "FEATURE_NAMES", "OBJECTIVES", "EngagementModel", "MultiObjectiveModel", "build_features",
-    "expected_calibration_error", "holdout_report", "impression_features", "label_impressions",
-    "log_loss", "roc_auc", "temporal_split",
+    "FEATURE_NAMES", "OBJECTIVES", "EngagementModel", "MultiObjectiveModel",
+    "PointInTimeFeatures", "build_features", "expected_calibration_error", "fit_point_in_time",
+    "holdout_report", "impression_features", "label_impressions", "log_loss", "roc_auc",
+    "temporal_split",
 ]

@@ -220,13 +220,22 @@ def log_loss(y: np.ndarray, p: np.ndarray, eps: float = 1e-12) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """ECE: the row-weighted mean |observed rate − mean prediction| over equal-width bins."""
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10,
+                               strategy: str = "uniform") -> float:
+    """ECE: the row-weighted mean |observed rate − mean prediction| over bins of the
+    prediction: equal-width (``strategy="uniform"``) or equal-count (``"quantile"``; for
+    rare outcomes, whose predictions all fall in the first equal-width bin)."""
     y = np.asarray(y, np.float64)
     p = np.asarray(p, np.float64)
     if len(y) == 0:
         return float("nan")
-    b = np.minimum((p * bins).astype(int), bins - 1)
+    if strategy == "quantile":
+        b = np.empty(len(p), np.int64)
+        b[np.argsort(p, kind="stable")] = np.arange(len(p)) * bins // len(p)
+    elif strategy == "uniform":
+        b = np.minimum((p * bins).astype(int), bins - 1)
+    else:
+        raise ConfigError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
     cnt = np.bincount(b, minlength=bins)
     sy = np.bincount(b, weights=y, minlength=bins)
     sp_ = np.bincount(b, weights=p, minlength=bins)

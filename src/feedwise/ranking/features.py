@@ -6,6 +6,12 @@ time (one row per logged impression), so the model sees one definition.
 Columns (:data:`FEATURE_NAMES`): recommender score, log popularity, log age in hours, author
 affinity, tag match with the user's interest profile, hour of day (sine and cosine),
 log position, and the user's recent ad exposure.
+
+:func:`impression_features` reads popularity and profiles from an engine loaded at one
+cut, so rows before the cut see counts that include their own labels: it suits scoring
+rows after the cut. Training rows are built by
+:class:`~feedwise.ranking.pointintime.PointInTimeFeatures`, which computes each row's
+features from the events strictly before it (``feedwise feed --train-engagement``).
 """
 
 from __future__ import annotations
