@@ -92,11 +92,14 @@ def test_bad_params_are_clean(tmp_path, command: str, params: str, message: str)
 
 
 def test_demo_runs_end_to_end(tmp_path) -> None:
-    res = runner.invoke(app, ["demo", "--users", "300", "--days", "7", "--db",
-                              str(tmp_path / "demo.duckdb")])
+    res = runner.invoke(app, ["demo", "--users", "200", "--days", "5", "--requests", "60",
+                              "--db", str(tmp_path / "demo.duckdb")])
     assert res.exit_code == 0, res.output
     assert "ndcg" in res.output and "itemknn" in res.output
-    assert "because you liked" in res.output
+    # issue 18: the default says what it picked, the feed carries ads within its
+    # guardrails, the new feed is estimated off-policy, and the report is written
+    assert "auto picked" in res.output and "guardrail violations: 0" in res.output
+    assert "new feed, DR" in res.output and (tmp_path / "demo.report.html").exists()
 
 
 def test_train_registers_and_promotes(ml_db, tmp_path) -> None:

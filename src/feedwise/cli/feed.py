@@ -61,53 +61,56 @@ def load_config(path: Path | None, ux_lambda: float | None):
         raise ConfigError(f"{path or 'config'}: field {where!r}: {err['msg']}") from None
 
 
-def train_engagement(store: EventStore, rec: Any, cfg: Any, holdout: float = 0.2):
-    """Fit the engagement model on the store's impression log; returns (model, report).
+def train_engagement(store: EventStore, rec: Any, cfg: Any, holdout: float = 0.2,
+                     progress: Any = None):
+    """Fit the engagement model on the store's impression log under the point-in-time
+    protocol (:mod:`feedwise.ranking.pointintime`); returns ``(model, report)``.
 
-    The features of the hold-out (the latest ``holdout`` share of impressions) are built from
-    popularity, profiles and a recommender (``rec``'s class and parameters) fitted on the
-    events before it begins, so nothing of the test period leaks.
+    Every feature of a training impression comes from the events strictly before it; the
+    recommender score from ``rec``'s class and parameters refitted at rolling cuts on the
+    events before each cut (so it never saw the rows it scores). The report is measured on
+    the hold-out, the latest ``holdout`` share of the log's time.
     """
+    return point_in_time_engagement(store, rec, holdout=holdout, progress=progress)[:2]
+
+
+def point_in_time_engagement(store: EventStore, rec: Any, *, holdout: float = 0.2,
+                             progress: Any = None, **kwargs: Any):
+    """``(model, report, result)`` of :func:`~feedwise.ranking.pointintime.fit_point_in_time`
+    over the store: its posts, users (declared profile), impression log, and ``rec``
+    (a fitted recommender or ``None``) refitted per fold."""
     import numpy as np
     import pandas as pd
 
     from feedwise.feed.engine import FeedEngine
-    from feedwise.ranking.engagement import holdout_report, temporal_split
-    from feedwise.ranking.features import impression_features, label_impressions
+    from feedwise.models.base import side_data
+    from feedwise.ranking.pointintime import PointInTimeFeatures, fit_point_in_time
 
     ev = store.impression_log()
-    imps = label_impressions(ev[ev["kind"] != "ad_impression"])
-    secs = (pd.to_datetime(imps["ts"], utc=True) - pd.Timestamp(0, tz="UTC")
-            ).dt.total_seconds().to_numpy()
-    _, test = temporal_split(secs, holdout)
-    first_us = int(np.floor(secs[test].min() * 1e6))
-    cutoff = pd.Timestamp(first_us, unit="us", tz="UTC").to_pydatetime()
-    engine = FeedEngine.from_store(store, None, cfg, until=cutoff)
-    ads = ev[ev["kind"] == "ad_impression"]
-    ad_times = {u: np.sort((pd.to_datetime(g["ts"], utc=True) - pd.Timestamp(0, tz="UTC")
-                            ).dt.total_seconds().to_numpy()) for u, g in ads.groupby("user_id")}
-    rec_score = None
+    posts = store.posts()
+    base = FeedEngine(None, posts, users=store.users())  # declared profiles only
+    features = PointInTimeFeatures(base.catalog, base.users, ev, store.edge_log())
+    fit_rec = None
     if rec is not None and hasattr(rec, "get_params"):
-        # the same recommender, refitted on the events before the hold-out
-        try:
-            cut = type(rec)(**rec.get_params()).fit(store.interactions(until=cutoff))
-        except FeedwiseError:
-            cut = None
-        if cut is not None:
-            ids = engine.catalog.item_ids
+        created = pd.to_datetime(posts["created_at"], utc=True) if "created_at" in posts \
+            else None
 
-            def rec_score(user: str, idx: np.ndarray) -> np.ndarray:
-                return np.nan_to_num(cut.score(user, ids[idx]), nan=0.0)
+        def fit_rec(cut_s: float):
+            cut = pd.Timestamp(int(np.floor(cut_s * 1e6)), unit="us", tz="UTC"
+                               ).to_pydatetime()
+            known = posts if created is None else posts[(created < cut).to_numpy()]
+            try:
+                data = store.interactions(until=cut)
+                model = type(rec)(**rec.get_params())
+                model.fit(data, **side_data(model, items=known, edges=store.edges_as_of(
+                    cut, exclude_objectors=True)))
+            except FeedwiseError:  # too little data before this cut: no score
+                return None
+            return lambda users, items: pair_scores(model, users, items)
 
-    X, keep = impression_features(imps, engine.catalog, engine.users, rec_score=rec_score,
-                                  ad_times=ad_times)
-    labels = imps[keep].reset_index(drop=True)
-    if len(labels) < 50:
-        raise DataError(f"only {len(labels)} impressions of known posts; need at least 50 to "
-                        "train the engagement model")
-    ts = (pd.to_datetime(labels["ts"], utc=True) - pd.Timestamp(0, tz="UTC")
-          ).dt.total_seconds().to_numpy()
-    return holdout_report(X, labels, ts, holdout=holdout)
+    res = fit_point_in_time(features, fit_recommender=fit_rec, holdout=holdout,
+                            progress=progress, **kwargs)
+    return res.model, res.report, res
 
 
 def feed(
@@ -115,7 +118,8 @@ def feed(
     n: Annotated[int, typer.Option("-n", help="Number of slots.")] = 20,
     model: Annotated[str | None, typer.Option(
         "--model", "-m", help="Recommender name (default: the promoted model of the "
-                              "store's registry).")] = None,
+                              "store's registry, else a new auto model: the blend for a fresh "
+                              "feed or a static catalogue, picked from the data).")] = None,
     model_path: Annotated[Path | None, typer.Option(help="Recommender artifact folder "
                                                      "(default: the store's registry, "
                                                      "STORE.models; trained if absent).")
@@ -166,10 +170,11 @@ def feed(
                                     "to, or use --train-engagement instead")
                 eng_model = MultiObjectiveModel.load(engagement)
             elif train_engagement_model:
-                with err_console.status("training the engagement model"):
-                    eng_model, report = train_engagement(store, rec, cfg)
-                err_console.print("engagement model, temporal hold-out:")
-                err_console.print(report.to_string(index=False))
+                with err_console.status("training the engagement model") as status:
+                    eng_model, report = train_engagement(
+                        store, rec, cfg, progress=lambda m: status.update(
+                            f"training the engagement model: {m}"))
+                err_console.print(engagement_table(report))
             engine = FeedEngine.from_store(store, rec, cfg, engagement=eng_model)
             request = FeedRequest(user, n=n, now=when, request_id=f"cli-{uuid.uuid4().hex}")
             result = rollout.compose(engine, request, arm, record=record)
@@ -192,6 +197,35 @@ def feed(
         rows = [{**r, "policy": desc} for r in rows]
     emit(rows, fmt, title=f"feed for {user} ({result.policy}; policy {arm.version}, "
                           f"{arm.source})")
+
+
+def pair_scores(model: Any, users: Any, items: Any, batch: int = 256):
+    """A fitted recommender's score of each ``(users[j], items[j])`` pair, scoring each
+    distinct user once (in dense blocks of at most ``batch`` users that fit the model's
+    memory budget); 0 for items the model does not know."""
+    import numpy as np
+
+    users = np.asarray(users, dtype=object)
+    cols = model.item_columns(items)
+    batch = model.batch_rows(batch)
+    out = np.zeros(len(users))
+    uniq, inv = np.unique(users.astype(str), return_inverse=True)
+    for lo in range(0, len(uniq), batch):
+        dense, _ = model._scores_for(list(uniq[lo:lo + batch]), None)
+        sel = np.flatnonzero((inv >= lo) & (inv < lo + batch) & (cols >= 0))
+        out[sel] = dense[inv[sel] - lo, cols[sel]]
+    return np.nan_to_num(out, nan=0.0)
+
+
+def engagement_table(report: Any) -> str:
+    """The hold-out report as printed: one line per objective."""
+    cols = ["objective", "positives", "rate", "base_rate", "mean_pred", "log_loss",
+            "log_loss_const", "ece", "ece_over_rate", "auc"]
+    fmt = {c: "{:.4f}".format for c in cols[2:]}
+    fmt["rate"] = fmt["base_rate"] = fmt["mean_pred"] = fmt["ece"] = "{:.5f}".format
+    return ("engagement model, point-in-time temporal hold-out (the last 20% of time; "
+            "log_loss_const: the base rate of the earlier rows as a constant):\n"
+            + report[cols].to_string(index=False, formatters=fmt))
 
 
 def feed_policy(user: str, db: str | None, config: Path | None, ux_lambda: float | None):

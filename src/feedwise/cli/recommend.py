@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,7 +17,11 @@ from feedwise.cli._common import (
     err_console,
     open_store,
 )
+from feedwise.cli.train import DEFAULT_MODEL, data_end, say_choice
 from feedwise.errors import FeedwiseError
+
+if TYPE_CHECKING:
+    from feedwise.store import EventStore
 
 
 def load_or_train(name: str | None, db: str | None, path: Path | None = None,
@@ -52,10 +56,11 @@ def load_or_train(name: str | None, db: str | None, path: Path | None = None,
     with open_store(db) as store:  # a read: a missing store is an error, not an empty one
         store_id = store.store_id()
         if path is not None:
-            err_console.print(f"no trained {name or 'itemknn'} at {path}: training one now")
-            model = get_model(name or "itemknn")
+            err_console.print(f"no trained {name or DEFAULT_MODEL} at {path}: training one "
+                              "now")
+            model = get_model(name or DEFAULT_MODEL)
             model.memory_budget = budget
-            model.fit(store.interactions())
+            _fit(model, store)
             model.save(path)
             return model
         reg = ModelRegistry(registry or Deployment.for_store(db_path).registry_dir,
@@ -65,14 +70,27 @@ def load_or_train(name: str | None, db: str | None, path: Path | None = None,
             model = reg.load(meta.version)
             model.memory_budget = budget
             return model
-        name = name or "itemknn"
+        name = name or DEFAULT_MODEL
         err_console.print(f"no trained {name} in {reg.root}: training one now")
         model = get_model(name)
         model.memory_budget = budget
-        model.fit(store.interactions())
+        _fit(model, store)
         meta = reg.register(model, notes="trained by feedwise recommend/feed")
         err_console.print(f"registered {meta.version} in {reg.root}")
     return model
+
+
+def _fit(model, store: EventStore) -> None:  # noqa: ANN001 - a Recommender
+    """Fit ``model`` on the store's training view with the side data it reads (posts,
+    the graph standing at the data's end), as ``feedwise train`` does; say what ``auto``
+    picked."""
+    from feedwise.models.base import side_data
+
+    data = store.interactions()
+    model.fit(data, **side_data(model, items=store.posts(),
+                                edges=store.edges_as_of(data_end(data),
+                                                        exclude_objectors=True)))
+    say_choice(model, err_console)
 
 
 def pick_version(reg, name: str | None):  # noqa: ANN001, ANN201 - registry -> meta | None
@@ -93,7 +111,8 @@ def recommend(
     all_users: Annotated[bool, typer.Option("--all", help="Every user, streamed.")] = False,
     model: Annotated[str | None, typer.Option(
         "--model", "-m", help="Model name, e.g. itemknn (default: the promoted model of "
-                              "the store's registry).")] = None,
+                              "the store's registry, else a new auto model: the blend for a fresh "
+                              "feed or a static catalogue, picked from the data).")] = None,
     model_path: Annotated[Path | None, typer.Option(help="Artifact folder.")] = None,
     registry: Annotated[str | None, typer.Option(
         "--registry", envvar="FEEDWISE_REGISTRY",

@@ -17,12 +17,12 @@ from feedwise.cli._common import (
     open_store,
 )
 from feedwise.cli._insight import parse_when
-from feedwise.cli.train import parse_params
+from feedwise.cli.train import DEFAULT_MODEL, parse_params, say_choice
 
 
 @fails_on(ValueError)
 def retrain(model: Annotated[str, typer.Option("--model", "-m", help="Model name.")
-                             ] = "itemknn",
+                             ] = DEFAULT_MODEL,
             params: Annotated[str | None, typer.Option(
                 help='Hyperparameters as JSON, e.g. \'{"k": 100}\'.')] = None,
             window_days: Annotated[float | None, typer.Option(
@@ -78,6 +78,8 @@ def retrain(model: Annotated[str, typer.Option("--model", "-m", help="Model name
     row = d.model_dump(mode="json")
     row.pop("window")
     emit([row], fmt, title=f"retrain: {d.action}")
+    if fmt == Format.table and d.candidate_version:  # what auto picked, and why
+        say_choice(reg.load(d.candidate_version))
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,12 @@ from feedwise.cli._common import DbOption, Format, FormatOption, console, emit, 
 from feedwise.errors import ConfigError, FeedwiseError
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model name, e.g. itemknn.")]
+#: The model ``train``, ``recommend``, ``feed``, ``serve`` and ``retrain`` use when none is
+#: named: ``auto`` picks the blend for a fresh feed or a static catalogue from the data.
+DEFAULT_MODEL = "auto"
+ModelsOption = Annotated[str, typer.Option(
+    "--model", "-m", help="Model name, or several separated by commas (one table), e.g. "
+                          "auto,hybrid,itemknn.")]
 ParamsOption = Annotated[str | None, typer.Option(
     "--params", help='Hyperparameters as JSON, e.g. \'{"k": 100}\'.')]
 
@@ -64,6 +70,16 @@ def build(name: str, params: str | None):
         raise ConfigError(f"--params {params!r} does not fit model {name!r}: {e}") from None
 
 
+def say_choice(model, out=None) -> str | None:  # noqa: ANN001 - a fitted Recommender
+    """Print what an ``auto`` model picked and why (``choice_``, ``reason_``); the line."""
+    choice = getattr(model, "choice_", None)
+    if choice is None:
+        return None
+    line = f"auto picked {choice}: {getattr(model, 'reason_', '')}".rstrip(": ")
+    (out or console).print(line, markup=False, highlight=False)
+    return line
+
+
 def _train_spark(events: str | None, master: str | None, params: str | None,
                  out: Path | None) -> None:
     from feedwise.engines.spark import train_spark
@@ -79,7 +95,7 @@ def _train_spark(events: str | None, master: str | None, params: str | None,
     console.print(f"trained {fitted!r} on Spark -> {path}")
 
 
-def train(model: ModelOption = "itemknn", params: ParamsOption = None,
+def train(model: ModelOption = DEFAULT_MODEL, params: ParamsOption = None,
           out: Annotated[Path | None, typer.Option(
               help="Also save the artifact to this folder.")] = None,
           registry: Annotated[str | None, typer.Option(
@@ -106,6 +122,9 @@ def train(model: ModelOption = "itemknn", params: ParamsOption = None,
 
     The events of users who objected to profiling (personalization consent withdrawn)
     are left out, as in every training path.
+
+    Without ``--model`` the default, ``auto``, is trained: it picks the blend for a fresh
+    feed or for a static catalogue from the data and says what it picked and why.
 
     Example: `feedwise train --model itemknn --db deploy/feedwise.duckdb --promote`
 
@@ -152,6 +171,7 @@ def train(model: ModelOption = "itemknn", params: ParamsOption = None,
     path = path or reg.versions_dir / meta.version
     console.print(f"trained {m!r} on {data.n_users} users x {data.n_items} items "
                   f"({data.nnz} pairs) -> {path}")
+    say_choice(m)
     if n_objectors:
         console.print(f"left out the events of {n_objectors} user(s) who objected to "
                       "profiling (personalization consent withdrawn)")
@@ -170,16 +190,47 @@ def train(model: ModelOption = "itemknn", params: ParamsOption = None,
         ask_reload(db)  # a service on this store swaps to it now
 
 
-def evaluate(model: ModelOption = "itemknn", params: ParamsOption = None,
+def evaluate(model: ModelsOption = DEFAULT_MODEL, params: ParamsOption = None,
              split: Annotated[str, typer.Option(
                  help="temporal | random | last-n")] = "temporal",
+             protocol: Annotated[str, typer.Option(
+                 help="split (fit on the split's train part, rank its test pairs) or "
+                      "replay (the logged feed requests after a temporal cut, with "
+                      "baselines and the FeedEngine: docs/evaluation.md).")] = "split",
              k: Annotated[int, typer.Option(help="List length.")] = 10,
              seed: Annotated[int, typer.Option(help="Seed of the random split.")] = 42,
+             test_fraction: Annotated[float, typer.Option(
+                 help="With --protocol replay: the newest share of time held out.")] = 0.2,
+             max_requests: Annotated[int, typer.Option(
+                 help="With --protocol replay: requests scored (a seeded sample; 0: all).")
+             ] = 2000,
+             baselines: Annotated[bool, typer.Option(
+                 "--baselines/--no-baselines",
+                 help="With --protocol replay: also score the baselines and the engine.")
+             ] = True,
              db: DbOption = None, fmt: FormatOption = Format.table) -> None:
-    """Train on the split's train part and report ranking metrics on its test part.
+    """Train on the split's train part and report ranking metrics on its test part; several
+    models (``--model a,b,c``) in one table, one column each.
 
-    Example: feedwise evaluate --model itemknn --split random --k 10
+    ``--protocol replay`` replays the logged feed requests after a temporal cut: each
+    policy ranks the request's logged candidates (AUC, MRR, nDCG@5/10) and every post
+    available then (open retrieval NDCG@10, recall@50), beside the baselines (newest,
+    newest followed, decayed popularity, ItemKNN, Content, Hybrid) and the FeedEngine.
+
+    Example: feedwise evaluate --model auto,hybrid,itemknn --split random --k 10
+
+    Example: feedwise evaluate --protocol replay --model auto --db feedwise.duckdb
     """
+    names = [m.strip() for m in model.split(",") if m.strip()]
+    if not names:
+        raise ConfigError("--model names no model; write e.g. --model auto,itemknn")
+    if params and len(names) > 1:
+        raise ConfigError("--params applies to one model; name one --model with it")
+    if protocol == "replay":
+        _evaluate_replay(names, test_fraction, max_requests, baselines, db, fmt)
+        return
+    if protocol != "split":
+        raise ConfigError(f"unknown protocol {protocol!r}; use split or replay")
     from feedwise.evaluation import evaluate as run
     from feedwise.evaluation import last_n_split, random_split, temporal_split
     from feedwise.models.base import side_data
@@ -188,14 +239,51 @@ def evaluate(model: ModelOption = "itemknn", params: ParamsOption = None,
                  "last-n": last_n_split}
     if split not in splitters:
         raise FeedwiseError(f"unknown split {split!r}; use {sorted(splitters)}")
-    estimator = build(model, params)
+    estimators = [build(n, params) for n in names]
     with open_store(db) as store:
         s = splitters[split](store.interactions())
         posts = store.posts()
         # the social graph standing when the training part ends (replay-safe)
         edges = store.edges_as_of(data_end(s.train), exclude_objectors=True)
-    table = run(estimator, s, k, fit_kwargs=side_data(estimator, items=posts, edges=edges))
-    emit(table, fmt, title=f"{model} on {s.name} split, k={k}")
+    tables = []
+    for name, estimator in zip(names, estimators, strict=True):
+        with console.status(f"training and evaluating {name}"):
+            t = run(estimator, s, k, fit_kwargs=side_data(estimator, items=posts,
+                                                          edges=edges))
+        if fmt == Format.table:
+            say_choice(estimator)
+        tables.append(t.assign(model=name))
+    if len(tables) == 1:
+        emit(tables[0], fmt, title=f"{names[0]} on {s.name} split, k={k}")
+        return
+    import pandas as pd
+
+    both = pd.concat(tables)
+    wide = both.pivot_table(index="metric", columns="model", values="value",
+                            aggfunc="first", sort=False)[names]
+    emit(wide.reset_index(), fmt, title=f"{', '.join(names)} on {s.name} split, k={k}")
+
+
+def _evaluate_replay(names: list[str], test_fraction: float, max_requests: int,
+                     baselines: bool, db: str | None, fmt: Format) -> None:
+    from feedwise.evidence.replay_eval import replay_evaluate
+
+    with open_store(db) as store, console.status("replaying the logged requests") as st:
+        res = replay_evaluate(store, models=names, test_fraction=test_fraction,
+                              max_requests=max_requests or None, baselines=baselines,
+                              engine=baselines, engine_model=names[0],
+                              progress=lambda m: st.update(m))
+    f = res.facts
+    if fmt == Format.table:
+        for name in names:
+            say_choice(res.fitted.get(name))
+        console.print(f"replay: cut {f['cut']}, {f['requests_scored']} of "
+                      f"{f['requests_after_cut']} logged requests after it; "
+                      f"{f['engaged_on_posts_created_after_cut']:.0%} of their engagements "
+                      "on posts created after the cut; "
+                      f"{f['protocol']}")
+    table = res.table.drop(columns=["seconds"])
+    emit(table, fmt, title=f"replay of the logged feed requests ({', '.join(names)})")
 
 
 def register(app: typer.Typer) -> None:

@@ -65,7 +65,7 @@ class RetrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "itemknn"
+    model: str = "auto"  # the default model (docs/evaluation.md)
     params: dict[str, Any] = Field(default_factory=dict)
     window_days: float | None = Field(default=None, gt=0)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
