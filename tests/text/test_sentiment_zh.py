@@ -1,0 +1,117 @@
+"""Chinese sentiment: the default analyser's HowNet lexicon beside snownlp's model, and the
+trainable analyser's blend with it (issue 22)."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from feedwise.errors import ConfigError
+from feedwise.text import sentiment as S
+from feedwise.text.sentiment import DefaultAnalyser, TrainedAnalyser, load_analyser
+
+
+@pytest.fixture(scope="module")
+def ana() -> DefaultAnalyser:
+    return S.default_analyser()
+
+
+@pytest.fixture(scope="module")
+def snow_only() -> DefaultAnalyser:
+    return DefaultAnalyser(chinese="snownlp")
+
+
+def test_lexicon_negation_and_degree(ana) -> None:
+    lex = ana.lexicon
+    assert lex is not None and len(lex.pos) > 5000 and len(lex.neg) > 10000
+    assert lex.score("好") == 1.0 and lex.score("难吃") == -1.0
+    assert lex.score("不好") == -1.0  # a negator reverses the next sentiment word
+    assert lex.score("非常好") == 3.0 and lex.score("有点好") == 0.5  # degree adverbs
+    assert lex.score("不是很好") == -2.0
+    assert lex.score("今天星期三") == 0.0
+
+
+def test_chinese_logit_is_snownlp_plus_lexicon(ana, snow_only) -> None:
+    for t in ["这家外卖太难吃了，送得又慢又冷", "味道很好，送餐很快", "没有想象中好", "一般"]:
+        want = ana.zh.logit(t) + S.ZH_LEXICON_WEIGHT * ana.lexicon.score(t) - S.ZH_OFFSET
+        assert ana.zh_logit(t) == pytest.approx(want)
+        assert snow_only.zh_logit(t) == pytest.approx(ana.zh.logit(t))
+        c = ana.compound(t, "zh")
+        assert c == pytest.approx(2.0 / (1.0 + math.exp(-want)) - 1.0)
+    with pytest.raises(ConfigError):
+        DefaultAnalyser(chinese="hownet")
+
+
+def test_without_the_lexicon_packages_snownlp_reads_alone(monkeypatch) -> None:
+    monkeypatch.setattr(S, "_hownet", lambda: None)
+    a = DefaultAnalyser()
+    assert a.lexicon is None
+    t = "质量很好，物流也快"
+    assert a.zh_logit(t) == pytest.approx(a.zh.logit(t))
+    assert a.analyse([t])["label"][0] == "positive"
+
+
+def test_word_lists_are_read_without_running_code(tmp_path: Path) -> None:
+    ok = tmp_path / "ok.pkl"
+    ok.write_bytes(pickle.dumps(["好", "棒"]))
+    assert S._NoGlobals.load(ok) == ["好", "棒"]
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(pickle.dumps(Path("x")))  # a class reference
+    with pytest.raises(pickle.UnpicklingError, match="only plain word lists"):
+        S._NoGlobals.load(bad)
+
+
+def test_lexicon_lifts_accuracy_on_product_reviews(shared_data: Path, ana, snow_only) -> None:
+    """On 240 short reviews of online_shopping_10_cats (the validation domain; the
+    acceptance figure on waimai is benchmarks/listening.py), snownlp with the lexicon
+    beats snownlp alone."""
+    shop = pd.read_csv(shared_data / "chinese-reviews" / "online_shopping_10_cats.csv")
+    shop = shop.dropna(subset=["review"])
+    shop = shop[shop["review"].str.len() < 80].sample(240, random_state=1)
+    y = shop["label"].to_numpy()
+
+    def acc(a: DefaultAnalyser) -> float:
+        out = a.analyse(shop["review"].tolist())
+        return float(((out["positive"] > out["negative"]).astype(int).to_numpy() == y).mean())
+
+    both, alone = acc(ana), acc(snow_only)
+    assert both > alone and both > 0.8
+
+
+def _zh_toy() -> tuple[list[str], list[int]]:
+    pos = ["味道很好，送餐很快", "非常满意，下次还来", "好吃又实惠，推荐", "服务态度好，很喜欢",
+           "质量不错，物流也快", "包装完好，很新鲜"]
+    neg = ["太难吃了，送得又慢", "非常失望，不会再来", "又贵又难吃，差评", "态度很差，很生气",
+           "质量太差，不推荐", "等了两个小时，饭都凉了"]
+    texts = [(pos if i % 2 else neg)[(i // 2) % 6] + f"{i}号" for i in range(80)]
+    return texts, [i % 2 for i in range(80)]
+
+
+def test_chinese_trainable_combines_with_the_default_logit(tmp_path: Path) -> None:
+    texts, y = _zh_toy()
+    m = TrainedAnalyser().fit(texts, y)
+    assert m.features_ == "chars" and m.stack_features_ == "logit"
+    assert m.stack_coef_ is not None and m.stack_coef_.shape == (2, 3)
+    # the default analyser's log-odds is the combiner's last column, with positive weight
+    assert m.stack_coef_[1, -1] > m.stack_coef_[0, -1]
+    new = ["很好吃，很满意", "难吃，失望", "", "物流太慢了"]
+    df = m.analyse(new)
+    assert df["label"].tolist()[:3] == ["positive", "negative", None]
+    m.save(tmp_path / "zh")
+    assert not list((tmp_path / "zh").glob("*.pkl"))
+    back = load_analyser(tmp_path / "zh")
+    assert back.stack_features_ == "logit"
+    pd.testing.assert_frame_equal(back.analyse(new), df)
+
+
+def test_default_logits_match_the_default_analyser(ana) -> None:
+    texts = ["味道很好", "I love it", "I love 这个 app", "Das ist gut"]
+    z = S._default_logits(texts)
+    assert z[0] == pytest.approx(ana.zh_logit(texts[0]))
+    c = ana.compound(texts[1], "en")
+    assert z[1] == pytest.approx(math.log((1 + c) / (1 - c))) and z[1] > 0
+    assert z[2] > 0 and z[3] == 0.0  # mixed read; German not read by the default
