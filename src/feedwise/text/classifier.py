@@ -26,6 +26,13 @@ class's prototype (the L2-normalised mean embedding of its training examples, ke
 ``prototypes_``). It helps with few examples per class, where a centroid is a steadier
 estimate than a linear model's weights.
 
+Few examples per intent (SetFit-style): ``encoder_steps > 0`` fine-tunes the MiniLM
+encoder's top ``encoder_layers`` layers contrastively on pairs of same-label training texts
+(:class:`feedwise.text.finetune.TunedEncoder`) before the linear model is fitted on its
+embeddings; the tuned layers are saved beside the model as ``<path>.encoder.safetensors``
+(+ ``.json``), never pickled. ``label_names=True`` adds each label's name, underscores as
+spaces (``card_arrival`` -> "card arrival"), as one more training example of the label.
+
 Confidence: with ``calibrate=True`` the model's logits are divided by a temperature fitted
 (by log-loss) on a stratified validation share carved from the training data, then the
 model is refitted on all of it; the temperature is kept. Scores are therefore calibrated on
@@ -49,6 +56,7 @@ from sklearn.linear_model import LogisticRegression
 
 from feedwise.errors import ConfigError, DataError, NotFittedError
 from feedwise.text import embeddings as text_embeddings
+from feedwise.text.finetune import TunedEncoder
 
 FEATURES = ("tfidf", "embeddings", "both")
 FORMAT = "feedwise.TextClassifier/1"
@@ -176,6 +184,11 @@ class TextClassifier:
     max_iter: solver iterations.
     max_features: cap on each TF-IDF vocabulary (``None``: no cap).
     prototype_weight: weight of the class-prototype cosine term (embeddings only; 0: off).
+    encoder_steps: steps of contrastive fine-tuning of the MiniLM encoder (embeddings only;
+        0: the shipped encoder as it is). See the module doc.
+    encoder_layers: how many top encoder layers are tuned.
+    encoder_lr: the tuning's learning rate.
+    label_names: add each label's name as one more training example of it.
     """
 
     def __init__(
@@ -190,6 +203,10 @@ class TextClassifier:
         max_iter: int = 300,
         max_features: int | None = None,
         prototype_weight: float = 0.0,
+        encoder_steps: int = 0,
+        encoder_layers: int = 2,
+        encoder_lr: float = 1e-4,
+        label_names: bool = False,
     ) -> None:
         self.features = features
         self.C = C
@@ -200,6 +217,10 @@ class TextClassifier:
         self.max_iter = max_iter
         self.max_features = max_features
         self.prototype_weight = prototype_weight
+        self.encoder_steps = encoder_steps
+        self.encoder_layers = encoder_layers
+        self.encoder_lr = encoder_lr
+        self.label_names = label_names
 
     # -- parameters -------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -208,6 +229,8 @@ class TextClassifier:
             "random_state": self.random_state, "embedding_weight": self.embedding_weight,
             "calibration_share": self.calibration_share, "max_iter": self.max_iter,
             "max_features": self.max_features, "prototype_weight": self.prototype_weight,
+            "encoder_steps": self.encoder_steps, "encoder_layers": self.encoder_layers,
+            "encoder_lr": self.encoder_lr, "label_names": self.label_names,
         }
 
     def _check_params(self) -> None:
@@ -228,6 +251,12 @@ class TextClassifier:
         if self.prototype_weight and not self._uses_embeddings:
             raise ConfigError("TextClassifier(prototype_weight>0) needs features "
                               "'embeddings' or 'both' (prototypes are mean embeddings)")
+        if not (isinstance(self.encoder_steps, int) and self.encoder_steps >= 0):
+            raise ConfigError(f"TextClassifier(encoder_steps={self.encoder_steps!r}): use an "
+                              "integer >= 0")
+        if self.encoder_steps and not self._uses_embeddings:
+            raise ConfigError("TextClassifier(encoder_steps>0) needs features 'embeddings' or "
+                              "'both' (it fine-tunes the sentence encoder)")
 
     @property
     def _uses_tfidf(self) -> bool:
@@ -239,6 +268,9 @@ class TextClassifier:
 
     # -- features ---------------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> np.ndarray:
+        encoder = getattr(self, "encoder_", None)
+        if encoder is not None:
+            return encoder.embed(texts)
         return text_embeddings.embed(texts)
 
     @property
@@ -307,10 +339,23 @@ class TextClassifier:
         self.classes_ = classes
         self.temperature_ = 1.0
         self.validation_ = None
+        self.encoder_ = None
         counts = np.bincount(y, minlength=len(classes))
         if self.calibrate and counts.min() >= 2 and len(texts) >= 4 * len(classes):
             self.temperature_ = self._calibration_temperature(texts, y, embeddings)
         self.meta_ = dict(getattr(self, "meta_", {}) or {})
+        if self.encoder_steps:
+            self.encoder_ = TunedEncoder(
+                steps=int(self.encoder_steps), learning_rate=float(self.encoder_lr),
+                train_layers=int(self.encoder_layers), random_state=self.random_state,
+            ).fit(texts, labels)
+            embeddings = None  # precomputed rows come from the shipped encoder: re-embed
+        if self.label_names:
+            names = [c.replace("_", " ") for c in classes]
+            if embeddings is not None:
+                embeddings = np.vstack([embeddings, self._embed(names)])
+            texts = texts + names
+            y = np.concatenate([y, np.arange(len(classes))])
         X = self._fit_features(texts, embeddings)
         model = self._linear().fit(X, y)
         self.prototypes_ = None
@@ -440,6 +485,10 @@ class TextClassifier:
         }
         if getattr(self, "prototypes_", None) is not None:
             arrays["prototypes"] = self.prototypes_
+        if getattr(self, "encoder_", None) is not None:
+            enc = npz.with_name(npz.name[: -len(".npz")] + ".encoder")
+            self.encoder_.save(enc)
+            doc["encoder"] = enc.name
         if getattr(self, "validation_", None) is not None:
             arrays["val_confidence"] = np.asarray(self.validation_["confidence"])
             arrays["val_correct"] = np.asarray(self.validation_["correct"])
@@ -484,6 +533,9 @@ class TextClassifier:
             obj.validation_ = (
                 {"confidence": data["val_confidence"], "correct": data["val_correct"]}
                 if "val_confidence" in data.files else None)
+        obj.encoder_ = None
+        if doc.get("encoder"):
+            obj.encoder_ = TunedEncoder.load(npz.with_name(doc["encoder"]))
         obj.meta_ = dict(doc.get("meta") or {})
         obj.classes_ = list(doc["classes"])
         obj.temperature_ = float(doc["temperature"])

@@ -75,10 +75,17 @@ def embed(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
     ``None`` and empty texts embed as the empty string. Raises :class:`ConfigError` naming
     ``pip install feedwise[text]`` when the extra is not installed.
     """
+    if not texts:
+        return np.zeros((0, DIMENSION), dtype=np.float32)
+    return encode_with(_load(), texts, batch_size=batch_size)
+
+
+def encode_with(model, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    """:func:`embed` with a given sentence-transformers model (e.g. a fine-tuned copy,
+    :class:`feedwise.text.finetune.TunedEncoder`)."""
     texts = ["" if t is None else str(t)[:10_000] for t in texts]
     if not texts:
         return np.zeros((0, DIMENSION), dtype=np.float32)
-    model = _load()
     if len(texts) <= SMALL_BATCH:
         # a message or a few: one torch thread. Several threads for one short text cost
         # more in hand-offs than they save, and on a busy machine far more (measured on a

@@ -1,0 +1,98 @@
+"""SetFit-style fine-tuning of the MiniLM encoder (feedwise.text.finetune) inside the
+TextClassifier: top layers tuned, lower ones untouched, split forward pass equal to the
+model's own, save/load as safetensors + JSON (no pickle), label names as examples."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from care_world import examples
+
+from feedwise.errors import ConfigError, DataError, NotFittedError
+from feedwise.text import embeddings
+from feedwise.text.classifier import TextClassifier
+from feedwise.text.finetune import TunedEncoder, _load_base
+
+needs_text = pytest.mark.skipif(not embeddings.available(),
+                                reason="the text extra is not installed")
+PROBE = ["my card never arrived", "i forgot the pin", "money back please", ""]
+
+
+def test_settings_checked_without_the_text_extra():
+    texts, labels = examples()
+    with pytest.raises(ConfigError, match="encoder_steps"):
+        TextClassifier(features="tfidf", encoder_steps=5).fit(texts, labels)
+    with pytest.raises(ConfigError, match="encoder_steps"):
+        TextClassifier(features="embeddings", encoder_steps=-1).fit(texts, labels)
+    with pytest.raises(NotFittedError):
+        TunedEncoder().embed(["x"])
+    with pytest.raises(DataError, match="two labels with two examples"):
+        TunedEncoder(steps=1).fit(["a", "b", "c"], ["x", "y", "z"])
+
+
+def test_label_names_join_the_training_examples():
+    texts, labels = examples()
+    plain = TextClassifier(calibrate=False).fit(texts, labels)
+    named = TextClassifier(calibrate=False, label_names=True).fit(texts, labels)
+    assert named.classes_ == plain.classes_
+    # "card arrival" (the name of card_arrival) is now a training text of its label
+    assert "arrival" in named.word_vectorizer_.vocabulary_
+    assert named.predict(["card arrival"]) == ["card_arrival"]
+
+
+@pytest.fixture(scope="module")
+def tuned():
+    if not embeddings.available():
+        pytest.skip("the text extra is not installed")
+    texts, labels = examples()
+    return TextClassifier(features="embeddings", C=3.0, calibrate=False, encoder_steps=4,
+                          encoder_layers=1, encoder_lr=1e-3, label_names=True
+                          ).fit(texts, labels)
+
+
+@needs_text
+def test_only_the_top_layers_change_and_the_split_pass_matches(tuned):
+    enc = tuned.encoder_
+    assert len(enc.losses_) == 4 and all(np.isfinite(enc.losses_))
+    shipped = _load_base()  # a fresh copy: the module's shared model stays unloaded
+    base = shipped[0].auto_model.encoder.layer
+    mine = enc.model_[0].auto_model.encoder.layer
+    for k in range(len(base) - 1):  # frozen
+        for (n, a), (_, b) in zip(base[k].state_dict().items(), mine[k].state_dict().items(),
+                                  strict=True):
+            assert np.array_equal(a.numpy(), b.numpy()), n
+    top = [np.abs(a.numpy() - b.numpy()).max() for a, b in
+           zip(base[-1].state_dict().values(), mine[-1].state_dict().values(), strict=True)]
+    assert max(top) > 0  # tuned
+    # the split forward pass used in training (frozen states, then the tuned layer) is the
+    # model's own forward pass, padding included
+    import torch
+
+    with torch.no_grad():
+        split = enc._upper(enc._lower(PROBE[:3] + ["a much longer text about a card " * 3]))
+    np.testing.assert_allclose(split.numpy(), enc.embed(PROBE[:3] + [
+        "a much longer text about a card " * 3]), atol=1e-5)
+    # and the classifier embeds with the tuned encoder, not the shipped one
+    assert not np.allclose(tuned._embed(PROBE[:1]),
+                           embeddings.encode_with(shipped, PROBE[:1]), atol=1e-4)
+
+
+@needs_text
+def test_tuned_model_round_trip_without_pickle(tuned, tmp_path):
+    tuned.save(tmp_path / "m")
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert doc["encoder"] == "m.encoder" and doc["params"]["encoder_steps"] == 4
+    assert (tmp_path / "m.encoder.safetensors").exists()
+    enc_doc = json.loads((tmp_path / "m.encoder.json").read_text())
+    assert enc_doc["format"] == "feedwise.TunedEncoder/1"
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
+        assert all(data[k].dtype != object for k in data.files)
+    back = TextClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(back.predict_proba(PROBE), tuned.predict_proba(PROBE),
+                               atol=1e-5)
+    assert back.predict(PROBE[:3]) == ["card_arrival", "pin", "refund"]
+    (tmp_path / "m.encoder.safetensors").unlink()
+    with pytest.raises(DataError, match="no tuned encoder"):
+        TextClassifier.load(tmp_path / "m")
