@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from feedwise.cli import app
 from feedwise.store import EventStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,17 +28,52 @@ def readme_block() -> str:
     return m.group(1)
 
 
-def test_readme_ingest_commands_run_as_written(shared_data: Path, tmp_path: Path):
+# bash runs the block as written (quoting, variables, line continuations); the `feedwise`
+# it calls records each command's words, which then run through the same CLI in this process
+# (seven interpreter starts cost more than the ingests). `type -P` checks that `feedwise` on
+# the PATH the block sees is the installed entry point.
+SHIM = r"""feedwise() { printf '%s\0' "$#" "$@" >> "$ARGV_LOG"; }
+type -P feedwise > "$ARGV_LOG.exe"
+"""
+
+
+def bash_commands(block: str, cwd: Path, env: dict[str, str]) -> tuple[list[list[str]], str]:
+    """The argument lists of the block's `feedwise` commands, as bash expands them, and the
+    path `feedwise` resolves to."""
+    log = cwd / "argv.log"
+    res = subprocess.run(["bash", "-euo", "pipefail", "-c", SHIM + block], cwd=cwd,
+                         env={**env, "ARGV_LOG": str(log)}, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr[-3000:]
+    words = log.read_text().split("\0")[:-1]
+    commands = []
+    while words:
+        n, words = int(words[0]), words[1:]
+        commands.append(words[:n])
+        words = words[n:]
+    return commands, Path(f"{log}.exe").read_text().strip()
+
+
+def test_readme_ingest_commands_run_as_written(shared_data: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch):
     block = readme_block()
     assert block.count("feedwise ingest") == 7
     env = {**os.environ, "FEEDWISE_SHARED_DATA": str(shared_data),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("FEEDWISE_DB", None)
     env.pop("FEEDWISE_PSEUDONYM_KEY", None)
-    res = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "Traceback" not in res.stderr
+    commands, exe = bash_commands(block, tmp_path, env)
+    assert exe == str(Path(sys.executable).parent / "feedwise")
+    assert len(commands) == 7 and all(c[0] == "ingest" for c in commands)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FEEDWISE_DB", raising=False)
+    monkeypatch.delenv("FEEDWISE_PSEUDONYM_KEY", raising=False)
+    runner = CliRunner()
+    for argv in commands:
+        res = runner.invoke(app, argv)
+        assert res.exit_code == 0, (argv, res.output[-3000:])
+        assert res.exception is None or isinstance(res.exception, SystemExit), argv
+        assert "Traceback" not in res.output
     with EventStore(str(tmp_path / "ml.duckdb"), read_only=True) as s:
         assert s.count_events() == 100_000
         items = s.items()
