@@ -142,8 +142,9 @@ def test_no_command_reads_models_of_the_working_folder(tmp_path) -> None:
     cli("train", "--model", "popularity", "--db", db)
     # what was trained went to the store's registry; ./models is as it was
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["itemknn", "popularity"]
+    # (the default model, trained by the first `recommend`, is `auto`)
     assert [v.model for v in ModelRegistry(dep.registry_dir).versions()] == [
-        "itemknn", "popularity", "popularity"]
+        "auto", "popularity", "popularity"]
     # and no source file names ./models as a default
     hits = [f"{p.relative_to(SRC)}:{i}" for p in SRC.rglob("*.py")
             for i, line in enumerate(p.read_text().splitlines(), 1)

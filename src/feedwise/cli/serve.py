@@ -1,4 +1,4 @@
-"""``feedwise serve``: the HTTP service (uvicorn, one process)."""
+"""``feedwise serve``: the HTTP service (uvicorn; feeds on more processes with --workers)."""
 
 from __future__ import annotations
 
@@ -33,16 +33,23 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
                    "or uvloop (about 3% more throughput in the serve benchmark, but it "
                    "served some connections a round late under load: p99 52 vs 42 ms)."
           )] = "asyncio",
+          workers: Annotated[int, typer.Option(
+              envvar="FEEDWISE_WORKERS", min=1, max=64,
+              help="Processes serving feeds: this one owns the store and N-1 feed workers "
+                   "share its port (docs/serving.md).")] = 1,
           ) -> None:
     """Serve feeds, recommendations and event collection over HTTP.
 
     Settings come from FEEDWISE_* variables and FEEDWISE_SETTINGS_FILE; the options
-    here override them. One process: the store has a single writer. The registry and
+    here override them. The store has a single writer: with --workers N, this process
+    owns it and N-1 feed workers share the port (docs/serving.md). The registry and
     keys are the deployment's (beside the store: STORE.models, STORE.keys.json) unless
     given. While it runs, `feedwise` commands on the same store work through it
     (reads on snapshots, writes through its admin API: docs/service.md).
 
     Example: `feedwise serve --db deploy/feedwise.duckdb --port 8000`
+
+    Example, feeds on two cores: `feedwise serve --db deploy/feedwise.duckdb --workers 2`
     """
     import uvicorn
 
@@ -56,6 +63,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
     overrides = {k: v for k, v in {"db": db, "registry": registry,
                                    "keys_file": keys_file}.items() if v is not None}
     settings = Settings(**overrides)
+    settings.workers = workers
     # one deployment: the registry and keys beside the store unless given
     dep = Deployment.for_store(settings.db)
     if "registry" not in settings.model_fields_set:  # not given by option, env or file
@@ -73,15 +81,20 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
     install_routing()
 
     sock = None
-    if port == 0:  # any free port: bound here, so the state file can name it
+    if port == 0 or workers > 1:  # bound here: the state file names it, workers share it
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, 0))
+        sock.bind((host, port))
         sock.listen(2048)
     bound = sock.getsockname()[1] if sock is not None else port
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address
     inner = app_.router.lifespan_context
+    pool = None
+    if workers > 1:
+        from feedwise.cli._workers import WorkerPool
+
+        pool = WorkerPool(workers - 1, settings, log_level)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
@@ -94,14 +107,29 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
                                     "registry": str(settings.registry),
                                     "admin_key_file": str(key_file.resolve()),
                                     "started_at": datetime.now(UTC).isoformat()})
+            if pool is not None:
+                pool.start(sock, key_file)
             try:
                 yield value
             finally:  # no command is sent here any more once shutting down
+                if pool is not None:
+                    pool.stop()  # their last impressions reach this process first
+                    from feedwise.server.routes.workers import cleanup
+
+                    cleanup(app.state.feedwise)
                 dep.clear_server_state(pid=os.getpid())
                 key_file.unlink(missing_ok=True)
 
     app_.router.lifespan_context = lifespan
     where = {"fd": sock.fileno()} if sock is not None else {"host": host, "port": port}
+    if pool is not None:
+        try:
+            pool.run(app_, sock, log_level=log_level, access_log=access_log, loop=loop)
+        finally:
+            dep.clear_server_state(pid=os.getpid())
+            key_file.unlink(missing_ok=True)
+            sock.close()
+        return
     try:
         # uvicorn's own access log prints paths and status only, never headers or keys
         uvicorn.run(app_, **where, log_level=log_level, access_log=access_log,

@@ -222,7 +222,9 @@ class FeedEngine:
 
         srcs: list[CandidateSource] = []
         if recommender is not None:
-            if hasattr(recommender, "candidates"):
+            # a candidate source (its `personal` flag tells it from a model whose
+            # hyperparameter is named `candidates`, e.g. Auto)
+            if hasattr(recommender, "candidates") and hasattr(recommender, "personal"):
                 srcs.append(recommender)
             else:
                 srcs.append(RecommenderSource(recommender, self.catalog))
@@ -268,6 +270,41 @@ class FeedEngine:
         :func:`~feedwise.feed.loader.load_engine`.
         """
         return load_engine(cls, store, recommender, config, until=until, **kwargs)
+
+    def replace_source(self, name: str, source: CandidateSource) -> None:
+        """Serve the candidates of source ``name`` from ``source`` instead (same quota and
+        position; the pool's scorer too when it was the replaced one), e.g. the
+        materialised lists of :mod:`feedwise.feed.materialised`."""
+        with self._lock:
+            i = next(k for k, s in enumerate(self.sources) if s.name == name)
+            old = self.sources[i]
+            self.sources[i] = source
+            gen = self.generator
+            gen.sources[gen.sources.index(old)] = source
+            if gen.scorer is old:
+                gen.scorer = source if hasattr(source, "score") else gen.scorer
+            self.personal_sources = frozenset(s.name for s in self.sources if s.personal)
+
+    def _explain_shown(self, ctx: UserContext, pool: CandidatePool, shown: np.ndarray
+                       ) -> None:
+        """Reasons for the shown posts of sources that explain lazily (``explain``): a
+        source may leave them out of its candidates and give them for these few only."""
+        gen = self.generator
+        for si in np.unique(pool.source[shown]).tolist():
+            src = gen.sources[si]
+            explain = getattr(src, "explain", None)
+            if explain is None:
+                continue
+            ks = shown[pool.source[shown] == si]
+            if pool.reasons is not None:
+                ks = ks[np.equal(pool.reasons[ks], None)]
+            if not len(ks):
+                continue
+            why = explain(ctx, pool.items[ks])
+            if pool.reasons is None:
+                pool.reasons = np.full(len(pool), None, object)
+            for k, w in zip(ks.tolist(), why, strict=True):
+                pool.reasons[k] = w
 
     def new_state(self, store: EventStore | None = None) -> EngineState:
         """A fresh state (loaded from ``store`` when given)."""
@@ -446,6 +483,8 @@ class FeedEngine:
             values = np.empty(0)
             rr = None
         org = rr.order if rr is not None else np.empty(0, np.int64)
+        if len(org):
+            self._explain_shown(ctx, pool, org[:n])
         org_value = np.maximum(values[org], 0.0) if len(org) else np.empty(0)
         lam = cfg.ux_lambda
         slots: list[Slot] = []

@@ -657,6 +657,13 @@ class HistoryRecommender(Recommender):
         entries of its row of the scoring matrix), or ``None`` without a sparse path."""
         return None
 
+    def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray | None:
+        """Scores of the items at ``cols`` for the one history row ``history`` (1 x
+        n_items), equal to ``_score_matrix(history)[0, cols]``, computed from those items'
+        entries of the scoring matrix alone (no row over the catalogue), or ``None`` when
+        the model has no such path. Serving scores a few hundred pooled posts this way."""
+        return None
+
     def _sparse_cost(self, hist: sp.csr_matrix) -> np.ndarray | None:
         fan = self._score_fanout()
         if fan is None:
@@ -720,6 +727,30 @@ def _drop_rows(m: Any, rows: np.ndarray, *, columns: bool = False) -> Any:
     out = sp.csr_matrix(out, dtype=m.dtype)
     out.eliminate_zeros()
     return out
+
+
+def gather_scores(into: sp.csr_matrix, liked: np.ndarray, weight: np.ndarray,
+                  cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_l weight_l * into[j, l]`` and ``sum_l |into[j, l]|`` over the ``liked``
+    columns (sorted, unique), for each ``j`` in ``cols``: one history row's scores of a few
+    items from their rows of a CSR matrix ``into`` (row j: what flows into item j)."""
+    cols = np.asarray(cols, np.int64)
+    lo, hi = into.indptr[cols], into.indptr[cols + 1]
+    lens = hi - lo
+    total = int(lens.sum())
+    num = np.zeros(len(cols), np.float64)
+    den = np.zeros(len(cols), np.float64)
+    if total == 0 or len(liked) == 0:
+        return num, den
+    owner = np.repeat(np.arange(len(cols)), lens)
+    start = np.repeat(lo - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    at = start + np.arange(total)
+    nb, val = into.indices[at], into.data[at]
+    pos = np.minimum(np.searchsorted(liked, nb), len(liked) - 1)
+    hit = liked[pos] == nb
+    num += np.bincount(owner[hit], weights=val[hit] * weight[pos[hit]], minlength=len(cols))
+    den += np.bincount(owner[hit], weights=np.abs(val[hit]), minlength=len(cols))
+    return num, den
 
 
 def _kth_largest(v: np.ndarray, k: int) -> float:

@@ -9,7 +9,7 @@ from sklearn.preprocessing import normalize
 from feedwise.errors import ConfigError, NotFoundError
 from feedwise.interactions import Interactions
 from feedwise.itemlist import ItemList
-from feedwise.models.base import HistoryRecommender
+from feedwise.models.base import HistoryRecommender, gather_scores
 from feedwise.models.memory import split_by_cost
 
 #: Working bytes per cell of a dense similarity block in ``fit``: the sparse product
@@ -210,6 +210,18 @@ class ItemKNN(HistoryRecommender):
 
     def _score_fanout(self) -> np.ndarray:
         return np.diff(self.sim_t_.indptr)
+
+    def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+        """:meth:`_score_matrix` of one history row at ``cols``, from the items' rows of
+        neighbours (``sim_``: row j holds ``sim_t_[:, j]``)."""
+        x = self._prepare(history)
+        x.sum_duplicates()
+        x.sort_indices()
+        num, den = gather_scores(self.sim_, x.indices.astype(np.int64),
+                                 x.data.astype(np.float64), cols)
+        if self.normalize:
+            num = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+        return num.astype(np.float32)
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
         x = self._prepare(history)

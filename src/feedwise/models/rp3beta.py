@@ -8,7 +8,7 @@ from sklearn.preprocessing import normalize
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import HistoryRecommender, relative
+from feedwise.models.base import HistoryRecommender, gather_scores, relative
 from feedwise.models.itemknn import fit_blocks, sparse_top_k, stack_rows
 
 
@@ -110,6 +110,19 @@ class RP3beta(HistoryRecommender):
 
     def _score_fanout(self) -> np.ndarray:
         return np.diff(self.weights_.indptr)
+
+    def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+        """:meth:`_score_matrix` of one history row at ``cols``, from the columns of
+        ``weights_`` (the items walking into each)."""
+        wt = getattr(self, "_wt", None)
+        if wt is None:
+            wt = self._wt = self.weights_.T.tocsr()  # row j: the items walking into j
+        x = sp.csr_matrix(relative(history, self.value_power))
+        x.sum_duplicates()
+        x.sort_indices()
+        num, _ = gather_scores(wt, x.indices.astype(np.int64), x.data.astype(np.float64),
+                               cols)
+        return num.astype(np.float32)
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
         wt = getattr(self, "_wt", None)

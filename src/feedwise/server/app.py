@@ -30,6 +30,7 @@ from feedwise.errors import (
 from feedwise.privacy.redaction import install as install_log_redaction
 from feedwise.server.apidocs import install_docs
 from feedwise.server.bodies import BodyGuard
+from feedwise.server.console import router as console_router
 from feedwise.server.deps import ServiceState
 from feedwise.server.metrics import LatencyMiddleware
 from feedwise.server.routes import (
@@ -47,6 +48,7 @@ from feedwise.server.routes import (
     recommendations,
     reports,
     users,
+    workers,
 )
 from feedwise.server.settings import Settings, get_settings
 from feedwise.server.writer import WriterClosedError
@@ -55,7 +57,8 @@ log = logging.getLogger("feedwise.server")
 
 ROUTERS = (health.router, feed.router, recommendations.router, events.router, items.router,
            users.router, campaigns.router, models.router, reports.router, messages.router,
-           notifications.router, listening.router, edges.router, admin.router)
+           notifications.router, listening.router, edges.router, admin.router,
+           console_router, workers.router)
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (NotFoundError, 404), (AuthError, 401), (ConsentError, 403), (WriterClosedError, 503),

@@ -14,8 +14,10 @@ import itertools
 import json
 import logging
 import re
+import shutil
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +29,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from feedwise.errors import AuthError, NotFoundError
 from feedwise.evidence.rollout import Rollout, engine_for_model
 from feedwise.feed import FeedEngine
+from feedwise.feed.materialised import (
+    MaterialisedLists,
+    Refresher,
+    attach,
+    shared_columns,
+)
 from feedwise.privacy import PrivacySettings, RetentionScheduler, forget_erased
 from feedwise.registry import ModelRegistry
 from feedwise.server.auth import ApiKey, KeyRing
@@ -75,12 +83,21 @@ class ServiceState:
         self.retention = (RetentionScheduler(self.store, self.privacy.retention_days,
                                              self.privacy.retention_interval_s)
                           if self.privacy.retention_days else None)
+        # the served model's materialised lists: (model, lists, refresher)
+        self._lists: tuple[object, MaterialisedLists, Refresher] | None = None
+        # what worker processes (feedwise serve --workers) poll: landed engagement, in
+        # order, and a counter of catalogue changes (server/workers.py)
+        self.worker_events: deque[tuple[int, str, str, str]] = deque(maxlen=1_000_000)
+        self.worker_event_seq = 0
+        self.catalogue_seq = 0
+        self.lists_saved: dict[str, str] = {}
         self.writer = Writer(self.store, max_rows=settings.writer_max_rows,
                              queue_size=settings.writer_queue_size,
                              on_ingest=self.metrics.on_ingest,
                              linger_s=settings.writer_linger_s,
                              poll_s=settings.impressions_flush_s,
-                             sync=settings.writer_sync).start()
+                             sync=settings.writer_sync,
+                             on_events=self._on_events).start()
         self.served: Served | None = None
         # the deployment's applied policy (frontier --apply) and running experiment
         self.rollout = Rollout.for_store(settings.db)
@@ -144,11 +161,64 @@ class ServiceState:
                               self.rollout.config)
         if isinstance(policy, FeedEngine):
             policy.set_flush_every(0)  # ad state is flushed by the writer thread, not requests
+            self._materialise(policy, model)
         return policy
+
+    def _materialise(self, engine: FeedEngine, model) -> None:  # noqa: ANN001
+        """Serve the engine's personal candidates from the model's materialised lists,
+        built once per loaded model (a catalogue rebuild reuses them)."""
+        n = self.settings.materialise_n
+        if n <= 0 or model._static_scores() is not None:  # the same list for everyone
+            return
+        got = self._lists
+        if got is None or got[0] is not model:
+            if got is not None:
+                got[2].stop()
+                self._lists = None
+            try:
+                lists = MaterialisedLists.build(model, n,
+                                                extra_cols=shared_columns(engine, model))
+            except Exception:  # noqa: BLE001 - serve the direct path instead
+                log.exception("materialising the lists of %s failed; scoring per request",
+                              getattr(model, "name", model))
+                return
+            log.info("materialised %d lists in %.1fs", len(lists), lists.built_s)
+            refresher = Refresher(lists, self.settings.lists_refresh_s,
+                                  self.settings.lists_refresh_users).start()
+            lists.on_forget = self._forgotten
+            got = self._lists = (model, lists, refresher)
+        attach(engine, got[1], got[2])
+
+    def _forgotten(self, user_id: str) -> None:
+        """A user left the served lists (erasure, objection): feed workers rebuild from a
+        snapshot that carries it (their model and lists forget the user too), and the
+        lists saved for them are deleted (saved again, without the user, when asked)."""
+        for folder in list(self.lists_saved.values()):
+            shutil.rmtree(folder, ignore_errors=True)
+        self.lists_saved.clear()
+        self.catalogue_seq += 1
+
+    def _on_events(self, cols: dict, took: list[int]) -> None:
+        """Landed client events: their users' lists are recomputed on the next round."""
+        got = self._lists
+        if got is None:
+            return
+        u, i, k = cols["user_id"], cols["item_id"], cols["kind"]
+        key = self.store.user_key  # the stored id (a pseudonym when a key is set)
+        users = [key(u[j]) if u[j] is not None else None for j in took]
+        items, kinds = [i[j] for j in took], [k[j] for j in took]
+        got[2].note(users, items, kinds)
+        if self.settings.workers > 1:
+            seq = self.worker_event_seq
+            self.worker_events.extend(
+                (seq + n + 1, str(a), str(b), str(c))
+                for n, (a, b, c) in enumerate(zip(users, items, kinds, strict=True)))
+            self.worker_event_seq = seq + len(users)
 
     def catalogue_changed(self) -> None:
         """Items, campaigns or users changed: rebuild the policy (now, or on the next tick)."""
         self._dirty = True
+        self.catalogue_seq += 1
         if self.settings.reload_interval_s <= 0:
             self.refresh_policy()
 
@@ -228,6 +298,8 @@ class ServiceState:
         if self.retention is not None:
             self.retention.stop()
         self._retire(self.served)
+        if self._lists is not None:
+            self._lists[2].stop()
         self.writer.close()
         self.store.close()
 

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
             values did not lower the tail in the serve benchmark, so the default stays.
         gc_young_threshold: Allocations between two young-generation collections while the
             app runs (Python's default is 700).
+        materialise_n: Items per user of the served model's materialised candidate lists
+            (built when a version is loaded; 0: score the model per request instead).
+            docs/serving.md.
+        lists_refresh_s: How often the lists of users with new engagement are recomputed.
+        lists_refresh_users: Most users recomputed per refresh round.
+        workers: Processes serving feeds (``feedwise serve --workers``): this one, which
+            owns the store, and ``workers - 1`` feed workers (server/workers.py).
     """
 
     model_config = SettingsConfigDict(env_prefix="FEEDWISE_", extra="ignore")
@@ -137,6 +144,10 @@ class Settings(BaseSettings):
     keys_reload_s: float = Field(default=0.5, gt=0, le=1)
     switch_interval_ms: float = Field(default=5.0, gt=0, le=100)
     gc_young_threshold: int = Field(default=10_000, ge=100)
+    materialise_n: int = Field(default=300, ge=0)
+    lists_refresh_s: float = Field(default=0.5, gt=0, le=60)
+    lists_refresh_users: int = Field(default=5000, gt=0)
+    workers: int = Field(default=1, ge=1, le=64)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

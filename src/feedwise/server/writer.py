@@ -105,12 +105,17 @@ class Writer:
         poll_s: How often an idle writer looks for served rows (:meth:`log_served`).
         sync: :meth:`log_served` returns a future resolved once the rows (and what their
             ``then`` writes) are committed, and wakes the writer for them at once.
+        on_events: Optional callback ``(columns, accepted positions)`` after each landed
+            batch of client events (the service refreshes materialised lists with it).
     """
 
     def __init__(self, store: EventStore, *, max_rows: int = 50_000, queue_size: int = 10_000,
                  on_ingest: Callable[[int, int, int], None] | None = None,
-                 linger_s: float = 0.0, poll_s: float = 0.05, sync: bool = False) -> None:
+                 linger_s: float = 0.0, poll_s: float = 0.05, sync: bool = False,
+                 on_events: Callable[[dict[str, list], list[int]], None] | None = None
+                 ) -> None:
         self.store = store
+        self.on_events = on_events
         self.linger_s = linger_s
         self.poll_s = poll_s
         self.sync = sync
@@ -341,6 +346,7 @@ class Writer:
         landed = got.landed  # set when rows of erased users were skipped: not "accepted"
         self.batches += 1
         out, g, seen = [], 0, set(got.existing)
+        took: list[int] = []
         for j in jobs:
             res = EventsResult()
             for local in j.indices:
@@ -354,6 +360,7 @@ class Writer:
                 else:
                     seen.add(ids[g])
                     res.accepted += 1
+                    took.append(g)
                 g += 1
             out.append(res)
         total = sum(r.accepted for r in out)
@@ -362,6 +369,11 @@ class Writer:
                         report.accepted)
         if self.on_ingest is not None:
             self.on_ingest(report.accepted, report.duplicates, report.rejected)
+        if self.on_events is not None and took:
+            try:
+                self.on_events(cols, took)
+            except Exception:  # noqa: BLE001 - the events are stored; only a hook failed
+                log.exception("the landed-events hook failed")
         return out
 
 

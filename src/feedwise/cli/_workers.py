@@ -1,0 +1,98 @@
+"""``feedwise serve --workers N``: the owner process's side of the feed workers.
+
+The owner serves the shared public socket and a private one (127.0.0.1, any port) that only
+its workers use (:mod:`feedwise.server.workers`); it starts the workers once its store and
+model are up, and on SIGINT / SIGTERM stops them first (each sends the impressions it holds
+through the private socket) and only then shuts itself down, landing everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from feedwise.server.settings import Settings
+
+log = logging.getLogger("feedwise.server.workers")
+
+
+class WorkerPool:
+    """``n`` worker processes of one owner."""
+
+    def __init__(self, n: int, settings: Settings, log_level: str = "warning") -> None:
+        self.n = n
+        self.settings = settings
+        self.log_level = log_level
+        self.procs: list[subprocess.Popen] = []
+        self.private: socket.socket | None = None
+        self.owner_url = ""
+        self._stopping = threading.Lock()
+        self._stopped = False
+
+    def start(self, public: socket.socket, key_file: Path) -> None:
+        env = {**os.environ, "FEEDWISE_DB": str(self.settings.db),
+               "FEEDWISE_REGISTRY": str(self.settings.registry),
+               "FEEDWISE_WORKERS": str(self.n + 1)}
+        if self.settings.keys_file:
+            env["FEEDWISE_KEYS_FILE"] = str(self.settings.keys_file)
+        for _ in range(self.n):
+            cmd = [sys.executable, "-m", "feedwise.server.workers", "--fd",
+                   str(public.fileno()), "--owner", self.owner_url, "--admin-key-file",
+                   str(key_file), "--log-level", self.log_level]
+            self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(public.fileno(),)))
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGINT every worker and wait for them (graceful: they flush to the owner)."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
+            for p in self.procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            for p in self.procs:
+                try:
+                    p.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    log.error("worker %d did not stop in %.0fs; killed", p.pid, timeout)
+                    p.kill()
+
+    def run(self, app: Any, public: socket.socket, *, log_level: str, access_log: bool,
+            loop: str) -> None:
+        """Serve ``app`` on the public and the private socket until told to stop."""
+        import uvicorn
+
+        self.private = socket.socket(socket.AF_INET)
+        self.private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.private.bind(("127.0.0.1", 0))
+        self.private.listen(512)
+        self.owner_url = f"http://127.0.0.1:{self.private.getsockname()[1]}"
+        pool = self
+
+        class Owner(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                # the workers go first, through this server: stop them off the loop
+                if pool._stopped:
+                    return super().handle_exit(sig, frame)
+
+                def then() -> None:
+                    pool.stop()
+                    uvicorn.Server.handle_exit(self, sig, None)
+
+                threading.Thread(target=then, name="feedwise-workers-stop",
+                                 daemon=True).start()
+
+        config = uvicorn.Config(app, log_level=log_level, access_log=access_log,
+                                timeout_graceful_shutdown=30, loop=loop)
+        try:
+            Owner(config).run(sockets=[public, self.private])
+        finally:
+            self.stop()
+            self.private.close()

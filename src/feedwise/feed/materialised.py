@@ -1,0 +1,672 @@
+"""Materialised per-user candidate lists: built offline, merged online, refreshed as events land.
+
+Scoring a personal model for one request is the dominant cost of a feed when it is done over
+the whole catalogue (a dense row of 100k scores, an argpartition, reasons for 150 items).
+:class:`MaterialisedLists` holds, for every user the model knows, their top ``n`` (300 by
+default) items in the model's column space, with scores, computed in batches when a model is
+promoted or the service loads it (sparse products for ItemKNN / RP3beta, dense blocks for
+the others). :class:`MaterialisedSource` is the feed engine's personal candidate source over
+them: a request reads a slice of three arrays; the engine scores the pool from the list
+(items outside a user's list score just below the list's last score, or exactly for factor
+models), and reasons ("because you liked ...") are computed for the shown posts only
+(:meth:`MaterialisedSource.explain`). Users without a list (unknown to the model, or
+scored without personal signal) get the direct path: the model's own ``recommend``
+(fold-in, then popularity).
+
+Staleness: a list reflects the model (as trained) plus the user's engagement that landed
+before their last refresh. :class:`Refresher` recomputes the lists of users with new
+engagement (their training row plus the new items, the model's fold-in) every
+``interval_s`` on a background thread, the users with the oldest pending events first, at
+most ``max_users`` per round; so a new engagement reaches the user's next feed within
+``interval_s`` plus one round's compute while ingest stays under ``max_users / interval_s``
+distinct users per second (measured by ``benchmarks/serve.py``). The catalogue itself
+(new posts) is not part of the lists: fresh and followed-author posts come from their own
+sources at request time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from feedwise.feed.catalog import Catalog
+from feedwise.feed.context import UserContext
+from feedwise.interactions import InteractionWeights
+from feedwise.itemlist import ItemList
+from feedwise.models.factorization import FactorModel
+
+log = logging.getLogger("feedwise.feed.materialised")
+
+#: Items kept per user by default.
+DEFAULT_N = 300
+
+
+class MaterialisedLists:
+    """Per-user top-``n`` items of one fitted model (model columns, scores best first).
+
+    A CSR layout (``indptr``, ``cols``, ``scores``) over the model's users, plus an overlay
+    of lists recomputed since (:meth:`update`), merged into the arrays by :meth:`compact`.
+    Only personally scored users have a list.
+
+    Attributes:
+        n: Items kept per user.
+        complete: Per stored user, whether the list holds every item the model scores above
+            zero (sparse models whose user has fewer than ``n`` such items): an item outside
+            it scores exactly 0.
+        built_s: Seconds the last :meth:`build` took.
+    """
+
+    def __init__(self, model: Any, n: int = DEFAULT_N) -> None:
+        self.model = model
+        self.n = int(n)
+        self.index: dict[str, int] = {}
+        self.indptr = np.zeros(1, np.int64)
+        self.cols = np.empty(0, np.int32)
+        self.scores = np.empty(0, np.float32)
+        self.complete = np.empty(0, bool)
+        self.overlay: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
+        #: Dense models: every user's scores of a few shared items (``extra_cols``, sorted
+        #: model columns: the trending and newest posts any pool may hold), so scoring a
+        #: pool needs no dense row; rows aligned with ``index``, overlay in ``extra_overlay``.
+        self.extra_cols = np.empty(0, np.int64)
+        self.extra: np.ndarray | None = None
+        self.extra_overlay: dict[str, np.ndarray | None] = {}
+        self._snap: tuple[Any, ...] = ()
+        self.publish()
+        self.built_s = 0.0
+        #: Called with the user id after :meth:`forget_user` (the service tells its feed
+        #: workers to rebuild, so an erasure reaches their copies too).
+        self.on_forget: Callable[[str], None] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, model: Any, n: int = DEFAULT_N, *, users: Sequence[str] | None = None,
+              batch: int = 2048, progress: Callable[[int, int], None] | None = None,
+              extra_cols: np.ndarray | None = None) -> MaterialisedLists:
+        """Lists of ``users`` (default: every user the model was fitted on); for a dense
+        model, also every user's scores of ``extra_cols`` (see :attr:`extra`)."""
+        t0 = time.perf_counter()
+        out = cls(model, n)
+        if extra_cols is not None and not _has_sparse(model):
+            out.extra_cols = np.unique(np.asarray(extra_cols, np.int64))
+        ids = list(model.user_ids_) if users is None else [str(u) for u in users]
+        if not _has_sparse(model):  # dense blocks: as many users as the budget holds
+            batch = model.batch_rows(batch)
+        parts = []
+        for lo in range(0, len(ids), batch):
+            part = ids[lo:lo + batch]
+            parts.append((part, *score_top(model, part, out.n, extra_cols=out.extra_cols)))
+            if progress is not None:
+                progress(min(lo + batch, len(ids)), len(ids))
+        keep_ids: list[str] = []
+        counts, cols, vals, comp, extra = [], [], [], [], []
+        for part, rows, personal, complete, gs in parts:
+            for b, (u, (c, v), p, k) in enumerate(zip(part, rows, personal, complete,
+                                                      strict=True)):
+                if not p:
+                    continue
+                if gs is not None:
+                    extra.append(gs[b])
+                keep_ids.append(u)
+                counts.append(len(c))
+                cols.append(c)
+                vals.append(v)
+                comp.append(k)
+        out.index = {u: i for i, u in enumerate(keep_ids)}
+        out.indptr = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+        out.cols = (np.concatenate(cols).astype(np.int32) if cols else np.empty(0, np.int32))
+        out.scores = (np.concatenate(vals).astype(np.float32) if vals
+                      else np.empty(0, np.float32))
+        out.complete = np.asarray(comp, bool)
+        if len(out.extra_cols):
+            out.extra = (np.vstack(extra).astype(np.float32) if extra else
+                         np.empty((0, len(out.extra_cols)), np.float32))
+        out.publish()
+        out.built_s = time.perf_counter() - t0
+        return out
+
+    def extra_row(self, user_id: str) -> np.ndarray | None:
+        """The user's scores of :attr:`extra_cols`, or ``None``."""
+        if user_id in self.extra_overlay:
+            return self.extra_overlay[user_id]
+        index, _, _, _, _, extra = self._snap
+        if extra is None:
+            return None
+        r = index.get(user_id)
+        return extra[r] if r is not None else None
+
+    def __len__(self) -> int:
+        return len(self.index) + sum(1 for u in self.overlay if u not in self.index)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.indptr.nbytes + self.cols.nbytes + self.scores.nbytes)
+
+    # ------------------------------------------------------------------ read
+    def publish(self) -> None:
+        """Make the arrays as they are now what readers see, in one assignment (a reader
+        never pairs one version's index with another's rows)."""
+        self._snap = (self.index, self.indptr, self.cols, self.scores, self.complete,
+                      self.extra)
+
+    def row(self, user_id: str) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """``(model columns, scores, complete)`` of a user's list, best first, or ``None``."""
+        got = self.overlay.get(user_id)
+        if got is not None:
+            return got if len(got[0]) or got[2] else None
+        index, indptr, cols, scores, complete, _ = self._snap
+        r = index.get(user_id)
+        if r is None:
+            return None
+        lo, hi = indptr[r], indptr[r + 1]
+        return cols[lo:hi], scores[lo:hi], bool(complete[r])
+
+    # ------------------------------------------------------------------ write
+    def update(self, user_ids: Sequence[str], history: Mapping[str, Mapping[str, float]]
+               ) -> int:
+        """Recompute the lists of ``user_ids`` with their extra ``history`` (item id ->
+        weight, the model's fold-in) and put them in the overlay; returns the count."""
+        if not user_ids:
+            return 0
+        rows, personal, complete, gs = score_top(self.model, list(user_ids), self.n, history,
+                                                 extra_cols=self.extra_cols)
+        new_extra = ({u: (gs[b] if personal[b] else None) for b, u in enumerate(user_ids)}
+                     if gs is not None else {})
+        new = {}
+        for u, (c, v), p, k in zip(user_ids, rows, personal, complete, strict=True):
+            new[u] = (c.astype(np.int32), v.astype(np.float32), bool(k)) if p else \
+                (np.empty(0, np.int32), np.empty(0, np.float32), False)
+        with self._lock:
+            self.extra_overlay = {**self.extra_overlay, **new_extra}
+            self.overlay = {**self.overlay, **new}  # readers see the old dict or the new
+        return len(new)
+
+    def forget_user(self, user_id: str) -> bool:
+        """Drop a user's list (erasure); ``True`` if one was held."""
+        with self._lock:
+            found = user_id in self.overlay or user_id in self.index
+            overlay = dict(self.overlay)
+            overlay[user_id] = (np.empty(0, np.int32), np.empty(0, np.float32), False)
+            if self.extra is not None:
+                self.extra_overlay = {**self.extra_overlay, user_id: None}
+            self.overlay = overlay
+            r = self.index.get(user_id)
+            if r is not None:  # shared read-only pages (mmap): blank the row in a copy
+                if not self.scores.flags.writeable:
+                    self.scores = np.array(self.scores)
+                    self.cols = np.array(self.cols)
+                self.scores[self.indptr[r]:self.indptr[r + 1]] = 0
+                self.cols[self.indptr[r]:self.indptr[r + 1]] = 0
+                if self.extra is not None:
+                    if not self.extra.flags.writeable:
+                        self.extra = np.array(self.extra)
+                    self.extra[r] = 0
+            self.publish()
+        if self.on_forget is not None:
+            self.on_forget(user_id)
+        return found
+
+    def compact(self) -> None:
+        """Merge the overlay into the arrays (readers keep a consistent view)."""
+        with self._lock:
+            overlay = self.overlay
+            if not overlay:
+                return
+            users = list(self.index)
+            users += [u for u in overlay if u not in self.index]
+            counts, cols, vals, comp, keep, extra = [], [], [], [], [], []
+            for u in users:
+                got = overlay.get(u)
+                if got is None:
+                    r = self.index[u]
+                    lo, hi = self.indptr[r], self.indptr[r + 1]
+                    got = (self.cols[lo:hi], self.scores[lo:hi], bool(self.complete[r]))
+                    g = self.extra[r] if self.extra is not None else None
+                elif not len(got[0]) and not got[2]:
+                    continue  # forgotten, or no personal list any more
+                else:
+                    g = self.extra_overlay.get(u)
+                if self.extra is not None:
+                    extra.append(g if g is not None else np.zeros(len(self.extra_cols),
+                                                                  np.float32))
+                keep.append(u)
+                counts.append(len(got[0]))
+                cols.append(got[0])
+                vals.append(got[1])
+                comp.append(got[2])
+            indptr = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
+            c = np.concatenate(cols).astype(np.int32) if cols else np.empty(0, np.int32)
+            v = np.concatenate(vals).astype(np.float32) if vals else np.empty(0, np.float32)
+            self.indptr, self.cols, self.scores = indptr, c, v
+            self.complete = np.asarray(comp, bool)
+            self.index = {u: i for i, u in enumerate(keep)}
+            if self.extra is not None:
+                self.extra = (np.vstack(extra).astype(np.float32) if extra else
+                              np.empty((0, len(self.extra_cols)), np.float32))
+            self.publish()  # readers now find every changed user here, then:
+            self.overlay = {}
+            self.extra_overlay = {}
+
+    # ------------------------------------------------------------------ files
+    def save(self, folder: Any) -> None:
+        """Write the lists (overlay merged) as ``.npy`` files that :meth:`load` maps."""
+        from pathlib import Path
+
+        self.compact()
+        d = Path(folder)
+        d.mkdir(parents=True, exist_ok=True)
+        np.save(d / "indptr.npy", self.indptr)
+        np.save(d / "cols.npy", self.cols)
+        np.save(d / "scores.npy", self.scores)
+        np.save(d / "complete.npy", self.complete)
+        np.save(d / "users.npy", np.asarray(list(self.index), dtype=str))
+        if self.extra is not None:
+            np.save(d / "extra.npy", self.extra)
+            np.save(d / "extra_cols.npy", self.extra_cols)
+
+    @classmethod
+    def load(cls, model: Any, folder: Any, n: int = DEFAULT_N) -> MaterialisedLists:
+        """Lists saved by :meth:`save`, memory-mapped read-only (processes share the pages)."""
+        from pathlib import Path
+
+        d = Path(folder)
+        out = cls(model, n)
+        out.indptr = np.load(d / "indptr.npy", mmap_mode="r")
+        out.cols = np.load(d / "cols.npy", mmap_mode="r")
+        out.scores = np.load(d / "scores.npy", mmap_mode="r")
+        out.complete = np.load(d / "complete.npy")
+        out.index = {str(u): i for i, u in enumerate(np.load(d / "users.npy"))}
+        if (d / "extra.npy").is_file():
+            out.extra = np.load(d / "extra.npy", mmap_mode="r")
+            out.extra_cols = np.load(d / "extra_cols.npy")
+        out.publish()
+        return out
+
+
+def score_top(model: Any, user_ids: Sequence[str], n: int,
+              history: Mapping[str, Mapping[str, float]] | None = None, *,
+              extra_cols: np.ndarray | None = None
+              ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray,
+                         np.ndarray | None]:
+    """Top-``n`` (model columns, scores) of each user, what ``recommend`` ranks before its
+    popularity fill: seen items (training row and ``history``) and hidden / reported ones
+    left out, equal scores by column. Sparse models (ItemKNN, RP3beta) are scored by sparse
+    products (only the items a user's history reaches); the others by dense blocks.
+
+    Returns:
+        The rows, a mask of users scored personally, a mask of complete lists (every
+        item scored above zero is in it: the rest score exactly 0), and for dense models
+        with ``extra_cols`` every user's scores of those columns (else ``None``).
+    """
+    hist = model.history_matrix(history, user_ids)
+    sparse = model._sparse_scores(user_ids, history, hist) if _has_sparse(model) else None
+    rows: list[tuple[np.ndarray, np.ndarray]] = []
+    complete = np.zeros(len(user_ids), bool)
+    neg = getattr(model, "negatives_", None)
+    if sparse is not None:
+        scores, personal = sparse
+        scores = sp.csr_matrix(scores)
+        for b, u in enumerate(user_ids):
+            lo, hi = scores.indptr[b], scores.indptr[b + 1]
+            c = scores.indices[lo:hi].astype(np.int64)
+            v = np.asarray(scores.data[lo:hi], np.float32)
+            ok = np.isfinite(v) & (v > 0)
+            drop = _drop_cols(model, hist, b, u, neg)
+            if len(drop):
+                ok &= ~np.isin(c, drop)
+            c, v = c[ok], v[ok]
+            complete[b] = len(c) <= n
+            best = np.lexsort((c, -v))[:n]
+            rows.append((c[best], v[best]))
+        return rows, np.asarray(personal, bool), complete, None
+    dense, personal = model._scores_for(list(user_ids), history)
+    dense = np.array(dense, dtype=np.float32, copy=True)
+    gs = (dense[:, extra_cols].copy() if extra_cols is not None and len(extra_cols)
+          else None)
+    for b, u in enumerate(user_ids):
+        drop = _drop_cols(model, hist, b, u, neg)
+        if len(drop):
+            dense[b, drop] = -np.inf
+    k = min(n, dense.shape[1])
+    top = np.argpartition(-dense, k - 1, axis=1)[:, :k]
+    for b in range(len(user_ids)):
+        c = top[b]
+        v = dense[b, c]
+        ok = np.isfinite(v)
+        c, v = c[ok], v[ok]
+        best = np.lexsort((c, -v))
+        rows.append((c[best].astype(np.int64), v[best]))
+    return rows, np.asarray(personal, bool), complete, gs
+
+
+def _has_sparse(model: Any) -> bool:
+    try:
+        empty = sp.csr_matrix((0, model.n_items), dtype=np.float32)
+        return model._sparse_cost(empty) is not None
+    except Exception:  # noqa: BLE001 - no sparse path
+        return False
+
+
+def _drop_cols(model: Any, hist: sp.csr_matrix, b: int, user: str,
+               neg: sp.csr_matrix | None) -> np.ndarray:
+    seen = hist.indices[hist.indptr[b]:hist.indptr[b + 1]]
+    r = model.user_index_.get(user, -1)
+    if neg is not None and r >= 0:
+        n_ = neg.indices[neg.indptr[r]:neg.indptr[r + 1]]
+        if len(n_):
+            return np.concatenate([seen, n_]).astype(np.int64)
+    return seen.astype(np.int64)
+
+
+class MaterialisedSource:
+    """The feed engine's personal candidate source over :class:`MaterialisedLists`.
+
+    Args:
+        lists: The lists of the served model.
+        catalog: The engine's catalogue (model columns are mapped onto it).
+        direct: The direct source (:class:`~feedwise.feed.candidates.RecommenderSource`
+            of the same model) for users without a list.
+        name: Source name (``recommender``: the quota and reasons of the direct path).
+        exact: Score pool items outside a user's list as the direct path does (see
+            :meth:`_outside`); ``False``: just below the list's last score.
+    """
+
+    personal = True
+
+    def __init__(self, lists: MaterialisedLists, catalog: Catalog, direct: Any,
+                 name: str = "recommender", *, exact: bool = True) -> None:
+        self.lists = lists
+        self.model = lists.model
+        self.exact = exact
+        self.sparse = _has_sparse(self.model)
+        self.catalog = catalog
+        self.direct = direct
+        self.name = name
+        self.col2cat = catalog.lookup(self.model.item_ids_)
+        self.cat2col = np.full(catalog.n, -1, np.int64)
+        ok = self.col2cat >= 0
+        self.cat2col[self.col2cat[ok]] = np.flatnonzero(ok)
+        self.refresher: Refresher | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def candidates(self, ctx: UserContext, k: int) -> ItemList:
+        got = self.lists.row(ctx.user_id)
+        if got is None:
+            self.misses += 1
+            return self._direct(ctx, k)
+        cols, vals, complete = got
+        if len(cols) < k:
+            # the direct path would list more: the popularity fill after every positive
+            # score (sparse path: emulated here), else items the cut list does not hold
+            if not (complete and self.model.uses_sparse_path()):
+                self.misses += 1
+                return self._direct(ctx, k)
+            cols, vals = self._fill(ctx.user_id, cols, vals, k)
+        self.hits += 1
+        idx = self.col2cat[cols]
+        ok = idx >= 0
+        idx, vals = idx[ok][:k], vals[ok][:k]
+        return ItemList(None, np.asarray(vals, np.float32), index=idx)
+
+    def _direct(self, ctx: UserContext, k: int) -> ItemList:
+        """The model's own ``recommend``, with the engagement landed since it was trained
+        (the refresher's history: fold-in) when there is any."""
+        extra = self.refresher.history_of(ctx.user_id) if self.refresher else None
+        if not extra:
+            return self.direct.candidates(ctx, k)
+        lst = self.model.recommend([ctx.user_id], k, history={ctx.user_id: extra})[0]
+        idx = self.catalog.lookup(lst.ids)
+        ok = idx >= 0
+        reasons = ([lst.reasons[j] for j in np.flatnonzero(ok).tolist()]
+                   if lst.reasons else None)
+        return ItemList(lst.ids[ok], lst.scores[ok], reasons, index=idx[ok])
+
+    def _fill(self, user_id: str, cols: np.ndarray, vals: np.ndarray, k: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """A complete list topped up as ``recommend``'s sparse path does: the most popular
+        items not seen, hidden or listed, at score 0."""
+        m = self.model
+        extra = self.refresher.history_of(user_id) if self.refresher else None
+        hist = m.history_matrix({user_id: extra} if extra else None, [user_id])
+        drop = np.concatenate([_drop_cols(m, hist, 0, user_id, getattr(m, "negatives_", None)),
+                               np.asarray(cols, np.int64)])
+        order = m._static_order(m.popularity_)
+        need = k - len(cols)
+        head = order[:need + len(drop)]
+        head = head[~np.isin(head, drop)][:need]
+        return (np.concatenate([np.asarray(cols, np.int64), head]),
+                np.concatenate([np.asarray(vals, np.float32), np.zeros(len(head), np.float32)]))
+
+    def score(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
+        got = self.lists.row(ctx.user_id)
+        if got is None:
+            return self.direct.score(ctx, items)
+        cols, vals, complete = got
+        want = self.cat2col[items]
+        out = np.zeros(len(items), np.float32)
+        if len(cols):
+            order = np.argsort(cols, kind="stable")
+            sc = np.asarray(cols)[order]
+            pos = np.minimum(np.searchsorted(sc, want), len(sc) - 1)
+            hit = (sc[pos] == want) & (want >= 0)
+            out[hit] = np.asarray(vals)[order[pos[hit]]]
+        else:
+            hit = np.zeros(len(items), bool)
+        miss = ~hit & (want >= 0)
+        if miss.any():  # a complete list still leaves out seen items, which the pool may hold
+            g = self.lists.extra_row(ctx.user_id) if self.exact else None
+            if g is not None:  # the shared items (trending, newest) every user has scores of
+                ec = self.lists.extra_cols
+                at = np.flatnonzero(miss)
+                pos = np.minimum(np.searchsorted(ec, want[at]), len(ec) - 1)
+                found = ec[pos] == want[at]
+                out[at[found]] = g[pos[found]]
+                miss[at[found]] = False
+            if miss.any():
+                out[miss] = self._outside(ctx.user_id, want[miss], vals)
+        return out
+
+    def _outside(self, user_id: str, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        """Scores of items outside the user's (cut) list, as the direct path scores them:
+        factor models by one small dot product, sparse models (ItemKNN, RP3beta) from the
+        user's sparse score row (the items their history reaches), other models from the
+        dense row; with ``exact=False``, just below the list's last score (every such item
+        scores at most that: cheaper, but the order among them is lost)."""
+        m = self.model
+        if not self.exact:
+            floor = float(vals[-1]) if len(vals) else 0.0
+            return np.full(len(cols), np.nextafter(np.float32(floor), np.float32(-np.inf)),
+                           np.float32)
+        extra = self.refresher.history_of(user_id) if self.refresher else None
+        uf, itf = getattr(m, "user_factors_", None), getattr(m, "item_factors_", None)
+        r = m.user_index_.get(user_id, -1)
+        if isinstance(m, FactorModel) and uf is not None and itf is not None and r >= 0 \
+                and not extra:
+            return np.asarray(itf[cols], np.float32) @ np.asarray(uf[r], np.float32)
+        hist = m.history_matrix({user_id: extra} if extra else None, [user_id])
+        fast = getattr(m, "score_columns", None)
+        got = fast(hist, cols) if fast is not None else None
+        if got is not None:
+            return got
+        if self.sparse:
+            row = sp.csr_matrix(m._score_sparse(hist))
+            row.sort_indices()
+            ix, data = row.indices, row.data
+            out = np.zeros(len(cols), np.float32)
+            if len(ix):
+                pos = np.minimum(np.searchsorted(ix, cols), len(ix) - 1)
+                hit = ix[pos] == cols
+                out[hit] = data[pos[hit]]
+            return out
+        return np.asarray(m.score_row(user_id, history={user_id: extra} if extra else None)
+                          [cols], np.float32)
+
+    def explain(self, ctx: UserContext, items: np.ndarray) -> list[str | None]:
+        """Reasons for the shown posts ``items`` (catalogue indices) from the model (the
+        direct path computes them for every candidate)."""
+        cols = self.cat2col[items]
+        ok = cols >= 0
+        out: list[str | None] = [None] * len(items)
+        if not ok.any():
+            return out
+        extra = self.refresher.history_of(ctx.user_id) if self.refresher else None
+        hist = self.model.history_matrix({ctx.user_id: extra} if extra else None,
+                                         [ctx.user_id])
+        if hist.nnz == 0:
+            return out
+        got = self.model._explain(hist, [cols[ok]])[0]
+        for j, why in zip(np.flatnonzero(ok).tolist(), got, strict=True):
+            out[j] = why
+        return out
+
+    def forget_user(self, user_id: str) -> bool:
+        """Drop the user's list, pending refresh and the direct source's state."""
+        found = self.lists.forget_user(user_id)
+        if self.refresher is not None:
+            found = self.refresher.forget_user(user_id) or found
+        forget = getattr(self.direct, "forget_user", None)
+        return bool(forget(user_id)) or found if forget else found
+
+
+class Refresher:
+    """Recomputes the lists of users with new engagement, on a background thread.
+
+    Args:
+        lists: The lists to keep fresh.
+        interval_s: Seconds between rounds.
+        max_users: Most users recomputed per round (the oldest pending first).
+        weights: Event kind -> weight (the model's training weights by default).
+        compact_every: Merge the overlay into the arrays once it holds this many users.
+    """
+
+    def __init__(self, lists: MaterialisedLists, interval_s: float = 0.5,
+                 max_users: int = 2000, weights: InteractionWeights | None = None,
+                 compact_every: int = 20_000) -> None:
+        self.lists = lists
+        self.interval_s = interval_s
+        self.max_users = max_users
+        self.compact_every = compact_every
+        w = weights or InteractionWeights()
+        self.kind_weight = {k: float(getattr(w, k)) for k in (
+            "click", "like", "comment", "share", "save", "purchase")
+            if getattr(w, k) > 0}
+        self.kind_weight["dwell"] = float(w.dwell_per_30s)
+        self.kind_weight["rating"] = float(w.rating)
+        self._pending: OrderedDict[str, float] = OrderedDict()
+        self._history: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rounds = 0
+        self.refreshed = 0
+        self.last_lag_s = 0.0
+        self.max_lag_s = 0.0
+
+    def note(self, user_ids: Iterable[Any], item_ids: Iterable[Any],
+             kinds: Iterable[Any]) -> int:
+        """Record landed events (positive kinds only); returns how many counted."""
+        now = time.monotonic()
+        known = self.lists.model.item_index_
+        n = 0
+        with self._lock:
+            for u, i, k in zip(user_ids, item_ids, kinds, strict=False):
+                w = self.kind_weight.get(str(k))
+                if not w or u is None or i is None or str(i) not in known:
+                    continue
+                u = str(u)
+                h = self._history.setdefault(u, {})
+                h[str(i)] = h.get(str(i), 0.0) + w
+                if u not in self._pending:
+                    self._pending[u] = now
+                n += 1
+        return n
+
+    def history_of(self, user_id: str) -> dict[str, float] | None:
+        return self._history.get(user_id)
+
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def forget_user(self, user_id: str) -> bool:
+        with self._lock:
+            found = self._history.pop(user_id, None) is not None
+            return self._pending.pop(user_id, None) is not None or found
+
+    def run_once(self) -> int:
+        """One round: recompute up to ``max_users`` pending users; returns the count."""
+        with self._lock:
+            take = []
+            oldest = None
+            while self._pending and len(take) < self.max_users:
+                u, t = self._pending.popitem(last=False)
+                oldest = t if oldest is None else oldest
+                take.append(u)
+            hist = {u: dict(self._history.get(u, {})) for u in take}
+        if not take:
+            return 0
+        self.lists.update(take, hist)
+        lag = time.monotonic() - (oldest or time.monotonic())
+        self.last_lag_s = lag
+        self.max_lag_s = max(self.max_lag_s, lag)
+        self.rounds += 1
+        self.refreshed += len(take)
+        if len(self.lists.overlay) >= self.compact_every:
+            self.lists.compact()
+        return len(take)
+
+    def start(self) -> Refresher:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="feedwise-lists",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 - keep serving the lists as they are
+                log.exception("refreshing materialised lists failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+
+def shared_columns(engine: Any, model: Any, k: int = 200) -> np.ndarray:
+    """Model columns of the posts any user's pool may hold besides their own list: the
+    engine's ``k`` most popular (trending) and newest posts, and the model's ``k`` most
+    popular items (for :meth:`MaterialisedLists.build`'s ``extra_cols``)."""
+    cat = engine.catalog
+    picks = [np.argsort(-cat.popularity, kind="stable")[:k],
+             np.argsort(-cat.created_s, kind="stable")[:k]]
+    cols = m_cols = model.item_columns(cat.item_ids[np.concatenate(picks)])
+    pop = getattr(model, "popularity_", None)
+    if pop is not None:
+        m_cols = np.concatenate([cols, np.argsort(-np.nan_to_num(pop, nan=-np.inf),
+                                                  kind="stable")[:k]])
+    return np.unique(m_cols[m_cols >= 0])
+
+
+def attach(engine: Any, lists: MaterialisedLists, refresher: Refresher | None = None
+           ) -> MaterialisedSource | None:
+    """Serve ``engine``'s personal candidates from ``lists`` (its ``recommender`` source
+    becomes the direct path for users without a list); ``None`` if it has none."""
+    direct = next((s for s in engine.sources if s.name == "recommender"), None)
+    if direct is None:
+        return None
+    src = MaterialisedSource(lists, engine.catalog, direct)
+    src.refresher = refresher
+    engine.replace_source("recommender", src)
+    return src

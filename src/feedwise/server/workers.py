@@ -1,0 +1,371 @@
+"""Feed worker processes: ``feedwise serve --workers N`` serves feeds on more than one core.
+
+DuckDB allows one writing process, and one Python process runs one core at a time (the
+GIL). With ``--workers N`` the ``feedwise serve`` process (the *owner*: the store, its one
+writer, the model watcher, every route) binds the port and starts ``N - 1`` worker
+processes that accept connections on the same socket (the kernel spreads them). A worker
+answers ``GET /v1/users/{id}/feed`` itself and forwards every other request to the owner
+unchanged (events, items, admin, recommendations...), so all writes still go through the
+owner's writer.
+
+A worker serves from read-only copies:
+
+* the promoted model, loaded from the registry, and its materialised lists, which the owner
+  saves once per version and every worker memory-maps (``.npy`` pages shared by the
+  processes, :meth:`~feedwise.feed.materialised.MaterialisedLists.load`);
+* the catalogue, users, campaigns and consent of a snapshot of the store
+  (``POST /v1/admin/snapshot``), rebuilt when the owner's catalogue changes (a new post, a
+  consent change, an erasure: each bumps ``catalogue_seq``) and when another version is
+  promoted (hot swap: built aside, swapped in one assignment);
+* the engagement landed since: every ``lists_refresh_s`` the worker polls
+  ``GET /v1/workers/delta`` and its own :class:`~feedwise.feed.materialised.Refresher`
+  recomputes those users' lists (the owner does the same for its own requests).
+
+The impressions of the feeds a worker serves are sent to the owner in batches
+(``POST /v1/workers/served``, every ``impressions_flush_s``) and landed by the owner's
+writer; a worker stops before the owner, sending what it holds, so no impression is lost
+on a graceful shutdown and the count check holds across processes.
+
+What does not hold across processes: ad frequency caps, exposure and pacing are kept per
+process (a user served by two processes in a window can see up to twice a cap; budgets are
+checked against the spend each process has seen), experiment arms that serve another model
+version are served the promoted model by workers, and ``/metrics`` counts the owner's
+requests only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+
+from feedwise.errors import FeedwiseError
+from feedwise.evidence.rollout import Rollout
+from feedwise.feed import FeedEngine
+from feedwise.feed.materialised import MaterialisedLists, Refresher, attach
+from feedwise.privacy import PrivacySettings, forget_erased
+from feedwise.registry import ModelRegistry
+from feedwise.server.auth import KeyRing, hash_key
+from feedwise.server.metrics import ServiceMetrics
+from feedwise.server.policy import Served, build_policy
+from feedwise.server.routes import feed as feed_routes
+from feedwise.server.settings import Settings
+from feedwise.server.writer import WriterClosedError
+from feedwise.store import EventStore
+
+log = logging.getLogger("feedwise.server.workers")
+
+
+class ForwardingWriter:
+    """The worker's stand-in for the owner's :class:`~feedwise.server.writer.Writer`:
+    impressions are buffered and sent to the owner every ``flush_s``."""
+
+    def __init__(self, client: httpx.Client, flush_s: float = 0.1) -> None:
+        self.client = client
+        self.flush_s = flush_s
+        self.chunk = 500
+        self._buf: list[dict[str, list[Any]]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="feedwise-forward",
+                                        daemon=True)
+        self.sent = 0
+        self.failed = 0
+
+    def start(self) -> ForwardingWriter:
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed
+
+    def pending(self) -> int:
+        return sum(len(c["event_id"]) for c in self._buf)
+
+    def log_served(self, columns: dict[str, list[Any]], then: Any = None) -> None:
+        if self._closed:
+            raise WriterClosedError("the worker is shutting down")
+        with self._lock:
+            self._buf.append(columns)
+
+    def flush(self, attempts: int = 3) -> int:
+        """Send what is buffered, in chunks of ``chunk`` rows (the owner reads bodies under
+        a size limit); a chunk the owner does not take stays buffered for the next flush."""
+        with self._lock:
+            parts, self._buf = self._buf, []
+        if not parts:
+            return 0
+        cols = {c: [v for p in parts for v in p[c]] for c in parts[0]}
+        n, done = len(cols["event_id"]), 0
+        while done < n:
+            chunk = {c: v[done:done + self.chunk] for c, v in cols.items()}
+            if not self._send(chunk, attempts):
+                rest = {c: v[done:] for c, v in cols.items()}
+                with self._lock:
+                    self._buf.insert(0, rest)
+                break
+            done += len(chunk["event_id"])
+        self.sent += done
+        return done
+
+    def _send(self, chunk: dict[str, list[Any]], attempts: int) -> bool:
+        for attempt in range(attempts):
+            try:
+                r = self.client.post("/v1/workers/served", content=json.dumps(chunk))
+                if r.status_code == 200:
+                    return True
+                log.warning("owner refused %d impressions: %s %s", len(chunk["event_id"]),
+                            r.status_code, r.text[:200])
+            except httpx.HTTPError as e:
+                log.warning("sending %d impressions failed: %s", len(chunk["event_id"]), e)
+            time.sleep(min(0.05 * 2 ** attempt, 2.0))
+        return False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            self.flush()
+
+    def close(self) -> None:
+        self._closed = True
+        self._stop.set()
+        self._thread.join(10)
+        self.flush(attempts=20)
+        left = self.pending()
+        if left:
+            self.failed += left
+            log.error("%d impressions could not be sent to the owner", left)
+
+
+class WorkerState:
+    """What the feed route reads, built from the owner's snapshot and saved lists."""
+
+    def __init__(self, settings: Settings, owner: str, admin_key: str) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.keys = KeyRing.load(settings.keys_file, settings.api_keys,
+                                 reload_s=settings.keys_reload_s)
+        self.privacy = PrivacySettings()
+        self.registry = ModelRegistry(settings.registry)
+        self.client = httpx.Client(base_url=owner, timeout=600,
+                                   headers={"Authorization": f"Bearer {admin_key}"})
+        self.writer = ForwardingWriter(self.client, settings.impressions_flush_s).start()
+        self.rollout = Rollout.for_store(settings.db)
+        self.served: Served | None = None
+        self.store: EventStore | None = None
+        self.no_personalization: set[str] = set()
+        self.no_ads: set[str] = set()
+        self._lists: tuple[str, MaterialisedLists, Refresher] | None = None
+        self._catalogue_seq = -1
+        self._event_seq = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rebuilds = 0
+
+    # ------------------------------------------------------------------ building
+    def build(self) -> None:
+        """Load (or reload) the promoted version and the catalogue of a fresh snapshot."""
+        st = self.client.get("/v1/workers/state").raise_for_status().json()
+        version = st["version"]
+        if version is None:
+            return
+        snap = self.client.post("/v1/admin/snapshot").raise_for_status().json()["path"]
+        store = EventStore(snap, read_only=True, pseudonymizer=self.privacy.pseudonymizer())
+        try:
+            lists_entry = self._lists
+            if lists_entry is None or lists_entry[0] != version:
+                model = self.registry.load(version)
+                lists = (MaterialisedLists.load(model, st["lists"], st["lists_n"])
+                         if st["lists"] else None)
+                refresher = (Refresher(lists, self.settings.lists_refresh_s,
+                                       self.settings.lists_refresh_users).start()
+                             if lists is not None else None)
+                meta = self.registry.get(version)
+            else:
+                model, lists, refresher = (self.served.model, lists_entry[1],
+                                           lists_entry[2])
+                meta = self.served.meta
+            gone = _forget_erased(store, model)
+            df = store.consent_flags()
+            no_p = set(df.loc[df["consent_personalization"] == False, "user_id"])  # noqa: E712
+            no_a = set(df.loc[df["consent_ads"] == False, "user_id"])  # noqa: E712
+            policy = build_policy(model, store, self.settings.feed_policy, self.rollout.config)
+            if isinstance(policy, FeedEngine):
+                policy.set_flush_every(0)
+                if lists is not None:
+                    attach(policy, lists, refresher)
+                    for u in gone:
+                        lists.forget_user(u)
+                        if refresher is not None:
+                            refresher.forget_user(u)
+        except BaseException:
+            store.close()
+            _unlink(snap)
+            raise
+        old_store, old_lists = self.store, self._lists
+        old_snap = getattr(self, "_snapshot", None)
+        self.no_personalization, self.no_ads = no_p, no_a
+        self.served = Served(meta, model, policy)  # the swap: one assignment
+        self.store = store
+        if lists is not None:
+            self._lists = (version, lists, refresher)
+        if old_lists is not None and old_lists[0] != version:
+            old_lists[2].stop()
+        self._snapshot = snap
+        if old_store is not None:
+            old_store.close()  # requests in flight hold the engine, not this connection
+            _unlink(old_snap)
+        self._catalogue_seq = st["catalogue_seq"]
+        self.rebuilds += 1
+        log.info("worker %d serving %s (%s)", os.getpid(), version, meta.model)
+
+    def user_key(self, user_id: str) -> str:
+        return self.store.user_key(user_id) if self.store is not None else user_id
+
+    # ------------------------------------------------------------------ polling
+    def poll(self) -> None:
+        """Take the engagement landed since the last poll; rebuild on a catalogue change
+        or a promotion."""
+        d = self.client.get("/v1/workers/delta",
+                            params={"since": self._event_seq}).raise_for_status().json()
+        got = self._lists
+        if d["events"] and got is not None:
+            users, items, kinds = zip(*d["events"], strict=True)
+            got[2].note(users, items, kinds)
+        self._event_seq = d["seq"]
+        served = self.served
+        if d["version"] != (served.version if served else None) or \
+                d["catalogue_seq"] != self._catalogue_seq:
+            self.build()
+
+    def start(self) -> None:
+        def run() -> None:
+            while not self._stop.wait(self.settings.lists_refresh_s):
+                try:
+                    self.poll()
+                except Exception:  # noqa: BLE001 - keep serving what is loaded
+                    log.exception("worker poll failed")
+
+        self._thread = threading.Thread(target=run, name="feedwise-worker-poll", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.writer.close()  # the last impressions reach the owner before it stops
+        if self._lists is not None:
+            self._lists[2].stop()
+        if self.store is not None:
+            self.store.close()
+            _unlink(getattr(self, "_snapshot", None))
+        self.client.close()
+
+
+def _forget_erased(store: EventStore, model: Any) -> set[str]:
+    users = list(getattr(model, "user_index_", {}))
+    gone = store.erased_ids(users) | store.opted_out_users()
+    forget_erased(store, model)
+    return set(gone)
+
+
+def _unlink(path: Any) -> None:
+    if path:
+        with suppress(OSError):
+            Path(path).unlink()
+
+
+_HOP = {"host", "content-length", "connection", "keep-alive", "transfer-encoding"}
+
+
+class _ServedBy:
+    """Adds ``X-Feedwise-Worker: <pid>`` to every answer (which process answered)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.header = (b"x-feedwise-worker", str(os.getpid()).encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def tagged(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        return await self.app(scope, receive, tagged)
+
+
+def create_worker_app(settings: Settings, owner: str, admin_key: str) -> FastAPI:
+    """A worker's app: the feed route served here, every other request forwarded."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = WorkerState(settings, owner, admin_key)
+        state.build()
+        state.start()
+        app.state.feedwise = state
+        app.state.proxy = httpx.AsyncClient(base_url=owner, timeout=600)
+        try:
+            yield
+        finally:
+            await app.state.proxy.aclose()
+            state.close()
+
+    app = FastAPI(title="feedwise worker", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.include_router(feed_routes.router)
+    app.add_middleware(_ServedBy)
+
+    @app.exception_handler(FeedwiseError)
+    async def feedwise_error(request: Request, exc: FeedwiseError) -> Response:
+        status = 503 if isinstance(exc, WriterClosedError) else 400
+        return Response(json.dumps({"detail": str(exc)}), status, media_type="application/json")
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                   include_in_schema=False)
+    async def forward(path: str, request: Request) -> Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+        r = await request.app.state.proxy.request(
+            request.method, "/" + path, params=request.query_params, headers=headers,
+            content=await request.body())
+        out = {k: v for k, v in r.headers.items() if k.lower() not in _HOP
+               and k.lower() != "content-encoding"}
+        return Response(r.content, r.status_code, headers=out)
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m feedwise.server.workers --fd FD --owner URL --admin-key-file PATH``."""
+    import uvicorn
+
+    p = argparse.ArgumentParser(description="A feedwise feed worker (see feedwise serve "
+                                            "--workers).")
+    p.add_argument("--fd", type=int, required=True)
+    p.add_argument("--owner", required=True)
+    p.add_argument("--admin-key-file", required=True)
+    p.add_argument("--log-level", default="warning")
+    a = p.parse_args(argv)
+    admin_key = Path(a.admin_key_file).read_text().strip()
+    settings = Settings()
+    settings.api_keys = [*settings.api_keys, f"{hash_key(admin_key)}:admin"]
+    app = create_worker_app(settings, a.owner, admin_key)
+    uvicorn.run(app, fd=a.fd, log_level=a.log_level, access_log=False,
+                timeout_graceful_shutdown=30)
+
+
+if __name__ == "__main__":
+    main()

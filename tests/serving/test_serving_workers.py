@@ -1,0 +1,127 @@
+"""``feedwise serve --workers 2``: a worker process serves feeds, learns a new post within the
+bound, and every event and impression sent through either process is stored exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from feedwise.models import get_model
+from feedwise.registry import ModelRegistry
+from feedwise.server.auth import create_key
+from feedwise.store import EventStore
+
+NOW = datetime.now(UTC)
+
+
+def _world(root: Path) -> dict:
+    rng = np.random.default_rng(0)
+    db = root / "db.duckdb"
+    n_items, n_users = 120, 150
+    items = pd.DataFrame({
+        "item_id": [f"i{k}" for k in range(n_items)], "kind": "post",
+        "author_id": [f"a{k % 9}" for k in range(n_items)],
+        "created_at": [NOW - timedelta(hours=5 * k + 1) for k in range(n_items)],
+        "title": [f"post {k}" for k in range(n_items)],
+        "tags": [[f"t{k % 3}"] for k in range(n_items)]})
+    rows = [{"event_id": f"e{u}-{j}", "user_id": f"u{u}", "item_id": f"i{i}", "kind": "click",
+             "ts": NOW - timedelta(days=float(rng.uniform(1, 20)))}
+            for u in range(n_users)
+            for j, i in enumerate(rng.choice(range(u % 3, n_items, 3), 6, replace=False))]
+    with EventStore(db) as store:
+        store.upsert_items(items)
+        store.ingest(pd.DataFrame(rows))
+        data = store.interactions()
+    reg = ModelRegistry(root / "registry")
+    reg.promote(reg.register(get_model("itemknn", k=15).fit(data)).version)
+    keys = root / "keys.json"
+    return {"db": db, "registry": reg.root, "keys": keys,
+            "read": create_key(keys, ["read"])[0], "ingest": create_key(keys, ["ingest"])[0],
+            "admin": create_key(keys, ["admin"])[0]}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_serve_learn_fresh_posts_and_lose_no_event(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    port = _port()
+    env = {**os.environ, "FEEDWISE_DB": str(w["db"]), "FEEDWISE_REGISTRY": str(w["registry"]),
+           "FEEDWISE_KEYS_FILE": str(w["keys"]), "FEEDWISE_RELOAD_INTERVAL_S": "0.5",
+           "FEEDWISE_LISTS_REFRESH_S": "0.2", "FEEDWISE_IMPRESSIONS_FLUSH_S": "0.05"}
+    proc = subprocess.Popen([sys.executable, "-c", "from feedwise.cli import app; app()",
+                             "serve", "--port", str(port), "--workers", "2",
+                             "--log-level", "warning"], env=env, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    rh, ih = ({"Authorization": f"Bearer {w[k]}"} for k in ("read", "ingest"))
+    ah = {"Authorization": f"Bearer {w['admin']}"}
+    feeds = slots = 0
+    workers: set[str] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while not workers:  # the owner answers first; the worker joins once loaded
+            assert time.monotonic() < deadline and proc.poll() is None, "no worker came up"
+            with httpx.Client(base_url=url, timeout=10) as c:  # a new connection each time
+                try:
+                    r = c.get("/v1/users/u1/feed?n=10", headers=rh)
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+                    continue
+                assert r.status_code == 200
+                feeds, slots = feeds + 1, slots + len(r.json()["slots"])
+                workers.update({r.headers.get("x-feedwise-worker")} - {None})
+            time.sleep(0.1)
+        # events through many connections (both processes), then a new #t0 post
+        sent = 0
+        for b in range(12):
+            with httpx.Client(base_url=url, timeout=10) as c:
+                batch = [{"event_id": f"x{b}-{j}", "user_id": f"u{(b * 7 + j) % 150}",
+                          "item_id": f"i{j % 120}", "kind": "like", "ts": NOW.isoformat()}
+                         for j in range(50)]
+                r = c.post("/v1/events", headers=ih, content=json.dumps(batch))
+                assert r.status_code == 200 and r.json()["accepted"] == 50
+                sent += 50
+        with httpx.Client(base_url=url, timeout=10) as c:
+            r = c.put("/v1/items/new-post", headers=ah, json={
+                "author_id": "a1", "title": "new", "tags": ["t0"],
+                "created_at": datetime.now(UTC).isoformat()})
+            assert r.status_code == 200
+        t0, seen_by = time.monotonic(), set()
+        while time.monotonic() - t0 < 5.0 and not (seen_by & workers):
+            with httpx.Client(base_url=url, timeout=10) as c:
+                r = c.get("/v1/users/u0/feed?n=200", headers=rh)
+                feeds, slots = feeds + 1, slots + len(r.json()["slots"])
+                if b"new-post" in r.content:
+                    seen_by.add(r.headers.get("x-feedwise-worker", "owner"))
+        assert seen_by & workers, "the worker did not serve the new post within 5 s"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=90)[1].decode()
+    # uvicorn ends by raising the SIGINT it caught: 130, or -2 (no lost events either way)
+    assert proc.returncode in (0, 130, -signal.SIGINT), err[-2000:]
+    with EventStore(w["db"], read_only=True) as s:
+        assert s.scalar("SELECT count(*) FROM events WHERE event_id LIKE 'x%'") == sent
+        imp = s.scalar("SELECT count(*) FROM events WHERE kind IN "
+                       "('impression', 'ad_impression')")
+        dup = s.scalar("SELECT count(*) - count(DISTINCT event_id) FROM events")
+    assert imp == slots and dup == 0  # every served slot stored once, whoever served it
+    assert not any(Path("/tmp").glob(f"feedwise-lists-*{os.getpid()}*"))
+
+
+if sys.platform != "linux":  # pragma: no cover - shared sockets and /proc
+    pytestmark = pytest.mark.skip("Linux only")
