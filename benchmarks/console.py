@@ -14,9 +14,20 @@
    ``--poll-s`` seconds (a browser polls every 30 s; the default is 6x that), in
    alternating rounds (``--rounds``) so drift hits both alike.
 
+Before and after, side by side in one run: ``--baseline-rev REV`` (e.g. ``HEAD``) serves
+the same worlds a second time with the console package as it is at git revision ``REV``
+(the rest of the tree as it is now; the overlay goes on ``PYTHONPATH``), and each table
+shows both. Server CPU per request (``/proc``, all the server's threads) is reported
+beside wall time: on a loaded machine wall time grows with the load far more.
+
+The login page starts the console's warm-up (the default view of each analytics page is
+computed in the background while the key is typed): ``--think-s`` is the pause between
+loading the login page and submitting the key (a person's typing), ``0`` to fetch at once.
+
 Results go to ``benchmarks/results/console.json``.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/console.py            # ~3 min
+    python benchmarks/console.py --baseline-rev HEAD --requests 15       # before/after
     python benchmarks/console.py --requests 50 --seconds 30 --rounds 3   # steadier
 """
 
@@ -28,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,9 +61,10 @@ PAGES = ("overview", "overview/alerts", "inspector", "campaigns", "models", "aud
 CACHED = {"overview", "overview/alerts", "campaigns", "audience", "listening"}
 
 
-def login(url: str, key: str) -> httpx.Client:
+def login(url: str, key: str, think_s: float = 0.0) -> httpx.Client:
     c = httpx.Client(base_url=url, timeout=60)
     r = c.get("/console/login")
+    time.sleep(think_s)  # typing the key
     token = re.search(r'name="csrf" value="([^"]+)"', r.text).group(1)
     r = c.post("/console/login", data={"key": key, "csrf": token, "next": "/console/overview"})
     if r.status_code != 303:
@@ -59,17 +72,49 @@ def login(url: str, key: str) -> httpx.Client:
     return c
 
 
-def page_latency(root: Path, requests: int) -> list[dict]:
-    world = build_world(root, db_name="bench.duckdb")
-    port = serve_bench.free_port()
-    proc = serve_bench.start_server(root, port, "auto")
+def baseline_tree(rev: str, tmp: Path) -> Path:
+    """A copy of ``src/`` with the console package as it is at git revision ``rev``."""
+    dst = tmp / "baseline-src"
+    shutil.copytree(ROOT / "src", dst, ignore=shutil.ignore_patterns("__pycache__"))
+    pkg = "src/feedwise/server/console"
+    shutil.rmtree(dst / "feedwise" / "server" / "console")
+    arch = tmp / "baseline-archive"
+    arch.mkdir()
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", rev, pkg], check=True,
+                         capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(arch)], input=tar, check=True)
+    shutil.copytree(arch / pkg, dst / "feedwise" / "server" / "console")
+    return dst
+
+
+def start(root: Path, port: int, code: Path | None) -> subprocess.Popen:
+    """``feedwise serve`` on ``root``'s world; ``code``: a source tree to run instead."""
+    old = os.environ.get("PYTHONPATH")
+    if code is not None:
+        os.environ["PYTHONPATH"] = str(code)
     try:
-        c = login(f"http://127.0.0.1:{port}", world.admin)
+        return serve_bench.start_server(root, port, "auto")
+    finally:
+        if code is None or old is not None:
+            if old is not None:
+                os.environ["PYTHONPATH"] = old
+        else:
+            os.environ.pop("PYTHONPATH", None)
+
+
+def page_latency(root: Path, world, requests: int, code: Path | None = None,
+                 think_s: float = 3.0) -> list[dict]:
+    port = serve_bench.free_port()
+    proc = start(root, port, code)
+    try:
+        c = login(f"http://127.0.0.1:{port}", world.admin, think_s)
         rows = []
         for name in PAGES:
+            c0 = serve_bench.cpu_seconds(proc.pid)
             t = time.perf_counter()
             r = c.get(f"/console/{name}")
             first = (time.perf_counter() - t) * 1000
+            c1 = serve_bench.cpu_seconds(proc.pid)
             assert r.status_code == 200, (name, r.status_code)
             rep, fresh, cpu = [], [], []
             for i in range(requests):
@@ -86,6 +131,7 @@ def page_latency(root: Path, requests: int) -> list[dict]:
                     cpu.append((c1 - c0) * 1000)
                 assert r.status_code == 200, (name, r.status_code)
             rows.append({"page": name, "first_ms": first,
+                         "first_cpu_ms": (c1 - c0) * 1000 if c0 is not None else None,
                          "repeat_p50_ms": float(np.percentile(rep, 50)),
                          "repeat_p95_ms": float(np.percentile(rep, 95)),
                          "fresh_p50_ms": float(np.percentile(fresh, 50)),
@@ -134,26 +180,87 @@ async def _round(port: int, w: dict, args: argparse.Namespace, cookie: str | Non
     return {"console": bool(cookie), **feed, "poll": polled}
 
 
-def feed_cost(root: Path, args: argparse.Namespace) -> list[dict]:
-    w = serve_bench.build_world(root, n_items=args.items, n_users=args.users,
-                                n_campaigns=20, per_user=20, n_topics=20,
-                                model=args.model or serve_bench.default_model(), seed=0)
+async def _idle(port: int, cookie: str | None, seconds: float, every_s: float) -> dict:
+    stop = asyncio.Event()
+    task = asyncio.create_task(_poll(port, cookie, every_s, stop)) if cookie else None
+    await asyncio.sleep(seconds)
+    stop.set()
+    return await task if task else {}
+
+
+def console_cpu(proc, port: int, cookie: str, args: argparse.Namespace) -> dict:
+    """The server's CPU per second with no load, alone and while the console polls (no
+    feed load: what the console itself costs, which the machine's load hardly moves)."""
+    out = {}
+    asyncio.run(_idle(port, cookie, 0.1, args.poll_s))  # fill the console's cache, then
+    time.sleep(10.0)                                      # let its warm-up finish
+    for label, ck in (("idle", None), ("polled", cookie), ("idle_again", None)):
+        c0 = serve_bench.cpu_seconds(proc.pid)
+        t = time.perf_counter()
+        res = asyncio.run(_idle(port, ck, args.cpu_seconds, args.poll_s))
+        wall = time.perf_counter() - t
+        c1 = serve_bench.cpu_seconds(proc.pid)
+        out[label] = {"cpu_ms_per_s": (c1 - c0) * 1000 / wall if c0 is not None else None,
+                      "polls": res.get("polls")}
+    idle = (out["idle"]["cpu_ms_per_s"] + out["idle_again"]["cpu_ms_per_s"]) / 2
+    out["console_cpu_ms_per_s"] = out["polled"]["cpu_ms_per_s"] - idle
+    return out
+
+
+def feed_cost(root: Path, w: dict, args: argparse.Namespace,
+              code: Path | None = None) -> tuple[list[dict], dict]:
     port = serve_bench.free_port()
-    proc = serve_bench.start_server(root, port, "auto")
+    proc = start(root, port, code)
     try:
         c = login(f"http://127.0.0.1:{port}", w["admin"])
         cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
         asyncio.run(serve_bench.feed_clients(port, w["read"], w["users"], args.clients, 3.0,
                                              99))  # warm-up
+        cpu = console_cpu(proc, port, cookie, args) if args.cpu_seconds > 0 else {}
         out = []
         for r in range(args.rounds):
             for with_console in (False, True):
-                out.append({"round": r, **asyncio.run(_round(
-                    port, w, args, cookie if with_console else None, r))})
-        return out
+                c0 = serve_bench.cpu_seconds(proc.pid)
+                res = asyncio.run(_round(port, w, args, cookie if with_console else None, r))
+                c1 = serve_bench.cpu_seconds(proc.pid)
+                cpu_feed = (c1 - c0) * 1000 / max(1, res.get("requests") or 1) \
+                    if c0 is not None and c1 is not None else None
+                out.append({"round": r, **res, "server_cpu_ms_per_feed": cpu_feed})
+        return out, cpu
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def _print_pages(label: str, pages: list[dict], requests: int) -> None:
+    print(f"\nconsole pages, {label} ({requests} fetches each; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(f"{'page':<16} {'first':>7} {'cpu':>6} {'repeat p95':>11} {'fresh p50':>10} "
+          f"{'fresh p95':>10} {'cpu p95':>8} {'<=300ms':>8}")
+    for r in pages:
+        ok = max(r["first_ms"], r["repeat_p95_ms"], r["fresh_p95_ms"]) <= 300
+        print(f"{r['page']:<16} {r['first_ms']:>5.0f}ms {r['first_cpu_ms'] or 0:>4.0f}ms "
+              f"{r['repeat_p95_ms']:>9.0f}ms {r['fresh_p50_ms']:>8.0f}ms "
+              f"{r['fresh_p95_ms']:>8.0f}ms {r['fresh_cpu_p95_ms'] or 0:>6.0f}ms "
+              f"{'yes' if ok else 'NO':>8}")
+
+
+def _print_feed(label: str, feed: list[dict], args: argparse.Namespace) -> None:
+    print(f"\nfeed endpoint, {label} ({args.model or 'default model'}), {args.clients} "
+          f"clients, {args.seconds:g} s rounds; console polling /console/overview and its "
+          f"alerts every {args.poll_s:g} s; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'round':>5} {'console':>8} {'feeds/s':>8} {'p50':>8} {'p99':>8} {'cpu/feed':>9} "
+          f"{'polls':>6} {'poll p95':>9}")
+    for r in feed:
+        poll = r["poll"] or {}
+        pp = f"{poll['p95_ms']:.0f}ms" if poll.get("p95_ms") else ""
+        print(f"{r['round']:>5} {'yes' if r['console'] else 'no':>8} "
+              f"{r['rps']:>8.0f} {r['p50_ms']:>6.1f}ms {r['p99_ms']:>6.1f}ms "
+              f"{r['server_cpu_ms_per_feed'] or 0:>7.2f}ms {poll.get('polls', ''):>6} {pp:>9}")
+    alone = [r["p99_ms"] for r in feed if not r["console"]]
+    polled = [r["p99_ms"] for r in feed if r["console"]]
+    print(f"feed p99 ({label}): {np.median(alone):.1f} ms alone, {np.median(polled):.1f} ms "
+          "with the console (median of rounds)")
 
 
 def main() -> None:
@@ -164,50 +271,60 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=15.0, help="Seconds per feed round.")
     p.add_argument("--rounds", type=int, default=2, help="Rounds of (alone, with console).")
     p.add_argument("--poll-s", type=float, default=5.0, help="Console poll interval.")
+    p.add_argument("--cpu-seconds", type=float, default=30.0,
+                   help="Seconds of the server's CPU measured idle and polled (0: skip).")
+    p.add_argument("--think-s", type=float, default=3.0,
+                   help="Seconds between loading the login page and submitting the key.")
     p.add_argument("--items", type=int, default=5000, help="Posts of the feed world.")
     p.add_argument("--users", type=int, default=5000, help="Users of the feed world.")
     p.add_argument("--model", default="itemknn",
                    help="Model the feed world serves (empty: benchmarks/serve.py's default).")
+    p.add_argument("--baseline-rev", default=None,
+                   help="Also serve the console package of this git revision (before/after).")
     p.add_argument("--skip-feed", action="store_true", help="Only the page latencies.")
     p.add_argument("--skip-pages", action="store_true", help="Only the feed p99 part.")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "console.json"))
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fw-console-bench-"))
     try:
-        pages = [] if args.skip_pages else page_latency(tmp / "pages", args.requests)
-        if pages:
-            print(f"\nconsole pages ({args.requests} fetches each; load average "
-                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-            print(f"{'page':<16} {'first':>8} {'repeat p50':>11} {'repeat p95':>11} "
-                  f"{'fresh p50':>10} {'fresh p95':>10} {'cpu p95':>8} {'<=300ms':>8}")
-        for r in pages:
-            ok = max(r["repeat_p95_ms"], r["fresh_p95_ms"]) <= 300
-            print(f"{r['page']:<16} {r['first_ms']:>7.0f}ms {r['repeat_p50_ms']:>9.0f}ms "
-                  f"{r['repeat_p95_ms']:>9.0f}ms {r['fresh_p50_ms']:>8.0f}ms "
-                  f"{r['fresh_p95_ms']:>8.0f}ms {r['fresh_cpu_p95_ms'] or 0:>6.0f}ms "
-                  f"{'yes' if ok else 'NO':>8}")
-        feed = [] if args.skip_feed else feed_cost(tmp / "feed", args)
-        if feed:
-            print(f"\nfeed endpoint ({args.model or 'default model'}), {args.clients} clients, "
-                  f"{args.seconds:g} s rounds; "
-                  f"console polling /console/overview every {args.poll_s:g} s")
-            print(f"{'round':>5} {'console':>8} {'feeds/s':>8} {'p50':>8} {'p99':>8} "
-                  f"{'polls':>6} {'poll p95':>9}")
-            for r in feed:
-                poll = r["poll"] or {}
-                pp = f"{poll['p95_ms']:.0f}ms" if poll.get("p95_ms") else ""
-                print(f"{r['round']:>5} {'yes' if r['console'] else 'no':>8} "
-                      f"{r['rps']:>8.0f} {r['p50_ms']:>6.1f}ms {r['p99_ms']:>6.1f}ms "
-                      f"{poll.get('polls', ''):>6} "
-                      f"{pp:>9}")
-            alone = [r["p99_ms"] for r in feed if not r["console"]]
-            polled = [r["p99_ms"] for r in feed if r["console"]]
-            print(f"feed p99: {np.median(alone):.1f} ms alone, {np.median(polled):.1f} ms "
-                  f"with the console (median of rounds)")
+        variants: list[tuple[str, Path | None]] = []
+        if args.baseline_rev:
+            variants.append((f"before ({args.baseline_rev})",
+                             baseline_tree(args.baseline_rev, tmp)))
+        variants.append(("now", None))
+        pages: dict[str, list[dict]] = {}
+        if not args.skip_pages:
+            world = build_world(tmp / "pages", db_name="bench.duckdb")
+            for label, code in variants:
+                pages[label] = page_latency(tmp / "pages", world, args.requests, code,
+                                            args.think_s)
+                _print_pages(label, pages[label], args.requests)
+        feed: dict[str, list[dict]] = {}
+        cpu: dict[str, dict] = {}
+        if not args.skip_feed:
+            w = serve_bench.build_world(tmp / "feed", n_items=args.items, n_users=args.users,
+                                        n_campaigns=20, per_user=20, n_topics=20,
+                                        model=args.model or serve_bench.default_model(),
+                                        seed=0)
+            for label, code in variants:
+                feed[label], cpu[label] = feed_cost(tmp / "feed", w, args, code)
+            for label, _ in variants:  # printed together, side by side
+                _print_feed(label, feed[label], args)
+            if any(cpu.values()):
+                print(f"\nserver CPU with no feed load, {args.cpu_seconds:g} s each (console "
+                      f"polling every {args.poll_s:g} s)")
+                print(f"{'code':<14} {'idle':>10} {'polled':>10} {'console':>10} {'polls':>6}")
+                for label, c in cpu.items():
+                    if c:
+                        print(f"{label:<14} {c['idle']['cpu_ms_per_s']:>6.1f}ms/s "
+                              f"{c['polled']['cpu_ms_per_s']:>6.1f}ms/s "
+                              f"{c['console_cpu_ms_per_s']:>6.1f}ms/s "
+                              f"{c['polled']['polls'] or 0:>6}")
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"pages": pages, "feed": feed, "args": vars(args),
+        out.write_text(json.dumps({"pages": pages, "feed": feed, "console_cpu": cpu,
+                                   "args": vars(args),
                                    "load_average": os.getloadavg()}, indent=2, default=str))
         print(f"\nwrote {out}")
     finally:

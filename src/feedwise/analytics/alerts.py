@@ -233,13 +233,15 @@ class BurstDetector:
         cool = int(np.ceil(self.cooldown_hours * per_h))
         hour_n = np.ones(24)  # Laplace prior: a flat profile
         hour_bins = np.ones(24)
+        # their sums, kept as they grow (whole counts: exactly np.sum's value, per bin)
+        n_total, bins_total = float(hour_n.sum()), float(hour_bins.sum())
         ew_sum, ew_w = 0.0, 0.0
         s, run_start, run_obs, run_base = 0.0, -1, 0.0, 0.0
         quiet_until = -1
         out: list[tuple[int, int, float, float, float]] = []
         for t in range(len(x)):
             h = int(bin_hour[t])
-            prof = (hour_n[h] / hour_bins[h]) / (hour_n.sum() / hour_bins.sum())
+            prof = (hour_n[h] / hour_bins[h]) / (n_total / bins_total)
             rate = ew_sum / ew_w if ew_w > 0 else 0.0
             lam0 = max(rate * prof, floor)
             lam1 = max(self.ratio * lam0, lam0 + min_step)
@@ -260,6 +262,8 @@ class BurstDetector:
                 ew_w = decay * ew_w + 1.0
             hour_n[h] += all_counts[t]
             hour_bins[h] += 1.0
+            n_total += all_counts[t]
+            bins_total += 1.0
         return out
 
 

@@ -160,6 +160,7 @@ def _safe_next(nxt: str | None) -> str:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str | None = None) -> HTMLResponse:  # noqa: A002
+    views.warm(_state(request))  # the default views, computed while the key is typed
     return _login_page(request, nxt=_safe_next(next))
 
 
@@ -219,6 +220,7 @@ def show(request: Request, name: str, *, status: int = 200, errors: dict | None 
     if session is None:
         return _login_redirect(request)
     state = _state(request)
+    views.warm(state)
     q = dict(request.query_params)
     try:
         page = views.PAGES[name](state, q)

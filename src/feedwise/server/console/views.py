@@ -12,8 +12,11 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -126,53 +129,169 @@ class Page:
 
 # ---------------------------------------------------------------------------- helpers
 #: Seconds an analytics result (KPIs of a window, alerts, listening, best time, creators)
-#: is served as fresh for the same arguments; an older one (up to :data:`STALE_S`) is
-#: served at once while one background thread computes the new one (one at a time per
-#: key), so pages polled by several browsers run each query at most once per period and
-#: never wait on it. Live views (the feed inspector, campaign and model lists) are never
-#: cached, and a change made through the console clears the cache.
-CACHE_TTL_S = 15.0
-STALE_S = 600.0
+#: is served as fresh for the same arguments. An older one (up to :data:`STALE_S`) is
+#: served at once while the console's one background thread computes the new one, so
+#: pages polled by several browsers run each query at most once per period and never wait
+#: on it. Live views (the feed inspector, campaign and model lists) are never cached, and a
+#: change made through the console clears the cache. Set ``FEEDWISE_CONSOLE_TTL_S``.
+CACHE_TTL_S = float(os.environ.get("FEEDWISE_CONSOLE_TTL_S", "30"))
+STALE_S = 3600.0
+#: The background thread's budget: after a computation that took ``t`` seconds it rests
+#: ``t * (1 / DUTY - 1)`` seconds, so the console's background analytics hold at most this
+#: share of one core's time (feed requests share the process and its cores).
+DUTY = float(os.environ.get("FEEDWISE_CONSOLE_DUTY", "0.25"))
+#: Serving comes first: a background computation waits while the process uses more than
+#: this many cores (feed requests being served), for at most :data:`MAX_DEFER_S` seconds,
+#: and the pages show the figures they have meanwhile. ``FEEDWISE_CONSOLE_BUSY_CORES``.
+BUSY_CORES = float(os.environ.get("FEEDWISE_CONSOLE_BUSY_CORES", "0.3"))
+MAX_DEFER_S = 120.0
+#: Compute the default views in the background from the first console request (the login
+#: page): a page opened after logging in is then served from the cache. ``0`` turns it off.
+WARM = os.environ.get("FEEDWISE_CONSOLE_WARM", "1") != "0"
 _cache: dict[tuple, tuple[float, Any]] = {}
-_refreshing: set[tuple] = set()
+_inflight: dict[tuple, threading.Event] = {}
+_queued: set[tuple] = set()
+_jobs: queue.Queue = queue.Queue()
+_worker: threading.Thread | None = None
+_warmed: set[int] = set()
+_owners: dict[int, weakref.ref] = {}
+_generation = 0
 _cache_lock = threading.Lock()
 
 
 def cached(state: Any, key: tuple, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``, reused per ``key`` (see :data:`CACHE_TTL_S`)."""
+    """``fn(*args, **kwargs)``, reused per ``key`` (see :data:`CACHE_TTL_S`).
+
+    A result being computed (by the background thread, or another request) is waited
+    for, not computed twice."""
     full = (id(state), *key)
-    now = time.monotonic()
-    with _cache_lock:
-        hit = _cache.get(full)
-        age = now - hit[0] if hit is not None else None
-        if age is not None and age < CACHE_TTL_S:
-            return hit[1]
-        if age is not None and age < STALE_S:
-            if full not in _refreshing:
-                _refreshing.add(full)
-                threading.Thread(target=_refresh, args=(full, fn, args, kwargs),
-                                 name="feedwise-console-refresh", daemon=True).start()
-            return hit[1]
-    value = fn(*args, **kwargs)
-    _store(full, value)
-    return value
+    while True:
+        now = time.monotonic()
+        with _cache_lock:
+            _owned_by(state)
+            hit = _cache.get(full)
+            age = now - hit[0] if hit is not None else None
+            if age is not None and age < CACHE_TTL_S:
+                return hit[1]
+            if age is not None and age < STALE_S:
+                _submit_locked(full, lambda: fn(*args, **kwargs))
+                return hit[1]
+            event = _inflight.get(full)
+            if event is None:
+                event = _inflight[full] = threading.Event()
+                break
+        event.wait(120.0)  # computed elsewhere: take its result (or compute on failure)
+        with _cache_lock:
+            if full not in _cache and _inflight.get(full) is event:
+                _inflight.pop(full, None)
+    try:
+        gen = _generation
+        value = fn(*args, **kwargs)
+        _store(full, value, gen)
+        return value
+    finally:
+        with _cache_lock:
+            _inflight.pop(full, None)
+        event.set()
 
 
-def _store(full: tuple, value: Any) -> None:
+def _owned_by(state: Any) -> None:
+    """Forget results of an earlier service whose ``id`` this one reuses (the cache is
+    keyed by the service's ``id``). Called holding the lock."""
+    ref = _owners.get(id(state))
+    if ref is not None and ref() is state:
+        return
+    for k in [k for k in _cache if k[0] == id(state)]:
+        del _cache[k]
+    _warmed.discard(id(state))
+    try:
+        _owners[id(state)] = weakref.ref(state)
+    except TypeError:  # not weakly referable: keep the results (as before)
+        pass
+
+
+def _store(full: tuple, value: Any, gen: int) -> None:
+    """Keep ``value`` unless the cache was cleared since it began (a console write)."""
     with _cache_lock:
+        if gen != _generation:
+            return
         if len(_cache) > 256:
             _cache.clear()
         _cache[full] = (time.monotonic(), value)
 
 
-def _refresh(full: tuple, fn: Any, args: tuple, kwargs: dict) -> None:
-    try:
-        _store(full, fn(*args, **kwargs))
-    except Exception:  # noqa: BLE001 - the stale value stays; the next request retries
-        pass
-    finally:
-        with _cache_lock:
-            _refreshing.discard(full)
+def _submit_locked(full: tuple, job: Any) -> None:
+    """Queue ``job`` (refreshing ``full``) for the background thread, once per key."""
+    global _worker
+    if full in _queued or full in _inflight:
+        return
+    _queued.add(full)
+    _jobs.put((full, job))
+    if _worker is None or not _worker.is_alive():
+        _worker = threading.Thread(target=_work, name="feedwise-console-analytics",
+                                   daemon=True)
+        _worker.start()
+
+
+def _work() -> None:
+    """The console's background thread: one job at a time, within :data:`DUTY`."""
+    while True:
+        full, job = _jobs.get()
+        _wait_for_quiet()
+        t0 = time.monotonic()
+        try:
+            if full is None:
+                job()  # a warm-up: runs pages, whose cached() calls fill the cache
+            else:
+                with _cache_lock:
+                    event = _inflight.setdefault(full, threading.Event())
+                try:
+                    gen = _generation
+                    _store(full, job(), gen)
+                finally:
+                    with _cache_lock:
+                        _inflight.pop(full, None)
+                    event.set()
+        except Exception:  # noqa: BLE001 - the stale value stays; the next request retries
+            pass
+        finally:
+            with _cache_lock:
+                _queued.discard(full)
+        if 0 < DUTY < 1:
+            time.sleep(min(30.0, (time.monotonic() - t0) * (1 / DUTY - 1)))
+
+
+def _wait_for_quiet() -> None:
+    """Wait (up to :data:`MAX_DEFER_S`) until the process's CPU use over a quarter second
+    (every thread: requests, the writer, DuckDB) is under :data:`BUSY_CORES`."""
+    deadline = time.monotonic() + MAX_DEFER_S
+    while time.monotonic() < deadline:
+        c0, t0 = time.process_time(), time.monotonic()
+        time.sleep(0.25)
+        if (time.process_time() - c0) / max(time.monotonic() - t0, 1e-3) < BUSY_CORES:
+            return
+
+
+def warm(state: Any) -> None:
+    """Compute the default view of each analytics page in the background, once per
+    service (called on the first console request)."""
+    if not WARM:
+        return
+    with _cache_lock:
+        _owned_by(state)
+        if id(state) in _warmed:
+            return
+        _warmed.add(id(state))
+
+    def run() -> None:
+        for fn in (overview, overview_alerts, campaigns, listening, audience):
+            try:
+                fn(state, {})
+            except Exception:  # noqa: BLE001, S112 - a page that cannot show yet says so itself
+                continue
+
+    with _cache_lock:
+        _submit_locked(None, run)
 
 
 def _wkey(q: dict) -> tuple[str, str]:
@@ -183,8 +302,10 @@ def _wkey(q: dict) -> tuple[str, str]:
 
 
 def clear_cache() -> None:
+    global _generation
     with _cache_lock:
         _cache.clear()
+        _generation += 1
 
 
 def parse_time(text: str | None, *, end_of_day: bool = False) -> datetime | None:
