@@ -85,3 +85,16 @@ def test_care_kpis_command(tmp_path):
     assert json.loads(r.stdout)[0]["agent"] == "ann"
     bad = run("care", "kpis", "--db", db, "--by", "planet")
     assert bad.exit_code == 2 and "error:" in bad.output
+
+
+def test_intents_fine_tune_option_is_checked(tmp_path):
+    texts, labels = examples()
+    train = tmp_path / "train.csv"
+    pd.DataFrame({"q": texts, "intent": labels}).to_csv(train, index=False)
+    common = ["intents", "train", str(train), "--text-column", "q", "--label-column", "intent",
+              "--out", str(tmp_path / "m")]
+    r = run(*common, "--fine-tune", "50")
+    assert r.exit_code == 2 and "--features embeddings" in r.output
+    r = run(*common, "--fine-tune", "-1", "--features", "both")
+    assert r.exit_code == 2 and ">= 0" in r.output
+    assert not (tmp_path / "m.npz").exists()

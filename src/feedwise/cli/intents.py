@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from feedwise.cli._common import Format, emit, emit_jsonl, err_console, fails_on
-from feedwise.errors import DataError
+from feedwise.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,6 +63,14 @@ def train(
     target_precision: Annotated[float, typer.Option("--target-precision", help="Precision "
                                                     "the auto-reply threshold aims at.")
                                 ] = 0.97,
+    fine_tune: Annotated[int, typer.Option("--fine-tune", metavar="STEPS", help="Steps of "
+                                           "contrastive tuning of the sentence encoder's top "
+                                           "layers on same-intent pairs (SetFit-style; "
+                                           "helps with few examples per intent; needs "
+                                           "--features embeddings or both). 0: off.")] = 0,
+    label_names: Annotated[bool, typer.Option("--label-names/--no-label-names", help="Add "
+                                              "each intent's name as one more example of "
+                                              "it.")] = False,
 ) -> None:
     """Train an intent model; the auto-reply threshold is chosen on a validation share.
 
@@ -70,6 +78,12 @@ def train(
     --out intents
     """
     from feedwise.care.intents import train_intents
+
+    if fine_tune < 0:
+        raise ConfigError(f"--fine-tune {fine_tune}: give a number of steps >= 0 (0: off)")
+    if fine_tune and features == "tfidf":
+        raise ConfigError("--fine-tune tunes the sentence encoder: add --features embeddings "
+                          "or --features both (they need feedwise[text])")
 
     df = _read(file, [text_column, label_column])
     texts = df[text_column].astype(object)
@@ -85,7 +99,8 @@ def train(
     err_console.print(f"training on {len(keep):,} examples ...")
     clf = train_intents([str(texts.iloc[i]) for i in keep],
                         [str(labels.iloc[i]) for i in keep],
-                        target_precision=target_precision, features=features)
+                        target_precision=target_precision, features=features,
+                        encoder_steps=fine_tune, label_names=label_names)
     clf.save(out)
     meta = clf.meta_
     emit([{"examples": len(keep), "left_out": len(bad), "intents": len(clf.classes_),
