@@ -92,8 +92,9 @@ def test_bad_params_are_clean(tmp_path, command: str, params: str, message: str)
 
 
 def test_demo_runs_end_to_end(tmp_path) -> None:
-    res = runner.invoke(app, ["demo", "--users", "200", "--days", "5", "--requests", "60",
-                              "--db", str(tmp_path / "demo.duckdb")])
+    # a tiny world through the same command (the default size is timed by `make demo`)
+    res = runner.invoke(app, ["demo", "--users", "100", "--days", "3", "--posts", "400",
+                              "--requests", "20", "--db", str(tmp_path / "demo.duckdb")])
     assert res.exit_code == 0, res.output
     assert "ndcg" in res.output and "itemknn" in res.output
     # issue 18: the default says what it picked, the feed carries ads within its

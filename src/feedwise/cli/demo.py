@@ -33,9 +33,10 @@ def demo(
         help="Local folder holding the public datasets (skips the download).")] = None,
     users: Annotated[int, typer.Option(help="Synthetic users.")] = 2000,
     days: Annotated[int, typer.Option(help="Synthetic days of activity.")] = 14,
+    posts: Annotated[int, typer.Option(help="Synthetic organic posts.")] = 5000,
     seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 0,
     requests: Annotated[int, typer.Option(
-        help="Logged feed requests the replay scores (a seeded sample).")] = 600,
+        help="Logged feed requests the replay scores (a seeded sample).")] = 300,
     report: Annotated[Path | None, typer.Option(
         help="HTML report to write (default: STORE.report.html beside the store).")]
     = None,
@@ -61,7 +62,7 @@ def demo(
         if dataset == "synthetic":
             from feedwise.datasets import synthetic_social
 
-            world = synthetic_social(n_users=users, n_days=days, seed=seed)
+            world = synthetic_social(n_users=users, n_days=days, n_posts=posts, seed=seed)
             reports = world.load_into(store)
             what = f"synthetic social feed: {len(world.events):,} events"
         else:
@@ -81,16 +82,17 @@ def demo(
         step.took.append(("data", time.perf_counter() - t0))
         synthetic = dataset == "synthetic" and not store.posts().empty
         cut = None
-        if synthetic:  # the replay's temporal cut: the default is trained before it
-            ts = pd.to_datetime(store.events()["ts"], utc=True)
+        events = store.events() if synthetic else None  # read once, used by every step
+        if events is not None:  # the replay's temporal cut: the default is trained before it
+            ts = pd.to_datetime(events["ts"], utc=True)
             cut = ts.quantile(0.8).to_pydatetime()
         model = _train_default(store, db, step, cut)
         if not synthetic:
             _split_table(store, model, step)
             return
-        res = _replay(store, requests, seed, step, cut, model)
-        _feed_with_ads(store, db, model, step)
-        _offpolicy(store, res, seed, step, max(50, min(300, requests // 2)))
+        res = _replay(store, requests, seed, step, cut, model, events)
+        _feed_with_ads(store, db, model, step, events)
+        _offpolicy(store, res, seed, step, max(20, min(300, requests // 2)), events)
         path = _report(store, db, report, step)
     console.print(f"HTML report written to {path}")
     console.print(f"demo done in {time.perf_counter() - t0:.0f} s ("
@@ -161,20 +163,29 @@ def _split_table(store: EventStore, model: Any, step: _Steps) -> None:
          title="temporal split, k=10 (test = the newest 20% of user-item pairs)")
 
 
-def _replay(store: EventStore, requests: int, seed: int, step: _Steps, cut: Any, model: Any
-            ) -> Any:
-    from feedwise.evidence.replay_eval import BASELINES, ratios, replay_evaluate
+def _replay(store: EventStore, requests: int, seed: int, step: _Steps, cut: Any, model: Any,
+            events: pd.DataFrame) -> Any:
+    from feedwise.evidence.replay_eval import BASELINES, fit_model, ratios, replay_evaluate
 
+    # the Hybrid baseline as it comes, without its random-split calibration (its default
+    # on a catalogue: the slowest fit of the demo, and off on a feed, as ``auto`` runs it);
+    # benchmarks/feed_quality.py scores the calibrated default
+    step("fitting hybrid (calibrate=False) on the events before the cut")
+    hybrid = fit_model("hybrid", store, cut, store.posts(), {"calibrate": False})
     step("replaying the logged feed requests")
     res = replay_evaluate(store, models=[DEFAULT_MODEL], cut=cut, max_requests=requests,
                           seed=seed, engine_model=DEFAULT_MODEL,
-                          fitted={DEFAULT_MODEL: model}, progress=step)
+                          fitted={DEFAULT_MODEL: model, "hybrid": hybrid}, progress=step,
+                          events=events)
     f = res.facts
     table = res.table.drop(columns=["seconds"])
     emit(table, Format.table,
          title=f"replay of {f['requests_scored']} logged feed requests after the cut "
                f"{str(f['cut'])[:16]} (model frozen at the cut, posts available at request "
                "time)")
+    console.print("hybrid: the Hybrid blend without its random-split calibration "
+                  "(calibrate=False, as auto runs it on a feed; benchmarks/feed_quality.py "
+                  "scores the calibrated default).")
     console.print(f"{f['engaged_on_posts_created_after_cut']:.0%} of the engagements in "
                   "these requests are on posts created after the cut: a model that ranks "
                   "only posts with past engagement cannot reach them.")
@@ -191,7 +202,8 @@ def _replay(store: EventStore, requests: int, seed: int, step: _Steps, cut: Any,
     return res
 
 
-def _feed_with_ads(store: EventStore, db: str | None, model: Any, step: _Steps) -> None:
+def _feed_with_ads(store: EventStore, db: str | None, model: Any, step: _Steps,
+                   ev: pd.DataFrame) -> None:
     """One user's feed at the log's end, at the deployment's λ and guardrails."""
     from feedwise.cli.feed import feed_policy
     from feedwise.feed.engine import FeedEngine
@@ -202,7 +214,6 @@ def _feed_with_ads(store: EventStore, db: str | None, model: Any, step: _Steps) 
     cfg, arm, _ = feed_policy(str(u["user_id"].iloc[0]), db, None, None)
     applied = arm.version if getattr(arm, "version", None) else None
     engine = FeedEngine.from_store(store, model, cfg)
-    ev = store.events()
     ads_seen = pd.to_datetime(ev.loc[ev["kind"] == "ad_impression", "ts"], utc=True)
     # the time of the log's last ad impression: its campaigns were in flight then
     now = (ads_seen.max() if len(ads_seen) else pd.Timestamp(store.last_event_time())
@@ -239,13 +250,14 @@ def _feed_with_ads(store: EventStore, db: str | None, model: Any, step: _Steps) 
     step("feed", advance=True)
 
 
-def _offpolicy(store: EventStore, res: Any, seed: int, step: _Steps, sessions: int) -> None:
+def _offpolicy(store: EventStore, res: Any, seed: int, step: _Steps, sessions: int,
+               events: pd.DataFrame) -> None:
     from feedwise.evidence.replay_eval import EnginePolicy, PostTable
     from feedwise.evidence.replay_ope import new_feed_estimate, session_log
 
     step("estimating the new feed off-policy")
     engine = next(p for p in res.policies if isinstance(p, EnginePolicy))
-    log = session_log(store.events(), PostTable.from_frame(store.posts()),
+    log = session_log(events, PostTable.from_frame(store.posts()),
                       pd.Timestamp(res.facts["cut"]).to_pydatetime(), max_sessions=sessions,
                       seed=seed)
     est = new_feed_estimate(engine, log, seed=seed)

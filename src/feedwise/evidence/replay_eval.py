@@ -46,7 +46,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from feedwise.errors import ConfigError, DataError
+from feedwise.errors import ConfigError, DataError, FeedwiseError
 from feedwise.feed.candidates import CandidateGenerator, RecommenderSource
 from feedwise.feed.config import FeedConfig
 from feedwise.feed.engine import FeedEngine
@@ -55,6 +55,7 @@ from feedwise.feed.types import FeedRequest
 from feedwise.itemlist import ItemList
 from feedwise.models import get_model
 from feedwise.models.base import side_data
+from feedwise.ranking.pointintime import PointInTimeFeatures, fit_point_in_time
 from feedwise.schema import ENGAGEMENT_KINDS, utc
 from feedwise.store import EventStore
 
@@ -153,13 +154,25 @@ def logged_requests(events: pd.DataFrame, *, since: datetime | float | None = No
     sid_change = sess.ne(sess.shift()) & has_sid
     start = new_user | np.where(has_sid, sid_change, gap)
     imp = imp.assign(req=np.cumsum(start.to_numpy()) - 1)
+    lo = -np.inf
+    if since is not None:
+        lo = since if isinstance(since, float | int) else utc(since).timestamp()
+    if lo > -np.inf:  # only the requests starting at or after ``since`` are built
+        begun = imp.groupby("req", sort=False)["t"].transform("min")
+        imp = imp[(begun >= lo).to_numpy()]
+        if imp.empty:
+            return []
     g = imp.groupby("req", sort=True)
     first = g["t"].min()
     last = g["t"].max()
     users = g["user_id"].first()
-    cands = g["item_id"].agg(lambda s: list(dict.fromkeys(s)))
-    # engagements -> the user's latest request starting at or before them
-    eng = ev[ev["kind"].isin(ENGAGEMENT_KINDS)].sort_values("t", kind="stable")
+    # each request's posts, in logged order, once each
+    once = imp.drop_duplicates(["req", "item_id"], keep="first")
+    cands = once.groupby("req", sort=True)["item_id"].agg(list)
+    # engagements -> the user's latest request starting at or before them (an engagement
+    # before ``since`` can only belong to a request that started before it)
+    eng = ev[ev["kind"].isin(ENGAGEMENT_KINDS) & (ev["t"] >= lo)].sort_values("t",
+                                                                             kind="stable")
     table = pd.DataFrame({"req": first.index, "user_id": users.to_numpy(),
                           "t": first.to_numpy(), "last": last.to_numpy()}
                          ).sort_values("t", kind="stable")
@@ -170,9 +183,6 @@ def logged_requests(events: pd.DataFrame, *, since: datetime | float | None = No
         m = m[m["req"].notna() & (m["t"] <= m["last"] + gap_s)]
         for r, items in m.groupby("req")["item_id"]:
             engaged[int(r)] = set(items)
-    lo = -np.inf
-    if since is not None:
-        lo = since if isinstance(since, float | int) else utc(since).timestamp()
     out = [Request(str(users[r]), float(first[r]), cands[r], engaged.get(int(r), set()))
            for r in first.index if first[r] >= lo]
     out.sort(key=lambda q: (q.ts, q.user_id))
@@ -397,6 +407,33 @@ def replay_engine(store: EventStore, model: Any, cut: datetime, *, config: Any =
     return eng
 
 
+def point_in_time_engagement_model(store: EventStore, cut: datetime,
+                                   progress: Callable[[str], None] | None = None) -> Any:
+    """The engine's engagement model trained as ``feedwise feed --train-engagement`` trains
+    it (:mod:`feedwise.ranking.pointintime`: every feature of a training impression from
+    the events strictly before it), on the impressions before ``cut`` only: the protocol's
+    hold-out starts at ``cut``, and the model returned is the one fitted before it. No
+    recommender score enters it (``rec_score`` is 0). ``None`` when there is too little
+    log before the cut."""
+    ev = store.impression_log()
+    if ev.empty:
+        return None
+    t = pd.to_datetime(ev["ts"], utc=True)
+    span = (t.max() - t.min()).total_seconds()
+    if span <= 0:
+        return None
+    # the hold-out (never trained on) begins at the cut, a hair before to absorb rounding
+    holdout = (t.max() - pd.Timestamp(utc(cut))).total_seconds() / span + 1e-3
+    if not 0.05 <= holdout <= 0.6:
+        return None
+    base = FeedEngine(None, store.posts(), users=store.users())  # declared profiles only
+    features = PointInTimeFeatures(base.catalog, base.users, ev, store.edge_log())
+    try:
+        return fit_point_in_time(features, holdout=holdout, progress=progress).model
+    except FeedwiseError:
+        return None
+
+
 # ---------------------------------------------------------------------------- the run
 METRICS = ("open_ndcg@10", "open_recall@50", "auc", "mrr", "ndcg@5", "ndcg@10")
 
@@ -547,7 +584,9 @@ def replay_evaluate(store: EventStore, *, models: Sequence[str] | None = None,
                     baselines: bool = True, engine: bool = True, engine_model: str = "auto",
                     seed: int = 0, gap_s: float = SESSION_GAP_S,
                     fitted: dict[str, Any] | None = None,
-                    progress: Callable[[str], None] | None = None) -> ReplayResult:
+                    progress: Callable[[str], None] | None = None,
+                    events: pd.DataFrame | None = None,
+                    engine_engagement: str = "point-in-time") -> ReplayResult:
     """Replay evaluation of the store's log (the module docstring's protocol).
 
     Args:
@@ -560,10 +599,16 @@ def replay_evaluate(store: EventStore, *, models: Sequence[str] | None = None,
         baselines: Add the baselines (:data:`BASELINES`).
         engine: Add the whole FeedEngine, with ``engine_model`` as its recommender.
         fitted: Already fitted models by name (reused instead of refitting).
+        events: ``store.events()`` when the caller already read it (not read again).
+        engine_engagement: The engine's engagement model: ``"point-in-time"`` (trained on
+            the impressions before the cut, :func:`point_in_time_engagement_model`, as
+            ``feedwise feed --train-engagement`` trains it; the engine's built-in one when
+            the log before the cut is too short) or ``"built-in"``.
     """
     say = progress or (lambda _s: None)
     t0 = time.perf_counter()
-    events = store.events()
+    if events is None:
+        events = store.events()
     if events.empty:
         raise DataError("replay: the store holds no events")
     cut = _cut_of(events, cut, test_fraction)
@@ -610,11 +655,22 @@ def replay_evaluate(store: EventStore, *, models: Sequence[str] | None = None,
         if engine_model not in fitted:
             say(f"fitting {engine_model} for the feed engine")
             fitted[engine_model] = fit_model(engine_model, store, cut, post_frame)
+        if engine_engagement not in ("point-in-time", "built-in"):
+            raise ConfigError(f"engine_engagement must be 'point-in-time' or 'built-in', "
+                              f"got {engine_engagement!r}")
+        eng_model = None
+        if engine_engagement == "point-in-time":
+            say("training the engine's engagement model on the impressions before the cut")
+            eng_model = point_in_time_engagement_model(store, cut)
+        engagement_used = "point-in-time" if eng_model is not None else "built-in"
         say("building the feed engine as of the cut")
         policies.append(EnginePolicy(replay_engine(store, fitted[engine_model], cut,
-                                                   seed=seed), posts, seed=seed))
+                                                   engagement=eng_model, seed=seed),
+                                     posts, seed=seed))
     res = score_requests(policies, reqs, posts, seen, seed=seed, progress=progress)
     share_new = _fresh_share(reqs, posts, cut)
+    if engine:
+        res.facts["engine_engagement"] = engagement_used
     res.facts.update({"cut": str(cut), "requests_after_cut": n_all,
                       "requests_scored": len(reqs), "gap_s": gap_s,
                       "engaged_on_posts_created_after_cut": share_new,
