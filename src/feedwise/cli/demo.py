@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.progress import Progress
 
@@ -23,6 +22,8 @@ from feedwise.cli._common import DbOption, Format, console, emit, open_store
 from feedwise.cli.train import DEFAULT_MODEL, data_end, say_choice
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from feedwise.store import EventStore
 
 
@@ -50,6 +51,7 @@ def demo(
 
     Example: feedwise demo --dataset synthetic --users 500 --days 14
     """
+    import pandas as pd
     t0 = time.perf_counter()
     with open_store(db) as store, Progress(console=console, transient=True) as bar:
         task = bar.add_task("loading data", total=6)
@@ -149,6 +151,8 @@ def _train_default(store: EventStore, db: str | None, step: _Steps, cut: Any = N
 
 def _split_table(store: EventStore, model: Any, step: _Steps) -> None:
     """A catalogue without posts (e.g. MovieLens): the temporal split table."""
+    import pandas as pd
+
     from feedwise.evaluation import evaluate, temporal_split
     from feedwise.models import ItemKNN, Popularity, get_model
     from feedwise.models.base import side_data
@@ -205,6 +209,8 @@ def _replay(store: EventStore, requests: int, seed: int, step: _Steps, cut: Any,
 def _feed_with_ads(store: EventStore, db: str | None, model: Any, step: _Steps,
                    ev: pd.DataFrame) -> None:
     """One user's feed at the log's end, at the deployment's λ and guardrails."""
+    import pandas as pd
+
     from feedwise.cli.feed import feed_policy
     from feedwise.feed.engine import FeedEngine
     from feedwise.feed.types import FeedRequest
@@ -252,6 +258,8 @@ def _feed_with_ads(store: EventStore, db: str | None, model: Any, step: _Steps,
 
 def _offpolicy(store: EventStore, res: Any, seed: int, step: _Steps, sessions: int,
                events: pd.DataFrame) -> None:
+    import pandas as pd
+
     from feedwise.evidence.replay_eval import EnginePolicy, PostTable
     from feedwise.evidence.replay_ope import new_feed_estimate, session_log
 
