@@ -190,8 +190,9 @@ def temporal_run(label: str, pairs: pd.DataFrame, catalogue: pd.DataFrame,
                "ndcg@10": float(v.mean()), "ci95": [lo, hi], "users": len(v),
                "seconds": time.perf_counter() - t0}
         for attr in ("choice_", "reason_", "fresh_share_", "weights_", "settings_"):
-            if hasattr(model, attr):
-                row[attr.rstrip("_")] = getattr(model, attr)
+            v = getattr(model, attr, None)
+            if isinstance(v, (str, float, dict)):  # not EASE's weights_ matrix
+                row[attr.rstrip("_")] = v
         rows.append(row)
         print(f"  {name:10s} {row['ndcg@10']:.4f} [{lo:.4f}, {hi:.4f}]  {params}  "
               f"({row['seconds']:.0f} s)" + (f"  {row.get('reason')}" if "reason" in row
