@@ -97,10 +97,15 @@ def test_two_processes_serve_learn_fresh_posts_and_lose_no_event(tmp_path: Path)
                 assert r.status_code == 200 and r.json()["accepted"] == 50
                 sent += 50
         with httpx.Client(base_url=url, timeout=10) as c:
+            before = c.get("/v1/workers/state", headers=ah).json()
             r = c.put("/v1/items/new-post", headers=ah, json={
                 "author_id": "a1", "title": "new", "tags": ["t0"],
                 "created_at": datetime.now(UTC).isoformat()})
             assert r.status_code == 200
+            after = c.get("/v1/workers/state", headers=ah).json()
+        # appended live and passed to workers in the delta: no snapshot, no rebuild
+        assert after["catalogue_seq"] == before["catalogue_seq"]
+        assert after["post_seq"] == before["post_seq"] + 1
         t0, seen_by = time.monotonic(), set()
         while time.monotonic() - t0 < 5.0 and not (seen_by & workers):
             with httpx.Client(base_url=url, timeout=10) as c:

@@ -139,6 +139,14 @@ class RecommenderSource:
             reasons = list(map(lst.reasons.__getitem__, np.flatnonzero(ok).tolist()))
         return ItemList(lst.ids[ok], lst.scores[ok], reasons, index=idx[ok])
 
+    def grown(self) -> None:
+        """Posts were appended to the catalogue: map them to model columns (-1 when the
+        model does not know them: they score as cold)."""
+        cols = self._columns
+        if cols is not None and len(cols) < self.catalog.n:
+            more = self.recommender.item_columns(self.catalog.item_ids[len(cols):])
+            self._columns = np.concatenate([cols, np.asarray(more, cols.dtype)])
+
     def score(self, ctx: UserContext, items: np.ndarray) -> np.ndarray:
         if self._columns is None:  # catalogue index -> model column, once
             self._columns = self.recommender.item_columns(self.catalog.item_ids)
@@ -230,6 +238,19 @@ class FreshSource:
         self.max_age_s = max_age_hours * 3600.0
         self.order = np.argsort(catalog.created_s, kind="stable")
         self.sorted_s = catalog.created_s[self.order]
+
+    def grown(self) -> None:
+        """Take in posts appended to the catalogue since (:meth:`Catalog.append`): each
+        is inserted at its creation time, so a request at an earlier time never sees it."""
+        n0 = len(self.order)
+        if self.catalog.n <= n0:
+            return
+        new = np.arange(n0, self.catalog.n)
+        new = new[np.argsort(self.catalog.created_s[new], kind="stable")]
+        s = self.catalog.created_s[new]
+        at = np.searchsorted(self.sorted_s, s, side="right")
+        order = np.insert(self.order, at, new)
+        self.sorted_s, self.order = np.insert(self.sorted_s, at, s), order
 
     def candidates(self, ctx: UserContext, k: int) -> ItemList:
         hi = int(np.searchsorted(self.sorted_s, ctx.now_s, side="right"))

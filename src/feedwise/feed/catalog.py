@@ -115,6 +115,72 @@ class Catalog:
             t = self.tags
             self.set_tags(sp.csr_matrix((t.data, t.indices, t.indptr), shape=(t.shape[0], n_tags)))
 
+    def append(self, items: pd.DataFrame) -> np.ndarray | None:
+        """Add new posts at the end of the catalogue, in place; their indices.
+
+        Only rows whose ``item_id`` is not in the catalogue are added (ads skipped); they
+        start with zero popularity. ``None`` (and no change) when a row would change what
+        the catalogue already holds: a known id (a replaced post) or a tag outside the tag
+        space (the campaigns' and users' matrices are built over it): rebuild instead.
+        Existing indices never move, so arrays taken before stay valid for them; every new
+        array is built before the first is assigned, and ``n`` grows last.
+        """
+        df = items
+        if "kind" in df.columns:
+            df = df[df["kind"].fillna("post").astype(str) != "ad"]
+        df = df.drop_duplicates("item_id", keep="last")
+        if any(i in self.index for i in df["item_id"].astype(str)):
+            return None
+        if df.empty:
+            return np.empty(0, np.int64)
+        if "tags" in df.columns:
+            for tl in df["tags"].to_numpy(dtype=object):
+                if isinstance(tl, str):
+                    tl = json.loads(tl) if tl.startswith("[") else [t for t in tl.split(",") if t]
+                if tl is not None and not isinstance(tl, float) and \
+                        any(str(t) not in self.tag_index for t in tl):
+                    return None
+        new = Catalog.from_frame(df.reset_index(drop=True), tag_index=self.tag_index)
+        if len(new.tag_index) != len(self.tag_index):
+            return None
+        n0, k = self.n, new.n
+        authors = list(self.authors)
+        author_index = dict(self.author_index)
+        for a in new.authors:
+            author_index.setdefault(str(a), len(authors))
+            if len(authors) < len(author_index):
+                authors.append(a)
+        remap = np.fromiter((author_index[str(a)] for a in new.authors), np.int64,
+                            len(new.authors))
+        author = np.concatenate([self.author, remap[new.author]])
+        created = np.concatenate([self.created_s, new.created_s])
+        t = new.tags
+        tags = sp.vstack([self.tags, sp.csr_matrix((t.data, t.indices, t.indptr),
+                                                   shape=(k, self.n_tags))], format="csr")
+        dense = (np.vstack([self.dense_tags, tags[n0:].toarray()])
+                 if self.dense_tags is not None and tags.shape[0] * tags.shape[1] <= 50_000_000
+                 else None)
+        topic = np.concatenate([self.topic, new.topic])
+        item_ids = np.concatenate([self.item_ids, new.item_ids])
+        titles = np.concatenate([np.asarray(self.titles, dtype=object),
+                                 np.asarray(new.titles, dtype=object)])
+        pop = np.concatenate([self.popularity, np.zeros(k)])
+        log_pop = np.concatenate([self.log_popularity, np.zeros(k, np.float32)])
+        order = np.lexsort((-created, author))
+        start = np.searchsorted(author[order], np.arange(len(authors) + 1))
+        index = dict(self.index)
+        index.update((str(x), n0 + i) for i, x in enumerate(new.item_ids))
+        # data first, then the lookups that hand out the new indices, then n
+        self.item_ids, self.author, self.created_s, self.titles = item_ids, author, created, titles
+        self.tags, self.dense_tags, self.topic = tags, dense, topic
+        self.popularity, self.log_popularity = pop, log_pop
+        self.authors = np.asarray(authors, dtype=object)
+        self.author_index = author_index
+        self.by_author, self.author_start = order, start
+        self.index = index
+        self.n = n0 + k
+        return np.arange(n0, n0 + k)
+
     @classmethod
     def from_frame(cls, items: pd.DataFrame, popularity: Mapping[str, float] | pd.Series |
                    np.ndarray | None = None, tag_index: dict[str, int] | None = None

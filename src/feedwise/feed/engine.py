@@ -285,6 +285,28 @@ class FeedEngine:
                 gen.scorer = source if hasattr(source, "score") else gen.scorer
             self.personal_sources = frozenset(s.name for s in self.sources if s.personal)
 
+    def add_posts(self, items: pd.DataFrame) -> bool:
+        """Append new posts to the live catalogue, without a rebuild (see
+        :meth:`Catalog.append`): the fresh, followed-author, network and reshared sources
+        see them at once, each filtered by the request's time; a model that does not know
+        a post scores it as cold. ``False`` (nothing changed) when the rows need a rebuild
+        instead (a replaced post, a new tag)."""
+        with self._lock:
+            if self.catalog.append(items) is None:
+                return False
+            self.catalogue_grew()
+            return True
+
+    def catalogue_grew(self) -> None:
+        """Bring the sources and the pool generator up to the catalogue's size (after
+        :meth:`add_posts`, here or in an engine sharing the catalogue)."""
+        with self._lock:
+            for src in self.sources:
+                grown = getattr(src, "grown", None)
+                if grown is not None:
+                    grown()
+            self.generator.n_items = self.catalog.n
+
     def _explain_shown(self, ctx: UserContext, pool: CandidatePool, shown: np.ndarray
                        ) -> None:
         """Reasons for the shown posts of sources that explain lazily (``explain``): a

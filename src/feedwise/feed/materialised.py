@@ -398,6 +398,23 @@ class MaterialisedSource:
         self.hits = 0
         self.misses = 0
 
+    def grown(self) -> None:
+        """Posts were appended to the catalogue (:meth:`FeedEngine.add_posts`): map them
+        to the model's columns (-1 for posts it does not know: scored as cold)."""
+        grown = getattr(self.direct, "grown", None)
+        if grown is not None:
+            grown()
+        n0 = len(self.cat2col)
+        if self.catalog.n <= n0:
+            return
+        more = np.asarray(self.model.item_columns(self.catalog.item_ids[n0:]), np.int64)
+        known = more >= 0
+        if known.any():  # a post the model knows but the catalogue lacked until now
+            col2cat = self.col2cat.copy()
+            col2cat[more[known]] = n0 + np.flatnonzero(known)
+            self.col2cat = col2cat
+        self.cat2col = np.concatenate([self.cat2col, more])
+
     def candidates(self, ctx: UserContext, k: int) -> ItemList:
         got = self.lists.row(ctx.user_id)
         if got is None:

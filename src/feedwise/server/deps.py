@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import pandas as pd
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -45,6 +46,24 @@ from feedwise.server.writer import Writer
 from feedwise.store import EventStore
 
 log = logging.getLogger("feedwise.server")
+
+#: posts appended to the live catalogue (``catalogue_changed(posts=...)``) trigger a
+#: background rebuild once there are more than this many, or more than this fraction of the
+#: catalogue, since the engine was built (whichever is larger)
+REBUILD_AFTER_POSTS = 1000
+REBUILD_AFTER_FRACTION = 0.05
+
+
+def items_frame(rows: list[dict]) -> pd.DataFrame:
+    """New posts (``Item`` dumps, JSON mode) as the catalogue's item columns."""
+    df = pd.DataFrame(rows)
+    for col in ("kind", "author_id", "created_at", "title"):
+        if col not in df.columns:
+            df[col] = None
+    if "tags" not in df.columns:
+        df["tags"] = [[] for _ in range(len(df))]
+    df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
+    return df
 
 
 def settle_heap() -> None:
@@ -90,6 +109,11 @@ class ServiceState:
         self.worker_events: deque[tuple[int, str, str, str]] = deque(maxlen=1_000_000)
         self.worker_event_seq = 0
         self.catalogue_seq = 0
+        # new posts appended to the live catalogue, for the workers (catalogue_changed)
+        self.worker_posts: deque[tuple[int, dict]] = deque(maxlen=100_000)
+        self.worker_post_seq = 0
+        self.posts_added = 0
+        self._appended = 0  # posts appended since the engine was built
         self.lists_saved: dict[str, str] = {}
         self.writer = Writer(self.store, max_rows=settings.writer_max_rows,
                              queue_size=settings.writer_queue_size,
@@ -129,6 +153,7 @@ class ServiceState:
             forget_erased(self.store, model)  # trained before an erasure: drop those users
             old = self.served
             policy = self._policy(model)
+            self._appended = 0
             served = Served(meta, model, policy, **self._arm_policies(policy))
             self.served = served  # the swap: one reference assignment
         self._retire(old)
@@ -215,12 +240,47 @@ class ServiceState:
                 for n, (a, b, c) in enumerate(zip(users, items, kinds, strict=True)))
             self.worker_event_seq = seq + len(users)
 
-    def catalogue_changed(self) -> None:
-        """Items, campaigns or users changed: rebuild the policy (now, or on the next tick)."""
+    def catalogue_changed(self, posts: list | None = None) -> None:
+        """Items, campaigns or users changed: rebuild the policy (now, or on the next tick).
+
+        ``posts`` (the new :class:`~feedwise.schema.Item` objects, when that is the whole
+        change) are appended to the live catalogue instead (:meth:`FeedEngine.add_posts`):
+        no rebuild and no heap walk per post; feed workers take them from the delta they
+        poll. A replaced post, a new tag or a policy that is not an engine rebuild as
+        before.
+        """
+        if posts and self._append_posts(posts):
+            return
         self._dirty = True
         self.catalogue_seq += 1
         if self.settings.reload_interval_s <= 0:
             self.refresh_policy()
+
+    def _append_posts(self, posts: list) -> bool:
+        rows = [p.model_dump(mode="json") if hasattr(p, "model_dump") else dict(p)
+                for p in posts]
+        df = items_frame(rows)
+        with self._swap_lock:
+            served = self.served
+            if served is None or self._dirty or not isinstance(served.policy, FeedEngine):
+                return False
+            if not served.policy.add_posts(df):
+                return False
+            for arm in served.arms.values():  # views sharing the catalogue
+                if isinstance(arm, FeedEngine):
+                    arm.catalogue_grew()
+            self.posts_added += len(rows)
+            self._appended += len(rows)
+            if self._appended > max(REBUILD_AFTER_POSTS,
+                                    REBUILD_AFTER_FRACTION * served.policy.catalog.n):
+                # popularity, author affinity and follows of new authors are rebuilt in
+                # the background (the watcher's next tick), off the request path
+                self._dirty = True
+            if self.settings.workers > 1:
+                seq = self.worker_post_seq
+                self.worker_posts.extend((seq + n + 1, r) for n, r in enumerate(rows))
+                self.worker_post_seq = seq + len(rows)
+        return True
 
     def refresh_policy(self) -> None:
         """Rebuild the served policy around the same model (new catalogue and campaigns)."""
@@ -229,6 +289,7 @@ class ServiceState:
             if old is None or not self._dirty:
                 return
             self._dirty = False
+            self._appended = 0
             self._flush(old)  # the new engine loads the ad state the old one wrote
             policy = self._policy(old.model)
             self.served = Served(old.meta, old.model, policy, **self._arm_policies(policy))

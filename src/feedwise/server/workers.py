@@ -56,6 +56,7 @@ from feedwise.feed.materialised import MaterialisedLists, Refresher, attach
 from feedwise.privacy import PrivacySettings, forget_erased
 from feedwise.registry import ModelRegistry
 from feedwise.server.auth import KeyRing, hash_key
+from feedwise.server.deps import items_frame
 from feedwise.server.metrics import ServiceMetrics
 from feedwise.server.policy import Served, build_policy
 from feedwise.server.routes import feed as feed_routes
@@ -168,6 +169,7 @@ class WorkerState:
         self.no_ads: set[str] = set()
         self._lists: tuple[str, MaterialisedLists, Refresher] | None = None
         self._catalogue_seq = -1
+        self._post_seq = -1
         self._event_seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -227,6 +229,7 @@ class WorkerState:
             old_store.close()  # requests in flight hold the engine, not this connection
             _unlink(old_snap)
         self._catalogue_seq = st["catalogue_seq"]
+        self._post_seq = st.get("post_seq", 0)  # the snapshot holds the posts up to it
         self.rebuilds += 1
         log.info("worker %d serving %s (%s)", os.getpid(), version, meta.model)
 
@@ -238,7 +241,8 @@ class WorkerState:
         """Take the engagement landed since the last poll; rebuild on a catalogue change
         or a promotion."""
         d = self.client.get("/v1/workers/delta",
-                            params={"since": self._event_seq}).raise_for_status().json()
+                            params={"since": self._event_seq,
+                                    "since_post": self._post_seq}).raise_for_status().json()
         got = self._lists
         if d["events"] and got is not None:
             users, items, kinds = zip(*d["events"], strict=True)
@@ -246,8 +250,21 @@ class WorkerState:
         self._event_seq = d["seq"]
         served = self.served
         if d["version"] != (served.version if served else None) or \
-                d["catalogue_seq"] != self._catalogue_seq:
+                d["catalogue_seq"] != self._catalogue_seq or d.get("post_gap") or \
+                (d.get("posts") and not self._add_posts(d["posts"])):
             self.build()
+        else:
+            self._post_seq = d.get("post_seq", self._post_seq)
+
+    def _add_posts(self, rows: list[dict]) -> bool:
+        """Append the owner's new posts to the live catalogue (no snapshot, no rebuild);
+        ``False`` when that needs a rebuild."""
+        served = self.served
+        policy = served.policy if served is not None else None
+        if not isinstance(policy, FeedEngine):
+            return False
+        rows = [r for r in rows if str(r["item_id"]) not in policy.catalog.index]
+        return not rows or policy.add_posts(items_frame(rows))
 
     def start(self) -> None:
         def run() -> None:

@@ -54,7 +54,7 @@ def put_item(item_id: ItemId, body: ItemBody, state: State, key: AdminKey) -> It
     wait(state.writer.call(lambda s: s.upsert_items([item]),
                            timeout=state.settings.write_timeout_s),
          state.settings.write_timeout_s)
-    state.catalogue_changed()
+    state.catalogue_changed(posts=[item] if item.kind == "post" else None)  # appended live
     return ItemOut(item_id=item_id, **body.model_dump())
 
 

@@ -39,13 +39,13 @@ def worker_state(state: State, key: AdminKey) -> dict[str, Any]:
                 state.lists_saved[served.version] = folder
     return {"version": served.version if served else None, "lists": folder,
             "lists_n": state.settings.materialise_n, "catalogue_seq": state.catalogue_seq,
-            "event_seq": state.worker_event_seq}
+            "event_seq": state.worker_event_seq, "post_seq": state.worker_post_seq}
 
 
 @router.get("/delta")
 def worker_delta(state: State, key: AdminKey,
-                 since: int = Query(ge=0), limit: int = Query(50_000, ge=1, le=500_000)
-                 ) -> dict[str, Any]:
+                 since: int = Query(ge=0), limit: int = Query(50_000, ge=1, le=500_000),
+                 since_post: int = Query(-1, ge=-1)) -> dict[str, Any]:
     events = state.worker_events
     out = []
     if events and events[-1][0] > since:
@@ -53,7 +53,16 @@ def worker_delta(state: State, key: AdminKey,
         start = max(since - first + 1, 0)
         out = list(itertools.islice(events, start, start + limit))
     lost = bool(events) and since + 1 < events[0][0]
-    return {"events": [e[1:] for e in out], "seq": out[-1][0] if out else since,
+    # posts appended to the live catalogue since the worker's last one (state.post_seq
+    # at its build); a gap (the deque overflowed) makes the worker rebuild
+    wp = state.worker_posts
+    posts = (list(itertools.islice(wp, max(since_post - wp[0][0] + 1, 0), None))
+             if since_post >= 0 and wp and wp[-1][0] > since_post else [])
+    post_gap = (since_post >= 0 and bool(state.worker_posts)
+                and since_post + 1 < state.worker_posts[0][0])
+    return {"posts": [p[1] for p in posts], "post_seq": posts[-1][0] if posts else since_post,
+            "post_gap": post_gap,
+            "events": [e[1:] for e in out], "seq": out[-1][0] if out else since,
             "gap": lost, "catalogue_seq": state.catalogue_seq,
             "version": state.served.version if state.served else None}
 
