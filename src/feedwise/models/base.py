@@ -65,7 +65,9 @@ class Recommender(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.name:
+        # only a class that names itself registers: a subclass inheriting its parent's
+        # name (a test double, a variant) must not replace the parent under that name
+        if cls.__dict__.get("name"):
             Recommender.registry[cls.name] = cls
 
     # ------------------------------------------------------------------ params
