@@ -135,14 +135,18 @@ class EASE(HistoryRecommender):
 
     @staticmethod
     def solve(x: sp.csr_matrix, l2: float, topk: int | None = None,
-              gram: np.ndarray | None = None, dropout: float = 0.0
-              ) -> np.ndarray | sp.csr_matrix:
-        """EASE weights ``B`` for ``x`` (a precomputed ``gram`` is reused, e.g. in tuning)."""
-        g = EASE.gram(x) if gram is None else gram.copy()
+              gram: np.ndarray | None = None, dropout: float = 0.0,
+              overwrite_gram: bool = False) -> np.ndarray | sp.csr_matrix:
+        """EASE weights ``B`` for ``x`` (a precomputed ``gram`` is reused, e.g. in tuning;
+        with ``overwrite_gram`` it is solved in place: no second ``m x m`` copy)."""
+        g = EASE.gram(x) if gram is None else gram if overwrite_gram else gram.copy()
         diag = np.diag(g).copy()
         g[np.diag_indices_from(g)] += np.float32(l2) + np.float32(dropout / (1 - dropout)) * diag
         p = _spd_inverse(g)
         del g
+        # P is symmetric: its transpose is the same matrix in C order (no copy), which
+        # sparse @ dense products read as is instead of copying all of B on every call
+        p = p.T if not p.flags.c_contiguous and p.flags.f_contiguous else p
         d = np.diag(p).copy()
         p /= -d  # column j divided by -P_jj
         p[np.diag_indices_from(p)] = 0.0

@@ -53,6 +53,7 @@ from feedwise.evaluation.splits import temporal_split
 from feedwise.interactions import Interactions
 from feedwise.models.base import Recommender, binary
 from feedwise.models.content import Content, item_table, widen_catalog
+from feedwise.models.memory import rows_within
 
 #: The signals of the blend, in the order they are summed.
 SIGNALS: tuple[str, ...] = ("trending", "newness", "author", "follow", "content", "collab")
@@ -363,7 +364,7 @@ class Fresh(Recommender):
         # one probe fitted on the part before the cut; the time constants' variants only
         # recompute the time state (no refit)
         neg = split.train.negatives
-        mask = (seen[users] + (abs(neg[users]) if neg is not None else 0)).toarray() > 0
+        seen_or_hidden = seen + abs(neg) if neg is not None else seen
         probe = Fresh(weights={s: 1.0 for s in SIGNALS}, collaborative=self.collaborative)
         probe.memory_budget = self.memory_budget
         probe.settings_ = {name: g[0] for name, g in grid.items()}
@@ -371,24 +372,44 @@ class Fresh(Recommender):
         probe._prepare(split.train, items, edges, cut)
         probe.seen_, probe.item_ids_ = seen, split.train.item_ids
         probe.popularity_ = np.asarray((seen > 0).sum(axis=0), np.float32).ravel()
+        # each time constant's variant: the time state it gives (small per-item vectors)
+        base = probe.settings_
 
-        def masked(z: np.ndarray) -> np.ndarray:
-            return np.where(mask, -np.inf, z).astype(np.float32)
+        def time_state() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            return probe.trending_, probe.newness_, probe.live_
 
-        variants = {n: [masked(z)] for n, z in probe._signals(users, None).items()}
+        states = {("", 0): time_state()}
         for name, g in grid.items():
-            if name not in variants:
-                continue
-            for value in g[1:]:
-                probe.settings_ = {**probe.settings_, name: value}
+            for v, value in enumerate(g[1:], 1):
+                probe.settings_ = {**base, name: value}
                 probe._time_state(split.train, cut)
-                variants[name].append(masked(probe._signals(users, None,
-                                                            frozenset({name}))[name]))
-            probe.settings_ = {**probe.settings_, name: g[0]}
-        if not variants:
-            return None
-        names = list(variants)
-        cand = _Candidates(variants, truth[users], per=100)
+                states[(name, v)] = time_state()
+        probe.settings_ = base
+        # validation users in row blocks within the memory budget: every variant's users x
+        # items z-scores of a block at once (plus scoring temporaries), cut to candidates
+        n_mats = len(SIGNALS) + sum(len(g) - 1 for g in grid.values())
+        step = rows_within(probe.budget(), seen.shape[1] * (4 * n_mats + 64), 256)
+        blocks = []
+        for start in range(0, len(users), step):
+            rows = users[start:start + step]
+            mask = seen_or_hidden[rows].toarray() > 0
+
+            def masked(z: np.ndarray, mask: np.ndarray = mask) -> np.ndarray:
+                return np.where(mask, -np.inf, z).astype(np.float32)
+
+            probe.trending_, probe.newness_, probe.live_ = states[("", 0)]
+            variants = {n: [masked(z)] for n, z in probe._signals(rows, None).items()}
+            for (name, _), st in list(states.items())[1:]:
+                if name in variants:
+                    probe.trending_, probe.newness_, probe.live_ = st
+                    variants[name].append(masked(probe._signals(rows, None,
+                                                                frozenset({name}))[name]))
+            if not variants:
+                return None
+            blocks.append(_Candidates(variants, truth[rows], per=100))
+            del variants, mask
+        names = list(blocks[0].z)
+        cand = _Candidates.stack(blocks)
         state = {n: (0, START_WEIGHTS.get(n, 0.0)) for n in names}
         memo: dict[tuple, float] = {}
 
@@ -402,7 +423,7 @@ class Fresh(Recommender):
         for _ in range(3):
             changed = False
             for n in names:
-                for option in [(v, state[n][1]) for v in range(len(variants[n]))] + \
+                for option in [(v, state[n][1]) for v in range(len(cand.z[n]))] + \
                               [(state[n][0], w) for w in WEIGHT_GRID]:
                     trial = {**state, n: option}
                     got = score(trial)
@@ -487,6 +508,21 @@ class _Candidates:
         self.truth = sp.csr_matrix(truth)
         self.n_rel = metrics.n_relevant(self.truth)
         self.k = k
+
+    @classmethod
+    def stack(cls, blocks: Sequence[_Candidates]) -> _Candidates:
+        """The candidates of consecutive blocks of users as one (rows stacked)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        out = cls.__new__(cls)
+        out.cols = np.concatenate([b.cols for b in blocks])
+        out.z = {n: [np.concatenate([b.z[n][v] for b in blocks])
+                     for v in range(len(blocks[0].z[n]))] for n in blocks[0].z}
+        out.dead = np.concatenate([b.dead for b in blocks])
+        out.truth = sp.vstack([b.truth for b in blocks], format="csr")
+        out.n_rel = np.concatenate([b.n_rel for b in blocks])
+        out.k = blocks[0].k
+        return out
 
     def ndcg(self, state: Mapping[str, tuple[int, float]]) -> float:
         s = np.zeros(self.cols.shape, np.float32)

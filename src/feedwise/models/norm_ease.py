@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
 from feedwise.models.base import relative
-from feedwise.models.ease import EASE
+from feedwise.models.ease import _UNMODELLED, EASE
 from feedwise.models.time_ease import temporal_gram
 
 
@@ -117,7 +117,8 @@ class NormEASE(EASE):
         g *= s_in[:, None]
         g *= s_in[None, :]
         ridge = self.l2 * (float(np.mean(np.diag(g))) if g.size else 1.0)
-        b = self.solve(xk, max(ridge, 1e-6), None, gram=g, dropout=self.dropout)
+        b = self.solve(xk, max(ridge, 1e-6), None, gram=g, dropout=self.dropout,
+                       overwrite_gram=True)
         del g
         b *= s_in[:, None]
         b *= (n_i ** self.pop_boost).astype(np.float32)[None, :]
@@ -127,7 +128,7 @@ class NormEASE(EASE):
         """Another ``pop_boost`` rescales the item columns of the fitted weights: no refit
         (dense weights only; pruning to ``topk`` depends on the scaling)."""
         changed = {k for k, v in params.items() if getattr(self, k) != v}
-        if changed - {"pop_boost"} or self.topk is not None or not hasattr(self, "weights_"):
+        if changed - {"pop_boost"} or self.topk is not None or "_base_weights" not in self.__dict__:
             return None
         out = copy.copy(self)
         out._drop_caches()
@@ -136,5 +137,40 @@ class NormEASE(EASE):
         # as fitted through save / load and erasure, where ``seen_`` loses forgotten rows
         support = self.popularity_[self.modelled_].astype(np.float64) + 1.0
         scale = (support ** (out.pop_boost - self.pop_boost)).astype(np.float32)
-        out.weights_ = self.weights_ * scale[None, :]
+        # the column scale is applied to the scores (x @ (W s) = (x @ W) s): a variant
+        # shares the fitted weights instead of copying an items x items matrix
+        base = getattr(self, "_col_scale", None)
+        out._col_scale = scale if base is None else base * scale
+        return out
+
+    @property
+    def weights_(self) -> np.ndarray | sp.csr_matrix:
+        """``B`` (items x items, modelled items): a ``pop_boost`` variant's is the fitted
+        weights times its column scale, computed on access (scoring never builds it)."""
+        try:
+            w = self.__dict__["_base_weights"]
+        except KeyError:
+            raise AttributeError("weights_") from None
+        scale = self.__dict__.get("_col_scale")
+        return w if scale is None else w * scale[None, :]
+
+    @weights_.setter
+    def weights_(self, value: np.ndarray | sp.csr_matrix) -> None:
+        self._base_weights = value
+        self._col_scale = None
+
+    def _score_matrix(self, x: sp.csr_matrix) -> np.ndarray:
+        scale = self.__dict__.get("_col_scale")
+        if scale is None:
+            return super()._score_matrix(x)
+        # a variant: (x @ W) s, the same scores as x @ (W s) without an items x items copy
+        x = self._prepare(x)[:, self.modelled_]
+        part = np.asarray(x @ self._base_weights, dtype=np.float32)
+        part *= scale[None, :]
+        if len(self.modelled_) == self.n_items:
+            return part
+        pop = self.popularity_ / (self.popularity_.max() + 1.0)
+        out = np.broadcast_to((_UNMODELLED + pop).astype(np.float32),
+                              (x.shape[0], self.n_items)).copy()
+        out[:, self.modelled_] = part
         return out

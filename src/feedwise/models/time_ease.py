@@ -90,4 +90,5 @@ class TimeEASE(EASE):
         keep, _ = self._modelled(x)
         g = temporal_gram(data.matrix, data.last_ts, self.window, self.decay)
         g = np.asarray(g[keep][:, keep].toarray(), dtype=np.float32)
-        self.weights_ = self.solve(x[:, keep], self.l2, self.topk, gram=g, dropout=self.dropout)
+        self.weights_ = self.solve(x[:, keep], self.l2, self.topk, gram=g, dropout=self.dropout,
+                                   overwrite_gram=True)
