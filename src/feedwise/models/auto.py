@@ -229,11 +229,7 @@ class Auto(Recommender):
             self.window_hours_ = float(meta["window_hours"])
         klass = Recommender.registry[self.choice_]
         inner = klass(**{**klass.saved_before, **meta["params"]})
-        for attr in ("user_ids_", "item_ids_", "user_index_", "item_index_", "seen_",
-                     "negatives_", "item_labels_", "popularity_"):
-            setattr(inner, attr, getattr(self, attr))
-        inner._set_state({k[len("inner__"):]: v for k, v in state.items()
-                          if k.startswith("inner__")})
+        self._load_inner(inner, state, "inner__")
         self.inner_ = inner
         self._models = [inner]
 

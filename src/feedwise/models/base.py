@@ -591,6 +591,14 @@ class Recommender(ABC):
         for k, v in state.items():
             setattr(self, k + "_", v)
 
+    def _load_inner(self, model: Recommender, state: dict[str, Any], prefix: str) -> None:
+        """Restore ``model``, an inner model of this blend saved under ``prefix``: it
+        shares the blend's ids, history and popularity, and takes its own arrays."""
+        for attr in ("user_ids_", "item_ids_", "user_index_", "item_index_", "seen_",
+                     "negatives_", "item_labels_", "popularity_"):
+            setattr(model, attr, getattr(self, attr))
+        model._set_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
     def save(self, path: str | Path) -> Path:
         """Write ``model.npz`` + ``model.json`` into directory ``path`` (no pickle)."""
         self._check_fitted()

@@ -476,12 +476,7 @@ class Fresh(Recommender):
             klass = (Content if name == "content"
                      else Recommender.registry[self.collaborative])
             model = klass(**{**klass.saved_before, **params})
-            for attr in ("user_ids_", "item_ids_", "user_index_", "item_index_", "seen_",
-                         "negatives_", "item_labels_", "popularity_"):
-                setattr(model, attr, getattr(self, attr))
-            prefix = f"{name}__"
-            model._set_state({k[len(prefix):]: v for k, v in state.items()
-                              if k.startswith(prefix)})
+            self._load_inner(model, state, f"{name}__")
             models.append(model)
         self._models = models
 

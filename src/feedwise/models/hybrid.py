@@ -414,11 +414,6 @@ class Hybrid(Recommender):
                                                            strict=True)):
             model = Recommender.registry[name](**params)
             if on:
-                for attr in ("user_ids_", "item_ids_", "user_index_", "item_index_", "seen_",
-                             "negatives_", "item_labels_", "popularity_"):
-                    setattr(model, attr, getattr(self, attr))
-                prefix = f"c{k}__"
-                model._set_state({key[len(prefix):]: v for key, v in state.items()
-                                  if key.startswith(prefix)})
+                self._load_inner(model, state, f"c{k}__")
             models.append(model)
         self._models = models
