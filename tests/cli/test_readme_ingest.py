@@ -4,65 +4,28 @@ land what the files hold."""
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from readme_blocks import feedwise_calls, readme_block
 from typer.testing import CliRunner
 
 from feedwise.cli import app
 from feedwise.store import EventStore
 
-ROOT = Path(__file__).resolve().parents[2]
 HEADING = "## Loading data sets: MovieLens, Last.fm, a generic CSV"
-
-
-def readme_block() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index(HEADING):]
-    section = section[:section.index("\n## ", 1)]
-    m = re.search(r"```bash\n(.*?)```", section, re.S)
-    assert m, "the section has no bash block"
-    return m.group(1)
-
-
-# bash runs the block as written (quoting, variables, line continuations); the `feedwise`
-# it calls records each command's words, which then run through the same CLI in this process
-# (seven interpreter starts cost more than the ingests). `type -P` checks that `feedwise` on
-# the PATH the block sees is the installed entry point.
-SHIM = r"""feedwise() { printf '%s\0' "$#" "$@" >> "$ARGV_LOG"; }
-type -P feedwise > "$ARGV_LOG.exe"
-"""
-
-
-def bash_commands(block: str, cwd: Path, env: dict[str, str]) -> tuple[list[list[str]], str]:
-    """The argument lists of the block's `feedwise` commands, as bash expands them, and the
-    path `feedwise` resolves to."""
-    log = cwd / "argv.log"
-    res = subprocess.run(["bash", "-euo", "pipefail", "-c", SHIM + block], cwd=cwd,
-                         env={**env, "ARGV_LOG": str(log)}, capture_output=True, text=True,
-                         timeout=60)
-    assert res.returncode == 0, res.stderr[-3000:]
-    words = log.read_text().split("\0")[:-1]
-    commands = []
-    while words:
-        n, words = int(words[0]), words[1:]
-        commands.append(words[:n])
-        words = words[n:]
-    return commands, Path(f"{log}.exe").read_text().strip()
 
 
 def test_readme_ingest_commands_run_as_written(shared_data: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch):
-    block = readme_block()
+    block = readme_block(HEADING)
     assert block.count("feedwise ingest") == 7
     env = {**os.environ, "FEEDWISE_SHARED_DATA": str(shared_data),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("FEEDWISE_DB", None)
     env.pop("FEEDWISE_PSEUDONYM_KEY", None)
-    commands, exe = bash_commands(block, tmp_path, env)
+    commands, exe = feedwise_calls(block, tmp_path, env)
     assert exe == str(Path(sys.executable).parent / "feedwise")
     assert len(commands) == 7 and all(c[0] == "ingest" for c in commands)
     monkeypatch.chdir(tmp_path)

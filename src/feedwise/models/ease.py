@@ -163,11 +163,15 @@ class EASE(HistoryRecommender):
         cols = np.broadcast_to(np.arange(b.shape[1]), top.shape)
         return sp.csr_matrix((vals.ravel(), (top.ravel(), cols.ravel())), shape=b.shape)
 
-    def _score_matrix(self, x: sp.csr_matrix) -> np.ndarray:
-        x = self._prepare(x)[:, self.modelled_]
+    def _modelled_scores(self, x: sp.csr_matrix) -> np.ndarray:
+        """Scores of the modelled items for histories ``x`` (prepared, modelled columns)."""
         w = self.weights_
         part = (x @ w) if not sp.issparse(w) else (x @ w).toarray()
-        part = np.asarray(part, dtype=np.float32)
+        return np.asarray(part, dtype=np.float32)
+
+    def _score_matrix(self, x: sp.csr_matrix) -> np.ndarray:
+        x = self._prepare(x)[:, self.modelled_]
+        part = self._modelled_scores(x)
         if len(self.modelled_) == self.n_items:
             return part
         pop = self.popularity_ / (self.popularity_.max() + 1.0)

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
 from feedwise.models.base import relative
-from feedwise.models.ease import _UNMODELLED, EASE
+from feedwise.models.ease import EASE
 from feedwise.models.time_ease import temporal_gram
 
 
@@ -159,18 +159,11 @@ class NormEASE(EASE):
         self._base_weights = value
         self._col_scale = None
 
-    def _score_matrix(self, x: sp.csr_matrix) -> np.ndarray:
+    def _modelled_scores(self, x: sp.csr_matrix) -> np.ndarray:
         scale = self.__dict__.get("_col_scale")
         if scale is None:
-            return super()._score_matrix(x)
+            return super()._modelled_scores(x)
         # a variant: (x @ W) s, the same scores as x @ (W s) without an items x items copy
-        x = self._prepare(x)[:, self.modelled_]
         part = np.asarray(x @ self._base_weights, dtype=np.float32)
         part *= scale[None, :]
-        if len(self.modelled_) == self.n_items:
-            return part
-        pop = self.popularity_ / (self.popularity_.max() + 1.0)
-        out = np.broadcast_to((_UNMODELLED + pop).astype(np.float32),
-                              (x.shape[0], self.n_items)).copy()
-        out[:, self.modelled_] = part
-        return out
+        return part

@@ -241,7 +241,9 @@ def show(request: Request, name: str, *, status: int = 200, errors: dict | None 
                 form = views.campaign_form_values(c)
     if problem and status == 200:
         status = 422  # a filter the page cannot use: the page says which and why
-    return render(request, f"{name}.html", status=status, session=session, page=page,
+    # pages of charts and tables only share one template; the others have their own
+    template = "page.html" if name in ("care", "listening") else f"{name}.html"
+    return render(request, template, status=status, session=session, page=page,
                   name=name, title=views.TITLES[name], q=q, problem=problem,
                   errors=errors or {}, form=form or {}, message=message,
                   served=state.served.version if state.served else None,
