@@ -15,6 +15,13 @@ What runs, in one process:
 * **ratios** — default vs the best baseline and FeedEngine vs the best baseline (targets
   >= 1.2x on open-retrieval NDCG@10 and on impression AUC), default vs ItemKNN (>= 10x on
   open-retrieval NDCG@10).
+* **oracle rows (upper bounds, not baselines)** — the same requests ranked by the
+  generator's TRUE engagement probability
+  (:func:`feedwise.datasets.synthetic.engagement_probability`): "oracle (true probability,
+  logged position)" uses the slot each candidate was shown at (the examination factor), so
+  its impression AUC is the best any ranking can reach on these labels; "oracle (true
+  appeal, position-blind)" leaves the slot out, as every policy here must. Neither enters
+  a ratio; ``oracle / best baseline`` says whether 1.2x is attainable on this world.
 
 Prints a table and writes benchmarks/results/feed_quality.json.
 
@@ -30,11 +37,14 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from feedwise.datasets import synthetic_social
+from feedwise.datasets.synthetic import SocialWorld, engagement_probability
 from feedwise.evidence import replay_eval
 from feedwise.models.base import Recommender
+from feedwise.schema import ENGAGEMENT_KINDS
 from feedwise.store import EventStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -90,7 +100,13 @@ def main() -> None:
                                       engine=True, engine_model=default,
                                       max_requests=a.max_requests, seed=a.seed,
                                       progress=None)
-    table = res.table
+    oracle = _oracle_rows(world, store, cut_test, a)
+    for col in ("requests_impression",):  # the very same requests, or the rows mean nothing
+        want = int(res.table[col].iloc[0])
+        got = oracle[col].tolist()
+        if any(g != want for g in got):
+            raise SystemExit(f"oracle scored {got} {col}, the replay {want}")
+    table = pd.concat([res.table, oracle], ignore_index=True)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round(4).to_string(index=False))
     base = list(replay_eval.BASELINES)
@@ -99,6 +115,11 @@ def main() -> None:
         "feed engine vs best baseline": replay_eval.ratios(table, "feed engine", base),
         "default vs itemknn": replay_eval.ratios(table, default, ["itemknn"],
                                                  ("open_ndcg@10",)),
+        # upper bounds: is 1.2x the best baseline's AUC attainable on this world at all?
+        "oracle, logged position (upper bound) vs best baseline": replay_eval.ratios(
+            table, ORACLE_POS, base, ("auc",)),
+        "oracle, position-blind vs best baseline": replay_eval.ratios(
+            table, ORACLE_BLIND, base, ("auc",)),
     }
     for what, r in out_ratios.items():
         for mt, v in r.items():
@@ -119,6 +140,83 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t0, 1), "python": platform.python_version(),
     }, indent=2, default=str))
     print(f"wrote {out} ({time.perf_counter() - t0:.0f} s)")
+
+
+ORACLE_POS = "oracle (true probability, logged position)"
+ORACLE_BLIND = "oracle (true appeal, position-blind)"
+
+
+class OraclePolicy:
+    """Ranks by the generator's true engagement probability (an upper bound, not a
+    baseline). With ``positions`` ((user, post) -> times and slots of its impressions after
+    the cut) a candidate's examination factor at the slot it was shown at in the request is
+    included; such a policy scores impressions only (its open-retrieval scores are NaN: a
+    post not shown has no slot)."""
+
+    def __init__(self, world: SocialWorld, posts: replay_eval.PostTable, name: str,
+                 positions: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] | None = None
+                 ) -> None:
+        self.world, self.posts, self.name, self.positions = world, posts, name, positions
+        self._user: str | None = None
+        self._row = np.empty(0)
+
+    def scores(self, user_id: str, items: np.ndarray, now_s: float) -> np.ndarray:
+        if self._user != user_id:  # requests come sorted by user: one row per user
+            ids = self.posts.item_ids
+            self._row = engagement_probability(self.world, [user_id] * len(ids), ids)
+            self._user = user_id
+        s = self._row[items]
+        if self.positions is None:
+            return s
+        pos = np.fromiter((self._slot(str(user_id), str(i), now_s)
+                           for i in self.posts.item_ids[items]), np.int64, len(items))
+        if (pos < 0).any():  # open retrieval: a post not shown has no slot
+            return np.full(len(items), np.nan)
+        bias = np.asarray(self.world.truth["position_bias"], np.float64)
+        return s * bias[pos]
+
+    def _slot(self, user_id: str, item_id: str, now_s: float) -> int:
+        """The slot of the user's first impression of the post at or after ``now_s``."""
+        shown = self.positions.get((user_id, item_id)) if self.positions else None
+        if shown is None:
+            return -1
+        k = int(np.searchsorted(shown[0], now_s - 1e-6))
+        return int(shown[1][k]) if k < len(shown[0]) else -1
+
+
+def _oracle_rows(world: SocialWorld, store: EventStore, cut: object,
+                 a: argparse.Namespace) -> pd.DataFrame:
+    """The oracle rows on the very requests ``replay_evaluate`` scored (same log, cut,
+    sample and seed: the candidates' shuffle and the labels are the same)."""
+    events = store.events()
+    posts = replay_eval.PostTable.from_frame(store.posts())
+    reqs = replay_eval.logged_requests(events, since=cut, posts=posts.item_ids)
+    if a.max_requests is not None and len(reqs) > a.max_requests:
+        pick = np.sort(np.random.default_rng(a.seed).choice(len(reqs), a.max_requests,
+                                                            replace=False))
+        reqs = [reqs[i] for i in pick]
+    t = pd.to_datetime(events["ts"], utc=True)
+    before = events[(t < pd.Timestamp(cut)) & events["kind"].isin(ENGAGEMENT_KINDS)]
+    seen = before.groupby(before["user_id"].astype(str))["item_id"].agg(
+        lambda s: set(map(str, s))).to_dict()
+    imp = events[(events["kind"] == "impression") & (t >= pd.Timestamp(cut))]
+    imp_t = (pd.to_datetime(imp["ts"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    # (user, post) -> its impressions' (time, slot), by time: a request's candidate was shown
+    # at the first impression at or after the request's time (a user's overlapping sessions
+    # make requests of session fragments, so the session's first time is not enough)
+    positions: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    frame = pd.DataFrame({"u": imp["user_id"].astype(str).to_numpy(),
+                          "i": imp["item_id"].astype(str).to_numpy(),
+                          "t": imp_t.to_numpy(), "p": imp["position"].to_numpy(np.int64)})
+    for key, grp in frame.sort_values("t").groupby(["u", "i"], sort=False):
+        positions[key] = (grp["t"].to_numpy(), grp["p"].to_numpy())
+    policies = [OraclePolicy(world, posts, ORACLE_POS, positions),
+                OraclePolicy(world, posts, ORACLE_BLIND)]
+    res = replay_eval.score_requests(policies, reqs, posts, seen, seed=a.seed)
+    table = res.table
+    # a post that was not shown has no slot: the logged-position oracle ranks impressions only
+    table.loc[table["policy"] == ORACLE_POS, ["open_ndcg@10", "open_recall@50"]] = np.nan
+    return table
 
 
 def _val_score(store: EventStore, model: object, cut_val: object, cut_test: object,

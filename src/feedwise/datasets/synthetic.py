@@ -753,3 +753,52 @@ def synthetic_social(n_users: int = 2000, n_authors: int = 200, n_posts: int = 5
     world = SocialWorld(events.reset_index(drop=True), items, users, campaigns, truth, tag)
     attach_graph(world, seed=seed, cascades=cascades)  # the follow graph (world.edges)
     return world
+
+
+def engagement_probability(world: SocialWorld, user_ids: Any, item_ids: Any,
+                           positions: Any = None) -> np.ndarray:
+    """The generator's TRUE probability that ``user_ids[i]`` engages with the organic post
+    ``item_ids[i]`` when the feed shows it at slot ``positions[i]``.
+
+    Engagement is the click: in the organic feed every like, comment, share and save follows
+    a click. The probability is ``examine(position) x clip(0.01 + 0.3 x aff ** 1.5 x
+    (0.5 + quality) x user_ctr [x text effect] [x publish-hour effect], 0, 0.95)``, read
+    from ``world.truth``; it does not depend on the time of the request. ``positions=None``
+    leaves the examination factor out (the post's appeal to the user, as a position-blind
+    ranker would see it at best). Unknown users or posts (ads included) get NaN. Reshares
+    planted by ``cascades=True`` happen outside the feed and are not covered.
+
+    Example:
+        >>> w = synthetic_social(n_users=50, n_posts=100, n_days=2, seed=1)
+        >>> p = engagement_probability(w, ["u000001", "u000001"], ["p0000003", "x"], [0, 0])
+        >>> bool(0 < p[0] < 1) and bool(np.isnan(p[1]))
+        True
+    """
+    tr = world.truth
+    user_topic = np.asarray(tr["user_topic"], np.float64)
+    aff = user_topic / user_topic.max(axis=1, keepdims=True)
+    n_posts = len(tr["post_topic"])
+    u = pd.Index(world.users["user_id"].astype(str)).get_indexer(
+        pd.Index(np.asarray(user_ids, dtype=object).astype(str)))
+    i = pd.Index(world.items["item_id"].astype(str)[:n_posts]).get_indexer(
+        pd.Index(np.asarray(item_ids, dtype=object).astype(str)))
+    ok = (u >= 0) & (i >= 0)
+    uu, ii = np.where(ok, u, 0), np.where(ok, i, 0)
+    q = np.asarray(tr["post_quality"], np.float64)[ii]
+    base = 0.01 + 0.30 * aff[uu, np.asarray(tr["post_topic"])[ii]] ** 1.5 * (0.5 + q) * \
+        np.asarray(tr["user_ctr"], np.float64)[uu]
+    if tr.get("post_hook") is not None and tr.get("text_effect") is not None:
+        base = base * np.exp(float(tr["text_effect"]) * np.asarray(tr["post_hook"])[ii])
+    if tr.get("timing") is not None and float(tr["timing"].get("publish_effect", 0)) != 0:
+        created = pd.to_datetime(world.items["created_at"].iloc[ii], utc=True)
+        local = pd.DatetimeIndex(created).tz_convert(tr["publish_clock"])
+        h = np.asarray(local.hour + local.minute / 60.0 + local.second / 3600.0)
+        good = np.asarray(tr["topic_good_hour"])[np.asarray(tr["post_topic"])[ii]]
+        base = base * np.exp(float(tr["timing"]["publish_effect"])
+                             * np.cos(2 * np.pi * (h - good) / 24.0))
+    p = np.clip(base, 0.0, 0.95)
+    if positions is not None:
+        bias = np.asarray(tr["position_bias"], np.float64)
+        pos = np.clip(np.asarray(positions, np.int64), 0, len(bias) - 1)
+        p = p * bias[pos]
+    return np.where(ok, p, np.nan)
