@@ -14,8 +14,15 @@ more. ``Fresh`` blends signals that know about time and authorship, each normali
 * ``follow`` — follows as a candidate generator: posts of authors the user follows (the
   stored graph, ``src`` follows ``dst``);
 * ``content`` — profile-to-item cosine over title, text and tags
-  (:class:`~feedwise.models.content.Content`), restricted to *live* posts: created within
-  a window of the training end (items of unknown time are not live when the window is set);
+  (:class:`~feedwise.models.content.Content`), restricted to *live* posts: created at most
+  a window before the training end, or after it (items of unknown time are not live when
+  the window is set);
+* ``interest`` — topical interest from tags: the user's share of engagements on items
+  carrying each tag (smoothed towards everyone's share, so a user without history gets
+  the popular tags); an item scores the mean share of its tags. It estimates how much the
+  user likes the item's topic, the question impression ranking asks ("which of these shown
+  posts will this user engage with?"), without the idf weighting that makes a cosine
+  favour rare, topic-less tags;
 * ``collab`` — a collaborative model (EASE by default) for the catalogue part of the data.
 
 **Side data and the cut.** ``fit(data, items=..., edges=...)`` takes what
@@ -34,7 +41,11 @@ training data: the pairs of the last ``validation_fraction`` of the training tim
 out, every signal is fitted on the rest (with the cut at the validation start), and the
 weights and time constants (half-lives and the live window, as multiples of the
 validation window) are chosen by coordinate ascent on NDCG@10 of the held-out pairs; the
-model is then refitted on all the data. ``validation_`` records what was measured.
+model is then refitted on all the data. ``validation_`` records what was measured. On a
+feed (at least :data:`FEED_SHARE` of the held-out pairs on items younger than the window)
+each validation user is asked as a feed request is: at their first held-out engagement,
+over the items that exist then, against what they engage with within
+``request_horizon_days`` after it.
 """
 
 from __future__ import annotations
@@ -56,11 +67,13 @@ from feedwise.models.content import Content, item_table, widen_catalog
 from feedwise.models.memory import rows_within
 
 #: The signals of the blend, in the order they are summed.
-SIGNALS: tuple[str, ...] = ("trending", "newness", "author", "follow", "content", "collab")
+SIGNALS: tuple[str, ...] = ("trending", "newness", "author", "follow", "content", "interest",
+                             "collab")
 #: Weights coordinate ascent starts from (``newness`` off: it is a tie-breaker at most
 #: until validation shows it helps).
 START_WEIGHTS: dict[str, float] = {"trending": 0.5, "newness": 0.0, "author": 0.5,
-                                   "follow": 0.5, "content": 0.5, "collab": 1.0}
+                                   "follow": 0.5, "content": 0.5, "interest": 0.5,
+                                   "collab": 1.0}
 #: Weights tried per signal.
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 #: Time constants tried, as multiples of the validation window (``None``: no decay / no
@@ -71,6 +84,11 @@ TIME_GRID: dict[str, tuple[float | None, ...]] = {
     "content": (None, 1.0, 3.0),
 }
 _DAY = 86400.0
+#: Share of held-out engagements on young items from which validation asks as a feed does
+#: (the rule :class:`~feedwise.models.auto.Auto` uses to call the data a feed).
+FEED_SHARE = 0.5
+#: Pseudo-engagements of everyone's tag shares added to a user's own (the interest signal).
+INTEREST_PRIOR = 1.0
 
 
 def _seconds(col: pd.Series) -> np.ndarray:
@@ -116,6 +134,13 @@ class Fresh(Recommender):
         live_window_days: Content scores only posts created within this many days of the cut
             (``None``: every item; same rule).
         validation_fraction: Share of the training time held out for the validation.
+        request_horizon_days: How validation asks its question on a feed (at least
+            :data:`FEED_SHARE` of the held-out engagements on items younger than the
+            validation window): as the feed is served -- each validation user's "request"
+            is the time of their first held-out engagement, only items that exist then are
+            ranked, and the relevant ones are what the user engaged with within this many
+            days after it. Otherwise, or with ``None``: every held-out engagement of the
+            window, every item ranked at the validation cut.
         max_validation_users: Most validation users scored (a seeded sample beyond that).
         seed: Seed of that sample.
     """
@@ -129,6 +154,7 @@ class Fresh(Recommender):
                  trending_half_life_days: float | None = 1.0,
                  newness_half_life_days: float | None = 3.0,
                  live_window_days: float | None = 3.0, validation_fraction: float = 0.2,
+                 request_horizon_days: float | None = 1 / 24,
                  max_validation_users: int = 500, seed: int = 0) -> None:
         self.weights = weights
         self.collaborative = collaborative
@@ -136,6 +162,7 @@ class Fresh(Recommender):
         self.newness_half_life_days = newness_half_life_days
         self.live_window_days = live_window_days
         self.validation_fraction = validation_fraction
+        self.request_horizon_days = request_horizon_days
         self.max_validation_users = max_validation_users
         self.seed = seed
 
@@ -167,7 +194,8 @@ class Fresh(Recommender):
         if not 0 < float(self.validation_fraction) < 1:
             raise ConfigError(f"validation_fraction must be in (0, 1), got "
                               f"{self.validation_fraction}")
-        for p in ("trending_half_life_days", "newness_half_life_days", "live_window_days"):
+        for p in ("trending_half_life_days", "newness_half_life_days", "live_window_days",
+                  "request_horizon_days"):
             v = getattr(self, p)
             if v is not None and not float(v) > 0:
                 raise ConfigError(f"{p} must be positive or None, got {v!r}")
@@ -221,6 +249,7 @@ class Fresh(Recommender):
         self.item_author_ = np.full(n_items, -1, dtype=np.int64)
         self.item_author_[has] = codes
         self.follows_ = _follow_matrix(edges, data.user_index, names)
+        self.item_tags_, self.tag_share_ = _item_tags(items, index, n_items, data)
         # inner models
         self._models = []
         self.inner_names_ = []
@@ -246,7 +275,7 @@ class Fresh(Recommender):
         self.newness_ = np.where(known, new, 0.0).astype(np.float32)
         window = self.settings_["content"]
         self.live_ = (np.ones(data.n_items, bool) if window is None
-                      else known & (np.abs(age) <= window))
+                      else known & (age <= window))
 
     # ------------------------------------------------------------------ signals
     def _inner(self, name: str) -> Recommender | None:
@@ -279,6 +308,8 @@ class Fresh(Recommender):
             tot = np.asarray(aff.sum(axis=1)).ravel()
             aff = sp.diags(1.0 / np.maximum(tot, 1.0)) @ aff
             out["author"] = _znorm(np.asarray((aff @ m.T).toarray(), np.float32))
+        if w.get("interest", 0) and self.item_tags_.shape[1]:
+            out["interest"] = _znorm(self._interest(binary(x)))
         if w.get("follow", 0) and len(self.authors_) and rows is not None:
             m = self._author_matrix()
             out["follow"] = _znorm(np.asarray((self.follows_[rows] @ m.T).toarray(),
@@ -300,6 +331,18 @@ class Fresh(Recommender):
                 s = np.where(self.live_[None, :], s, np.nan)
             out[name] = _znorm(s)
         return out
+
+    def _interest(self, x: sp.csr_matrix) -> np.ndarray:
+        """Users x items: the mean over each item's tags of the user's smoothed share of
+        engagements carrying the tag (items without tags: NaN)."""
+        tags = self.item_tags_
+        counts = np.asarray((x @ tags).todense(), np.float32)  # users x tags
+        n = np.asarray(x.sum(axis=1), np.float32).reshape(-1, 1)
+        share = (counts + INTEREST_PRIOR * self.tag_share_[None, :]) / (n + INTEREST_PRIOR)
+        per_item = np.asarray(tags.sum(axis=1), np.float32).ravel()
+        got = np.asarray((tags @ share.T).T, np.float32)  # users x items
+        return np.where(per_item[None, :] > 0, got / np.maximum(per_item, 1.0)[None, :],
+                        np.nan)
 
     def _blend(self, rows: np.ndarray | None, hist: sp.csr_matrix | None) -> np.ndarray:
         n_users = len(rows) if rows is not None else hist.shape[0]
@@ -323,11 +366,16 @@ class Fresh(Recommender):
         for r, items in enumerate(cols):
             liked = history.indices[history.indptr[r]:history.indptr[r + 1]]
             fav = set(self.item_author_[liked][self.item_author_[liked] >= 0].tolist())
+            tags = getattr(self, "item_tags_", None)
+            mine = (set(tags[liked].indices.tolist()) if tags is not None and len(liked)
+                    and self.weights_.get("interest", 0) else set())
             reasons = []
             for i in items:
                 a = self.item_author_[i]
                 if a >= 0 and a in fav and self.weights_.get("author", 0):
                     reasons.append(f"new from {self.authors_[a]}, whom you engage with")
+                elif mine and mine.intersection(tags[i].indices.tolist()):
+                    reasons.append("on a topic you engage with")
                 elif self.live_[i] and self.weights_.get("content", 0) and len(liked):
                     reasons.append("fresh, like what you engaged with")
                 elif self.newness_[i] > 0.5 and self.weights_.get("newness", 0):
@@ -372,6 +420,14 @@ class Fresh(Recommender):
         probe._prepare(split.train, items, edges, cut)
         probe.seen_, probe.item_ids_ = seen, split.train.item_ids
         probe.popularity_ = np.asarray((seen > 0).sum(axis=0), np.float32).ravel()
+        t_req = None
+        young = _young_share(split.test, probe.item_time_, cut - window)
+        if self.request_horizon_days is not None and young >= FEED_SHARE:
+            truth, t_req = _as_requests(split.test, probe.item_time_,
+                                        float(self.request_horizon_days) * _DAY)
+            users = users[np.diff(truth.indptr)[users] > 0]
+            if len(users) < 5:
+                return None
         # each time constant's variant: the time state it gives (small per-item vectors)
         base = probe.settings_
 
@@ -393,6 +449,8 @@ class Fresh(Recommender):
         for start in range(0, len(users), step):
             rows = users[start:start + step]
             mask = seen_or_hidden[rows].toarray() > 0
+            if t_req is not None:  # what did not exist at the user's request is not ranked
+                mask |= probe.item_time_[None, :] > t_req[rows][:, None]
 
             def masked(z: np.ndarray, mask: np.ndarray = mask) -> np.ndarray:
                 return np.where(mask, -np.inf, z).astype(np.float32)
@@ -438,7 +496,8 @@ class Fresh(Recommender):
                     for name in grid}
         report = {"metric": "ndcg@10", "start": start, "chosen": best, "users": len(users),
                   "window_hours": window / 3600.0, "blends_scored": len(memo),
-                  "cut": cut}
+                  "cut": cut, "young_share": young, "request_horizon_hours": (
+                      None if t_req is None else float(self.request_horizon_days) * 24)}
         return weights, settings, report
 
     # ------------------------------------------------------------------ persistence
@@ -447,6 +506,7 @@ class Fresh(Recommender):
             "trending": self.trending_, "newness": self.newness_, "live": self.live_,
             "item_time": self.item_time_, "authors": self.authors_.astype(str),
             "item_author": self.item_author_, "follows": self.follows_,
+            "item_tags": self.item_tags_, "tag_share": self.tag_share_,
             "meta": np.array(json.dumps({"weights": self.weights_, "settings": self.settings_,
                                          "now": self.now_, "validation": self.validation_,
                                          "inner": self.inner_names_,
@@ -471,6 +531,12 @@ class Fresh(Recommender):
         self.authors_ = np.asarray(state["authors"], dtype=object)
         self.item_author_ = np.asarray(state["item_author"], np.int64)
         self.follows_ = sp.csr_matrix(state["follows"])
+        if "item_tags" in state:
+            self.item_tags_ = sp.csr_matrix(state["item_tags"], dtype=np.float32)
+            self.tag_share_ = np.asarray(state["tag_share"], np.float32)
+        else:  # saved before the interest signal
+            self.item_tags_ = sp.csr_matrix((len(self.item_author_), 0), dtype=np.float32)
+            self.tag_share_ = np.zeros(0, np.float32)
         models = []
         for name, params in zip(self.inner_names_, meta["params"], strict=True):
             klass = (Content if name == "content"
@@ -577,6 +643,55 @@ def _trend(x: sp.csr_matrix, last_ts: sp.csr_matrix | None, now: float,
             x = sp.csr_matrix((_decay(now - np.asarray(t[r, c]).ravel(), half_life), (r, c)),
                               shape=x.shape)
     return np.asarray(x.sum(axis=0), dtype=np.float32).ravel()
+
+
+def _young_share(test: Interactions, item_time: np.ndarray, since: float) -> float:
+    """Share of the held-out pairs on items created at or after ``since``."""
+    cols = sp.csr_matrix(test.matrix).indices
+    return float(np.mean(item_time[cols] >= since)) if len(cols) else 0.0
+
+
+def _as_requests(test: Interactions, item_time: np.ndarray, horizon: float
+                 ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The held-out pairs as feed requests: per user, the request time is their first
+    held-out engagement; the relevant items are those engaged with within ``horizon``
+    seconds after it that existed at it (unknown creation time counts as existing)."""
+    tt = sp.csr_matrix(test.last_ts, dtype=np.float64)
+    tt.sort_indices()
+    t_req = np.full(tt.shape[0], np.inf)
+    nz = np.diff(tt.indptr) > 0
+    if nz.any():
+        t_req[nz] = np.minimum.reduceat(tt.data, tt.indptr[:-1][nz])
+    coo = tt.tocoo()
+    keep = (coo.data <= t_req[coo.row] + horizon) & ~(item_time[coo.col] > t_req[coo.row])
+    truth = sp.csr_matrix((np.ones(int(keep.sum()), np.float32),
+                           (coo.row[keep], coo.col[keep])), shape=tt.shape)
+    return truth, t_req
+
+
+def _item_tags(items: pd.DataFrame | None, index: Mapping[str, int], n_items: int,
+               data: Interactions) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Items x tags (1 where the item carries the tag) from the items table's ``tags``, and
+    each tag's share of all training engagements (the interest signal's prior)."""
+    rows: list[int] = []
+    cols: list[int] = []
+    vocab: dict[str, int] = {}
+    if items is not None and len(items) and "tags" in items.columns:
+        table = item_table(items)
+        for item, tags in zip(table["item_id"], table["tags"], strict=True):
+            r = index.get(item, -1)
+            if r < 0:
+                continue
+            for tag in dict.fromkeys(map(str, tags)):
+                rows.append(r)
+                cols.append(vocab.setdefault(tag, len(vocab)))
+    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                      shape=(n_items, len(vocab)), dtype=np.float32)
+    m.data[:] = 1.0
+    x = binary(data.matrix)
+    per_tag = np.asarray((x @ m).sum(axis=0), np.float32).ravel()
+    total = float(x.sum())  # engagements (user-item pairs): a tag's share is of these
+    return m, (per_tag / total if total > 0 else per_tag)
 
 
 def _follow_matrix(edges: pd.DataFrame | None, user_index: Mapping[str, int],
