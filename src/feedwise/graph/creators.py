@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from feedwise.errors import DataError
-from feedwise.graph.cascades import _Saved, cascade_table, ridge_fit
+from feedwise.graph.cascades import _Saved, cascade_nodes, ridge_fit
 from feedwise.schema import utc
 from feedwise.store import EventStore
 
@@ -75,13 +75,17 @@ def author_table(store: EventStore, since: datetime, until: datetime, *,
     new = posts[(created >= since) & (created < until)]
     shares = store.share_events(since, until, exclude_objectors=exclude_objectors)
     shares = shares[shares["item_id"].isin(new["item_id"])]
-    starts = pd.Series(new["created_at"].to_numpy(), index=new["item_id"].astype(str))
-    cas = cascade_table(shares, starts)
+    cas = _cascade_sizes(shares)
     a_of = pd.Series(new["author_id"].to_numpy(), index=new["item_id"].astype(str))
     cas["author_id"] = a_of.reindex(cas["item_id"].astype(str)).to_numpy()
     cas["log_size"] = np.log1p(cas["size"].astype(float))
-    per = cas.groupby("author_id").agg(reshares=("size", "sum"), log_sum=("log_size", "sum"),
-                                        structural_virality=("structural_virality", "mean"))
+    g = cas.groupby("author_id")
+    if len(cas):  # one reduction per column: agg's results, faster
+        per = pd.DataFrame({"reshares": g["size"].sum(), "log_sum": g["log_size"].sum(),
+                            "structural_virality": g["structural_virality"].mean()})
+    else:  # no share (agg keeps the empty frame's column types)
+        per = g.agg(reshares=("size", "sum"), log_sum=("log_size", "sum"),
+                    structural_virality=("structural_virality", "mean"))
     n_new = new.groupby("author_id").size()
     f1, f0 = followers_at(store, until), followers_at(store, since)
     authors = pd.Index(sorted(set(deliv["author_id"]) | set(n_new.index)), name="author_id")
@@ -104,6 +108,30 @@ def author_table(store: EventStore, since: datetime, until: datetime, *,
     out = out.reset_index()[list(AUTHOR_COLUMNS)]
     return out.sort_values(["reshares_per_post", "author_id"], ascending=[False, True],
                            na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _cascade_sizes(shares: pd.DataFrame) -> pd.DataFrame:
+    """``item_id``, ``size`` and ``structural_virality`` of each post's cascade, in the
+    order of :func:`~feedwise.graph.cascades.cascade_table` (largest first): the two
+    columns of it the author table reads, without its timing columns. The Wiener index
+    is a sum of whole numbers, so the virality is the same to the last bit."""
+    nodes = cascade_nodes(shares)
+    if nodes.empty:  # as cascade_table's empty frame
+        return pd.DataFrame(columns=["item_id", "size", "structural_virality"])
+    items, inv = np.unique(nodes["item_id"].astype(str).to_numpy(), return_inverse=True)
+    parent, depth = nodes["parent"].to_numpy(), nodes["depth"].to_numpy()
+    sub = np.ones(len(nodes), np.float64)  # subtree sizes, deepest level first
+    for d in range(int(depth.max()), 1, -1):
+        at = np.flatnonzero(depth == d)
+        np.add.at(sub, parent[at], sub[at])
+    size = np.bincount(inv, minlength=len(items)).astype(np.int64)
+    nn = (size + 1).astype(np.float64)[inv]
+    wiener = np.bincount(inv, weights=sub * (nn - sub), minlength=len(items))
+    pairs = (size + 1) * size / 2.0
+    out = pd.DataFrame({"item_id": items.astype(object), "size": size,
+                        "structural_virality": wiener / pairs})
+    return out.sort_values(["size", "item_id"], ascending=[False, True],
+                           kind="stable").reset_index(drop=True)
 
 
 def influence_features(table: pd.DataFrame) -> pd.DataFrame:
@@ -178,7 +206,8 @@ def fit_influence(store: EventStore, start: datetime, end: datetime, *, n_window
         raise DataError(f"fit_influence: n_windows={n_windows}; need at least 2")
     start, end = utc(start), utc(end)
     step = (end - start) / n_windows
-    tables = [author_table(store, start + i * step, start + (i + 1) * step,
+    reads = _SharedReads(store, start, end, exclude_objectors)
+    tables = [author_table(reads, start + i * step, start + (i + 1) * step,
                            exclude_objectors=exclude_objectors) for i in range(n_windows)]
     earlier = pd.concat([t.assign(author_id=t["author_id"].astype(str) + f"\x00{i}")
                          for i, t in enumerate(tables[:-1])], ignore_index=True)
@@ -188,6 +217,51 @@ def fit_influence(store: EventStore, start: datetime, end: datetime, *, n_window
     last = tables[-1]
     return model, last.assign(influence_score=model.score(last).reindex(last["author_id"])
                               .to_numpy())
+
+
+class _SharedReads:
+    """The store reads of :func:`author_table`, shared by the windows of one
+    :func:`fit_influence`: the posts once, the share events of the whole span once (each
+    window takes its rows, in the same order), the followers once per window boundary (a
+    window's end is the next one's start)."""
+
+    def __init__(self, store: EventStore, start: datetime, end: datetime,
+                 exclude_objectors: bool) -> None:
+        self.store, self.start, self.end = store, start, end
+        self.exclude_objectors = exclude_objectors
+        self._posts: pd.DataFrame | None = None
+        self._shares: pd.DataFrame | None = None
+        self._edges: dict[tuple, pd.DataFrame] = {}
+
+    def author_delivery(self, since: datetime, until: datetime, *,
+                        exclude_objectors: bool = False) -> pd.DataFrame:
+        return self.store.author_delivery(since, until, exclude_objectors=exclude_objectors)
+
+    def posts(self) -> pd.DataFrame:
+        if self._posts is None:
+            self._posts = self.store.posts()
+        return self._posts.copy()
+
+    def share_events(self, since: datetime, until: datetime, *,
+                     exclude_objectors: bool = False) -> pd.DataFrame:
+        if (exclude_objectors != self.exclude_objectors or since < self.start
+                or until > self.end):
+            return self.store.share_events(since, until, exclude_objectors=exclude_objectors)
+        if self._shares is None:
+            self._shares = self.store.share_events(self.start, self.end,
+                                                   exclude_objectors=exclude_objectors)
+        sh = self._shares
+        if sh.empty:
+            return sh.copy()
+        ts = pd.to_datetime(sh["ts"], utc=True)
+        return sh[(ts >= since) & (ts < until)].reset_index(drop=True)
+
+    def edges_as_of(self, until: datetime | None = None, kinds: tuple = ("follow",),
+                    **kw: object) -> pd.DataFrame:
+        key = (until, tuple(kinds), tuple(sorted(kw.items())))
+        if key not in self._edges:
+            self._edges[key] = self.store.edges_as_of(until, kinds, **kw)
+        return self._edges[key].copy()
 
 
 def audience_overlap(store: EventStore, since: datetime, until: datetime, segment: str, *,

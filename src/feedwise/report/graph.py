@@ -36,8 +36,20 @@ def top_creators(store: EventStore, start: datetime, end: datetime, *, k: int = 
                  top_n: int = 20) -> pd.DataFrame:
     """Authors by influence score (fit on the two halves of ``[start, end)``, the start
     moved up to the first share's day when later), engaged by at least ``k`` users."""
+    return rank_creators(scored_creators(store, start, end), k=k, top_n=top_n)
+
+
+def scored_creators(store: EventStore, start: datetime, end: datetime) -> pd.DataFrame:
+    """The influence fit of :func:`top_creators` (every author of the window's later half
+    with its ``influence_score``): it does not depend on ``k``, so it can be kept for the
+    window."""
     start = _from_first_share(store, start, end)
     _, scored = fit_influence(store, start, end, exclude_objectors=True)
+    return scored
+
+
+def rank_creators(scored: pd.DataFrame, *, k: int = 10, top_n: int = 20) -> pd.DataFrame:
+    """:func:`top_creators` of a :func:`scored_creators` fit."""
     df = scored[scored["engaged_users"] >= k]
     return (df.sort_values(["influence_score", "author_id"], ascending=[False, True],
                            kind="stable").head(top_n)[CREATOR_VIEW]

@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +27,17 @@ import pandas as pd
 from pydantic import ValidationError
 
 from feedwise.analytics.alerts import METRICS, alerts_frame
-from feedwise.analytics.campaigns import campaign_results, frequency_distribution
+from feedwise.analytics.campaigns import campaign_pacing, campaign_results, frequency_distribution
 from feedwise.analytics.kpis import kpi_change, kpi_summary
+from feedwise.analytics.listening import (
+    comments_from_scope,
+    default_keywords,
+    score_comments,
+    sentiment_table,
+    share_of_voice,
+    top_comments,
+)
 from feedwise.analytics.profiles import read_profiles
-from feedwise.analytics.scope import Scope
 from feedwise.analytics.segments import segment_table
 from feedwise.analytics.suppression import suppress
 from feedwise.errors import DataError, FeedwiseError
@@ -38,14 +46,16 @@ from feedwise.evidence.rollout import Arm, config_with, read_experiments
 from feedwise.feed.config import FeedConfig
 from feedwise.feed.engine import FeedEngine
 from feedwise.feed.types import Feed, FeedRequest
-from feedwise.report.graph import top_creators
-from feedwise.report.listening import listening_section
+from feedwise.report.graph import rank_creators, scored_creators
 from feedwise.report.timing import timing_section
 from feedwise.server.routes import campaigns as campaign_routes
 from feedwise.server.routes import models as model_routes
 from feedwise.server.routes import reports as report_routes
 from feedwise.server.routes.listening import find_alerts
 from feedwise.server.routes.messages import assistant
+
+from . import memo
+from .memo import MemoScope
 
 #: Markers and dashes given to traces in turn, so no chart tells series apart by colour
 #: alone (the legend names each, and each has its own symbol or dash).
@@ -135,6 +145,7 @@ class Page:
 #: on it. Live views (the feed inspector, campaign and model lists) are never cached, and a
 #: change made through the console clears the cache. Set ``FEEDWISE_CONSOLE_TTL_S``.
 CACHE_TTL_S = float(os.environ.get("FEEDWISE_CONSOLE_TTL_S", "30"))
+memo.configure(lambda: CACHE_TTL_S)  # the analytics' SQL per window (memo.py): as fresh
 STALE_S = 3600.0
 #: The background thread's budget: after a computation that took ``t`` seconds it rests
 #: ``t * (1 / DUTY - 1)`` seconds, so the console's background analytics hold at most this
@@ -185,14 +196,41 @@ def cached(state: Any, key: tuple, fn: Any, *args: Any, **kwargs: Any) -> Any:
             if full not in _cache and _inflight.get(full) is event:
                 _inflight.pop(full, None)
     try:
-        gen = _generation
-        value = fn(*args, **kwargs)
-        _store(full, value, gen)
+        gen, t0, prev = _generation, time.monotonic(), memo.begin()
+        try:
+            value = fn(*args, **kwargs)
+        finally:
+            oldest = memo.end(prev)
+        _store(full, value, gen, min(t0, oldest))
         return value
     finally:
         with _cache_lock:
             _inflight.pop(full, None)
         event.set()
+
+
+#: Two threads for the independent parts of one page (the overview's comparison period, the
+#: audience's best time and creators): their SQL runs while the request's own thread works
+#: (DuckDB releases the GIL), so a page with new filters waits about for its longest part.
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feedwise-console-page")
+
+
+#: The default sentiment analyser with the scores of the texts it has read (a comment is
+#: scored once, whatever window and page it shows in; memo.ScoreMemo).
+SCORES = memo.ScoreMemo()
+
+
+def ahead(state: Any, key: tuple, fn: Any, *args: Any, **kwargs: Any) -> Future:
+    """:func:`cached` started on the page pool; ``.result()`` takes it (or its error).
+    On the background thread it runs in place (that thread keeps to its one-core budget)."""
+    if threading.current_thread() is _worker:
+        done: Future = Future()
+        try:
+            done.set_result(cached(state, key, fn, *args, **kwargs))
+        except Exception as e:  # noqa: BLE001 - handed to .result(), as the pool would
+            done.set_exception(e)
+        return done
+    return _pool.submit(cached, state, key, fn, *args, **kwargs)
 
 
 def _owned_by(state: Any) -> None:
@@ -210,14 +248,16 @@ def _owned_by(state: Any) -> None:
         pass
 
 
-def _store(full: tuple, value: Any, gen: int) -> None:
-    """Keep ``value`` unless the cache was cleared since it began (a console write)."""
+def _store(full: tuple, value: Any, gen: int, stamp: float) -> None:
+    """Keep ``value`` unless the cache was cleared since it began (a console write),
+    dated ``stamp``: when its computation began, or when the oldest memoised query
+    result it used was computed (:mod:`.memo`), so its age counts from its oldest data."""
     with _cache_lock:
         if gen != _generation:
             return
         if len(_cache) > 256:
             _cache.clear()
-        _cache[full] = (time.monotonic(), value)
+        _cache[full] = (stamp, value)
 
 
 def _submit_locked(full: tuple, job: Any) -> None:
@@ -246,8 +286,12 @@ def _work() -> None:
                 with _cache_lock:
                     event = _inflight.setdefault(full, threading.Event())
                 try:
-                    gen = _generation
-                    _store(full, job(), gen)
+                    gen, t1, prev = _generation, time.monotonic(), memo.begin()
+                    try:
+                        value = job()
+                    finally:
+                        oldest = memo.end(prev)
+                    _store(full, value, gen, min(t1, oldest))
                 finally:
                     with _cache_lock:
                         _inflight.pop(full, None)
@@ -306,6 +350,7 @@ def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
         _generation += 1
+    memo.clear()
 
 
 def parse_time(text: str | None, *, end_of_day: bool = False) -> datetime | None:
@@ -367,8 +412,11 @@ def distinct(fig: dict) -> dict:
 def _clean(df: pd.DataFrame) -> pd.DataFrame:
     """Round floats for display and CSV (4 significant places after the point)."""
     out = df.copy()
-    for c in out.columns:
-        if pd.api.types.is_float_dtype(out[c]):
+    cols = [c for c, t in out.dtypes.items() if pd.api.types.is_float_dtype(t)]
+    if cols and out.columns.is_unique:
+        out[cols] = out[cols].round(4)  # one pass over the float columns
+    else:
+        for c in cols:
             out[c] = out[c].round(4)
     return out
 
@@ -388,16 +436,17 @@ def overview(state: Any, q: dict) -> Page:
     compare = q.get("compare") or "previous"
     if compare not in ("previous", "none"):
         raise DataError("compare is previous or none")
+    p_start = start - (end - start)
+    prev_f = (ahead(state, ("previous", _wkey(q), k), _summary, state, p_start, start, k)
+              if compare == "previous" else None)
     summary, series, pacing, notice = cached(state, ("kpis", _wkey(q), grain, k),
                                              report_routes._analytics, state, start, end,
-                                             grain, k)
+                                             grain, k, MemoScope)
     page = Page(extra={"start": start, "end": end, "k": k, "grain": grain,
                        "compare": compare})
     prev: dict = {}
-    if compare == "previous":
-        p_start = start - (end - start)
-        prev = cached(state, ("previous", _wkey(q), k), _summary, state, p_start,
-                      start, k)
+    if prev_f is not None:
+        prev = prev_f.result()
         page.extra["previous"] = (p_start, start)
     change = kpi_change(summary, prev) if prev else {}
     hidden = bool(notice.get("summary"))
@@ -452,9 +501,9 @@ def overview_alerts(state: Any, q: dict) -> Page:
     comments' sentiment, the slowest part of the overview)."""
     start, end = window(state, q)
     k = _int(q, "k", 10, 1, 10_000)
-    _, _, pacing, _ = cached(state, ("kpis", _wkey(q), q.get("grain") or "day", k),
-                             report_routes._analytics, state, start, end,
-                             q.get("grain") or "day", k)
+    # the pacing curve alone (as the KPI report computes it; its SQL is the overview's,
+    # which the page computed just before with the same filters: a memo hit)
+    pacing = cached(state, ("pacing", _wkey(q), k), _pacing, state, start, end, k)
     table = cached(state, ("alerts", _wkey(q), k), alerts, state, end, k, pd.DataFrame(pacing))
     return Page(tables=[Table("alerts", "Alerts waiting", table,
                               "listening bursts of the last day, each campaign's latest "
@@ -462,9 +511,14 @@ def overview_alerts(state: Any, q: dict) -> Page:
                               "the sample-ratio check")])
 
 
+def _pacing(state: Any, start: datetime, end: datetime, k: int) -> list[dict]:
+    with MemoScope(state.store, start, end, k=k) as scope:
+        return campaign_pacing(scope).to_dict(orient="records")
+
+
 def _summary(state: Any, start: datetime, end: datetime, k: int) -> dict:
     """The comparison period's KPIs (as the report compares, report/builder.py)."""
-    with Scope(state.store, start, end, k=k) as scope:
+    with MemoScope(state.store, start, end, k=k) as scope:
         return kpi_summary(scope)
 
 
@@ -498,7 +552,10 @@ def alerts(state: Any, end: datetime, k: int, pacing: pd.DataFrame) -> pd.DataFr
     experiments failing the sample-ratio check."""
     rows: list[dict] = []
     try:
-        _, _, found, _ = find_alerts(state, 1.0, None, list(METRICS), k, now=end)
+        # burst detection applies no k: one run per window end, whatever k the view has
+        _, _, found, _ = cached(state, ("bursts-1d", end), find_alerts, state, 1.0, None,
+                                list(METRICS), k, now=end, scope_cls=MemoScope,
+                                analyser=SCORES)
         for r in alerts_frame(found).to_dict(orient="records"):
             rows.append({"kind": "listening", "subject": str(r.get("keyword", "")),
                          "detail": f"{r.get('metric', '')} burst, level {_num(r.get('level'))}"
@@ -520,8 +577,9 @@ def alerts(state: Any, end: datetime, k: int, pacing: pd.DataFrame) -> pd.DataFr
     for exp in _experiments(state):
         if exp.status != "running":
             continue
-        try:
-            res = analyze_experiment(state.store, exp.name, expected=exp.expected)
+        try:  # the whole experiment so far: the same for every window and k
+            res = cached(state, ("experiment", exp.name, repr(exp.expected)),
+                         analyze_experiment, state.store, exp.name, expected=exp.expected)
         except (FeedwiseError, ValueError, KeyError):
             continue
         srm = res.get("srm") or {}
@@ -693,9 +751,10 @@ def campaigns(state: Any, q: dict) -> Page:
                                          for f in c.frequency_caps),
              "creatives": len(c.creatives)} for c in listed]
     page.tables.append(Table("campaigns", "Campaigns", pd.DataFrame(rows)))
-    res, freq = cached(state, ("campaigns", _wkey(q), k), _delivery, state, start, end, k)
-    _, _, pacing, _ = cached(state, ("kpis", _wkey(q), "day", k), report_routes._analytics,
-                             state, start, end, "day", k)
+    # the pacing curve alone (the KPIs' other tables are the overview's): the same
+    # campaign_pacing the KPI report runs, on the same window's memoised SQL
+    res, freq, pacing = cached(state, ("campaigns", _wkey(q), k), _delivery, state, start,
+                               end, k)
     if not res.empty:
         cols = [c for c in ("campaign_id", "name", "impressions", "reach", "clicks", "spend",
                             "ctr", "cpm", "cpc", "conversions", "roas", "pacing",
@@ -734,9 +793,10 @@ def campaigns(state: Any, q: dict) -> Page:
 
 
 def _delivery(state: Any, start: datetime, end: datetime, k: int
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    with Scope(state.store, start, end, k=k) as scope:
-        return campaign_results(scope), frequency_distribution(scope)
+              ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    with MemoScope(state.store, start, end, k=k) as scope:
+        return (campaign_results(scope), frequency_distribution(scope),
+                campaign_pacing(scope).to_dict(orient="records"))
 
 
 def _cap_hits(row: dict, cap: int | None) -> float | None:
@@ -904,17 +964,16 @@ def audience(state: Any, q: dict) -> Page:
     start, end = window(state, q, days=28.0)
     k = _int(q, "k", 10, 1, 10_000)
     page = Page(extra={"start": start, "end": end, "k": k})
-    prof = read_profiles(state.store)
-    if len(prof):
-        seg = segment_table(prof, None, k)
-        if "segment" in prof and prof["segment"].notna().any():
-            counts = prof["segment"].dropna().astype(str).value_counts()
-            beh = pd.DataFrame({"kind": "behaviour", "segment": counts.index,
-                                "users": counts.to_numpy(),
-                                "description": "behavioural segment (stored profiles)"})
-            beh["share"] = beh["users"] / len(prof)
-            seg = pd.concat([suppress(beh, "users", k, ["users", "share"]), seg],
-                            ignore_index=True)
+    # best time to post applies no k (it reports hours, not users), and the creators'
+    # influence fit does not depend on k (k only filters the ranking): one of each per
+    # window, both started now and taken below
+    timing_f = ahead(state, ("timing", _wkey(q)), _scoped, state, start, end, 10,
+                     timing_section)
+    creators_f = ahead(state, ("creators", _wkey(q)), scored_creators, state.store, start,
+                       end)
+    # the stored profiles' segments do not depend on the window: one table per k
+    seg = cached(state, ("segments", k), _segments, state, k)
+    if seg is not None:
         page.tables.append(Table("segments", "Segments", _clean(seg)))
         size_col = next((c for c in ("users", "size", "n_users") if c in seg), None)
         label = next((c for c in ("segment", "name", "label") if c in seg), seg.columns[0])
@@ -929,6 +988,7 @@ def audience(state: Any, q: dict) -> Page:
     user = (q.get("user") or "").strip()
     page.extra["user"] = user
     if user:
+        prof = read_profiles(state.store)  # one user's profile: always read live
         uid = state.user_key(user)
         flags = state.store.consent(uid) or {}
         consent = {str(k2).removeprefix("consent_"): bool(v) for k2, v in flags.items()
@@ -945,8 +1005,7 @@ def audience(state: Any, q: dict) -> Page:
                 page.tables.append(Table("profile", f"Profile of {user}", pd.DataFrame(
                     [{"field": c, "value": str(v)} for c, v in rec.items()
                      if c != "user_id"])))
-    timing = cached(state, ("timing", _wkey(q), k), _scoped, state, start, end, k,
-                    timing_section)
+    timing = timing_f.result()
     hours = timing.get("hours")
     if timing.get("recommendation"):
         page.extra["best_time"] = timing["recommendation"]
@@ -963,8 +1022,7 @@ def audience(state: Any, q: dict) -> Page:
         page.charts.append(Chart("best_time", "Publish-hour effect", distinct(fig),
                                  "The audience-adjusted effect of each publishing hour."))
     try:
-        cr = cached(state, ("creators", _wkey(q), k), top_creators, state.store, start,
-                    end, k=k)
+        cr = rank_creators(creators_f.result(), k=k)
     except (DataError, ValueError) as e:
         cr = pd.DataFrame()
         page.notices.append(f"creators: {e}")
@@ -972,8 +1030,25 @@ def audience(state: Any, q: dict) -> Page:
     return page
 
 
+def _segments(state: Any, k: int) -> pd.DataFrame | None:
+    """The segments of the stored profiles (``None`` when none are stored)."""
+    prof = read_profiles(state.store)
+    if not len(prof):
+        return None
+    seg = segment_table(prof, None, k)
+    if "segment" in prof and prof["segment"].notna().any():
+        counts = prof["segment"].dropna().astype(str).value_counts()
+        beh = pd.DataFrame({"kind": "behaviour", "segment": counts.index,
+                            "users": counts.to_numpy(),
+                            "description": "behavioural segment (stored profiles)"})
+        beh["share"] = beh["users"] / len(prof)
+        seg = pd.concat([suppress(beh, "users", k, ["users", "share"]), seg],
+                        ignore_index=True)
+    return seg
+
+
 def _scoped(state: Any, start: datetime, end: datetime, k: int, fn: Any) -> Any:
-    with Scope(state.store, start, end, k=k) as scope:
+    with MemoScope(state.store, start, end, k=k) as scope:
         return fn(scope)
 
 
@@ -982,8 +1057,9 @@ def listening(state: Any, q: dict) -> Page:
     start, end = window(state, q)
     k = _int(q, "k", 10, 1, 10_000)
     page = Page(extra={"start": start, "end": end, "k": k})
-    sec = cached(state, ("listening", _wkey(q), k), _scoped, state, start, end, k,
-                 listening_section)
+    # the window's comments, scored once (k applies to the tables made of them)
+    scored = cached(state, ("comments", _wkey(q)), _scored_comments, state, start, end)
+    sec = cached(state, ("listening", _wkey(q), k), _listening_tables, scored, k)
     if not sec.get("comments"):
         page.notices.append("No comments with text in this window.")
     for name, title in (("keywords", "Sentiment by topic"), ("share_of_voice", "Share of voice"),
@@ -1004,12 +1080,35 @@ def listening(state: Any, q: dict) -> Page:
                                  "Share of positive and negative comments per topic."))
     days = max(1.0, (end - start).total_seconds() / 86400)
     try:
-        _, _, found, _ = cached(state, ("bursts", _wkey(q), k), find_alerts, state,
-                                min(days, 7.0), None, list(METRICS), k, now=end)
+        # burst detection applies no k: one run per window
+        _, _, found, _ = cached(state, ("bursts", _wkey(q)), find_alerts, state,
+                                min(days, 7.0), None, list(METRICS), k, now=end,
+                                scope_cls=MemoScope, analyser=SCORES)
         page.tables.append(Table("alerts", "Alerts", _clean(alerts_frame(found))))
     except (FeedwiseError, ValueError) as e:
         page.notices.append(f"alerts: {e}")
     return page
+
+
+def _scored_comments(state: Any, start: datetime, end: datetime) -> pd.DataFrame:
+    """The window's comments with their sentiment (as :func:`~feedwise.report.listening.
+    listening_section` scores them; it applies no k)."""
+    with MemoScope(state.store, start, end, k=10) as scope:
+        comments = comments_from_scope(scope)
+    return score_comments(comments, SCORES) if not comments.empty else comments
+
+
+def _listening_tables(scored: pd.DataFrame, k: int, n_top: int = 3) -> dict[str, Any]:
+    """The tables of :func:`~feedwise.report.listening.listening_section` the page shows
+    (its per-day table is not shown, so not computed), by the same functions."""
+    if scored.empty:
+        return {"comments": 0}
+    kws = default_keywords(scored)
+    return {"comments": len(scored),
+            "keywords": sentiment_table(scored, "keyword", None, keywords=kws, k=k),
+            "share_of_voice": share_of_voice(scored, kws, k=k),
+            "top_negative": top_comments(scored, "negative", n_top, k=k),
+            "top_positive": top_comments(scored, "positive", n_top, k=k)}
 
 
 # ---------------------------------------------------------------------------- care

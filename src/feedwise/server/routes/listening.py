@@ -49,15 +49,18 @@ class AlertsReport(BaseModel):
 
 
 def find_alerts(state: Any, days: float, keywords: list[str] | None, metrics: list[str],
-                k: int = 10, now: datetime | None = None) -> tuple[datetime, datetime,
-                                                                    list[Alert], list[str]]:
-    """Alerts detected in the last ``days`` days (with the detector's warm-up before)."""
+                k: int = 10, now: datetime | None = None, scope_cls: type[Scope] = Scope,
+                analyser: Any = None) -> tuple[datetime, datetime, list[Alert], list[str]]:
+    """Alerts detected in the last ``days`` days (with the detector's warm-up before);
+    ``scope_cls``: a ``Scope`` subclass to read the comments on, ``analyser``: the
+    sentiment analyser (default: the default one; the console passes one that remembers
+    the texts it scored)."""
     det = BurstDetector()
     end = now or datetime.now(UTC)
     start = end - timedelta(days=days)
-    with Scope(state.store, start - timedelta(hours=det.warmup_hours), end, k=k) as scope:
+    with scope_cls(state.store, start - timedelta(hours=det.warmup_hours), end, k=k) as scope:
         comments = comments_from_scope(scope)
-    scored = score_comments(comments)
+    scored = score_comments(comments, analyser)
     kws = keywords or default_keywords(scored)
     alerts = det.detect(scored, kws, metrics=metrics,
                         start=start - timedelta(hours=det.warmup_hours), end=end)

@@ -47,10 +47,12 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def _analytics(state: State, start: datetime, end: datetime, grain: str, k: int
+def _analytics(state: State, start: datetime, end: datetime, grain: str, k: int,
+               scope_cls: type[Scope] = Scope
                ) -> tuple[dict[str, float], list[dict[str, Any]], list[dict[str, Any]],
                           dict[str, Any]]:
-    scope = Scope(state.store, start, end, k=k)
+    """``scope_cls``: a ``Scope`` subclass to run on (the console's memoising one)."""
+    scope = scope_cls(state.store, start, end, k=k)
     try:
         summary = kpi_summary(scope)
         series_df = kpi_series(scope, grain)
