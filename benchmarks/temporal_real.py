@@ -31,6 +31,11 @@ Protocol (issue 18):
     .venv/bin/python benchmarks/temporal_real.py                 # everything
     .venv/bin/python benchmarks/temporal_real.py --datasets lastfm-tags
     .venv/bin/python benchmarks/temporal_real.py --datasets synthetic --out /tmp/syn.json
+    .venv/bin/python benchmarks/temporal_real.py --datasets lastfm-cli --out /tmp/cli.json
+
+``lastfm-cli`` runs the README's command-line protocol ("Fresh content on real data") as
+written at full scale, times each ``feedwise`` call, and checks that the figures it prints
+equal those of the same models fitted in Python on the store it built (:func:`cli_run`).
 
 Writes benchmarks/results/temporal_real.json.
 """
@@ -270,6 +275,105 @@ def synthetic_run(models: list[str], users: int = 2000, days: int = 14, seed: in
     return {"dataset": "synthetic", "rows": rows}
 
 
+def readme_block(heading: str = "## Fresh content on real data") -> str:
+    """The first ``bash`` block after ``heading`` in the README (the commands a user runs)."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index(heading)
+    body = text[text.index("```bash\n", start) + len("```bash\n"):]
+    return body[:body.index("```")]
+
+
+def cli_run(data_dir: Path, compare: bool = True) -> dict[str, Any]:
+    """The README's real-data protocol run from the command line as written (bash, the
+    installed ``feedwise``, a fresh folder): wall time of each ``feedwise`` call and of the
+    whole block, peak memory, the figures of the table it prints; then, with ``compare``,
+    the same models fitted and scored in Python on the store the block built
+    (:func:`feedwise.evaluation.evaluate` on the same temporal split, the same side data as
+    ``feedwise evaluate`` passes), whose figures must equal the printed ones within the
+    table's rounding."""
+    import os
+    import re
+    import resource
+    import subprocess
+    import tempfile
+
+    block = readme_block()
+    calls = [ln.split()[1] for ln in block.splitlines() if ln.startswith("feedwise ")]
+    models = re.search(r"--model (\S+)", block).group(1).split(",")
+    # each feedwise call timed (bash's clock), the block itself run as written
+    timer = ('feedwise() { local s=$EPOCHREALTIME; command feedwise "$@"; local rc=$?; '
+             'echo "__step $1 $s $EPOCHREALTIME" >&2; return $rc; }\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDWISE_")}
+    env["FEEDWISE_SHARED_DATA"] = str(data_dir)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    env["COLUMNS"] = "200"
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        proc = subprocess.run(["bash", "-e", "-c", timer + block], cwd=tmp, env=env,
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mb, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+        if proc.returncode:
+            raise SystemExit(f"the README block failed ({proc.returncode}):\n"
+                             f"{proc.stderr[-3000:]}")
+        steps = [(m.group(1), float(m.group(3)) - float(m.group(2))) for m in
+                 re.finditer(r"__step (\S+) ([\d.]+) ([\d.]+)", proc.stderr)]
+        printed = printed_figures(proc.stdout, models)
+        picked = [ln for ln in proc.stdout.splitlines() if "picked" in ln]
+        out: dict[str, Any] = {
+            "dataset": "lastfm-tags via the README's CLI commands", "wall_seconds": wall,
+            "steps": [{"command": c, "seconds": s} for c, s in steps], "calls": calls,
+            "cpu_seconds": cpu, "peak_rss_mb": peak_mb, "printed": printed,
+            "auto_says": picked}
+        print(f"\nREADME CLI protocol (Last.fm tags): {wall:.0f} s wall ({cpu:.0f} s CPU), "
+              f"peak {peak_mb:.0f} MB"
+              f"; " + ", ".join(f"{c} {s:.0f} s" for c, s in steps))
+        for metric, row in printed.items():
+            print(f"  printed {metric:9s} " + "  ".join(f"{m} {v:.4f}" for m, v in row.items()))
+        if compare:
+            out["python"] = _cli_in_python(Path(tmp) / "tags.duckdb", models)
+            got = out["python"]["ndcg"]
+            out["equal_within_rounding"] = bool(all(
+                abs(got[m] - printed["ndcg"][m]) <= 0.5e-4 + 1e-9 for m in models))
+            print("  python    ndcg      " + "  ".join(f"{m} {got[m]:.4f}" for m in models)
+                  + f"  -> equal within rounding: {out['equal_within_rounding']}")
+    return out
+
+
+def printed_figures(text: str, models: list[str]) -> dict[str, dict[str, float]]:
+    """Metric -> model -> value, read from the table ``feedwise evaluate --model a,b,c``
+    prints (one row per ranking metric, one column per model)."""
+    import re
+
+    out: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in re.split(r"[│|]", line) if c.strip()]
+        if len(cells) == len(models) + 1 and cells[0] in ("ndcg", "recall", "precision",
+                                                           "map", "hit_rate", "mrr"):
+            out[cells[0]] = dict(zip(models, map(float, cells[1:]), strict=True))
+    return out
+
+
+def _cli_in_python(db: Path, models: list[str]) -> dict[str, Any]:
+    from feedwise.cli.train import data_end
+    from feedwise.evaluation import evaluate
+    from feedwise.store import EventStore
+
+    with EventStore(str(db)) as st:
+        split = temporal_split(st.interactions())
+        posts = st.posts()
+        edges = st.edges_as_of(data_end(split.train), exclude_objectors=True)
+    res: dict[str, Any] = {"ndcg": {}, "seconds": {}}
+    for name in models:
+        t0 = time.perf_counter()
+        m = get_model(name)
+        table = evaluate(m, split, 10, fit_kwargs=side_data(m, items=posts, edges=edges))
+        res["ndcg"][name] = float(table.set_index("metric").loc["ndcg", "value"])
+        res["seconds"][name] = time.perf_counter() - t0
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", default=",".join(DATASETS))
@@ -279,6 +383,9 @@ def main() -> None:
     ap.add_argument("--dev", action="store_true",
                     help="development: run the protocol inside the training part (the last "
                          "20%% of its time as test), never reading the test part")
+    ap.add_argument("--no-compare", action="store_true",
+                    help="with lastfm-cli: time the README commands only, without fitting "
+                         "the same models again in Python")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" /
                     "temporal_real.json")
     args = ap.parse_args()
@@ -294,11 +401,13 @@ def main() -> None:
             out["runs"].append(temporal_run(name, p, c, t, models, args.dev))
         elif name == "synthetic":
             out["runs"].append(synthetic_run(models, dev=args.dev))
+        elif name == "lastfm-cli":
+            out["runs"].append(cli_run(args.data_dir, compare=not args.no_compare))
         elif name == "movielens-100k":
             out["runs"].append(random_run(args.data_dir / "movielens-100k", models[0]))
         else:
-            raise SystemExit(f"unknown dataset {name!r}; choose from {DATASETS} or "
-                             "synthetic")
+            raise SystemExit(f"unknown dataset {name!r}; choose from {DATASETS}, "
+                             "synthetic or lastfm-cli")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=str))
     print(f"\nwrote {args.out}")
