@@ -7,8 +7,9 @@ default) items in the model's column space, with scores, computed in batches whe
 promoted or the service loads it (sparse products for ItemKNN / RP3beta, dense blocks for
 the others). :class:`MaterialisedSource` is the feed engine's personal candidate source over
 them: a request reads a slice of three arrays; the engine scores the pool from the list
-(items outside a user's list score just below the list's last score, or exactly for factor
-models), and reasons ("because you liked ...") are computed for the shown posts only
+(items outside a user's list exactly as the direct path scores them, from those items'
+columns alone: ``Recommender.score_columns``, given a blend's per-user row state kept with
+the list), and reasons ("because you liked ...") are computed for the shown posts only
 (:meth:`MaterialisedSource.explain`). Users without a list (unknown to the model, or
 scored without personal signal) get the direct path: the model's own ``recommend``
 (fold-in, then popularity).
@@ -76,6 +77,10 @@ class MaterialisedLists:
         #: model columns: the trending and newest posts any pool may hold), so scoring a
         #: pool needs no dense row; rows aligned with ``index``, overlay in ``extra_overlay``.
         self.extra_cols = np.empty(0, np.int64)
+        #: Columns of :attr:`extra` after the shared items' scores: the user's row state
+        #: of models that need one to score a few columns (a blend's per-user z-score
+        #: constants, see ``Recommender._scores_and_state``).
+        self.n_state = 0
         self.extra: np.ndarray | None = None
         self.extra_overlay: dict[str, np.ndarray | None] = {}
         self._snap: tuple[Any, ...] = ()
@@ -104,6 +109,8 @@ class MaterialisedLists:
         for lo in range(0, len(ids), batch):
             part = ids[lo:lo + batch]
             parts.append((part, *score_top(model, part, out.n, extra_cols=out.extra_cols)))
+            if parts[-1][4] is not None:
+                out.n_state = parts[-1][4].shape[1] - len(out.extra_cols)
             if progress is not None:
                 progress(min(lo + batch, len(ids)), len(ids))
         keep_ids: list[str] = []
@@ -126,15 +133,23 @@ class MaterialisedLists:
         out.scores = (np.concatenate(vals).astype(np.float32) if vals
                       else np.empty(0, np.float32))
         out.complete = np.asarray(comp, bool)
-        if len(out.extra_cols):
+        if len(out.extra_cols) or out.n_state:
             out.extra = (np.vstack(extra).astype(np.float32) if extra else
-                         np.empty((0, len(out.extra_cols)), np.float32))
+                         np.empty((0, len(out.extra_cols) + out.n_state), np.float32))
         out.publish()
         out.built_s = time.perf_counter() - t0
         return out
 
+    def state_row(self, user_id: str) -> np.ndarray | None:
+        """The user's row state for the model's ``score_columns`` (see :attr:`n_state`),
+        or ``None``."""
+        if not self.n_state:
+            return None
+        g = self.extra_row(user_id)
+        return None if g is None else g[len(self.extra_cols):]
+
     def extra_row(self, user_id: str) -> np.ndarray | None:
-        """The user's scores of :attr:`extra_cols`, or ``None``."""
+        """The user's scores of :attr:`extra_cols` (then their row state), or ``None``."""
         if user_id in self.extra_overlay:
             return self.extra_overlay[user_id]
         index, _, _, _, _, extra = self._snap
@@ -235,7 +250,7 @@ class MaterialisedLists:
                 else:
                     g = self.extra_overlay.get(u)
                 if self.extra is not None:
-                    extra.append(g if g is not None else np.zeros(len(self.extra_cols),
+                    extra.append(g if g is not None else np.zeros(self.extra.shape[1],
                                                                   np.float32))
                 keep.append(u)
                 counts.append(len(got[0]))
@@ -250,7 +265,7 @@ class MaterialisedLists:
             self.index = {u: i for i, u in enumerate(keep)}
             if self.extra is not None:
                 self.extra = (np.vstack(extra).astype(np.float32) if extra else
-                              np.empty((0, len(self.extra_cols)), np.float32))
+                              np.empty((0, self.extra.shape[1]), np.float32))
             self.publish()  # readers now find every changed user here, then:
             self.overlay = {}
             self.extra_overlay = {}
@@ -271,6 +286,7 @@ class MaterialisedLists:
         if self.extra is not None:
             np.save(d / "extra.npy", self.extra)
             np.save(d / "extra_cols.npy", self.extra_cols)
+            np.save(d / "n_state.npy", np.asarray(self.n_state, np.int64))
 
     @classmethod
     def load(cls, model: Any, folder: Any, n: int = DEFAULT_N) -> MaterialisedLists:
@@ -287,6 +303,8 @@ class MaterialisedLists:
         if (d / "extra.npy").is_file():
             out.extra = np.load(d / "extra.npy", mmap_mode="r")
             out.extra_cols = np.load(d / "extra_cols.npy")
+            if (d / "n_state.npy").is_file():
+                out.n_state = int(np.load(d / "n_state.npy"))
         out.publish()
         return out
 
@@ -327,10 +345,12 @@ def score_top(model: Any, user_ids: Sequence[str], n: int,
             best = np.lexsort((c, -v))[:n]
             rows.append((c[best], v[best]))
         return rows, np.asarray(personal, bool), complete, None
-    dense, personal = model._scores_for(list(user_ids), history)
+    dense, personal, state = model._scores_and_state(list(user_ids), history)
     dense = np.array(dense, dtype=np.float32, copy=True)
     gs = (dense[:, extra_cols].copy() if extra_cols is not None and len(extra_cols)
           else None)
+    if state is not None:  # stored after the shared items' scores (``extra``)
+        gs = np.hstack([gs, state]) if gs is not None else np.asarray(state, np.float32)
     for b, u in enumerate(user_ids):
         drop = _drop_cols(model, hist, b, u, neg)
         if len(drop):
@@ -480,9 +500,9 @@ class MaterialisedSource:
             hit = np.zeros(len(items), bool)
         miss = ~hit & (want >= 0)
         if miss.any():  # a complete list still leaves out seen items, which the pool may hold
-            g = self.lists.extra_row(ctx.user_id) if self.exact else None
+            ec = self.lists.extra_cols
+            g = self.lists.extra_row(ctx.user_id) if self.exact and len(ec) else None
             if g is not None:  # the shared items (trending, newest) every user has scores of
-                ec = self.lists.extra_cols
                 at = np.flatnonzero(miss)
                 pos = np.minimum(np.searchsorted(ec, want[at]), len(ec) - 1)
                 found = ec[pos] == want[at]
@@ -494,10 +514,12 @@ class MaterialisedSource:
 
     def _outside(self, user_id: str, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
         """Scores of items outside the user's (cut) list, as the direct path scores them:
-        factor models by one small dot product, sparse models (ItemKNN, RP3beta) from the
-        user's sparse score row (the items their history reaches), other models from the
-        dense row; with ``exact=False``, just below the list's last score (every such item
-        scores at most that: cheaper, but the order among them is lost)."""
+        factor models by one small dot product, models with ``score_columns`` from those
+        columns alone (ItemKNN, RP3beta, the EASE family, GF-CF, Content; Hybrid / Auto
+        with the user's row state), sparse models otherwise from the user's sparse score
+        row, other models from the dense row; with ``exact=False``, just below the list's
+        last score (every such item scores at most that: cheaper, but the order among them
+        is lost)."""
         m = self.model
         if not self.exact:
             floor = float(vals[-1]) if len(vals) else 0.0
@@ -509,11 +531,12 @@ class MaterialisedSource:
         if isinstance(m, FactorModel) and uf is not None and itf is not None and r >= 0 \
                 and not extra:
             return np.asarray(itf[cols], np.float32) @ np.asarray(uf[r], np.float32)
-        hist = m.history_matrix({user_id: extra} if extra else None, [user_id])
-        fast = getattr(m, "score_columns", None)
-        got = fast(hist, cols) if fast is not None else None
+        hist = self._history(user_id, extra)
+        state = self._state(user_id)
+        got = (m.score_columns(hist, cols) if state is None else
+               m.score_columns(hist, cols, state=state))
         if got is not None:
-            return got
+            return np.asarray(got, np.float32)
         if self.sparse:
             row = sp.csr_matrix(m._score_sparse(hist))
             row.sort_indices()
@@ -527,20 +550,50 @@ class MaterialisedSource:
         return np.asarray(m.score_row(user_id, history={user_id: extra} if extra else None)
                           [cols], np.float32)
 
+    def _history(self, user_id: str, extra: Mapping[str, float] | None) -> sp.csr_matrix:
+        """The model's ``history_matrix`` of one user: their training row as it is stored
+        when no engagement awaits (no Python loop over its entries)."""
+        m = self.model
+        r = -1 if extra else m.user_index_.get(user_id, -1)
+        if r < 0:
+            return m.history_matrix({user_id: extra} if extra else None, [user_id])
+        seen = m.seen_
+        lo, hi = seen.indptr[r], seen.indptr[r + 1]
+        return sp.csr_matrix((np.asarray(seen.data[lo:hi], np.float32), seen.indices[lo:hi],
+                              np.array([0, hi - lo])), shape=(1, m.n_items))
+
+    def _state(self, user_id: str) -> np.ndarray | None:
+        """The user's row state for ``score_columns``, kept with their list. While new
+        engagement of theirs awaits a refresh it is as stale as the list itself: items
+        are scored from their whole history with the constants of their last refresh."""
+        return self.lists.state_row(user_id)
+
     def explain(self, ctx: UserContext, items: np.ndarray) -> list[str | None]:
         """Reasons for the shown posts ``items`` (catalogue indices) from the model (the
-        direct path computes them for every candidate)."""
+        direct path computes them for every candidate). A blend that explains from its
+        per-user scores (``explain_columns``) gets them from the user's row state, or,
+        without one, from scoring the user first (what the direct path does)."""
         cols = self.cat2col[items]
         ok = cols >= 0
         out: list[str | None] = [None] * len(items)
         if not ok.any():
             return out
-        extra = self.refresher.history_of(ctx.user_id) if self.refresher else None
-        hist = self.model.history_matrix({ctx.user_id: extra} if extra else None,
-                                         [ctx.user_id])
+        uid = ctx.user_id
+        extra = self.refresher.history_of(uid) if self.refresher else None
+        history = {uid: extra} if extra else None
+        m = self.model
+        hist = self._history(uid, extra)
         if hist.nnz == 0:
             return out
-        got = self.model._explain(hist, [cols[ok]])[0]
+        by_state = getattr(m, "explain_columns", None)
+        got = None
+        if by_state is not None:
+            state = self._state(uid)
+            got = by_state(uid, hist, cols[ok], state) if state is not None else None
+            if got is None:  # its reasons read the scores of the user's last scoring
+                m._scores_for([uid], history)
+        if got is None:
+            got = m._explain(hist, [cols[ok]])[0]
         for j, why in zip(np.flatnonzero(ok).tolist(), got, strict=True):
             out[j] = why
         return out
@@ -563,15 +616,23 @@ class Refresher:
         max_users: Most users recomputed per round (the oldest pending first).
         weights: Event kind -> weight (the model's training weights by default).
         compact_every: Merge the overlay into the arrays once it holds this many users.
+        busy: Share of ``interval_s`` a round may compute for (in blocks of ``chunk``
+            users; the rest stay pending, oldest first): under heavy ingest the refresh
+            takes at most about this share of a core from serving, and a user's
+            engagement waits longer for their list instead (until then, items outside
+            their list and their reasons are scored from their whole history).
+        chunk: Users recomputed per block.
     """
 
     def __init__(self, lists: MaterialisedLists, interval_s: float = 0.5,
                  max_users: int = 2000, weights: InteractionWeights | None = None,
-                 compact_every: int = 20_000) -> None:
+                 compact_every: int = 20_000, busy: float = 0.25, chunk: int = 128) -> None:
         self.lists = lists
         self.interval_s = interval_s
         self.max_users = max_users
         self.compact_every = compact_every
+        self.busy = busy
+        self.chunk = max(int(chunk), 1)
         w = weights or InteractionWeights()
         self.kind_weight = {k: float(getattr(w, k)) for k in (
             "click", "like", "comment", "share", "save", "purchase")
@@ -621,17 +682,30 @@ class Refresher:
     def run_once(self) -> int:
         """One round: recompute up to ``max_users`` pending users; returns the count."""
         with self._lock:
-            take = []
-            oldest = None
+            take: list[tuple[str, float]] = []
             while self._pending and len(take) < self.max_users:
-                u, t = self._pending.popitem(last=False)
-                oldest = t if oldest is None else oldest
-                take.append(u)
-            hist = {u: dict(self._history.get(u, {})) for u in take}
+                take.append(self._pending.popitem(last=False))
+            hist = {u: dict(self._history.get(u, {})) for u, _ in take}
         if not take:
             return 0
-        self.lists.update(take, hist)
-        lag = time.monotonic() - (oldest or time.monotonic())
+        t0 = time.perf_counter()
+        limit = self.busy * self.interval_s if self.busy > 0 else float("inf")
+        done = 0
+        while done < len(take):
+            part = [u for u, _ in take[done:done + self.chunk]]
+            self.lists.update(part, {u: hist[u] for u in part})
+            done += len(part)
+            if time.perf_counter() - t0 >= limit:
+                break
+        if done < len(take):  # back to the front, in their order, unless re-noted since
+            with self._lock:
+                for u, t in reversed(take[done:]):
+                    if u not in self._pending:
+                        self._pending[u] = t
+                        self._pending.move_to_end(u, last=False)
+        oldest = take[0][1]
+        take = take[:done]
+        lag = time.monotonic() - oldest
         self.last_lag_s = lag
         self.max_lag_s = max(self.max_lag_s, lag)
         self.rounds += 1

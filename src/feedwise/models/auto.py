@@ -195,6 +195,23 @@ class Auto(Recommender):
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
         return self.inner_._explain(history, cols)
 
+    def _scores_and_state(self, user_ids: Sequence[str], history: History
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return self.inner_._scores_and_state(user_ids, history)
+
+    def score_columns(self, history: sp.csr_matrix, cols: np.ndarray,
+                      state: np.ndarray | None = None) -> np.ndarray | None:
+        """The chosen model's :meth:`score_columns` (with the user's ``state`` if given)."""
+        if state is None:
+            return self.inner_.score_columns(history, cols)
+        return self.inner_.score_columns(history, cols, state=state)
+
+    def explain_columns(self, user_id: str, history: sp.csr_matrix, cols: np.ndarray,
+                        state: np.ndarray | None) -> list[str] | None:
+        """The chosen model's reasons for ``cols`` from the user's ``state``, or ``None``."""
+        got = getattr(self.inner_, "explain_columns", None)
+        return None if got is None else got(user_id, history, cols, state)
+
     def similar_items(self, item_id: str, n: int = 10) -> ItemList:
         self._check_fitted()
         return self.inner_.similar_items(item_id, n)

@@ -183,6 +183,23 @@ class Recommender(ABC):
         """Reasons for items ``cols`` (one row of item columns per user)."""
         return [[self.fallback_reason] * len(c) for c in cols]
 
+    # ------------------------------------------------------------------ column scoring
+    def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray | None:
+        """Scores of the items at ``cols`` for the one history row ``history`` (1 x
+        n_items), equal to the dense row's ``cols`` (:meth:`score_row` of that history),
+        computed without a row over the catalogue; ``None`` when the model has no such
+        path. Serving scores a few hundred pooled posts this way. Blends whose scores are
+        normalised per user (:class:`~feedwise.models.hybrid.Hybrid`) also take
+        ``state=``, the user's row of :meth:`_scores_and_state`."""
+        return None
+
+    def _scores_and_state(self, user_ids: Sequence[str], history: History
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`_scores_for` plus, per user, the row state :meth:`score_columns` needs
+        (``None``: it needs none). Materialised lists keep it beside each user's list."""
+        scores, personal = self._scores_for(user_ids, history)
+        return scores, personal, None
+
     def variant(self, params: Mapping[str, Any]) -> Recommender | None:
         """This fitted model as if it had been fitted with ``params`` changed, when that can
         be derived without refitting, else ``None`` (blend calibration tries settings this
@@ -665,13 +682,6 @@ class HistoryRecommender(Recommender):
     def _score_fanout(self) -> np.ndarray | None:
         """Per item, how many items a history entry of it adds scores to (the stored
         entries of its row of the scoring matrix), or ``None`` without a sparse path."""
-        return None
-
-    def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray | None:
-        """Scores of the items at ``cols`` for the one history row ``history`` (1 x
-        n_items), equal to ``_score_matrix(history)[0, cols]``, computed from those items'
-        entries of the scoring matrix alone (no row over the catalogue), or ``None`` when
-        the model has no such path. Serving scores a few hundred pooled posts this way."""
         return None
 
     def _sparse_cost(self, hist: sp.csr_matrix) -> np.ndarray | None:

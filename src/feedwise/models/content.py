@@ -36,6 +36,15 @@ def _tags(v: object) -> list[str]:
     return [str(v)]
 
 
+def _row_entries(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the stored entries of CSR ``rows`` and, for each, its index in ``rows``."""
+    lo, hi = indptr[rows], indptr[np.asarray(rows) + 1]
+    n = (hi - lo).astype(np.int64)
+    owner = np.repeat(np.arange(len(n)), n)
+    start = np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
+    return start + np.arange(int(n.sum())), owner
+
+
 def item_table(items: pd.DataFrame | None) -> pd.DataFrame:
     """Normalise an items table to columns ``item_id, title, text, tags`` (tags a list)."""
     if items is None:
@@ -165,6 +174,32 @@ class Content(Recommender):
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._profile_scores(history)
+
+    def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+        """:meth:`_profile_scores` of one history row at ``cols`` (the profile against
+        those items' vectors only)."""
+        cols = np.asarray(cols, np.int64)
+        x = history
+        if not x.has_canonical_format:
+            x = sp.csr_matrix(x, dtype=np.float32, copy=True)
+            x.sum_duplicates()
+        v = self.vectors_
+        if not sp.issparse(v):
+            prof = np.asarray(x.data, np.float32) @ np.asarray(v[x.indices], np.float32)
+            prof = prof / (np.linalg.norm(prof) + 1e-9)
+            return np.asarray(v[cols] @ prof, dtype=np.float32)
+        # sparse vectors: the profile as a dense vector over the features, then each
+        # wanted item's stored features against it (no sparse matrix built per call)
+        at, owner = _row_entries(v.indptr, x.indices)
+        prof = np.zeros(v.shape[1], np.float64)
+        np.add.at(prof, v.indices[at], x.data[owner].astype(np.float64) * v.data[at])
+        norm = np.sqrt(np.dot(prof, prof))
+        if norm == 0:
+            return np.zeros(len(cols), np.float32)
+        at, owner = _row_entries(v.indptr, cols)
+        got = np.bincount(owner, weights=v.data[at] * prof[v.indices[at]],
+                          minlength=len(cols))
+        return (got / norm).astype(np.float32)
 
     def item_tags(self, col: int) -> list[str]:
         t = str(self.tags_[col])

@@ -180,28 +180,69 @@ class EASE(HistoryRecommender):
         out[:, self.modelled_] = part
         return out
 
-    def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
-        pos = np.full(self.n_items, -1, dtype=np.int64)
-        pos[self.modelled_] = np.arange(len(self.modelled_))
-        x = self._prepare(history)
+    def _positions(self) -> np.ndarray:
+        """Each item column's position among the modelled items (-1: not modelled)."""
+        cached = getattr(self, "_pos", None)  # (modelled_, positions), rebuilt with it
+        if cached is None or cached[0] is not self.modelled_ or len(cached[1]) != self.n_items:
+            pos = np.full(self.n_items, -1, dtype=np.int64)
+            pos[self.modelled_] = np.arange(len(self.modelled_))
+            cached = self._pos = (self.modelled_, pos)
+        return cached[1]
+
+    def _weights_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``weights_[rows][:, cols]`` (modelled positions) as a dense block."""
         w = self.weights_
+        sub = w[rows][:, cols]
+        return np.asarray(sub.toarray() if sp.issparse(sub) else sub, dtype=np.float32)
+
+    def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+        """:meth:`_score_matrix` of one history row at ``cols``: the history's rows of the
+        weights at those columns (``len(history) x len(cols)``), no row over the catalogue."""
+        cols = np.asarray(cols, np.int64)
+        pos = self._positions()
+        liked, vals = self._row_values(history)
+        lp = pos[liked]
+        keep = lp >= 0
+        pc = pos[cols]
+        ok = pc >= 0
+        if len(self.modelled_) == self.n_items:
+            out = np.zeros(len(cols), np.float32)
+        else:
+            pop = self.popularity_[cols] / (self.popularity_.max() + 1.0)
+            out = (_UNMODELLED + pop).astype(np.float32)
+        if ok.any():
+            out[ok] = (vals[keep] @ self._weights_at(lp[keep], pc[ok])) if keep.any() else 0.0
+        return out
+
+    def _row_values(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """One history row's columns and its values as :meth:`_prepare` leaves them
+        (float32), read from the row's arrays (no sparse matrix built per request)."""
+        if not history.has_canonical_format:
+            history = sp.csr_matrix(history, copy=True)
+            history.sum_duplicates()
+        v = (np.ones(history.nnz, np.float32) if self.binary
+             else np.asarray(history.data, np.float32))
+        return history.indices, v
+
+    def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
+        pos = self._positions()
+        x = self._prepare(history)
         out = []
         for r, items in enumerate(cols):
             liked = x.indices[x.indptr[r]:x.indptr[r + 1]]
             weight = x.data[x.indptr[r]:x.indptr[r + 1]]
             keep = pos[liked] >= 0
             liked, weight = liked[keep], weight[keep]
-            reasons = []
-            for i in items:
-                if len(liked) == 0 or pos[i] < 0:
-                    reasons.append(self.fallback_reason)
-                    continue
-                contrib = w[pos[liked], pos[i]]
-                contrib = contrib.toarray().ravel() if sp.issparse(contrib) else contrib
-                contrib = contrib * weight  # the item's share of the score x_u B
-                j = int(np.argmax(contrib))
-                reasons.append(f"because you liked {self.item_labels_[liked[j]]}"
-                               if contrib[j] > 0 else self.fallback_reason)
+            items = np.asarray(items, np.int64)
+            reasons = [self.fallback_reason] * len(items)
+            ok = np.flatnonzero(pos[items] >= 0) if len(liked) else np.empty(0, np.int64)
+            if len(ok):
+                # each item's share of the score x_u B per liked item (one block of B)
+                contrib = self._weights_at(pos[liked], pos[items[ok]]) * weight[:, None]
+                best = np.argmax(contrib, axis=0)
+                for k, (i, j) in enumerate(zip(ok.tolist(), best.tolist(), strict=True)):
+                    if contrib[j, k] > 0:
+                        reasons[i] = f"because you liked {self.item_labels_[liked[j]]}"
             out.append(reasons)
         return out
 

@@ -84,6 +84,22 @@ class GFCF(HistoryRecommender):
             out += (low @ self.factors_) * self.item_out_[None, :]
         return out
 
+    def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+        """:meth:`_score_matrix` of one history row at ``cols`` (the liked items' rows of
+        the Gram at those columns, the filter through the factors of those items)."""
+        cols = np.asarray(cols, np.int64)
+        if not history.has_canonical_format:
+            history = sp.csr_matrix(history, copy=True)
+            history.sum_duplicates()
+        liked = history.indices
+        val = np.ones(len(liked), np.float32)  # binary(history)
+        out = np.asarray(val @ self.gram_[liked][:, cols].toarray(), np.float32).ravel() \
+            if len(liked) and self.gram_.nnz else np.zeros(len(cols), np.float32)
+        if len(self.factors_):
+            low = (val * self.item_in_[liked]).astype(np.float32) @ self.factors_[:, liked].T
+            out = out + (low.astype(np.float32) @ self.factors_[:, cols]) * self.item_out_[cols]
+        return np.asarray(out, np.float32)
+
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
         out = []
         for r, items in enumerate(cols):
@@ -93,11 +109,17 @@ class GFCF(HistoryRecommender):
                 out.append([self.fallback_reason] * len(items))
                 continue
             # contribution of each liked item (rows) to each recommended item (columns)
-            contrib = np.asarray(self.gram_[liked][:, items].toarray(), dtype=np.float32)
+            # in float64, rounded: liked items with equal contributions (items with the
+            # same users) tie exactly, so the first of them explains whichever items are
+            # explained together (float32 products rounded by position broke ties apart)
+            contrib = np.asarray(self.gram_[liked][:, items].toarray(), dtype=np.float64)
             if len(self.factors_):
                 v = self.factors_
-                contrib += ((self.item_in_[liked, None] * (v[:, liked].T @ v[:, items]))
-                            * self.item_out_[None, items])
+                contrib += ((self.item_in_[liked, None].astype(np.float64)
+                             * (v[:, liked].T.astype(np.float64)
+                                @ v[:, items].astype(np.float64)))
+                            * self.item_out_[None, items].astype(np.float64))
+            contrib = np.round(contrib, 12)
             best = np.argmax(contrib, axis=0)
             out.append([f"because you liked {self.item_labels_[liked[b]]}"
                         if contrib[b, c] > 0 else self.fallback_reason

@@ -245,7 +245,10 @@ class Hybrid(Recommender):
         return self._models
 
     # ------------------------------------------------------------------ scoring
-    def _normalise(self, model: Recommender, s: np.ndarray) -> np.ndarray:
+    def _normalise(self, model: Recommender, s: np.ndarray,
+                   stats: np.ndarray | None = None) -> np.ndarray:
+        """Per-user z-scores of ``s`` (or reciprocal ranks); with ``stats`` (users x 3),
+        each user's mean, divisor and own lowest z go there (see :meth:`_column_parts`)."""
         s = s.astype(np.float32, copy=True)
         if hasattr(model, "modelled_") and len(model.modelled_) < s.shape[1]:
             mask = np.ones(s.shape[1], dtype=bool)
@@ -263,13 +266,19 @@ class Hybrid(Recommender):
         mu = np.where(ok, s, 0.0).sum(axis=1, keepdims=True) / n
         z = np.where(ok, s - mu, 0.0)
         sd = np.sqrt(np.square(z).sum(axis=1, keepdims=True) / n)
-        z /= np.where(sd > 0, sd, 1.0)
-        z[~ok] = np.where(ok, z, np.inf).min() if ok.any() else 0.0
+        div = np.where(sd > 0, sd, 1.0)
+        z /= div
+        low = np.where(ok, z, np.inf).min(axis=1, keepdims=True)
+        if stats is not None:  # a row scored alone takes its own lowest z
+            stats[:, 0:1], stats[:, 1:2] = mu, div
+            stats[:, 2:3] = np.where(np.isfinite(low), low, 0.0)
+        z[~ok] = low.min() if ok.any() else 0.0
         return z
 
-    def _contributions(self, rows: np.ndarray | None, hist: sp.csr_matrix | None
-                       ) -> np.ndarray:
-        """Weighted normalised scores per component (components x users x items)."""
+    def _contributions(self, rows: np.ndarray | None, hist: sp.csr_matrix | None,
+                       stats: np.ndarray | None = None) -> np.ndarray:
+        """Weighted normalised scores per component (components x users x items); with
+        ``stats`` (users x components x 3), each user's z-score constants go there."""
         n_users = len(rows) if rows is not None else hist.shape[0]
         specs = self.components_
         out = np.zeros((len(specs), n_users, self.n_items), dtype=np.float32)
@@ -279,7 +288,7 @@ class Hybrid(Recommender):
                 continue
             s = model._score_rows(rows) if rows is not None else model._score_history(hist)
             if s is not None:
-                out[k] = w * self._normalise(model, s)
+                out[k] = w * self._normalise(model, s, None if stats is None else stats[:, k])
         return out
 
     def _score_cell_bytes(self) -> int:
@@ -311,27 +320,101 @@ class Hybrid(Recommender):
 
     def _scores_for(self, user_ids: Sequence[str], history: History
                     ) -> tuple[np.ndarray, np.ndarray]:
+        scores, personal, _ = self._scored(user_ids, history, False)
+        return scores, personal
+
+    def _scores_and_state(self, user_ids: Sequence[str], history: History
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The scores, and per user the z-score constants of every component (mean,
+        divisor, fill; NaN for a user scored by trending): what :meth:`score_columns`
+        needs to score a few items exactly as the dense row does."""
+        return self._scored(user_ids, history, self.fusion != "rrf")
+
+    def _scored(self, user_ids: Sequence[str], history: History, want_state: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         rows = np.array([self.user_index_.get(u, -1) for u in user_ids], dtype=np.int64)
         folded = np.array([bool(history and history.get(u)) for u in user_ids])
         known = (rows >= 0) & ~folded
         contrib = np.zeros((len(self._models), len(user_ids), self.n_items), np.float32)
+        stats = (np.zeros((len(user_ids), len(self._models), 3), np.float32)
+                 if want_state else None)
         if known.any():
-            contrib[:, known] = self._contributions(rows[known], None)
+            part = None if stats is None else stats[known]
+            contrib[:, known] = self._contributions(rows[known], None, part)
+            if stats is not None:
+                stats[known] = part
         rest = np.flatnonzero(~known)
         cold: dict[int, list[str]] = {}
         if len(rest):
             hist = self.history_matrix(history, [user_ids[i] for i in rest])
             has = np.diff(hist.indptr) > 0
             if has.any():
-                contrib[:, rest[has]] = self._contributions(None, hist[has])
+                part = None if stats is None else stats[rest[has]]
+                contrib[:, rest[has]] = self._contributions(None, hist[has], part)
+                if stats is not None:
+                    stats[rest[has]] = part
             for i in rest[~has]:
                 scores, wanted = self._interest_scores(user_ids[i])
                 contrib[0, i] = scores
                 cold[int(i)] = wanted
+                if stats is not None:
+                    stats[i] = np.nan
         # the batch's per-component scores, for _explain (called next by recommend on this
         # thread); thread-local so concurrent requests on one model never mix
         call_state(self).last = (list(user_ids), rows, contrib, cold)
-        return contrib.sum(axis=0), np.ones(len(user_ids), dtype=bool)
+        state = None if stats is None else stats.reshape(len(user_ids), -1)
+        return contrib.sum(axis=0), np.ones(len(user_ids), dtype=bool), state
+
+    def _column_parts(self, history: sp.csr_matrix, cols: np.ndarray,
+                      state: np.ndarray | None) -> np.ndarray | None:
+        """Each component's contribution at ``cols`` for one history row, from the
+        components' :meth:`score_columns` and the user's z-score constants ``state``;
+        ``None`` where that path does not exist (no state, rank fusion, a component
+        without column scoring, a user scored by trending)."""
+        if state is None or self.fusion == "rrf" or history.nnz == 0:
+            return None
+        st = np.asarray(state, np.float32).reshape(len(self._models), 3)
+        if np.isnan(st).any():
+            return None
+        cols = np.asarray(cols, np.int64)
+        out = np.zeros((len(self._models), len(cols)), np.float32)
+        for k, ((_, w, _), model, on) in enumerate(zip(self.components_, self._models,
+                                                       self.active_, strict=True)):
+            if not on or w == 0:
+                continue
+            s = model.score_columns(history, cols)
+            if s is None:
+                return None
+            s = np.array(s, dtype=np.float32)
+            if hasattr(model, "modelled_") and len(model.modelled_) < self.n_items:
+                pos = getattr(model, "_positions", None)
+                s[(pos()[cols] < 0) if pos is not None
+                  else ~np.isin(cols, model.modelled_)] = np.nan  # as _normalise leaves out
+            ok = np.isfinite(s)
+            mu, div, fill = st[k]
+            z = np.where(ok, s - mu, np.float32(0.0))
+            z /= div
+            z[~ok] = fill
+            out[k] = w * z
+        return out
+
+    def score_columns(self, history: sp.csr_matrix, cols: np.ndarray,
+                      state: np.ndarray | None = None) -> np.ndarray | None:
+        """The blend at ``cols`` for one history row, given the user's ``state`` (their
+        row of :meth:`_scores_and_state`); ``None`` without it."""
+        parts = self._column_parts(history, cols, state)
+        return None if parts is None else parts.sum(axis=0)
+
+    def explain_columns(self, user_id: str, history: sp.csr_matrix, cols: np.ndarray,
+                        state: np.ndarray | None) -> list[str] | None:
+        """Reasons for ``cols`` as :meth:`_explain` gives them after scoring the user (the
+        component contributing most explains each item), from the user's ``state``
+        instead of a scored row; ``None`` where :meth:`score_columns` has no path."""
+        parts = self._column_parts(history, cols, state)
+        if parts is None:
+            return None
+        return self._reasons(history, self.user_index_.get(str(user_id), -1),
+                             np.asarray(cols, np.int64), parts)
 
     # ------------------------------------------------------------------ reasons
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
@@ -346,22 +429,29 @@ class Hybrid(Recommender):
                     reasons.append(f"trending in {sorted(tags)[0]}" if tags else "trending")
                 out.append(reasons)
                 continue
-            part = contrib[:, b, items].copy()
-            part[~self._blending()] = -np.inf  # components that sit out never explain
-            best = np.argmax(part, axis=0) if len(items) else np.array([], dtype=np.int64)
-            reasons = [self.fallback_reason] * len(items)
-            for k in np.unique(best):
-                pick = np.flatnonzero(best == k)
-                model = self._models[int(k)]
-                sub = [np.asarray(items)[pick]]
-                if hasattr(model, "explain_rows"):
-                    got = model.explain_rows([int(rows[b])], sub)[0]
-                else:
-                    got = model._explain(history[b], sub)[0]
-                for p, g in zip(pick, got, strict=True):
-                    reasons[p] = g
-            out.append(reasons)
+            out.append(self._reasons(history[b], int(rows[b]), np.asarray(items),
+                                     contrib[:, b, items]))
         return out
+
+    def _reasons(self, history: sp.csr_matrix, row: int, items: np.ndarray,
+                 parts: np.ndarray) -> list[str]:
+        """One user's reasons for ``items``: the component whose contribution (``parts``:
+        components x items) is largest explains each."""
+        part = parts.copy()
+        part[~self._blending()] = -np.inf  # components that sit out never explain
+        best = np.argmax(part, axis=0) if len(items) else np.array([], dtype=np.int64)
+        reasons = [self.fallback_reason] * len(items)
+        for k in np.unique(best):
+            pick = np.flatnonzero(best == k)
+            model = self._models[int(k)]
+            sub = [items[pick]]
+            if hasattr(model, "explain_rows"):
+                got = model.explain_rows([row], sub)[0]
+            else:
+                got = model._explain(history, sub)[0]
+            for p, g in zip(pick, got, strict=True):
+                reasons[p] = g
+        return reasons
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict:

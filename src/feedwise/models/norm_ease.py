@@ -159,6 +159,25 @@ class NormEASE(EASE):
         self._base_weights = value
         self._col_scale = None
 
+    def _row_values(self, history: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`relative` of one history row, on its arrays."""
+        if not history.has_canonical_format:
+            history = sp.csr_matrix(history, copy=True)
+            history.sum_duplicates()
+        power = 0.0 if self.binary else self.value_power
+        v = np.asarray(history.data, np.float32)
+        if power == 0 or not len(v):
+            return history.indices, np.ones(len(v), np.float32)
+        top = v.max()
+        top = top if top > 0 else np.float32(1.0)
+        return history.indices, np.maximum(v / top, np.float32(0.0)) ** np.float32(power)
+
+    def _weights_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        w = self._base_weights[rows][:, cols]  # never the scaled items x items copy
+        w = np.asarray(w.toarray() if sp.issparse(w) else w, dtype=np.float32)
+        scale = self.__dict__.get("_col_scale")
+        return w if scale is None else w * scale[cols][None, :]
+
     def _modelled_scores(self, x: sp.csr_matrix) -> np.ndarray:
         scale = self.__dict__.get("_col_scale")
         if scale is None:

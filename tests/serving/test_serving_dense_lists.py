@@ -1,0 +1,86 @@
+"""Materialised lists of a dense blend (the default ``auto``, a calibrated hybrid on a
+catalogue): the same feeds and reasons as the direct path, with pool items outside a list
+and the shown posts' reasons computed from the user's row state kept with the list, never
+from a row over the catalogue; the state survives save / load (feed workers map it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_serving_materialised import N_USERS, _events, _feeds, _items
+
+from feedwise.feed import FeedEngine
+from feedwise.feed.materialised import MaterialisedLists, Refresher, attach
+from feedwise.models import get_model
+from feedwise.store import EventStore
+
+
+@pytest.fixture(scope="module")
+def blend(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    db = tmp_path_factory.mktemp("dense") / "db.duckdb"
+    with EventStore(db) as store:
+        store.upsert_items(_items())
+        store.ingest(_events())
+        data = store.interactions()
+    comps = [("norm-ease", 2.0, {}), ("time-ease", 0.5, {}), ("rp3beta", 0.2, {}),
+             ("content", 0.15, {}), ("gf-cf", 1.2, {"linear": 0.0})]
+    model = get_model("hybrid", components=comps, calibrate=False).fit(data, items=_items())
+    return {"db": db, "model": model}
+
+
+def test_dense_blend_lists_equal_direct_feeds_without_dense_rows(blend: dict,
+                                                                 monkeypatch) -> None:  # noqa: ANN001
+    model = blend["model"]
+    users = [f"u{u}" for u in range(0, N_USERS, 2)]
+    with EventStore(blend["db"], read_only=True) as store:
+        direct = FeedEngine.from_store(store, model)
+        served = FeedEngine.from_store(store, model)
+    want = _feeds(direct, users)
+    # the quota (150: a cut list still serves), and no shared items' scores: pool items
+    # outside a list (trending, newest) are scored from the state
+    lists = MaterialisedLists.build(model, n=150)
+    assert lists.n_state == 3 * len(model.models_)
+    src = attach(served, lists)
+    dense = []
+    for name in ("_scores_for", "score_row"):  # any dense row of the blend is counted
+        real = getattr(model, name)
+        monkeypatch.setattr(model, name, lambda *a, _r=real, **k: dense.append(1) or _r(*a, **k))
+    outside = []
+    real_cols = model.score_columns
+    monkeypatch.setattr(model, "score_columns",
+                        lambda h, c, **k: outside.append(len(c)) or real_cols(h, c, **k))
+    got = _feeds(served, users)
+    same = np.mean([a == b for a, b in zip(want, got, strict=True)])
+    assert src.hits >= len(users) * 0.9
+    assert same >= 0.99, f"{same:.1%} of feeds (top 20 and reasons) equal"
+    assert sum(outside) > 0  # pool items outside the short lists were scored by column
+    assert not dense, "a dense row of the blend was scored while serving from the lists"
+
+
+def test_row_state_survives_save_and_load(blend: dict, tmp_path) -> None:  # noqa: ANN001
+    model = blend["model"]
+    lists = MaterialisedLists.build(model, n=30, users=["u1", "u2", "u3"])
+    assert lists.state_row("u2") is not None and not len(lists.extra_cols)
+    lists.update(["u2"], {"u2": {"i9": 2.0}})  # a refresh recomputes the state too
+    _, _, fresh = model._scores_and_state(["u2"], {"u2": {"i9": 2.0}})
+    np.testing.assert_allclose(lists.state_row("u2"), fresh[0], rtol=1e-6)
+    lists.save(tmp_path / "lists")
+    back = MaterialisedLists.load(model, tmp_path / "lists", n=30)
+    assert back.n_state == lists.n_state
+    for u in ("u1", "u2", "u3"):
+        np.testing.assert_array_equal(back.state_row(u), lists.state_row(u))
+    assert back.forget_user("u2") and back.row("u2") is None
+
+
+def test_refresh_round_stops_at_its_busy_share(blend: dict) -> None:
+    model = blend["model"]
+    lists = MaterialisedLists.build(model, n=30, users=[f"u{k}" for k in range(12)])
+    ref = Refresher(lists, interval_s=1e-6, chunk=4)  # a round's share: one block
+    users = [f"u{k}" for k in range(10)]
+    assert ref.note(users, ["i3"] * 10, ["like"] * 10) == 10
+    before = lists.state_row("u0").copy()
+    assert ref.run_once() == 4 and ref.pending() == 6
+    assert list(ref._pending) == users[4:]  # the rest wait at the front, in order
+    assert not np.array_equal(lists.state_row("u0"), before)  # refreshed with the like
+    assert ref.run_once() == 4 and ref.run_once() == 2 and ref.pending() == 0
+    assert ref.refreshed == 10
