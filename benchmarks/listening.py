@@ -12,11 +12,17 @@ Rows (printed as a table, written to benchmarks/results/listening.json):
   ``--loco-per-cat`` reviews each; waimai is not read): the default analyser's lexicon
   weight and offset (nested: picked on the other nine categories, scored on the held-out
   one; snownlp alone beside it) and the trainable analyser's C (``--grid``).
+- Chinese, training on all of the other categories (phase ``zh-full``, only where
+  ``--full-held-out`` names categories; slow): the trainable analyser trained on ALL
+  reviews of the other online_shopping categories, as the acceptance model is trained,
+  scored on the held-out category's zh-select sample, its combiner fitted on a random
+  validation share and on out-of-category predictions (``groups``); waimai is not read.
 - Chinese reviews (phase ``chinese``), accuracy on waimai_10k.csv, read once with what
   zh-select chose: the default analyser (target >= 0.80; positive when P(positive) >
   P(negative)), and the trainable analyser trained on all of online_shopping_10_cats
   (target >= 0.88; character 1-3-grams, as ``features="auto"`` picks for Chinese,
-  combined with the default analyser's log-odds).
+  combined with the default analyser's log-odds by a combiner fitted on out-of-category
+  predictions, the categories as ``groups``; ``--no-groups``: on a random share).
 - Speed of the default analyser on one core (English tweets; Chinese reviews beside it):
   comments/s and the overhead ratio against bare calls of the underlying packages (VADER
   and AFINN) on the same texts, side by side in the same run, the median of 3 repetitions
@@ -206,8 +212,8 @@ def bench_zh_select(shop: pd.DataFrame, grid: list[float], per_cat: int) -> list
     return rows
 
 
-def bench_chinese(shop: pd.DataFrame, waimai: pd.DataFrame, C: float | None, quick: bool
-                  ) -> list[dict]:
+def bench_chinese(shop: pd.DataFrame, waimai: pd.DataFrame, C: float | None, quick: bool,
+                  groups: bool = True) -> list[dict]:
     """The acceptance figures on waimai: the default analyser, and the trainable analyser
     trained on all of online_shopping with the C chosen leave-category-out (phase
     zh-select; 10 where it did not run)."""
@@ -226,12 +232,45 @@ def bench_chinese(shop: pd.DataFrame, waimai: pd.DataFrame, C: float | None, qui
     if quick:
         shop = shop.sample(8_000, random_state=0)
     t0 = time.perf_counter()
-    m = TrainedAnalyser(C=C).fit(shop["review"].tolist(), shop["label"].tolist())
+    m = TrainedAnalyser(C=C).fit(shop["review"].tolist(), shop["label"].tolist(),
+                                 groups=shop["cat"].tolist() if groups else None)
     fit_s = time.perf_counter() - t0
     acc = float((binary_pred(m.analyse(waimai["review"].tolist())) == truth).mean())
     rows.append({"check": "Chinese trainable shopping -> waimai, accuracy", "value": acc,
                  "target": ">= 0.88", "holds": acc >= 0.88, "C": C,
+                 "combiner": m.stack_fit_, "combiner_coef": m.stack_coef_.tolist(),
                  "fit_seconds": fit_s, "n_train": len(shop)})
+    return rows
+
+
+def bench_zh_full(shop: pd.DataFrame, held_out: list[str], C: float, per_cat: int
+                  ) -> list[dict]:
+    """The trainable analyser trained on ALL reviews of the other categories (as the
+    acceptance model is trained), scored on the held-out category's ``per_cat`` sample
+    (the zh-select texts), with the combiner fitted on a random validation share (no
+    groups) and on out-of-category predictions (``groups``: the categories). Slow (four
+    classifiers on ~55k reviews per held-out category); waimai is not read."""
+    from feedwise.text.sentiment import TrainedAnalyser
+
+    _cache_default_logits()
+    sample = _loco_sample(shop, per_cat)
+    rows = []
+    for use in (False, True):
+        per = {}
+        for c in held_out:
+            tr = shop[shop["cat"] != c]
+            te = sample[sample["cat"] == c]
+            m = TrainedAnalyser(C=C).fit(tr["review"].tolist(), tr["label"].tolist(),
+                                         groups=tr["cat"].tolist() if use else None)
+            out = m.analyse(te["review"].tolist())
+            per[c] = float((binary_pred(out) == te["label"].to_numpy().astype(int)).mean())
+            print(f"  all other categories, groups={use}, held out {c}: {per[c]:.4f} "
+                  f"(combiner {m.stack_fit_}, coef {np.round(m.stack_coef_[1], 3)})",
+                  flush=True)
+        rows.append({"check": "zh trainable on all other categories, combiner on "
+                     + ("held-out categories" if use else "a random share"),
+                     "value": float(np.mean(list(per.values()))), "target": "",
+                     "holds": None, "per_category": per})
     return rows
 
 
@@ -325,9 +364,16 @@ def main() -> None:
                          "the one zh-select chose, else 10)")
     ap.add_argument("--loco-per-cat", type=int, default=1500,
                     help="reviews per online_shopping category in zh-select")
+    ap.add_argument("--no-groups", action="store_true",
+                    help="phase chinese: fit the combiner on a random validation share, not "
+                         "on out-of-category predictions (the online_shopping categories)")
+    ap.add_argument("--full-held-out", nargs="*", default=[],
+                    help="phase zh-full (runs only where categories are named, e.g. 书籍 蒙牛 "
+                         "热水器 酒店): train on all other categories, score the held-out one")
     ap.add_argument("--quick", action="store_true", help="subsample the Chinese training set")
     ap.add_argument("--skip", nargs="*", default=[],
-                    choices=["tweeteval", "trained", "zh-select", "chinese", "speed", "world"])
+                    choices=["tweeteval", "trained", "zh-select", "zh-full", "chinese", "speed",
+                             "world"])
     ap.add_argument("--out", default=str(RESULTS / "listening.json"))
     a = ap.parse_args()
 
@@ -337,7 +383,10 @@ def main() -> None:
     steps = [("tweeteval", lambda: bench_default_tweeteval(texts, labels)),
              ("trained", lambda: bench_trained_tweeteval(texts, labels)),
              ("zh-select", lambda: bench_zh_select(shop, a.grid, a.loco_per_cat)),
-             ("chinese", lambda: bench_chinese(shop, waimai, a.C, a.quick)),
+             ("zh-full", lambda: bench_zh_full(shop, a.full_held_out, a.C or 10.0,
+                                               a.loco_per_cat) if a.full_held_out else []),
+             ("chinese", lambda: bench_chinese(shop, waimai, a.C, a.quick,
+                                               groups=not a.no_groups)),
              ("speed", lambda: bench_speed(texts, waimai["review"].head(2000).tolist())),
              ("world", world_rows)]
     for name, step in steps:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from feedwise.errors import ConfigError
+from feedwise.errors import ConfigError, DataError
 from feedwise.text import sentiment as S
 from feedwise.text.sentiment import DefaultAnalyser, TrainedAnalyser, load_analyser
 
@@ -115,3 +115,51 @@ def test_default_logits_match_the_default_analyser(ana) -> None:
     c = ana.compound(texts[1], "en")
     assert z[1] == pytest.approx(math.log((1 + c) / (1 - c))) and z[1] > 0
     assert z[2] > 0 and z[3] == 0.0  # mixed read; German not read by the default
+
+
+def _zh_grouped() -> tuple[list[str], list[int], list[str]]:
+    """Four groups (say, products) of 40 reviews: in each, a group's own mark (a character
+    no other group uses) gives the label away, while the sentiment phrase (which the
+    default analyser reads) agrees with the label in 80% of the reviews only."""
+    pos = ["味道很好，很满意", "非常满意，推荐", "好吃又实惠", "服务态度好，很喜欢"]
+    neg = ["太难吃了，很失望", "非常失望，差评", "又贵又难吃", "态度很差，很生气"]
+    marks = ["甲乙", "丙丁", "戊己", "庚辛"]
+    texts, y, groups = [], [], []
+    for g, mark in enumerate(marks):
+        for i in range(40):
+            label = i % 2
+            says = label if i % 10 not in (3, 6) else 1 - label
+            phrase = (pos if says else neg)[(i // 2) % 4]
+            texts.append(f"{phrase}{mark[label]}")
+            y.append(label)
+            groups.append(f"p{g}")
+    return texts, y, groups
+
+
+def test_groups_fit_the_combiner_on_groups_the_classifier_did_not_see(tmp_path: Path) -> None:
+    """Within a group the classifier learns the group's marks and looks perfect on a random
+    validation share; on groups it was not trained on it knows only the phrases, so the
+    combiner fitted there weighs the default analyser more."""
+    texts, y, groups = _zh_grouped()
+    plain = TrainedAnalyser().fit(texts, y)
+    grouped = TrainedAnalyser().fit(texts, y, groups=groups)
+    assert plain.stack_fit_ == "validation share"
+    assert grouped.stack_fit_ == "held-out groups"
+
+    def trust(m: TrainedAnalyser) -> float:  # default's weight per unit of the classifier's
+        w = m.stack_coef_[1] - m.stack_coef_[0]
+        return float(w[-1] / abs(w[1]))
+
+    assert trust(grouped) > 2 * trust(plain) > 0
+    # a new group: only the phrase says anything, and the default reads it
+    new = ["味道很好，很满意壬癸", "太难吃了，很失望壬癸"]
+    assert grouped.analyse(new)["label"].tolist() == ["positive", "negative"]
+    grouped.save(tmp_path / "g")
+    back = load_analyser(tmp_path / "g")
+    assert back.stack_fit_ == "held-out groups"
+    pd.testing.assert_frame_equal(back.analyse(new), grouped.analyse(new))
+    # fewer than MIN_GROUPS groups: the random validation share, as without groups
+    two = TrainedAnalyser().fit(texts, y, groups=[g if g == "p0" else "rest" for g in groups])
+    assert two.stack_fit_ == "validation share"
+    with pytest.raises(DataError, match="groups"):
+        TrainedAnalyser().fit(texts, y, groups=groups[:-1])
