@@ -107,3 +107,24 @@ def test_score_table_shows_reasons_not_none(tmp_path: Path) -> None:
     assert "None" not in r.stdout and "nan" not in r.stdout
     assert r.stdout.count("not scored") == 2
     assert "empty" in r.stdout and "binary" in r.stdout and "positive" in r.stdout
+
+
+def test_train_with_group_column_fits_the_mix_on_unseen_groups(tmp_path: Path) -> None:
+    pos = ["great product love it", "excellent service very happy", "wonderful works well"]
+    neg = ["terrible product hate it", "awful service very angry", "broken does not work"]
+    rows = [{"review": f"{t} {g}{i}", "stars": s, "shop": f"shop{g}"}
+            for g in range(4) for i in range(20)
+            for ts, s in ((pos, 1), (neg, 0)) for t in ts]
+    pd.DataFrame(rows).to_csv(tmp_path / "lab.csv", index=False)
+    args = ["sentiment", "train", str(tmp_path / "lab.csv"), "--text-column", "review",
+            "--label-column", "stars", "--no-validate"]
+    r = runner.invoke(app, [*args, "--group-column", "shop", "--out", str(tmp_path / "g")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "g" / "sentiment.json").read_text())["stack_fit"] == (
+        "held-out groups")
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "n")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "n" / "sentiment.json").read_text())["stack_fit"] != (
+        "held-out groups")
+    r = runner.invoke(app, [*args, "--group-column", "nope"])
+    assert r.exit_code == 2 and "no column 'nope'" in r.output and "--group-column" in r.output

@@ -103,7 +103,8 @@ def read_texts(path: Path, column: str | None) -> list[Any]:
     return df[col].tolist()
 
 
-def _read_labelled(path: Path, text_column: str, label_column: str) -> tuple[list, list]:
+def _read_labelled(path: Path, text_column: str, label_column: str,
+                   group_column: str | None = None) -> tuple[list, list, list | None]:
     import pandas as pd
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -120,11 +121,15 @@ def _read_labelled(path: Path, text_column: str, label_column: str) -> tuple[lis
     except Exception as e:  # noqa: BLE001
         raise DataError(f"{path}: cannot read ({type(e).__name__}: {e}); expected CSV, "
                         "JSON Lines or Parquet") from None
-    for c, opt in ((text_column, "--text-column"), (label_column, "--label-column")):
+    named = [(text_column, "--text-column"), (label_column, "--label-column")]
+    if group_column is not None:
+        named.append((group_column, "--group-column"))
+    for c, opt in named:
         if c not in df.columns:
             raise DataError(f"{path}: no column {c!r} (columns: "
                             f"{', '.join(map(str, df.columns))}); name it with {opt}")
-    return df[text_column].tolist(), df[label_column].tolist()
+    groups = df[group_column].fillna("").astype(str).tolist() if group_column else None
+    return df[text_column].tolist(), df[label_column].tolist(), groups
 
 
 def resolve_model(model: str, registry: str):
@@ -227,6 +232,11 @@ def train(
                                          "figures go into the artifact), then refit on all."
     )] = True,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split and solver.")] = 0,
+    group_column: Annotated[str | None, typer.Option(
+        "--group-column", help="Column naming each text's group (product, category, "
+                               "channel): with 3 or more groups the mix of the character "
+                               "model and the lexicon is fitted on groups the model did not "
+                               "see, which transfers better to a new domain.")] = None,
 ) -> None:
     """Train a sentiment analyser (word and character n-grams, a linear model, calibrated
     probabilities) on labelled comments and save it as a versioned artifact.
@@ -237,7 +247,7 @@ def train(
 
     from feedwise.text.sentiment import TrainedAnalyser, normalise_labels
 
-    texts, labels = _read_labelled(file, text_column, label_column)
+    texts, labels, groups = _read_labelled(file, text_column, label_column, group_column)
     mapped, _ = normalise_labels(labels)
     metrics: dict[str, float] = {}
     if validate and len(texts) >= 20:
@@ -250,7 +260,8 @@ def train(
             tr, va = train_test_split(idx, test_size=0.2, random_state=seed)
         err_console.print(f"validating on {len(va):,} held-out rows ...")
         held = TrainedAnalyser(C=C, random_state=seed).fit(
-            [texts[i] for i in tr], [labels[i] for i in tr])
+            [texts[i] for i in tr], [labels[i] for i in tr],
+            groups=None if groups is None else [groups[i] for i in tr])
         pred = held.analyse([texts[i] for i in va])
         truth = np.array([mapped[i] for i in va], dtype=object)
         ok = pred["label"].notna().to_numpy()
@@ -260,7 +271,7 @@ def train(
                    for c in sorted(set(truth[ok]))]
         metrics["val_macro_recall"] = float(np.mean(recalls)) if recalls else float("nan")
     err_console.print(f"training on {len(texts):,} rows ...")
-    model = TrainedAnalyser(C=C, random_state=seed).fit(texts, labels)
+    model = TrainedAnalyser(C=C, random_state=seed).fit(texts, labels, groups=groups)
     model.metrics_ = metrics
     if out is not None:
         path = model.save(out)
@@ -270,7 +281,8 @@ def train(
 
         meta = ModelRegistry(registry).register(
             model, metrics=metrics, config={"file": str(file), "text_column": text_column,
-                                            "label_column": label_column},
+                                            "label_column": label_column,
+                                            "group_column": group_column},
             notes="feedwise sentiment train")
         where = f"{registry} version {meta.version}"
     emit([{"model": where, "classes": ",".join(model.classes_), "n_train": model.n_train_,
