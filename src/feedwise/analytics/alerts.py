@@ -242,19 +242,30 @@ class BurstDetector:
         # Python floats, not numpy scalars: the same IEEE arithmetic, several times faster
         # per bin (the log stays numpy's, so every figure is the same to the last bit)
         xs, counts, hours = x.tolist(), all_counts.tolist(), bin_hour.tolist()
-        log = np.log
+        # numpy's log of each ratio, kept per value: a quiet series sits at the floor, so
+        # its ratio repeats bin after bin (the same input gives numpy's same output)
+        log, logs = np.log, {}
+        ratio = self.ratio
         for t in range(len(xs)):
             h = int(hours[t])
             xt = xs[t]
             prof = (hour_n[h] / hour_bins[h]) / (n_total / bins_total)
             rate = ew_sum / ew_w if ew_w > 0 else 0.0
-            lam0 = max(rate * prof, floor)
-            lam1 = max(self.ratio * lam0, lam0 + min_step)
-            inc = xt * float(log(lam1 / lam0)) - (lam1 - lam0)
+            # max(a, b) written out (b if b > a else a: the same value, NaN and -0.0 too)
+            v = rate * prof
+            lam0 = floor if floor > v else v
+            v, w = ratio * lam0, lam0 + min_step
+            lam1 = w if w > v else v
+            q = lam1 / lam0
+            lg = logs.get(q)
+            if lg is None:
+                lg = logs[q] = float(log(q))
+            inc = xt * lg - (lam1 - lam0)
             if t >= quiet_until:
                 if s <= 0.0:
                     run_start, run_obs, run_base = t, 0.0, 0.0
-                s = max(0.0, s + inc)
+                v = s + inc
+                s = v if v > 0.0 else 0.0
                 if s > 0:
                     run_obs += xt
                     run_base += lam0
@@ -263,7 +274,7 @@ class BurstDetector:
                     s, quiet_until = 0.0, t + cool
             # learn the baseline from bins outside alerts (a burst is not the new normal)
             if t >= quiet_until:
-                ew_sum = decay * ew_sum + xt / max(prof, 1e-9)
+                ew_sum = decay * ew_sum + xt / (1e-9 if 1e-9 > prof else prof)
                 ew_w = decay * ew_w + 1.0
             hour_n[h] += counts[t]
             hour_bins[h] += 1.0

@@ -332,13 +332,15 @@ def post_outcomes(scope: Scope, users: np.ndarray | None = None, *, tag: str | N
     if tag:
         posts = posts[[tag in list(t if t is not None else []) for t in posts["tags"]]]
     kinds = ", ".join(f"'{k}'" for k in ENGAGEMENT_KINDS)
-    ev = scope.query(f"""SELECT item_id, user_id,
-                                count(*) FILTER (WHERE kind IN ({kinds})) AS engagements,
-                                count(*) FILTER (WHERE kind = 'impression') AS impressions
-                         FROM ev GROUP BY ALL""")
-    if users is not None:
+    counted = (f"count(*) FILTER (WHERE kind IN ({kinds})) AS engagements, "
+               "count(*) FILTER (WHERE kind = 'impression') AS impressions")
+    if users is None:  # everyone: the per-item sums in SQL (the same whole numbers)
+        per = scope.query(f"SELECT item_id, {counted} FROM ev WHERE item_id IS NOT NULL "
+                          "GROUP BY item_id").set_index("item_id")
+    else:
+        ev = scope.query(f"SELECT item_id, user_id, {counted} FROM ev GROUP BY ALL")
         ev = ev[ev["user_id"].isin(users)]
-    per = ev.groupby("item_id")[["engagements", "impressions"]].sum()
+        per = ev.groupby("item_id")[["engagements", "impressions"]].sum()
     out = posts.join(per, on="item_id")
     out[["engagements", "impressions"]] = out[["engagements", "impressions"]].fillna(0)
     return out.reset_index(drop=True)

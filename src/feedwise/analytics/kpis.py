@@ -25,12 +25,13 @@ that period.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from feedwise.analytics.scope import Scope, utc_wall
-from feedwise.analytics.sessions import SessionConfig, session_summary
+from feedwise.analytics.sessions import SessionConfig, _session_summary, session_summary_sql
 from feedwise.analytics.suppression import suppress
 
 Grain = Literal["hour", "day", "week", "month"]
@@ -87,13 +88,35 @@ def _rates(c: dict) -> dict[str, float]:
     return out
 
 
+def _rates_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`_rates` of every row of ``df`` at once (the same divisions, column-wise)."""
+    def col(name: str) -> np.ndarray:
+        return df[name].to_numpy(np.float64)
+
+    def div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.full(len(a), np.nan)
+        np.divide(a, b, out=out, where=b != 0)
+        return out
+
+    imps, ad_imps = col("impressions"), col("ad_impressions")
+    all_imps = imps + ad_imps
+    eng = sum(df[f"{k}s"].to_numpy() for k in ENGAGE_KINDS).astype(np.float64)
+    out = {"ctr": div(col("clicks"), imps), "engagement_rate": div(eng, imps),
+           **{f"{k}_rate": div(col(f"{k}s"), imps) for k in ENGAGE_KINDS},
+           "hide_rate": div(col("hides"), all_imps), "report_rate": div(col("reports"), all_imps),
+           "ad_load": div(ad_imps, all_imps), "ad_ctr": div(col("ad_clicks"), ad_imps),
+           "ecpm": div(1000.0 * col("revenue"), ad_imps)}
+    return pd.DataFrame(out)
+
+
 def counts(scope: Scope) -> dict[str, float]:
     """Raw event counts of the scope (one scan), plus ``revenue`` and ``conv_value``."""
     sel = ", ".join(f"{sql} AS {name}" for name, sql in _COUNTS.items())
-    c = scope.query(f"SELECT {sel} FROM ev").iloc[0].to_dict()
-    money = scope.query("SELECT coalesce(sum(cost), 0) AS revenue, "
-                        "coalesce(sum(conv_value), 0) AS conv_value FROM ad_ev").iloc[0]
-    c.update(revenue=float(money["revenue"]), conv_value=float(money["conv_value"]))
+    # one statement: the counts of ev and the money of ad_ev (the same aggregates as two)
+    c = scope.row(f"""SELECT * FROM (SELECT {sel} FROM ev),
+            (SELECT coalesce(sum(cost), 0) AS revenue,
+                    coalesce(sum(conv_value), 0) AS conv_value FROM ad_ev)""")
+    c.update(revenue=float(c["revenue"]), conv_value=float(c["conv_value"]))
     return {k: (float(v) if v is not None and not pd.isna(v) else float("nan"))
             for k, v in c.items()}
 
@@ -105,9 +128,15 @@ def active_users(scope: Scope) -> dict[str, float]:
     exactly the 168 hours before it whatever time the window starts (for windows of whole
     UTC days these are the UTC days).
     """
+    return _active(scope.query(_active_sql(scope), [scope.end]).iloc[0])
+
+
+def _active_sql(scope: Scope) -> str:
+    """The select list of :func:`active_users` (its row: ``dau``, ``wau``, ``mau``,
+    ``dau30``), reading ``ev`` with the window's end as its one parameter."""
     ndays = max(1, math.ceil(scope.days))
     last30 = min(30, ndays)
-    row = scope.query(f"""
+    return f"""
         WITH d AS (SELECT DISTINCT user_id,
                           CAST(floor((epoch(?::TIMESTAMPTZ) - epoch(ts)) / 86400) AS INTEGER)
                               AS back
@@ -116,7 +145,10 @@ def active_users(scope: Scope) -> dict[str, float]:
                (SELECT count(DISTINCT user_id) FROM d WHERE back < 7) AS wau,
                (SELECT count(DISTINCT user_id) FROM d WHERE back < 30) AS mau,
                (SELECT count(*) FROM d WHERE back < {last30}) / {last30}::DOUBLE
-                   AS dau30""", [scope.end]).iloc[0]
+                   AS dau30"""
+
+
+def _active(row: Any) -> dict[str, float]:
     mau = float(row["mau"])
     return {"dau": float(row["dau"]), "wau": float(row["wau"]), "mau": mau,
             "stickiness": _div(row["dau30"], mau)}
@@ -128,7 +160,12 @@ def kpi_summary(scope: Scope, sessions: SessionConfig | None = None) -> dict[str
     Returns NaN for every KPI when the scope holds fewer than ``scope.k`` users.
     """
     c = counts(scope)
-    out: dict[str, float] = {**active_users(scope), **session_summary(scope, sessions)}
+    # active users and the session summary in one statement (the same aggregates)
+    cfg = sessions or SessionConfig()
+    row = scope.row(f"""WITH a AS ({_active_sql(scope)}),
+            s AS ({session_summary_sql(scope.sessions_table(cfg.gap_minutes))})
+        SELECT * FROM a, s""", [scope.end])
+    out: dict[str, float] = {**_active(row), **_session_summary(row, scope.k)}
     out.update(_rates(c))
     out.update(avg_dwell_s=c["avg_dwell_s"], revenue=c["revenue"], users=c["users"],
                impressions=c["impressions"], ad_impressions=c["ad_impressions"],
@@ -177,6 +214,6 @@ def kpi_series(scope: Scope, grain: Grain = "day",
     if df.empty:
         return df.assign(active_users=[], suppressed=[])
     df["period"] = pd.to_datetime(df["period"]).dt.tz_localize("UTC")
-    rates = pd.DataFrame([_rates(row) for row in df.to_dict(orient="records")])
+    rates = _rates_frame(df)
     df = pd.concat([df, rates], axis=1).rename(columns={"users": "active_users"})
     return suppress(df, "active_users", scope.k)

@@ -8,6 +8,8 @@ analytics rule). A session's *length* is the time from its first to its last eve
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from pydantic import BaseModel, Field
 
@@ -38,15 +40,25 @@ def session_summary(scope: Scope, config: SessionConfig | None = None) -> dict[s
     scope has fewer than ``scope.k`` users.
     """
     cfg = config or SessionConfig()
-    row = scope.query(f"""SELECT count(*) AS sessions, avg(length_s) AS avg_length_s,
+    row = scope.query(session_summary_sql(scope.sessions_table(cfg.gap_minutes))).iloc[0]
+    return _session_summary(row, scope.k)
+
+
+def session_summary_sql(table: str) -> str:
+    """The query of :func:`session_summary` over the session table ``table``."""
+    return f"""SELECT count(*) AS sessions, avg(length_s) AS avg_length_s,
             median(length_s) AS median_length_s, avg(depth) AS avg_depth,
             avg(n_events) AS avg_events, count(DISTINCT user_id) AS users
-        FROM {scope.sessions_table(cfg.gap_minutes)}""").iloc[0]
+        FROM {table}"""
+
+
+def _session_summary(row: Any, k: int) -> dict[str, float]:
+    """:func:`session_summary`'s dict from its query's row (``k``: the scope's)."""
     users = int(row["users"])
     out = {"sessions": float(row["sessions"]), "avg_length_s": row["avg_length_s"],
            "median_length_s": row["median_length_s"], "avg_depth": row["avg_depth"],
            "avg_events": row["avg_events"],
            "sessions_per_user": row["sessions"] / users if users else float("nan")}
-    if users < scope.k:
+    if users < k:
         out = {key: float("nan") for key in out}
     return {key: float(v) if v is not None else float("nan") for key, v in out.items()}

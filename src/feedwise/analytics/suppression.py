@@ -32,13 +32,28 @@ def suppress(df: pd.DataFrame, users: str, k: int, columns: Sequence[str] | None
     Returns:
         A copy of ``df`` with small rows blanked and ``flag`` set.
     """
-    out = df.copy()
-    n = out[users].fillna(0).to_numpy()
+    n = df[users].fillna(0).to_numpy()
     small = (n > 0) & (n < k)  # a row of zero users describes nobody
     cols = list(columns) if columns is not None else [
-        c for c in out.columns if pd.api.types.is_numeric_dtype(out[c]) and c != flag]
-    for c in cols:
-        if small.any():
+        c for c, t in df.dtypes.items() if pd.api.types.is_numeric_dtype(t) and c != flag]
+    if small.any() and df.columns.is_unique and set(cols) <= set(df.columns):
+        # one new frame: each blanked column as float64 with NaN in the small rows (the
+        # values the column-by-column assignments below give, without their per-column cost)
+        blank = set(cols)
+        data = {}
+        for c in df.columns:
+            if c in blank:
+                v = df[c].astype("float64").to_numpy(copy=True)
+                v[small] = np.nan
+                data[c] = v
+            else:
+                data[c] = df[c]
+        out = pd.DataFrame(data, index=df.index)
+        out.columns = df.columns
+        out.attrs = dict(df.attrs)
+    else:
+        out = df.copy()
+        for c in cols if small.any() else ():
             out[c] = out[c].astype("float64")
             out.loc[small, c] = np.nan
     out[flag] = small

@@ -20,6 +20,7 @@ change made through the console clears the memo with the page cache.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -100,15 +101,28 @@ class MemoScope(Scope):
         self.store, self.k, self.materialize = store, int(k), materialize
         self._built: set[str] = set()
         self._cur: duckdb.DuckDBPyConnection | None = None
+        self._views: dict[str, str] = {}  # views not created yet: name -> statement
         self._pending: list[tuple[str, Any]] = []  # temp tables named, built on a miss
 
     @property
     def cur(self) -> duckdb.DuckDBPyConnection:
-        """The cursor with the window's views, opened on the first query that misses."""
+        """The cursor of the window, opened on the first query that misses; each of the
+        window's views is created before the first query that reads it (:meth:`_need`)."""
         if self._cur is None:
             self._cur = self.store.cursor()
-            self._create()
+            self._views = self._view_sql()
         return self._cur
+
+    def _need(self, sql: str) -> None:
+        """Create the views ``sql`` names (and the ``hist`` view the user views read)."""
+        cur = self.cur
+        names = {n for n in self._views if re.search(rf"\b{n}\b", sql)}
+        if names & {"user_span", "user_days"}:
+            names.add("hist")
+        for name, create in list(self._views.items()):  # in the order they read each other
+            if name in names:
+                cur.execute(create)
+                del self._views[name]
 
     def shifted(self, delta: Any) -> MemoScope:
         return MemoScope(self.store, self.start + delta, self.end + delta, k=self.k,
@@ -139,9 +153,12 @@ class MemoScope(Scope):
                     _tl.oldest = min(_tl.oldest, hit[0])
                 return hit[1]
             _stats["misses"] += 1
-        for _, build in self._pending:  # the temp tables this query may read
-            build()
-        self._pending.clear()
+        if self._pending:  # the temp tables this query may read (they read ev)
+            self._need("ev")
+            for _, build in self._pending:
+                build()
+            self._pending.clear()
+        self._need(sql)
         value = fn()
         with _lock:
             if len(_memo) >= MAX_ENTRIES or _cells[0] + _size(value) > MAX_CELLS:
@@ -160,6 +177,9 @@ class MemoScope(Scope):
 
     def scalar(self, sql: str, params: list | tuple | None = None) -> Any:
         return self._run("scalar", sql, params, lambda: Scope.scalar(self, sql, params))
+
+    def row(self, sql: str, params: list | tuple | None = None) -> dict[str, Any]:
+        return dict(self._run("row", sql, params, lambda: Scope.row(self, sql, params)))
 
     def close(self) -> None:
         if self._cur is not None:

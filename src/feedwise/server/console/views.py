@@ -1032,7 +1032,8 @@ def audience(state: Any, q: dict) -> Page:
 
 def _segments(state: Any, k: int) -> pd.DataFrame | None:
     """The segments of the stored profiles (``None`` when none are stored)."""
-    prof = read_profiles(state.store)
+    # the stored profiles do not depend on k: read once for every k (a copy each time)
+    prof = cached(state, ("profiles",), read_profiles, state.store).copy()
     if not len(prof):
         return None
     seg = segment_table(prof, None, k)
