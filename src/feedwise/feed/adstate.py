@@ -11,6 +11,7 @@ import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import duckdb
 import numpy as np
@@ -23,6 +24,14 @@ DAY_S = 86400.0
 log = logging.getLogger(__name__)
 
 
+class AdListener(Protocol):
+    """Told by :class:`AdState` of what it records and forgets."""
+
+    def recorded(self, imp: AdImpression) -> None: ...
+
+    def forgotten(self, user_id: str) -> None: ...
+
+
 @dataclass
 class AdImpression:
     """One served ad, as recorded in the state."""
@@ -33,6 +42,7 @@ class AdImpression:
     ts: float
     price: float
     request_id: str | None = None
+    origin: str = ""  # the process that served it ("" = this one; see feed/adshare.py)
 
 
 class AdState:
@@ -68,6 +78,9 @@ class AdState:
         self._pending: list[AdImpression] = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        # told of every recorded impression and forgotten user (feed/adshare.py: caps and
+        # budgets shared by the processes of ``feedwise serve --workers N``)
+        self.listener: AdListener | None = None
         if store is not None and not store.ad_state_writable():
             log.warning("ad state not persisted (read-only store); keeping it in memory")
             self.store = None
@@ -157,6 +170,27 @@ class AdState:
                 due = self.flush_every and len(self._pending) >= self.flush_every
             if due:
                 self.flush()
+        if self.listener is not None:
+            self.listener.recorded(imp)
+
+    def observe(self, user_id: str, campaign: int, ts: float) -> None:
+        """Count an impression another process served (frequency and exposure only: no
+        charge, not persisted here, the listener not told)."""
+        if campaign >= 0:
+            dq = self.freq[user_id].get(campaign)
+            if dq is None:
+                dq = self.freq[user_id][campaign] = deque()
+            dq.append(ts)
+            while dq and dq[0] <= ts - self.keep_s:
+                dq.popleft()
+        self.exposure[user_id].append(ts)
+
+    def set_spend(self, day: int, spend_today: np.ndarray, spend_total: np.ndarray) -> None:
+        """Take spend merged elsewhere (the owner process's); today's spend of an earlier
+        day than this state's counts as 0."""
+        self.roll_day(day * DAY_S)
+        self.spend_today[:] = spend_today if day == self.day else 0.0
+        self.spend_total[:] = spend_total
 
     def charge(self, campaign: int, amount: float) -> float:
         """Charge up to ``amount`` to a campaign, capped by what is left; returns the charge."""
@@ -179,6 +213,8 @@ class AdState:
             kept = [p for p in self._pending if p.user_id != user_id]
             found = len(kept) != len(self._pending) or found
             self._pending = kept
+        if self.listener is not None:
+            self.listener.forgotten(user_id)
         return found
 
     # -------------------------------------------------------------- persistence

@@ -36,7 +36,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -665,6 +665,12 @@ class FeedEngine:
                     found = bool(src.forget_user(user_id)) or found
             found = self.users.forget_user(user_id) or found
             return self.state.forget_user(user_id) or found
+
+    def with_state(self, fn: Callable[[EngineState], Any]) -> Any:
+        """Run ``fn(state)`` between two requests (e.g. to merge the ad state of other
+        processes, feed/adshare.py) and return what it returns."""
+        with self._lock:
+            return fn(self.state)
 
     def set_consent(self, user_id: str, personalization: bool, ads: bool) -> bool:
         """Make a consent change of a user (stored id) effective from the next request (the

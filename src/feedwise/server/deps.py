@@ -30,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from feedwise.errors import AuthError, NotFoundError
 from feedwise.evidence.rollout import Rollout, engine_for_model
 from feedwise.feed import FeedEngine
+from feedwise.feed.adshare import AdLog
 from feedwise.feed.materialised import (
     MaterialisedLists,
     Refresher,
@@ -112,6 +113,10 @@ class ServiceState:
         # new posts appended to the live catalogue, for the workers (catalogue_changed)
         self.worker_posts: deque[tuple[int, dict]] = deque(maxlen=100_000)
         self.worker_post_seq = 0
+        # ad impressions of every process, for the workers' caps and budgets (feed/adshare)
+        self.ad_log = (AdLog(window_s=settings.impressions_flush_s + settings.lists_refresh_s,
+                             reserve_factor=settings.ad_reserve_factor)
+                       if settings.workers > 1 else None)
         self.posts_added = 0
         self._appended = 0  # posts appended since the engine was built
         self.lists_saved: dict[str, str] = {}
@@ -186,6 +191,8 @@ class ServiceState:
                               self.rollout.config)
         if isinstance(policy, FeedEngine):
             policy.set_flush_every(0)  # ad state is flushed by the writer thread, not requests
+            if self.ad_log is not None:
+                self.ad_log.attach(policy.state.ads)
             self._materialise(policy, model)
         return policy
 

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
         lists_refresh_users: Most users recomputed per refresh round.
         workers: Processes serving feeds (``feedwise serve --workers``): this one, which
             owns the store, and ``workers - 1`` feed workers (server/workers.py).
+        ad_reserve_factor: With workers, each worker leaves this many times a campaign's
+            recent spend over one exchange window of its budget to the owner (0: none);
+            feed/adshare.py, docs/serving.md.
     """
 
     model_config = SettingsConfigDict(env_prefix="FEEDWISE_", extra="ignore")
@@ -148,6 +151,7 @@ class Settings(BaseSettings):
     lists_refresh_s: float = Field(default=0.5, gt=0, le=60)
     lists_refresh_users: int = Field(default=5000, gt=0)
     workers: int = Field(default=1, ge=1, le=64)
+    ad_reserve_factor: float = Field(default=2.0, ge=0, le=100)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

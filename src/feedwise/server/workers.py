@@ -26,11 +26,12 @@ The impressions of the feeds a worker serves are sent to the owner in batches
 writer; a worker stops before the owner, sending what it holds, so no impression is lost
 on a graceful shutdown and the count check holds across processes.
 
-What does not hold across processes: ad frequency caps, exposure and pacing are kept per
-process (a user served by two processes in a window can see up to twice a cap; budgets are
-checked against the spend each process has seen), experiment arms that serve another model
-version are served the promoted model by workers, and ``/metrics`` counts the owner's
-requests only.
+Ad frequency caps, exposure, pacing and budgets hold across the processes with a bounded
+staleness (:mod:`feedwise.feed.adshare`): a worker's ad impressions ride with the impressions
+it hands back, and the owner's merged log and spend come back in the delta it polls.
+
+What does not hold across processes: experiment arms that serve another model version are
+served the promoted model by workers, and ``/metrics`` counts the owner's requests only.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from fastapi import FastAPI, Request, Response
 from feedwise.errors import FeedwiseError
 from feedwise.evidence.rollout import Rollout
 from feedwise.feed import FeedEngine
+from feedwise.feed.adshare import AdShare
 from feedwise.feed.materialised import MaterialisedLists, Refresher, attach
 from feedwise.privacy import PrivacySettings, forget_erased
 from feedwise.registry import ModelRegistry
@@ -69,10 +71,13 @@ log = logging.getLogger("feedwise.server.workers")
 
 class ForwardingWriter:
     """The worker's stand-in for the owner's :class:`~feedwise.server.writer.Writer`:
-    impressions are buffered and sent to the owner every ``flush_s``."""
+    impressions are buffered and sent to the owner every ``flush_s``, with the worker's
+    ad impressions (``share``: caps and budgets across processes) in the same request."""
 
-    def __init__(self, client: httpx.Client, flush_s: float = 0.1) -> None:
+    def __init__(self, client: httpx.Client, flush_s: float = 0.1,
+                 share: AdShare | None = None) -> None:
         self.client = client
+        self.share = share
         self.flush_s = flush_s
         self.chunk = 500
         self._buf: list[dict[str, list[Any]]] = []
@@ -106,31 +111,40 @@ class ForwardingWriter:
         a size limit); a chunk the owner does not take stays buffered for the next flush."""
         with self._lock:
             parts, self._buf = self._buf, []
+        ads = self.share.take() if self.share is not None else None
         if not parts:
+            if ads is not None and self._send({"_ads": ads}, attempts):
+                self.share.sent(ads)
             return 0
         cols = {c: [v for p in parts for v in p[c]] for c in parts[0]}
         n, done = len(cols["event_id"]), 0
         while done < n:
             chunk = {c: v[done:done + self.chunk] for c, v in cols.items()}
+            if ads is not None:  # the ad batches ride with the first chunk
+                chunk["_ads"] = ads
             if not self._send(chunk, attempts):
                 rest = {c: v[done:] for c, v in cols.items()}
                 with self._lock:
                     self._buf.insert(0, rest)
                 break
+            if ads is not None:
+                self.share.sent(ads)
+                ads = None
             done += len(chunk["event_id"])
         self.sent += done
         return done
 
-    def _send(self, chunk: dict[str, list[Any]], attempts: int) -> bool:
+    def _send(self, chunk: dict[str, Any], attempts: int) -> bool:
+        rows = len(chunk.get("event_id", ()))
         for attempt in range(attempts):
             try:
                 r = self.client.post("/v1/workers/served", content=json.dumps(chunk))
                 if r.status_code == 200:
                     return True
-                log.warning("owner refused %d impressions: %s %s", len(chunk["event_id"]),
+                log.warning("owner refused %d impressions: %s %s", rows,
                             r.status_code, r.text[:200])
             except httpx.HTTPError as e:
-                log.warning("sending %d impressions failed: %s", len(chunk["event_id"]), e)
+                log.warning("sending %d impressions failed: %s", rows, e)
             time.sleep(min(0.05 * 2 ** attempt, 2.0))
         return False
 
@@ -143,6 +157,8 @@ class ForwardingWriter:
         self._stop.set()
         self._thread.join(10)
         self.flush(attempts=20)
+        if self.share is not None and self.share.take() is not None:
+            log.error("ad impressions could not be sent to the owner")
         left = self.pending()
         if left:
             self.failed += left
@@ -152,16 +168,21 @@ class ForwardingWriter:
 class WorkerState:
     """What the feed route reads, built from the owner's snapshot and saved lists."""
 
-    def __init__(self, settings: Settings, owner: str, admin_key: str) -> None:
+    def __init__(self, settings: Settings, owner: str, admin_key: str,
+                 client: httpx.Client | None = None) -> None:
         self.settings = settings
         self.metrics = ServiceMetrics()
         self.keys = KeyRing.load(settings.keys_file, settings.api_keys,
                                  reload_s=settings.keys_reload_s)
         self.privacy = PrivacySettings()
         self.registry = ModelRegistry(settings.registry)
-        self.client = httpx.Client(base_url=owner, timeout=600,
-                                   headers={"Authorization": f"Bearer {admin_key}"})
-        self.writer = ForwardingWriter(self.client, settings.impressions_flush_s).start()
+        self._own_client = client is None
+        self.client = client or httpx.Client(base_url=owner, timeout=600,
+                                             headers={"Authorization": f"Bearer {admin_key}"})
+        # ad caps, exposure and budgets shared with the other processes (feed/adshare.py)
+        self.ad_share = AdShare(str(os.getpid()))
+        self.writer = ForwardingWriter(self.client, settings.impressions_flush_s,
+                                       share=self.ad_share).start()
         self.rollout = Rollout.for_store(settings.db)
         self.served: Served | None = None
         self.store: EventStore | None = None
@@ -211,6 +232,8 @@ class WorkerState:
                         lists.forget_user(u)
                         if refresher is not None:
                             refresher.forget_user(u)
+            if isinstance(policy, FeedEngine):  # the processes' ad state, then the swap
+                self._resync_ads(policy)
         except BaseException:
             store.close()
             _unlink(snap)
@@ -233,6 +256,16 @@ class WorkerState:
         self.rebuilds += 1
         log.info("worker %d serving %s (%s)", os.getpid(), version, meta.model)
 
+    def _resync_ads(self, engine: FeedEngine) -> None:
+        """Fill the engine's ad state with the owner's full copy and this worker's
+        impressions the owner has not acknowledged yet."""
+        r = self.client.get("/v1/workers/ads", params={"worker": self.ad_share.worker})
+        if r.status_code == 404:  # the owner serves no feed engine: nothing shared
+            return
+        dump = r.raise_for_status().json()
+        share = self.ad_share
+        engine.with_state(lambda st: share.resync(dump, share.attach(st.ads)))
+
     def user_key(self, user_id: str) -> str:
         return self.store.user_key(user_id) if self.store is not None else user_id
 
@@ -241,8 +274,17 @@ class WorkerState:
         """Take the engagement landed since the last poll; rebuild on a catalogue change
         or a promotion."""
         d = self.client.get("/v1/workers/delta",
-                            params={"since": self._event_seq,
-                                    "since_post": self._post_seq}).raise_for_status().json()
+                            params={"since": self._event_seq, "since_post": self._post_seq,
+                                    "since_ad": self.ad_share.ad_seq,
+                                    "worker": self.ad_share.worker}
+                            ).raise_for_status().json()
+        engine = self.served.policy if self.served is not None else None
+        if "ads" in d and isinstance(engine, FeedEngine):
+            if d["ad_gap"]:
+                self._resync_ads(engine)
+            else:
+                share = self.ad_share  # between two requests (they read the state)
+                engine.with_state(lambda st: share.apply(d, st.ads))
         got = self._lists
         if d["events"] and got is not None:
             users, items, kinds = zip(*d["events"], strict=True)
@@ -287,7 +329,8 @@ class WorkerState:
         if self.store is not None:
             self.store.close()
             _unlink(getattr(self, "_snapshot", None))
-        self.client.close()
+        if self._own_client:
+            self.client.close()
 
 
 def _forget_erased(store: EventStore, model: Any) -> set[str]:
@@ -325,12 +368,14 @@ class _ServedBy:
         return await self.app(scope, receive, tagged)
 
 
-def create_worker_app(settings: Settings, owner: str, admin_key: str) -> FastAPI:
-    """A worker's app: the feed route served here, every other request forwarded."""
+def create_worker_app(settings: Settings, owner: str, admin_key: str,
+                      client: httpx.Client | None = None) -> FastAPI:
+    """A worker's app: the feed route served here, every other request forwarded
+    (``client``: how the worker reaches the owner, e.g. a test client in one process)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = WorkerState(settings, owner, admin_key)
+        state = WorkerState(settings, owner, admin_key, client)
         state.build()
         state.start()
         app.state.feedwise = state

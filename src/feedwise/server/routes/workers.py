@@ -6,7 +6,13 @@
 - ``GET /v1/workers/delta?since=SEQ``: the engagement landed after ``SEQ`` (user, item,
   kind), for the workers' own list refresh;
 - ``POST /v1/workers/served``: impressions of the feeds a worker served, as columns, landed
-  by the writer like the owner's own (the count check holds across processes).
+  by the writer like the owner's own (the count check holds across processes), and under
+  ``_ads`` the worker's numbered batches of ad impressions, recorded into the owner's ad
+  state (frequency caps, exposure, spend; :mod:`feedwise.feed.adshare`);
+- ``GET /v1/workers/ads?worker=PID``: a full copy of the owner's ad state, for a worker that
+  (re)builds its engine or fell behind the ad log.
+
+``GET /v1/workers/delta`` also carries the ad log after ``since_ad`` and the merged spend.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from feedwise.feed import FeedEngine
+from feedwise.feed.adshare import spend_of
 from feedwise.server.deps import AdminKey, State
 from feedwise.server.routes._common import await_future
 
@@ -45,7 +53,9 @@ def worker_state(state: State, key: AdminKey) -> dict[str, Any]:
 @router.get("/delta")
 def worker_delta(state: State, key: AdminKey,
                  since: int = Query(ge=0), limit: int = Query(50_000, ge=1, le=500_000),
-                 since_post: int = Query(-1, ge=-1)) -> dict[str, Any]:
+                 since_post: int = Query(-1, ge=-1), since_ad: int = Query(-1, ge=-1),
+                 worker: str = Query("", max_length=64)) -> dict[str, Any]:
+    ads = _ads_delta(state, since_ad, worker)
     events = state.worker_events
     out = []
     if events and events[-1][0] > since:
@@ -64,18 +74,55 @@ def worker_delta(state: State, key: AdminKey,
             "post_gap": post_gap,
             "events": [e[1:] for e in out], "seq": out[-1][0] if out else since,
             "gap": lost, "catalogue_seq": state.catalogue_seq,
-            "version": state.served.version if state.served else None}
+            "version": state.served.version if state.served else None, **ads}
+
+
+def _engine(state: Any) -> FeedEngine | None:
+    served = state.served
+    policy = served.policy if served is not None else None
+    return policy if isinstance(policy, FeedEngine) else None
+
+
+def _ads_delta(state: Any, since: int, worker: str) -> dict[str, Any]:
+    """The ad log after ``since`` and the merged spend (``ad_gap``: resynchronise)."""
+    log, engine = getattr(state, "ad_log", None), _engine(state)
+    if log is None or engine is None:
+        return {}
+    ack = log.acked.get(worker, 0)  # before the spend: a batch merged in between is
+    rows, seq, gap = log.since(since)  # counted twice for one poll, never missed
+    return {"ads": rows, "ad_seq": seq, "ad_gap": gap or since < 0, "ad_ack": ack,
+            "spend": spend_of(engine.state.ads), **log.terms()}
+
+
+@router.get("/ads")
+async def worker_ads(state: State, key: AdminKey,
+                     worker: str = Query("", max_length=64)) -> dict[str, Any]:
+    """A full copy of the owner's ad state (on the event loop, where feeds are composed and
+    worker batches merged, so the copy, the log position and the ack agree)."""
+    log, engine = getattr(state, "ad_log", None), _engine(state)
+    if log is None or engine is None:
+        raise HTTPException(404, "no shared ad state (not serving a feed engine with workers)")
+    return engine.with_state(lambda st: log.dump(st.ads, worker))
 
 
 @router.post("/served")
 async def worker_served(request: Request, state: State, key: AdminKey) -> dict[str, int]:
     cols = json.loads(await request.body())
+    ads = cols.pop("_ads", None)
+    log, engine = getattr(state, "ad_log", None), _engine(state)
+    merged = 0
+    if ads and log is not None and engine is not None:
+        # under the engine's lock: an erasure forgets users from another thread
+        merged = engine.with_state(lambda st: log.merge(st.ads, ads))
     n = len(cols.get("event_id", ()))
     if not n:
+        if merged:  # persisted with the writer's next landing
+            state.writer.call(lambda store: engine.flush())
         return {"rows": 0}
     if any(len(v) != n for v in cols.values()):
         raise HTTPException(422, "every column needs one value per row")
-    done = state.writer.log_served(cols, None)
+    # the merged ads' frequency and spend rows are saved with these impressions
+    done = state.writer.log_served(cols, engine.flush if merged else None)
     if done is not None:
         await await_future(done, state.settings.write_timeout_s)
     return {"rows": n}
