@@ -96,3 +96,33 @@ def test_tuned_model_round_trip_without_pickle(tuned, tmp_path):
     (tmp_path / "m.encoder.safetensors").unlink()
     with pytest.raises(DataError, match="no tuned encoder"):
         TextClassifier.load(tmp_path / "m")
+
+
+@needs_text
+def test_precomputed_states_chunks_and_the_softmax_loss(tuned):
+    """The lower states computed once (``lower_states``) and passed to ``fit``/
+    ``embed_states`` give the texts' own embeddings; the length-sorted chunks of the top
+    layers equal one padded batch; the ``softmax`` loss (every label a negative) tunes."""
+    import torch
+
+    enc = tuned.encoder_
+    texts = PROBE[:3] + ["a much longer text about a card " * 3, "pin", "where is my refund"]
+    states = enc.lower_states(texts)
+    assert [s.shape[1] for s in states] == [384] * len(texts)
+    np.testing.assert_allclose(enc.embed_states(states), enc.embed(texts), atol=1e-5)
+    with torch.no_grad():
+        np.testing.assert_allclose(enc._upper(states, chunk=2).numpy(),
+                                   enc._upper_padded(states).numpy(), atol=1e-5)
+    ex_texts, ex_labels = examples()
+    with pytest.raises(ConfigError, match="loss"):
+        TunedEncoder(steps=1, loss="triplet").fit(ex_texts, ex_labels)
+    sm = TunedEncoder(steps=3, batch_size=4, train_layers=1, learning_rate=1e-3,
+                      loss="softmax")
+    ex_states = sm.lower_states(ex_texts)
+    sm.fit(ex_texts, ex_labels, states=ex_states)
+    assert len(sm.losses_) == 3 and all(np.isfinite(sm.losses_))
+    assert sm.get_params()["loss"] == "softmax"
+    np.testing.assert_allclose(sm.embed_states(ex_states[:3]), sm.embed(ex_texts[:3]),
+                               atol=1e-5)
+    with pytest.raises(DataError, match="states"):
+        TunedEncoder(steps=1, train_layers=1).fit(ex_texts, ex_labels, states=ex_states[:2])

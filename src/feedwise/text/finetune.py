@@ -65,13 +65,17 @@ class TunedEncoder:
     learning_rate: AdamW learning rate of the tuned layers.
     train_layers: how many of the top transformer layers are tuned (the rest stay frozen).
     scale: the similarity scale of the in-batch softmax.
+    loss: ``"pairs"`` (each anchor against the batch's positives, the module doc) or
+        ``"softmax"`` (each text of the batch against every label: a cosine classifier whose
+        label vectors start at the labels' mean embeddings and are learned with the layers;
+        with many examples per label it uses all labels as negatives at every step).
     random_state: seed of the pair draws and of torch.
     threads: torch threads while fitting (0: leave torch's setting).
     """
 
     def __init__(self, *, steps: int = 150, batch_size: int = 32, learning_rate: float = 1e-4,
                  train_layers: int = 2, scale: float = 20.0, random_state: int = 0,
-                 threads: int = 0) -> None:
+                 threads: int = 0, loss: str = "pairs") -> None:
         self.steps = steps
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -79,12 +83,13 @@ class TunedEncoder:
         self.scale = scale
         self.random_state = random_state
         self.threads = threads
+        self.loss = loss
 
     def get_params(self) -> dict[str, Any]:
         return {"steps": self.steps, "batch_size": self.batch_size,
                 "learning_rate": self.learning_rate, "train_layers": self.train_layers,
                 "scale": self.scale, "random_state": self.random_state,
-                "threads": self.threads}
+                "threads": self.threads, "loss": self.loss}
 
     def _check_params(self, n_layers: int) -> None:
         if not (isinstance(self.steps, int) and self.steps >= 1):
@@ -95,31 +100,57 @@ class TunedEncoder:
         if not (isinstance(self.train_layers, int) and 1 <= self.train_layers <= n_layers):
             raise ConfigError(f"TunedEncoder(train_layers={self.train_layers!r}): use 1 to "
                               f"{n_layers} (the encoder's layers)")
+        if self.loss not in ("pairs", "softmax"):
+            raise ConfigError(f"TunedEncoder(loss={self.loss!r}): use 'pairs' or 'softmax'")
         if not float(self.learning_rate) > 0:
             raise ConfigError(f"TunedEncoder(learning_rate={self.learning_rate!r}): use a "
                               "positive number")
 
     # -- the split forward pass ---------------------------------------------------------------
-    def _lower(self, texts: list[str]):
+    def _lower(self, texts: list[str], model=None):
         """Per text, the hidden states entering the first tuned layer (no gradient),
         trimmed to its tokens."""
         import torch
 
-        bert = _bert(self.model_)
+        model = self.model_ if model is None else model
+        bert = _bert(model)
         first = len(bert.encoder.layer) - self.train_layers
-        out = []
-        with torch.no_grad():
-            for i in range(0, len(texts), 64):
-                feats = getattr(self.model_, "preprocess", self.model_.tokenize)(texts[i:i + 64])
-                hs = bert(input_ids=feats["input_ids"], attention_mask=feats["attention_mask"],
-                          token_type_ids=feats.get("token_type_ids"),
-                          output_hidden_states=True).hidden_states[first]
-                lengths = feats["attention_mask"].sum(dim=1).tolist()
-                out += [hs[j, :n].clone() for j, n in enumerate(lengths)]
+        out: list = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda j: len(texts[j]))  # little padding
+        layers = bert.encoder.layer
+        bert.encoder.layer = torch.nn.ModuleList(layers[:first])  # only the frozen layers run
+        try:
+            with torch.no_grad():
+                for i in range(0, len(order), 64):
+                    rows = order[i:i + 64]
+                    feats = getattr(model, "preprocess", model.tokenize)(
+                        [texts[j] for j in rows])
+                    hs = bert(input_ids=feats["input_ids"],
+                              attention_mask=feats["attention_mask"],
+                              token_type_ids=feats.get("token_type_ids"),
+                              output_hidden_states=True).hidden_states[first]
+                    lengths = feats["attention_mask"].sum(dim=1).tolist()
+                    for j, n, r in zip(range(len(rows)), lengths, rows, strict=True):
+                        out[r] = hs[j, :n].clone()
+        finally:
+            bert.encoder.layer = layers
         return out
 
-    def _upper(self, states: list) -> Any:
-        """Sentence embeddings (unit rows, with gradient) from lower-layer states."""
+    def _upper(self, states: list, chunk: int = 32) -> Any:
+        """Sentence embeddings (unit rows, with gradient) from lower-layer states. The texts
+        run in chunks of similar length (sorted), so little of the work goes to padding."""
+        import torch
+
+        if len(states) <= chunk:
+            return self._upper_padded(states)
+        order = sorted(range(len(states)), key=lambda j: states[j].shape[0])
+        parts = [self._upper_padded([states[j] for j in order[c:c + chunk]])
+                 for c in range(0, len(order), chunk)]
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return torch.cat(parts)[inverse]
+
+    def _upper_padded(self, states: list) -> Any:
         import torch
 
         bert = _bert(self.model_)
@@ -139,10 +170,36 @@ class TunedEncoder:
         return torch.nn.functional.normalize(pooled, dim=-1)
 
     # -- fit / embed ------------------------------------------------------------------------------
+    def lower_states(self, texts: Sequence[str]) -> list:
+        """Per text, the frozen lower layers' output (a ``(tokens, 384)`` tensor): what
+        :meth:`fit` computes first. It depends only on ``train_layers``, not on the tuning,
+        so a benchmark computes it once for a data set and passes its rows to every fit
+        (``states=``) and to :meth:`embed_states`."""
+        model = getattr(self, "model_", None) or _load_base()  # the lower layers: shipped
+        self._check_params(len(_bert(model).encoder.layer))
+        model.eval()
+        return self._lower(["" if t is None else str(t)[:10_000] for t in texts], model)
+
+    def embed_states(self, states: list, *, batch_size: int = 256) -> np.ndarray:
+        """Embed from :meth:`lower_states` rows (equal to :meth:`embed` of the texts)."""
+        self._check_fitted()
+        import torch
+
+        out = []
+        self.model_.eval()
+        with torch.no_grad():
+            for i in range(0, len(states), batch_size):
+                out.append(self._upper(states[i:i + batch_size]).numpy())
+        if not out:
+            return np.zeros((0, text_embeddings.DIMENSION), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
     def fit(self, texts: Sequence[str], labels: Sequence[Any], *,
-            progress: Callable[[int, int, float], None] | None = None) -> TunedEncoder:
+            progress: Callable[[int, int, float], None] | None = None,
+            states: list | None = None) -> TunedEncoder:
         """Tune the top layers on pairs of same-label texts. ``progress(step, steps, loss)``
-        is called every 25 steps."""
+        is called every 25 steps. ``states``: the texts' :meth:`lower_states`, computed
+        before with the same ``train_layers`` (saves the frozen part of the work)."""
         texts = ["" if t is None else str(t)[:10_000] for t in texts]
         labels = [str(v) for v in labels]
         if len(texts) != len(labels):
@@ -173,21 +230,48 @@ class TunedEncoder:
             for p in tuned:
                 p.requires_grad_(True)
             self.model_.eval()  # lower states without dropout
-            states = self._lower(texts)
+            if states is None:
+                states = self._lower(texts)
+            elif len(states) != len(texts):
+                raise DataError(f"TunedEncoder.fit: {len(states)} states for {len(texts)} "
+                                "texts")
             for layer in bert.encoder.layer[first:]:
                 layer.train()
-            opt = torch.optim.AdamW(tuned, lr=float(self.learning_rate))
+            groups = [{"params": tuned}]
+            code = {v: k for k, v in enumerate(usable)}
+            if self.loss == "softmax":  # label vectors from the untuned layers' embeddings
+                for layer in bert.encoder.layer[first:]:
+                    layer.eval()
+                with torch.no_grad():
+                    emb = torch.cat([self._upper([states[i] for i in rows[j:j + 256]])
+                                     for v in usable for rows in [by[v]]
+                                     for j in range(0, len(rows), 256)])
+                    sizes = torch.tensor([len(by[v]) for v in usable])
+                    seg = torch.repeat_interleave(torch.arange(len(usable)), sizes)
+                    proto = torch.zeros(len(usable), emb.shape[1]).index_add_(0, seg, emb)
+                label_vectors = torch.nn.Parameter(
+                    torch.nn.functional.normalize(proto, dim=-1))
+                groups.append({"params": [label_vectors], "lr": 10 * float(self.learning_rate)})
+                for layer in bert.encoder.layer[first:]:
+                    layer.train()
+            opt = torch.optim.AdamW(groups, lr=float(self.learning_rate))
             bs = min(int(self.batch_size), len(usable))
             eye = torch.arange(bs)
             self.losses_ = []
             for step in range(int(self.steps)):
                 picked = rng.choice(len(usable), size=bs, replace=False)
                 pairs = [rng.choice(by[usable[k]], size=2, replace=False) for k in picked]
-                a = self._upper([states[p[0]] for p in pairs])
-                b = self._upper([states[p[1]] for p in pairs])
-                sim = float(self.scale) * (a @ b.T)
-                loss = (torch.nn.functional.cross_entropy(sim, eye)
-                        + torch.nn.functional.cross_entropy(sim.T, eye)) / 2
+                u = self._upper([states[p[0]] for p in pairs] + [states[p[1]] for p in pairs])
+                a, b = u[:bs], u[bs:]
+                if self.loss == "softmax":
+                    z = float(self.scale) * (u @ torch.nn.functional.normalize(
+                        label_vectors, dim=-1).T)
+                    target = torch.tensor([code[usable[k]] for k in picked] * 2)
+                    loss = torch.nn.functional.cross_entropy(z, target)
+                else:
+                    sim = float(self.scale) * (a @ b.T)
+                    loss = (torch.nn.functional.cross_entropy(sim, eye)
+                            + torch.nn.functional.cross_entropy(sim.T, eye)) / 2
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
