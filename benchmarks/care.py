@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from feedwise.care.answers import AnswerIndex  # noqa: E402
 from feedwise.care.assistant import CareAssistant  # noqa: E402
-from feedwise.care.intents import train_intents  # noqa: E402
+from feedwise.care.intents import RECIPES, train_intents  # noqa: E402
 from feedwise.care.routing import choose_threshold  # noqa: E402
 from feedwise.text import embeddings  # noqa: E402
 from feedwise.text.classifier import (  # noqa: E402
@@ -83,8 +83,7 @@ TARGETS = {"accuracy": 0.93, "accuracy_10shot": 0.85, "auto_precision": 0.97,
 #: one more example each, a logistic regression on the tuned embeddings. Chosen once, before
 #: any held-out fold was scored with it, on validation carved from fold 1's training part
 #: (10 per intent sampled from it, scored on 1,000 other training rows; see docs/care.md).
-FEW_TUNED = {"features": "embeddings", "C": 3.0, "encoder_steps": 100, "encoder_layers": 2,
-             "encoder_lr": 1e-4, "label_names": True}
+FEW_TUNED = RECIPES["few-shot"]
 #: The all-data candidate with a tuned encoder (phase ``tuned``): the MiniLM encoder's top
 #: layers fine-tuned contrastively on same-intent pairs drawn from all the training folds
 #: (``encoder_batch`` distinct intents a step), then the word+char TF-IDF and the tuned
@@ -94,8 +93,7 @@ FEW_TUNED = {"features": "embeddings", "C": 3.0, "encoder_steps": 100, "encoder_
 #: 0.9332 there against the frozen-MiniLM ``both`` model's 0.9325 on the same 1,601 rows (one
 #: row more, within the noise; the other settings tried scored 0.923-0.930; docs/care.md).
 #: Held out, once: 0.9308 over the five folds (the frozen ``both`` candidate: 0.9272).
-ALL_TUNED = {"features": "both", "C": 30.0, "embedding_weight": 1.0, "encoder_steps": 300,
-             "encoder_layers": 1, "encoder_lr": 2e-4, "encoder_batch": 64}
+ALL_TUNED = RECIPES["all-data"]
 #: The precision the auto-reply threshold is chosen for on the calibration share: a margin
 #: above the 0.97 acceptance target, so that every held-out fold (not only their mean)
 #: stays above it.

@@ -98,3 +98,28 @@ def test_intents_fine_tune_option_is_checked(tmp_path):
     r = run(*common, "--fine-tune", "-1", "--features", "both")
     assert r.exit_code == 2 and ">= 0" in r.output
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_intents_recipe_gives_the_measured_settings(tmp_path, monkeypatch):
+    import feedwise.care.intents as intents
+
+    texts, labels = examples()
+    train = tmp_path / "train.csv"
+    pd.DataFrame({"q": texts, "intent": labels}).to_csv(train, index=False)
+    common = ["intents", "train", str(train), "--text-column", "q", "--label-column", "intent",
+              "--out", str(tmp_path / "m")]
+    r = run(*common, "--recipe", "huge")
+    assert r.exit_code == 2 and "few-shot, all-data" in r.output
+    r = run(*common, "--recipe", "all-data", "--fine-tune", "10")
+    assert r.exit_code == 2 and "leave out" in r.output
+    seen: dict = {}
+    real = intents.train_intents
+
+    def fake(texts, labels, *, target_precision, **params):  # records, then trains TF-IDF
+        seen.update(params)
+        return real(texts, labels, target_precision=target_precision)
+
+    monkeypatch.setattr(intents, "train_intents", fake)
+    r = run(*common, "--recipe", "all-data")
+    assert r.exit_code == 0, r.output
+    assert seen == intents.RECIPES["all-data"] and seen["encoder_steps"] == 300

@@ -28,6 +28,26 @@ from feedwise.care.routing import choose_threshold
 from feedwise.errors import DataError
 from feedwise.text.classifier import TextClassifier, clean_texts
 
+#: Measured settings of a trained intent model (:class:`TextClassifier` parameters), by name
+#: (``feedwise intents train --recipe NAME``); chosen on validation carved from the training
+#: part of BANKING77's first fold, then measured once over its five folds (docs/care.md,
+#: ``benchmarks/care.py``):
+#:
+#: * ``few-shot`` (about 10 examples per intent): MiniLM's top 2 layers tuned 100 steps on
+#:   same-intent pairs, each intent's name as one more example; 0.857 with 10 per intent;
+#: * ``all-data``: word+char TF-IDF and MiniLM embeddings (top layer tuned 300 steps, 64
+#:   intents a step) in one logistic regression; 0.931 with all training data.
+#:
+#: Both embed each message with MiniLM (``feedwise[text]``), so they cost more per message
+#: than the TF-IDF default.
+RECIPES: dict[str, dict[str, Any]] = {
+    "few-shot": {"features": "embeddings", "C": 3.0, "encoder_steps": 100,
+                 "encoder_layers": 2, "encoder_lr": 1e-4, "label_names": True},
+    "all-data": {"features": "both", "C": 30.0, "embedding_weight": 1.0,
+                 "encoder_steps": 300, "encoder_layers": 1, "encoder_lr": 2e-4,
+                 "encoder_batch": 64},
+}
+
 #: The fixed classes of the default model.
 DEFAULT_CLASSES: tuple[str, ...] = ("question", "complaint", "praise", "spam", "other")
 #: Softmax slope of the default model's cue scores.
