@@ -17,7 +17,8 @@
    itemknn by default, so the figure does not move with the default model) at ``--clients``
    clients, alone and while a console session polls ``/console/overview`` every
    ``--poll-s`` seconds (a browser polls every 30 s; the default is 6x that), in
-   alternating rounds (``--rounds``) so drift hits both alike.
+   alternating rounds (``--rounds``; the order flips every round, ABBA) so drift hits both
+   alike.
 
 Before and after, side by side in one run: ``--baseline-rev REV`` (e.g. ``HEAD``) serves
 the same worlds a second time with the console package as it is at git revision ``REV``
@@ -275,7 +276,9 @@ def feed_cost(root: Path, w: dict, args: argparse.Namespace,
         cpu = console_cpu(proc, port, cookie, args) if args.cpu_seconds > 0 else {}
         out = []
         for r in range(args.rounds):
-            for with_console in (False, True):
+            # ABBA: which half goes first alternates, so a drift of the server over the
+            # run (it slows as it serves) does not always land on the console's half
+            for with_console in ((False, True) if r % 2 == 0 else (True, False)):
                 c0 = serve_bench.cpu_seconds(proc.pid)
                 res = asyncio.run(_round(port, w, args, cookie if with_console else None, r))
                 c1 = serve_bench.cpu_seconds(proc.pid)
