@@ -31,44 +31,19 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
-import pandas as pd
 
-from feedwise.models import get_model
-from feedwise.registry import ModelRegistry
-from feedwise.server.auth import create_key
 from feedwise.store import EventStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from worker_world import served_world  # noqa: E402  (the worker tests' world)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOW = datetime.now(UTC)
-
-
-def world(root: Path, n_items: int, n_users: int) -> dict:
-    rng = np.random.default_rng(0)
-    db = root / "db.duckdb"
-    items = pd.DataFrame({
-        "item_id": [f"i{k}" for k in range(n_items)], "kind": "post",
-        "author_id": [f"a{k % 9}" for k in range(n_items)],
-        "created_at": [NOW - timedelta(hours=5 * k + 1) for k in range(n_items)],
-        "title": [f"post {k}" for k in range(n_items)],
-        "tags": [[f"t{k % 3}"] for k in range(n_items)]})
-    rows = [{"event_id": f"e{u}-{j}", "user_id": f"u{u}", "item_id": f"i{i}", "kind": "click",
-             "ts": NOW - timedelta(days=float(rng.uniform(1, 20)))}
-            for u in range(n_users)
-            for j, i in enumerate(rng.choice(range(u % 3, n_items, 3), 6, replace=False))]
-    with EventStore(db) as store:
-        store.upsert_items(items)
-        store.ingest(pd.DataFrame(rows))
-        data = store.interactions()
-    reg = ModelRegistry(root / "registry")
-    reg.promote(reg.register(get_model("itemknn", k=15).fit(data)).version)
-    keys = root / "keys.json"
-    return {"db": db, "registry": reg.root, "keys": keys,
-            "read": create_key(keys, ["read"])[0], "admin": create_key(keys, ["admin"])[0]}
 
 
 def port() -> int:
@@ -111,7 +86,7 @@ def main() -> None:
     gaps = [float(g) for g in a.gaps.split(",")]
     n_users = a.users * len(gaps) + 8
     root = Path(tempfile.mkdtemp(prefix="fw-adcaps-"))
-    w = world(root, 120, max(n_users, 150))
+    w = served_world(root, 120, max(n_users, 150))
     pt = port()
     env = {**os.environ, "FEEDWISE_DB": str(w["db"]), "FEEDWISE_REGISTRY": str(w["registry"]),
            "FEEDWISE_KEYS_FILE": str(w["keys"])}

@@ -5,20 +5,15 @@ poll) so each assertion knows exactly what the worker had seen."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-import numpy as np
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from worker_world import served_world
 
-from feedwise.models import get_model
-from feedwise.registry import ModelRegistry
 from feedwise.server.app import create_app
-from feedwise.server.auth import create_key
 from feedwise.server.settings import Settings
 from feedwise.server.workers import create_worker_app
-from feedwise.store import EventStore
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 N_USERS, N_ITEMS = 40, 60
@@ -29,30 +24,12 @@ BUDGET = 1.2
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     root = tmp_path_factory.mktemp("worker_caps")
-    db = root / "db.duckdb"
-    rng = np.random.default_rng(2)
-    items = pd.DataFrame({
-        "item_id": [f"i{k}" for k in range(N_ITEMS)], "kind": "post",
-        "author_id": [f"a{k % 7}" for k in range(N_ITEMS)],
-        "created_at": [NOW - timedelta(hours=2 * k + 1) for k in range(N_ITEMS)],
-        "title": [f"post {k}" for k in range(N_ITEMS)],
-        "tags": [[f"t{k % 3}"] for k in range(N_ITEMS)]})
-    rows = [{"event_id": f"e{u}-{j}", "user_id": f"u{u}", "item_id": f"i{i}", "kind": "click",
-             "ts": NOW - timedelta(days=float(rng.uniform(1, 20)))}
-            for u in range(N_USERS)
-            for j, i in enumerate(rng.choice(range(u % 3, N_ITEMS, 3), 6, replace=False))]
-    with EventStore(db) as store:
-        store.upsert_items(items)
-        store.ingest(pd.DataFrame(rows))
-        data = store.interactions()
-    reg = ModelRegistry(root / "registry")
-    reg.promote(reg.register(get_model("itemknn", k=15).fit(data)).version)
-    keys = root / "keys.json"
-    read, _ = create_key(keys, ["read"])
-    admin, _ = create_key(keys, ["admin"])
+    w = served_world(root, N_ITEMS, N_USERS, authors=7, hours_apart=2, seed=2, now=NOW)
+    db, keys, read, admin = w["db"], w["keys"], w["read"], w["admin"]
+    reg_root = w["registry"]
     # exchanges only by hand (flush and poll are called by the tests); no budget reserve
     # (the exchange alone must hold budgets here; the reserve is tested below)
-    settings = Settings(db=str(db), registry=str(reg.root), keys_file=str(keys),
+    settings = Settings(db=str(db), registry=str(reg_root), keys_file=str(keys),
                         reload_interval_s=0, writer_linger_s=0.0, workers=2,
                         impressions_flush_s=10, lists_refresh_s=60, ad_reserve_factor=0)
     rh, ah = ({"Authorization": f"Bearer {k}"} for k in (read, admin))

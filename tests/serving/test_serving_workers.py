@@ -10,46 +10,16 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import numpy as np
-import pandas as pd
 import pytest
+from worker_world import served_world
 
-from feedwise.models import get_model
-from feedwise.registry import ModelRegistry
-from feedwise.server.auth import create_key
 from feedwise.store import EventStore
 
 NOW = datetime.now(UTC)
-
-
-def _world(root: Path) -> dict:
-    rng = np.random.default_rng(0)
-    db = root / "db.duckdb"
-    n_items, n_users = 120, 150
-    items = pd.DataFrame({
-        "item_id": [f"i{k}" for k in range(n_items)], "kind": "post",
-        "author_id": [f"a{k % 9}" for k in range(n_items)],
-        "created_at": [NOW - timedelta(hours=5 * k + 1) for k in range(n_items)],
-        "title": [f"post {k}" for k in range(n_items)],
-        "tags": [[f"t{k % 3}"] for k in range(n_items)]})
-    rows = [{"event_id": f"e{u}-{j}", "user_id": f"u{u}", "item_id": f"i{i}", "kind": "click",
-             "ts": NOW - timedelta(days=float(rng.uniform(1, 20)))}
-            for u in range(n_users)
-            for j, i in enumerate(rng.choice(range(u % 3, n_items, 3), 6, replace=False))]
-    with EventStore(db) as store:
-        store.upsert_items(items)
-        store.ingest(pd.DataFrame(rows))
-        data = store.interactions()
-    reg = ModelRegistry(root / "registry")
-    reg.promote(reg.register(get_model("itemknn", k=15).fit(data)).version)
-    keys = root / "keys.json"
-    return {"db": db, "registry": reg.root, "keys": keys,
-            "read": create_key(keys, ["read"])[0], "ingest": create_key(keys, ["ingest"])[0],
-            "admin": create_key(keys, ["admin"])[0]}
 
 
 def _port() -> int:
@@ -59,7 +29,7 @@ def _port() -> int:
 
 
 def test_two_processes_serve_learn_fresh_posts_and_lose_no_event(tmp_path: Path) -> None:
-    w = _world(tmp_path)
+    w = served_world(tmp_path)
     port = _port()
     env = {**os.environ, "FEEDWISE_DB": str(w["db"]), "FEEDWISE_REGISTRY": str(w["registry"]),
            "FEEDWISE_KEYS_FILE": str(w["keys"]), "FEEDWISE_RELOAD_INTERVAL_S": "0.5",
