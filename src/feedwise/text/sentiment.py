@@ -956,6 +956,21 @@ class TrainedAnalyser:
         return TextClassifier(features=self.features_, C=self.C, calibrate=calibrate,
                               random_state=self.random_state)
 
+    def _mix(self, Z: np.ndarray, y: list) -> tuple[list, np.ndarray, np.ndarray]:
+        """The combiner: a logistic regression of the labels on the stacked features; its
+        classes and one coefficient row and intercept per class (two classes: split in
+        halves, so a softmax over the rows gives the same probabilities)."""
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=1.0, max_iter=2000, random_state=self.random_state,
+                                class_weight="balanced" if self.balanced else None)
+        lr.fit(Z, y)
+        coef, icpt = lr.coef_.astype(np.float64), lr.intercept_.astype(np.float64)
+        if len(lr.classes_) == 2:
+            coef = np.vstack([-coef / 2, coef / 2])
+            icpt = np.concatenate([-icpt / 2, icpt / 2])
+        return list(lr.classes_), coef, icpt
+
     def _stack_features(self, clf: Any, texts: list[str]) -> np.ndarray:
         own = np.log(np.clip(clf.predict_proba(texts), 1e-6, 1.0))
         if getattr(self, "stack_features_", "probs") == "logit":
@@ -965,7 +980,6 @@ class TrainedAnalyser:
         return np.hstack([own, lex])
 
     def _fit_stack(self, texts: list[str], labels: list[str]) -> None:
-        from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import train_test_split
 
         idx = np.arange(len(texts))
@@ -980,14 +994,8 @@ class TrainedAnalyser:
         if len(set(y_va)) < len(inner.classes_):
             return  # a class missing from the validation share: no stacking
         Z = self._stack_features(inner, [texts[i] for i in va])
-        lr = LogisticRegression(C=1.0, max_iter=2000, random_state=self.random_state,
-                                class_weight="balanced" if self.balanced else None)
-        lr.fit(Z, y_va)
-        coef, icpt = lr.coef_.astype(np.float64), lr.intercept_.astype(np.float64)
-        if len(lr.classes_) == 2:
-            coef = np.vstack([-coef / 2, coef / 2])
-            icpt = np.concatenate([-icpt / 2, icpt / 2])
-        if list(lr.classes_) != list(inner.classes_):
+        classes, coef, icpt = self._mix(Z, y_va)
+        if classes != list(inner.classes_):
             return
         self.stack_coef_, self.stack_intercept_ = coef, icpt
         self.stack_fit_ = "validation share"
@@ -997,7 +1005,6 @@ class TrainedAnalyser:
         """The combiner fitted on out-of-group predictions: the distinct groups are dealt
         (seeded) into ``GROUP_FOLDS`` folds; for each, a classifier trained on the other
         folds scores at most ``GROUP_ROWS`` texts of the fold's groups (seeded sample)."""
-        from sklearn.linear_model import LogisticRegression
 
         rng = np.random.default_rng(self.random_state)
         names = sorted(set(groups))
@@ -1019,14 +1026,7 @@ class TrainedAnalyser:
                 return  # a class missing from the other folds: the validation share instead
             Zs.append(self._stack_features(inner, [texts[i] for i in va]))
             ys.append(y[va])
-        Z, y_va = np.vstack(Zs), np.concatenate(ys).tolist()
-        lr = LogisticRegression(C=1.0, max_iter=2000, random_state=self.random_state,
-                                class_weight="balanced" if self.balanced else None)
-        lr.fit(Z, y_va)
-        coef, icpt = lr.coef_.astype(np.float64), lr.intercept_.astype(np.float64)
-        if len(lr.classes_) == 2:
-            coef = np.vstack([-coef / 2, coef / 2])
-            icpt = np.concatenate([-icpt / 2, icpt / 2])
+        _, coef, icpt = self._mix(np.vstack(Zs), np.concatenate(ys).tolist())
         self.stack_coef_, self.stack_intercept_ = coef, icpt
         self.stack_fit_ = "held-out groups"
 
