@@ -178,6 +178,14 @@ class Scope:
 
     def __init__(self, store: EventStore, start: datetime, end: datetime, *, k: int = 10,
                  materialize: bool = False) -> None:
+        self._settle(store, start, end, k, materialize)
+        self.cur: duckdb.DuckDBPyConnection = store.cursor()
+        self._built: set[str] = set()
+        self._create()
+
+    def _settle(self, store: EventStore, start: datetime, end: datetime, k: int,
+                materialize: bool) -> None:
+        """Check and keep the window, ``k`` and the store (every scope's first step)."""
         self.start, self.end = utc(start), utc(end)
         if self.end <= self.start:
             raise ConfigError(f"empty window: end {self.end.isoformat()} is not after start "
@@ -185,9 +193,6 @@ class Scope:
         if k < 1:
             raise ConfigError(f"k must be >= 1, not {k}")
         self.store, self.k, self.materialize = store, int(k), materialize
-        self.cur: duckdb.DuckDBPyConnection = store.cursor()
-        self._built: set[str] = set()
-        self._create()
 
     @property
     def days(self) -> float:

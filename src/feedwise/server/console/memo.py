@@ -32,8 +32,6 @@ import numpy as np
 import pandas as pd
 
 from feedwise.analytics.scope import Scope
-from feedwise.errors import ConfigError
-from feedwise.schema import utc
 from feedwise.store import EventStore
 
 #: Results kept at most, and cells (rows x columns) in all of them: beyond either the
@@ -92,13 +90,7 @@ class MemoScope(Scope):
 
     def __init__(self, store: EventStore, start: datetime, end: datetime, *, k: int = 10,
                  materialize: bool = False) -> None:
-        self.start, self.end = utc(start), utc(end)
-        if self.end <= self.start:
-            raise ConfigError(f"empty window: end {self.end.isoformat()} is not after start "
-                              f"{self.start.isoformat()}; pass --from earlier than --to")
-        if k < 1:
-            raise ConfigError(f"k must be >= 1, not {k}")
-        self.store, self.k, self.materialize = store, int(k), materialize
+        self._settle(store, start, end, k, materialize)
         self._built: set[str] = set()
         self._cur: duckdb.DuckDBPyConnection | None = None
         self._views: dict[str, str] = {}  # views not created yet: name -> statement
