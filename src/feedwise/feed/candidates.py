@@ -350,7 +350,12 @@ class CandidateGenerator:
 
         def take(src_i: int, src: CandidateSource, k: int) -> None:
             nonlocal total
-            lst = src.candidates(ctx, k + extra + total)  # room for duplicates
+            # room for every post already seen; a source that can skip them cheaply
+            # (``candidates_unseen``: a materialised list) is asked for the k unseen ones,
+            # so its cost does not grow with the posts the user was already served
+            unseen = getattr(src, "candidates_unseen", None)
+            lst = (unseen(ctx, k, seen, k + extra + total) if unseen is not None
+                   else src.candidates(ctx, k + extra + total))
             idx = lst.index
             if idx is None:
                 raise ConfigError(f"candidate source {src.name!r} answered without catalogue "

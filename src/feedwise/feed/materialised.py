@@ -204,6 +204,26 @@ class MaterialisedLists:
             self.overlay = {**self.overlay, **new}  # readers see the old dict or the new
         return len(new)
 
+    def deepen(self, user_id: str, n: int, history: Mapping[str, float] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """Recompute one user's list ``n`` deep (more than :attr:`n`: a user served through
+        their list), with their extra ``history``, into the overlay; returns the new row
+        (``None`` if the user is no longer scored personally). One key is set in place
+        (readers see the old row or the new one), so the cost does not grow with the
+        overlay."""
+        rows, personal, complete, gs = score_top(
+            self.model, [user_id], int(n), {user_id: dict(history)} if history else None,
+            extra_cols=self.extra_cols)
+        if not personal[0]:
+            return None
+        c, v = rows[0]
+        row = (c.astype(np.int32), v.astype(np.float32), bool(complete[0]))
+        with self._lock:
+            if gs is not None:
+                self.extra_overlay[user_id] = gs[0]
+            self.overlay[user_id] = row
+        return row
+
     def forget_user(self, user_id: str) -> bool:
         """Drop a user's list (erasure); ``True`` if one was held."""
         with self._lock:
@@ -417,6 +437,7 @@ class MaterialisedSource:
         self.refresher: Refresher | None = None
         self.hits = 0
         self.misses = 0
+        self.deepened = 0  # lists recomputed deeper (candidates_unseen)
 
     def grown(self) -> None:
         """Posts were appended to the catalogue (:meth:`FeedEngine.add_posts`): map them
@@ -453,6 +474,71 @@ class MaterialisedSource:
         ok = idx >= 0
         idx, vals = idx[ok][:k], vals[ok][:k]
         return ItemList(None, np.asarray(vals, np.float32), index=idx)
+
+    def candidates_unseen(self, ctx: UserContext, k: int, seen: np.ndarray, room: int
+                          ) -> ItemList:
+        """The first ``k`` posts of the user's ranking that ``seen`` (a mask over the
+        catalogue: hidden, recently served, already in the pool) does not hold.
+
+        The generator used to ask :meth:`candidates` for ``room`` = ``k`` + every seen post,
+        which outgrows the list once a user was served more posts than ``lists.n - k``
+        and sent every later request of theirs down the direct path (the whole catalogue
+        scored and ``room`` items explained per request: a served feed got slower the
+        more it had served). The list is the top of the direct path's ranking, so when it
+        still holds ``k`` unseen posts they are the direct path's first ``k`` unseen ones.
+        A complete list (every positive score) is topped up with the most popular unseen
+        posts at score 0 (the sparse path's rule; the dense path's choice among equal zero
+        scores depended on ``room``); a cut list the user was served through is recomputed
+        deeper once (:meth:`MaterialisedLists.deepen`), which serves the next ``lists.n``
+        posts. Otherwise this answers ``candidates(ctx, room)`` as before.
+        """
+        uid = ctx.user_id
+        got = self.lists.row(uid)
+        if got is not None:
+            for attempt in (0, 1):
+                cols, vals, complete = got
+                idx = self.col2cat[cols]
+                keep = idx >= 0
+                keep[keep] = ~seen[idx[keep]]
+                take = np.flatnonzero(keep)[:k]
+                if len(take) == k:
+                    self.hits += 1
+                    return ItemList(None, np.asarray(vals, np.float32)[take], index=idx[take])
+                if complete:  # every positive score listed: the popular unseen ones next
+                    head = self._fill_unseen(uid, cols, k - len(take), seen)
+                    if head is None:
+                        break
+                    self.hits += 1
+                    return ItemList(None, np.concatenate([
+                        np.asarray(vals, np.float32)[take], np.zeros(len(head), np.float32)]),
+                        index=np.concatenate([idx[take], head]))
+                if attempt or len(cols) < self.lists.n:
+                    break
+                # served through the cut list: recompute it deeper, once for the next
+                # ``lists.n`` posts rather than the direct path on every later request
+                extra = self.refresher.history_of(uid) if self.refresher else None
+                got = self.lists.deepen(uid, int(seen.sum()) + max(k, self.lists.n), extra)
+                self.deepened += 1
+                if got is None:
+                    break
+        return self.candidates(ctx, room)
+
+    def _fill_unseen(self, user_id: str, cols: np.ndarray, need: int, seen: np.ndarray
+                     ) -> np.ndarray | None:
+        """Catalogue indices of the ``need`` most popular posts the user did not engage
+        with, hide or get listed and ``seen`` does not hold (what follows every positive
+        score, at score 0, on the sparse path), or ``None`` if they are not found cheaply."""
+        m = self.model
+        extra = self.refresher.history_of(user_id) if self.refresher else None
+        hist = m.history_matrix({user_id: extra} if extra else None, [user_id])
+        drop = np.concatenate([_drop_cols(m, hist, 0, user_id, getattr(m, "negatives_", None)),
+                               np.asarray(cols, np.int64)])
+        head = m._static_order(m.popularity_)[:need + len(drop) + int(seen.sum())]
+        head = self.col2cat[head[~np.isin(head, drop)]]
+        ok = head >= 0
+        ok[ok] = ~seen[head[ok]]
+        head = head[ok][:need]
+        return head if len(head) == need else None
 
     def _direct(self, ctx: UserContext, k: int) -> ItemList:
         """The model's own ``recommend``, with the engagement landed since it was trained

@@ -424,11 +424,16 @@ _ID_PREFIX = uuid.uuid4().hex[:12]  # random per process; a counter makes ids un
 _ID_COUNTER = itertools.count()
 
 
+class FreshRequestId(str):
+    """A request id the service made up (no ``X-Request-ID``): unique to this process, so
+    nothing stored before can carry it (its impressions skip the stored-id check)."""
+
+
 async def request_id(x_request_id: Annotated[str | None, Header()] = None) -> str:
     """The caller's ``X-Request-ID`` if well-formed, else a fresh one."""
     if x_request_id and _REQUEST_ID.match(x_request_id):
         return x_request_id
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
+    return FreshRequestId(f"{_ID_PREFIX}{next(_ID_COUNTER):010x}")
 
 
 RequestId = Annotated[str, Depends(request_id)]

@@ -296,7 +296,10 @@ class Writer:
             parts.append(self._served.popleft())
         if not parts:
             return
-        served = {c: [v for p, _, _ in parts for v in p[c]] for c in parts[0][0]}
+        # a column some parts lack (``new_id``: only feeds mark it) is None in their rows
+        names = list(dict.fromkeys(c for p, _, _ in parts for c in p))
+        served = {c: [v for p, _, _ in parts
+                      for v in p.get(c) or [None] * len(p["event_id"])] for c in names}
         futures = [f for _, _, f in parts if f is not None]
         then = list(dict.fromkeys(t for _, t, _ in parts if t is not None))
         try:

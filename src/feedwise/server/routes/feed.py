@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 
 from feedwise.feed.types import Feed, FeedRequest
-from feedwise.server.deps import ServingDeps
+from feedwise.server.deps import FreshRequestId, ServingDeps
 from feedwise.server.routes._common import ID_MAX, await_future
 from feedwise.store.serving import SERVED_ID_PREFIX
 
@@ -101,10 +101,11 @@ async def get_feed(user_id: UserId, deps: ServingDeps,
         # never block the loop on a full queue: 503, the client retries (same request id)
         # the engine's ad state is flushed with them; with writer_sync the feed is answered
         # only once both are committed (a kill -9 then loses nothing acknowledged)
-        done = state.writer.log_served(
-            impression_rows(feed, rid, arm.model_version or served.version, surface,
-                            session_id, arm.log_context()),
-            getattr(served.policy, "flush", None))
+        rows = impression_rows(feed, rid, arm.model_version or served.version, surface,
+                               session_id, arm.log_context())
+        if isinstance(rid, FreshRequestId):  # no earlier landing can hold these ids
+            rows["new_id"] = [True] * len(feed.slots)
+        done = state.writer.log_served(rows, getattr(served.policy, "flush", None))
         if done is not None:
             await await_future(done, state.settings.write_timeout_s)
     # the body is written straight from the feed: FeedOut documents it (response_model) but
