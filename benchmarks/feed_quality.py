@@ -44,7 +44,6 @@ from feedwise.datasets import synthetic_social
 from feedwise.datasets.synthetic import SocialWorld, engagement_probability
 from feedwise.evidence import replay_eval
 from feedwise.models.base import Recommender
-from feedwise.schema import ENGAGEMENT_KINDS
 from feedwise.store import EventStore
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -190,15 +189,11 @@ def _oracle_rows(world: SocialWorld, store: EventStore, cut: object,
     sample and seed: the candidates' shuffle and the labels are the same)."""
     events = store.events()
     posts = replay_eval.PostTable.from_frame(store.posts())
-    reqs = replay_eval.logged_requests(events, since=cut, posts=posts.item_ids)
-    if a.max_requests is not None and len(reqs) > a.max_requests:
-        pick = np.sort(np.random.default_rng(a.seed).choice(len(reqs), a.max_requests,
-                                                            replace=False))
-        reqs = [reqs[i] for i in pick]
+    reqs = replay_eval.sample_requests(
+        replay_eval.logged_requests(events, since=cut, posts=posts.item_ids),
+        a.max_requests, a.seed)
+    seen = replay_eval.engaged_before(events, cut)
     t = pd.to_datetime(events["ts"], utc=True)
-    before = events[(t < pd.Timestamp(cut)) & events["kind"].isin(ENGAGEMENT_KINDS)]
-    seen = before.groupby(before["user_id"].astype(str))["item_id"].agg(
-        lambda s: set(map(str, s))).to_dict()
     imp = events[(events["kind"] == "impression") & (t >= pd.Timestamp(cut))]
     imp_t = (pd.to_datetime(imp["ts"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     # (user, post) -> its impressions' (time, slot), by time: a request's candidate was shown

@@ -536,6 +536,24 @@ BASELINES = ("newest", "newest followed", "popularity (decayed)", "itemknn", "co
              "hybrid")
 
 
+def sample_requests(reqs: Sequence[Request], max_requests: int | None,
+                    seed: int) -> list[Request]:
+    """At most ``max_requests`` of ``reqs``: a seeded sample kept in their order (the same
+    seed picks the same requests, so other scorers can rank exactly these)."""
+    if max_requests is None or len(reqs) <= max_requests:
+        return list(reqs)
+    pick = np.sort(np.random.default_rng(seed).choice(len(reqs), max_requests, replace=False))
+    return [reqs[i] for i in pick]
+
+
+def engaged_before(events: pd.DataFrame, cut: datetime) -> dict[str, set[str]]:
+    """Each user's posts engaged with before the cut (not recommended to them again)."""
+    t = pd.to_datetime(events["ts"], utc=True)
+    before = events[(t < pd.Timestamp(cut)) & events["kind"].isin(ENGAGEMENT_KINDS)]
+    return before.groupby(before["user_id"].astype(str))["item_id"].agg(
+        lambda s: set(map(str, s))).to_dict()
+
+
 def followed_authors(store: EventStore, cut: datetime) -> dict[str, set[str]]:
     """User -> the authors (and users) they follow at ``cut``: the stored edges standing
     then, and the ``follows`` the user record declares."""
@@ -624,14 +642,8 @@ def replay_evaluate(store: EventStore, *, models: Sequence[str] | None = None,
     n_all = len(reqs)
     if not reqs:
         raise DataError(f"replay: no logged feed request (impressions) after the cut {cut}")
-    if max_requests is not None and len(reqs) > max_requests:
-        pick = np.sort(np.random.default_rng(seed).choice(len(reqs), max_requests,
-                                                          replace=False))
-        reqs = [reqs[i] for i in pick]
-    ev_t = pd.to_datetime(events["ts"], utc=True)
-    before = events[(ev_t < pd.Timestamp(cut)) & events["kind"].isin(ENGAGEMENT_KINDS)]
-    seen = before.groupby(before["user_id"].astype(str))["item_id"].agg(
-        lambda s: set(map(str, s))).to_dict()
+    reqs = sample_requests(reqs, max_requests, seed)
+    seen = engaged_before(events, cut)
     fitted = dict(fitted or {})
     policies: list[Any] = []
     names = list(models) if models is not None else ["auto"]
