@@ -32,6 +32,10 @@ Protocol (issue 18):
     .venv/bin/python benchmarks/temporal_real.py --datasets lastfm-tags
     .venv/bin/python benchmarks/temporal_real.py --datasets synthetic --out /tmp/syn.json
     .venv/bin/python benchmarks/temporal_real.py --datasets lastfm-cli --out /tmp/cli.json
+    .venv/bin/python benchmarks/temporal_real.py --dev --dev-fraction 0.1 --datasets lastfm-tags
+
+Each row prints its seconds (fit + scoring; for the baselines, tuning too), and the
+default's gain over every baseline with a 95 % paired bootstrap interval over users.
 
 ``lastfm-cli`` runs the README's command-line protocol ("Fresh content on real data") as
 written at full scale, times each ``feedwise`` call, and checks that the figures it prints
@@ -137,6 +141,16 @@ def bootstrap(v: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
+def gain_interval(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0
+                  ) -> tuple[float, float]:
+    """95 % paired bootstrap interval of ``mean(a) / mean(b) - 1`` (the same users resampled
+    for both models)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n, len(a)))
+    ratio = a[idx].mean(axis=1) / np.maximum(b[idx].mean(axis=1), 1e-12) - 1
+    return float(np.quantile(ratio, 0.025)), float(np.quantile(ratio, 0.975))
+
+
 def tuned(name: str, train: Interactions) -> tuple[dict[str, Any], float]:
     """The baseline's setting with the best NDCG@10 on the last 20 % of the training time
     (fitted on the rest)."""
@@ -152,13 +166,14 @@ def tuned(name: str, train: Interactions) -> tuple[dict[str, Any], float]:
 
 
 def temporal_run(label: str, pairs: pd.DataFrame, catalogue: pd.DataFrame,
-                 tags: pd.DataFrame, models: list[str], dev: bool = False) -> dict[str, Any]:
+                 tags: pd.DataFrame, models: list[str], dev: bool = False,
+                 dev_fraction: float = 0.2) -> dict[str, Any]:
     pairs = pairs.astype({"user_id": str, "item_id": str})
     ids = np.union1d(pairs["item_id"].unique(), catalogue["item_id"].astype(str).unique())
     data = Interactions.from_frame(pairs, item_ids=ids.astype(object))
     split = temporal_split(data, test_fraction=0.2)
     if dev:  # development: the same protocol inside the training part (test never read)
-        split = temporal_split(split.train, test_fraction=0.2)
+        split = temporal_split(split.train, test_fraction=dev_fraction)
     cut = pd.Timestamp(float(split.test.last_ts.data.min()), unit="s", tz="UTC")
     train, test = split.train, split.test
     # tags as they stood at the validation cut carved from the training part: a tag is
@@ -178,7 +193,7 @@ def temporal_run(label: str, pairs: pd.DataFrame, catalogue: pd.DataFrame,
     print(f"\n{label}: cut {cut:%Y-%m-%d}, {info['test_users']} test users, "
           f"{info['test_pairs']} test pairs, {info['new_item_share']:.0%} on items never "
           f"seen before the cut")
-    rows = []
+    rows, per_user = [], {}
     for name in models:
         t0 = time.perf_counter()
         if name in GRIDS:
@@ -190,6 +205,7 @@ def temporal_run(label: str, pairs: pd.DataFrame, catalogue: pd.DataFrame,
             model = get_model(base, **params)
             model.fit(train, **side_data(model, items=items))
         v = user_ndcg(model, train, test)
+        per_user[name] = v
         lo, hi = bootstrap(v)
         row = {"model": name, "params": params, "validation_ndcg": val,
                "ndcg@10": float(v.mean()), "ci95": [lo, hi], "users": len(v),
@@ -206,6 +222,10 @@ def temporal_run(label: str, pairs: pd.DataFrame, catalogue: pd.DataFrame,
     for r in rows:
         if default is not None and r is not default and r["ndcg@10"] > 0:
             r["default_gain"] = default["ndcg@10"] / r["ndcg@10"] - 1
+            r["default_gain_ci95"] = gain_interval(per_user[models[0]], per_user[r["model"]])
+            print(f"  {models[0]} vs {r['model']}: {r['default_gain']:+.1%} "
+                  f"[{r['default_gain_ci95'][0]:+.1%}, {r['default_gain_ci95'][1]:+.1%}] "
+                  f"(95 % paired bootstrap over users)")
     return {"dataset": label, **info, "rows": rows}
 
 
@@ -383,6 +403,9 @@ def main() -> None:
     ap.add_argument("--dev", action="store_true",
                     help="development: run the protocol inside the training part (the last "
                          "20%% of its time as test), never reading the test part")
+    ap.add_argument("--dev-fraction", type=float, default=0.2,
+                    help="with --dev: the share of the training part's time held out as the "
+                         "development test (other cuts check that a dev gain holds)")
     ap.add_argument("--no-compare", action="store_true",
                     help="with lastfm-cli: time the README commands only, without fitting "
                          "the same models again in Python")
@@ -395,10 +418,12 @@ def main() -> None:
     for name in args.datasets.split(","):
         if name == "lastfm-tags":
             p, c, t = lastfm_tags(args.data_dir / "lastfm-hetrec2011-2k")
-            out["runs"].append(temporal_run(name, p, c, t, models, args.dev))
+            out["runs"].append(temporal_run(name, p, c, t, models, args.dev,
+                                            args.dev_fraction))
         elif name == "movielens-latest-small":
             p, c, t = movielens_small(args.data_dir / "movielens-latest-small")
-            out["runs"].append(temporal_run(name, p, c, t, models, args.dev))
+            out["runs"].append(temporal_run(name, p, c, t, models, args.dev,
+                                            args.dev_fraction))
         elif name == "synthetic":
             out["runs"].append(synthetic_run(models, dev=args.dev))
         elif name == "lastfm-cli":

@@ -48,3 +48,18 @@ def test_printed_figures_read_the_evaluate_table(bench, capsys: pytest.CaptureFi
     assert got["ndcg"] == pytest.approx({"auto": 0.07266, "popularity": 0.06772,
                                          "ease": 0.07263}, abs=0.5e-4)
     assert got["mrr"]["ease"] == pytest.approx(0.1149, abs=0.5e-4)
+
+
+def test_gain_interval_is_paired_over_users(bench) -> None:
+    """The default's gain over a baseline: a paired bootstrap of the ratio of means. A model
+    exactly 10 % better on every user has no spread; a gain carried by a few users does."""
+    import numpy as np
+
+    b = np.random.default_rng(0).uniform(0.0, 0.2, 400)
+    lo, hi = bench.gain_interval(1.1 * b, b)
+    assert lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+    a = b.copy()
+    a[:20] += 0.8  # a ~40 % average gain carried by 5 % of the users
+    lo, hi = bench.gain_interval(a, b)
+    gain = a.mean() / b.mean() - 1
+    assert lo < gain < hi and hi - lo > 0.1
