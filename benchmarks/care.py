@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from feedwise.care.answers import AnswerIndex  # noqa: E402
 from feedwise.care.assistant import CareAssistant  # noqa: E402
-from feedwise.care.intents import RECIPES, train_intents  # noqa: E402
+from feedwise.care.intents import RECIPES, load_intents, train_intents  # noqa: E402
 from feedwise.care.routing import choose_threshold  # noqa: E402
 from feedwise.text import embeddings  # noqa: E402
 from feedwise.text.classifier import (  # noqa: E402
@@ -306,7 +306,7 @@ def run_accuracy(df: pd.DataFrame, args, cache: EmbeddingCache | None,
         if "fewshot" in phases:
             row.update(_fold_few(texts, labels, y, tr, te, args, cache))
         if "tuned" in phases:
-            row.update(_fold_tuned(texts, labels, y, tr, te, args))
+            row.update(_fold_tuned(texts, labels, y, tr, te, args, f + 1))
         folds.append(row)
     return {"folds": folds, "mean": summarise(folds), "target_precision": TARGET_PRECISION}
 
@@ -394,7 +394,7 @@ def _fold_few(texts, labels, y, tr, te, args, cache) -> dict:
 _LOWER: LowerStates | None = None
 
 
-def _fold_tuned(texts, labels, y, tr, te, args) -> dict:
+def _fold_tuned(texts, labels, y, tr, te, args, fold: int = 0) -> dict:
     """The all-data candidate with a tuned encoder (``ALL_TUNED``; ``--all-tuned``): the
     encoder tuned on the training folds, the head fitted on them (with its calibration
     share, from which the auto-reply threshold is chosen), accuracy on the held-out fold.
@@ -433,6 +433,12 @@ def _fold_tuned(texts, labels, y, tr, te, args) -> dict:
     row.update(threshold_tuned=t_auto, auto_coverage_tuned=float(auto.mean()),
                auto_precision_tuned=float(hit[auto].mean()) if auto.any() else None,
                tuned_all_fold_s=time.perf_counter() - t0)
+    if args.save_model is not None:  # the servable model: the head with its tuned encoder
+        clf.encoder_ = enc
+        clf.meta_ = {"target_precision": TARGET_PRECISION, "auto_reply_threshold": t_auto,
+                     "note": f"benchmarks/care.py tuned phase, fold {fold}'s training part"}
+        clf.save(args.save_model / f"fold{fold}")
+        log(f"  saved the tuned model to {args.save_model / f'fold{fold}'}")
     log(f"  tuned encoder {params}: accuracy {row['accuracy_tuned']:.4f} (floor "
         f"{row['floor_accuracy_tuned_run']:.4f}; tuning {row['tuned_all_fit_s']:.0f} s, fold "
         f"{row['tuned_all_fold_s']:.0f} s); auto-reply at {t_auto:.3f}: precision "
@@ -461,13 +467,25 @@ def run_latency(df: pd.DataFrame, args, features: dict,
     kb = knowledge_base(df, tr)
     out = {}
     probe = [texts[i] for i in te[: args.latency_n]]
-    for name, params in features.items():
-        log(f"latency: training the {name} model ...")
-        use_emb = params.get("features", "tfidf") != "tfidf"
-        model = train_intents([texts[i] for i in tr], list(y[tr]),
-                              target_precision=TARGET_PRECISION,
-                              embeddings=cache.rows(tr) if use_emb and cache else None,
-                              **params)
+    runs = [(name, params, None) for name, params in features.items()]
+    if args.model is not None:  # a saved model (e.g. the tuned all-data one of fold 1)
+        runs.append(("model", {"path": str(args.model)}, None))
+        if args.latency_torch and embeddings.ort_available():
+            runs.append(("model-torch", {"path": str(args.model)}, "torch"))
+    for name, params, force in runs:
+        prev_backend = os.environ.get(embeddings.BACKEND_ENV)
+        if force:
+            os.environ[embeddings.BACKEND_ENV] = force
+        if "path" in params:
+            model = load_intents(params["path"])
+            use_emb = model.features != "tfidf"
+        else:
+            log(f"latency: training the {name} model ...")
+            use_emb = params.get("features", "tfidf") != "tfidf"
+            model = train_intents([texts[i] for i in tr], list(y[tr]),
+                                  target_precision=TARGET_PRECISION,
+                                  embeddings=cache.rows(tr) if use_emb and cache else None,
+                                  **params)
         a = CareAssistant(intents=model, index=AnswerIndex(kb, use_embeddings=use_emb))
         for t in probe[:20]:  # warm up
             a.handle(t)
@@ -496,7 +514,14 @@ def run_latency(df: pd.DataFrame, args, features: dict,
                      "classifier_p50_ms": float(np.percentile(b, 50)),
                      "classifier_p99_ms": float(np.percentile(b, 99)),
                      "classifier_messages_per_s": float(1000.0 / b.mean()),
-                     "handle_messages_per_s": float(1000.0 / ms.mean())}
+                     "handle_messages_per_s": float(1000.0 / ms.mean()),
+                     "embeddings_backend": embeddings.backend() if use_emb else None,
+                     "answers_by_embeddings": use_emb}
+        if force:
+            if prev_backend is None:
+                os.environ.pop(embeddings.BACKEND_ENV, None)
+            else:
+                os.environ[embeddings.BACKEND_ENV] = prev_backend
         if name == "tfidf":
             out["_model"] = model
             out["_kb"] = kb
@@ -506,15 +531,58 @@ def run_latency(df: pd.DataFrame, args, features: dict,
     return out
 
 
+# ---------------------------------------------------------------------- agree
+def run_agree(df: pd.DataFrame, args) -> dict:
+    """``--model`` (trained on fold 1's training part) on fold 1's held-out rows, with ONNX
+    Runtime and with torch inference: how many labels differ (the same model either way)."""
+    y = df["category"].to_numpy()
+    skf = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
+    _, te = next(skf.split(np.zeros(len(y)), y))
+    texts = [df["text"].iloc[i] for i in te]
+    out: dict = {"model": str(args.model), "rows": len(te)}
+    proba = {}
+    for name in ("onnxruntime", "torch"):
+        prev = os.environ.get(embeddings.BACKEND_ENV)
+        os.environ[embeddings.BACKEND_ENV] = name
+        try:
+            assert embeddings.backend() == name, f"{name} is not available"
+            model = load_intents(args.model)
+            t = time.perf_counter()
+            proba[name] = model.predict_proba(texts)
+            out[f"{name}_s"] = time.perf_counter() - t
+            out[f"{name}_accuracy"] = float(np.mean(
+                np.array(model.classes_)[proba[name].argmax(axis=1)] == y[te]))
+        finally:
+            if prev is None:
+                os.environ.pop(embeddings.BACKEND_ENV, None)
+            else:
+                os.environ[embeddings.BACKEND_ENV] = prev
+    a, b = proba["onnxruntime"], proba["torch"]
+    out["label_disagreements"] = int((a.argmax(axis=1) != b.argmax(axis=1)).sum())
+    out["max_abs_proba_diff"] = float(np.abs(a - b).max())
+    thr = float(model.meta_.get("auto_reply_threshold", 1.01))
+    out["auto_reply_disagreements"] = int(((a.max(axis=1) >= thr)
+                                           != (b.max(axis=1) >= thr)).sum())
+    log(f"agree: {out['label_disagreements']} of {len(te)} labels differ between ONNX "
+        f"Runtime and torch (max |p diff| {out['max_abs_proba_diff']:.2e}); accuracy "
+        f"{out['onnxruntime_accuracy']:.4f} / {out['torch_accuracy']:.4f}")
+    return out
+
+
 # ---------------------------------------------------------------------- http
-def run_http(df: pd.DataFrame, args, model: TextClassifier, kb: pd.DataFrame) -> dict:
+def run_http(df: pd.DataFrame, args, model: TextClassifier | Path, kb: pd.DataFrame) -> dict:
+    """``model``: a trained model, or the path of a saved one (served as it is)."""
     from serve import cpu_seconds, free_port  # the serve benchmark's load tools
 
     from feedwise.server.auth import create_key
     from feedwise.store import EventStore
 
     root = Path(tempfile.mkdtemp(prefix="fw-care-bench-"))
-    model.save(root / "intents")
+    if isinstance(model, Path):
+        served = model
+    else:
+        model.save(root / "intents")
+        served = root / "intents"
     with EventStore(root / "bench.duckdb") as store:
         store.add_answers(kb, now=datetime.now(UTC))
     key, _ = create_key(root / "keys.json", ["ingest"])
@@ -522,7 +590,12 @@ def run_http(df: pd.DataFrame, args, model: TextClassifier, kb: pd.DataFrame) ->
     env = {**os.environ, "FEEDWISE_DB": str(root / "bench.duckdb"),
            "FEEDWISE_REGISTRY": str(root / "registry"),
            "FEEDWISE_KEYS_FILE": str(root / "keys.json"),
-           "FEEDWISE_CARE_MODEL": str(root / "intents"), "FEEDWISE_RELOAD_INTERVAL_S": "60"}
+           "FEEDWISE_CARE_MODEL": str(served), "FEEDWISE_RELOAD_INTERVAL_S": "60"}
+    # the server's own thread settings (not the benchmark's OMP_NUM_THREADS=1), unless set
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.pop(var, None)
+    if args.server_threads:
+        env["OMP_NUM_THREADS"] = str(args.server_threads)
     cmd = [sys.executable, "-c", "from feedwise.cli import app; app()", "serve",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -617,7 +690,8 @@ def main() -> None:
     ap.add_argument("--shots", type=int, default=10)
     ap.add_argument("--phases", default="accuracy,fewshot,latency,http",
                     help="accuracy (all data, auto-reply), fewshot (10 per intent), "
-                    "tuned (all data, tuned encoder; not in the default), latency, http")
+                    "tuned (all data, tuned encoder; not in the default), latency, http, "
+                    "agree (--model: ONNX Runtime against torch labels on fold 1)")
     ap.add_argument("--no-embeddings", action="store_true")
     ap.add_argument("--emb-cache", type=Path, default=None,
                     help="Keep the MiniLM embeddings in this .npy file (outside the repo).")
@@ -638,6 +712,19 @@ def main() -> None:
     ap.add_argument("--states-cache", type=Path, default=None,
                     help="Keep the frozen lower-layer states (phase 'tuned') in this .npz "
                     "file (outside the repo; about 0.3 GB).")
+    ap.add_argument("--save-model", type=Path, default=None,
+                    help="Phase 'tuned': save each fold's model (head + tuned encoder, as "
+                    "`feedwise intents train` writes it) as DIR/foldK, for --model.")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="Latency/http: measure this intent model (e.g. DIR/fold1 from "
+                    "--save-model; its training part must be fold 1's) as the candidate "
+                    "instead of training one.")
+    ap.add_argument("--latency-torch", action="store_true",
+                    help="Latency: also measure --model with torch inference (side by side "
+                    "with ONNX Runtime).")
+    ap.add_argument("--server-threads", type=int, default=0,
+                    help="HTTP: OMP_NUM_THREADS of the server (0: the server's own default; "
+                    "the benchmark's own thread settings are not passed on).")
     ap.add_argument("--combine", nargs="+", type=Path, default=None,
                     help="Join the accuracy folds of these result files (runs of "
                     "--only-folds in parallel processes) into --out, keeping its other "
@@ -682,6 +769,10 @@ def main() -> None:
         chosen = json.loads(max(set(picks), key=picks.count))
     if args.candidate:
         chosen = json.loads(args.candidate)
+    if "agree" in phases:
+        if args.model is None:
+            raise SystemExit("--phases agree needs --model (a model of fold 1's training part)")
+        out["agree"] = run_agree(df, args)
     lat = None
     if "latency" in phases or "http" in phases:
         feats = {"tfidf": {"features": "tfidf", "C": 10.0}}
@@ -691,7 +782,12 @@ def main() -> None:
         model, kb = lat.pop("_model"), lat.pop("_kb")
         out["latency"] = lat
     if "http" in phases:
-        out["http"] = run_http(df, args, model, kb)
+        out["http"] = {"tfidf": run_http(df, args, model, kb)}
+        if args.model is not None:
+            out["http"]["model"] = run_http(df, args, args.model, kb)
+        for name, h in out["http"].items():  # the bare classifier, side by side
+            h["classifier_messages_per_s"] = (lat or {}).get(name, {}).get(
+                "classifier_messages_per_s")
     RESULTS.mkdir(parents=True, exist_ok=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, default=str))
@@ -755,12 +851,24 @@ def print_table(out: dict) -> None:
                   None, ""),
                  (f"  in-process handle messages/s ({name})", r["handle_messages_per_s"],
                   None, "")]
-    if "http" in out:
-        h = out["http"]
-        rows += [(f"HTTP messages/s ({h['clients']} clients, {h['cores']} cores)",
+    if "agree" in out:
+        g = out["agree"]
+        rows += [(f"ONNX Runtime vs torch: labels differing (of {g['rows']})",
+                  g["label_disagreements"], None, ""),
+                 ("  auto-reply decisions differing", g["auto_reply_disagreements"], None, ""),
+                 ("  max |probability difference|", g["max_abs_proba_diff"], None, ""),
+                 ("  accuracy, ONNX Runtime (fold 1)", g["onnxruntime_accuracy"], None, ""),
+                 ("  accuracy, torch (fold 1)", g["torch_accuracy"], None, "")]
+    http = out.get("http") or {}
+    if "clients" in http:  # one run (results written before the per-model runs)
+        http = {"tfidf": http}
+    for name, h in http.items():
+        rows += [(f"HTTP messages/s ({name}; {h['clients']} clients, {h['cores']} cores)",
                   h["messages_per_s"], TARGETS["http_messages_per_s"], ">="),
-                 ("  HTTP p99 ms", h["p99_ms"], None, ""),
-                 ("  HTTP errors", h["errors"], None, "")]
+                 (f"  HTTP p99 ms ({name})", h["p99_ms"], None, ""),
+                 (f"  HTTP errors ({name})", h["errors"], None, ""),
+                 (f"  bare classifier messages/s ({name})",
+                  h.get("classifier_messages_per_s"), None, "")]
     print(f"\n{'measure':52s} {'value':>10s} {'target':>10s}  met")
     for name, v, target, op in rows:
         met = ""

@@ -32,6 +32,17 @@ def test_settings_checked_without_the_text_extra():
         TunedEncoder(steps=1).fit(["a", "b", "c"], ["x", "y", "z"])
 
 
+def test_the_recipes_are_valid_classifier_settings():
+    """``intents train --recipe NAME`` passes RECIPES[NAME] to TextClassifier: every key must
+    be one of its parameters (``encoder_batch`` was not, so ``--recipe all-data`` failed)."""
+    from feedwise.care.intents import RECIPES
+
+    for name, params in RECIPES.items():
+        got = TextClassifier(**params).get_params()
+        assert {k: got[k] for k in params} == params, name
+    assert TextClassifier(**RECIPES["all-data"]).encoder_batch == 64
+
+
 def test_label_names_join_the_training_examples():
     texts, labels = examples()
     plain = TextClassifier(calibrate=False).fit(texts, labels)
@@ -126,3 +137,55 @@ def test_precomputed_states_chunks_and_the_softmax_loss(tuned):
                                atol=1e-5)
     with pytest.raises(DataError, match="states"):
         TunedEncoder(steps=1, train_layers=1).fit(ex_texts, ex_labels, states=ex_states[:2])
+
+
+@needs_text
+def test_onnx_runtime_serves_the_tuned_encoder(tuned, tmp_path, monkeypatch):
+    """Saved with its top layers' ONNX graph; loaded, it embeds in ONNX Runtime without
+    building the torch model, equal to torch within 1e-4; the shared lower pass gives the
+    tuned and the shipped embeddings at once."""
+    if not embeddings.ort_available():
+        pytest.skip("onnxruntime is not installed")
+    enc = tuned.encoder_
+    texts = PROBE + ["a much longer text about a card " * 3]
+    monkeypatch.setenv(embeddings.BACKEND_ENV, "torch")
+    ref, ref_shipped = enc.embed(texts), embeddings.embed(texts)
+    ref_proba = tuned.predict_proba(texts)
+    monkeypatch.delenv(embeddings.BACKEND_ENV)
+    np.testing.assert_allclose(enc.embed(texts), ref, atol=1e-4)
+    tuned.save(tmp_path / "m")
+    assert (tmp_path / "m.encoder.onnx").stat().st_size > 1_000_000
+    back = TextClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(back.predict_proba(texts), ref_proba, atol=1e-4)
+    assert back.encoder_.__dict__.get("_model") is None  # no torch model was built
+    both = back.encoder_.embed_with_shipped(texts)
+    np.testing.assert_allclose(both[0], ref, atol=1e-4)
+    np.testing.assert_allclose(both[1], ref_shipped, atol=1e-4)
+
+
+@needs_text
+def test_assistant_feeds_each_consumer_its_embedding(tuned):
+    """A tuned intent model reads its own encoder's embedding and the answers the shipped
+    model's; handle_many (the service's micro-batch) decides as handle does one by one."""
+    import pandas as pd
+
+    from feedwise.care.answers import AnswerIndex
+    from feedwise.care.assistant import CareAssistant
+
+    kb = pd.DataFrame([{"answer_id": "a1", "intent": "card_arrival", "answer": "Soon.",
+                        "questions": ["where is my card", "card not arrived"]},
+                       {"answer_id": "a2", "intent": "pin", "answer": "Reset it in the app.",
+                        "questions": ["forgot my pin"]}])
+    a = CareAssistant(intents=tuned, index=AnswerIndex(kb, use_embeddings=True))
+    assert a.uses_encoder
+    e_int, e_ans = a.embed(PROBE[:2])
+    np.testing.assert_allclose(e_int, tuned.encoder_.embed(PROBE[:2]), atol=1e-5)
+    np.testing.assert_allclose(e_ans, embeddings.embed(PROBE[:2]), atol=1e-5)
+    msgs = PROBE + ["\x00\x01binary", "where is my card??"]
+    many = a.handle_many(msgs)
+    for got, text in zip(many, msgs, strict=True):
+        one = a.handle(text)
+        assert (got["intent"], got["routing"], got["problem"]) == (
+            one["intent"], one["routing"], one["problem"])
+        if one["confidence"] is not None:
+            assert abs(got["confidence"] - one["confidence"]) < 1e-4

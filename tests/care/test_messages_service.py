@@ -154,3 +154,52 @@ def test_broken_unicode_is_refused_or_routed_never_a_5xx(care_client):
     assert c.post("/v1/messages", content=bad_id, headers=h).status_code == 422
     rep = '{"reply_id": "r1", "agent": "ann", "text": "sorry \\ud800"}'
     assert c.post("/v1/messages/s1/reply", content=rep, headers=h).status_code == 422
+
+
+def test_an_encoder_model_is_decided_in_batches_off_the_loop(world, tmp_path, monkeypatch):
+    """An embedding intent model: concurrent messages are decided together
+    (``CareAssistant.handle_many`` on a worker thread), each as the assistant decides it
+    alone; unreadable ones still go to a person."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from feedwise.care.assistant import CareAssistant
+    from feedwise.server.app import create_app
+    from feedwise.text import embeddings
+
+    if not embeddings.available():
+        pytest.skip("the text extra is not installed")
+    texts, labels = examples()
+    model = train_intents(texts * 3, labels * 3, target_precision=0.9, features="both")
+    model.meta_["auto_reply_threshold"] = 0.5
+    model.save(tmp_path / "enc")
+    monkeypatch.setenv(messages_route.MODEL_ENV, str(tmp_path / "enc"))
+    monkeypatch.setattr(messages_route, "ENCODE_WAIT_S", 0.02)
+    sizes: list[int] = []
+    real = CareAssistant.handle_many
+
+    def spy(self, batch, **kw):
+        sizes.append(len(batch))
+        return real(self, batch, **kw)
+
+    monkeypatch.setattr(CareAssistant, "handle_many", spy)
+    with EventStore(world.settings.db) as store:
+        store.add_answers(knowledge(), now=datetime(2024, 1, 1, tzinfo=UTC))
+    msgs = [f"{t} (order {i})" for i, t in enumerate(texts[:20])] + ["", "\x00\x00\x00"]
+    with TestClient(create_app(world.settings)) as c:
+        def one(i: int):
+            return post(c, world, {"message_id": f"e{i}", "user_id": f"u{i % 3}",
+                                   "text": msgs[i], "ts": T}).json()
+
+        with ThreadPoolExecutor(8) as ex:
+            outs = list(ex.map(one, range(len(msgs))))
+        helper = messages_route.assistant(c.app.state.feedwise)
+    assert helper.uses_encoder and sum(sizes) == len(msgs)
+    assert max(sizes) <= messages_route.ENCODE_MAX
+    for o, text in zip(outs, msgs, strict=True):
+        alone = helper.handle(text)
+        d = o["decision"]
+        assert (d["intent"], d["routing"]["decision"], d["problem"]) == (
+            alone["intent"], alone["routing"]["decision"], alone["problem"])
+    assert outs[-1]["decision"]["routing"]["decision"] == "human"

@@ -91,7 +91,59 @@ class CareAssistant:
         senti = self.analyser.analyse([text])
         return senti["label"].iloc[0], float(senti["negative"].iloc[0])
 
-    def _handle(self, text: Any, k: int) -> dict[str, Any]:
+    @property
+    def uses_encoder(self) -> bool:
+        """Whether a message runs the sentence encoder (an embedding intent model, or
+        answers retrieved by embeddings): then :meth:`handle_many` saves work."""
+        return self._needs()[0] or self._needs()[1]
+
+    def _needs(self) -> tuple[bool, bool]:
+        """(the intent model reads embeddings, the answer index reads embeddings)."""
+        return (self.intents is not None and self.intents.features != "tfidf",
+                self.index is not None and bool(self.index.use_embeddings))
+
+    def embed(self, texts: list[str]) -> tuple[Any, Any]:
+        """The embeddings a message needs, for several checked texts at once: ``(for the
+        intent model, for the answers)``, each ``(n, 384)`` or ``None``. A tuned intent
+        model reads its own encoder's embeddings and the answers the shipped model's; in
+        ONNX Runtime both come from one pass of the shared lower layers."""
+        for_intent, for_answers = self._needs()
+        if not texts or not (for_intent or for_answers):
+            return None, None
+        encoder = getattr(self.intents, "encoder_", None) if for_intent else None
+        if encoder is None:
+            e = text_embeddings.embed(texts)
+            return (e if for_intent else None), (e if for_answers else None)
+        if for_answers:
+            return encoder.embed_with_shipped(texts)
+        return encoder.embed(texts), None
+
+    def handle_many(self, texts: list[Any], *, k: int = 3) -> list[dict[str, Any]]:
+        """:meth:`handle` for several messages, with one encoder call for all of them
+        (what a service does with concurrent messages); never raises."""
+        checked = [check_text(t, max_chars=MAX_CHARS) for t in texts]
+        ok = [i for i, (_, problem) in enumerate(checked) if problem is None]
+        try:
+            e_int, e_ans = self.embed([checked[i][0] for i in ok])
+        except Exception:  # noqa: BLE001 - each message is then handled on its own
+            return [self.handle(t, k=k) for t in texts]
+        where = {i: j for j, i in enumerate(ok)}
+        out = []
+        for i, t in enumerate(texts):
+            j = where.get(i)
+            if j is None:
+                out.append(self.handle(t, k=k))
+                continue
+            pair = (None if e_int is None else e_int[j:j + 1],
+                    None if e_ans is None else e_ans[j:j + 1])
+            try:
+                out.append(self._handle(t, k, pair))
+            except Exception as exc:  # noqa: BLE001 - as handle
+                out.append(self._human(f"internal error while reading the message: "
+                                       f"{type(exc).__name__}", "und"))
+        return out
+
+    def _handle(self, text: Any, k: int, embedded: tuple | None = None) -> dict[str, Any]:
         clean, problem = check_text(text, max_chars=MAX_CHARS)
         if problem is not None:
             return self._human(problem, "und")
@@ -99,22 +151,18 @@ class CareAssistant:
         kp, cues = self.kinds.read(clean)
         ki = int(kp.argmax())
         kind, kind_conf = self.kinds.classes_[ki], float(kp[ki])
-        # one embedding of the message for both the intent model and the answers, if either
-        # uses embeddings
-        emb = None
-        if (self.intents is not None and self.intents.features != "tfidf") or (
-                self.index is not None and self.index.use_embeddings):
-            emb = text_embeddings.embed([clean])
+        # the message's embeddings: one encoder pass (its lower layers shared) for the
+        # intent model and the answers, when either uses embeddings
+        e_int, e_ans = self.embed([clean]) if embedded is None else embedded
         if self.intents is not None:
-            proba = self.intents.predict_proba(
-                [clean], embeddings=emb if self.intents.features != "tfidf" else None)
+            proba = self.intents.predict_proba([clean], embeddings=e_int)
             top = top_k(proba, self.intents.classes_, 3)[0]
         else:
             top = top_k(kp[None, :], self.kinds.classes_, 3)[0]
         intent, confidence = top[0]["intent"], top[0]["confidence"]
         label, negative = self._sentiment(clean)
         suggestions = (self.index.search(clean, k=k, intent=intent, confidence=confidence,
-                                         embedding=None if emb is None else emb[0])
+                                         embedding=None if e_ans is None else e_ans[0])
                        if self.index is not None else [])
         best = suggestions[0].score if suggestions else None
         r = route(self.policy, problem=None, language=language, kind=kind,

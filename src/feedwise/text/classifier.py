@@ -188,6 +188,7 @@ class TextClassifier:
         0: the shipped encoder as it is). See the module doc.
     encoder_layers: how many top encoder layers are tuned.
     encoder_lr: the tuning's learning rate.
+    encoder_batch: intents (pairs) per tuning step.
     label_names: add each label's name as one more training example of it.
     """
 
@@ -207,6 +208,7 @@ class TextClassifier:
         encoder_layers: int = 2,
         encoder_lr: float = 1e-4,
         label_names: bool = False,
+        encoder_batch: int = 32,
     ) -> None:
         self.features = features
         self.C = C
@@ -221,6 +223,7 @@ class TextClassifier:
         self.encoder_layers = encoder_layers
         self.encoder_lr = encoder_lr
         self.label_names = label_names
+        self.encoder_batch = encoder_batch
 
     # -- parameters -------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -231,6 +234,7 @@ class TextClassifier:
             "max_features": self.max_features, "prototype_weight": self.prototype_weight,
             "encoder_steps": self.encoder_steps, "encoder_layers": self.encoder_layers,
             "encoder_lr": self.encoder_lr, "label_names": self.label_names,
+            "encoder_batch": self.encoder_batch,
         }
 
     def _check_params(self) -> None:
@@ -348,6 +352,7 @@ class TextClassifier:
             self.encoder_ = TunedEncoder(
                 steps=int(self.encoder_steps), learning_rate=float(self.encoder_lr),
                 train_layers=int(self.encoder_layers), random_state=self.random_state,
+                batch_size=int(self.encoder_batch),
             ).fit(texts, labels)
             embeddings = None  # precomputed rows come from the shipped encoder: re-embed
         if self.label_names:

@@ -15,7 +15,15 @@ examples, as SetFit does, then embeds with the tuned model:
 
 The tuned layers are saved as ``<path>.safetensors`` (their tensors only) with a JSON
 description; loading rebuilds the shipped MiniLM from the ``text`` extra's package and puts
-the tuned tensors in place. Nothing is pickled, nothing is downloaded::
+the tuned tensors in place. Nothing is pickled, nothing is downloaded.
+
+Inference runs in ONNX Runtime when it is installed (:mod:`feedwise.text.embeddings`): the
+shipped lower layers' graph (cached), then the tuned top layers' graph, exported at
+:meth:`TunedEncoder.save` as ``<path>.onnx`` beside the tensors (an encoder saved without
+it is exported once in memory when first used). A loaded encoder then needs no torch at
+all; the torch model is rebuilt only when asked for (``model_``: fitting, the torch path).
+:meth:`TunedEncoder.embed_with_shipped` runs the shared lower layers once for both the tuned
+and the shipped top layers (a message's intent and its answer retrieval)::
 
     enc = TunedEncoder(steps=150).fit(texts, labels)
     E = enc.embed(["where is my card?"])        # (1, 384), rows of unit length
@@ -41,14 +49,7 @@ FORMAT = "feedwise.TunedEncoder/1"
 
 def _load_base():
     """A fresh copy of the shipped MiniLM (never the shared one :func:`embed` uses)."""
-    import os
-
-    path = text_embeddings.model_path()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer  # optional heavy extra
-
-    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    return text_embeddings._load_copy()
 
 
 def _bert(model):
@@ -84,6 +85,23 @@ class TunedEncoder:
         self.random_state = random_state
         self.threads = threads
         self.loss = loss
+
+    # -- the torch model, built when first asked for after a load ---------------------------
+    @property
+    def model_(self):
+        m = self.__dict__.get("_model")
+        if m is None:
+            source = self.__dict__.get("_source")
+            if source is None:
+                raise AttributeError("model_")  # not fitted
+            m = self.__dict__["_model"] = self._build(source)
+        return m
+
+    @model_.setter
+    def model_(self, model) -> None:
+        self.__dict__["_model"] = model
+        self.__dict__["_ort_graph"] = None  # a new model: its graph is exported again
+        self.__dict__["_ort_sessions"] = {}
 
     def get_params(self) -> dict[str, Any]:
         return {"steps": self.steps, "batch_size": self.batch_size,
@@ -287,13 +305,58 @@ class TunedEncoder:
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
+        if self.__dict__.get("_model") is None and self.__dict__.get("_source") is None:
             raise NotFittedError("TunedEncoder is not fitted; call fit(texts, labels) first")
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Embed with the tuned encoder: ``(n, 384)`` float32, rows of unit length."""
+        """Embed with the tuned encoder: ``(n, 384)`` float32, rows of unit length (ONNX
+        Runtime when installed, else torch; module doc)."""
         self._check_fitted()
+        if text_embeddings.backend() == "onnxruntime":
+            m = text_embeddings.ort_model()
+            return m.embed_split(texts, m.n_layers - int(self.train_layers),
+                                 [self._upper_session],
+                                 batch_size=batch_size)[0]
         return text_embeddings.encode_with(self.model_, texts, batch_size=batch_size)
+
+    def embed_with_shipped(self, texts: Sequence[str], *, batch_size: int = 64
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """``(tuned, shipped)`` embeddings of the texts: :meth:`embed` and
+        :func:`feedwise.text.embeddings.embed`. In ONNX Runtime the shared lower layers run
+        once for both (the two differ only in their top layers)."""
+        self._check_fitted()
+        if text_embeddings.backend() == "onnxruntime":
+            m = text_embeddings.ort_model()
+            tuned, shipped = m.embed_split(texts, m.n_layers - int(self.train_layers),
+                                           [self._upper_session], batch_size=batch_size,
+                                           shipped=True)
+            return tuned, shipped
+        return self.embed(texts, batch_size=batch_size), text_embeddings.embed(texts)
+
+    def onnx_graph(self) -> bytes | Path:
+        """The ONNX graph of the tuned top layers (hidden states in, pooled unit embeddings
+        out): the file saved beside the encoder, else exported from the torch model."""
+        got = self.__dict__.get("_ort_graph")
+        if got is None:
+            st = self.__dict__.get("_source")
+            saved = None if st is None else st.with_name(st.name[: -len(".safetensors")]
+                                                         + ".onnx")
+            if saved is not None and saved.exists() and self.__dict__.get("_model") is None:
+                got = saved
+            else:
+                bert = _bert(self.model_)
+                n = len(bert.encoder.layer)
+                got = text_embeddings.export_part(bert, n - int(self.train_layers), n,
+                                                  embed=False, pool=True)
+            self.__dict__["_ort_graph"] = got
+        return got
+
+    def _upper_session(self, threads: int):
+        sessions = self.__dict__.setdefault("_ort_sessions", {})
+        got = sessions.get(threads)
+        if got is None:
+            got = sessions[threads] = text_embeddings.ort_session(self.onnx_graph(), threads)
+        return got
 
     # -- persistence ------------------------------------------------------------------------------
     @staticmethod
@@ -309,13 +372,20 @@ class TunedEncoder:
                 for name, t in layer.state_dict().items()}
 
     def save(self, path) -> None:
-        """Write ``<path>.safetensors`` (the tuned layers' tensors) and ``<path>.json``."""
+        """Write ``<path>.safetensors`` (the tuned layers' tensors), ``<path>.json`` and,
+        with ONNX Runtime installed, ``<path>.onnx`` (the tuned layers' graph)."""
         from safetensors.torch import save_file  # comes with the text extra
 
         self._check_fitted()
         st, meta = self._paths(path)
         st.parent.mkdir(parents=True, exist_ok=True)
         save_file(self._tuned_state(), str(st))
+        graph = st.with_name(st.name[: -len(".safetensors")] + ".onnx")
+        if text_embeddings.ort_available():
+            data = self.onnx_graph()
+            graph.write_bytes(data if isinstance(data, bytes) else Path(data).read_bytes())
+        elif graph.exists():
+            graph.unlink()  # an older graph would not match these tensors
         doc = {"format": FORMAT, "params": self.get_params(),
                "base_model": text_embeddings.MODEL_PACKAGE,
                "dimension": text_embeddings.DIMENSION}
@@ -331,11 +401,19 @@ class TunedEncoder:
         doc = json.loads(meta.read_text(encoding="utf-8"))
         if doc.get("format") != FORMAT:
             raise DataError(f"{meta}: format {doc.get('format')!r} is not {FORMAT!r}")
+        obj = cls(**doc["params"])
+        obj.__dict__["_source"] = st
+        if text_embeddings.backend() != "onnxruntime":
+            obj.model_  # noqa: B018 - the torch path: build (and check) the model now
+        return obj
+
+    @staticmethod
+    def _build(st: Path):
+        """The shipped MiniLM with the tuned tensors of ``st`` in place (torch)."""
         from safetensors.torch import load_file  # comes with the text extra
 
-        obj = cls(**doc["params"])
-        obj.model_ = _load_base()
-        bert = _bert(obj.model_)
+        model = _load_base()
+        bert = _bert(model)
         tensors = load_file(str(st))
         for key, t in tensors.items():
             _, idx, name = key.split(".", 2)
@@ -343,7 +421,7 @@ class TunedEncoder:
             missing = layer.load_state_dict({name: t}, strict=False)
             if missing.unexpected_keys:
                 raise DataError(f"{st}: tensor {key} does not fit the shipped MiniLM")
-        obj.model_.eval()
-        for p in obj.model_.parameters():
+        model.eval()
+        for p in model.parameters():
             p.requires_grad_(False)
-        return obj
+        return model

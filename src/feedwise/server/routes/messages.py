@@ -19,7 +19,9 @@ consent are left out of the care KPIs.
 
 The intent model is the file named by ``FEEDWISE_CARE_MODEL`` (``feedwise intents train
 --out``); without it only the default classes are recognised and nothing is sent
-automatically.
+automatically. A model that reads sentence embeddings (e.g. ``--recipe all-data``) decides
+concurrent messages together on a worker thread, one encoder call a batch
+(:data:`ENCODE_WAIT_S`); a TF-IDF model decides each message on the event loop.
 """
 
 from __future__ import annotations
@@ -121,6 +123,92 @@ def batcher(state: ServiceState) -> _Batcher:
         if b is None or b.state is not state:
             b = _batchers[id(state)] = _Batcher(state)
         return b
+
+
+#: Concurrent messages for an assistant that runs the sentence encoder are decided together
+#: (:meth:`CareAssistant.handle_many`: one encoder call) on worker threads, off the event
+#: loop: a batch starts after at most :data:`ENCODE_WAIT_S`, holds at most
+#: :data:`ENCODE_MAX` messages (one ONNX Runtime thread each batch, see
+#: ``feedwise.text.embeddings.threads_for``; texts of similar length run together, which
+#: costs about a quarter less a message than one by one), and at most :data:`ENCODE_JOBS`
+#: batches run at once (``FEEDWISE_CARE_ENCODE_JOBS``). One: ONNX Runtime releases the GIL,
+#: so the batch runs on one core while the event loop, the writer and the next batch's
+#: messages use the other, and batches grow under load (cheaper a message); two batches
+#: at once measured about 15 % fewer messages/s on 2 cores (benchmarks/care.py, docs/care.md).
+ENCODE_WAIT_S = 0.002
+ENCODE_MAX = 16
+ENCODE_JOBS = max(1, int(os.environ.get("FEEDWISE_CARE_ENCODE_JOBS") or 1))
+
+
+class _Decider:
+    """Micro-batches the decisions of one encoder assistant (see :data:`ENCODE_WAIT_S`)."""
+
+    def __init__(self, helper: CareAssistant) -> None:
+        self.helper = helper
+        self.lock = threading.Lock()
+        self.queue: list[tuple[Any, asyncio.Future]] = []
+        self.running = 0
+        self.timer = False
+
+    async def decide(self, text: Any) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self.lock:
+            self.queue.append((text, fut))
+            go = not self.timer and self.running < ENCODE_JOBS
+            self.timer = self.timer or go
+        if go:
+            loop.call_later(ENCODE_WAIT_S, self._launch, loop)
+        return await fut
+
+    def _launch(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self.lock:
+            self.timer = False
+            if not self.queue or self.running >= ENCODE_JOBS:
+                return
+            batch, self.queue = self.queue[:ENCODE_MAX], self.queue[ENCODE_MAX:]
+            self.running += 1
+            again = bool(self.queue) and self.running < ENCODE_JOBS
+            self.timer = again
+        loop.run_in_executor(None, self._run, loop, batch)
+        if again:
+            loop.call_soon(self._launch, loop)
+
+    def _run(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:
+        try:
+            results: Any = self.helper.handle_many([t for t, _ in batch])
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+            results = exc
+        with self.lock:
+            self.running -= 1
+            again = bool(self.queue) and not self.timer
+            self.timer = self.timer or again
+        loop.call_soon_threadsafe(self._settle, batch, results)
+        if again:
+            loop.call_soon_threadsafe(self._launch, loop)
+
+    @staticmethod
+    def _settle(batch: list, results: Any) -> None:
+        for k, (_, fut) in enumerate(batch):
+            if fut.done():
+                continue
+            if isinstance(results, BaseException):
+                fut.set_exception(results)
+            else:
+                fut.set_result(results[k])
+
+
+_deciders: dict[int, _Decider] = {}
+
+
+def decider(helper: CareAssistant) -> _Decider:
+    with _lock:
+        d = _deciders.get(id(helper))
+        if d is None or d.helper is not helper:
+            if len(_deciders) > 16:  # assistants rebuilt for new knowledge bases
+                _deciders.clear()
+            d = _deciders[id(helper)] = _Decider(helper)
+        return d
 
 
 def fresh_assistant(state: ServiceState) -> CareAssistant | None:
@@ -233,7 +321,9 @@ async def post_message(body: MessageIn, state: State, key: IngestKey) -> Respons
     helper = fresh_assistant(state)
     if helper is None:  # a version check or a rebuild touches the store: off the loop
         helper = await run_in_threadpool(assistant, state)
-    if text is None or len(text) <= INLINE_CHARS:
+    if helper.uses_encoder:  # batched with concurrent messages, off the event loop
+        decision = await decider(helper).decide(text)
+    elif text is None or len(text) <= INLINE_CHARS:
         decision = helper.handle(text)
     else:
         decision = await run_in_threadpool(helper.handle, text)
