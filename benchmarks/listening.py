@@ -23,6 +23,15 @@ Rows (printed as a table, written to benchmarks/results/listening.json):
   (target >= 0.88; character 1-3-grams, as ``features="auto"`` picks for Chinese,
   combined with the default analyser's log-odds by a combiner fitted on out-of-category
   predictions, the categories as ``groups``; ``--no-groups``: on a random share).
+- Unsupervised adaptation to the target domain's unlabelled texts
+  (``TrainedAnalyser.fit(adapt_texts=...)``): phase ``zh-adapt-select`` (online_shopping
+  only, where ``--adapt-held-out`` names categories; slow): trained on all reviews of the
+  other categories, each held-out category scored plain and adapted, its reviews split in
+  two halves by a seeded shuffle, a model adapted on one half's texts (no labels) scoring
+  the other; phase ``zh-adapt`` (reads waimai): the same on waimai_10k, trained on all of
+  online_shopping, accuracy over all waimai rows, each scored by a model that was not
+  adapted on it (target >= 0.88). ``--adapt-share``/``--adapt-weight`` override the
+  analyser's defaults.
 - Speed of the default analyser on one core (English tweets; Chinese reviews beside it):
   comments/s and the overhead ratio against bare calls of the underlying packages (VADER
   and AFINN) on the same texts, side by side in the same run, the median of 3 repetitions
@@ -274,6 +283,100 @@ def bench_zh_full(shop: pd.DataFrame, held_out: list[str], C: float, per_cat: in
     return rows
 
 
+def _halves(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two halves of ``range(n)`` by a seeded shuffle (each sorted)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[:n // 2]), np.sort(perm[n // 2:])
+
+
+def _adapted_cross(base, train_texts: list, train_labels: list, target: list[str],
+                   seed: int = 0) -> tuple[np.ndarray, list[dict]]:
+    """Unsupervised adaptation scored so that no text is scored by a model adapted on it:
+    ``target`` split in two halves (seeded shuffle); a copy of ``base`` (fitted on the
+    labelled texts, no adaptation) is adapted on half A's texts (no labels) and scores half
+    B, and the other way round. Exactly what ``fit(..., adapt_texts=A)`` does after its
+    plain fit (``TrainedAnalyser._adapt``; tests/text/test_sentiment_zh_adapt.py checks the
+    two agree), without refitting the plain model for each half. Returns the predictions
+    (binary_pred) for every target row and each half's ``adapt_``."""
+    import copy
+
+    from feedwise.text.sentiment import check_text, normalise_labels
+
+    mapped, _ = normalise_labels(train_labels)
+    checked = (check_text(t, max_chars=base.max_chars) for t in train_texts)
+    keep = [(c, y) for (c, r), y in zip(checked, mapped, strict=True) if r is None]
+    texts, labels = [k[0] for k in keep], [k[1] for k in keep]
+    assert len(texts) == base.n_train_, "the training rows kept differ from fit's"
+    pred = np.full(len(target), -1)
+    infos = []
+    for a, b in (_halves(len(target), seed), _halves(len(target), seed)[::-1]):
+        m = copy.deepcopy(base)
+        m._adapt(texts, labels, [target[i] for i in a], calibrate=False)
+        pred[b] = binary_pred(m.analyse([target[i] for i in b]))
+        infos.append(m.adapt_)
+    return pred, infos
+
+
+def bench_zh_adapt_select(shop: pd.DataFrame, held_out: list[str], C: float,
+                          share: float, weight: float) -> list[dict]:
+    """The choice of unsupervised adaptation, on online_shopping only (waimai not read): for
+    each held-out category, the trainable analyser trained on ALL reviews of the other nine
+    (their categories as groups, as the acceptance model), scored on all the held-out
+    category's reviews plain, and adapted on one half's texts to score the other half
+    (:func:`_adapted_cross`). Slow: six classifiers on ~55k reviews per category."""
+    from feedwise.text.sentiment import TrainedAnalyser
+
+    _cache_default_logits()
+    per_plain, per_adapt = {}, {}
+    for c in held_out:
+        tr, te = shop[shop["cat"] != c], shop[shop["cat"] == c]
+        texts, labels = tr["review"].tolist(), tr["label"].tolist()
+        base = TrainedAnalyser(C=C, adapt_share=share, adapt_weight=weight).fit(
+            texts, labels, groups=tr["cat"].tolist())
+        truth = te["label"].to_numpy().astype(int)
+        target = te["review"].tolist()
+        per_plain[c] = float((binary_pred(base.analyse(target)) == truth).mean())
+        pred, _ = _adapted_cross(base, texts, labels, target)
+        per_adapt[c] = float((pred == truth).mean())
+        print(f"  held out {c} ({len(te)}): plain {per_plain[c]:.4f}, adapted "
+              f"{per_adapt[c]:.4f}", flush=True)
+    rows = []
+    for name, per in (("plain", per_plain), ("adapted (halves)", per_adapt)):
+        rows.append({"check": f"zh all other categories -> held-out category, {name}",
+                     "value": float(np.mean(list(per.values()))), "target": "", "holds": None,
+                     "worst": float(min(per.values())), "per_category": per,
+                     "adapt_share": share, "adapt_weight": weight})
+    return rows
+
+
+def bench_zh_adapt(shop: pd.DataFrame, waimai: pd.DataFrame, C: float, share: float,
+                   weight: float) -> list[dict]:
+    """The acceptance figure with unsupervised adaptation: the trainable analyser trained
+    on all of online_shopping (categories as groups), adapted on one half of waimai's texts
+    (seeded shuffle, no labels) and scoring the other half, both ways; accuracy over all
+    waimai rows, each scored by a model that never saw it. The plain model's waimai figure
+    is phase ``chinese`` (not rerun here)."""
+    from feedwise.text.sentiment import TrainedAnalyser
+
+    _cache_default_logits()
+    t0 = time.perf_counter()
+    texts, labels = shop["review"].tolist(), shop["label"].tolist()
+    base = TrainedAnalyser(C=C, adapt_share=share, adapt_weight=weight).fit(
+        texts, labels, groups=shop["cat"].tolist())
+    fit_s = time.perf_counter() - t0
+    truth = waimai["label"].to_numpy().astype(int)
+    pred, infos = _adapted_cross(base, texts, labels, waimai["review"].tolist())
+    acc = float((pred == truth).mean())
+    print(f"  waimai, adapted on the other half: {acc:.4f} ({len(truth)} rows)", flush=True)
+    halves = [float((pred[h] == truth[h]).mean()) for h in _halves(len(truth))]
+    return [{"check": "Chinese trainable shopping -> waimai, adapted (halves), accuracy",
+             "value": acc, "target": ">= 0.88", "holds": acc >= 0.88, "C": C,
+             "adapt_share": share, "adapt_weight": weight, "halves": halves,
+             "adapt": infos, "n_rows": len(truth), "plain_fit_seconds": fit_s,
+             "seconds": time.perf_counter() - t0, "read_at": time.strftime(
+                 "%Y-%m-%d %H:%M:%S UTC", time.gmtime())}]
+
+
 def _best_rate(fn, n: int, repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -370,13 +473,24 @@ def main() -> None:
     ap.add_argument("--full-held-out", nargs="*", default=[],
                     help="phase zh-full (runs only where categories are named, e.g. 书籍 蒙牛 "
                          "热水器 酒店): train on all other categories, score the held-out one")
+    ap.add_argument("--adapt-held-out", nargs="*", default=[],
+                    help="phase zh-adapt-select (runs only where categories are named): plain "
+                         "against adapted on each held-out online_shopping category")
+    ap.add_argument("--adapt-share", type=float, default=None,
+                    help="adaptation phases: TrainedAnalyser adapt_share (default: its own)")
+    ap.add_argument("--adapt-weight", type=float, default=None,
+                    help="adaptation phases: TrainedAnalyser adapt_weight (default: its own)")
     ap.add_argument("--quick", action="store_true", help="subsample the Chinese training set")
     ap.add_argument("--skip", nargs="*", default=[],
-                    choices=["tweeteval", "trained", "zh-select", "zh-full", "chinese", "speed",
-                             "world"])
+                    choices=["tweeteval", "trained", "zh-select", "zh-full", "zh-adapt-select",
+                             "chinese", "zh-adapt", "speed", "world"])
     ap.add_argument("--out", default=str(RESULTS / "listening.json"))
     a = ap.parse_args()
 
+    from feedwise.text.sentiment import ADAPT_SHARE, ADAPT_WEIGHT
+
+    share = ADAPT_SHARE if a.adapt_share is None else a.adapt_share
+    weight = ADAPT_WEIGHT if a.adapt_weight is None else a.adapt_weight
     texts, labels = tweeteval(a.data_dir)
     shop, waimai = chinese(a.data_dir)
     rows: list[dict] = []
@@ -385,8 +499,12 @@ def main() -> None:
              ("zh-select", lambda: bench_zh_select(shop, a.grid, a.loco_per_cat)),
              ("zh-full", lambda: bench_zh_full(shop, a.full_held_out, a.C or 10.0,
                                                a.loco_per_cat) if a.full_held_out else []),
+             ("zh-adapt-select", lambda: bench_zh_adapt_select(
+                 shop, a.adapt_held_out, a.C or 10.0, share, weight)
+                 if a.adapt_held_out else []),
              ("chinese", lambda: bench_chinese(shop, waimai, a.C, a.quick,
                                                groups=not a.no_groups)),
+             ("zh-adapt", lambda: bench_zh_adapt(shop, waimai, a.C or 10.0, share, weight)),
              ("speed", lambda: bench_speed(texts, waimai["review"].head(2000).tolist())),
              ("world", world_rows)]
     for name, step in steps:

@@ -237,17 +237,35 @@ def train(
                                "channel): with 3 or more groups the mix of the character "
                                "model and the lexicon is fitted on groups the model did not "
                                "see, which transfers better to a new domain.")] = None,
+    adapt_to: Annotated[Path | None, typer.Option(
+        "--adapt-to", help="Unlabelled texts of the domain the model will score (your own "
+                           "channel's comments; a text file or a CSV/JSONL/Parquet column): "
+                           "the model labels its most confident half and learns from it too "
+                           "(self-training). Any label column there is ignored.")] = None,
+    adapt_column: Annotated[str | None, typer.Option(
+        "--adapt-column", help="Text column of the --adapt-to file (default: the "
+                               "--text-column name).")] = None,
 ) -> None:
     """Train a sentiment analyser (word and character n-grams, a linear model, calibrated
     probabilities) on labelled comments and save it as a versioned artifact.
 
     Example: `feedwise sentiment train labelled.csv --text-column review --label-column label`
+
+    Adapted to your own comments: `feedwise sentiment train labelled.csv --text-column
+    review --adapt-to our_comments.csv --adapt-column text`
     """
     import numpy as np
 
     from feedwise.text.sentiment import TrainedAnalyser, normalise_labels
 
     texts, labels, groups = _read_labelled(file, text_column, label_column, group_column)
+    adapt = None
+    if adapt_to is not None:
+        try:
+            adapt = read_texts(adapt_to, adapt_column or text_column)
+        except (DataError, ConfigError) as e:  # the option to fix is --adapt-column here
+            raise type(e)(str(e).replace("--column", "--adapt-column")) from None
+        err_console.print(f"adapting to {len(adapt):,} unlabelled texts of {adapt_to.name}")
     mapped, _ = normalise_labels(labels)
     metrics: dict[str, float] = {}
     if validate and len(texts) >= 20:
@@ -261,7 +279,7 @@ def train(
         err_console.print(f"validating on {len(va):,} held-out rows ...")
         held = TrainedAnalyser(C=C, random_state=seed).fit(
             [texts[i] for i in tr], [labels[i] for i in tr],
-            groups=None if groups is None else [groups[i] for i in tr])
+            groups=None if groups is None else [groups[i] for i in tr], adapt_texts=adapt)
         pred = held.analyse([texts[i] for i in va])
         truth = np.array([mapped[i] for i in va], dtype=object)
         ok = pred["label"].notna().to_numpy()
@@ -271,7 +289,8 @@ def train(
                    for c in sorted(set(truth[ok]))]
         metrics["val_macro_recall"] = float(np.mean(recalls)) if recalls else float("nan")
     err_console.print(f"training on {len(texts):,} rows ...")
-    model = TrainedAnalyser(C=C, random_state=seed).fit(texts, labels, groups=groups)
+    model = TrainedAnalyser(C=C, random_state=seed).fit(texts, labels, groups=groups,
+                                                        adapt_texts=adapt)
     model.metrics_ = metrics
     if out is not None:
         path = model.save(out)
@@ -282,7 +301,9 @@ def train(
         meta = ModelRegistry(registry).register(
             model, metrics=metrics, config={"file": str(file), "text_column": text_column,
                                             "label_column": label_column,
-                                            "group_column": group_column},
+                                            "group_column": group_column,
+                                            "adapt_to": None if adapt_to is None
+                                            else str(adapt_to)},
             notes="feedwise sentiment train")
         where = f"{registry} version {meta.version}"
     emit([{"model": where, "classes": ",".join(model.classes_), "n_train": model.n_train_,
