@@ -62,6 +62,14 @@ def build_world(root: Path, n_items: int, n_users: int, n_campaigns: int, per_us
                 n_topics: int, model: str | None, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     now = datetime.now(UTC)
+    phases: dict[str, float] = {}
+    tick = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal tick
+        phases[name] = round(time.perf_counter() - tick, 1)
+        tick = time.perf_counter()
+
     store = EventStore(root / "bench.duckdb")
     item_topic = rng.integers(0, n_topics, n_items)
     items = pd.DataFrame({
@@ -88,6 +96,7 @@ def build_world(root: Path, n_items: int, n_users: int, n_campaigns: int, per_us
         "target_segments": [[] for _ in range(n_campaigns)], "frequency_caps": None,
         "status": "active", "spec": None})
     store.upsert_campaigns(camps[list(CAMPAIGN_COLUMNS)])
+    phase("posts + campaigns")
     # engagement: each user clicks items of a favourite topic, popularity-skewed
     by_topic = [np.flatnonzero(item_topic == t) for t in range(n_topics)]
     fav = rng.integers(0, n_topics, n_users)
@@ -108,20 +117,23 @@ def build_world(root: Path, n_items: int, n_users: int, n_campaigns: int, per_us
                        "kind": rng.choice(["click", "like", "dwell"], len(users),
                                           p=[0.6, 0.3, 0.1]),
                        "ts": ts, "dwell_ms": rng.integers(1000, 60000, len(users))})
+    phase("events generated")
     rep = store.ingest(ev)
+    phase("events ingested")
     store.upsert_users(pd.DataFrame({
         "user_id": [f"u{k}" for k in range(n_users)], "consent_personalization": True,
         "consent_ads": True, "consent_analytics": True, "consent_updated_at": now,
         "consent_source": "benchmark", "attributes": "{}"}))
     n_events = store.count_events()
     store.close()
+    phase("users")
     fit_s = train_promote(root, model) if model else None
     keys = root / "keys.json"
     read, _ = create_key(keys, ["read"])
     ingest, _ = create_key(keys, ["ingest"])
     admin, _ = create_key(keys, ["admin"])
     return {"read": read, "ingest": ingest, "admin": admin, "events": n_events,
-            "fit_s": fit_s, "users": n_users, "accepted": rep.accepted,
+            "fit_s": fit_s, "users": n_users, "accepted": rep.accepted, "phases": phases,
             # eligible for a new #t0 post: users whose favourite topic is t0
             "t0_users": [f"u{k}" for k in np.flatnonzero(fav == 0)[:8]]}
 
@@ -135,6 +147,107 @@ def default_model() -> str:
 
 
 _TRAINED: dict[str, str] = {}  # model name -> registry version, fitted once per world
+_CACHE: WorldCache | None = None  # where fitted models are kept for the next invocation
+
+
+class WorldCache:
+    """Built worlds kept between invocations, keyed by the world's parameters and the code
+    of :func:`build_world`: the store file, the API keys, the registry (every model fitted
+    on that world, promoted again instead of refitted). Each invocation serves a *copy* (the
+    store is written to while serving; the registry's model files are hard links)."""
+
+    def __init__(self, base: Path, args: argparse.Namespace) -> None:
+        import hashlib
+        import inspect
+
+        spec = {k: getattr(args, k) for k in ("items", "users", "campaigns", "per_user",
+                                               "topics", "seed")}
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()
+                                + inspect.getsource(build_world).encode()).hexdigest()[:12]
+        self.base = base
+        self.folder = base / (f"world-{args.items}x{args.users}x{args.campaigns}-" + digest)
+
+    def _meta(self) -> dict | None:
+        f = self.folder / "world.json"
+        return json.loads(f.read_text()) if f.is_file() else None
+
+    def load_into(self, root: Path) -> dict | None:
+        """Copy the cached world into ``root``; its description, or None if not cached."""
+        meta = self._meta()
+        if meta is None:
+            return None
+        for name in ("bench.duckdb", "keys.json"):
+            _copy(self.folder / name, root / name, link=False)
+        _copytree(self.folder / "registry", root / "registry")
+        code = _models_code()  # a model fitted by other model code is fitted again
+        _TRAINED.update({m: v for m, v in meta.get("trained", {}).items()
+                         if meta.get("code", {}).get(m, code) == code})
+        return meta["world"]
+
+    def save_world(self, root: Path, w: dict) -> None:
+        tmp = self.base / (self.folder.name + ".tmp")
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name in ("bench.duckdb", "keys.json"):
+            _copy(root / name, tmp / name, link=False)
+        (tmp / "registry").mkdir()
+        (tmp / "world.json").write_text(json.dumps({"world": w, "trained": {},
+                                                    "fit_s": {}}))
+        shutil.rmtree(self.folder, ignore_errors=True)
+        tmp.rename(self.folder)
+
+    def reset_store(self, root: Path) -> None:
+        """The served copy's store back to the world as built: every serving starts from
+        the same store (and so hits the lists kept for it)."""
+        import shutil
+
+        (root / "bench.duckdb.wal").unlink(missing_ok=True)
+        shutil.copy2(self.folder / "bench.duckdb", root / "bench.duckdb")
+
+    def save_model(self, root: Path, model: str, version: str, fit_s: float) -> None:
+        meta = self._meta()
+        if meta is None:
+            return
+        _copytree(root / "registry", self.folder / "registry")
+        meta["trained"][model] = version
+        meta["fit_s"][model] = round(fit_s, 1)
+        meta.setdefault("code", {})[model] = _models_code()
+        (self.folder / "world.json").write_text(json.dumps(meta))
+
+
+def _models_code() -> str:
+    """A digest of the models' source (``src/feedwise/models``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "src" / "feedwise" / "models").rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _copy(src: Path, dst: Path, link: bool = True) -> None:
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        return
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+
+
+def _copytree(src: Path, dst: Path) -> None:
+    """Files of ``src`` missing in ``dst``: model files hard-linked (the registry replaces
+    files, never writes into one), JSON copied."""
+    for f in src.rglob("*"):
+        if f.is_file():
+            _copy(f, dst / f.relative_to(src), link=f.suffix != ".json")
 
 
 def train_promote(root: Path, model: str) -> float:
@@ -152,6 +265,9 @@ def train_promote(root: Path, model: str) -> float:
     v = reg.register(fitted, data_window={"until": datetime.now(UTC)})
     reg.promote(v.version, reason="benchmark")
     _TRAINED[model] = v.version
+    print(f"    fitted {model} in {fit_s:.0f}s", flush=True)
+    if _CACHE is not None:
+        _CACHE.save_model(root, model, v.version, fit_s)
     return fit_s
 
 
@@ -169,6 +285,8 @@ def start_server(root: Path, port: int, policy: str, materialise_n: int = 300,
            "FEEDWISE_KEYS_FILE": str(root / "keys.json"), "FEEDWISE_RELOAD_INTERVAL_S": "1",
            "FEEDWISE_MAX_BATCH_EVENTS": "1000", "FEEDWISE_FEED_POLICY": policy,
            "FEEDWISE_MATERIALISE_N": str(materialise_n)}
+    if _CACHE is not None:  # lists kept between starts, beside the cached world
+        env["FEEDWISE_LISTS_CACHE"] = str(_CACHE.folder / "lists")
     cmd = [sys.executable, "-c", "from feedwise.cli import app; app()", "serve",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
            "--workers", str(workers)]
@@ -200,34 +318,38 @@ def cpu_seconds(pid: int) -> float | None:
 
 # ---------------------------------------------------------------------- the load
 class Conn:
-    """A minimal keep-alive HTTP/1.1 client connection (less client CPU than a full client)."""
+    """A minimal keep-alive HTTP/1.1 client connection on raw asyncio streams: the request
+    head is pre-encoded by the caller where it repeats, the answer's head read in one
+    ``readuntil``. This is the benchmark's instrument, not the system under test: its own
+    CPU per request is measured and printed (``loadgen CPU``), since it shares the cores."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.r: asyncio.StreamReader | None = None
         self.w: asyncio.StreamWriter | None = None
+        self.who = b""  # the last answer's X-Feedwise-Worker (b"": the owner)
 
     async def request(self, method: str, path: str, headers: dict[str, str],
                       body: bytes = b"") -> tuple[int, bytes]:
-        if self.w is None:
-            self.r, self.w = await asyncio.open_connection("127.0.0.1", self.port)
-        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(
-            f"{k}: {v}\r\n" for k, v in headers.items())
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         if body:
             head += f"Content-Length: {len(body)}\r\n"
-        self.w.write(head.encode() + b"\r\n" + body)
-        await self.w.drain()
-        status_line = await self.r.readline()
-        length = 0
-        while True:
-            line = await self.r.readline()
-            if line in (b"\r\n", b""):
-                break
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                length = int(v)
+        return await self.raw(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n"
+                              .encode() + body)
+
+    async def raw(self, request: bytes) -> tuple[int, bytes]:
+        """Send one pre-encoded request; (status, body) of the answer."""
+        if self.w is None:
+            self.r, self.w = await asyncio.open_connection("127.0.0.1", self.port)
+        self.w.write(request)
+        head = await self.r.readuntil(b"\r\n\r\n")
+        low = head.lower()
+        i = low.find(b"\r\ncontent-length:")
+        length = int(head[i + 17:head.index(b"\r\n", i + 2)]) if i >= 0 else 0
+        j = low.find(b"\r\nx-feedwise-worker:")
+        self.who = head[j + 20:head.index(b"\r\n", j + 2)].strip() if j >= 0 else b""
         data = await self.r.readexactly(length) if length else b""
-        return int(status_line.split()[1]), data
+        return int(head[9:12]), data
 
     def close(self) -> None:
         if self.w is not None:
@@ -239,18 +361,24 @@ async def feed_clients(port: int, key: str, n_users: int, clients: int, seconds:
     lat: list[float] = []
     slots = [0]
     errors = [0]
-    hdr = {"Authorization": f"Bearer {key}"}
+    by: dict[tuple[int, bytes], int] = {}  # (client, process) -> requests
+    hdr = f"Host: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n".encode()
     end = time.perf_counter() + seconds
 
     async def one(c: int) -> None:
         rng = np.random.default_rng(seed * 1000 + c)
+        users = rng.integers(0, n_users, 100_000)
         conn = Conn(port)
+        k = 0
         try:
             while time.perf_counter() < end and not (stop and stop.is_set()):
-                u = int(rng.integers(0, n_users))
+                u = int(users[k % len(users)])
+                k += 1
                 t = time.perf_counter()
-                status, body = await conn.request("GET", f"/v1/users/u{u}/feed?n=20", hdr)
+                status, body = await conn.raw(
+                    b"GET /v1/users/u%d/feed?n=20 HTTP/1.1\r\n" % u + hdr)
                 lat.append(time.perf_counter() - t)
+                by[c, conn.who] = by.get((c, conn.who), 0) + 1
                 if status != 200:
                     errors[0] += 1
                 else:
@@ -259,38 +387,48 @@ async def feed_clients(port: int, key: str, n_users: int, clients: int, seconds:
             conn.close()
 
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     await asyncio.gather(*(one(c) for c in range(clients)))
     wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     a = np.array(lat) * 1000
+    procs: dict[str, list[int]] = {}  # process -> [connections, requests]
+    for (_, who), n in by.items():
+        got = procs.setdefault(who.decode() or "owner", [0, 0])
+        got[0] += 1
+        got[1] += n
     return {"clients": clients, "requests": len(lat), "errors": errors[0], "slots": slots[0],
             "rps": len(lat) / wall, "p50_ms": float(np.percentile(a, 50)) if len(a) else None,
-            "p99_ms": float(np.percentile(a, 99)) if len(a) else None, "seconds": wall}
+            "p99_ms": float(np.percentile(a, 99)) if len(a) else None, "seconds": wall,
+            "loadgen_cpu_ms": cpu * 1000 / len(lat) if lat else None, "by_process": procs}
 
 
 async def ingest_clients(port: int, key: str, clients: int, seconds: float, batch: int,
                          tag: str,
                          n_users: int, n_items: int) -> dict:
-    hdr = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     accepted = [0]
     sent = [0]
     errors = [0]
     end = time.perf_counter() + seconds
     ts = datetime.now(UTC).isoformat()
+    head = (f"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}"
+            "\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n").encode()
+    # one row template per position in the batch: a batch is built by one % per row
+    row = ('{"event_id":"L%s-%%d-%%d-%d","user_id":"u%%d","item_id":"i%d","kind":"click",'
+           f'"ts":"{ts}"}}')
 
     async def one(c: int) -> None:
         conn = Conn(port)
+        rows = [row % (tag, j, (c * 7919 + j) % n_items) for j in range(batch)]
         b = 0
         try:
             while time.perf_counter() < end:
-                rows = [{"event_id": f"L{tag}-{c}-{b}-{j}",
-                         "user_id": f"u{(b * batch + j) % n_users}",
-                         "item_id": f"i{(c * 7919 + j) % n_items}", "kind": "click", "ts": ts}
-                        for j in range(batch)]
-                status, body = await conn.request("POST", "/v1/events", hdr,
-                                                  json.dumps(rows).encode())
+                body = ("[" + ",".join(r % (c, b, (b * batch + j) % n_users)
+                                       for j, r in enumerate(rows)) + "]").encode()
+                status, answer = await conn.raw(head % len(body) + body)
                 sent[0] += batch
                 if status == 200:
-                    accepted[0] += json.loads(body)["accepted"]
+                    accepted[0] += json.loads(answer)["accepted"]
                 else:
                     errors[0] += 1
                 b += 1
@@ -298,10 +436,12 @@ async def ingest_clients(port: int, key: str, clients: int, seconds: float, batc
             conn.close()
 
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     await asyncio.gather(*(one(c) for c in range(clients)))
     wall = time.perf_counter() - t0
     return {"clients": clients, "sent": sent[0], "accepted": accepted[0], "errors": errors[0],
-            "events_per_s": accepted[0] / wall, "seconds": wall}
+            "events_per_s": accepted[0] / wall, "seconds": wall,
+            "loadgen_cpu_s": time.process_time() - cpu0}
 
 
 def writer_capacity(root: Path, batch: int, rounds: int) -> dict:
@@ -394,6 +534,8 @@ async def mixed(port: int, w: dict, args: argparse.Namespace, tag: str
 def serve_model(root: Path, w: dict, model: str, args: argparse.Namespace, tag: str,
                 materialise_n: int, workers: int = 1) -> dict:
     """Train and promote ``model``, serve it, run every phase and the count check."""
+    if _CACHE is not None:
+        _CACHE.reset_store(root)
     fit_s = train_promote(root, model)
     with EventStore(root / "bench.duckdb", read_only=True) as s:
         before = s.count_events()
@@ -405,6 +547,8 @@ def serve_model(root: Path, w: dict, model: str, args: argparse.Namespace, tag: 
     t0 = time.perf_counter()
     proc = start_server(root, port, args.policy, materialise_n, workers)
     startup_s = time.perf_counter() - t0
+    print(f"    server ready after {startup_s:.0f}s (model loaded, lists materialised)",
+          flush=True)
     if workers > 1:  # the owner answers first; its workers join once loaded
         waited = wait_for_worker(port, w["read"], args.worker_wait_s)
         print(f"    a worker answered after {waited:.1f}s more" if waited is not None
@@ -424,12 +568,17 @@ def serve_model(root: Path, w: dict, model: str, args: argparse.Namespace, tag: 
             print(f"    feed x{c}: {r['rps']:.0f} req/s p50 {r['p50_ms']:.1f} ms "
                   f"p99 {r['p99_ms']:.1f} ms errors {r['errors']}"
                   + (f", server CPU {r['server_cpu_ms']:.2f} ms/request"
-                     if r["server_cpu_ms"] is not None else ""), flush=True)
+                     if r["server_cpu_ms"] is not None else "")
+                  + f", load generator (the instrument) CPU {r['loadgen_cpu_ms']:.2f} ms/request"
+                  + (f"; connections/requests by process {r['by_process']}"
+                     if workers > 1 else ""), flush=True)
         ing, during, post, eng = asyncio.run(mixed(port, w, args, tag))
         rows.append({"phase": "feed+ingest", **during, "server_cpu_ms": None})
         print(f"    ingest: {ing['events_per_s']:.0f} events/s ({ing['accepted']} accepted, "
               f"{ing['errors']} failed batches); feeds meanwhile {during['rps']:.0f} req/s "
-              f"p99 {during['p99_ms']:.1f} ms", flush=True)
+              f"p99 {during['p99_ms']:.1f} ms; load generator (the instrument, feeds and "
+              f"events together) {ing['loadgen_cpu_s'] / ing['seconds'] * 100:.0f}% of a core",
+              flush=True)
         print(f"    fresh post in a feed after {_s(post['first_s'])} "
               f"({post['users_seen']}/{post['users_polled']} polled users saw it within "
               f"{args.probe_s:.0f}s); new engagement changed the next feed after "
@@ -537,6 +686,10 @@ def main() -> None:
     p.add_argument("--writer-rounds", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serve.json"))
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep the built world and fitted models for the next run "
+                        "(keyed by the world's parameters)")
+    p.add_argument("--cache-dir", default=str(ROOT / "benchmarks" / "results" / "serve_worlds"))
     args = p.parse_args()
     if args.full:
         args.items, args.users, args.campaigns = 100_000, 100_000, 200
@@ -549,13 +702,28 @@ def main() -> None:
         plan.append((default, args.materialise_n, args.workers))
     if args.direct and args.materialise_n and default in models:
         plan.append((default, 0, 1))
-    root = Path(tempfile.mkdtemp(prefix="fw-serve-"))
+    global _CACHE
+    cache = WorldCache(Path(args.cache_dir), args) if args.cache else None
+    if cache is not None:
+        cache.base.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="fw-serve-",
+                                 dir=cache.base if cache is not None else None))
     t0 = time.perf_counter()
-    w = build_world(root, args.items, args.users, args.campaigns, args.per_user, args.topics,
-                    None, args.seed)
+    w = cache.load_into(root) if cache is not None else None
+    if w is not None:
+        print(f"world: from the cache {cache.folder} (copied in "
+              f"{time.perf_counter() - t0:.0f}s; built before in {w['phases']}; models "
+              f"fitted there: {sorted(_TRAINED) or 'none'})", flush=True)
+    else:
+        w = build_world(root, args.items, args.users, args.campaigns, args.per_user,
+                        args.topics, None, args.seed)
+        if cache is not None:
+            cache.save_world(root, w)
+        print(f"world built in {time.perf_counter() - t0:.0f}s: {w['phases']}"
+              + (f"; cached in {cache.folder}" if cache is not None else ""), flush=True)
+    _CACHE = cache
     print(f"world: {args.items} items, {args.users} users, {args.campaigns} campaigns, "
-          f"{w['events']} events (built in {time.perf_counter() - t0:.0f}s); default model: "
-          f"{default}", flush=True)
+          f"{w['events']} events; default model: {default}", flush=True)
     load_before = os.getloadavg()
     print(f"load average before: {load_before[0]:.2f} (other work on these cores distorts "
           f"the timings); {os.cpu_count()} CPUs", flush=True)
@@ -616,6 +784,10 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2, default=str))
     print(f"-> {args.out}")
+    if cache is not None:  # the served copy (the cached world stays)
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from feedwise.server.settings import Settings
+from feedwise.server.tcp import FAIR_LOOP, listen
 
 log = logging.getLogger("feedwise.server.workers")
 
@@ -69,10 +70,7 @@ class WorkerPool:
         """Serve ``app`` on the public and the private socket until told to stop."""
         import uvicorn
 
-        self.private = socket.socket(socket.AF_INET)
-        self.private.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.private.bind(("127.0.0.1", 0))
-        self.private.listen(512)
+        self.private = listen("127.0.0.1", 0, 512)  # TCP_NODELAY on accepted connections
         self.owner_url = f"http://127.0.0.1:{self.private.getsockname()[1]}"
         pool = self
 
@@ -89,8 +87,10 @@ class WorkerPool:
                 threading.Thread(target=then, name="feedwise-workers-stop",
                                  daemon=True).start()
 
+        # asyncio: connections spread over the processes by load (one accept per wake-up)
         config = uvicorn.Config(app, log_level=log_level, access_log=access_log,
-                                timeout_graceful_shutdown=30, loop=loop)
+                                timeout_graceful_shutdown=30,
+                                loop=FAIR_LOOP if loop == "asyncio" else loop)
         try:
             Owner(config).run(sockets=[public, self.private])
         finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -57,6 +56,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
     from feedwise.server.app import create_app
     from feedwise.server.auth import hash_key
     from feedwise.server.settings import Settings
+    from feedwise.server.tcp import listen
 
     if loop not in ("asyncio", "uvloop"):
         raise ConfigError(f"--loop must be asyncio or uvloop, not {loop!r}")
@@ -82,10 +82,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
 
     sock = None
     if port == 0 or workers > 1:  # bound here: the state file names it, workers share it
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
+        sock = listen(host, port)  # a TCP socket: accepted connections get TCP_NODELAY
     bound = sock.getsockname()[1] if sock is not None else port
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address
@@ -121,7 +118,6 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
                 key_file.unlink(missing_ok=True)
 
     app_.router.lifespan_context = lifespan
-    where = {"fd": sock.fileno()} if sock is not None else {"host": host, "port": port}
     if pool is not None:
         try:
             pool.run(app_, sock, log_level=log_level, access_log=access_log, loop=loop)
@@ -132,8 +128,13 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
         return
     try:
         # uvicorn's own access log prints paths and status only, never headers or keys
-        uvicorn.run(app_, **where, log_level=log_level, access_log=access_log,
-                    timeout_graceful_shutdown=30, loop=loop)
+        if sock is not None:  # the socket itself: uvicorn's fd= path would make it AF_UNIX
+            uvicorn.Server(uvicorn.Config(
+                app_, log_level=log_level, access_log=access_log,
+                timeout_graceful_shutdown=30, loop=loop)).run(sockets=[sock])
+        else:
+            uvicorn.run(app_, host=host, port=port, log_level=log_level, access_log=access_log,
+                        timeout_graceful_shutdown=30, loop=loop)
     finally:
         dep.clear_server_state(pid=os.getpid())
         key_file.unlink(missing_ok=True)

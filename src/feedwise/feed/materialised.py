@@ -847,3 +847,60 @@ def attach(engine: Any, lists: MaterialisedLists, refresher: Refresher | None = 
     src.refresher = refresher
     engine.replace_source("recommender", src)
     return src
+
+
+# ---------------------------------------------------------------------- kept between starts
+def lists_cache_key(version: str, model: Any, n: int, extra_cols: np.ndarray | None) -> str:
+    """The folder name of ``model``'s lists (registry ``version``) in a lists cache: the
+    version, ``n``, the shared columns and the users the model holds (a model rewritten
+    without an erased user never matches the lists built before)."""
+    import hashlib
+
+    h = hashlib.sha256(f"{version}|{int(n)}|".encode())
+    if extra_cols is not None:
+        h.update(np.unique(np.asarray(extra_cols, np.int64)).tobytes())
+    h.update("\n".join(map(str, model.user_ids_)).encode())
+    return f"{version}-{h.hexdigest()[:16]}"
+
+
+def build_cached(model: Any, n: int, *, version: str, cache_dir: Any,
+                 extra_cols: np.ndarray | None = None) -> MaterialisedLists:
+    """:meth:`MaterialisedLists.build`, kept in ``cache_dir`` between starts of the service
+    (``FEEDWISE_LISTS_CACHE``): the same version, ``n``, shared columns and users load the
+    saved lists (memory-mapped) instead of scoring every user again. Other folders of the
+    version are deleted when it is built again."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(cache_dir)
+    folder = root / lists_cache_key(version, model, n, extra_cols)
+    if (folder / "complete").is_file():
+        t0 = time.perf_counter()
+        try:
+            out = MaterialisedLists.load(model, folder, n)
+            out.built_s = time.perf_counter() - t0
+            log.info("materialised lists of %s loaded from %s", version, folder)
+            return out
+        except (OSError, ValueError):
+            log.exception("the cached lists in %s could not be read; building", folder)
+    for old in root.glob(f"{version}-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    out = MaterialisedLists.build(model, n, extra_cols=extra_cols)
+    tmp = root / (folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    out.save(tmp)
+    (tmp / "complete").touch()
+    tmp.rename(folder)
+    return out
+
+
+def forget_cache(cache_dir: Any) -> None:
+    """Delete every list kept in ``cache_dir`` (a user was erased or objected: lists are
+    derived from their data)."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(cache_dir)
+    if root.is_dir():
+        for folder in root.iterdir():
+            shutil.rmtree(folder, ignore_errors=True)

@@ -35,6 +35,8 @@ from feedwise.feed.materialised import (
     MaterialisedLists,
     Refresher,
     attach,
+    build_cached,
+    forget_cache,
     shared_columns,
 )
 from feedwise.privacy import PrivacySettings, RetentionScheduler, forget_erased
@@ -157,7 +159,7 @@ class ServiceState:
             model = self.registry.load(version)
             forget_erased(self.store, model)  # trained before an erasure: drop those users
             old = self.served
-            policy = self._policy(model)
+            policy = self._policy(model, version)
             self._appended = 0
             served = Served(meta, model, policy, **self._arm_policies(policy))
             self.served = served  # the swap: one reference assignment
@@ -186,17 +188,18 @@ class ServiceState:
                 log.exception("experiment arm model %s could not be loaded", version)
         return {"arms": arms, "arm_models": models}
 
-    def _policy(self, model):  # noqa: ANN001, ANN202
+    def _policy(self, model, version: str | None = None):  # noqa: ANN001, ANN202
         policy = build_policy(model, self.store, self.settings.feed_policy,
                               self.rollout.config)
         if isinstance(policy, FeedEngine):
             policy.set_flush_every(0)  # ad state is flushed by the writer thread, not requests
             if self.ad_log is not None:
                 self.ad_log.attach(policy.state.ads)
-            self._materialise(policy, model)
+            self._materialise(policy, model, version)
         return policy
 
-    def _materialise(self, engine: FeedEngine, model) -> None:  # noqa: ANN001
+    def _materialise(self, engine: FeedEngine, model,  # noqa: ANN001
+                     version: str | None = None) -> None:
         """Serve the engine's personal candidates from the model's materialised lists,
         built once per loaded model (a catalogue rebuild reuses them)."""
         n = self.settings.materialise_n
@@ -208,8 +211,11 @@ class ServiceState:
                 got[2].stop()
                 self._lists = None
             try:
-                lists = MaterialisedLists.build(model, n,
-                                                extra_cols=shared_columns(engine, model))
+                extra = shared_columns(engine, model)
+                cache = self.settings.lists_cache  # kept between starts (feed/materialised)
+                lists = (build_cached(model, n, version=version, cache_dir=cache,
+                                      extra_cols=extra) if cache and version else
+                         MaterialisedLists.build(model, n, extra_cols=extra))
             except Exception:  # noqa: BLE001 - serve the direct path instead
                 log.exception("materialising the lists of %s failed; scoring per request",
                               getattr(model, "name", model))
@@ -228,6 +234,8 @@ class ServiceState:
         for folder in list(self.lists_saved.values()):
             shutil.rmtree(folder, ignore_errors=True)
         self.lists_saved.clear()
+        if self.settings.lists_cache:
+            forget_cache(self.settings.lists_cache)
         self.catalogue_seq += 1
 
     def _on_events(self, cols: dict, took: list[int]) -> None:

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
             docs/serving.md.
         lists_refresh_s: How often the lists of users with new engagement are recomputed.
         lists_refresh_users: Most users recomputed per refresh round.
+        lists_cache: A folder where the served model's materialised lists are kept between
+            starts (keyed by version, ``materialise_n``, shared columns and the model's
+            users; emptied when a user leaves the lists); unset: built at every start.
         workers: Processes serving feeds (``feedwise serve --workers``): this one, which
             owns the store, and ``workers - 1`` feed workers (server/workers.py).
         ad_reserve_factor: With workers, each worker leaves this many times a campaign's
@@ -150,6 +153,7 @@ class Settings(BaseSettings):
     materialise_n: int = Field(default=300, ge=0)
     lists_refresh_s: float = Field(default=0.5, gt=0, le=60)
     lists_refresh_users: int = Field(default=5000, gt=0)
+    lists_cache: str | None = None
     workers: int = Field(default=1, ge=1, le=64)
     ad_reserve_factor: float = Field(default=2.0, ge=0, le=100)
 
