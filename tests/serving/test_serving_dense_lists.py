@@ -82,5 +82,14 @@ def test_refresh_round_stops_at_its_busy_share(blend: dict) -> None:
     assert ref.run_once() == 4 and ref.pending() == 6
     assert list(ref._pending) == users[4:]  # the rest wait at the front, in order
     assert not np.array_equal(lists.state_row("u0"), before)  # refreshed with the like
-    assert ref.run_once() == 4 and ref.run_once() == 2 and ref.pending() == 0
+    # later blocks are sized from the measured cost of a user: this budget holds one
+    assert ref.per_user_s > 0
+    assert ref.run_once() == 1 and ref.pending() == 5
+    # a round that overran its budget is followed by a longer wait: the refresh keeps to
+    # its busy share (0.25) of a core
+    assert ref.last_round_s > ref.interval_s
+    assert ref.pause_s() == pytest.approx(ref.last_round_s * 0.75 / 0.25)
+    assert Refresher(lists, interval_s=0.5).pause_s() == 0.5  # nothing ran yet
+    while ref.pending():
+        ref.run_once()
     assert ref.refreshed == 10

@@ -702,12 +702,14 @@ class Refresher:
         max_users: Most users recomputed per round (the oldest pending first).
         weights: Event kind -> weight (the model's training weights by default).
         compact_every: Merge the overlay into the arrays once it holds this many users.
-        busy: Share of ``interval_s`` a round may compute for (in blocks of ``chunk``
-            users; the rest stay pending, oldest first): under heavy ingest the refresh
-            takes at most about this share of a core from serving, and a user's
-            engagement waits longer for their list instead (until then, items outside
-            their list and their reasons are scored from their whole history).
-        chunk: Users recomputed per block.
+        busy: Share of one core the refresh may take (its duty cycle): a round computes
+            for about ``busy * interval_s`` (in blocks sized from the measured cost of a
+            user, at most ``chunk``; the rest stay pending, oldest first), and a round
+            that ran longer waits proportionally longer before the next one. Under heavy
+            ingest the refresh takes at most about this share of a core from serving, and
+            a user's engagement waits longer for their list instead (until then, items
+            outside their list and their reasons are scored from their whole history).
+        chunk: Most users recomputed per block.
     """
 
     def __init__(self, lists: MaterialisedLists, interval_s: float = 0.5,
@@ -734,6 +736,8 @@ class Refresher:
         self.refreshed = 0
         self.last_lag_s = 0.0
         self.max_lag_s = 0.0
+        self.per_user_s = 0.0  # measured seconds a user's list takes (moving average)
+        self.last_round_s = 0.0
 
     def note(self, user_ids: Iterable[Any], item_ids: Iterable[Any],
              kinds: Iterable[Any]) -> int:
@@ -778,11 +782,20 @@ class Refresher:
         limit = self.busy * self.interval_s if self.busy > 0 else float("inf")
         done = 0
         while done < len(take):
-            part = [u for u, _ in take[done:done + self.chunk]]
+            size = self.chunk
+            if self.per_user_s > 0 and limit < float("inf"):  # what the budget has left
+                left = limit - (time.perf_counter() - t0)
+                size = max(1, min(self.chunk, int(left / self.per_user_s)))
+            part = [u for u, _ in take[done:done + size]]
+            b0 = time.perf_counter()
             self.lists.update(part, {u: hist[u] for u in part})
+            cost = (time.perf_counter() - b0) / len(part)
+            self.per_user_s = cost if not self.per_user_s else (
+                0.7 * self.per_user_s + 0.3 * cost)
             done += len(part)
             if time.perf_counter() - t0 >= limit:
                 break
+        self.last_round_s = time.perf_counter() - t0
         if done < len(take):  # back to the front, in their order, unless re-noted since
             with self._lock:
                 for u, t in reversed(take[done:]):
@@ -807,8 +820,16 @@ class Refresher:
             self._thread.start()
         return self
 
+    def pause_s(self) -> float:
+        """The wait before the next round: ``interval_s``, or longer after a round that
+        overran its budget, so the refresh keeps to a ``busy`` share of a core."""
+        if self.busy <= 0 or self.busy >= 1:
+            return self.interval_s
+        return max(self.interval_s, self.last_round_s * (1.0 - self.busy) / self.busy)
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._stop.wait(self.pause_s()):
+            self.last_round_s = 0.0
             try:
                 self.run_once()
             except Exception:  # noqa: BLE001 - keep serving the lists as they are
