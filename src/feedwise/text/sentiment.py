@@ -873,7 +873,8 @@ class TrainedAnalyser:
     adapted on one half's texts (no labels) to score the other, both ways (so no review is
     scored by a model adapted on it). Per held-out category, plain -> share 0.5, weight 2:
     书籍 0.8756 -> 0.8751, 蒙牛 0.8318 -> 0.8495, 热水器 0.8728 -> 0.8728, 酒店 0.8853 ->
-    0.8909, 计算机 0.8953 -> 0.9056 (mean 0.8722 -> 0.8788). Pseudo-labels from the
+    0.8909, 计算机 0.8953 -> 0.9056 (mean 0.8722 -> 0.8788; the shipped code, phase
+    ``zh-adapt-select``: mean 0.8693 -> 0.8757, docs/listening.md). Pseudo-labels from the
     mix with the default analyser instead of the classifier alone made 酒店 worse (0.8736).
     waimai_10k, read once after the choice (benchmarks/listening.py phase ``zh-adapt``:
     adapted on one half of its texts, scoring the other, both ways): 0.8786, against
