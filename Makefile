@@ -29,4 +29,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) feedwise.duckdb .pytest_cache models
+	rm -rf $(VENV) feedwise.duckdb feedwise.models .pytest_cache models
