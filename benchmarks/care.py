@@ -28,6 +28,10 @@ What runs (``../shared/data/banking77/train.csv``: 10,003 queries, 77 intents):
    keep-alive connections, ``--clients`` concurrent): messages/s, p50/p99, errors; every
    message is stored, so the writer is in the loop.
 
+4. **int8** (not in the default phases; ``--phases int8``) — whether an int8 encoder may
+   serve the all-data recipe, on validation carved from fold 1's training part only: fp32
+   against int8 graphs (ONNX Runtime dynamic quantization), the head as fitted and refitted.
+
 MiniLM embeddings of every text are computed once per run (cached per text in memory;
 ``--emb-cache FILE.npy`` keeps them across runs, outside the repository). Run it niced on a
 shared machine. Results go to ``benchmarks/results/care.json``.
@@ -569,6 +573,76 @@ def run_agree(df: pd.DataFrame, args) -> dict:
     return out
 
 
+# ---------------------------------------------------------------------- int8
+def run_int8(df: pd.DataFrame, args) -> dict:
+    """Whether an int8 encoder (ONNX Runtime dynamic quantization of the shipped and tuned
+    graphs) may serve the all-data recipe, decided on VALIDATION carved from fold 1's
+    training part (20 %, stratified, seed 0; the held-out fold is not read): the recipe
+    trained on the rest, its validation accuracy with the fp32 graphs, with int8 graphs
+    under the head fitted on fp32 embeddings, and with the head refitted on int8 ones, and
+    the encoder's time per text (batch predict) for each."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    texts, labels = df["text"].tolist(), df["category"].tolist()
+    y = df["category"].to_numpy()
+    skf = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
+    tr, _ = next(skf.split(np.zeros(len(y)), y))
+    a, b = next(StratifiedShuffleSplit(1, test_size=0.2, random_state=args.seed)
+                .split(np.zeros(len(tr)), y[tr]))
+    itr, iva = tr[a], tr[b]
+    work = Path(tempfile.mkdtemp(prefix="fw-care-int8-"))
+    inner = argparse.Namespace(**{**vars(args), "save_model": work})
+    _fold_tuned(texts, labels, y, itr, iva, inner, fold=0)
+    model = load_intents(work / "fold0")
+    va = [texts[i] for i in iva]
+
+    def score() -> tuple[float, float, np.ndarray]:
+        t = time.perf_counter()
+        p = model.predict_proba(va)
+        ms = (time.perf_counter() - t) * 1000 / len(va)
+        return float(np.mean(np.array(model.classes_)[p.argmax(axis=1)] == y[iva])), ms, p
+
+    out: dict = {"train_rows": len(itr), "validation_rows": len(iva)}
+    out["fp32_accuracy"], out["fp32_ms_per_text"], p32 = score()
+    enc, ort = model.encoder_, embeddings.ort_model()
+    quantized: dict[object, Path] = {}
+    for spec, graph in list(ort._graphs.items()) + [("tuned", enc.onnx_graph())]:
+        dst = work / f"int8-{len(quantized)}.onnx"
+        src = graph
+        if isinstance(graph, bytes):
+            src = work / f"fp32-{len(quantized)}.onnx"
+            src.write_bytes(graph)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        quantized[spec] = dst
+    ort._graphs.update({k: v for k, v in quantized.items() if k != "tuned"})
+    ort._sessions.clear()
+    enc.__dict__["_ort_graph"] = quantized["tuned"]
+    enc.__dict__.pop("_ort_sessions", None)
+    try:
+        out["int8_accuracy"], out["int8_ms_per_text"], p8 = score()
+        out["int8_labels_differing"] = int((p8.argmax(axis=1) != p32.argmax(axis=1)).sum())
+        E = np.zeros((len(texts), embeddings.DIMENSION), dtype=np.float32)
+        idx = np.concatenate([itr, iva])
+        E[idx] = enc.embed([texts[i] for i in idx])
+        cache = EmbeddingCache.__new__(EmbeddingCache)
+        cache.E = E
+        head = {k: v for k, v in json.loads(args.all_tuned).items()
+                if not k.startswith("encoder_")}
+        clf = fit(head, texts, labels, itr, cache, calibrate=True)
+        out["int8_refit_accuracy"] = accuracy(clf, proba(clf, texts, iva, cache), labels, iva)
+    finally:
+        ort._graphs.clear()
+        ort._sessions.clear()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"int8 (validation, {len(iva)} rows of fold 1's training part): fp32 "
+        f"{out['fp32_accuracy']:.4f} ({out['fp32_ms_per_text']:.2f} ms/text), int8 "
+        f"{out['int8_accuracy']:.4f} ({out['int8_ms_per_text']:.2f} ms/text), int8 with "
+        f"the head refitted {out['int8_refit_accuracy']:.4f}")
+    return out
+
+
 # ---------------------------------------------------------------------- http
 def run_http(df: pd.DataFrame, args, model: TextClassifier | Path, kb: pd.DataFrame) -> dict:
     """``model``: a trained model, or the path of a saved one (served as it is)."""
@@ -691,7 +765,8 @@ def main() -> None:
     ap.add_argument("--phases", default="accuracy,fewshot,latency,http",
                     help="accuracy (all data, auto-reply), fewshot (10 per intent), "
                     "tuned (all data, tuned encoder; not in the default), latency, http, "
-                    "agree (--model: ONNX Runtime against torch labels on fold 1)")
+                    "agree (--model: ONNX Runtime against torch labels on fold 1), int8 "
+                    "(an int8 encoder on validation inside fold 1's training part)")
     ap.add_argument("--no-embeddings", action="store_true")
     ap.add_argument("--emb-cache", type=Path, default=None,
                     help="Keep the MiniLM embeddings in this .npy file (outside the repo).")
@@ -769,6 +844,8 @@ def main() -> None:
         chosen = json.loads(max(set(picks), key=picks.count))
     if args.candidate:
         chosen = json.loads(args.candidate)
+    if "int8" in phases:
+        out["int8"] = run_int8(df, args)
     if "agree" in phases:
         if args.model is None:
             raise SystemExit("--phases agree needs --model (a model of fold 1's training part)")
@@ -859,6 +936,15 @@ def print_table(out: dict) -> None:
                  ("  max |probability difference|", g["max_abs_proba_diff"], None, ""),
                  ("  accuracy, ONNX Runtime (fold 1)", g["onnxruntime_accuracy"], None, ""),
                  ("  accuracy, torch (fold 1)", g["torch_accuracy"], None, "")]
+    if "int8" in out:
+        g = out["int8"]
+        rows += [(f"validation accuracy, fp32 encoder ({g['validation_rows']} rows of fold "
+                  "1's training part)", g["fp32_accuracy"], None, ""),
+                 ("  int8 encoder, head as fitted", g["int8_accuracy"], None, ""),
+                 ("  int8 encoder, head refitted on int8 embeddings",
+                  g["int8_refit_accuracy"], None, ""),
+                 ("  ms a text, fp32 / int8", f"{g['fp32_ms_per_text']:.2f} / "
+                  f"{g['int8_ms_per_text']:.2f}", None, "")]
     http = out.get("http") or {}
     if "clients" in http:  # one run (results written before the per-model runs)
         http = {"tfidf": http}
