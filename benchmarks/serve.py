@@ -31,8 +31,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import inspect
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -157,9 +160,6 @@ class WorldCache:
     store is written to while serving; the registry's model files are hard links)."""
 
     def __init__(self, base: Path, args: argparse.Namespace) -> None:
-        import hashlib
-        import inspect
-
         spec = {k: getattr(args, k) for k in ("items", "users", "campaigns", "per_user",
                                                "topics", "seed")}
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()
@@ -186,8 +186,6 @@ class WorldCache:
 
     def save_world(self, root: Path, w: dict) -> None:
         tmp = self.base / (self.folder.name + ".tmp")
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for name in ("bench.duckdb", "keys.json"):
@@ -201,8 +199,6 @@ class WorldCache:
     def reset_store(self, root: Path) -> None:
         """The served copy's store back to the world as built: every serving starts from
         the same store (and so hits the lists kept for it)."""
-        import shutil
-
         (root / "bench.duckdb.wal").unlink(missing_ok=True)
         shutil.copy2(self.folder / "bench.duckdb", root / "bench.duckdb")
 
@@ -219,8 +215,6 @@ class WorldCache:
 
 def _models_code() -> str:
     """A digest of the models' source (``src/feedwise/models``)."""
-    import hashlib
-
     h = hashlib.sha256()
     for f in sorted((ROOT / "src" / "feedwise" / "models").rglob("*.py")):
         h.update(f.read_bytes())
@@ -228,8 +222,6 @@ def _models_code() -> str:
 
 
 def _copy(src: Path, dst: Path, link: bool = True) -> None:
-    import shutil
-
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists():
         return
@@ -785,8 +777,6 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(out, indent=2, default=str))
     print(f"-> {args.out}")
     if cache is not None:  # the served copy (the cached world stays)
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -95,7 +95,7 @@ class CareAssistant:
     def uses_encoder(self) -> bool:
         """Whether a message runs the sentence encoder (an embedding intent model, or
         answers retrieved by embeddings): then :meth:`handle_many` saves work."""
-        return self._needs()[0] or self._needs()[1]
+        return any(self._needs())
 
     def _needs(self) -> tuple[bool, bool]:
         """(the intent model reads embeddings, the answer index reads embeddings)."""

@@ -99,12 +99,7 @@ def _load():
     global _model
     with _lock:
         if _model is None:
-            path = model_path()
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer  # optional heavy extra
-
-            _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            _model = _load_copy()
         return _model
 
 
@@ -420,7 +415,8 @@ def _read_json(path: Path) -> dict:
 
 
 def _load_copy():
-    """A fresh torch copy of the shipped model (never the shared one :func:`embed` uses)."""
+    """A fresh torch copy of the shipped model (:func:`_load` keeps one as the shared one
+    :func:`embed` uses)."""
     path = model_path()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

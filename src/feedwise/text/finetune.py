@@ -339,8 +339,7 @@ class TunedEncoder:
         got = self.__dict__.get("_ort_graph")
         if got is None:
             st = self.__dict__.get("_source")
-            saved = None if st is None else st.with_name(st.name[: -len(".safetensors")]
-                                                         + ".onnx")
+            saved = None if st is None else self._graph_path(st)
             if saved is not None and saved.exists() and self.__dict__.get("_model") is None:
                 got = saved
             else:
@@ -371,6 +370,11 @@ class TunedEncoder:
                 for k, layer in enumerate(bert.encoder.layer[first:])
                 for name, t in layer.state_dict().items()}
 
+    @staticmethod
+    def _graph_path(st: Path) -> Path:
+        """``<path>.onnx`` beside ``<path>.safetensors``: the tuned layers' graph."""
+        return st.with_name(st.name[: -len(".safetensors")] + ".onnx")
+
     def save(self, path) -> None:
         """Write ``<path>.safetensors`` (the tuned layers' tensors), ``<path>.json`` and,
         with ONNX Runtime installed, ``<path>.onnx`` (the tuned layers' graph)."""
@@ -380,7 +384,7 @@ class TunedEncoder:
         st, meta = self._paths(path)
         st.parent.mkdir(parents=True, exist_ok=True)
         save_file(self._tuned_state(), str(st))
-        graph = st.with_name(st.name[: -len(".safetensors")] + ".onnx")
+        graph = self._graph_path(st)
         if text_embeddings.ort_available():
             data = self.onnx_graph()
             graph.write_bytes(data if isinstance(data, bytes) else Path(data).read_bytes())
