@@ -8,7 +8,7 @@ import scipy.sparse as sp
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import HistoryRecommender
+from feedwise.models.base import HistoryRecommender, dense_block
 from feedwise.models.memory import available_memory, format_bytes
 
 #: Below every score EASE gives a modelled item: items left out of the model by the memory
@@ -191,9 +191,7 @@ class EASE(HistoryRecommender):
 
     def _weights_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """``weights_[rows][:, cols]`` (modelled positions) as a dense block."""
-        w = self.weights_
-        sub = w[rows][:, cols]
-        return np.asarray(sub.toarray() if sp.issparse(sub) else sub, dtype=np.float32)
+        return np.asarray(dense_block(self.weights_, rows, cols), dtype=np.float32)
 
     def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
         """:meth:`_score_matrix` of one history row at ``cols``: the history's rows of the

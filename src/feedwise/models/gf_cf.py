@@ -9,7 +9,7 @@ from scipy.sparse.linalg import svds
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import HistoryRecommender, binary
+from feedwise.models.base import HistoryRecommender, binary, dense_block
 
 
 class GFCF(HistoryRecommender):
@@ -93,7 +93,7 @@ class GFCF(HistoryRecommender):
             history.sum_duplicates()
         liked = history.indices
         val = np.ones(len(liked), np.float32)  # binary(history)
-        out = np.asarray(val @ self.gram_[liked][:, cols].toarray(), np.float32).ravel() \
+        out = np.asarray(val @ dense_block(self.gram_, liked, cols), np.float32).ravel() \
             if len(liked) and self.gram_.nnz else np.zeros(len(cols), np.float32)
         if len(self.factors_):
             low = (val * self.item_in_[liked]).astype(np.float32) @ self.factors_[:, liked].T
@@ -112,7 +112,7 @@ class GFCF(HistoryRecommender):
             # in float64, rounded: liked items with equal contributions (items with the
             # same users) tie exactly, so the first of them explains whichever items are
             # explained together (float32 products rounded by position broke ties apart)
-            contrib = np.asarray(self.gram_[liked][:, items].toarray(), dtype=np.float64)
+            contrib = np.asarray(dense_block(self.gram_, liked, items), dtype=np.float64)
             if len(self.factors_):
                 v = self.factors_
                 contrib += ((self.item_in_[liked, None].astype(np.float64)

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import relative
+from feedwise.models.base import dense_block, relative
 from feedwise.models.ease import EASE
 from feedwise.models.time_ease import temporal_gram
 
@@ -173,8 +173,8 @@ class NormEASE(EASE):
         return history.indices, np.maximum(v / top, np.float32(0.0)) ** np.float32(power)
 
     def _weights_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        w = self._base_weights[rows][:, cols]  # never the scaled items x items copy
-        w = np.asarray(w.toarray() if sp.issparse(w) else w, dtype=np.float32)
+        # never the scaled items x items copy
+        w = np.asarray(dense_block(self._base_weights, rows, cols), dtype=np.float32)
         scale = self.__dict__.get("_col_scale")
         return w if scale is None else w * scale[cols][None, :]
 

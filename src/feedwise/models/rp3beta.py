@@ -117,9 +117,11 @@ class RP3beta(HistoryRecommender):
         wt = getattr(self, "_wt", None)
         if wt is None:
             wt = self._wt = self.weights_.T.tocsr()  # row j: the items walking into j
-        x = sp.csr_matrix(relative(history, self.value_power))
-        x.sum_duplicates()
-        x.sort_indices()
+        x = relative(history, self.value_power)
+        if not (isinstance(x, sp.csr_matrix) and x.has_canonical_format):
+            x = sp.csr_matrix(x)
+            x.sum_duplicates()
+            x.sort_indices()
         num, _ = gather_scores(wt, x.indices.astype(np.int64), x.data.astype(np.float64),
                                cols)
         return num.astype(np.float32)

@@ -1,0 +1,65 @@
+"""The request-path helpers of ``models/base.py``: :func:`dense_block` (a few rows and
+columns of a CSR matrix or an array, as scipy's indexing gives them) and the one-row paths
+of :func:`relative` and :func:`binary` (a user's history row at request time) are equal to
+the general code, value for value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from feedwise.models.base import binary, dense_block, relative
+
+
+def _scipy_block(m, rows, cols) -> np.ndarray:
+    sub = m[np.asarray(rows)][:, np.asarray(cols)]
+    return np.asarray(sub.toarray() if sp.issparse(sub) else sub)
+
+
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.3])
+def test_dense_block_equals_scipy_indexing(density: float) -> None:
+    rng = np.random.default_rng(7)
+    m = sp.random(60, 80, density=density, format="csr", dtype=np.float32, random_state=3)
+    m.sum_duplicates()
+    for _ in range(30):
+        rows = rng.integers(0, 60, int(rng.integers(0, 12)))
+        # repeated and unsorted columns, as a request may ask for them
+        cols = rng.integers(0, 80, int(rng.integers(0, 15)))
+        got = dense_block(m, rows, cols)
+        want = _scipy_block(m, rows, cols)
+        assert got.dtype == m.dtype and got.shape == (len(rows), len(cols))
+        assert np.array_equal(got, want)
+        dense = m.toarray()
+        assert np.array_equal(dense_block(dense, rows, cols), _scipy_block(dense, rows, cols))
+
+
+def test_dense_block_of_a_matrix_not_in_canonical_format() -> None:
+    # a repeated entry (summed by scipy) and unsorted indices: the general path answers
+    m = sp.csr_matrix((np.array([1.0, 2.0, 4.0], np.float32), np.array([3, 1, 3]),
+                       np.array([0, 3, 3])), shape=(2, 5))
+    assert not m.has_canonical_format
+    got = dense_block(m, np.array([0, 1, 0]), np.array([3, 1, 0]))
+    assert np.array_equal(got, [[5.0, 2.0, 0.0], [0.0, 0.0, 0.0], [5.0, 2.0, 0.0]])
+
+
+@pytest.mark.parametrize("power", [0.0, 0.5, 1.0, 2.0])
+def test_one_row_relative_and_binary_equal_the_general_path(power: float) -> None:
+    rng = np.random.default_rng(11)
+    m = sp.random(40, 200, density=0.05, format="csr", random_state=5) * 7
+    m.data[::5] = -1.0  # negative strengths (a dislike) clip to 0
+    whole = relative(m, power)
+    for r in range(m.shape[0]):
+        one = relative(m[r], power)
+        assert one.dtype == np.float32 and one.shape == (1, 200)
+        assert np.array_equal(one.indices, whole[r].indices)
+        assert np.array_equal(one.data, whole[r].data)
+        b = binary(m[r])
+        assert np.array_equal(b.toarray(), binary(m)[r].toarray())
+    empty = sp.csr_matrix((1, 200), dtype=np.float32)
+    assert relative(empty, power).nnz == 0 and binary(empty).nnz == 0
+    # the row it was given is left as it was
+    row = m[int(rng.integers(40))]
+    before = row.data.copy()
+    relative(row, power)
+    assert np.array_equal(row.data, before)
