@@ -8,7 +8,7 @@ from sklearn.preprocessing import normalize
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import HistoryRecommender, gather_scores, relative
+from feedwise.models.base import HistoryRecommender, dense_block, gather_scores, relative
 from feedwise.models.itemknn import fit_blocks, sparse_top_k, stack_rows
 
 
@@ -112,16 +112,23 @@ class RP3beta(HistoryRecommender):
         return np.diff(self.weights_.indptr)
 
     def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
-        """:meth:`_score_matrix` of one history row at ``cols``, from the columns of
-        ``weights_`` (the items walking into each)."""
-        wt = getattr(self, "_wt", None)
-        if wt is None:
-            wt = self._wt = self.weights_.T.tocsr()  # row j: the items walking into j
+        """:meth:`_score_matrix` of one history row at ``cols``: the liked items' rows of
+        ``weights_`` (at most ``k`` walks each) at those columns, summed in float64 liked
+        item by liked item (the order :func:`gather_scores` sums the items walking into
+        each column in, so both give the same scores); a popular column's thousands of
+        in-walks are never read."""
         x = relative(history, self.value_power)
         if not (isinstance(x, sp.csr_matrix) and x.has_canonical_format):
             x = sp.csr_matrix(x)
             x.sum_duplicates()
             x.sort_indices()
+        w = self.weights_
+        if isinstance(w, sp.csr_matrix) and w.has_canonical_format:
+            block = dense_block(w, x.indices, cols).astype(np.float64)
+            return (block * x.data.astype(np.float64)[:, None]).sum(axis=0).astype(np.float32)
+        wt = getattr(self, "_wt", None)
+        if wt is None:
+            wt = self._wt = w.T.tocsr()  # row j: the items walking into j
         num, _ = gather_scores(wt, x.indices.astype(np.int64), x.data.astype(np.float64),
                                cols)
         return num.astype(np.float32)
