@@ -771,12 +771,11 @@ def dense_block(m: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return np.asarray(m)[np.ix_(rows, cols)]
     if not (isinstance(m, sp.csr_matrix) and m.has_canonical_format):
         return np.asarray(m[rows][:, cols].toarray())
-    out = np.zeros((len(rows), len(cols)), m.dtype)
     lo = m.indptr[rows]
     lens = m.indptr[rows + 1] - lo
     total = int(lens.sum())
     if total == 0 or len(cols) == 0:
-        return out
+        return np.zeros((len(rows), len(cols)), m.dtype)
     ucols, inv = np.unique(cols, return_inverse=True)
     owner = np.repeat(np.arange(len(rows)), lens)
     at = np.repeat(lo - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(total)
@@ -785,8 +784,7 @@ def dense_block(m: Any, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     hit = ucols[pos] == nb
     block = np.zeros((len(rows), len(ucols)), m.dtype)
     block[owner[hit], pos[hit]] = m.data[at[hit]]
-    out[:] = block[:, inv.ravel()]
-    return out
+    return block[:, inv.ravel()]
 
 
 def gather_scores(into: sp.csr_matrix, liked: np.ndarray, weight: np.ndarray,

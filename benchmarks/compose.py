@@ -1,0 +1,120 @@
+"""Feed composition in process, without HTTP: CPU a feed and the feeds themselves.
+
+Serves the deployment's default model on the serve benchmark's world (``--full``: 100k posts
+x 100k users, from its cache, ``benchmarks/results/serve_worlds``), with the service's own
+state (``ServiceState``: the engine, the materialised lists, the policy), and composes the
+feeds of ``--users`` random users at a fixed clock, one after the other. Prints the CPU and
+wall time a feed and writes JSON. ``--save FILE`` keeps the feeds (item, kind, score to 6
+decimals, reasons of every slot); ``--compare FILE`` counts the feeds equal to a saved run's,
+so a change to the request path can be checked to leave every feed as it was::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compose.py --full --save before.json
+    # ... change the code ...
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compose.py --full --compare before.json
+
+The world and the fitted model come from the serve benchmark's cache (a model is fitted
+again when the models' code changed, as there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import serve  # noqa: E402 - the serve benchmark's world, cache and model
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 12, 5, 19, 0, tzinfo=UTC)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--full", action="store_true", help="the issue's world (100k x 100k)")
+    p.add_argument("--users", type=int, default=1500, help="feeds composed (100 warm-up)")
+    p.add_argument("--n", type=int, default=20, help="slots a feed")
+    p.add_argument("--save", type=Path, default=None, help="keep the feeds in this file")
+    p.add_argument("--compare", type=Path, default=None, help="feeds of a saved run")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compose.json")
+    a = p.parse_args()
+    world = argparse.Namespace(items=20_000, users=20_000, campaigns=50, per_user=10,
+                               topics=50, seed=0)
+    if a.full:
+        world.items, world.users, world.campaigns = 100_000, 100_000, 200
+    cache = serve.WorldCache(ROOT / "benchmarks" / "results" / "serve_worlds", world)
+    cache.base.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="fw-compose-", dir=cache.base))
+    try:
+        w = cache.load_into(root)
+        if w is None:
+            w = serve.build_world(root, world.items, world.users, world.campaigns,
+                                  world.per_user, world.topics, None, world.seed)
+            cache.save_world(root, w)
+        serve._CACHE = cache
+        cache.reset_store(root)
+        serve.train_promote(root, serve.default_model())
+        os.environ.update({
+            "FEEDWISE_DB": str(root / "bench.duckdb"),
+            "FEEDWISE_REGISTRY": str(root / "registry"),
+            "FEEDWISE_KEYS_FILE": str(root / "keys.json"), "FEEDWISE_FEED_POLICY": "auto",
+            "FEEDWISE_MATERIALISE_N": "300", "FEEDWISE_LISTS_CACHE": str(cache.folder / "lists"),
+            "FEEDWISE_LOG_IMPRESSIONS": "0"})
+        from feedwise.feed.types import FeedRequest
+        from feedwise.server.deps import ServiceState
+        from feedwise.server.settings import Settings
+
+        t0 = time.perf_counter()
+        state = ServiceState(Settings())
+        print(f"service state ready in {time.perf_counter() - t0:.1f}s", flush=True)
+        served = state.served
+        rng = np.random.default_rng(5)
+        users = [f"u{i}" for i in rng.integers(0, w["users"], a.users)]
+
+        def compose(uid: str) -> list:
+            req = FeedRequest(user_id=uid, n=a.n, now=NOW, request_id="compose",
+                              context={"surface": "feed", "session_id": None,
+                                       "consent_personalization": True, "consent_ads": True})
+            feed = state.rollout.compose(served.policy, req, state.rollout.arm(uid),
+                                         served.arms)
+            return [[s.item_id, s.kind, None if s.score is None else round(float(s.score), 6),
+                     list(s.reasons)] for s in feed.slots]
+
+        warm = min(100, len(users) // 10)
+        for u in users[:warm]:
+            compose(u)
+        c0, t0 = time.process_time(), time.perf_counter()
+        feeds = [compose(u) for u in users[warm:]]
+        cpu_ms = (time.process_time() - c0) * 1000 / len(feeds)
+        wall_ms = (time.perf_counter() - t0) * 1000 / len(feeds)
+        state.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    out = {"world": vars(world), "feeds": len(feeds), "cpu_ms_per_feed": cpu_ms,
+           "wall_ms_per_feed": wall_ms, "model": serve.default_model()}
+    print(f"{len(feeds)} feeds: {cpu_ms:.3f} ms of CPU a feed, {wall_ms:.3f} ms wall")
+    if a.compare is not None:
+        before = json.loads(a.compare.read_text())
+        if len(before) != len(feeds):
+            raise SystemExit(f"{a.compare} holds {len(before)} feeds, this run {len(feeds)}: "
+                             "compare runs with the same --users")
+        same = sum(x == y for x, y in zip(before, feeds, strict=True))
+        out["equal_to_saved"] = same
+        print(f"feeds equal to {a.compare}: {same} of {len(feeds)}")
+    if a.save is not None:
+        a.save.write_text(json.dumps(feeds))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=2))
+    print(f"-> {a.out}")
+
+
+if __name__ == "__main__":
+    main()
