@@ -54,20 +54,11 @@ def main() -> None:
     cache.base.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="fw-compose-", dir=cache.base))
     try:
-        w = cache.load_into(root)
-        if w is None:
-            w = serve.build_world(root, world.items, world.users, world.campaigns,
-                                  world.per_user, world.topics, None, world.seed)
-            cache.save_world(root, w)
+        w, _ = serve.open_world(root, cache, world)
         serve._CACHE = cache
         cache.reset_store(root)
         serve.train_promote(root, serve.default_model())
-        os.environ.update({
-            "FEEDWISE_DB": str(root / "bench.duckdb"),
-            "FEEDWISE_REGISTRY": str(root / "registry"),
-            "FEEDWISE_KEYS_FILE": str(root / "keys.json"), "FEEDWISE_FEED_POLICY": "auto",
-            "FEEDWISE_MATERIALISE_N": "300", "FEEDWISE_LISTS_CACHE": str(cache.folder / "lists"),
-            "FEEDWISE_LOG_IMPRESSIONS": "0"})
+        os.environ.update({**serve.server_env(root, "auto"), "FEEDWISE_LOG_IMPRESSIONS": "0"})
         from feedwise.feed.types import FeedRequest
         from feedwise.server.deps import ServiceState
         from feedwise.server.settings import Settings

@@ -270,15 +270,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(root: Path, port: int, policy: str, materialise_n: int = 300,
-                 workers: int = 1) -> subprocess.Popen:
-    env = {**os.environ, "FEEDWISE_DB": str(root / "bench.duckdb"),
+def server_env(root: Path, policy: str, materialise_n: int = 300) -> dict[str, str]:
+    """The service's settings for the world in ``root`` (store, registry, keys, policy,
+    lists kept beside the cached world)."""
+    env = {"FEEDWISE_DB": str(root / "bench.duckdb"),
            "FEEDWISE_REGISTRY": str(root / "registry"),
            "FEEDWISE_KEYS_FILE": str(root / "keys.json"), "FEEDWISE_RELOAD_INTERVAL_S": "1",
            "FEEDWISE_MAX_BATCH_EVENTS": "1000", "FEEDWISE_FEED_POLICY": policy,
            "FEEDWISE_MATERIALISE_N": str(materialise_n)}
     if _CACHE is not None:  # lists kept between starts, beside the cached world
         env["FEEDWISE_LISTS_CACHE"] = str(_CACHE.folder / "lists")
+    return env
+
+
+def open_world(root: Path, cache: WorldCache | None, args: argparse.Namespace
+               ) -> tuple[dict, bool]:
+    """The world of ``args`` in ``root``: copied from ``cache`` when it holds it, else
+    built (and cached). Returns its description and whether it came from the cache."""
+    w = cache.load_into(root) if cache is not None else None
+    if w is not None:
+        return w, True
+    w = build_world(root, args.items, args.users, args.campaigns, args.per_user,
+                    args.topics, None, args.seed)
+    if cache is not None:
+        cache.save_world(root, w)
+    return w, False
+
+
+def start_server(root: Path, port: int, policy: str, materialise_n: int = 300,
+                 workers: int = 1) -> subprocess.Popen:
+    env = {**os.environ, **server_env(root, policy, materialise_n)}
     cmd = [sys.executable, "-c", "from feedwise.cli import app; app()", "serve",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
            "--workers", str(workers)]
@@ -701,16 +722,12 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="fw-serve-",
                                  dir=cache.base if cache is not None else None))
     t0 = time.perf_counter()
-    w = cache.load_into(root) if cache is not None else None
-    if w is not None:
+    w, cached = open_world(root, cache, args)
+    if cached:
         print(f"world: from the cache {cache.folder} (copied in "
               f"{time.perf_counter() - t0:.0f}s; built before in {w['phases']}; models "
               f"fitted there: {sorted(_TRAINED) or 'none'})", flush=True)
     else:
-        w = build_world(root, args.items, args.users, args.campaigns, args.per_user,
-                        args.topics, None, args.seed)
-        if cache is not None:
-            cache.save_world(root, w)
         print(f"world built in {time.perf_counter() - t0:.0f}s: {w['phases']}"
               + (f"; cached in {cache.folder}" if cache is not None else ""), flush=True)
     _CACHE = cache

@@ -718,7 +718,7 @@ def binary(m: sp.spmatrix) -> sp.csr_matrix:
     """A float32 copy of ``m`` with every stored entry set to 1 (one per user-item pair)."""
     if isinstance(m, sp.csr_matrix) and m.shape[0] == 1:  # one user's row (a request)
         x = m.copy()
-        x.data = np.ones(m.nnz, np.float32)
+        x.data = row_strength(m.data, 0.0)
         return x
     x = sp.csr_matrix(m, dtype=np.float32, copy=True)
     x.data[:] = 1.0
@@ -732,11 +732,8 @@ def relative(m: sp.spmatrix, power: float) -> sp.csr_matrix:
     if power == 0:
         return binary(m)
     if isinstance(m, sp.csr_matrix) and m.shape[0] == 1:  # one user's row (a request)
-        v = np.asarray(m.data, np.float32)
-        top = v.max() if len(v) else np.float32(1.0)
-        top = top if top > 0 else np.float32(1.0)
         x = m.copy()
-        x.data = np.maximum(v / top, np.float32(0.0)) ** np.float32(power)
+        x.data = row_strength(m.data, power)
         return x
     x = sp.csr_matrix(m, dtype=np.float32, copy=True)
     n = np.diff(x.indptr)
@@ -745,6 +742,17 @@ def relative(m: sp.spmatrix, power: float) -> sp.csr_matrix:
         top = np.repeat(np.where(top > 0, top, 1.0), n[n > 0])
         x.data = np.maximum(x.data / top, 0.0) ** np.float32(power)
     return x
+
+
+def row_strength(values: np.ndarray, power: float) -> np.ndarray:
+    """:func:`relative` of one row's stored values (float32): ``(value / the row's largest)
+    ** power``, clipped at 0; all 1 for ``power`` 0 (:func:`binary`)."""
+    v = np.asarray(values, np.float32)
+    if power == 0 or not len(v):
+        return np.ones(len(v), np.float32)
+    top = v.max()
+    top = top if top > 0 else np.float32(1.0)
+    return np.maximum(v / top, np.float32(0.0)) ** np.float32(power)
 
 
 def _drop_rows(m: Any, rows: np.ndarray, *, columns: bool = False) -> Any:

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import dense_block, relative
+from feedwise.models.base import dense_block, relative, row_strength
 from feedwise.models.ease import EASE
 from feedwise.models.time_ease import temporal_gram
 
@@ -164,13 +164,8 @@ class NormEASE(EASE):
         if not history.has_canonical_format:
             history = sp.csr_matrix(history, copy=True)
             history.sum_duplicates()
-        power = 0.0 if self.binary else self.value_power
-        v = np.asarray(history.data, np.float32)
-        if power == 0 or not len(v):
-            return history.indices, np.ones(len(v), np.float32)
-        top = v.max()
-        top = top if top > 0 else np.float32(1.0)
-        return history.indices, np.maximum(v / top, np.float32(0.0)) ** np.float32(power)
+        return history.indices, row_strength(history.data,
+                                             0.0 if self.binary else self.value_power)
 
     def _weights_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         # never the scaled items x items copy

@@ -8,7 +8,7 @@ from sklearn.preprocessing import normalize
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import HistoryRecommender, dense_block, gather_scores, relative
+from feedwise.models.base import HistoryRecommender, dense_block, relative
 from feedwise.models.itemknn import fit_blocks, sparse_top_k, stack_rows
 
 
@@ -122,16 +122,8 @@ class RP3beta(HistoryRecommender):
             x = sp.csr_matrix(x)
             x.sum_duplicates()
             x.sort_indices()
-        w = self.weights_
-        if isinstance(w, sp.csr_matrix) and w.has_canonical_format:
-            block = dense_block(w, x.indices, cols).astype(np.float64)
-            return (block * x.data.astype(np.float64)[:, None]).sum(axis=0).astype(np.float32)
-        wt = getattr(self, "_wt", None)
-        if wt is None:
-            wt = self._wt = w.T.tocsr()  # row j: the items walking into j
-        num, _ = gather_scores(wt, x.indices.astype(np.int64), x.data.astype(np.float64),
-                               cols)
-        return num.astype(np.float32)
+        block = dense_block(self.weights_, x.indices, cols).astype(np.float64)
+        return (block * x.data.astype(np.float64)[:, None]).sum(axis=0).astype(np.float32)
 
     def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
         wt = getattr(self, "_wt", None)
