@@ -79,12 +79,17 @@ def test_refresh_round_stops_at_its_busy_share(blend: dict) -> None:
     users = [f"u{k}" for k in range(10)]
     assert ref.note(users, ["i3"] * 10, ["like"] * 10) == 10
     before = lists.state_row("u0").copy()
-    assert ref.run_once() == 4 and ref.pending() == 6
-    assert list(ref._pending) == users[4:]  # the rest wait at the front, in order
+    # the cost of a user is unknown: the first block is one user, which measures it
+    assert ref.run_once() == 1 and ref.pending() == 9
+    assert list(ref._pending) == users[1:]  # the rest wait at the front, in order
     assert not np.array_equal(lists.state_row("u0"), before)  # refreshed with the like
-    # later blocks are sized from the measured cost of a user: this budget holds one
+    # later rounds take what the budget holds at the measured cost: here one user
     assert ref.per_user_s > 0
-    assert ref.run_once() == 1 and ref.pending() == 5
+    assert ref.run_once() == 1 and ref.pending() == 8
+    assert list(ref._pending) == users[2:]
+    big = Refresher(lists, interval_s=60, chunk=4)  # a budget for every user: blocks of 4
+    big.note(users, ["i5"] * 10, ["like"] * 10)
+    assert big.run_once() == 10 and big.pending() == 0
     # a round that overran its budget is followed by a longer wait: the refresh keeps to
     # its busy share (0.25) of a core
     assert ref.last_round_s > ref.interval_s

@@ -770,19 +770,25 @@ class Refresher:
             return self._pending.pop(user_id, None) is not None or found
 
     def run_once(self) -> int:
-        """One round: recompute up to ``max_users`` pending users; returns the count."""
+        """One round: recompute up to ``max_users`` pending users, oldest first; with a
+        ``busy`` budget, only as many as it allows at the measured cost of a user, the
+        first block one user while that cost is unknown (a block of ``chunk`` users of a
+        dense model can take seconds: more than a round's budget); returns the count."""
+        limit = self.busy * self.interval_s if self.busy > 0 else float("inf")
+        most = self.max_users
+        if limit < float("inf") and self.per_user_s:
+            most = min(most, max(1, int(limit / self.per_user_s)))
         with self._lock:
             take: list[tuple[str, float]] = []
-            while self._pending and len(take) < self.max_users:
+            while self._pending and len(take) < most:
                 take.append(self._pending.popitem(last=False))
             hist = {u: dict(self._history.get(u, {})) for u, _ in take}
         if not take:
             return 0
         t0 = time.perf_counter()
-        limit = self.busy * self.interval_s if self.busy > 0 else float("inf")
         done = 0
         while done < len(take):
-            size = self.chunk
+            size = self.chunk if limit == float("inf") else 1  # 1: measures the cost
             if self.per_user_s > 0 and limit < float("inf"):  # what the budget has left
                 left = limit - (time.perf_counter() - t0)
                 size = max(1, min(self.chunk, int(left / self.per_user_s)))

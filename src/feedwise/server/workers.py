@@ -287,9 +287,9 @@ class WorkerState:
                 share = self.ad_share  # between two requests (they read the state)
                 engine.with_state(lambda st: share.apply(d, st.ads))
         got = self._lists
-        if d["events"] and got is not None:
-            users, items, kinds = zip(*d["events"], strict=True)
-            got[2].note(users, items, kinds)
+        ev = d["events"]
+        if ev["user_id"] and got is not None:
+            got[2].note(ev["user_id"], ev["item_id"], ev["kind"])
         self._event_seq = d["seq"]
         served = self.served
         if d["version"] != (served.version if served else None) or \
