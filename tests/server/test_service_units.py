@@ -276,3 +276,57 @@ def test_retrain_gives_content_models_the_posts_table(tmp_path, shared_data):
     model = reg.load(d.candidate_version)
     assert "fresh" in set(model.item_ids_) and "ad-1" not in set(model.item_ids_)
     store.close()
+
+
+def test_writer_lands_served_rows_on_their_clock_not_with_every_event_batch(tmp_path):
+    store = EventStore(tmp_path / "w.duckdb")
+    w = Writer(store, poll_s=60)  # not started: driven by hand
+    now = round(datetime.now(UTC).timestamp() * 1e6)
+    rows = {"event_id": ["srv:a:0"], "user_id": ["u"], "item_id": ["i"],
+            "kind": ["impression"], "ts": [now], "position": [0], "propensity": [1.0]}
+    w.log_served(dict(rows))
+    assert w._served_due()  # never landed yet: due
+    w._land([], w._served_due())
+    assert store.count_events() == 1
+    w.log_served({**rows, "event_id": ["srv:b:0"]})
+    assert not w._served_due()  # landed under poll_s ago: an event batch goes alone
+    w.submit_events([_row("e1")])
+    job = w._q.get_nowait()
+    w._land([job], w._served_due())
+    assert store.count_events() == 2  # the event, not the served row
+    w._served_at -= 61  # poll_s later: the next landing takes them
+    assert w._served_due()
+    # a call always finds the served rows handed over before it landed (an erasure)
+    w._served_at += 61
+    seen = w.call(lambda s: s.count_events())
+    w.start()
+    assert seen.result(30) == 3
+    w.close()
+    store.close()
+
+
+def test_ingest_report_names_the_ids_stored_before(tmp_path):
+    import pyarrow as pa
+
+    store = EventStore(tmp_path / "s.duckdb")
+    ts = datetime.now(UTC).isoformat()
+
+    def table(ids: list[str]) -> pa.Table:
+        n = len(ids)
+        return pa.table({"event_id": ids, "user_id": ["u"] * n, "item_id": ["i"] * n,
+                         "kind": ["click"] * n, "ts": [ts] * n})
+
+    assert store.ingest(table(["a", "b"])).stored_ids == frozenset()
+    again = store.ingest(table(["b", "c"]))
+    assert again.stored_ids == {"b"} and (again.accepted, again.duplicates) == (1, 1)
+    store.close()
+
+
+def test_store_checkpoint_threshold_holds_after_compaction(tmp_path):
+    store = EventStore(tmp_path / "c.duckdb")
+    store.set_checkpoint_mb(64)
+    setting = "SELECT current_setting('checkpoint_threshold')"
+    assert store.con.execute(setting).fetchone()[0].startswith("64")
+    store.compact()
+    assert store.con.execute(setting).fetchone()[0].startswith("64")
+    store.close()

@@ -94,6 +94,7 @@ class ServiceState:
         # privacy: user ids pseudonymised at the edge when FEEDWISE_PSEUDONYM_KEY is set
         self.privacy = PrivacySettings()
         self.store = EventStore(settings.db, pseudonymizer=self.privacy.pseudonymizer())
+        self.store.set_checkpoint_mb(settings.checkpoint_mb)
         try:  # a pseudonymised store opened without its key: every request would fail
             self.store.require_key()
         except BaseException:

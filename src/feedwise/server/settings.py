@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         writer_max_rows: Most event rows the writer lands in one transaction.
         writer_queue_size: Pending writer jobs before producers wait (backpressure).
         writer_linger_s: How long the writer lets a batch fill before landing it.
+        checkpoint_mb: Write-ahead log size (MiB) at which a commit writes the store's tables
+            back. DuckDB's default, 16 MB, checkpoints every few seconds under heavy ingest,
+            each a stall of the one writer (one quick run each on the serve benchmark's
+            world, two processes: 16.3k -> 17.8k events/s beside 16 feed clients;
+            docs/serving.md). A restart replays at most this much log.
         write_timeout_s: How long a request waits for its write before answering 503.
         impressions_flush_s: How often logged impressions are landed (each landing is one
             commit with a fixed cost of several ms, so fewer, larger ones serve more feeds).
@@ -138,6 +143,7 @@ class Settings(BaseSettings):
     writer_max_rows: int = Field(default=50_000, gt=0)
     writer_queue_size: int = Field(default=100_000, gt=0)
     writer_linger_s: float = Field(default=0.05, ge=0, le=5)
+    checkpoint_mb: int = Field(default=256, ge=1, le=65_536)
     write_timeout_s: float = Field(default=30.0, gt=0)
     impressions_flush_s: float = Field(default=0.25, gt=0, le=10)
     writer_sync: bool = False

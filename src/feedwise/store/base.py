@@ -45,8 +45,9 @@ class StoreBase:
         self.path = str(path) if path is not None else default_db_path()
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(self.path, read_only=read_only)
-        self.con.execute("SET TimeZone='UTC'")
+        #: WAL size (MiB) at which a commit writes the tables back (:meth:`set_checkpoint_mb`).
+        self.checkpoint_mb: int | None = None
+        self.con = self._connect(read_only=read_only)
         self._lock = threading.RLock()
         #: Held while a cursor is made and while compact() swaps the connection.
         self._gate = threading.Lock()
@@ -64,6 +65,24 @@ class StoreBase:
         except BaseException:
             self.con.close()
             raise
+
+    def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """A connection to the file with the store's session settings."""
+        return self._configure(duckdb.connect(self.path, read_only=read_only))
+
+    def _configure(self, con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        con.execute("SET TimeZone='UTC'")
+        if self.checkpoint_mb is not None:
+            con.execute(f"SET checkpoint_threshold='{int(self.checkpoint_mb)}MiB'")
+        return con
+
+    def set_checkpoint_mb(self, mb: int) -> None:
+        """Let the write-ahead log grow to ``mb`` MiB before a commit checkpoints (writes the
+        tables back). DuckDB's default (16 MB) checkpoints every few seconds under heavy
+        ingest, each a stall of the one writer; a restart replays at most this much log."""
+        with self._lock:
+            self.checkpoint_mb = int(mb)
+            self.con.execute(f"SET checkpoint_threshold='{self.checkpoint_mb}MiB'")
 
     def _check_key(self, read_only: bool) -> None:
         """Hold the store to the pseudonym key its ids are under.

@@ -55,6 +55,10 @@ class IngestReport:
     erased: int = 0
     #: Columns of the source that no event field reads (a mapping can name them).
     ignored_columns: tuple[str, ...] = ()
+    #: Ids of valid rows the store held before (a retry, or another row's id): the rows
+    #: counted in ``duplicates`` and the conflicts in ``rejects`` (kept from the check the
+    #: landing makes anyway, so the service asks no second time).
+    stored_ids: frozenset[str] = frozenset()
 
     @property
     def rows(self) -> int:
@@ -238,7 +242,8 @@ def open_source(con: Any, source: Any, *, columns: list[str] | None = None,
     """
     if isinstance(source, pd.DataFrame | pa.Table):
         con.register("_fw_src", source)
-        cols = [d[0] for d in con.execute("DESCRIBE SELECT * FROM _fw_src").fetchall()]
+        cols = (list(source.column_names) if isinstance(source, pa.Table) else  # as named
+                [d[0] for d in con.execute("DESCRIBE SELECT * FROM _fw_src").fetchall()])
         return Source("<dataframe>", "table",
                       "(SELECT row_number() OVER () AS _row, * FROM _fw_src)",
                       [c for c in cols if c not in INTERNAL_COLUMNS], registered=["_fw_src"])

@@ -332,8 +332,7 @@ class PrivacyRecords(StoreBase):
                     probe = duckdb.connect(self.path)
                 except BaseException:
                     tmp.unlink(missing_ok=True)
-                    self.con = duckdb.connect(self.path)  # the file is unchanged
-                    self.con.execute("SET TimeZone='UTC'")
+                    self.con = self._connect()  # the file is unchanged
                     self.con.execute("DETACH DATABASE IF EXISTS fw_compact_probe")
                     raise
                 shared = probe.execute("SELECT count(*) FROM duckdb_databases() "
@@ -341,8 +340,7 @@ class PrivacyRecords(StoreBase):
                 if shared or Path(f"{path}.wal").exists():
                     if shared:
                         probe.execute("DETACH fw_compact_probe")
-                    self.con = probe
-                    self.con.execute("SET TimeZone='UTC'")
+                    self.con = self._configure(probe)
                     tmp.unlink(missing_ok=True)
                     raise ConfigError(f"{path}: another connection of this process has the "
                                       "store open; close it, then compact")
@@ -354,8 +352,7 @@ class PrivacyRecords(StoreBase):
                                           "there after closing; not compacted")
                     os.replace(tmp, path)
                 finally:  # replaced or not, the store is connected again
-                    self.con = duckdb.connect(self.path)
-                    self.con.execute("SET TimeZone='UTC'")
+                    self.con = self._connect()
         return True
 
     # ------------------------------------------------------------------ access

@@ -49,7 +49,7 @@ class RowsLanded:
     """What :meth:`ServedLog.ingest_rows` did with each row of a batch."""
 
     report: IngestReport
-    #: Ids of the batch the events table held before it.
+    #: Ids of the batch's valid rows (erased users' rows aside) the events table held before.
     existing: set[str]
     #: Row (0-based, in the batch) -> (field, reason) of each rejected row.
     rejected: dict[int, tuple[str, str]]
@@ -144,9 +144,9 @@ class ServedLog(StoreBase):
         table = pa.table({**{c: pa.array(columns.get(c, [None] * n), pa.string())
                              for c in EVENT_COLUMNS},
                           "_idx": pa.array(range(n), pa.int64())})
-        with self._lock:  # nothing else lands between the reads and the ingest
-            existing = self._stored_ids(ids)
+        with self._lock:  # nothing else lands between the ingest and the reads
             report = self.ingest(table, source_name=source)
+            existing = set(report.stored_ids)
             rejected: dict[int, tuple[str, str]] = {}
             if report.rejected:
                 for idx, fld, reason in self.con.execute(

@@ -136,14 +136,16 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
                     c.unregister(view)
                 for table in src.temp:
                     c.execute(f"DROP TABLE IF EXISTS {table}")
-        accepted, duplicates, rejected, erased = counts
+        accepted, duplicates, rejected, erased, stored = counts
         return IngestReport(name, accepted, duplicates, rejected, time.perf_counter() - t0,
+                            stored_ids=stored,
                             erased=erased, ignored_columns=src.ignored(m))
 
     def _land(self, c: duckdb.DuckDBPyConnection, src: Source, name: str,
-              m: dict[str, str], ts_unit: str) -> tuple[int, int, int, int]:
+              m: dict[str, str], ts_unit: str
+              ) -> tuple[int, int, int, int, frozenset[str]]:
         """Stage, check and land one source in one transaction: (accepted, duplicates,
-        rejected, erased)."""
+        rejected, erased, ids of valid rows stored before)."""
         cols = ", ".join(f'"{k}"' for k in EVENT_COLUMNS)
         user_col = None
         if self.pseudonymizer is not None:
@@ -165,6 +167,8 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
                     sha256('{TOMBSTONE_PREFIX}' || user_id) IN
                     (SELECT digest FROM tombstones)""").fetchone()[0]
             repeated, known = self._conflicts(c, before)
+            stored = (frozenset(r[0] for r in c.execute("SELECT event_id FROM _fw_known"
+                                                        ).fetchall()) if known else frozenset())
             valid = c.execute("SELECT count(*) FROM _fw_stage WHERE _reason IS NULL"
                               ).fetchone()[0]
             # per id the first row of the batch (the others are identical by now)
@@ -204,7 +208,8 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
                 with contextlib.suppress(duckdb.Error):
                     c.unregister("_fw_pmap")
         accepted = int(after - before)
-        return accepted, int(valid) - accepted, int(rejected + structural), int(erased)
+        return (accepted, int(valid) - accepted, int(rejected + structural), int(erased),
+                stored)
 
     def _stage(self, c: duckdb.DuckDBPyConnection, src: Source, m: dict[str, str],
                ts_unit: str) -> dict[str, str]:
