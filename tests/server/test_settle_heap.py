@@ -52,3 +52,19 @@ def test_service_settles_at_start_up_and_on_a_catalogue_change(tmp_path, monkeyp
                   headers=world.headers(world.admin))
         assert r.status_code == 200
         assert len(calls) == 2  # the policy rebuilt around the new catalogue
+
+
+
+def test_serving_runtime_sets_and_restores_the_interpreter():
+    import sys
+
+    from feedwise.server.deps import serving_runtime
+    from feedwise.server.settings import Settings
+
+    before = (sys.getswitchinterval(), gc.get_threshold())
+    settings = Settings(switch_interval_ms=2.0, gc_young_threshold=12_345)
+    with serving_runtime(settings):
+        assert sys.getswitchinterval() == 0.002
+        assert gc.get_threshold()[0] == 12_345
+        assert gc.get_threshold()[1:] == before[1][1:]
+    assert (sys.getswitchinterval(), gc.get_threshold()) == before

@@ -7,9 +7,7 @@ quick look, ``uvicorn --factory feedwise.server.app:create_app``. OpenAPI docs a
 
 from __future__ import annotations
 
-import gc
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,7 +29,7 @@ from feedwise.privacy.redaction import install as install_log_redaction
 from feedwise.server.apidocs import install_docs
 from feedwise.server.bodies import BodyGuard
 from feedwise.server.console import router as console_router
-from feedwise.server.deps import ServiceState
+from feedwise.server.deps import ServiceState, serving_runtime
 from feedwise.server.metrics import LatencyMiddleware
 from feedwise.server.routes import (
     admin,
@@ -80,17 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = ServiceState(settings)
         app.state.feedwise = state
         state.start_watcher()
-        switch, thresholds = sys.getswitchinterval(), gc.get_threshold()
-        sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
-        # requests allocate many short-lived objects: a larger young generation runs the
-        # collector 14x less often, and full collections (tens of ms over the engine's
-        # per-user state, stalling every request in flight) all but disappear
-        gc.set_threshold(settings.gc_young_threshold, *thresholds[1:])
         try:
-            yield
+            with serving_runtime(settings):
+                yield
         finally:
-            sys.setswitchinterval(switch)
-            gc.set_threshold(*thresholds)
             state.close()  # flushes every queued write before the store closes
 
     app = FastAPI(title="feedwise", version="0.1.0", lifespan=lifespan,

@@ -37,12 +37,14 @@ served the promoted model by workers, and ``/metrics`` counts the owner's reques
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -58,7 +60,8 @@ from feedwise.feed.materialised import MaterialisedLists, Refresher, attach
 from feedwise.privacy import PrivacySettings, forget_erased
 from feedwise.registry import ModelRegistry
 from feedwise.server.auth import KeyRing, hash_key
-from feedwise.server.deps import items_frame
+from feedwise.server import deps
+from feedwise.server.deps import items_frame, serving_runtime
 from feedwise.server.metrics import ServiceMetrics
 from feedwise.server.policy import Served, build_policy
 from feedwise.server.routes import feed as feed_routes
@@ -255,6 +258,7 @@ class WorkerState:
         self._catalogue_seq = st["catalogue_seq"]
         self._post_seq = st.get("post_seq", 0)  # the snapshot holds the posts up to it
         self.rebuilds += 1
+        deps.settle_heap()  # as the owner after a load: full collections skip the model
         log.info("worker %d serving %s (%s)", os.getpid(), version, meta.model)
 
     def _resync_ads(self, engine: FeedEngine) -> None:
@@ -348,6 +352,7 @@ def _unlink(path: Any) -> None:
 
 
 _HOP = {"host", "content-length", "connection", "keep-alive", "transfer-encoding"}
+_FORWARDERS = 16  # requests forwarded to the owner at once
 
 
 class _ServedBy:
@@ -380,11 +385,20 @@ def create_worker_app(settings: Settings, owner: str, admin_key: str,
         state.build()
         state.start()
         app.state.feedwise = state
-        app.state.proxy = httpx.AsyncClient(base_url=owner, timeout=600)
+        # forwarded requests go through blocking calls on threads: the loop then waits on one
+        # future per request instead of running each step of an async client's exchange
+        # behind the feeds it composes (an event batch forwarded that way took ~150 ms more
+        # than one sent to the owner directly). No default headers: the caller's own key goes.
+        app.state.proxy = httpx.Client(base_url=owner, timeout=600,
+                                       limits=httpx.Limits(max_connections=_FORWARDERS))
+        app.state.forwarders = ThreadPoolExecutor(_FORWARDERS,
+                                                  thread_name_prefix="feedwise-forward")
         try:
-            yield
+            with serving_runtime(settings):
+                yield
         finally:
-            await app.state.proxy.aclose()
+            app.state.forwarders.shutdown(wait=True)
+            app.state.proxy.close()
             state.close()
 
     app = FastAPI(title="feedwise worker", lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -401,9 +415,10 @@ def create_worker_app(settings: Settings, owner: str, admin_key: str,
                    include_in_schema=False)
     async def forward(path: str, request: Request) -> Response:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
-        r = await request.app.state.proxy.request(
-            request.method, "/" + path, params=request.query_params, headers=headers,
-            content=await request.body())
+        body = await request.body()
+        r = await asyncio.wrap_future(request.app.state.forwarders.submit(
+            request.app.state.proxy.request, request.method, "/" + path,
+            params=request.query_params, headers=headers, content=body))
         out = {k: v for k, v in r.headers.items() if k.lower() not in _HOP
                and k.lower() != "content-encoding"}
         return Response(r.content, r.status_code, headers=out)
