@@ -59,8 +59,8 @@ from feedwise.feed.adshare import AdShare
 from feedwise.feed.materialised import MaterialisedLists, Refresher, attach
 from feedwise.privacy import PrivacySettings, forget_erased
 from feedwise.registry import ModelRegistry
-from feedwise.server.auth import KeyRing, hash_key
 from feedwise.server import deps
+from feedwise.server.auth import KeyRing, hash_key
 from feedwise.server.deps import items_frame, serving_runtime
 from feedwise.server.metrics import ServiceMetrics
 from feedwise.server.policy import Served, build_policy
