@@ -61,6 +61,24 @@ def test_catalog_append_matches_a_rebuild_and_refuses_what_needs_one() -> None:
         assert np.all(np.diff(cat.created_s[posts]) <= 0)
 
 
+def test_appended_posts_are_merged_into_the_author_order_as_a_full_sort_would() -> None:
+    from feedwise.feed.catalog import _merge_by_author
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):  # ties in time, new authors, authors without posts
+        n0, k = int(rng.integers(10, 60)), int(rng.integers(1, 4))
+        known = int(rng.integers(1, 8))
+        n_authors = known + int(rng.integers(0, 3))
+        author = np.concatenate([rng.integers(0, known, n0), rng.integers(0, n_authors, k)])
+        created = rng.integers(0, 10, n0 + k).astype(float)
+        old = np.lexsort((-created[:n0], author[:n0]))
+        start = np.searchsorted(author[:n0][old], np.arange(known + 1))
+        order, first = _merge_by_author(old, start, author, created, n0, n_authors)
+        want = np.lexsort((-created, author))
+        assert np.array_equal(order, want)
+        assert np.array_equal(first, np.searchsorted(author[want], np.arange(n_authors + 1)))
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     root = tmp_path_factory.mktemp("fresh_posts")

@@ -166,8 +166,8 @@ class Catalog:
                                  np.asarray(new.titles, dtype=object)])
         pop = np.concatenate([self.popularity, np.zeros(k)])
         log_pop = np.concatenate([self.log_popularity, np.zeros(k, np.float32)])
-        order = np.lexsort((-created, author))
-        start = np.searchsorted(author[order], np.arange(len(authors) + 1))
+        order, start = _merge_by_author(self.by_author, self.author_start, author, created,
+                                        n0, len(authors))
         index = dict(self.index)
         index.update((str(x), n0 + i) for i, x in enumerate(new.item_ids))
         # data first, then the lookups that hand out the new indices, then n
@@ -414,3 +414,30 @@ class UserTable:
                                 shape=(n, len(author_index or {})))
         return cls(ids, flag("consent_ads"), flag("consent_personalization"), interests,
                    segments, seg_ix, follows)
+
+
+def _merge_by_author(order: np.ndarray, start: np.ndarray, author: np.ndarray,
+                     created: np.ndarray, n0: int, n_authors: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``np.lexsort((-created, author))`` and each author's first position in it, for the
+    posts ``n0:`` appended to a catalogue whose first ``n0`` posts are in ``order`` /
+    ``start`` already: the new posts are inserted where that stable sort puts them (after
+    older posts of their author with the same time) instead of sorting everything again
+    (15 ms at 100k posts, in every process, for each new post)."""
+    new = np.arange(n0, len(author))
+    if len(new) > 1_000 or len(new) * 8 > n0:  # many at once: one sort is cheaper
+        order = np.lexsort((-created, author))
+        return order, np.searchsorted(author[order], np.arange(n_authors + 1))
+    new = new[np.lexsort((new, -created[new], author[new]))]  # their order among themselves
+    n_old = len(start) - 1
+    pos = np.empty(len(new), np.int64)
+    for j, k in enumerate(new.tolist()):
+        a = int(author[k])
+        if a >= n_old:  # a new author: after every post of the known ones
+            pos[j] = n0
+            continue
+        lo, hi = int(start[a]), int(start[a + 1])
+        pos[j] = lo + np.searchsorted(-created[order[lo:hi]], -created[k], side="right")
+    merged = np.insert(order, pos, new)
+    counts = np.bincount(author, minlength=n_authors)
+    return merged, np.concatenate([[0], np.cumsum(counts)]).astype(start.dtype)
