@@ -94,3 +94,41 @@ def test_rp3beta_columns_from_the_liked_rows_equal_the_in_walks() -> None:
         assert np.array_equal(got, want.astype(np.float32))
         assert np.allclose(got, model._score_history(sp.csr_matrix(hist))[0][cols],
                            rtol=1e-5, atol=1e-6)
+
+
+def test_rp3beta_reasons_from_the_liked_rows_equal_the_in_walks() -> None:
+    """RP3beta's reasons read the liked items' rows of ``weights_`` (no transposed copy):
+    the same liked item as the walks into each shown item, ties to the lowest index."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from feedwise.interactions import Interactions
+    from feedwise.models import get_model
+
+    rng = np.random.default_rng(3)
+    now = datetime(2024, 3, 1, tzinfo=UTC)
+    rows = [{"user_id": f"u{u}", "item_id": f"i{i}", "weight": float(rng.choice([1, 2, 5])),
+             "ts": now} for u in range(120) for i in rng.choice(60, 10, replace=False)]
+    model = get_model("rp3beta", k=8).fit(Interactions.from_frame(pd.DataFrame(rows)))
+    wt = model.weights_.T.tocsr()  # the walks into each item
+    users = ["u0", "u5", "u77", "u119"]
+    hist = model.history_matrix(None, users)
+    cols = [rng.permutation(model.n_items)[:25] for _ in users]
+    x = relative(hist, model.value_power)
+    x.sort_indices()
+    fallbacks = 0
+    for r, (got, items) in enumerate(zip(model._explain(hist, cols), cols, strict=True)):
+        liked = x.indices[x.indptr[r]:x.indptr[r + 1]]
+        weight = x.data[x.indptr[r]:x.indptr[r + 1]]
+        for reason, j in zip(got, items, strict=True):
+            into = wt[j]
+            mask = np.isin(into.indices, liked)
+            if not mask.any():
+                assert reason == model.fallback_reason
+                fallbacks += 1
+                continue
+            share = into.data[mask] * weight[np.searchsorted(liked, into.indices[mask])]
+            i = into.indices[mask][int(np.argmax(share))]
+            assert reason == f"because you liked {model.item_labels_[i]}"
+    assert 0 < fallbacks < sum(len(c) for c in cols)  # both kinds of answer were checked
