@@ -355,6 +355,16 @@ _HOP = {"host", "content-length", "connection", "keep-alive", "transfer-encoding
 _FORWARDERS = 16  # requests forwarded to the owner at once
 
 
+def _started(pool: ThreadPoolExecutor, n: int) -> ThreadPoolExecutor:
+    """``pool`` with its ``n`` threads running: a pool starts a thread per submit until it
+    has them all, and each start waited on the event loop (the first burst of forwarded
+    requests stalled the worker's feeds)."""
+    barrier = threading.Barrier(n)
+    for f in [pool.submit(barrier.wait, 30) for _ in range(n)]:
+        f.result()
+    return pool
+
+
 class _ServedBy:
     """Adds ``X-Feedwise-Worker: <pid>`` to every answer (which process answered)."""
 
@@ -391,8 +401,8 @@ def create_worker_app(settings: Settings, owner: str, admin_key: str,
         # than one sent to the owner directly). No default headers: the caller's own key goes.
         app.state.proxy = httpx.Client(base_url=owner, timeout=600,
                                        limits=httpx.Limits(max_connections=_FORWARDERS))
-        app.state.forwarders = ThreadPoolExecutor(_FORWARDERS,
-                                                  thread_name_prefix="feedwise-forward")
+        app.state.forwarders = _started(ThreadPoolExecutor(
+            _FORWARDERS, thread_name_prefix="feedwise-forward"), _FORWARDERS)
         try:
             with serving_runtime(settings):
                 yield
