@@ -716,10 +716,8 @@ def side_data(model: Recommender | type[Recommender], *, items: Any = None,
 
 def binary(m: sp.spmatrix) -> sp.csr_matrix:
     """A float32 copy of ``m`` with every stored entry set to 1 (one per user-item pair)."""
-    if isinstance(m, sp.csr_matrix) and m.shape[0] == 1:  # one user's row (a request)
-        x = m.copy()
-        x.data = row_strength(m.data, 0.0)
-        return x
+    if isinstance(m, sp.csr_matrix) and m.shape[0] == 1:
+        return _one_row(m, 0.0)
     x = sp.csr_matrix(m, dtype=np.float32, copy=True)
     x.data[:] = 1.0
     return x
@@ -731,16 +729,21 @@ def relative(m: sp.spmatrix, power: float) -> sp.csr_matrix:
     alike; ``power`` 0 is :func:`binary`)."""
     if power == 0:
         return binary(m)
-    if isinstance(m, sp.csr_matrix) and m.shape[0] == 1:  # one user's row (a request)
-        x = m.copy()
-        x.data = row_strength(m.data, power)
-        return x
+    if isinstance(m, sp.csr_matrix) and m.shape[0] == 1:
+        return _one_row(m, power)
     x = sp.csr_matrix(m, dtype=np.float32, copy=True)
     n = np.diff(x.indptr)
     if x.nnz:  # each non-empty row's segment of data ends where the next one starts
         top = np.maximum.reduceat(x.data, x.indptr[:-1][n > 0])
         top = np.repeat(np.where(top > 0, top, 1.0), n[n > 0])
         x.data = np.maximum(x.data / top, 0.0) ** np.float32(power)
+    return x
+
+
+def _one_row(m: sp.csr_matrix, power: float) -> sp.csr_matrix:
+    """:func:`relative` of one user's row (a request), without the general path's copies."""
+    x = m.copy()
+    x.data = row_strength(m.data, power)
     return x
 
 

@@ -136,16 +136,16 @@ class RP3beta(HistoryRecommender):
         for r, items in enumerate(cols):
             liked = x.indices[x.indptr[r]:x.indptr[r + 1]]
             weight = x.data[x.indptr[r]:x.indptr[r + 1]]
+            if not len(liked):
+                out.append([self.fallback_reason] * len(items))
+                continue
             block = dense_block(self.weights_, liked, np.asarray(items, np.int64))
-            share = block * weight[:, None]
-            best = np.argmax(np.where(block != 0, share, -np.inf), axis=0) if len(liked) else []
-            reasons = []
-            for c in range(len(items)):
-                if not len(liked) or not block[:, c].any():
-                    reasons.append(self.fallback_reason)
-                    continue
-                reasons.append(f"because you liked {self.item_labels_[liked[best[c]]]}")
-            out.append(reasons)
+            walks = block != 0  # the liked items walking into each shown one
+            best = np.argmax(np.where(walks, block * weight[:, None], -np.inf), axis=0)
+            out.append([f"because you liked {self.item_labels_[liked[b]]}" if any_ else
+                        self.fallback_reason
+                        for b, any_ in zip(best.tolist(), walks.any(axis=0).tolist(),
+                                           strict=True)])
         return out
 
     def _state(self) -> dict:

@@ -82,7 +82,7 @@ class StoreBase:
         ingest, each a stall of the one writer; a restart replays at most this much log."""
         with self._lock:
             self.checkpoint_mb = int(mb)
-            self.con.execute(f"SET checkpoint_threshold='{self.checkpoint_mb}MiB'")
+            self._configure(self.con)
 
     def _check_key(self, read_only: bool) -> None:
         """Hold the store to the pseudonym key its ids are under.
