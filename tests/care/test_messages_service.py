@@ -157,9 +157,10 @@ def test_broken_unicode_is_refused_or_routed_never_a_5xx(care_client):
 
 
 def test_an_encoder_model_is_decided_in_batches_off_the_loop(world, tmp_path, monkeypatch):
-    """An embedding intent model: concurrent messages are decided together
-    (``CareAssistant.handle_many`` on a worker thread), each as the assistant decides it
-    alone; unreadable ones still go to a person."""
+    """An embedding intent model: concurrent messages are embedded together
+    (``CareAssistant.embed_many`` on the encoder's thread, batches of at most
+    ``ENCODE_MAX``), each decided as the assistant decides it alone; unreadable ones still
+    go to a person."""
     from concurrent.futures import ThreadPoolExecutor
 
     from fastapi.testclient import TestClient
@@ -177,13 +178,13 @@ def test_an_encoder_model_is_decided_in_batches_off_the_loop(world, tmp_path, mo
     monkeypatch.setenv(messages_route.MODEL_ENV, str(tmp_path / "enc"))
     monkeypatch.setattr(messages_route, "ENCODE_WAIT_S", 0.02)
     sizes: list[int] = []
-    real = CareAssistant.handle_many
+    real = CareAssistant.embed_many
 
     def spy(self, batch, **kw):
         sizes.append(len(batch))
         return real(self, batch, **kw)
 
-    monkeypatch.setattr(CareAssistant, "handle_many", spy)
+    monkeypatch.setattr(CareAssistant, "embed_many", spy)
     with EventStore(world.settings.db) as store:
         store.add_answers(knowledge(), now=datetime(2024, 1, 1, tzinfo=UTC))
     msgs = [f"{t} (order {i})" for i, t in enumerate(texts[:20])] + ["", "\x00\x00\x00"]

@@ -7,6 +7,7 @@ over the length limit) and languages it does not answer go to a person with the 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,17 @@ from feedwise.text.sentiment import check_text, default_analyser
 
 #: Longest message read (the stored text limit); longer ones go to a person.
 MAX_CHARS = 10_000
+
+
+@dataclass
+class Embedded:
+    """Messages after :meth:`CareAssistant.embed_many`: the texts, the row of each readable
+    one in the embeddings, and the embeddings (``(for the intent model, for the answers)``;
+    ``None`` when the encoder call failed)."""
+
+    texts: list[Any]
+    rows: dict[int, int]
+    embeddings: tuple[Any, Any] | None
 
 
 class CareAssistant:
@@ -121,16 +133,29 @@ class CareAssistant:
     def handle_many(self, texts: list[Any], *, k: int = 3) -> list[dict[str, Any]]:
         """:meth:`handle` for several messages, with one encoder call for all of them
         (what a service does with concurrent messages); never raises."""
+        return self.decide_many(self.embed_many(texts), k=k)
+
+    def embed_many(self, texts: list[Any]) -> Embedded:
+        """The first step of :meth:`handle_many`: the messages checked and embedded in one
+        encoder call (the step a service runs one batch at a time); never raises (a failed
+        call leaves each message to :meth:`handle`)."""
         checked = [check_text(t, max_chars=MAX_CHARS) for t in texts]
         ok = [i for i, (_, problem) in enumerate(checked) if problem is None]
         try:
-            e_int, e_ans = self.embed([checked[i][0] for i in ok])
+            pair = self.embed([checked[i][0] for i in ok])
         except Exception:  # noqa: BLE001 - each message is then handled on its own
-            return [self.handle(t, k=k) for t in texts]
-        where = {i: j for j, i in enumerate(ok)}
+            pair = None
+        return Embedded(list(texts), {i: j for j, i in enumerate(ok)}, pair)
+
+    def decide_many(self, batch: Embedded, *, k: int = 3) -> list[dict[str, Any]]:
+        """The second step of :meth:`handle_many`: each message's decision from its
+        embeddings (no encoder call); never raises."""
+        if batch.embeddings is None:
+            return [self.handle(t, k=k) for t in batch.texts]
+        e_int, e_ans = batch.embeddings
         out = []
-        for i, t in enumerate(texts):
-            j = where.get(i)
+        for i, t in enumerate(batch.texts):
+            j = batch.rows.get(i)
             if j is None:
                 out.append(self.handle(t, k=k))
                 continue

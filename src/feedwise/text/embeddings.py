@@ -51,14 +51,21 @@ ORT_SMALL_BATCH = 16
 
 #: The longest input in tokens (the shipped model's ``max_seq_length``).
 MAX_TOKENS = 256
-#: ``FEEDWISE_EMBEDDINGS=torch`` forces the torch path even with onnxruntime installed.
+#: What the encoder runs on (:func:`backend`): ``onnxruntime`` (the default when installed),
+#: ``openvino`` (asked for: the same graphs in OpenVINO, bf16 where the CPU has it) or
+#: ``torch`` (the default without onnxruntime).
 BACKEND_ENV = "FEEDWISE_EMBEDDINGS"
+BACKENDS = ("onnxruntime", "openvino", "torch")
+OPENVINO_HINT = "pip install 'feedwise[text,openvino]'"
 CACHE_ENV = "FEEDWISE_CACHE_DIR"
 #: Bumped when the exported graphs change (a new cache folder is used).
 EXPORT_VERSION = 1
 #: A group of texts run together is cut when padding would add more than this share of
-#: tokens (texts are sorted by length first).
+#: tokens (texts are sorted by length first). OpenVINO's bf16 kernels pay more a call and
+#: less a padded token: a batch of 4 to 8 messages costs least as one or two groups there
+#: (docs/care.md).
 PAD_SHARE = 0.15
+PAD_SHARE_OPENVINO = 1.0
 
 _model = None
 _ort = None
@@ -114,7 +121,7 @@ def embed(texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         return np.zeros((0, DIMENSION), dtype=np.float32)
     if not available():
         model_path()  # the extra's clear error
-    if backend() == "onnxruntime":
+    if uses_graphs():
         return ort_model().embed(texts, batch_size=batch_size)
     return encode_with(_load(), texts, batch_size=batch_size)
 
@@ -126,11 +133,37 @@ def ort_available() -> bool:
     return available() and _installed(("onnxruntime", "onnx"))
 
 
+def openvino_available() -> bool:
+    """Whether the graphs can run in OpenVINO (``openvino`` and ``onnx`` importable, and the
+    shipped model installed)."""
+    return available() and _installed(("openvino", "onnx"))
+
+
 def backend() -> str:
-    """``"onnxruntime"`` or ``"torch"``: what :func:`embed` (and a tuned encoder) runs on."""
-    if os.environ.get(BACKEND_ENV, "").strip().lower() == "torch":
+    """What :func:`embed` (and a tuned encoder) runs on: ``FEEDWISE_EMBEDDINGS`` when set
+    (``torch``, ``onnxruntime`` or ``openvino``), else ``"onnxruntime"`` when installed, else
+    ``"torch"``. A backend asked for but not installed falls back the same way, except
+    ``openvino``, which is a :class:`ConfigError` (a service asked to run fast must not run
+    slow unnoticed)."""
+    asked = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if asked == "torch":
         return "torch"
+    if asked == "openvino":
+        if not openvino_available():
+            raise ConfigError(f"{BACKEND_ENV}=openvino, but openvino is not installed (or "
+                              f"the text extra is not): run `{OPENVINO_HINT}`, or unset "
+                              f"{BACKEND_ENV}")
+        return "openvino"
+    if asked not in ("", "onnxruntime"):
+        raise ConfigError(f"{BACKEND_ENV}={asked!r} is not a backend; use one of "
+                          f"{', '.join(BACKENDS)}")
     return "onnxruntime" if ort_available() else "torch"
+
+
+def uses_graphs() -> bool:
+    """Whether the encoder runs as exported graphs (:class:`OrtMiniLM`): in ONNX Runtime or
+    OpenVINO, not torch."""
+    return backend() != "torch"
 
 
 def cache_dir() -> Path:
@@ -156,6 +189,42 @@ def threads_for(n: int) -> int:
         return max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     except ValueError:
         return max(1, os.cpu_count() or 1)
+
+
+def graph_session(model: bytes | str | Path, threads: int):
+    """A session of ``model`` (an ONNX graph: a file or its bytes) on ``threads`` in the
+    current :func:`backend`: ONNX Runtime's, or :class:`OpenVinoSession`."""
+    if backend() == "openvino":
+        return OpenVinoSession(model, threads)
+    return ort_session(model, threads)
+
+
+class OpenVinoSession:
+    """An ONNX graph compiled by OpenVINO for the CPU, run like an ONNX Runtime session
+    (``run(None, feeds) -> [first output]``). Inference precision is bf16 on CPUs that
+    compute it natively (OpenVINO's ``BF16`` capability: AMX or AVX-512 BF16), else fp32.
+    bf16 rounds each product's inputs to 8 bits of mantissa: the embeddings differ from
+    fp32 by about 1e-5 in cosine (tested against ONNX Runtime; docs/care.md has what it does to an
+    intent model's labels). Thread-safe: each thread runs its own infer request."""
+
+    def __init__(self, model: bytes | str | Path, threads: int) -> None:
+        import openvino as ov  # optional: the openvino extra
+
+        core = ov.Core()
+        graph = (core.read_model(model, b"") if isinstance(model, bytes)
+                 else core.read_model(str(model)))
+        caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        self.precision = "bf16" if "BF16" in caps else "f32"
+        self.compiled = core.compile_model(graph, "CPU", {
+            "INFERENCE_NUM_THREADS": int(threads), "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": self.precision})
+        self._local = threading.local()
+
+    def run(self, names: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return [np.array(request.infer(feeds)[0], copy=True)]
 
 
 def ort_session(model: bytes | str | Path, threads: int):
@@ -306,10 +375,10 @@ class OrtMiniLM:
             return path
 
     def session(self, start: int, stop: int, pool: bool, threads: int):
-        spec = (start, stop, pool, threads)
+        spec = (start, stop, pool, threads, backend())
         got = self._sessions.get(spec)
         if got is None:
-            got = ort_session(self.graph(start, stop, pool), threads)
+            got = graph_session(self.graph(start, stop, pool), threads)
             with _ort_lock:
                 got = self._sessions.setdefault(spec, got)
         return got
@@ -328,6 +397,7 @@ class OrtMiniLM:
         ``batch_size`` with little padding (:data:`PAD_SHARE`): ``(rows, feeds)``."""
         enc = self.tokenizer.encode_batch(texts) if len(texts) > 1 else [
             self.tokenizer.encode(texts[0])]
+        pad = PAD_SHARE_OPENVINO if backend() == "openvino" else PAD_SHARE
         lengths = [len(e.ids) for e in enc]
         order = sorted(range(len(texts)), key=lengths.__getitem__)
         out: list[tuple[list[int], dict]] = []
@@ -336,7 +406,7 @@ class OrtMiniLM:
         for j in order:
             n = lengths[j]
             if cur and (len(cur) >= batch_size
-                        or n * (len(cur) + 1) > (1 + PAD_SHARE) * (real + n)):
+                        or n * (len(cur) + 1) > (1 + pad) * (real + n)):
                 out.append((cur, self._feeds([enc[i] for i in cur])))
                 cur, real = [], 0
             cur.append(j)

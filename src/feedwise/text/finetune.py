@@ -312,7 +312,7 @@ class TunedEncoder:
         """Embed with the tuned encoder: ``(n, 384)`` float32, rows of unit length (ONNX
         Runtime when installed, else torch; module doc)."""
         self._check_fitted()
-        if text_embeddings.backend() == "onnxruntime":
+        if text_embeddings.uses_graphs():
             m = text_embeddings.ort_model()
             return m.embed_split(texts, m.n_layers - int(self.train_layers),
                                  [self._upper_session],
@@ -325,7 +325,7 @@ class TunedEncoder:
         :func:`feedwise.text.embeddings.embed`. In ONNX Runtime the shared lower layers run
         once for both (the two differ only in their top layers)."""
         self._check_fitted()
-        if text_embeddings.backend() == "onnxruntime":
+        if text_embeddings.uses_graphs():
             m = text_embeddings.ort_model()
             tuned, shipped = m.embed_split(texts, m.n_layers - int(self.train_layers),
                                            [self._upper_session], batch_size=batch_size,
@@ -352,9 +352,10 @@ class TunedEncoder:
 
     def _upper_session(self, threads: int):
         sessions = self.__dict__.setdefault("_ort_sessions", {})
-        got = sessions.get(threads)
+        key = (threads, text_embeddings.backend())
+        got = sessions.get(key)
         if got is None:
-            got = sessions[threads] = text_embeddings.ort_session(self.onnx_graph(), threads)
+            got = sessions[key] = text_embeddings.graph_session(self.onnx_graph(), threads)
         return got
 
     # -- persistence ------------------------------------------------------------------------------
@@ -407,7 +408,7 @@ class TunedEncoder:
             raise DataError(f"{meta}: format {doc.get('format')!r} is not {FORMAT!r}")
         obj = cls(**doc["params"])
         obj.__dict__["_source"] = st
-        if text_embeddings.backend() != "onnxruntime":
+        if not text_embeddings.uses_graphs():
             obj.model_  # noqa: B018 - the torch path: build (and check) the model now
         return obj
 

@@ -31,7 +31,7 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -75,7 +75,10 @@ class _Batcher:
         self.queue: list[tuple[dict, dict | None, Future]] = []
         self.scheduled = False
 
-    def submit(self, row: dict, reply: dict | None) -> Future:
+    def submit(self, row: dict, reply: dict | None, *, wait: bool = True) -> Future:
+        """Queue a message's row; ``wait=False`` when the requests that may join it are
+        already running on the loop (those decided in one encoder batch resume together):
+        the job is then scheduled behind them, with no timer."""
         fut: Future = Future()
         with self.lock:
             self.queue.append((row, reply, fut))
@@ -86,10 +89,12 @@ class _Batcher:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # not on an event loop: hand it over now
                 loop = None
-            if loop is not None and BATCH_WAIT_S > 0:
+            if loop is None:
+                self._schedule()
+            elif wait and BATCH_WAIT_S > 0:
                 loop.call_later(BATCH_WAIT_S, self._schedule)
             else:
-                self._schedule()
+                loop.call_soon(self._schedule)
         return fut
 
     def _schedule(self) -> None:
@@ -125,77 +130,125 @@ def batcher(state: ServiceState) -> _Batcher:
         return b
 
 
-#: Concurrent messages for an assistant that runs the sentence encoder are decided together
-#: (:meth:`CareAssistant.handle_many`: one encoder call) on worker threads, off the event
-#: loop: a batch starts after at most :data:`ENCODE_WAIT_S`, holds at most
-#: :data:`ENCODE_MAX` messages (one ONNX Runtime thread each batch, see
-#: ``feedwise.text.embeddings.threads_for``; texts of similar length run together, which
-#: costs about a quarter less a message than one by one), and at most :data:`ENCODE_JOBS`
-#: batches run at once (``FEEDWISE_CARE_ENCODE_JOBS``). One: ONNX Runtime releases the GIL,
-#: so the batch runs on one core while the event loop, the writer and the next batch's
-#: messages use the other, and batches grow under load (cheaper a message); two batches
-#: at once measured about 15 % fewer messages/s on 2 cores (benchmarks/care.py, docs/care.md).
+#: Concurrent messages for an assistant that runs the sentence encoder are decided together,
+#: off the event loop, in two steps. The encoder step (:meth:`CareAssistant.embed_many`: one
+#: encoder call a batch) runs on a thread of its own, one batch after another: a batch holds
+#: at most :data:`ENCODE_MAX` messages, and the first message after an idle spell waits
+#: :data:`ENCODE_WAIT_S` for the others of its round. The rest of each message's decision
+#: (:meth:`CareAssistant.decide_many`, about 0.8 ms a message) runs on the event loop, as a
+#: TF-IDF model's does, beside the next batch's encoder call (on a worker thread when a
+#: text is longer than :data:`INLINE_CHARS`, so no request stalls the loop). The encoder
+#: releases the GIL, so on 2 cores it keeps one busy while the event loop and the writer
+#: share the other; deciding on a thread pool instead measured about 10 % fewer messages/s
+#: (thread hand-offs). Batches of 4 measured more messages/s at 8 clients than batches of 8
+#: or 16 (docs/care.md). ``FEEDWISE_CARE_ENCODE_JOBS`` runs that many encoder threads (two
+#: measured about 15 % fewer messages/s on 2 cores).
 ENCODE_WAIT_S = 0.002
-ENCODE_MAX = 16
+ENCODE_MAX = 4
 ENCODE_JOBS = max(1, int(os.environ.get("FEEDWISE_CARE_ENCODE_JOBS") or 1))
+#: An encoder thread with nothing to do for this long ends (a new one starts with the next
+#: message), so replaced assistants leave no threads behind.
+ENCODE_IDLE_S = 30.0
+
+# the decisions' step: a small pool shared by every decider (the GIL bounds it anyway)
+_decisions = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feedwise-care")
 
 
 class _Decider:
-    """Micro-batches the decisions of one encoder assistant (see :data:`ENCODE_WAIT_S`)."""
+    """Micro-batches the decisions of one encoder assistant (see :data:`ENCODE_MAX`)."""
 
     def __init__(self, helper: CareAssistant) -> None:
         self.helper = helper
-        self.lock = threading.Lock()
-        self.queue: list[tuple[Any, asyncio.Future]] = []
-        self.running = 0
-        self.timer = False
+        self.cond = threading.Condition()
+        self.queue: list[tuple[Any, asyncio.Future, asyncio.AbstractEventLoop]] = []
+        self.threads = 0  # encoder threads alive
+        self.idle = 0  # of which waiting for messages
 
     async def decide(self, text: Any) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        with self.lock:
-            self.queue.append((text, fut))
-            go = not self.timer and self.running < ENCODE_JOBS
-            self.timer = self.timer or go
-        if go:
-            loop.call_later(ENCODE_WAIT_S, self._launch, loop)
+        with self.cond:
+            self.queue.append((text, fut, loop))
+            start = self.idle == 0 and self.threads < ENCODE_JOBS
+            if start:
+                self.threads += 1
+            else:
+                self.cond.notify()
+        if start:
+            threading.Thread(target=self._encode, name="feedwise-encoder", daemon=True).start()
         return await fut
 
-    def _launch(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self.lock:
-            self.timer = False
-            if not self.queue or self.running >= ENCODE_JOBS:
-                return
+    def _take(self, first: bool) -> list | None:
+        """The next batch; ``None`` when the thread has been idle for :data:`ENCODE_IDLE_S`
+        (it is then no longer counted)."""
+        with self.cond:
+            waited = first
+            while not self.queue:
+                self.idle += 1
+                try:
+                    woken = self.cond.wait(ENCODE_IDLE_S)
+                finally:
+                    self.idle -= 1
+                if not woken and not self.queue:
+                    self.threads -= 1
+                    return None
+                waited = True
+            waited = waited and len(self.queue) < ENCODE_MAX
+        if waited:  # an idle spell ends: let the rest of this round arrive
+            time.sleep(ENCODE_WAIT_S)
+        with self.cond:
             batch, self.queue = self.queue[:ENCODE_MAX], self.queue[ENCODE_MAX:]
-            self.running += 1
-            again = bool(self.queue) and self.running < ENCODE_JOBS
-            self.timer = again
-        loop.run_in_executor(None, self._run, loop, batch)
-        if again:
-            loop.call_soon(self._launch, loop)
+        return batch
 
-    def _run(self, loop: asyncio.AbstractEventLoop, batch: list) -> None:
-        try:
-            results: Any = self.helper.handle_many([t for t, _ in batch])
-        except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
-            results = exc
-        with self.lock:
-            self.running -= 1
-            again = bool(self.queue) and not self.timer
-            self.timer = self.timer or again
-        loop.call_soon_threadsafe(self._settle, batch, results)
-        if again:
-            loop.call_soon_threadsafe(self._launch, loop)
-
-    @staticmethod
-    def _settle(batch: list, results: Any) -> None:
-        for k, (_, fut) in enumerate(batch):
-            if fut.done():
+    def _encode(self) -> None:
+        first = True
+        while (batch := self._take(first)) is not None:
+            first = False
+            if not batch:  # another encoder thread took them
                 continue
-            if isinstance(results, BaseException):
-                fut.set_exception(results)
+            try:
+                embedded: Any = self.helper.embed_many([t for t, _, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+                embedded = exc
+            loops = {id(loop) for _, _, loop in batch}
+            if len(loops) == 1 and all(_short(t) for t, _, _ in batch):
+                batch[0][2].call_soon_threadsafe(self._decide, batch, embedded)
+            else:  # a long text (or several loops): not on an event loop
+                _decisions.submit(self._decide, batch, embedded)
+
+    def _decide(self, batch: list, embedded: Any) -> None:
+        results = embedded
+        if not isinstance(results, BaseException):
+            try:
+                results = self.helper.decide_many(embedded)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+                results = exc
+        for k, (_, fut, loop) in enumerate(batch):
+            got = results if isinstance(results, BaseException) else results[k]
+            if _on(loop):
+                _settle(fut, got)
             else:
-                fut.set_result(results[k])
+                loop.call_soon_threadsafe(_settle, fut, got)
+
+
+def _short(text: Any) -> bool:
+    return text is None or len(text) <= INLINE_CHARS
+
+
+def _on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _settle(fut: asyncio.Future, got: Any) -> None:
+    if fut.done():  # the request was cancelled (its client went away)
+        return
+    if isinstance(got, BaseException):
+        fut.set_exception(got)
+    else:
+        fut.set_result(got)
 
 
 _deciders: dict[int, _Decider] = {}
@@ -329,31 +382,32 @@ async def post_message(body: MessageIn, state: State, key: IngestKey) -> Respons
         decision = await run_in_threadpool(helper.handle, text)
     ts = _aware(body.ts)
     r = decision["routing"]
+    said = dumps(decision)  # stored with the message and sent back: encoded once
     row = {"message_id": body.message_id, "user_id": body.user_id, "channel": body.channel,
            "text": None if decision["problem"] else text,
            "language": decision["language"], "ts": ts, "intent": decision["intent"],
            "kind": decision["kind"], "confidence": decision["confidence"],
            "routing": r["decision"], "reason": "; ".join(r["reasons"]),
-           "answer_id": decision["answer_id"], "decision": json.dumps(decision)}
+           "answer_id": decision["answer_id"], "decision": said}
 
     reply = ({"reply_id": f"{body.message_id}:auto", "agent": "auto",
               "text": decision["reply"], "ts": ts, "auto": True, "resolves": True,
               "answer_id": decision["answer_id"]} if r["decision"] == "auto" else None)
     # the duplicate check is the insert itself (nothing written twice); an erased user's
     # message is not stored
-    stored, created = await await_future(batcher(state).submit(row, reply),
-                                         state.settings.write_timeout_s)
-    if stored is None:  # an erased user: answered, not stored
-        out = {"message_id": body.message_id, "stored": False, "duplicate": False,
-               "decision": decision}
-    elif not created:  # the id is already stored: answer as it was stored
-        out = _existing(body, stored).model_dump()
-    else:
-        out = {"message_id": body.message_id, "stored": True, "duplicate": False,
-               "decision": decision}
-    # the body is written here (MessageOut's fields, in its order): validating the decision
-    # again on the way out would cost more than reading the message
-    return Response(dumps(out), media_type="application/json")
+    # (batched at once when the messages were decided together: they resume together)
+    stored, created = await await_future(
+        batcher(state).submit(row, reply, wait=not helper.uses_encoder),
+        state.settings.write_timeout_s)
+    if stored is not None and not created:  # the id is already stored: answer as stored
+        return Response(dumps(_existing(body, stored).model_dump()),
+                        media_type="application/json")
+    # the body is written here (MessageOut's fields, in its order; not stored: an erased
+    # user's message): validating the decision again on the way out would cost more than
+    # reading the message
+    head = {"message_id": body.message_id, "stored": stored is not None, "duplicate": False}
+    return Response(f"{dumps(head)[:-1]},\"decision\":{said}}}",
+                    media_type="application/json")
 
 
 def _existing(body: MessageIn, old: dict[str, Any]) -> MessageOut:
