@@ -52,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -474,58 +475,53 @@ def run_latency(df: pd.DataFrame, args, features: dict,
     runs = [(name, params, None) for name, params in features.items()]
     if args.model is not None:  # a saved model (e.g. the tuned all-data one of fold 1)
         runs.append(("model", {"path": str(args.model)}, None))
+        if embeddings.openvino_available():
+            runs.append(("model-openvino", {"path": str(args.model)}, "openvino"))
         if args.latency_torch and embeddings.ort_available():
             runs.append(("model-torch", {"path": str(args.model)}, "torch"))
     for name, params, force in runs:
-        prev_backend = os.environ.get(embeddings.BACKEND_ENV)
-        if force:
-            os.environ[embeddings.BACKEND_ENV] = force
-        if "path" in params:
-            model = load_intents(params["path"])
-            use_emb = model.features != "tfidf"
-        else:
-            log(f"latency: training the {name} model ...")
-            use_emb = params.get("features", "tfidf") != "tfidf"
-            model = train_intents([texts[i] for i in tr], list(y[tr]),
-                                  target_precision=TARGET_PRECISION,
-                                  embeddings=cache.rows(tr) if use_emb and cache else None,
-                                  **params)
-        a = CareAssistant(intents=model, index=AnswerIndex(kb, use_embeddings=use_emb))
-        for t in probe[:20]:  # warm up
-            a.handle(t)
-        lat, cpu = [], []
-        for t in probe:
-            c = time.thread_time()
-            s = time.perf_counter()
-            a.handle(t)
-            lat.append(time.perf_counter() - s)
-            cpu.append(time.thread_time() - c)
-        bare = []
-        for t in probe:
-            s = time.perf_counter()
-            model.predict_proba([t])
-            bare.append(time.perf_counter() - s)
-        ms = np.array(lat) * 1000
-        b = np.array(bare) * 1000
-        out[name] = {"params": params, "messages": len(probe),
-                     "handle_p50_ms": float(np.percentile(ms, 50)),
-                     "handle_p99_ms": float(np.percentile(ms, 99)),
-                     # CPU time of the calling thread: what the work costs without the
-                     # waits a shared machine adds (wall time is the figure of record)
-                     "handle_cpu_p50_ms": float(np.percentile(np.array(cpu) * 1000, 50)),
-                     "handle_cpu_p99_ms": float(np.percentile(np.array(cpu) * 1000, 99)),
-                     "load_average": os.getloadavg()[0],
-                     "classifier_p50_ms": float(np.percentile(b, 50)),
-                     "classifier_p99_ms": float(np.percentile(b, 99)),
-                     "classifier_messages_per_s": float(1000.0 / b.mean()),
-                     "handle_messages_per_s": float(1000.0 / ms.mean()),
-                     "embeddings_backend": embeddings.backend() if use_emb else None,
-                     "answers_by_embeddings": use_emb}
-        if force:
-            if prev_backend is None:
-                os.environ.pop(embeddings.BACKEND_ENV, None)
+        with encoder_backend(force):
+            if "path" in params:
+                model = load_intents(params["path"])
+                use_emb = model.features != "tfidf"
             else:
-                os.environ[embeddings.BACKEND_ENV] = prev_backend
+                log(f"latency: training the {name} model ...")
+                use_emb = params.get("features", "tfidf") != "tfidf"
+                model = train_intents([texts[i] for i in tr], list(y[tr]),
+                                      target_precision=TARGET_PRECISION,
+                                      embeddings=cache.rows(tr) if use_emb and cache else None,
+                                      **params)
+            a = CareAssistant(intents=model, index=AnswerIndex(kb, use_embeddings=use_emb))
+            for t in probe[:20]:  # warm up
+                a.handle(t)
+            lat, cpu = [], []
+            for t in probe:
+                c = time.thread_time()
+                s = time.perf_counter()
+                a.handle(t)
+                lat.append(time.perf_counter() - s)
+                cpu.append(time.thread_time() - c)
+            bare = []
+            for t in probe:
+                s = time.perf_counter()
+                model.predict_proba([t])
+                bare.append(time.perf_counter() - s)
+            ms = np.array(lat) * 1000
+            b = np.array(bare) * 1000
+            out[name] = {"params": params, "messages": len(probe),
+                         "handle_p50_ms": float(np.percentile(ms, 50)),
+                         "handle_p99_ms": float(np.percentile(ms, 99)),
+                         # CPU time of the calling thread: what the work costs without the
+                         # waits a shared machine adds (wall time is the figure of record)
+                         "handle_cpu_p50_ms": float(np.percentile(np.array(cpu) * 1000, 50)),
+                         "handle_cpu_p99_ms": float(np.percentile(np.array(cpu) * 1000, 99)),
+                         "load_average": os.getloadavg()[0],
+                         "classifier_p50_ms": float(np.percentile(b, 50)),
+                         "classifier_p99_ms": float(np.percentile(b, 99)),
+                         "classifier_messages_per_s": float(1000.0 / b.mean()),
+                         "handle_messages_per_s": float(1000.0 / ms.mean()),
+                         "embeddings_backend": embeddings.backend() if use_emb else None,
+                         "answers_by_embeddings": use_emb}
         if name == "tfidf":
             out["_model"] = model
             out["_kb"] = kb
@@ -536,40 +532,136 @@ def run_latency(df: pd.DataFrame, args, features: dict,
 
 
 # ---------------------------------------------------------------------- agree
+@contextmanager
+def encoder_backend(name: str | None):
+    """The sentence encoder on backend ``name`` (``FEEDWISE_EMBEDDINGS``) for the block;
+    ``None``: as set outside."""
+    prev = os.environ.get(embeddings.BACKEND_ENV)
+    if name is not None:
+        os.environ[embeddings.BACKEND_ENV] = name
+    try:
+        assert name is None or embeddings.backend() == name, f"{name} is not available"
+        yield
+    finally:
+        if prev is None:
+            os.environ.pop(embeddings.BACKEND_ENV, None)
+        else:
+            os.environ[embeddings.BACKEND_ENV] = prev
+
+
+def other_backends() -> list[str]:
+    """The encoder backends compared with ONNX Runtime's fp32: torch, and OpenVINO when
+    installed."""
+    return ["torch"] + (["openvino"] if embeddings.openvino_available() else [])
+
+
+def compare_backends(path: Path, texts: list[str], truth: np.ndarray | None,
+                     names: list[str]) -> dict:
+    """The saved intent model at ``path`` on ``texts`` with each encoder backend in
+    ``names`` (the first is the reference): per backend its seconds and accuracy (when
+    ``truth`` is given), and against the reference how many labels and auto-reply
+    decisions differ and the largest probability difference."""
+    out: dict = {}
+    proba = {}
+    for name in names:
+        with encoder_backend(name):
+            model = load_intents(path)
+            t = time.perf_counter()
+            proba[name] = model.predict_proba(texts)
+            out[f"{name}_ms_per_text"] = (time.perf_counter() - t) * 1000 / len(texts)
+            if truth is not None:
+                out[f"{name}_accuracy"] = float(np.mean(
+                    np.array(model.classes_)[proba[name].argmax(axis=1)] == truth))
+    thr = float(model.meta_.get("auto_reply_threshold", 1.01))
+    a = proba[names[0]]
+    for name in names[1:]:
+        b = proba[name]
+        out[f"{name}_labels_differing"] = int((a.argmax(axis=1) != b.argmax(axis=1)).sum())
+        out[f"{name}_max_abs_proba_diff"] = float(np.abs(a - b).max())
+        out[f"{name}_auto_reply_differing"] = int(((a.max(axis=1) >= thr)
+                                                  != (b.max(axis=1) >= thr)).sum())
+    return out
+
+
 def run_agree(df: pd.DataFrame, args) -> dict:
     """``--model`` (trained on fold 1's training part) on fold 1's held-out rows, with ONNX
-    Runtime and with torch inference: how many labels differ (the same model either way)."""
+    Runtime's fp32 inference and with torch's (and OpenVINO's, when installed): how many
+    labels differ (the same model each way) and each backend's accuracy."""
     y = df["category"].to_numpy()
     skf = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
     _, te = next(skf.split(np.zeros(len(y)), y))
     texts = [df["text"].iloc[i] for i in te]
-    out: dict = {"model": str(args.model), "rows": len(te)}
-    proba = {}
-    for name in ("onnxruntime", "torch"):
-        prev = os.environ.get(embeddings.BACKEND_ENV)
-        os.environ[embeddings.BACKEND_ENV] = name
-        try:
-            assert embeddings.backend() == name, f"{name} is not available"
-            model = load_intents(args.model)
-            t = time.perf_counter()
-            proba[name] = model.predict_proba(texts)
-            out[f"{name}_s"] = time.perf_counter() - t
-            out[f"{name}_accuracy"] = float(np.mean(
-                np.array(model.classes_)[proba[name].argmax(axis=1)] == y[te]))
-        finally:
-            if prev is None:
-                os.environ.pop(embeddings.BACKEND_ENV, None)
-            else:
-                os.environ[embeddings.BACKEND_ENV] = prev
-    a, b = proba["onnxruntime"], proba["torch"]
-    out["label_disagreements"] = int((a.argmax(axis=1) != b.argmax(axis=1)).sum())
-    out["max_abs_proba_diff"] = float(np.abs(a - b).max())
-    thr = float(model.meta_.get("auto_reply_threshold", 1.01))
-    out["auto_reply_disagreements"] = int(((a.max(axis=1) >= thr)
-                                           != (b.max(axis=1) >= thr)).sum())
-    log(f"agree: {out['label_disagreements']} of {len(te)} labels differ between ONNX "
-        f"Runtime and torch (max |p diff| {out['max_abs_proba_diff']:.2e}); accuracy "
-        f"{out['onnxruntime_accuracy']:.4f} / {out['torch_accuracy']:.4f}")
+    out: dict = {"model": str(args.model), "rows": len(te),
+                 **compare_backends(args.model, texts, y[te],
+                                    ["onnxruntime", *other_backends()])}
+    for name in other_backends():
+        log(f"agree: {out[f'{name}_labels_differing']} of {len(te)} labels differ between "
+            f"ONNX Runtime and {name} (max |p diff| {out[f'{name}_max_abs_proba_diff']:.2e});"
+            f" accuracy {out['onnxruntime_accuracy']:.4f} / {out[f'{name}_accuracy']:.4f}")
+    return out
+
+
+def validation_model(df: pd.DataFrame, args, work: Path) -> tuple[TextClassifier, np.ndarray,
+                                                                   np.ndarray]:
+    """The all-data recipe trained on 80 % of fold 1's training part (stratified, seed 0),
+    saved as ``work / "fold0"``: ``(model, its training rows, the other 20 %: validation)``.
+    The held-out fold is not read."""
+    texts, labels = df["text"].tolist(), df["category"].tolist()
+    y = df["category"].to_numpy()
+    skf = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
+    tr, _ = next(skf.split(np.zeros(len(y)), y))
+    a, b = next(StratifiedShuffleSplit(1, test_size=0.2, random_state=args.seed)
+                .split(np.zeros(len(tr)), y[tr]))
+    itr, iva = tr[a], tr[b]
+    inner = argparse.Namespace(**{**vars(args), "save_model": work})
+    _fold_tuned(texts, labels, y, itr, iva, inner, fold=0)
+    return load_intents(work / "fold0"), itr, iva
+
+
+# ---------------------------------------------------------------------- bf16
+def run_bf16(df: pd.DataFrame, args) -> dict:
+    """Whether the all-data recipe may be served by OpenVINO (bf16 on this CPU), decided on
+    VALIDATION carved from fold 1's training part (:func:`validation_model`; the held-out
+    fold is not read): the model's validation accuracy with ONNX Runtime's fp32 encoder and
+    with OpenVINO's, and how many labels and auto-reply decisions differ. The rule, set
+    before the first figure: OpenVINO may serve if at most 3 of the validation labels
+    differ and its accuracy is not lower by more than one row."""
+    if not embeddings.openvino_available():
+        raise SystemExit("--phases bf16 needs openvino: pip install 'feedwise[text,openvino]'")
+    from feedwise.text.embeddings import OpenVinoSession
+
+    work = Path(tempfile.mkdtemp(prefix="fw-care-bf16-"))
+    try:
+        if args.validation_model is not None:
+            y = df["category"].to_numpy()
+            tr, _ = next(StratifiedKFold(n_splits=args.folds, shuffle=True,
+                                         random_state=args.seed).split(np.zeros(len(y)), y))
+            _, b = next(StratifiedShuffleSplit(1, test_size=0.2, random_state=args.seed)
+                        .split(np.zeros(len(tr)), y[tr]))
+            path, iva = args.validation_model, tr[b]
+        else:
+            _, _, iva = validation_model(df, args, work)
+            path = work / "fold0"
+        texts = [df["text"].iloc[i] for i in iva]
+        out: dict = {"validation_rows": len(iva), "model": str(path),
+                     **compare_backends(path, texts, df["category"].to_numpy()[iva],
+                                        ["onnxruntime", "openvino"])}
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    m = embeddings.ort_model()
+    with encoder_backend("openvino"):
+        s = m.session(0, m.n_layers, True, 1)
+        out["precision"] = s.precision if isinstance(s, OpenVinoSession) else None
+    n = len(iva)
+    out["adopted"] = bool(out["openvino_labels_differing"] <= 3 and
+                          out["openvino_accuracy"] >= out["onnxruntime_accuracy"] - 1.5 / n)
+    log(f"bf16 (validation, {n} rows of fold 1's training part): ONNX Runtime fp32 "
+        f"{out['onnxruntime_accuracy']:.4f}, OpenVINO {out['precision']} "
+        f"{out['openvino_accuracy']:.4f}; {out['openvino_labels_differing']} labels and "
+        f"{out['openvino_auto_reply_differing']} auto-reply decisions differ; "
+        f"{'adopted' if out['adopted'] else 'NOT adopted'} by the rule")
     return out
 
 
@@ -585,15 +677,8 @@ def run_int8(df: pd.DataFrame, args) -> dict:
 
     texts, labels = df["text"].tolist(), df["category"].tolist()
     y = df["category"].to_numpy()
-    skf = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
-    tr, _ = next(skf.split(np.zeros(len(y)), y))
-    a, b = next(StratifiedShuffleSplit(1, test_size=0.2, random_state=args.seed)
-                .split(np.zeros(len(tr)), y[tr]))
-    itr, iva = tr[a], tr[b]
     work = Path(tempfile.mkdtemp(prefix="fw-care-int8-"))
-    inner = argparse.Namespace(**{**vars(args), "save_model": work})
-    _fold_tuned(texts, labels, y, itr, iva, inner, fold=0)
-    model = load_intents(work / "fold0")
+    model, itr, iva = validation_model(df, args, work)
     va = [texts[i] for i in iva]
 
     def score() -> tuple[float, float, np.ndarray]:
@@ -644,8 +729,10 @@ def run_int8(df: pd.DataFrame, args) -> dict:
 
 
 # ---------------------------------------------------------------------- http
-def run_http(df: pd.DataFrame, args, model: TextClassifier | Path, kb: pd.DataFrame) -> dict:
-    """``model``: a trained model, or the path of a saved one (served as it is)."""
+def run_http(df: pd.DataFrame, args, model: TextClassifier | Path, kb: pd.DataFrame,
+             backend: str | None = None) -> dict:
+    """``model``: a trained model, or the path of a saved one (served as it is);
+    ``backend``: the server's sentence-encoder backend (``FEEDWISE_EMBEDDINGS``)."""
     from serve import cpu_seconds, free_port  # the serve benchmark's load tools
 
     from feedwise.server.auth import create_key
@@ -670,6 +757,8 @@ def run_http(df: pd.DataFrame, args, model: TextClassifier | Path, kb: pd.DataFr
         env.pop(var, None)
     if args.server_threads:
         env["OMP_NUM_THREADS"] = str(args.server_threads)
+    if backend is not None:
+        env[embeddings.BACKEND_ENV] = backend
     cmd = [sys.executable, "-c", "from feedwise.cli import app; app()", "serve",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -692,6 +781,7 @@ def run_http(df: pd.DataFrame, args, model: TextClassifier | Path, kb: pd.DataFr
             proc.kill()
     with EventStore(root / "bench.duckdb", read_only=True) as store:
         res["stored_messages"] = len(store.messages())
+    res["backend"] = backend
     log(f"http: {res['messages_per_s']:.0f} messages/s at {args.clients} clients, p99 "
         f"{res['p99_ms']:.1f} ms, {res['errors']} errors, {res['stored_messages']:,} stored")
     return res
@@ -765,8 +855,9 @@ def main() -> None:
     ap.add_argument("--phases", default="accuracy,fewshot,latency,http",
                     help="accuracy (all data, auto-reply), fewshot (10 per intent), "
                     "tuned (all data, tuned encoder; not in the default), latency, http, "
-                    "agree (--model: ONNX Runtime against torch labels on fold 1), int8 "
-                    "(an int8 encoder on validation inside fold 1's training part)")
+                    "agree (--model: ONNX Runtime against torch and OpenVINO labels on "
+                    "fold 1), int8 / bf16 (an int8 encoder / OpenVINO's on validation "
+                    "inside fold 1's training part)")
     ap.add_argument("--no-embeddings", action="store_true")
     ap.add_argument("--emb-cache", type=Path, default=None,
                     help="Keep the MiniLM embeddings in this .npy file (outside the repo).")
@@ -790,6 +881,10 @@ def main() -> None:
     ap.add_argument("--save-model", type=Path, default=None,
                     help="Phase 'tuned': save each fold's model (head + tuned encoder, as "
                     "`feedwise intents train` writes it) as DIR/foldK, for --model.")
+    ap.add_argument("--validation-model", type=Path, default=None,
+                    help="bf16: a model of the all-data recipe saved from 80 %% of fold 1's "
+                    "training part (the int8/bf16 phases' split; e.g. `--phases tuned` "
+                    "on that split), instead of training one (about 3 minutes).")
     ap.add_argument("--model", type=Path, default=None,
                     help="Latency/http: measure this intent model (e.g. DIR/fold1 from "
                     "--save-model; its training part must be fold 1's) as the candidate "
@@ -846,6 +941,8 @@ def main() -> None:
         chosen = json.loads(args.candidate)
     if "int8" in phases:
         out["int8"] = run_int8(df, args)
+    if "bf16" in phases:
+        out["bf16"] = run_bf16(df, args)
     if "agree" in phases:
         if args.model is None:
             raise SystemExit("--phases agree needs --model (a model of fold 1's training part)")
@@ -861,7 +958,9 @@ def main() -> None:
     if "http" in phases:
         out["http"] = {"tfidf": run_http(df, args, model, kb)}
         if args.model is not None:
-            out["http"]["model"] = run_http(df, args, args.model, kb)
+            out["http"]["model"] = run_http(df, args, args.model, kb, "onnxruntime")
+            if embeddings.openvino_available():
+                out["http"]["model-openvino"] = run_http(df, args, args.model, kb, "openvino")
         for name, h in out["http"].items():  # the bare classifier, side by side
             h["classifier_messages_per_s"] = (lat or {}).get(name, {}).get(
                 "classifier_messages_per_s")
@@ -930,12 +1029,28 @@ def print_table(out: dict) -> None:
                   None, "")]
     if "agree" in out:
         g = out["agree"]
-        rows += [(f"ONNX Runtime vs torch: labels differing (of {g['rows']})",
-                  g["label_disagreements"], None, ""),
-                 ("  auto-reply decisions differing", g["auto_reply_disagreements"], None, ""),
-                 ("  max |probability difference|", g["max_abs_proba_diff"], None, ""),
-                 ("  accuracy, ONNX Runtime (fold 1)", g["onnxruntime_accuracy"], None, ""),
-                 ("  accuracy, torch (fold 1)", g["torch_accuracy"], None, "")]
+        rows.append(("accuracy, ONNX Runtime (fold 1)", g["onnxruntime_accuracy"], None, ""))
+        for name in ("torch", "openvino"):
+            if f"{name}_accuracy" in g:
+                rows += [(f"  {name}: labels differing (of {g['rows']})",
+                          g[f"{name}_labels_differing"], None, ""),
+                         (f"  {name}: auto-reply decisions differing",
+                          g[f"{name}_auto_reply_differing"], None, ""),
+                         (f"  {name}: max |probability difference|",
+                          g[f"{name}_max_abs_proba_diff"], None, ""),
+                         (f"  {name}: accuracy (fold 1)", g[f"{name}_accuracy"], None, "")]
+    if "bf16" in out:
+        g = out["bf16"]
+        rows += [(f"validation accuracy, ONNX Runtime fp32 ({g['validation_rows']} rows of "
+                  "fold 1's training part)", g["onnxruntime_accuracy"], None, ""),
+                 (f"  OpenVINO ({g['precision']})", g["openvino_accuracy"], None, ""),
+                 ("  labels differing", g["openvino_labels_differing"], None, ""),
+                 ("  auto-reply decisions differing", g["openvino_auto_reply_differing"],
+                  None, ""),
+                 ("  ms a text, fp32 / OpenVINO", f"{g['onnxruntime_ms_per_text']:.2f} / "
+                  f"{g['openvino_ms_per_text']:.2f}", None, ""),
+                 ("  may serve (<= 3 labels differ, accuracy within a row)", g["adopted"],
+                  None, "")]
     if "int8" in out:
         g = out["int8"]
         rows += [(f"validation accuracy, fp32 encoder ({g['validation_rows']} rows of fold "

@@ -288,6 +288,8 @@ def assistant(state: ServiceState) -> CareAssistant:
         return got[2]
     model = os.environ.get(MODEL_ENV) or None
     built = CareAssistant.from_store(state.store, model=model)
+    if built.uses_encoder:  # the encoder's first call builds its sessions (OpenVINO:
+        built.embed(["warm up"])  # about 0.4 s): here, not in a customer's message
     with _lock:
         _assistants[id(state)] = (version, now, built)
     return built
