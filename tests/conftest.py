@@ -15,6 +15,14 @@ sys.path.insert(0, str(ROOT / "tests" / "server"))
 SHARED_DATA = Path(os.environ.get("FEEDWISE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True)
+def _default_encoder_backend(monkeypatch):
+    """Each test starts on the default sentence-encoder backend (tests that want another set
+    ``FEEDWISE_EMBEDDINGS`` themselves): a shell's ``FEEDWISE_EMBEDDINGS=openvino`` would
+    otherwise turn the fp32 equality checks into bf16 ones."""
+    monkeypatch.delenv("FEEDWISE_EMBEDDINGS", raising=False)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _settle_heap_per_module():
     """The service settles the heap (``feedwise.server.deps.settle_heap``: unfreeze, collect

@@ -24,6 +24,7 @@ class Helper:
         self.fail = fail
         self.batches: list[list] = []
         self.decided_on: list[str] = []
+        self.decided: list[tuple[list, str]] = []
 
     def embed_many(self, texts):
         if self.fail:
@@ -34,6 +35,7 @@ class Helper:
 
     def decide_many(self, batch):
         self.decided_on.append(threading.current_thread().name)
+        self.decided.append((list(batch.texts), threading.current_thread().name))
         return [{"text": t, "n": len(batch.texts)} for t in batch.texts]
 
 
@@ -67,10 +69,15 @@ def test_batches_in_order_each_message_gets_its_own_decision():
 def test_a_long_text_is_decided_off_the_loop():
     h = Helper()
     long = "x" * (messages_route.INLINE_CHARS + 1)
-    _, out, loop_thread = run(h, ["short", long])
-    assert [o["text"] for o in out] == ["short", long]
-    assert loop_thread not in h.decided_on
-    assert all(n.startswith("feedwise-care") for n in h.decided_on)
+    texts = ["short", long, "short again", long]
+    _, out, loop_thread = run(h, texts)
+    assert [o["text"] for o in out] == texts
+    assert sum(len(b) for b, _ in h.decided) == len(texts)
+    for batch, thread in h.decided:  # a batch with a long text is decided off the loop
+        if any(len(t) > messages_route.INLINE_CHARS for t in batch):
+            assert thread.startswith("feedwise-care")
+        else:
+            assert thread == loop_thread
 
 
 def test_an_encoder_failure_reaches_every_waiting_request():
