@@ -109,3 +109,31 @@ def test_several_encoder_threads_share_the_queue(monkeypatch, jobs):
     d, out, _ = run(h, texts, spread=0.001)
     assert [o["text"] for o in out] == texts
     assert d.threads <= jobs
+
+
+def test_a_closed_loop_does_not_stop_the_encoder_thread():
+    """Requests whose event loop closed before their batch was embedded (a client, or a test
+    app, gone) are dropped; the thread goes on serving the next loop."""
+    h = Helper()
+    gate = threading.Event()
+    real = h.embed_many
+
+    def slow(texts):
+        gate.wait(5)
+        return real(texts)
+
+    h.embed_many = slow
+    d = messages_route._Decider(h)
+
+    async def leave():  # queue a message, then let the loop close under it
+        asyncio.ensure_future(d.decide("orphan"))
+        await asyncio.sleep(0.05)
+
+    asyncio.run(leave())
+    gate.set()
+
+    async def again():
+        return await asyncio.wait_for(d.decide("next"), 5)
+
+    assert asyncio.run(again())["text"] == "next"
+    assert d.threads == 1

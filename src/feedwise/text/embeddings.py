@@ -328,8 +328,9 @@ def export_part(bert, start: int, stop: int, *, embed: bool, pool: bool) -> byte
 
 
 class OrtMiniLM:
-    """The shipped MiniLM in ONNX Runtime: its tokenizer and graphs of its parts, exported
-    on first use into :func:`cache_dir` (module doc). Thread-safe; sessions are shared."""
+    """The shipped MiniLM as graphs run in ONNX Runtime (or OpenVINO when asked for): its
+    tokenizer and graphs of its parts, exported on first use into :func:`cache_dir` (module
+    doc). Thread-safe; sessions are shared."""
 
     def __init__(self, folder: Path | None = None) -> None:
         from tokenizers import Tokenizer  # comes with the text extra (transformers)

@@ -208,27 +208,33 @@ class _Decider:
                 continue
             try:
                 embedded: Any = self.helper.embed_many([t for t, _, _ in batch])
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting request
                 embedded = exc
             loops = {id(loop) for _, _, loop in batch}
-            if len(loops) == 1 and all(_short(t) for t, _, _ in batch):
-                batch[0][2].call_soon_threadsafe(self._decide, batch, embedded)
-            else:  # a long text (or several loops): not on an event loop
-                _decisions.submit(self._decide, batch, embedded)
+            try:
+                if len(loops) == 1 and all(_short(t) for t, _, _ in batch):
+                    batch[0][2].call_soon_threadsafe(self._decide, batch, embedded)
+                else:  # a long text (or several loops): not on an event loop
+                    _decisions.submit(self._decide, batch, embedded)
+            except RuntimeError:  # the loop closed under its requests: nobody waits
+                continue
 
     def _decide(self, batch: list, embedded: Any) -> None:
         results = embedded
         if not isinstance(results, BaseException):
             try:
                 results = self.helper.decide_many(embedded)
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting request
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting request
                 results = exc
         for k, (_, fut, loop) in enumerate(batch):
             got = results if isinstance(results, BaseException) else results[k]
             if _on(loop):
                 _settle(fut, got)
-            else:
+                continue
+            try:
                 loop.call_soon_threadsafe(_settle, fut, got)
+            except RuntimeError:  # the loop closed under this request: nobody waits
+                pass
 
 
 def _short(text: Any) -> bool:
