@@ -170,6 +170,8 @@ class Source:
         gaps: CSV rows are renumbered after lines the reader rejected (``_fw_gaps``).
         registered: Names registered on the connection, to unregister.
         temp: Temporary tables to drop.
+        types: DuckDB type of each column of ``rel`` when known without asking DuckDB (an
+            arrow table of plain types), else ``None`` (:func:`build_select` describes it).
     """
 
     name: str
@@ -182,6 +184,7 @@ class Source:
     gaps: bool = False
     registered: list[str] = dc_field(default_factory=list)
     temp: list[str] = dc_field(default_factory=list)
+    types: dict[str, str] | None = None
 
     def ignored(self, mapping: Mapping[str, str]) -> tuple[str, ...]:
         """Source columns no event field reads (reported, so nothing is dropped unseen)."""
@@ -246,7 +249,8 @@ def open_source(con: Any, source: Any, *, columns: list[str] | None = None,
                 [d[0] for d in con.execute("DESCRIBE SELECT * FROM _fw_src").fetchall()])
         return Source("<dataframe>", "table",
                       "(SELECT row_number() OVER () AS _row, * FROM _fw_src)",
-                      [c for c in cols if c not in INTERNAL_COLUMNS], registered=["_fw_src"])
+                      [c for c in cols if c not in INTERNAL_COLUMNS], registered=["_fw_src"],
+                      types=_arrow_types(source) if isinstance(source, pa.Table) else None)
     path = Path(os.fspath(source))
     if not path.is_file():
         raise DataError(f"{path}: file not found" if not path.exists() else
@@ -703,17 +707,33 @@ def derived_event_id(epoch_ms: str = "epoch_ms(ts)") -> str:
             "CAST(value AS STRING), session_id, CAST(position AS STRING)))")
 
 
+def _arrow_types(table: pa.Table) -> dict[str, str] | None:
+    """The DuckDB types of ``(SELECT row_number() OVER () AS _row, * FROM table)`` when
+    every column has a plain type (strings, integers, floats, booleans), else ``None``."""
+    plain = {pa.string(): "VARCHAR", pa.large_string(): "VARCHAR", pa.int64(): "BIGINT",
+             pa.int32(): "INTEGER", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
+    types = {"_row": "BIGINT"}
+    for f in table.schema:
+        if f.type not in plain or f.name in types:
+            return None
+        types[f.name] = plain[f.type]
+    return types
+
+
 def build_select(con: Any, src: str, mapping: dict[str, str], ts_unit: str = "s",
-                 columns: list[str] | None = None) -> tuple[str, str, str, dict[str, str]]:
+                 columns: list[str] | None = None, types: dict[str, str] | None = None
+                 ) -> tuple[str, str, str, dict[str, str]]:
     """Return (parsed relation, event select list, reject-reason expression, source types).
 
     The parsed relation holds every field parsed once (plus ``_row`` and the raw value of
     fields whose parse can fail); the select list and the reason are expressions over it.
     The reason is NULL for a valid row, else ``'field|reason'``. ``columns`` names the
-    source's columns in error messages (default: those of ``src``).
+    source's columns in error messages (default: those of ``src``); ``types`` are its
+    columns' DuckDB types when known (else ``src`` is described: a statement).
     """
-    desc = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
-    types = {r[0]: r[1] for r in desc}
+    if types is None:
+        desc = con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()
+        types = {r[0]: r[1] for r in desc}
     named = columns if columns is not None else [c for c in types
                                                  if c not in INTERNAL_COLUMNS]
     raw: dict[str, str] = {}
