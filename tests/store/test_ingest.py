@@ -296,3 +296,24 @@ def test_paths_are_literal_and_csv_lines_are_read_safely() -> None:
     assert [(r, k) for r, k, _ in bad] == [(1, "UNQUOTED VALUE"), (5, "UNQUOTED VALUE"),
                                            (6, "LINE SIZE OVER MAXIMUM")]
     assert all(len(e) <= 200 for _, _, e in bad)
+
+
+def test_an_arrow_tables_types_are_read_from_its_schema():
+    """An arrow source of plain types is not described by DuckDB (one statement less a
+    landing): the types from its schema equal DuckDB's description; any other type (or a
+    column named like the row number) falls back to describing it."""
+    import duckdb
+
+    from feedwise.store.ingest import _arrow_types
+
+    t = pa.table({"event_id": pa.array(["e1"]), "n": pa.array([1], pa.int64()),
+                  "m": pa.array([1], pa.int32()), "x": pa.array([0.5]),
+                  "ok": pa.array([True]), "big": pa.array(["y"], pa.large_string())})
+    con = duckdb.connect()
+    con.register("_fw_src", t)
+    described = {r[0]: r[1] for r in con.execute(
+        "DESCRIBE SELECT * FROM (SELECT row_number() OVER () AS _row, * FROM _fw_src)"
+    ).fetchall()}
+    assert _arrow_types(t) == described
+    assert _arrow_types(pa.table({"ts": pa.array([1], pa.timestamp("us"))})) is None
+    assert _arrow_types(pa.table({"_row": pa.array(["a"])})) is None
