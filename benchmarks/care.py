@@ -601,18 +601,24 @@ def run_agree(df: pd.DataFrame, args) -> dict:
     return out
 
 
-def validation_model(df: pd.DataFrame, args, work: Path) -> tuple[TextClassifier, np.ndarray,
-                                                                   np.ndarray]:
-    """The all-data recipe trained on 80 % of fold 1's training part (stratified, seed 0),
-    saved as ``work / "fold0"``: ``(model, its training rows, the other 20 %: validation)``.
-    The held-out fold is not read."""
-    texts, labels = df["text"].tolist(), df["category"].tolist()
+def validation_split(df: pd.DataFrame, args) -> tuple[np.ndarray, np.ndarray]:
+    """Fold 1's training part cut 80 / 20 (stratified, seed 0): ``(training rows,
+    validation rows)``. The held-out fold is not among them."""
     y = df["category"].to_numpy()
     skf = StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=args.seed)
     tr, _ = next(skf.split(np.zeros(len(y)), y))
     a, b = next(StratifiedShuffleSplit(1, test_size=0.2, random_state=args.seed)
                 .split(np.zeros(len(tr)), y[tr]))
-    itr, iva = tr[a], tr[b]
+    return tr[a], tr[b]
+
+
+def validation_model(df: pd.DataFrame, args, work: Path) -> tuple[TextClassifier, np.ndarray,
+                                                                   np.ndarray]:
+    """The all-data recipe trained on the training rows of :func:`validation_split`, saved
+    as ``work / "fold0"``: ``(model, its training rows, the validation rows)``."""
+    texts, labels = df["text"].tolist(), df["category"].tolist()
+    y = df["category"].to_numpy()
+    itr, iva = validation_split(df, args)
     inner = argparse.Namespace(**{**vars(args), "save_model": work})
     _fold_tuned(texts, labels, y, itr, iva, inner, fold=0)
     return load_intents(work / "fold0"), itr, iva
@@ -628,17 +634,10 @@ def run_bf16(df: pd.DataFrame, args) -> dict:
     differ and its accuracy is not lower by more than one row."""
     if not embeddings.openvino_available():
         raise SystemExit("--phases bf16 needs openvino: pip install 'feedwise[text,openvino]'")
-    from feedwise.text.embeddings import OpenVinoSession
-
     work = Path(tempfile.mkdtemp(prefix="fw-care-bf16-"))
     try:
         if args.validation_model is not None:
-            y = df["category"].to_numpy()
-            tr, _ = next(StratifiedKFold(n_splits=args.folds, shuffle=True,
-                                         random_state=args.seed).split(np.zeros(len(y)), y))
-            _, b = next(StratifiedShuffleSplit(1, test_size=0.2, random_state=args.seed)
-                        .split(np.zeros(len(tr)), y[tr]))
-            path, iva = args.validation_model, tr[b]
+            path, iva = args.validation_model, validation_split(df, args)[1]
         else:
             _, _, iva = validation_model(df, args, work)
             path = work / "fold0"
@@ -653,7 +652,7 @@ def run_bf16(df: pd.DataFrame, args) -> dict:
     m = embeddings.ort_model()
     with encoder_backend("openvino"):
         s = m.session(0, m.n_layers, True, 1)
-        out["precision"] = s.precision if isinstance(s, OpenVinoSession) else None
+        out["precision"] = s.precision if isinstance(s, embeddings.OpenVinoSession) else None
     n = len(iva)
     out["adopted"] = bool(out["openvino_labels_differing"] <= 3 and
                           out["openvino_accuracy"] >= out["onnxruntime_accuracy"] - 1.5 / n)

@@ -23,8 +23,7 @@ class Helper:
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
         self.batches: list[list] = []
-        self.decided_on: list[str] = []
-        self.decided: list[tuple[list, str]] = []
+        self.decided: list[tuple[list, str]] = []  # (a batch's texts, the deciding thread)
 
     def embed_many(self, texts):
         if self.fail:
@@ -33,8 +32,11 @@ class Helper:
         time.sleep(0.005)  # an encoder call: later messages queue meanwhile
         return Embedded(list(texts), {i: i for i in range(len(texts))}, None)
 
+    @property
+    def decided_on(self) -> list[str]:
+        return [thread for _, thread in self.decided]
+
     def decide_many(self, batch):
-        self.decided_on.append(threading.current_thread().name)
         self.decided.append((list(batch.texts), threading.current_thread().name))
         return [{"text": t, "n": len(batch.texts)} for t in batch.texts]
 
