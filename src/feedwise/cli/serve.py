@@ -111,9 +111,6 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
             finally:  # no command is sent here any more once shutting down
                 if pool is not None:
                     pool.stop()  # their last impressions reach this process first
-                    from feedwise.server.routes.workers import cleanup
-
-                    cleanup(app.state.feedwise)
                 dep.clear_server_state(pid=os.getpid())
                 key_file.unlink(missing_ok=True)
 

@@ -387,7 +387,8 @@ class ServiceState:
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Stop the watcher, flush the writer, close the store."""
+        """Stop the watcher, flush the writer, close the store, delete the lists saved for
+        feed workers."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(5)
@@ -398,6 +399,9 @@ class ServiceState:
             self._lists[2].stop()
         self.writer.close()
         self.store.close()
+        for folder in self.lists_saved.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        self.lists_saved.clear()
 
 
 async def get_state(request: Request) -> ServiceState:

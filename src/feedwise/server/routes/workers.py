@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import json
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -134,10 +133,3 @@ async def worker_served(request: Request, state: State, key: AdminKey) -> dict[s
         await await_future(done, state.settings.write_timeout_s)
     return {"rows": n}
 
-
-def cleanup(state: Any) -> None:
-    """Delete the lists saved for workers (the service is shutting down)."""
-    import shutil
-
-    for folder in list(getattr(state, "lists_saved", {}).values()):
-        shutil.rmtree(Path(folder), ignore_errors=True)
