@@ -19,6 +19,9 @@ Protocol (issue 18):
   (user, artist) at the day the user first tagged the artist; weight = how many tags the
   user gave it; content = artist name + its top-10 tags before the cut. "Which artists a
   user tags next": 564 test users, 13 % of their test pairs on artists never tagged before.
+  The friendships (``user_friends.dat``) are the social graph the models get as ``edges``
+  (``--no-friends`` leaves them out). The file is undated: it is the graph when the data
+  were collected (2011), so it may hold friendships made after the cut.
 * **MovieLens latest-small**: ratings (weight = rating), content = title + genres
   (``movies.csv``) + tags before the cut (``tags.csv``).
 * **Baselines tuned alike**: time-decayed popularity (half-life), EASE (l2) and ItemKNN
@@ -76,6 +79,13 @@ GRIDS: dict[str, tuple[str, list[dict[str, Any]]]] = {
 
 
 # ---------------------------------------------------------------------- data
+def lastfm_friends(folder: Path) -> pd.DataFrame:
+    """The HetRec Last.fm friendships as ``edges`` (``src_id, dst_id, kind``)."""
+    f = pd.read_csv(folder / "user_friends.dat", sep="\t")
+    return pd.DataFrame({"src_id": f["userID"].astype(str), "dst_id": f["friendID"].astype(str),
+                         "kind": "friend"})
+
+
 def lastfm_tags(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(pairs, artists, tag assignments) of the HetRec Last.fm tag file."""
     uta = pd.read_csv(folder / "user_taggedartists.dat", sep="\t", encoding="latin-1")
@@ -167,7 +177,8 @@ def tuned(name: str, train: Interactions) -> tuple[dict[str, Any], float]:
 
 def temporal_run(label: str, pairs: pd.DataFrame, catalogue: pd.DataFrame,
                  tags: pd.DataFrame, models: list[str], dev: bool = False,
-                 dev_fraction: float = 0.2) -> dict[str, Any]:
+                 dev_fraction: float = 0.2, edges: pd.DataFrame | None = None
+                 ) -> dict[str, Any]:
     pairs = pairs.astype({"user_id": str, "item_id": str})
     ids = np.union1d(pairs["item_id"].unique(), catalogue["item_id"].astype(str).unique())
     data = Interactions.from_frame(pairs, item_ids=ids.astype(object))
@@ -189,7 +200,8 @@ def temporal_run(label: str, pairs: pd.DataFrame, catalogue: pd.DataFrame,
             "test_users": int(both.sum()),
             "test_pairs": int(t.nnz),
             "new_item_share": float((~seen_items[t.col]).mean()),
-            "items_in_catalogue": int(data.n_items)}
+            "items_in_catalogue": int(data.n_items),
+            "friend_edges": 0 if edges is None else len(edges)}
     print(f"\n{label}: cut {cut:%Y-%m-%d}, {info['test_users']} test users, "
           f"{info['test_pairs']} test pairs, {info['new_item_share']:.0%} on items never "
           f"seen before the cut")
@@ -203,7 +215,7 @@ def temporal_run(label: str, pairs: pd.DataFrame, catalogue: pd.DataFrame,
             base, _, given = name.partition(":")
             params, val = (json.loads(given) if given else {}), float("nan")
             model = get_model(base, **params)
-            model.fit(train, **side_data(model, items=items))
+            model.fit(train, **side_data(model, items=items, edges=edges))
         v = user_ndcg(model, train, test)
         per_user[name] = v
         lo, hi = bootstrap(v)
@@ -406,6 +418,8 @@ def main() -> None:
     ap.add_argument("--dev-fraction", type=float, default=0.2,
                     help="with --dev: the share of the training part's time held out as the "
                          "development test (other cuts check that a dev gain holds)")
+    ap.add_argument("--no-friends", action="store_true",
+                    help="lastfm-tags: fit without the friendships as the social graph")
     ap.add_argument("--no-compare", action="store_true",
                     help="with lastfm-cli: time the README commands only, without fitting "
                          "the same models again in Python")
@@ -417,9 +431,11 @@ def main() -> None:
                            "runs": []}
     for name in args.datasets.split(","):
         if name == "lastfm-tags":
-            p, c, t = lastfm_tags(args.data_dir / "lastfm-hetrec2011-2k")
+            folder = args.data_dir / "lastfm-hetrec2011-2k"
+            p, c, t = lastfm_tags(folder)
             out["runs"].append(temporal_run(name, p, c, t, models, args.dev,
-                                            args.dev_fraction))
+                                            args.dev_fraction,
+                                            None if args.no_friends else lastfm_friends(folder)))
         elif name == "movielens-latest-small":
             p, c, t = movielens_small(args.data_dir / "movielens-latest-small")
             out["runs"].append(temporal_run(name, p, c, t, models, args.dev,

@@ -105,3 +105,38 @@ def test_save_load_and_forget(world, tmp_path: Path) -> None:
     assert loaded.forget_user(users[0])
     assert loaded.follows_[model.user_index_[users[0]]].nnz == 0
     assert not loaded.knows_user(users[0])
+
+
+
+def _friends_world():
+    import pandas as pd
+
+    from feedwise.interactions import Interactions
+
+    rows = [("b", "i1"), ("b", "i2"), ("c", "i3"), ("a", "i4"), ("d", "i5"), ("d", "i6"),
+            ("e", "i1"), ("e", "i5")]
+    pairs = pd.DataFrame({"user_id": [u for u, _ in rows], "item_id": [i for _, i in rows],
+                          "weight": 1.0, "ts": pd.Timestamp("2025-01-01", tz="UTC")})
+    edges = pd.DataFrame({"src_id": ["a", "d"], "dst_id": ["b", "c"],
+                          "kind": ["friend", "follow"]})
+    return Interactions.from_frame(pairs), edges
+
+
+def test_friends_signal_ranks_what_followed_people_engaged_with(tmp_path: Path) -> None:
+    data, edges = _friends_world()
+    m = Fresh(weights={"friends": 1.0}).fit(data, edges=edges)
+
+    def top(model, user, n):
+        return set(model.recommend([user], n)[0].ids)
+
+    assert top(m, "a", 2) == {"i1", "i2"}  # a befriends b: what b engaged with
+    assert top(m, "b", 1) == {"i4"}  # a friendship goes both ways
+    assert top(m, "d", 1) == {"i3"}  # d follows c: what c engaged with
+    assert m.friends_[m.user_index_["c"]].nnz == 0  # ... and not the other way
+    loaded = Recommender.load(m.save(tmp_path / "m"))
+    assert (loaded.friends_ != m.friends_).nnz == 0 and top(loaded, "a", 2) == {"i1", "i2"}
+    # erasing b takes b out of everyone's friends (and b's engagements out of the model)
+    assert loaded.forget_user("b")
+    b = m.user_index_["b"]
+    assert loaded.friends_[:, b].nnz == 0 and loaded.friends_[b].nnz == 0
+    assert "i2" not in top(loaded, "a", 2)

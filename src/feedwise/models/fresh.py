@@ -13,6 +13,8 @@ more. ``Fresh`` blends signals that know about time and authorship, each normali
   that author's posts (with ``newness`` the author's newest posts come first);
 * ``follow`` — follows as a candidate generator: posts of authors the user follows (the
   stored graph, ``src`` follows ``dst``);
+* ``friends`` — social proof: the items the people a user follows or befriends engaged
+  with before the cut, scored by how many of them did (``log1p`` of the count);
 * ``content`` — profile-to-item cosine over title, text and tags
   (:class:`~feedwise.models.content.Content`), restricted to *live* posts: created at most
   a window before the training end, or after it (items of unknown time are not live when
@@ -67,12 +69,13 @@ from feedwise.models.content import Content, item_table, widen_catalog
 from feedwise.models.memory import rows_within
 
 #: The signals of the blend, in the order they are summed.
-SIGNALS: tuple[str, ...] = ("trending", "newness", "author", "follow", "content", "interest",
-                             "collab")
+SIGNALS: tuple[str, ...] = ("trending", "newness", "author", "follow", "friends", "content",
+                             "interest", "collab")
 #: Weights coordinate ascent starts from (``newness`` off: it is a tie-breaker at most
 #: until validation shows it helps).
 START_WEIGHTS: dict[str, float] = {"trending": 0.5, "newness": 0.0, "author": 0.5,
-                                   "follow": 0.5, "content": 0.5, "interest": 0.5,
+                                   "follow": 0.5, "friends": 0.5, "content": 0.5,
+                                   "interest": 0.5,
                                    "collab": 1.0}
 #: Weights tried per signal.
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -249,6 +252,7 @@ class Fresh(Recommender):
         self.item_author_ = np.full(n_items, -1, dtype=np.int64)
         self.item_author_[has] = codes
         self.follows_ = _follow_matrix(edges, data.user_index, names)
+        self.friends_ = _friend_matrix(edges, data.user_index)
         self.item_tags_, self.tag_share_ = _item_tags(items, index, n_items, data)
         # inner models
         self._models = []
@@ -314,6 +318,11 @@ class Fresh(Recommender):
             m = self._author_matrix()
             out["follow"] = _znorm(np.asarray((self.follows_[rows] @ m.T).toarray(),
                                               np.float32))
+        friends = getattr(self, "friends_", None)
+        if w.get("friends", 0) and rows is not None and friends is not None and friends.nnz:
+            # how many of the people the user follows engaged with each item before the cut
+            out["friends"] = _znorm(np.log1p(np.asarray(
+                (friends[rows] @ binary(self.seen_)).toarray(), np.float32)))
         for name in ("collab", "content"):
             model = self._inner(name)
             if model is None or not w.get(name, 0):
@@ -506,6 +515,7 @@ class Fresh(Recommender):
             "trending": self.trending_, "newness": self.newness_, "live": self.live_,
             "item_time": self.item_time_, "authors": self.authors_.astype(str),
             "item_author": self.item_author_, "follows": self.follows_,
+            "friends": self.friends_,
             "item_tags": self.item_tags_, "tag_share": self.tag_share_,
             "meta": np.array(json.dumps({"weights": self.weights_, "settings": self.settings_,
                                          "now": self.now_, "validation": self.validation_,
@@ -531,6 +541,9 @@ class Fresh(Recommender):
         self.authors_ = np.asarray(state["authors"], dtype=object)
         self.item_author_ = np.asarray(state["item_author"], np.int64)
         self.follows_ = sp.csr_matrix(state["follows"])
+        n_users = len(self.user_ids_)
+        self.friends_ = (sp.csr_matrix(state["friends"], dtype=np.float32) if "friends" in state
+                         else sp.csr_matrix((n_users, n_users), dtype=np.float32))
         if "item_tags" in state:
             self.item_tags_ = sp.csr_matrix(state["item_tags"], dtype=np.float32)
             self.tag_share_ = np.asarray(state["tag_share"], np.float32)
@@ -713,6 +726,34 @@ def _follow_matrix(edges: pd.DataFrame | None, user_index: Mapping[str, int],
     ok = r.notna() & c.notna()
     m = sp.csr_matrix((np.ones(int(ok.sum()), np.float32),
                        (r[ok].to_numpy(np.int64), c[ok].to_numpy(np.int64))), shape=(n_u, n_a))
+    m.data[:] = 1.0
+    return m
+
+
+def _friend_matrix(edges: pd.DataFrame | None, user_index: Mapping[str, int]
+                   ) -> sp.csr_matrix:
+    """Users x users: 1 where the row user follows, trusts or befriends the column user (a
+    friendship both ways; no self-edges)."""
+    n_u = len(user_index)
+    empty = sp.csr_matrix((n_u, n_u), dtype=np.float32)
+    if edges is None or not len(edges):
+        return empty
+    src, dst = (("src_id", "dst_id") if {"src_id", "dst_id"} <= set(edges.columns)
+                else ("src", "dst"))
+    if "kind" in edges.columns:
+        edges = edges[edges["kind"].isin(("follow", "friend", "trust"))]
+    r = edges[src].astype(str).map(user_index)
+    c = edges[dst].astype(str).map(user_index)
+    ok = (r.notna() & c.notna()).to_numpy()
+    if not ok.any():
+        return empty
+    r, c = r[ok].to_numpy(np.int64), c[ok].to_numpy(np.int64)
+    if "kind" in edges.columns:  # a friendship goes both ways
+        both = (edges["kind"].to_numpy()[ok] == "friend")
+        r, c = np.concatenate([r, c[both]]), np.concatenate([c, r[both]])
+    keep = r != c
+    m = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (r[keep], c[keep])),
+                      shape=(n_u, n_u))
     m.data[:] = 1.0
     return m
 
