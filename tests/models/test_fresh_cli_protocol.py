@@ -32,13 +32,15 @@ def test_readme_temporal_protocol_runs_on_a_slice(shared_data: Path, tmp_path: P
     artists = (src / "artists.dat").read_bytes().splitlines(keepends=True)
     (dst / "artists.dat").write_bytes(b"".join(
         [artists[0], *(ln for ln in artists[1:] if ln.split(b"\t")[0] in tagged)]))
+    (dst / "user_friends.dat").write_bytes((src / "user_friends.dat").read_bytes())
     block = readme_block(HEADING)
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "FEEDWISE_SHARED_DATA": str(tmp_path / "data")}
     argvs, _ = feedwise_calls(block, work, env)
     assert (work / "tagged.tsv").read_text().startswith("user_id\titem_id\tts\n2\t52\t2009-04-01")
-    assert [a[0] for a in argvs] == ["ingest", "ingest", "evaluate"]
+    assert [a[0] for a in argvs] == ["ingest", "ingest", "ingest", "evaluate"]
+    assert argvs[2][:2] == ["ingest", "--edges"]
     assert argvs[-1][:4] == ["evaluate", "--split", "temporal", "--model"]
     assert argvs[-1][4].startswith("auto,")
     # the feedwise commands, in-process, in the block's folder
