@@ -370,6 +370,10 @@ def cli_run(data_dir: Path, compare: bool = True) -> dict[str, Any]:
                 abs(got[m] - printed["ndcg"][m]) <= 0.5e-4 + 1e-9 for m in models))
             print("  python    ndcg      " + "  ".join(f"{m} {got[m]:.4f}" for m in models)
                   + f"  -> equal within rounding: {out['equal_within_rounding']}")
+            for kind, n in out["python"]["users"].items():
+                by = out["python"]["ndcg_by_user_kind"]
+                print(f"  python    ndcg of the {n} users {kind}: "
+                      + "  ".join(f"{m} {by[m][kind]:.4f}" for m in models))
     return out
 
 
@@ -396,13 +400,25 @@ def _cli_in_python(db: Path, models: list[str]) -> dict[str, Any]:
         split = temporal_split(st.interactions())
         posts = st.posts()
         edges = st.edges_as_of(data_end(split.train), exclude_objectors=True)
-    res: dict[str, Any] = {"ndcg": {}, "seconds": {}}
+    res: dict[str, Any] = {"ndcg": {}, "seconds": {}, "ndcg_by_user_kind": {}}
+    # the CLI scores every user with a test pair: users new at the cut (no training pair,
+    # served the fallback or, by a graph-aware model, from their friends) and the others
+    test = split.test.matrix
+    users = np.flatnonzero(metrics.n_relevant(test) > 0)
+    known = np.isin(split.test.user_ids[users], split.train.user_ids[
+        np.diff(split.train.matrix.indptr) > 0])
+    res["users"] = {"with training pairs": int(known.sum()), "new at the cut": int((~known).sum())}
     for name in models:
         t0 = time.perf_counter()
         m = get_model(name)
         table = evaluate(m, split, 10, fit_kwargs=side_data(m, items=posts, edges=edges))
         res["ndcg"][name] = float(table.set_index("metric").loc["ndcg", "value"])
         res["seconds"][name] = time.perf_counter() - t0
+        recs = recommend_matrix(m, split.test.user_ids[users], 10, split.test.item_index)
+        per = metrics.ndcg(metrics.hits_matrix(recs, test[users]),
+                           metrics.n_relevant(test[users]))
+        res["ndcg_by_user_kind"][name] = {"with training pairs": float(per[known].mean()),
+                                          "new at the cut": float(per[~known].mean())}
     return res
 
 
