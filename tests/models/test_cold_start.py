@@ -216,3 +216,32 @@ def test_saved_hybrid_keeps_its_component_params(tmp_path) -> None:
     assert {k: legacy._models[0].get_params()[k] for k in before} == before
     assert ([list(r.ids) for r in legacy.recommend(users, 5)]
             == [list(r.ids) for r in old.recommend(users, 5)])
+
+
+@pytest.mark.parametrize("name", ["ease", "itemknn", "rp3beta", "gf-cf", "norm-ease"])
+def test_a_known_user_with_an_empty_row_gets_the_popular_items(name: str, data) -> None:
+    """A user the training data names without a positive event of their own (every user a
+    temporal split finds only after its cut) is served as an unknown user, on the dense and
+    the sparse path alike, not the catalogue's order of items that all score 0."""
+    import scipy.sparse as sp
+
+    from feedwise.interactions import Interactions
+    from feedwise.models import get_model
+
+    m = data.matrix.tolil()
+    m[0, :] = 0  # user 0 stays in the data with nothing of their own
+    empty = data.with_matrix(sp.csr_matrix(m), None)
+    assert isinstance(empty, Interactions) and empty.matrix[0].nnz == 0
+    user = str(empty.user_ids[0])
+    model = get_model(name).fit(empty)
+    popular = list(model.recommend(["stranger"], 5)[0].ids)
+    order = empty.item_ids[np.argsort(-np.asarray((empty.matrix > 0).sum(axis=0)).ravel(),
+                                      kind="stable")]
+    assert popular == list(order[:5])
+    for budget in (None, 1):  # a budget of 1 byte takes the sparse path where there is one
+        model.memory_budget = budget
+        (rec,) = model.recommend([user], 5)
+        assert list(rec.ids) == popular and set(rec.reasons) <= {"trending", "popular"}
+    model.memory_budget = None
+    (rec,) = model.recommend([user], 5, history={user: ["i20", "i21", "i23"]})
+    assert "trending" not in rec.reasons  # a history is still folded in

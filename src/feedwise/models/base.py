@@ -673,6 +673,24 @@ class HistoryRecommender(Recommender):
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._score_matrix(history)
 
+    def _score_batch(self, user_ids: Sequence[str], history: History
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`Recommender._score_batch`, but a user the model holds whose training
+        row is empty (in the training window without a positive event of their own, e.g.
+        every user a temporal split finds only after its cut) and who brings no history is
+        scored as an unknown user: from a history row of zeros every item would score 0
+        and the order would be the catalogue's."""
+        scores, personal = super()._score_batch(user_ids, history)
+        rows = np.fromiter((self.user_index_.get(u, -1) for u in user_ids), np.int64,
+                           len(user_ids))
+        folded = np.array([bool(history and history.get(u)) for u in user_ids], dtype=bool)
+        sizes = np.diff(self.seen_.indptr)
+        empty = (rows >= 0) & ~folded & (sizes[np.maximum(rows, 0)] == 0)
+        if empty.any():
+            scores[empty] = self.popularity_
+            personal[empty] = False
+        return scores, personal
+
     def _score_sparse(self, x: sp.csr_matrix) -> sp.csr_matrix | None:
         """Sparse scores (x.shape[0] x n_items, stored scores >= 0, every other item 0)
         for the histories in ``x``, equal to ``_score_matrix(x)``; ``None`` (the default):
@@ -695,10 +713,9 @@ class HistoryRecommender(Recommender):
     def _sparse_scores(self, batch: Sequence[str], history: History, hist: sp.csr_matrix
                        ) -> tuple[sp.csr_matrix, np.ndarray] | None:
         # the dense path scores a training user from their training row and a folded-in
-        # user from training row + history: both are the rows of ``hist``
-        rows = np.array([self.user_index_.get(u, -1) for u in batch], dtype=np.int64)
-        folded = np.array([bool(history and history.get(u)) for u in batch], dtype=bool)
-        personal = ((rows >= 0) & ~folded) | (np.diff(hist.indptr) > 0)
+        # user from training row + history: both are the rows of ``hist``, and a user with
+        # neither (an empty row) is scored as an unknown user, as on the dense path
+        personal = np.diff(hist.indptr) > 0
         scores = self._score_sparse(hist)
         if scores is None:
             return None
