@@ -45,6 +45,12 @@ class Recommender(ABC):
     registry: ClassVar[dict[str, type[Recommender]]] = {}
     #: Reason shown for items scored without personal signal.
     fallback_reason: ClassVar[str] = "trending"
+    #: Whether a user's scores come from their training row alone (item-item and factor
+    #: models, content profiles): a user the model holds with an empty row (in the
+    #: training window without a positive event of their own, e.g. every user a temporal
+    #: split finds only after its cut) is then scored as an unknown user, the popular
+    #: items, not the catalogue's order of scores that are all the same.
+    scores_from_history: ClassVar[bool] = False
     #: Parameters added after models were first saved, with the value that reproduces the
     #: behaviour of before: a saved model without them was fitted that way (see ``load``).
     saved_before: ClassVar[dict[str, Any]] = {}
@@ -292,6 +298,8 @@ class Recommender(ABC):
         rows = np.array([self.user_index_.get(u, -1) for u in user_ids], dtype=np.int64)
         folded = np.array([bool(history and history.get(u)) for u in user_ids])
         known = (rows >= 0) & ~folded
+        if self.scores_from_history:  # an empty training row: scored as an unknown user
+            known &= np.diff(self.seen_.indptr)[np.maximum(rows, 0)] > 0
         scores = np.empty((len(user_ids), self.n_items), dtype=np.float32)
         personal = known.copy()
         if known.any():
@@ -663,6 +671,8 @@ class HistoryRecommender(Recommender):
     models: EASE, ItemKNN, RP3beta, GF-CF): subclasses implement ``_score_matrix(x)`` for a
     users x items history matrix, which serves training users and fold-in alike."""
 
+    scores_from_history = True
+
     @abstractmethod
     def _score_matrix(self, x: sp.csr_matrix) -> np.ndarray:
         """Dense scores (x.shape[0] x n_items) for the histories in ``x``."""
@@ -672,24 +682,6 @@ class HistoryRecommender(Recommender):
 
     def _score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return self._score_matrix(history)
-
-    def _score_batch(self, user_ids: Sequence[str], history: History
-                     ) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`Recommender._score_batch`, but a user the model holds whose training
-        row is empty (in the training window without a positive event of their own, e.g.
-        every user a temporal split finds only after its cut) and who brings no history is
-        scored as an unknown user: from a history row of zeros every item would score 0
-        and the order would be the catalogue's."""
-        scores, personal = super()._score_batch(user_ids, history)
-        rows = np.fromiter((self.user_index_.get(u, -1) for u in user_ids), np.int64,
-                           len(user_ids))
-        folded = np.array([bool(history and history.get(u)) for u in user_ids], dtype=bool)
-        sizes = np.diff(self.seen_.indptr)
-        empty = (rows >= 0) & ~folded & (sizes[np.maximum(rows, 0)] == 0)
-        if empty.any():
-            scores[empty] = self.popularity_
-            personal[empty] = False
-        return scores, personal
 
     def _score_sparse(self, x: sp.csr_matrix) -> sp.csr_matrix | None:
         """Sparse scores (x.shape[0] x n_items, stored scores >= 0, every other item 0)

@@ -107,6 +107,8 @@ class Content(Recommender):
         max_features: Vocabulary cap of TF-IDF.
     """
 
+    scores_from_history = True  # the profile is built from the training row
+
     name = "content"
     fallback_reason = "popular"
 

@@ -84,6 +84,8 @@ def solve_users(item_factors: np.ndarray, conf: sp.csr_matrix, regularization: f
 class FactorModel(Recommender):
     """A recommender whose scores are ``user_factors_ @ item_factors_.T``."""
 
+    scores_from_history = True  # a user without training events has no factors of note
+
     derived_caches = Recommender.derived_caches + ("_unit",)  # unit-length item factors
 
     def _score_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -152,8 +154,9 @@ class FactorModel(Recommender):
         blocks = self.budget() // (_TOPK_ROWS * self.n_items * self._score_cell_bytes())
         if blocks < (threads or os.cpu_count() or 1):
             threads = int(blocks)  # fewer kernel threads, each with its block in the budget
+        empty = np.diff(self.seen_.indptr)[np.maximum(rows, 0)] == 0  # unknown users' lot
         if (exclude is not None or candidates is not None or history or n <= 0
-                or (rows < 0).any() or blocks < 1):
+                or (rows < 0).any() or empty.any() or blocks < 1):
             return super().recommend(ids, n, exclude_seen=exclude_seen, exclude=exclude,
                                      candidates=candidates, history=history,
                                      exclude_negative=exclude_negative,

@@ -343,6 +343,15 @@ class Hybrid(Recommender):
             contrib[:, known] = self._contributions(rows[known], None, part)
             if stats is not None:
                 stats[known] = part
+            # a user held with an empty training row whom no component scores (no friends
+            # either): the cold-start chain, as for an unknown user, not the catalogue's
+            # order of a blend that is the same for every item
+            empty = known & (np.diff(self.seen_.indptr)[np.maximum(rows, 0)] == 0)
+            for i in np.flatnonzero(empty):
+                total = contrib[:, i].sum(axis=0)
+                if not np.nanmax(total) > np.nanmin(total):
+                    known[i] = False
+                    contrib[:, i] = 0.0
         rest = np.flatnonzero(~known)
         cold: dict[int, list[str]] = {}
         if len(rest):
