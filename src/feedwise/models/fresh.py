@@ -76,8 +76,7 @@ SIGNALS: tuple[str, ...] = ("trending", "newness", "author", "follow", "friends"
 #: of the synthetic development world from 0.695 to 0.660, docs/fresh.md).
 START_WEIGHTS: dict[str, float] = {"trending": 0.5, "newness": 0.0, "author": 0.5,
                                    "follow": 0.5, "friends": 0.0, "content": 0.5,
-                                   "interest": 0.5,
-                                   "collab": 1.0}
+                                   "interest": 0.5, "collab": 1.0}
 #: Weights tried per signal.
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 #: Time constants tried, as multiples of the validation window (``None``: no decay / no
@@ -708,12 +707,10 @@ def _item_tags(items: pd.DataFrame | None, index: Mapping[str, int], n_items: in
     return m, (per_tag / total if total > 0 else per_tag)
 
 
-def _follow_matrix(edges: pd.DataFrame | None, user_index: Mapping[str, int],
-                   authors: np.ndarray) -> sp.csr_matrix:
-    """Users x authors: 1 where the user follows (befriends) the author."""
-    n_u, n_a = len(user_index), max(len(authors), 1)
-    if edges is None or not len(edges) or not len(authors):
-        return sp.csr_matrix((n_u, n_a), dtype=np.float32)
+def _relations(edges: pd.DataFrame) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """The follow, friend and trust edges of a graph table (``src_id, dst_id, kind``, or
+    ``src, dst``; without ``kind`` every edge is a follow): sources and destinations as
+    text, and each edge's kind."""
     src, dst = (("src_id", "dst_id") if {"src_id", "dst_id"} <= set(edges.columns)
                 else ("src", "dst"))
     if src not in edges.columns or dst not in edges.columns:
@@ -721,9 +718,22 @@ def _follow_matrix(edges: pd.DataFrame | None, user_index: Mapping[str, int],
                         f"{list(edges.columns)}")
     if "kind" in edges.columns:
         edges = edges[edges["kind"].isin(("follow", "friend", "trust"))]
+        kind = edges["kind"].to_numpy(dtype=object)
+    else:
+        kind = np.full(len(edges), "follow", dtype=object)
+    return edges[src].astype(str), edges[dst].astype(str), kind
+
+
+def _follow_matrix(edges: pd.DataFrame | None, user_index: Mapping[str, int],
+                   authors: np.ndarray) -> sp.csr_matrix:
+    """Users x authors: 1 where the user follows (befriends) the author."""
+    n_u, n_a = len(user_index), max(len(authors), 1)
+    if edges is None or not len(edges) or not len(authors):
+        return sp.csr_matrix((n_u, n_a), dtype=np.float32)
+    src, dst, _ = _relations(edges)
     a_index = {str(a): i for i, a in enumerate(authors)}
-    r = edges[src].astype(str).map(user_index)
-    c = edges[dst].astype(str).map(a_index)
+    r = src.map(user_index)
+    c = dst.map(a_index)
     ok = r.notna() & c.notna()
     m = sp.csr_matrix((np.ones(int(ok.sum()), np.float32),
                        (r[ok].to_numpy(np.int64), c[ok].to_numpy(np.int64))), shape=(n_u, n_a))
@@ -739,19 +749,14 @@ def _friend_matrix(edges: pd.DataFrame | None, user_index: Mapping[str, int]
     empty = sp.csr_matrix((n_u, n_u), dtype=np.float32)
     if edges is None or not len(edges):
         return empty
-    src, dst = (("src_id", "dst_id") if {"src_id", "dst_id"} <= set(edges.columns)
-                else ("src", "dst"))
-    if "kind" in edges.columns:
-        edges = edges[edges["kind"].isin(("follow", "friend", "trust"))]
-    r = edges[src].astype(str).map(user_index)
-    c = edges[dst].astype(str).map(user_index)
+    src, dst, kind = _relations(edges)
+    r, c = src.map(user_index), dst.map(user_index)
     ok = (r.notna() & c.notna()).to_numpy()
     if not ok.any():
         return empty
     r, c = r[ok].to_numpy(np.int64), c[ok].to_numpy(np.int64)
-    if "kind" in edges.columns:  # a friendship goes both ways
-        both = (edges["kind"].to_numpy()[ok] == "friend")
-        r, c = np.concatenate([r, c[both]]), np.concatenate([c, r[both]])
+    both = kind[ok] == "friend"  # a friendship goes both ways
+    r, c = np.concatenate([r, c[both]]), np.concatenate([c, r[both]])
     keep = r != c
     m = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (r[keep], c[keep])),
                       shape=(n_u, n_u))
