@@ -107,7 +107,6 @@ def test_save_load_and_forget(world, tmp_path: Path) -> None:
     assert not loaded.knows_user(users[0])
 
 
-
 def _friends_world():
     import pandas as pd
 
