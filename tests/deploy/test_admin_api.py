@@ -108,3 +108,15 @@ def test_exec_needs_the_runner_of_feedwise_serve_and_reload_swaps(tmp_path) -> N
         r = c.post("/v1/admin/reload", headers=h)
         assert r.json() == {"swapped": True, "version": "v0002"}
         assert state.served.version == "v0002"
+
+
+def test_snapshots_left_by_their_readers_go_when_the_service_closes(tmp_path) -> None:
+    from pathlib import Path
+
+    app, admin, _, _ = _app(tmp_path)
+    with TestClient(app) as c:
+        r = c.post("/v1/admin/snapshot", headers={"Authorization": f"Bearer {admin}"})
+        assert r.status_code == 200, r.text
+        path = Path(r.json()["path"])
+        assert path.is_file()
+    assert not path.exists()

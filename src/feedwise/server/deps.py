@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
@@ -142,6 +143,9 @@ class ServiceState:
         self.posts_added = 0
         self._appended = 0  # posts appended since the engine was built
         self.lists_saved: dict[str, str] = {}
+        #: Store snapshots made for feed workers and reading commands (POST
+        #: /v1/admin/snapshot): their readers delete them; whatever is left goes at close.
+        self.snapshots: set[Path] = set()
         self.writer = Writer(self.store, max_rows=settings.writer_max_rows,
                              queue_size=settings.writer_queue_size,
                              on_ingest=self.metrics.on_ingest,
@@ -388,7 +392,7 @@ class ServiceState:
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Stop the watcher, flush the writer, close the store, delete the lists saved for
-        feed workers."""
+        feed workers and the snapshots their readers left."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(5)
@@ -402,6 +406,10 @@ class ServiceState:
         for folder in self.lists_saved.values():
             shutil.rmtree(folder, ignore_errors=True)
         self.lists_saved.clear()
+        for path in self.snapshots:
+            for f in (path, path.with_name(path.name + ".wal")):
+                f.unlink(missing_ok=True)
+        self.snapshots.clear()
 
 
 async def get_state(request: Request) -> ServiceState:

@@ -80,6 +80,7 @@ def snapshot(state: State, key: AdminKey) -> SnapshotOut:
     dest = folder / f"{uuid.uuid4().hex}.duckdb"
     path = state.store.snapshot(dest)
     os.chmod(path, 0o600)
+    state.snapshots.add(Path(path))
     return SnapshotOut(path=str(path), store_id=state.store.store_id(),
                        bytes=path.stat().st_size)
 
