@@ -299,7 +299,7 @@ class Recommender(ABC):
         folded = np.array([bool(history and history.get(u)) for u in user_ids])
         known = (rows >= 0) & ~folded
         if self.scores_from_history:  # an empty training row: scored as an unknown user
-            known &= np.diff(self.seen_.indptr)[np.maximum(rows, 0)] > 0
+            known &= row_sizes(self.seen_, rows) > 0
         scores = np.empty((len(user_ids), self.n_items), dtype=np.float32)
         personal = known.copy()
         if known.any():
@@ -846,6 +846,13 @@ def _kth_largest(v: np.ndarray, k: int) -> float:
         if len(high) >= k:
             v = high
     return v[np.argpartition(v, len(v) - k)[len(v) - k]]
+
+
+def row_sizes(m: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """Stored entries of each of ``rows`` of a CSR matrix (a row of -1 reads row 0), from
+    its index pointer: a request's few rows, not a pass over every row."""
+    rows = np.maximum(np.asarray(rows, np.int64), 0)
+    return m.indptr[rows + 1] - m.indptr[rows]
 
 
 def _row_cols(m: sp.csr_matrix, r: int) -> np.ndarray:

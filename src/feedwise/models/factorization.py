@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from feedwise.errors import ConfigError
 from feedwise.itemlist import ItemList
-from feedwise.models.base import History, PerUser, Recommender
+from feedwise.models.base import History, PerUser, Recommender, row_sizes
 
 #: Most liked items compared per user when explaining (the heaviest ones).
 _EXPLAIN_HISTORY = 200
@@ -154,7 +154,7 @@ class FactorModel(Recommender):
         blocks = self.budget() // (_TOPK_ROWS * self.n_items * self._score_cell_bytes())
         if blocks < (threads or os.cpu_count() or 1):
             threads = int(blocks)  # fewer kernel threads, each with its block in the budget
-        empty = np.diff(self.seen_.indptr)[np.maximum(rows, 0)] == 0  # unknown users' lot
+        empty = row_sizes(self.seen_, rows) == 0  # served as unknown users, by the base
         if (exclude is not None or candidates is not None or history or n <= 0
                 or (rows < 0).any() or empty.any() or blocks < 1):
             return super().recommend(ids, n, exclude_seen=exclude_seen, exclude=exclude,

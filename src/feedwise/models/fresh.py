@@ -321,8 +321,11 @@ class Fresh(Recommender):
         friends = getattr(self, "friends_", None)
         if w.get("friends", 0) and rows is not None and friends is not None and friends.nnz:
             # how many of the people the user follows engaged with each item before the cut
-            out["friends"] = _znorm(np.log1p(np.asarray(
-                (friends[rows] @ binary(self.seen_)).toarray(), np.float32)))
+            # (from those people's rows only, not a copy of every user's)
+            f = friends[rows]
+            who = np.unique(f.indices)
+            counts = f[:, who] @ binary(self.seen_[who])
+            out["friends"] = _znorm(np.log1p(np.asarray(counts.toarray(), np.float32)))
         for name in ("collab", "content"):
             model = self._inner(name)
             if model is None or not w.get(name, 0):

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
-from feedwise.models.base import History, Recommender
+from feedwise.models.base import History, Recommender, row_sizes
 from feedwise.models.calibration import Calibration, Component, calibrate
 from feedwise.models.content import item_table, widen_catalog
 from feedwise.models.popularity import Popularity
@@ -346,7 +346,7 @@ class Hybrid(Recommender):
             # a user held with an empty training row whom no component scores (no friends
             # either): the cold-start chain, as for an unknown user, not the catalogue's
             # order of a blend that is the same for every item
-            empty = known & (np.diff(self.seen_.indptr)[np.maximum(rows, 0)] == 0)
+            empty = known & (row_sizes(self.seen_, rows) == 0)
             for i in np.flatnonzero(empty):
                 total = contrib[:, i].sum(axis=0)
                 if not np.nanmax(total) > np.nanmin(total):
