@@ -64,3 +64,23 @@ def test_the_ideal_filter_is_the_same_every_fit(shared_data) -> None:
         got = _top_right_vectors(m, 20)
         want = svds(m.tocsc(), k=20, random_state=0)[2]
         np.testing.assert_allclose(got.T @ got, want.T @ want, atol=1e-10)
+
+
+def test_directions_beyond_the_rank_add_nothing() -> None:
+    """40 users who copy 8 distinct histories (rank 8), 20 users without any, 32 factors:
+    the dense solve's directions beyond the rank are left at zero instead of a rounding
+    error divided by a singular value of ~0, so the filter is the rank-8 one."""
+    rng = np.random.default_rng(1)
+    histories = [rng.choice(200, 12, replace=False) for _ in range(8)]
+    rows = [(f"u{u}", f"i{i}") for u in range(40) for i in histories[u % 8]]
+    df = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    data = Interactions.from_frame(df, weight=None,
+                                   user_ids=np.array([f"u{u}" for u in range(60)], object),
+                                   item_ids=np.array([f"i{i}" for i in range(200)], object))
+    model = GFCF(linear=0.0).fit(data)
+    assert np.isfinite(model.factors_).all()
+    assert (np.abs(model.factors_).sum(axis=1) > 0).sum() <= 8
+    full = GFCF(linear=0.0, factors=8).fit(data)
+    f, g = model.factors_, full.factors_
+    np.testing.assert_allclose(f.T @ f, g.T @ g, atol=1e-5)
+    assert np.isfinite(model._score_rows(np.arange(60))).all()

@@ -28,7 +28,10 @@ def _top_right_vectors(rn: sp.csr_matrix, k: int) -> np.ndarray:
     rows, cols = rn.shape
     if rows < cols:  # R̃ R̃ᵀ = U S² Uᵀ, then V = R̃ᵀ U / S
         w, u = eigh((rn @ rn.T).toarray(), subset_by_index=[rows - k, rows - 1])
-        vt = (rn.T @ u).T / np.sqrt(np.maximum(w, 1e-300))[:, None]
+        # directions beyond the data's rank (empty users, k above the rank) have no right
+        # vector: left at zero, they add nothing to the filter
+        live = w > max(float(w.max()), 0.0) * 1e-10
+        vt = (rn.T @ u).T * np.where(live, 1.0 / np.sqrt(np.where(live, w, 1.0)), 0.0)[:, None]
     else:  # R̃ᵀ R̃ = V S² Vᵀ
         _, v = eigh((rn.T @ rn).toarray(), subset_by_index=[cols - k, cols - 1])
         vt = v.T
