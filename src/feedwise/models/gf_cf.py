@@ -13,7 +13,8 @@ from feedwise.models.base import HistoryRecommender, binary, dense_block
 
 
 #: Largest smaller side of ``R̃`` whose Gram (that side squared, float64) is solved densely
-#: instead of by ARPACK (128 MB at 4,000). ARPACK's vectors change from one run to the next
+#: instead of by ARPACK (128 MB at 4,000, about three times that while solving; less where
+#: the memory budget is smaller). ARPACK's vectors change from one run to the next
 #: when singular values near the cut are close (Last.fm, 1,900 users x 18,000 artists: the
 #: projection moved by up to 1e-3 between two fits of the same data in one process, enough
 #: to flip a Hybrid calibration's choice); the dense solve gives the same vectors every run.
@@ -99,7 +100,8 @@ class GFCF(HistoryRecommender):
         if k >= min(rn.shape) - 1:  # svds needs k < min(shape): small data, dense SVD
             _, _, vt = np.linalg.svd(rn.toarray(), full_matrices=False)
             vt = vt[:k]
-        elif min(rn.shape) <= DENSE_GRAM_MAX:
+        elif min(rn.shape) <= min(DENSE_GRAM_MAX, np.sqrt(self.budget() / 24)):
+            # the Gram, eigh's copy of it and its workspace: about 3 x 8 bytes a cell
             vt = _top_right_vectors(rn, k)
         else:
             _, _, vt = svds(sp.csc_matrix(rn), k=k, random_state=self.random_state)
