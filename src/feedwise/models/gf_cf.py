@@ -11,7 +11,6 @@ from feedwise.errors import ConfigError
 from feedwise.interactions import Interactions
 from feedwise.models.base import HistoryRecommender, binary, dense_block
 
-
 #: Largest smaller side of ``R̃`` whose Gram (that side squared, float64) is solved densely
 #: instead of by ARPACK (128 MB at 4,000, about three times that while solving; less where
 #: the memory budget is smaller). ARPACK's vectors change from one run to the next
