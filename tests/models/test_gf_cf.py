@@ -84,3 +84,10 @@ def test_directions_beyond_the_rank_add_nothing() -> None:
     f, g = model.factors_, full.factors_
     np.testing.assert_allclose(f.T @ f, g.T @ g, atol=1e-5)
     assert np.isfinite(model._score_rows(np.arange(60))).all()
+    from feedwise.models.gf_cf import _top_right_vectors
+
+    rn = sp.csr_matrix(data.matrix.T)  # tall: the items' side solved
+    tall = _top_right_vectors(rn, 32)
+    assert (np.abs(tall).sum(axis=1) > 0).sum() <= 8
+    want = _top_right_vectors(rn, 8)
+    np.testing.assert_allclose(tall.T @ tall, want.T @ want, atol=1e-5)

@@ -25,16 +25,18 @@ def _top_right_vectors(rn: sp.csr_matrix, k: int) -> np.ndarray:
     eigendecomposition of its smaller Gram matrix."""
     from scipy.linalg import eigh
 
+    rn = sp.csr_matrix(rn, dtype=np.float64)
     rows, cols = rn.shape
     if rows < cols:  # R̃ R̃ᵀ = U S² Uᵀ, then V = R̃ᵀ U / S
         w, u = eigh((rn @ rn.T).toarray(), subset_by_index=[rows - k, rows - 1])
-        # directions beyond the data's rank (empty users, k above the rank) have no right
-        # vector: left at zero, they add nothing to the filter
-        live = w > max(float(w.max()), 0.0) * 1e-10
-        vt = (rn.T @ u).T * np.where(live, 1.0 / np.sqrt(np.where(live, w, 1.0)), 0.0)[:, None]
+        vt, norm = (rn.T @ u).T, np.sqrt(np.maximum(w, 0.0))
     else:  # R̃ᵀ R̃ = V S² Vᵀ
-        _, v = eigh((rn.T @ rn).toarray(), subset_by_index=[cols - k, cols - 1])
-        vt = v.T
+        w, v = eigh((rn.T @ rn).toarray(), subset_by_index=[cols - k, cols - 1])
+        vt, norm = v.T, np.ones_like(w)
+    # directions beyond the data's rank (empty or copied histories, k above the rank) are
+    # left at zero: they add nothing to the filter
+    live = w > max(float(w.max()), 0.0) * 1e-10
+    vt = vt * np.where(live, 1.0 / np.where(live, norm, 1.0), 0.0)[:, None]
     return np.ascontiguousarray(vt[::-1])
 
 
