@@ -346,12 +346,12 @@ class Hybrid(Recommender):
             # a user held with an empty training row whom no component scores (no friends
             # either): the cold-start chain, as for an unknown user, not the catalogue's
             # order of a blend that is the same for every item
-            empty = known & (row_sizes(self.seen_, rows) == 0)
-            for i in np.flatnonzero(empty):
-                total = contrib[:, i].sum(axis=0)
-                if not np.nanmax(total) > np.nanmin(total):
-                    known[i] = False
-                    contrib[:, i] = 0.0
+            empty = np.flatnonzero(known & (row_sizes(self.seen_, rows) == 0))
+            if len(empty):
+                total = contrib[:, empty].sum(axis=0)
+                flat = empty[~(np.nanmax(total, axis=1) > np.nanmin(total, axis=1))]
+                known[flat] = False
+                contrib[:, flat] = 0.0
         rest = np.flatnonzero(~known)
         cold: dict[int, list[str]] = {}
         if len(rest):
