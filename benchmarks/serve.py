@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import hashlib
 import inspect
@@ -59,6 +60,9 @@ from feedwise.registry import ModelRegistry  # noqa: E402
 from feedwise.schema import CAMPAIGN_COLUMNS  # noqa: E402
 from feedwise.server.auth import create_key  # noqa: E402
 from feedwise.store import EventStore  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from slower import SlowerMachine  # noqa: E402
 
 TARGETS = {"feed_rps_16": 500.0, "feed_p99_ms_16": 50.0, "events_per_s": 20_000.0}
 
@@ -732,6 +736,10 @@ def main() -> None:
                    help="rows per job of the writer-alone phase")
     p.add_argument("--writer-rounds", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--slower", type=float, default=0.0, metavar="F",
+                   help="emulate a slower machine: a competing busy process takes the share "
+                        "F of every core while the servings run (root and a cpu cgroup; see "
+                        "benchmarks/slower.py)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serve.json"))
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                    help="keep the built world and fitted models for the next run "
@@ -771,19 +779,25 @@ def main() -> None:
     print(f"load average before: {load_before[0]:.2f} (other work on these cores distorts "
           f"the timings); {os.cpu_count()} CPUs", flush=True)
     results = []
-    for run in range(args.runs):
-        for m, mat, nw in plan:
-            label = f"{m}{' (default)' if m == default else ''}, " + (
-                f"materialised lists n={mat}" if mat else "scored per request") + (
-                f", {nw} processes" if nw > 1 else ", one process")
-            print(f"run {run + 1}: serving {label}", flush=True)
-            r = serve_model(root, w, m, args, f"{run}{m}{mat}{nw}", mat, nw)
-            r["run"] = run + 1
-            results.append(r)
-            print(f"    count check: stored {r['stored']} = before {r['before']} + posted "
-                  f"{r['posted']} + impressions {r['impressions']} -> "
-                  f"{'OK, no event lost or doubled' if r['no_event_lost'] else 'MISMATCH'}",
-                  flush=True)
+    slow = SlowerMachine(args.slower) if args.slower else contextlib.nullcontext()
+    with slow:
+        if args.slower:
+            print(f"emulated slower machine (benchmarks/slower.py): a busy process takes "
+                  f"{args.slower:.0%} of every core when the benchmark wants it; a busy loop "
+                  f"here now runs {slow.slowdown:.2f}x slower", flush=True)
+        for run in range(args.runs):
+            for m, mat, nw in plan:
+                label = f"{m}{' (default)' if m == default else ''}, " + (
+                    f"materialised lists n={mat}" if mat else "scored per request") + (
+                    f", {nw} processes" if nw > 1 else ", one process")
+                print(f"run {run + 1}: serving {label}", flush=True)
+                r = serve_model(root, w, m, args, f"{run}{m}{mat}{nw}", mat, nw)
+                r["run"] = run + 1
+                results.append(r)
+                print(f"    count check: stored {r['stored']} = before {r['before']} + "
+                      f"posted {r['posted']} + impressions {r['impressions']} -> "
+                      f"{'OK, no event lost or doubled' if r['no_event_lost'] else 'MISMATCH'}",
+                      flush=True)
     table = []
     for r in results:
         table.append({
@@ -821,6 +835,7 @@ def main() -> None:
           f"in batches of {args.writer_batch} into the {writer['table_rows']}-row store, "
           f"no HTTP (the store-side ceiling)")
     out = {"args": vars(args), "cpus": os.cpu_count(), "load_before": load_before,
+           "slowdown": slow.slowdown if args.slower else None,
            "load_after": os.getloadavg(), "default_model": default,
            "world_events": w["events"], "results": results, "writer_alone": writer,
            "targets": TARGETS}

@@ -45,16 +45,23 @@ def test_dense_blend_lists_equal_direct_feeds_without_dense_rows(blend: dict,
     for name in ("_scores_for", "score_row"):  # any dense row of the blend is counted
         real = getattr(model, name)
         monkeypatch.setattr(model, name, lambda *a, _r=real, **k: dense.append(1) or _r(*a, **k))
-    outside = []
+    outside, by_parts, by_winner = [], [], []
     real_cols = model.score_columns
     monkeypatch.setattr(model, "score_columns",
                         lambda h, c, **k: outside.append(len(c)) or real_cols(h, c, **k))
+    for name, seen in (("explain_columns", by_parts), ("explain_winners", by_winner)):
+        real = getattr(model, name)
+        monkeypatch.setattr(model, name, lambda u, h, c, *a, _r=real, _s=seen:
+                            _s.append(len(c)) or _r(u, h, c, *a))
     got = _feeds(served, users)
     same = np.mean([a == b for a, b in zip(want, got, strict=True)])
     assert src.hits >= len(users) * 0.9
     assert same >= 0.99, f"{same:.1%} of feeds (top 20 and reasons) equal"
     assert sum(outside) > 0  # pool items outside the short lists were scored by column
     assert not dense, "a dense row of the blend was scored while serving from the lists"
+    # the listed posts shown are explained by the component kept with the list; only the
+    # others score every component at their columns again
+    assert sum(by_winner) > 3 * sum(by_parts), (sum(by_winner), sum(by_parts))
 
 
 def test_row_state_survives_save_and_load(blend: dict, tmp_path) -> None:  # noqa: ANN001
@@ -64,12 +71,21 @@ def test_row_state_survives_save_and_load(blend: dict, tmp_path) -> None:  # noq
     lists.update(["u2"], {"u2": {"i9": 2.0}})  # a refresh recomputes the state too
     _, _, fresh = model._scores_and_state(["u2"], {"u2": {"i9": 2.0}})
     np.testing.assert_allclose(lists.state_row("u2"), fresh[0], rtol=1e-6)
+    # the explaining components are recomputed with it: those the direct path picks
+    cols, why = lists.why_row("u2")
+    hist = model.history_matrix({"u2": {"i9": 2.0}}, ["u2"])
+    assert model.explain_winners("u2", hist, cols, why) == model._explain(hist, [cols])[0]
+    assert len(np.unique(why)) > 1  # not one component for everything
     lists.save(tmp_path / "lists")
     back = MaterialisedLists.load(model, tmp_path / "lists", n=30)
     assert back.n_state == lists.n_state
     for u in ("u1", "u2", "u3"):
         np.testing.assert_array_equal(back.state_row(u), lists.state_row(u))
-    assert back.forget_user("u2") and back.row("u2") is None
+        np.testing.assert_array_equal(back.why_row(u)[1], lists.why_row(u)[1])
+    assert back.forget_user("u2") and back.row("u2") is None and back.why_row("u2") is None
+    back.compact()
+    assert back.why_row("u2") is None and len(back.why) == len(back.cols)
+    np.testing.assert_array_equal(back.why_row("u3")[1], lists.why_row("u3")[1])
 
 
 def test_refresh_round_stops_at_its_busy_share(blend: dict) -> None:

@@ -32,7 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -61,6 +61,9 @@ class MaterialisedLists:
         complete: Per stored user, whether the list holds every item the model scores above
             zero (sparse models whose user has fewer than ``n`` such items): an item outside
             it scores exactly 0.
+        why: Aligned with ``cols``, the index of the blend's component that explains each
+            listed item (-1: none stored), for models that give it (``last_winners``), so
+            the reasons of a shown post need no component scored again; else ``None``.
         built_s: Seconds the last :meth:`build` took.
     """
 
@@ -72,7 +75,9 @@ class MaterialisedLists:
         self.cols = np.empty(0, np.int32)
         self.scores = np.empty(0, np.float32)
         self.complete = np.empty(0, bool)
-        self.overlay: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
+        self.why: np.ndarray | None = None
+        #: user -> (cols, scores, complete, why or None): lists recomputed since the arrays
+        self.overlay: dict[str, tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]] = {}
         #: Dense models: every user's scores of a few shared items (``extra_cols``, sorted
         #: model columns: the trending and newest posts any pool may hold), so scoring a
         #: pool needs no dense row; rows aligned with ``index``, overlay in ``extra_overlay``.
@@ -108,20 +113,23 @@ class MaterialisedLists:
         parts = []
         for lo in range(0, len(ids), batch):
             part = ids[lo:lo + batch]
-            parts.append((part, *score_top(model, part, out.n, extra_cols=out.extra_cols)))
-            if parts[-1][4] is not None:
-                out.n_state = parts[-1][4].shape[1] - len(out.extra_cols)
+            parts.append((part, score_top(model, part, out.n, extra_cols=out.extra_cols)))
+            if parts[-1][1].extra is not None:
+                out.n_state = parts[-1][1].extra.shape[1] - len(out.extra_cols)
             if progress is not None:
                 progress(min(lo + batch, len(ids)), len(ids))
         keep_ids: list[str] = []
-        counts, cols, vals, comp, extra = [], [], [], [], []
-        for part, rows, personal, complete, gs in parts:
-            for b, (u, (c, v), p, k) in enumerate(zip(part, rows, personal, complete,
-                                                      strict=True)):
+        counts, cols, vals, comp, extra, why = [], [], [], [], [], []
+        winners = bool(parts) and all(got.why is not None for _, got in parts)
+        for part, got in parts:
+            for b, (u, (c, v), p, k) in enumerate(zip(part, got.rows, got.personal,
+                                                      got.complete, strict=True)):
                 if not p:
                     continue
-                if gs is not None:
-                    extra.append(gs[b])
+                if got.extra is not None:
+                    extra.append(got.extra[b])
+                if winners:
+                    why.append(_why(got.why[b], len(c)))
                 keep_ids.append(u)
                 counts.append(len(c))
                 cols.append(c)
@@ -133,6 +141,8 @@ class MaterialisedLists:
         out.scores = (np.concatenate(vals).astype(np.float32) if vals
                       else np.empty(0, np.float32))
         out.complete = np.asarray(comp, bool)
+        if winners:
+            out.why = np.concatenate(why) if why else np.empty(0, np.int8)
         if len(out.extra_cols) or out.n_state:
             out.extra = (np.vstack(extra).astype(np.float32) if extra else
                          np.empty((0, len(out.extra_cols) + out.n_state), np.float32))
@@ -152,7 +162,7 @@ class MaterialisedLists:
         """The user's scores of :attr:`extra_cols` (then their row state), or ``None``."""
         if user_id in self.extra_overlay:
             return self.extra_overlay[user_id]
-        index, _, _, _, _, extra = self._snap
+        index, _, _, _, _, extra, _ = self._snap
         if extra is None:
             return None
         r = index.get(user_id)
@@ -163,26 +173,39 @@ class MaterialisedLists:
 
     @property
     def nbytes(self) -> int:
-        return int(self.indptr.nbytes + self.cols.nbytes + self.scores.nbytes)
+        return int(self.indptr.nbytes + self.cols.nbytes + self.scores.nbytes
+                   + (self.why.nbytes if self.why is not None else 0))
 
     # ------------------------------------------------------------------ read
     def publish(self) -> None:
         """Make the arrays as they are now what readers see, in one assignment (a reader
         never pairs one version's index with another's rows)."""
         self._snap = (self.index, self.indptr, self.cols, self.scores, self.complete,
-                      self.extra)
+                      self.extra, self.why)
 
     def row(self, user_id: str) -> tuple[np.ndarray, np.ndarray, bool] | None:
         """``(model columns, scores, complete)`` of a user's list, best first, or ``None``."""
+        got = self._entry(user_id)
+        return None if got is None else got[:3]
+
+    def why_row(self, user_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(model columns, explaining component)`` of a user's list (see :attr:`why`), or
+        ``None`` where none is stored."""
+        got = self._entry(user_id)
+        return None if got is None or got[3] is None else (got[0], got[3])
+
+    def _entry(self, user_id: str
+               ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None] | None:
         got = self.overlay.get(user_id)
         if got is not None:
             return got if len(got[0]) or got[2] else None
-        index, indptr, cols, scores, complete, _ = self._snap
+        index, indptr, cols, scores, complete, _, why = self._snap
         r = index.get(user_id)
         if r is None:
             return None
         lo, hi = indptr[r], indptr[r + 1]
-        return cols[lo:hi], scores[lo:hi], bool(complete[r])
+        return (cols[lo:hi], scores[lo:hi], bool(complete[r]),
+                None if why is None else why[lo:hi])
 
     # ------------------------------------------------------------------ write
     def update(self, user_ids: Sequence[str], history: Mapping[str, Mapping[str, float]]
@@ -191,14 +214,14 @@ class MaterialisedLists:
         weight, the model's fold-in) and put them in the overlay; returns the count."""
         if not user_ids:
             return 0
-        rows, personal, complete, gs = score_top(self.model, list(user_ids), self.n, history,
-                                                 extra_cols=self.extra_cols)
-        new_extra = ({u: (gs[b] if personal[b] else None) for b, u in enumerate(user_ids)}
-                     if gs is not None else {})
+        got = score_top(self.model, list(user_ids), self.n, history,
+                        extra_cols=self.extra_cols)
+        gs = got.extra
+        new_extra = ({u: (gs[b] if got.personal[b] else None)
+                      for b, u in enumerate(user_ids)} if gs is not None else {})
         new = {}
-        for u, (c, v), p, k in zip(user_ids, rows, personal, complete, strict=True):
-            new[u] = (c.astype(np.int32), v.astype(np.float32), bool(k)) if p else \
-                (np.empty(0, np.int32), np.empty(0, np.float32), False)
+        for b, u in enumerate(user_ids):
+            new[u] = self._entry_of(got, b) if got.personal[b] else _EMPTY
         with self._lock:
             self.extra_overlay = {**self.extra_overlay, **new_extra}
             self.overlay = {**self.overlay, **new}  # readers see the old dict or the new
@@ -211,25 +234,33 @@ class MaterialisedLists:
         (``None`` if the user is no longer scored personally). One key is set in place
         (readers see the old row or the new one), so the cost does not grow with the
         overlay."""
-        rows, personal, complete, gs = score_top(
-            self.model, [user_id], int(n), {user_id: dict(history)} if history else None,
-            extra_cols=self.extra_cols)
-        if not personal[0]:
+        got = score_top(self.model, [user_id], int(n),
+                        {user_id: dict(history)} if history else None,
+                        extra_cols=self.extra_cols)
+        if not got.personal[0]:
             return None
-        c, v = rows[0]
-        row = (c.astype(np.int32), v.astype(np.float32), bool(complete[0]))
+        row = self._entry_of(got, 0)
         with self._lock:
-            if gs is not None:
-                self.extra_overlay[user_id] = gs[0]
+            if got.extra is not None:
+                self.extra_overlay[user_id] = got.extra[0]
             self.overlay[user_id] = row
-        return row
+        return row[:3]
+
+    def _entry_of(self, got: Scored, b: int
+                  ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]:
+        """The overlay entry of batch row ``b`` of a :func:`score_top` result (winners
+        kept only where the arrays keep them, so a compaction stays aligned)."""
+        c, v = got.rows[b]
+        why = (_why(got.why[b], len(c)) if self.why is not None and got.why is not None
+               else None)
+        return c.astype(np.int32), v.astype(np.float32), bool(got.complete[b]), why
 
     def forget_user(self, user_id: str) -> bool:
         """Drop a user's list (erasure); ``True`` if one was held."""
         with self._lock:
             found = user_id in self.overlay or user_id in self.index
             overlay = dict(self.overlay)
-            overlay[user_id] = (np.empty(0, np.int32), np.empty(0, np.float32), False)
+            overlay[user_id] = _EMPTY
             if self.extra is not None:
                 self.extra_overlay = {**self.extra_overlay, user_id: None}
             self.overlay = overlay
@@ -240,6 +271,10 @@ class MaterialisedLists:
                     self.cols = np.array(self.cols)
                 self.scores[self.indptr[r]:self.indptr[r + 1]] = 0
                 self.cols[self.indptr[r]:self.indptr[r + 1]] = 0
+                if self.why is not None:
+                    if not self.why.flags.writeable:
+                        self.why = np.array(self.why)
+                    self.why[self.indptr[r]:self.indptr[r + 1]] = -1
                 if self.extra is not None:
                     if not self.extra.flags.writeable:
                         self.extra = np.array(self.extra)
@@ -257,13 +292,14 @@ class MaterialisedLists:
                 return
             users = list(self.index)
             users += [u for u in overlay if u not in self.index]
-            counts, cols, vals, comp, keep, extra = [], [], [], [], [], []
+            counts, cols, vals, comp, keep, extra, why = [], [], [], [], [], [], []
             for u in users:
                 got = overlay.get(u)
                 if got is None:
                     r = self.index[u]
                     lo, hi = self.indptr[r], self.indptr[r + 1]
-                    got = (self.cols[lo:hi], self.scores[lo:hi], bool(self.complete[r]))
+                    got = (self.cols[lo:hi], self.scores[lo:hi], bool(self.complete[r]),
+                           None if self.why is None else self.why[lo:hi])
                     g = self.extra[r] if self.extra is not None else None
                 elif not len(got[0]) and not got[2]:
                     continue  # forgotten, or no personal list any more
@@ -277,11 +313,14 @@ class MaterialisedLists:
                 cols.append(got[0])
                 vals.append(got[1])
                 comp.append(got[2])
+                why.append(_why(got[3], len(got[0])))
             indptr = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
             c = np.concatenate(cols).astype(np.int32) if cols else np.empty(0, np.int32)
             v = np.concatenate(vals).astype(np.float32) if vals else np.empty(0, np.float32)
             self.indptr, self.cols, self.scores = indptr, c, v
             self.complete = np.asarray(comp, bool)
+            if self.why is not None:
+                self.why = np.concatenate(why) if why else np.empty(0, np.int8)
             self.index = {u: i for i, u in enumerate(keep)}
             if self.extra is not None:
                 self.extra = (np.vstack(extra).astype(np.float32) if extra else
@@ -303,6 +342,8 @@ class MaterialisedLists:
         np.save(d / "scores.npy", self.scores)
         np.save(d / "complete.npy", self.complete)
         np.save(d / "users.npy", np.asarray(list(self.index), dtype=str))
+        if self.why is not None:
+            np.save(d / "why.npy", self.why)
         if self.extra is not None:
             np.save(d / "extra.npy", self.extra)
             np.save(d / "extra_cols.npy", self.extra_cols)
@@ -320,6 +361,8 @@ class MaterialisedLists:
         out.scores = np.load(d / "scores.npy", mmap_mode="r")
         out.complete = np.load(d / "complete.npy")
         out.index = {str(u): i for i, u in enumerate(np.load(d / "users.npy"))}
+        if (d / "why.npy").is_file():
+            out.why = np.load(d / "why.npy", mmap_mode="r")
         if (d / "extra.npy").is_file():
             out.extra = np.load(d / "extra.npy", mmap_mode="r")
             out.extra_cols = np.load(d / "extra_cols.npy")
@@ -329,20 +372,43 @@ class MaterialisedLists:
         return out
 
 
+class Scored(NamedTuple):
+    """What :func:`score_top` computed for a batch of users."""
+
+    #: per user, (model columns, scores) best first
+    rows: list[tuple[np.ndarray, np.ndarray]]
+    #: users scored personally
+    personal: np.ndarray
+    #: lists holding every item scored above zero (the rest score exactly 0)
+    complete: np.ndarray
+    #: dense models with ``extra_cols``: every user's scores of those columns, then their
+    #: row state; else ``None``
+    extra: np.ndarray | None
+    #: models with ``last_winners``: per user, the component explaining each listed item
+    #: (``None`` for a user explained otherwise); else ``None``
+    why: list[np.ndarray | None] | None
+
+
+#: The overlay's entry of a user without a list (erased, or no longer scored personally).
+_EMPTY = (np.empty(0, np.int32), np.empty(0, np.float32), False, None)
+
+
+def _why(winners: np.ndarray | None, n: int) -> np.ndarray:
+    """A list's winners as stored (int8; -1 where none is known)."""
+    return (np.full(n, -1, np.int8) if winners is None
+            else np.asarray(winners, np.int8))
+
+
 def score_top(model: Any, user_ids: Sequence[str], n: int,
               history: Mapping[str, Mapping[str, float]] | None = None, *,
-              extra_cols: np.ndarray | None = None
-              ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray,
-                         np.ndarray | None]:
+              extra_cols: np.ndarray | None = None) -> Scored:
     """Top-``n`` (model columns, scores) of each user, what ``recommend`` ranks before its
     popularity fill: seen items (training row and ``history``) and hidden / reported ones
     left out, equal scores by column. Sparse models (ItemKNN, RP3beta) are scored by sparse
     products (only the items a user's history reaches); the others by dense blocks.
 
     Returns:
-        The rows, a mask of users scored personally, a mask of complete lists (every
-        item scored above zero is in it: the rest score exactly 0), and for dense models
-        with ``extra_cols`` every user's scores of those columns (else ``None``).
+        A :class:`Scored`.
     """
     hist = model.history_matrix(history, user_ids)
     sparse = model._sparse_scores(user_ids, history, hist) if _has_sparse(model) else None
@@ -364,7 +430,7 @@ def score_top(model: Any, user_ids: Sequence[str], n: int,
             complete[b] = len(c) <= n
             best = np.lexsort((c, -v))[:n]
             rows.append((c[best], v[best]))
-        return rows, np.asarray(personal, bool), complete, None
+        return Scored(rows, np.asarray(personal, bool), complete, None, None)
     dense, personal, state = model._scores_and_state(list(user_ids), history)
     dense = np.array(dense, dtype=np.float32, copy=True)
     gs = (dense[:, extra_cols].copy() if extra_cols is not None and len(extra_cols)
@@ -384,7 +450,10 @@ def score_top(model: Any, user_ids: Sequence[str], n: int,
         c, v = c[ok], v[ok]
         best = np.lexsort((c, -v))
         rows.append((c[best].astype(np.int64), v[best]))
-    return rows, np.asarray(personal, bool), complete, gs
+    # right after the scoring, on this thread: the blend's per-component scores are its own
+    winners = getattr(model, "last_winners", None)
+    why = winners([c for c, _ in rows]) if winners is not None else None
+    return Scored(rows, np.asarray(personal, bool), complete, gs, why)
 
 
 def _has_sparse(model: Any) -> bool:
@@ -656,9 +725,12 @@ class MaterialisedSource:
 
     def explain(self, ctx: UserContext, items: np.ndarray) -> list[str | None]:
         """Reasons for the shown posts ``items`` (catalogue indices) from the model (the
-        direct path computes them for every candidate). A blend that explains from its
-        per-user scores (``explain_columns``) gets them from the user's row state, or,
-        without one, from scoring the user first (what the direct path does)."""
+        direct path computes them for every candidate). A listed post whose explaining
+        component was kept with the list (:attr:`MaterialisedLists.why`; not while new
+        engagement of the user awaits a refresh) is explained by that component alone.
+        For the other posts, a blend that explains from its per-user scores
+        (``explain_columns``) gets them from the user's row state, or, without one, from
+        scoring the user first (what the direct path does)."""
         cols = self.cat2col[items]
         ok = cols >= 0
         out: list[str | None] = [None] * len(items)
@@ -671,16 +743,32 @@ class MaterialisedSource:
         hist = self._history(uid, extra)
         if hist.nnz == 0:
             return out
+        at = np.flatnonzero(ok)
+        listed = None if extra else self.lists.why_row(uid)
+        if listed is not None:  # the component explaining each listed post, kept with it
+            lcols, lwhy = listed
+            order = np.argsort(lcols, kind="stable")
+            sc = np.asarray(lcols)[order]
+            pos = np.minimum(np.searchsorted(sc, cols[at]), len(sc) - 1)
+            win = np.where(sc[pos] == cols[at], np.asarray(lwhy)[order[pos]], -1)
+            known = win >= 0
+            if known.any():
+                got = m.explain_winners(uid, hist, cols[at[known]], win[known])
+                for j, why in zip(at[known].tolist(), got, strict=True):
+                    out[j] = why
+                at = at[~known]
+                if not len(at):
+                    return out
         by_state = getattr(m, "explain_columns", None)
         got = None
         if by_state is not None:
             state = self._state(uid)
-            got = by_state(uid, hist, cols[ok], state) if state is not None else None
+            got = by_state(uid, hist, cols[at], state) if state is not None else None
             if got is None:  # its reasons read the scores of the user's last scoring
                 m._scores_for([uid], history)
         if got is None:
-            got = m._explain(hist, [cols[ok]])[0]
-        for j, why in zip(np.flatnonzero(ok).tolist(), got, strict=True):
+            got = m._explain(hist, [cols[at]])[0]
+        for j, why in zip(at.tolist(), got, strict=True):
             out[j] = why
         return out
 

@@ -248,6 +248,17 @@ class Auto(Recommender):
         got = getattr(self.inner_, "explain_columns", None)
         return None if got is None else got(user_id, history, cols, state)
 
+    def last_winners(self, cols: Sequence[np.ndarray]) -> list[np.ndarray | None] | None:
+        """The chosen model's :meth:`~feedwise.models.hybrid.Hybrid.last_winners`, or
+        ``None`` where it has none."""
+        got = getattr(self.inner_, "last_winners", None)
+        return None if got is None else got(cols)
+
+    def explain_winners(self, user_id: str, history: sp.csr_matrix, cols: np.ndarray,
+                        winners: np.ndarray) -> list[str]:
+        """The chosen model's reasons for ``cols`` given the component explaining each."""
+        return self.inner_.explain_winners(user_id, history, cols, winners)
+
     def similar_items(self, item_id: str, n: int = 10) -> ItemList:
         self._check_fitted()
         return self.inner_.similar_items(item_id, n)

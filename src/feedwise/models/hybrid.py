@@ -442,13 +442,40 @@ class Hybrid(Recommender):
                                      contrib[:, b, items]))
         return out
 
+    def _winners(self, parts: np.ndarray) -> np.ndarray:
+        """Per item, the component whose contribution (``parts``: components x items) is
+        largest: the one that explains it."""
+        part = parts.copy()
+        part[~self._blending()] = -np.inf  # components that sit out never explain
+        return (np.argmax(part, axis=0) if part.shape[1]
+                else np.array([], dtype=np.int64))
+
+    def last_winners(self, cols: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+        """For each user of this thread's last scoring (batch row ``b``), the component
+        that explains each of ``cols[b]`` as :meth:`_explain` would; ``None`` for a user
+        explained by trending. Stored with a user's materialised list, so the reasons of
+        the posts shown from it need no component scored again
+        (:meth:`explain_winners`)."""
+        _, _, contrib, cold = call_state(self).last
+        return [None if b in cold else
+                self._winners(contrib[:, b, np.asarray(c, np.int64)]).astype(np.int8)
+                for b, c in enumerate(cols)]
+
+    def explain_winners(self, user_id: str, history: sp.csr_matrix, cols: np.ndarray,
+                        winners: np.ndarray) -> list[str]:
+        """Reasons for ``cols`` given the component that explains each (``winners``, from
+        :meth:`last_winners`)."""
+        return self._reasons_by(history, self.user_index_.get(str(user_id), -1),
+                                np.asarray(cols, np.int64), np.asarray(winners, np.int64))
+
     def _reasons(self, history: sp.csr_matrix, row: int, items: np.ndarray,
                  parts: np.ndarray) -> list[str]:
         """One user's reasons for ``items``: the component whose contribution (``parts``:
         components x items) is largest explains each."""
-        part = parts.copy()
-        part[~self._blending()] = -np.inf  # components that sit out never explain
-        best = np.argmax(part, axis=0) if len(items) else np.array([], dtype=np.int64)
+        return self._reasons_by(history, row, items, self._winners(parts))
+
+    def _reasons_by(self, history: sp.csr_matrix, row: int, items: np.ndarray,
+                    best: np.ndarray) -> list[str]:
         reasons = [self.fallback_reason] * len(items)
         for k in np.unique(best):
             pick = np.flatnonzero(best == k)

@@ -1,0 +1,127 @@
+"""A slower machine, emulated: every core gives the benchmark only part of its time.
+
+``benchmarks/serve.py --slower F`` runs the benchmark (load generator, server and its
+workers) while a busy process pinned to each core competes with it at a CPU weight that
+takes the share ``F`` of that core whenever the benchmark wants it too (Linux CFS group
+weights: the benchmark's cgroup and the competitors' cgroup, ``cpu.shares`` in cgroup v1 or
+``cpu.weight`` in cgroup v2). Work that needs a core for 1 ms then takes ``1 / (1 - F)`` ms of
+wall time on it, as on a machine that much slower; a process's CPU time (what the benchmark
+prints per request) is still this machine's. Needs root and a writable ``cpu`` cgroup.
+
+What it is not: a slower clock (caches and memory are this machine's) and the competitor runs
+in scheduler slices of a few milliseconds, so a request can wait one slice more than on a
+machine that is uniformly slower. :func:`measure` reports the slow-down a busy loop of this
+process sees, so every run states what it emulated.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_V1 = Path("/sys/fs/cgroup/cpu")
+_V2 = Path("/sys/fs/cgroup/unified")
+
+
+class SlowerMachine:
+    """Context manager: each core gives away ``share`` of its time while it is entered."""
+
+    def __init__(self, share: float) -> None:
+        if not 0 < share < 0.9:
+            raise ValueError(f"--slower {share}: the share of each core taken away must be "
+                             "above 0 and below 0.9")
+        self.share = share
+        self.base, self.v2 = self._base()
+        self.bench = self.base / "feedwise-bench"
+        self.tax = self.base / "feedwise-tax"
+        self.hogs: list[subprocess.Popen] = []
+        self.slowdown: float | None = None
+
+    @staticmethod
+    def _base() -> tuple[Path, bool]:
+        if (_V1 / "cpu.shares").is_file() and os.access(_V1, os.W_OK):
+            return _V1, False
+        ctl = _V2 / "cgroup.subtree_control"
+        if ctl.is_file() and "cpu" in ctl.read_text().split() and os.access(_V2, os.W_OK):
+            return _V2, True
+        raise SystemExit("--slower needs a writable cpu cgroup (root, cgroup v1 'cpu' at "
+                         f"{_V1} or cgroup v2 with the cpu controller at {_V2})")
+
+    def _weight(self, group: Path, share_of_1024: int) -> None:
+        if self.v2:  # cpu.weight is 1-10000, 100 by default
+            (group / "cpu.weight").write_text(str(max(1, round(share_of_1024 * 100 / 1024))))
+        else:
+            (group / "cpu.shares").write_text(str(max(2, share_of_1024)))
+
+    def __enter__(self) -> SlowerMachine:
+        for g in (self.bench, self.tax):
+            g.mkdir(exist_ok=True)
+        self._weight(self.bench, 1024)
+        self._weight(self.tax, round(1024 * self.share / (1 - self.share)))
+        before = measure()
+        (self.bench / "cgroup.procs").write_text(str(os.getpid()))  # children inherit it
+        for cpu in sorted(os.sched_getaffinity(0)):
+            hog = subprocess.Popen([sys.executable, "-c",
+                                    f"import os\nos.sched_setaffinity(0, {{{cpu}}})\n"
+                                    "while True:\n    pass\n"])
+            (self.tax / "cgroup.procs").write_text(str(hog.pid))
+            self.hogs.append(hog)
+        time.sleep(0.2)
+        self.slowdown = measure() / before
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for hog in self.hogs:
+            hog.kill()
+            hog.wait()
+        (self.base / "cgroup.procs").write_text(str(os.getpid()))
+        for g in (self.bench, self.tax):
+            try:
+                g.rmdir()
+            except OSError:  # a child of the benchmark still in it: it goes with the child
+                pass
+
+
+def measure(seconds: float = 0.5) -> float:
+    """Wall seconds a fixed busy loop of this process takes on each core in turn (the
+    median of three rounds); the ratio of two calls is the slow-down between them."""
+    cpus = sorted(os.sched_getaffinity(0))
+    n = _calibrate(seconds / len(cpus))
+    rounds = []
+    try:
+        for _ in range(3):
+            t = 0.0
+            for cpu in cpus:
+                os.sched_setaffinity(0, {cpu})
+                t0 = time.perf_counter()
+                _spin(n)
+                t += time.perf_counter() - t0
+            rounds.append(t)
+    finally:
+        os.sched_setaffinity(0, set(cpus))
+    return sorted(rounds)[1]
+
+
+_CALIBRATED: dict[float, int] = {}
+
+
+def _calibrate(seconds: float) -> int:
+    if seconds not in _CALIBRATED:
+        n, t = 10_000, 0.0
+        while t < seconds / 4:
+            n *= 2
+            t0 = time.process_time()
+            _spin(n)
+            t = time.process_time() - t0
+        _CALIBRATED[seconds] = int(n * seconds / t)
+    return _CALIBRATED[seconds]
+
+
+def _spin(n: int) -> int:
+    x = 0
+    for i in range(n):
+        x += i
+    return x
