@@ -86,22 +86,26 @@ class SlowerMachine:
 
 
 def measure(seconds: float = 0.5) -> float:
-    """Wall seconds a fixed busy loop of this process takes on each core in turn (the
-    median of three rounds); the ratio of two calls is the slow-down between them."""
+    """Wall seconds of a fixed busy loop run on every core at once by child processes of
+    this one (each pinned to its core, so in this process's cgroup): the median of three
+    rounds. The ratio of two calls is the slow-down between them with every core busy, the
+    regime a loaded server is in."""
     cpus = sorted(os.sched_getaffinity(0))
-    n = _calibrate(seconds / len(cpus))
+    code = ("import os, sys, time\n"
+            "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
+            "n = int(sys.argv[2])\n"
+            "t0 = time.process_time()\n"
+            "while time.process_time() - t0 < 0.05:\n    pass\n"  # on the core first
+            "t0 = time.perf_counter()\n"
+            "x = 0\n"
+            "for i in range(n):\n    x += i\n"
+            "print(time.perf_counter() - t0)\n")
+    n = _calibrate(seconds)
     rounds = []
-    try:
-        for _ in range(3):
-            t = 0.0
-            for cpu in cpus:
-                os.sched_setaffinity(0, {cpu})
-                t0 = time.perf_counter()
-                _spin(n)
-                t += time.perf_counter() - t0
-            rounds.append(t)
-    finally:
-        os.sched_setaffinity(0, set(cpus))
+    for _ in range(3):
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(c), str(n)],
+                                  stdout=subprocess.PIPE, text=True) for c in cpus]
+        rounds.append(max(float(p.communicate()[0]) for p in procs))
     return sorted(rounds)[1]
 
 
@@ -109,19 +113,15 @@ _CALIBRATED: dict[float, int] = {}
 
 
 def _calibrate(seconds: float) -> int:
+    """Iterations of the busy loop that take about ``seconds`` of CPU here."""
     if seconds not in _CALIBRATED:
         n, t = 10_000, 0.0
         while t < seconds / 4:
             n *= 2
             t0 = time.process_time()
-            _spin(n)
+            x = 0
+            for i in range(n):
+                x += i
             t = time.process_time() - t0
         _CALIBRATED[seconds] = int(n * seconds / t)
     return _CALIBRATED[seconds]
-
-
-def _spin(n: int) -> int:
-    x = 0
-    for i in range(n):
-        x += i
-    return x
