@@ -23,7 +23,9 @@ The default model is also served with ``--workers`` processes (``feedwise serve
 compares one process with several and the lists with per-request scoring. Defaults are small
 for a shared 2-core machine; ``--full`` asks for the issue's world (100k items, 100k users,
 200 campaigns, 1M events); ``--runs 3`` repeats every serving. Results go to
-``benchmarks/results/serve.json``.
+``benchmarks/results/serve.json``. ``--slower F`` runs the servings on an emulated slower
+machine: a competing busy process takes the share ``F`` of every core (``_slower.py``; root
+and a ``cpu`` cgroup), and the slow-down a busy loop sees is printed and kept in the JSON.
 
     .venv/bin/python benchmarks/serve.py                          # 20k x 20k, ~10 minutes
     .venv/bin/python benchmarks/serve.py --full --runs 3          # the acceptance run
@@ -62,7 +64,7 @@ from feedwise.server.auth import create_key  # noqa: E402
 from feedwise.store import EventStore  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from slower import SlowerMachine  # noqa: E402
+from _slower import SlowerMachine  # noqa: E402
 
 TARGETS = {"feed_rps_16": 500.0, "feed_p99_ms_16": 50.0, "events_per_s": 20_000.0}
 
@@ -739,7 +741,7 @@ def main() -> None:
     p.add_argument("--slower", type=float, default=0.0, metavar="F",
                    help="emulate a slower machine: a competing busy process takes the share "
                         "F of every core while the servings run (root and a cpu cgroup; see "
-                        "benchmarks/slower.py)")
+                        "benchmarks/_slower.py)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serve.json"))
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                    help="keep the built world and fitted models for the next run "
@@ -782,7 +784,7 @@ def main() -> None:
     slow = SlowerMachine(args.slower) if args.slower else contextlib.nullcontext()
     with slow:
         if args.slower:
-            print(f"emulated slower machine (benchmarks/slower.py): a busy process takes "
+            print(f"emulated slower machine (benchmarks/_slower.py): a busy process takes "
                   f"{args.slower:.0%} of every core when the benchmark wants it; a busy loop "
                   f"here now runs {slow.slowdown:.2f}x slower", flush=True)
         for run in range(args.runs):
