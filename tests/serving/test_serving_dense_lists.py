@@ -114,3 +114,31 @@ def test_refresh_round_stops_at_its_busy_share(blend: dict) -> None:
     while ref.pending():
         ref.run_once()
     assert ref.refreshed == 10
+
+
+def test_reasons_from_kept_components_while_engagement_awaits_refresh(blend: dict,
+                                                                       monkeypatch) -> None:  # noqa: ANN001
+    """Under ingest most users have engagement awaiting a refresh: their shown posts are
+    still explained by the component kept with the list (as stale as the list), never by
+    scoring every component again; once refreshed, the components are those of the
+    history with the engagement."""
+    model = blend["model"]
+    users = [f"u{u}" for u in range(1, 9)]
+    lists = MaterialisedLists.build(model, n=150, users=users)
+    ref = Refresher(lists, interval_s=60)
+    with EventStore(blend["db"], read_only=True) as store:
+        served = FeedEngine.from_store(store, model)
+    attach(served, lists, ref)
+    assert ref.note(users, ["i7"] * len(users), ["like"] * len(users)) == len(users)
+    by_parts, by_winner = [], []
+    for name, seen in (("explain_columns", by_parts), ("explain_winners", by_winner)):
+        real = getattr(model, name)
+        monkeypatch.setattr(model, name, lambda u, h, c, *a, _r=real, _s=seen:
+                            _s.append(len(c)) or _r(u, h, c, *a))
+    _feeds(served, users)
+    assert sum(by_winner) > 3 * sum(by_parts), (sum(by_winner), sum(by_parts))
+    assert ref.run_once() == len(users)
+    cols, why = lists.why_row("u3")
+    hist = model.history_matrix({"u3": ref.history_of("u3")}, ["u3"])
+    model._scores_for(["u3"], {"u3": ref.history_of("u3")})
+    assert model.explain_winners("u3", hist, cols, why) == model._explain(hist, [cols])[0]

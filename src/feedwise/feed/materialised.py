@@ -456,6 +456,16 @@ def score_top(model: Any, user_ids: Sequence[str], n: int,
     return Scored(rows, np.asarray(personal, bool), complete, gs, why)
 
 
+def _positions(listed: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Per column of ``want``, its position in the list ``listed`` (-1 where absent)."""
+    if not len(listed):
+        return np.full(len(want), -1, np.int64)
+    order = np.argsort(listed, kind="stable")
+    sc = np.asarray(listed)[order]
+    pos = np.minimum(np.searchsorted(sc, want), len(sc) - 1)
+    return np.where((sc[pos] == want) & (want >= 0), order[pos], -1)
+
+
 def _has_sparse(model: Any) -> bool:
     try:
         empty = sp.csr_matrix((0, model.n_items), dtype=np.float32)
@@ -645,14 +655,9 @@ class MaterialisedSource:
         cols, vals, complete = got
         want = self.cat2col[items]
         out = np.zeros(len(items), np.float32)
-        if len(cols):
-            order = np.argsort(cols, kind="stable")
-            sc = np.asarray(cols)[order]
-            pos = np.minimum(np.searchsorted(sc, want), len(sc) - 1)
-            hit = (sc[pos] == want) & (want >= 0)
-            out[hit] = np.asarray(vals)[order[pos[hit]]]
-        else:
-            hit = np.zeros(len(items), bool)
+        pos = _positions(cols, want)
+        hit = pos >= 0
+        out[hit] = np.asarray(vals)[pos[hit]]
         miss = ~hit & (want >= 0)
         if miss.any():  # a complete list still leaves out seen items, which the pool may hold
             ec = self.lists.extra_cols
@@ -726,8 +731,9 @@ class MaterialisedSource:
     def explain(self, ctx: UserContext, items: np.ndarray) -> list[str | None]:
         """Reasons for the shown posts ``items`` (catalogue indices) from the model (the
         direct path computes them for every candidate). A listed post whose explaining
-        component was kept with the list (:attr:`MaterialisedLists.why`; not while new
-        engagement of the user awaits a refresh) is explained by that component alone.
+        component was kept with the list (:attr:`MaterialisedLists.why`, as stale as the
+        list itself: chosen at the user's last refresh) is explained by that component
+        alone, from the user's whole history.
         For the other posts, a blend that explains from its per-user scores
         (``explain_columns``) gets them from the user's row state, or, without one, from
         scoring the user first (what the direct path does)."""
@@ -744,13 +750,11 @@ class MaterialisedSource:
         if hist.nnz == 0:
             return out
         at = np.flatnonzero(ok)
-        listed = None if extra else self.lists.why_row(uid)
+        listed = self.lists.why_row(uid)
         if listed is not None:  # the component explaining each listed post, kept with it
             lcols, lwhy = listed
-            order = np.argsort(lcols, kind="stable")
-            sc = np.asarray(lcols)[order]
-            pos = np.minimum(np.searchsorted(sc, cols[at]), len(sc) - 1)
-            win = np.where(sc[pos] == cols[at], np.asarray(lwhy)[order[pos]], -1)
+            pos = _positions(lcols, cols[at])
+            win = np.where(pos >= 0, np.asarray(lwhy)[np.maximum(pos, 0)], -1)
             known = win >= 0
             if known.any():
                 got = m.explain_winners(uid, hist, cols[at[known]], win[known])
