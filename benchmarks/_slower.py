@@ -61,7 +61,8 @@ class SlowerMachine:
             g.mkdir(exist_ok=True)
         self._weight(self.bench, 1024)
         self._weight(self.tax, round(1024 * self.share / (1 - self.share)))
-        before = measure()
+        n = _calibrate(0.5)  # one loop length for both measurements
+        before = measure(n)
         (self.bench / "cgroup.procs").write_text(str(os.getpid()))  # children inherit it
         for cpu in sorted(os.sched_getaffinity(0)):
             hog = subprocess.Popen([sys.executable, "-c",
@@ -70,7 +71,7 @@ class SlowerMachine:
             (self.tax / "cgroup.procs").write_text(str(hog.pid))
             self.hogs.append(hog)
         time.sleep(0.2)
-        self.slowdown = measure() / before
+        self.slowdown = measure(n) / before
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -85,11 +86,11 @@ class SlowerMachine:
                 pass
 
 
-def measure(seconds: float = 0.5) -> float:
-    """Wall seconds of a fixed busy loop run on every core at once by child processes of
-    this one (each pinned to its core, so in this process's cgroup): the median of three
-    rounds. The ratio of two calls is the slow-down between them with every core busy, the
-    regime a loaded server is in."""
+def measure(n: int) -> float:
+    """Wall seconds of a busy loop of ``n`` steps run on every core at once by child
+    processes of this one (each pinned to its core, so in this process's cgroup): the
+    median of three rounds. The ratio of two calls is the slow-down between them with every
+    core busy, the regime a loaded server is in."""
     cpus = sorted(os.sched_getaffinity(0))
     code = ("import os, sys, time\n"
             "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
@@ -100,7 +101,6 @@ def measure(seconds: float = 0.5) -> float:
             "x = 0\n"
             "for i in range(n):\n    x += i\n"
             "print(time.perf_counter() - t0)\n")
-    n = _calibrate(seconds)
     rounds = []
     for _ in range(3):
         procs = [subprocess.Popen([sys.executable, "-c", code, str(c), str(n)],
@@ -109,19 +109,14 @@ def measure(seconds: float = 0.5) -> float:
     return sorted(rounds)[1]
 
 
-_CALIBRATED: dict[float, int] = {}
-
-
 def _calibrate(seconds: float) -> int:
-    """Iterations of the busy loop that take about ``seconds`` of CPU here."""
-    if seconds not in _CALIBRATED:
-        n, t = 10_000, 0.0
-        while t < seconds / 4:
-            n *= 2
-            t0 = time.process_time()
-            x = 0
-            for i in range(n):
-                x += i
-            t = time.process_time() - t0
-        _CALIBRATED[seconds] = int(n * seconds / t)
-    return _CALIBRATED[seconds]
+    """Steps of the busy loop that take about ``seconds`` of CPU here."""
+    n, t = 10_000, 0.0
+    while t < seconds / 4:
+        n *= 2
+        t0 = time.process_time()
+        x = 0
+        for i in range(n):
+            x += i
+        t = time.process_time() - t0
+    return int(n * seconds / t)

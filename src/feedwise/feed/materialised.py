@@ -313,7 +313,8 @@ class MaterialisedLists:
                 cols.append(got[0])
                 vals.append(got[1])
                 comp.append(got[2])
-                why.append(_why(got[3], len(got[0])))
+                if self.why is not None:
+                    why.append(_why(got[3], len(got[0])))
             indptr = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64)
             c = np.concatenate(cols).astype(np.int32) if cols else np.empty(0, np.int32)
             v = np.concatenate(vals).astype(np.float32) if vals else np.empty(0, np.float32)
