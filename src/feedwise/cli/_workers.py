@@ -4,6 +4,11 @@ The owner serves the shared public socket and a private one (127.0.0.1, any port
 its workers use (:mod:`feedwise.server.workers`); it starts the workers once its store and
 model are up, and on SIGINT / SIGTERM stops them first (each sends the impressions it holds
 through the private socket) and only then shuts itself down, landing everything.
+
+By default the owner leaves the public socket to its workers once one serves (it answers
+what they forward: events, items, admin...) and runs at a lower CPU priority
+(``owner_nice``), so landing events yields the cores to the feeds. With ``owner_feeds`` it
+serves feeds as one of the N processes, at the workers' priority.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from feedwise.server.settings import Settings
-from feedwise.server.tcp import FAIR_LOOP, listen
+from feedwise.server.tcp import BOARD_ENV, FAIR_LOOP, AcceptBoard, listen
 
 log = logging.getLogger("feedwise.server.workers")
 
@@ -28,7 +35,7 @@ class WorkerPool:
     """``n`` worker processes of one owner."""
 
     def __init__(self, n: int, settings: Settings, log_level: str = "warning") -> None:
-        self.n = n
+        self.n = n  # worker processes
         self.settings = settings
         self.log_level = log_level
         self.procs: list[subprocess.Popen] = []
@@ -36,6 +43,7 @@ class WorkerPool:
         self.owner_url = ""
         self._stopping = threading.Lock()
         self._stopped = False
+        self.board = ""  # the AcceptBoard file (server/tcp.py), made by run()
 
     def start(self, public: socket.socket, key_file: Path) -> None:
         env = {**os.environ, "FEEDWISE_DB": str(self.settings.db),
@@ -43,11 +51,14 @@ class WorkerPool:
                "FEEDWISE_WORKERS": str(self.n + 1)}
         if self.settings.keys_file:
             env["FEEDWISE_KEYS_FILE"] = str(self.settings.keys_file)
-        for _ in range(self.n):
+        for i in range(self.n):
+            env[BOARD_ENV] = f"{self.board}:{i + 1}"
             cmd = [sys.executable, "-m", "feedwise.server.workers", "--fd",
                    str(public.fileno()), "--owner", self.owner_url, "--admin-key-file",
                    str(key_file), "--log-level", self.log_level]
             self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(public.fileno(),)))
+        if not self.settings.owner_feeds:  # the workers started at the owner's priority
+            lower_priority(self.settings.owner_nice)
 
     def stop(self, timeout: float = 60.0) -> None:
         """SIGINT every worker and wait for them (graceful: they flush to the owner)."""
@@ -72,6 +83,12 @@ class WorkerPool:
 
         self.private = listen("127.0.0.1", 0, 512)  # TCP_NODELAY on accepted connections
         self.owner_url = f"http://127.0.0.1:{self.private.getsockname()[1]}"
+        # the connections each process holds, so that they take equal shares (slot 0: here)
+        fd, self.board = tempfile.mkstemp(prefix="feedwise-accept-")
+        os.close(fd)
+        AcceptBoard.create(self.board, self.n + 1, public.getsockname()[1],
+                           owner_leaves=not self.settings.owner_feeds)
+        os.environ[BOARD_ENV] = f"{self.board}:0"
         pool = self
 
         class Owner(uvicorn.Server):
@@ -87,7 +104,7 @@ class WorkerPool:
                 threading.Thread(target=then, name="feedwise-workers-stop",
                                  daemon=True).start()
 
-        # asyncio: connections spread over the processes by load (one accept per wake-up)
+        # asyncio: connections spread evenly over the processes (server/tcp.py)
         config = uvicorn.Config(app, log_level=log_level, access_log=access_log,
                                 timeout_graceful_shutdown=30,
                                 loop=FAIR_LOOP if loop == "asyncio" else loop)
@@ -96,3 +113,19 @@ class WorkerPool:
         finally:
             self.stop()
             self.private.close()
+            os.environ.pop(BOARD_ENV, None)
+            Path(self.board).unlink(missing_ok=True)
+
+
+def lower_priority(nice: int) -> None:
+    """Every thread of this process ``nice`` steps lower in CPU priority (Linux keeps one
+    per thread; a thread started later inherits its creator's); elsewhere the process's."""
+    if nice <= 0:
+        return
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]
+    for t in tids:
+        with suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, t, os.getpriority(os.PRIO_PROCESS, t) + nice)

@@ -44,6 +44,7 @@ from feedwise.feed.materialised import (
 from feedwise.privacy import PrivacySettings, RetentionScheduler, forget_erased
 from feedwise.registry import ModelRegistry
 from feedwise.server.auth import ApiKey, KeyRing
+from feedwise.server.engagementlog import EngagementLog
 from feedwise.server.metrics import ServiceMetrics
 from feedwise.server.policy import ModelFeedPolicy, Served, build_policy
 from feedwise.server.settings import Settings
@@ -130,8 +131,7 @@ class ServiceState:
         self._lists: tuple[object, MaterialisedLists, Refresher] | None = None
         # what worker processes (feedwise serve --workers) poll: landed engagement, in
         # order, and a counter of catalogue changes (server/workers.py)
-        self.worker_events: deque[tuple[int, str, str, str]] = deque(maxlen=1_000_000)
-        self.worker_event_seq = 0
+        self.worker_events = EngagementLog()
         self.catalogue_seq = 0
         # new posts appended to the live catalogue, for the workers (catalogue_changed)
         self.worker_posts: deque[tuple[int, dict]] = deque(maxlen=100_000)
@@ -268,16 +268,14 @@ class ServiceState:
         if got is None:
             return
         u, i, k = cols["user_id"], cols["item_id"], cols["kind"]
-        key = self.store.user_key  # the stored id (a pseudonym when a key is set)
-        users = [key(u[j]) if u[j] is not None else None for j in took]
+        users = [u[j] for j in took]
+        if self.store.pseudonymizer is not None:  # the stored ids
+            key = self.store.user_key
+            users = [key(x) if x is not None else None for x in users]
         items, kinds = [i[j] for j in took], [k[j] for j in took]
         got[2].note(users, items, kinds)
         if self.settings.workers > 1:
-            seq = self.worker_event_seq
-            self.worker_events.extend(
-                (seq + n + 1, str(a), str(b), str(c))
-                for n, (a, b, c) in enumerate(zip(users, items, kinds, strict=True)))
-            self.worker_event_seq = seq + len(users)
+            self.worker_events.append(users, items, kinds)
 
     def catalogue_changed(self, posts: list | None = None) -> None:
         """Items, campaigns or users changed: rebuild the policy (now, or on the next tick).

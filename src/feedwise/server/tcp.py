@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import struct
 from typing import Any
 
 
@@ -42,34 +43,167 @@ def nodelay(sock: socket.socket) -> bool:
 #: wake-up (its peers take the next connections meanwhile)
 ACCEPT_PAUSE_S = 0.002
 
+#: Most seconds a process holding more connections than a peer leaves the next one to it (a
+#: peer too busy to accept, or gone, does not hold connections back longer)
+MAX_DEFER_S = 0.05
+
+#: Most seconds an owner that leaves the feeds to its workers lets a connection wait for
+#: them (then it answers that connection itself: workers stopped, or all busy)
+HANDOVER_S = 1.0
+
+#: ``PATH:SLOT``: the :class:`AcceptBoard` file of ``serve --workers N`` and this process's
+#: slot on it (the owner 0, its workers 1..)
+BOARD_ENV = "FEEDWISE_ACCEPT_BOARD"
+
+_OWNER_LEAVES = 1  # header flag: the owner takes connections only while no worker serves
+
+
+class AcceptBoard:
+    """How many connections each process of ``serve --workers N`` holds open on the shared
+    socket: one int32 per process in a small file every process maps (-1: not serving yet),
+    after a header (the shared socket's port, flags). Each process writes its own slot.
+
+    :class:`FairAcceptLoop` reads it before taking a connection: a process that holds more
+    connections than a serving peer leaves the next one to the peers (for at most
+    :data:`MAX_DEFER_S`), so clients that keep their connections (load balancers,
+    benchmark clients) spread evenly over the processes, whichever was busy when they
+    connected. An owner that leaves the feeds to its workers (``owner_leaves``) takes
+    connections only while none of its workers serves, or after one waited
+    :data:`HANDOVER_S` for them.
+    """
+
+    def __init__(self, path: str | os.PathLike, slot: int) -> None:
+        import mmap
+
+        with open(path, "r+b") as f:
+            self._map = mmap.mmap(f.fileno(), 0)
+        self.slot = slot
+        self.n = len(self._map) // 4 - 2
+        self.port, flags = struct.unpack_from("<2i", self._map, 0)
+        self.leaves = slot == 0 and bool(flags & _OWNER_LEAVES)
+        self.max_defer_s = HANDOVER_S if self.leaves else MAX_DEFER_S
+        self.poll_s = 0.01 if self.leaves else ACCEPT_PAUSE_S  # while it leaves them
+        self.open = 0
+
+    @staticmethod
+    def create(path: str | os.PathLike, processes: int, port: int,
+               owner_leaves: bool = False) -> None:
+        """The board of ``processes`` (the owner's slot first), none serving yet except an
+        owner that serves feeds itself."""
+        slots = [-1] * processes
+        if not owner_leaves:
+            slots[0] = 0
+        with open(path, "wb") as f:
+            f.write(struct.pack(f"<{processes + 2}i", port,
+                                _OWNER_LEAVES if owner_leaves else 0, *slots))
+
+    @classmethod
+    def from_env(cls) -> AcceptBoard | None:
+        path, _, slot = os.environ.get(BOARD_ENV, "").rpartition(":")
+        try:
+            return cls(path, int(slot)) if path else None
+        except (OSError, ValueError):  # no board: turns as before, no counting
+            return None
+
+    def counts(self) -> tuple[int, ...]:
+        return struct.unpack_from(f"<{self.n}i", self._map, 8)
+
+    def _publish(self) -> None:
+        if not self.leaves:  # an owner that leaves the feeds is nobody's peer
+            struct.pack_into("<i", self._map, 8 + 4 * self.slot, self.open)
+
+    def ready(self) -> None:
+        """This process serves from now on (its peers count it)."""
+        self._publish()
+
+    def gone(self) -> None:
+        """This process stops serving (its peers no longer wait for it)."""
+        struct.pack_into("<i", self._map, 8 + 4 * self.slot, -1)
+
+    def add(self, d: int) -> None:
+        self.open += d
+        self._publish()
+
+    def may_accept(self) -> bool:
+        """Whether this process takes the next connection: no serving peer holds fewer
+        (an owner that leaves the feeds: no worker serves)."""
+        others = [c for i, c in enumerate(self.counts()) if i != self.slot and c >= 0]
+        if self.leaves:
+            return not others
+        return all(c >= self.open for c in others)
+
+    def counted(self, factory: Any) -> Any:
+        """``factory`` whose protocols count themselves on the board while connected."""
+        def make() -> Any:
+            protocol = factory()
+            lost = protocol.connection_lost
+            self.add(1)
+
+            def connection_lost(exc: Exception | None) -> None:
+                self.add(-1)
+                lost(exc)
+
+            protocol.connection_lost = connection_lost
+            return protocol
+        return make
+
 
 class FairAcceptLoop(asyncio.SelectorEventLoop):
     """An event loop that takes at most ONE waiting connection per wake-up of a shared
     listening socket, then leaves the socket to its peers for :data:`ACCEPT_PAUSE_S`
-    (asyncio's own loop takes up to ``backlog`` at once and comes straight back).
+    (asyncio's own loop takes up to ``backlog`` at once and comes straight back), and
+    takes none while a peer holds fewer connections (:class:`AcceptBoard`).
 
     The processes of ``serve --workers N`` accept on one socket. With the stock loop the
     first process to wake took every connection waiting — 16 keep-alive clients connecting
     together were split 13 : 3 or 14 : 2 between the owner and its worker, and the busier
-    process then served most of the feeds. Taking one and stepping back, the processes take
-    turns, and a busy one (its loop waits for the GIL while a feed is composed) takes fewer.
-    A burst of connections waits at most ~``N x ACCEPT_PAUSE_S`` per connection for a
-    process to take it; the listen backlog itself is unchanged.
+    process then served most of the feeds. Taking one and stepping back, the processes
+    took turns, but a process busy when the clients connected still took fewer and kept
+    that share for as long as they stayed connected (4 : 12, and one process's feeds
+    waited five times as long as the other's). With the board the processes hold equal
+    shares. A burst of connections waits at most ~``N x ACCEPT_PAUSE_S`` per connection for
+    a process to take it (:data:`MAX_DEFER_S` if the least loaded one is busy); the listen
+    backlog itself is unchanged.
     """
+
+    _board: Any = False  # False: the environment not read yet; then an AcceptBoard or None
+
+    def _board_for(self, sock: Any) -> AcceptBoard | None:
+        if self._board is False:
+            self._board = AcceptBoard.from_env()
+        board = self._board
+        try:
+            return board if board is not None and sock.getsockname()[1] == board.port \
+                else None
+        except OSError:
+            return None
 
     def _accept_connection(self, protocol_factory: Any, sock: Any, sslcontext: Any = None,
                            server: Any = None, backlog: int = 100, *args: Any,
                            **kwargs: Any) -> None:
-        super()._accept_connection(protocol_factory, sock, sslcontext, server, 1,
-                                   *args, **kwargs)
+        board = self._board_for(sock)
+
+        def take() -> None:
+            factory = protocol_factory if board is None else board.counted(protocol_factory)
+            super(FairAcceptLoop, self)._accept_connection(factory, sock, sslcontext,
+                                                           server, 1, *args, **kwargs)
+
+        if board is None or board.may_accept():
+            take()
         if server is None or not server.is_serving() or sock.fileno() < 0:
             return
         self._remove_reader(sock.fileno())
 
-        def back() -> None:
-            if server.is_serving() and sock.fileno() >= 0:
-                self._start_serving(protocol_factory, sock, sslcontext, server, backlog,
-                                    *args, **kwargs)
+        def back(waited: float = 0.0) -> None:
+            if not server.is_serving() or sock.fileno() < 0:
+                return
+            if board is not None and not board.may_accept():
+                if waited < board.max_defer_s:
+                    self.call_later(board.poll_s, back, waited + board.poll_s)
+                    return
+                take()  # left waiting by the peers this long: take it (if one still waits)
+            self._start_serving(protocol_factory, sock, sslcontext, server, backlog,
+                                *args, **kwargs)
 
         self.call_later(ACCEPT_PAUSE_S, back)
 

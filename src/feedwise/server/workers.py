@@ -66,7 +66,7 @@ from feedwise.server.metrics import ServiceMetrics
 from feedwise.server.policy import Served, build_policy
 from feedwise.server.routes import feed as feed_routes
 from feedwise.server.settings import Settings
-from feedwise.server.tcp import FAIR_LOOP, adopt
+from feedwise.server.tcp import FAIR_LOOP, AcceptBoard, adopt
 from feedwise.server.writer import WriterClosedError
 from feedwise.store import EventStore
 
@@ -403,10 +403,15 @@ def create_worker_app(settings: Settings, owner: str, admin_key: str,
                                        limits=httpx.Limits(max_connections=_FORWARDERS))
         app.state.forwarders = _started(ThreadPoolExecutor(
             _FORWARDERS, thread_name_prefix="feedwise-forward"), _FORWARDERS)
+        board = AcceptBoard.from_env()  # the owner's workers: counted from now on
+        if board is not None:
+            board.ready()
         try:
             with serving_runtime(settings):
                 yield
         finally:
+            if board is not None:
+                board.gone()
             app.state.forwarders.shutdown(wait=True)
             app.state.proxy.close()
             state.close()

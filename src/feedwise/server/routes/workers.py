@@ -47,7 +47,7 @@ def worker_state(state: State, key: AdminKey) -> dict[str, Any]:
                 state.lists_saved[served.version] = folder
     return {"version": served.version if served else None, "lists": folder,
             "lists_n": state.settings.materialise_n, "catalogue_seq": state.catalogue_seq,
-            "event_seq": state.worker_event_seq, "post_seq": state.worker_post_seq}
+            "event_seq": state.worker_events.seq, "post_seq": state.worker_post_seq}
 
 
 @router.get("/delta")
@@ -55,17 +55,12 @@ def worker_delta(state: State, key: AdminKey,
                  since: int = Query(ge=0), limit: int = Query(50_000, ge=1, le=500_000),
                  since_post: int = Query(-1, ge=-1), since_ad: int = Query(-1, ge=-1),
                  worker: str = Query("", max_length=64)) -> Response:
-    """The engagement as columns (``user_id``, ``item_id``, ``kind``), encoded here in one
-    ``json.dumps``: under heavy ingest a poll carries thousands of events, and FastAPI's
-    element-by-element encoding of a returned dict cost more than landing them."""
+    """The engagement as columns (``user_id``, ``item_id``, ``kind``), each landing's encoded
+    once for every worker (server/engagementlog.py): under heavy ingest a poll carries
+    thousands of events, and FastAPI's element-by-element encoding of a returned dict cost
+    more than landing them."""
     ads = _ads_delta(state, since_ad, worker)
-    events = state.worker_events
-    out = []
-    if events and events[-1][0] > since:
-        first = events[0][0]
-        start = max(since - first + 1, 0)
-        out = list(itertools.islice(events, start, start + limit))
-    lost = bool(events) and since + 1 < events[0][0]
+    events, seq, lost = state.worker_events.since(since, limit)
     # posts appended to the live catalogue since the worker's last one (state.post_seq
     # at its build); a gap (the deque overflowed) makes the worker rebuild
     wp = state.worker_posts
@@ -73,14 +68,13 @@ def worker_delta(state: State, key: AdminKey,
              if since_post >= 0 and wp and wp[-1][0] > since_post else [])
     post_gap = (since_post >= 0 and bool(state.worker_posts)
                 and since_post + 1 < state.worker_posts[0][0])
-    body = jsonable_encoder({
+    body = json.dumps(jsonable_encoder({
         "posts": [p[1] for p in posts], "post_seq": posts[-1][0] if posts else since_post,
-        "post_gap": post_gap, "seq": out[-1][0] if out else since, "gap": lost,
+        "post_gap": post_gap, "seq": seq, "gap": lost,
         "catalogue_seq": state.catalogue_seq,
-        "version": state.served.version if state.served else None, **ads})
-    body["events"] = {"user_id": [e[1] for e in out], "item_id": [e[2] for e in out],
-                      "kind": [e[3] for e in out]}  # plain strings: no encoder walk
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+        "version": state.served.version if state.served else None, **ads}),
+        separators=(",", ":"))
+    return Response(body[:-1] + ',"events":' + events + "}", media_type="application/json")
 
 
 def _engine(state: Any) -> FeedEngine | None:

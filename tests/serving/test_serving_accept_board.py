@@ -1,0 +1,161 @@
+"""The processes of ``serve --workers N`` take equal shares of the connections, and an owner
+that leaves the feeds to its workers takes none once one serves (server/tcp.py AcceptBoard).
+
+Nothing is timed: the board's slots and which queued connections a loop takes are asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from feedwise.server import tcp
+
+
+def _board(tmp_path, processes: int, owner_leaves: bool, slot: int, port: int = 1
+           ) -> tcp.AcceptBoard:
+    path = tmp_path / "board"
+    if not path.exists():
+        tcp.AcceptBoard.create(path, processes, port, owner_leaves=owner_leaves)
+    return tcp.AcceptBoard(path, slot)
+
+
+def test_a_process_with_more_connections_than_a_serving_peer_leaves_the_next_one(tmp_path):
+    owner = _board(tmp_path, 3, owner_leaves=False, slot=0)
+    w1, w2 = (tcp.AcceptBoard(tmp_path / "board", s) for s in (1, 2))
+    assert owner.counts() == (0, -1, -1)  # the owner serves; workers not yet
+    owner.add(1)
+    assert owner.may_accept()  # no worker serves yet: nobody to leave it to
+    w1.ready()
+    assert not owner.may_accept() and w1.may_accept()
+    w1.add(1)
+    assert owner.may_accept() and w1.may_accept()  # 1 : 1
+    w2.ready()
+    assert not owner.may_accept() and not w1.may_accept() and w2.may_accept()
+    w2.gone()  # a worker that stopped is nobody's peer
+    assert owner.may_accept()
+    owner.add(-1)
+    assert owner.counts() == (0, 1, -1)
+
+
+def test_an_owner_that_leaves_feeds_serves_only_until_a_worker_does(tmp_path):
+    owner = _board(tmp_path, 3, owner_leaves=True, slot=0)
+    w1 = tcp.AcceptBoard(tmp_path / "board", 1)
+    assert owner.may_accept()  # starting up: the owner answers
+    owner.add(1)
+    assert owner.counts() == (-1, -1, -1)  # it counts for nobody
+    w1.ready()
+    assert not owner.may_accept()
+    assert owner.max_defer_s == tcp.HANDOVER_S and w1.max_defer_s == tcp.MAX_DEFER_S
+    w1.gone()
+    assert owner.may_accept()
+
+
+def _queued_after_wake_up(loop: tcp.FairAcceptLoop, lst: socket.socket, waiting: int,
+                          run_s: float) -> int:
+    """Connect ``waiting`` clients, let ``loop`` handle one wake-up of ``lst`` and run for
+    ``run_s``; how many connections are still queued then."""
+    clients = [socket.create_connection(lst.getsockname()) for _ in range(waiting)]
+    made: list[asyncio.BaseTransport] = []
+
+    class P(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            made.append(transport)
+
+    async def serve() -> int:
+        server = await loop.create_server(P, sock=lst)
+        loop._remove_reader(lst.fileno())  # the wake-up below is the only one
+        loop._accept_connection(P, lst, server=server, backlog=100)
+        await asyncio.sleep(run_s)
+        loop._remove_reader(lst.fileno())
+        left = 0
+        while True:  # what the loop left queued (it runs nothing while this does)
+            try:
+                c, _ = lst.accept()
+            except BlockingIOError:
+                break
+            c.close()
+            left += 1
+        server.close()
+        return left
+
+    try:
+        return loop.run_until_complete(serve())
+    finally:
+        for t in made:
+            t.close()
+        for c in clients:
+            c.close()
+        loop.close()
+
+
+@pytest.mark.parametrize("least", [True, False])
+def test_the_loop_takes_a_connection_only_while_no_peer_holds_fewer(tmp_path, least):
+    lst = tcp.listen("127.0.0.1", 0)
+    port = lst.getsockname()[1]
+    board = _board(tmp_path, 2, owner_leaves=False, slot=0, port=port)
+    peer = tcp.AcceptBoard(tmp_path / "board", 1)
+    peer.ready()
+    if not least:
+        board.add(1)  # one more than the peer: leave the next connection to it
+    board.max_defer_s = 10.0  # the peer never takes it: wait on
+    loop = tcp.FairAcceptLoop()
+    loop._board = board
+    left = _queued_after_wake_up(loop, lst, 1, 0.05)
+    assert left == (0 if least else 1)
+    lst.close()
+
+
+def test_a_connection_left_waiting_past_the_defer_limit_is_taken(tmp_path, monkeypatch):
+    lst = tcp.listen("127.0.0.1", 0)
+    board = _board(tmp_path, 2, owner_leaves=True, slot=0, port=lst.getsockname()[1])
+    tcp.AcceptBoard(tmp_path / "board", 1).ready()  # a worker serves, but never accepts
+    monkeypatch.setenv(tcp.BOARD_ENV, f"{tmp_path / 'board'}:0")
+    monkeypatch.setattr(tcp, "HANDOVER_S", 0.05)
+    assert board.may_accept() is False
+    loop = tcp.FairAcceptLoop()  # its board from the environment, as in a served process
+    assert _queued_after_wake_up(loop, lst, 1, 0.5) == 0
+    assert loop._board.leaves and loop._board.max_defer_s == 0.05
+    lst.close()
+
+
+def test_lower_priority_lowers_every_thread_of_the_process():
+    """Linux keeps a nice value per thread: all of the owner's threads, those started
+    before (the writer, DuckDB's) and after (request threads), run lower."""
+    code = """
+import json, os, threading
+from feedwise.cli._workers import lower_priority
+ev = threading.Event()
+t = threading.Thread(target=ev.wait, daemon=True)
+t.start()
+before = os.getpriority(os.PRIO_PROCESS, 0)
+lower_priority(3)
+later = []
+t2 = threading.Thread(target=lambda: later.append(os.getpriority(os.PRIO_PROCESS, 0)))
+t2.start()
+t2.join()
+every = set()
+for x in os.listdir('/proc/self/task'):
+    try:
+        every.add(os.getpriority(os.PRIO_PROCESS, int(x)))
+    except ProcessLookupError:  # t2's thread, gone since
+        pass
+ev.set()
+print(json.dumps([before, sorted(every), later[0]]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env={**os.environ})
+    assert out.returncode == 0, out.stderr
+    before, every, later = json.loads(out.stdout)
+    want = min(before + 3, 19)
+    assert every == [want] and later == want
+
+
+if sys.platform != "linux":  # pragma: no cover - /proc and per-thread nice values
+    pytestmark = pytest.mark.skip("Linux only")
