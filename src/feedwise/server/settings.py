@@ -171,7 +171,7 @@ class Settings(BaseSettings):
     lists_cache: str | None = None
     workers: int = Field(default=1, ge=1, le=64)
     owner_feeds: bool = False
-    owner_nice: int = Field(default=2, ge=0, le=19)
+    owner_nice: int = Field(default=1, ge=0, le=19)
     ad_reserve_factor: float = Field(default=2.0, ge=0, le=100)
 
     @classmethod
