@@ -19,10 +19,8 @@ load generator (one keep-alive HTTP/1.1 connection per client, fixed duration pe
    events stored (no event lost, none duplicated).
 
 The default model is also served with ``--workers`` processes (``feedwise serve
---workers``: that many feed workers beside the owner, or with ``--owner-feeds yes`` the
-owner and one worker fewer; ``both`` serves the two side by side) and without materialised
-lists (``--no-direct`` skips that), so one run compares one process with several and the
-lists with per-request scoring. Defaults are small
+--workers``) and without materialised lists (``--no-direct`` skips that), so one run
+compares one process with several and the lists with per-request scoring. Defaults are small
 for a shared 2-core machine; ``--full`` asks for the issue's world (100k items, 100k users,
 200 campaigns, 1M events); ``--runs 3`` repeats every serving. Results go to
 ``benchmarks/results/serve.json``. ``--slower F`` runs the servings on an emulated slower
@@ -309,9 +307,8 @@ def open_world(root: Path, cache: WorldCache | None, args: argparse.Namespace
 
 
 def start_server(root: Path, port: int, policy: str, materialise_n: int = 300,
-                 workers: int = 1, owner_feeds: bool = False) -> subprocess.Popen:
-    env = {**os.environ, **server_env(root, policy, materialise_n),
-           "FEEDWISE_OWNER_FEEDS": "1" if owner_feeds else "0"}
+                 workers: int = 1) -> subprocess.Popen:
+    env = {**os.environ, **server_env(root, policy, materialise_n)}
     cmd = [sys.executable, "-c", "from feedwise.cli import app; app()", "serve",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
            "--workers", str(workers)]
@@ -573,7 +570,7 @@ async def mixed(port: int, w: dict, args: argparse.Namespace, tag: str, probe_it
 
 # ---------------------------------------------------------------------- one model
 def serve_model(root: Path, w: dict, model: str, args: argparse.Namespace, tag: str,
-                materialise_n: int, workers: int = 1, owner_feeds: bool = False) -> dict:
+                materialise_n: int, workers: int = 1) -> dict:
     """Train and promote ``model``, serve it, run every phase and the count check."""
     if _CACHE is not None:
         _CACHE.reset_store(root)
@@ -595,16 +592,15 @@ def serve_model(root: Path, w: dict, model: str, args: argparse.Namespace, tag: 
                               "OFFSET ?", [pick]) or "i0"
     port = free_port()
     t0 = time.perf_counter()
-    proc = start_server(root, port, args.policy, materialise_n, workers, owner_feeds)
+    proc = start_server(root, port, args.policy, materialise_n, workers)
     startup_s = time.perf_counter() - t0
     print(f"    server ready after {startup_s:.0f}s (model loaded, lists materialised)",
           flush=True)
     if workers > 1:  # the owner answers first; its workers join once loaded
-        n_workers = workers - 1 if owner_feeds else workers
-        waited = wait_for_worker(port, w["read"], args.worker_wait_s, n_workers)
-        print(f"    {n_workers} workers answered after {waited:.1f}s more" if waited is not None
-              else f"    not all {n_workers} workers answered within "
-                   f"{args.worker_wait_s:.0f}s", flush=True)
+        waited = wait_for_worker(port, w["read"], args.worker_wait_s, workers - 1)
+        print(f"    {workers - 1} worker(s) answered after {waited:.1f}s more"
+              if waited is not None else f"    not all {workers - 1} workers answered "
+              f"within {args.worker_wait_s:.0f}s", flush=True)
     pids = [proc.pid] + (_children(proc.pid) if workers > 1 else [])
     rows = []
     try:
@@ -660,7 +656,7 @@ def serve_model(root: Path, w: dict, model: str, args: argparse.Namespace, tag: 
     f16 = next((r for r in rows if r["phase"] == "feed" and r["clients"] == 16), None)
     f1 = next((r for r in rows if r["phase"] == "feed" and r["clients"] == 1), None)
     return {"model": model, "materialise_n": materialise_n, "workers": workers,
-            "owner_feeds": owner_feeds, "fit_s": fit_s,
+            "fit_s": fit_s,
             "startup_s": startup_s, "rows": rows, "ingest": ing, "post_probe": post,
             "engagement_probe": eng, "stored": stored, "before": before, "posted": posted,
             "impressions": impressions, "served_slots_seen": served_slots,
@@ -673,24 +669,30 @@ def serve_model(root: Path, w: dict, model: str, args: argparse.Namespace, tag: 
 
 def wait_for_worker(port: int, key: str, limit_s: float, n: int = 1) -> float | None:
     """Seconds until feeds were answered by ``n`` distinct workers (``X-Feedwise-Worker``),
-    or None."""
+    or None. Each try holds 4 connections per process open together: the processes take
+    equal shares of open connections (server/tcp.py), so each one that serves gets some."""
     t0 = time.perf_counter()
     seen: set[bytes] = set()
     req = (f"GET /v1/users/u0/feed?n=5 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}"
            "\r\nConnection: close\r\n\r\n").encode()
     while time.perf_counter() - t0 < limit_s:
-        for _ in range(8):  # new connections: the kernel spreads them over the processes
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
-                    c.sendall(req)
-                    head = c.recv(4096).lower()
+        conns: list[socket.socket] = []
+        try:
+            for _ in range(4 * (n + 1)):
+                conns.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+            for c in conns:
+                c.sendall(req)
+                head = c.recv(4096).lower()
                 i = head.find(b"x-feedwise-worker:")
                 if i >= 0:
                     seen.add(head[i + 18:head.index(b"\r\n", i)].strip())
-                if len(seen) >= n:
-                    return time.perf_counter() - t0
-            except OSError:
-                pass
+            if len(seen) >= n:
+                return time.perf_counter() - t0
+        except OSError:
+            pass
+        finally:
+            for c in conns:
+                c.close()
         time.sleep(0.5)
     return None
 
@@ -733,10 +735,6 @@ def main() -> None:
                    help="items per user of the materialised lists (0: score per request)")
     p.add_argument("--workers", type=int, default=2,
                    help="also serve the default model with this many processes (1: no)")
-    p.add_argument("--owner-feeds", choices=["no", "yes", "both"], default="no",
-                   help="with --workers: whether the owner also serves feeds (yes: owner + "
-                        "N-1 workers), or leaves them to N workers (no, the service's "
-                        "default), or both, side by side")
     p.add_argument("--worker-wait-s", type=float, default=600.0,
                    help="longest wait for a worker to answer before measuring")
     p.add_argument("--policy", default="auto", choices=["auto", "engine", "model"],
@@ -768,13 +766,11 @@ def main() -> None:
     models = [args.model] if args.model else [default if m == "default" else m
                                              for m in args.models.split(",")]
     models = list(dict.fromkeys(models))
-    plan = [(m, args.materialise_n, 1, False) for m in models]
+    plan = [(m, args.materialise_n, 1) for m in models]
     if args.workers > 1 and default in models:
-        for owner_feeds in {"no": [False], "yes": [True], "both": [False, True]}[
-                args.owner_feeds]:
-            plan.append((default, args.materialise_n, args.workers, owner_feeds))
+        plan.append((default, args.materialise_n, args.workers))
     if args.direct and args.materialise_n and default in models:
-        plan.append((default, 0, 1, False))
+        plan.append((default, 0, 1))
     global _CACHE
     cache = WorldCache(Path(args.cache_dir), args) if args.cache else None
     if cache is not None:
@@ -804,16 +800,12 @@ def main() -> None:
                   f"{args.slower:.0%} of every core when the benchmark wants it; a busy loop "
                   f"here now runs {slow.slowdown:.2f}x slower", flush=True)
         for run in range(args.runs):
-            for m, mat, nw, owner_feeds in plan:
+            for m, mat, nw in plan:
                 label = f"{m}{' (default)' if m == default else ''}, " + (
                     f"materialised lists n={mat}" if mat else "scored per request") + (
-                    ", one process" if nw == 1 else
-                    f", {nw} processes serving feeds (the owner one of them)" if owner_feeds
-                    else f", {nw} feed workers + the owner (no feeds, nice "
-                         f"{os.environ.get('FEEDWISE_OWNER_NICE', 'default')})")
+                    f", {nw} processes" if nw > 1 else ", one process")
                 print(f"run {run + 1}: serving {label}", flush=True)
-                r = serve_model(root, w, m, args, f"{run}{m}{mat}{nw}{owner_feeds:d}", mat,
-                                nw, owner_feeds)
+                r = serve_model(root, w, m, args, f"{run}{m}{mat}{nw}", mat, nw)
                 r["run"] = run + 1
                 results.append(r)
                 print(f"    count check: stored {r['stored']} = before {r['before']} + "
@@ -824,8 +816,7 @@ def main() -> None:
     for r in results:
         table.append({
             "run": r["run"], "model served": r["model"] + ("*" if r["model"] == default else ""),
-            "lists": r["materialise_n"] or "direct", "feed procs": r["workers"],
-            "owner feeds": "-" if r["workers"] == 1 else "yes" if r["owner_feeds"] else "no",
+            "lists": r["materialise_n"] or "direct", "procs": r["workers"],
             "req/s @1": round(r["rps_1"]) if r["rps_1"] else None,
             "req/s @16": round(r["rps_16"]) if r["rps_16"] else None,
             "p99 @16 ms": round(r["p99_16"], 1) if r["p99_16"] else None,
@@ -848,12 +839,11 @@ def main() -> None:
     for run in range(1, args.runs + 1):
         one = next((r for r in results if r["run"] == run and r["model"] == default
                     and r["workers"] == 1 and r["materialise_n"]), None)
-        for many in (r for r in results if r["run"] == run and r["workers"] > 1):
-            if one and one["rps_16"]:
-                print(f"run {run}: {many['workers']} feed processes (owner feeds: "
-                      f"{'yes' if many['owner_feeds'] else 'no'}) / one process at 16 "
-                      f"clients: {many['rps_16'] / one['rps_16']:.2f}x ({many['rps_16']:.0f} "
-                      f"vs {one['rps_16']:.0f} req/s)")
+        many = next((r for r in results if r["run"] == run and r["workers"] > 1), None)
+        if one and many and one["rps_16"]:
+            print(f"run {run}: {many['workers']} processes / one process at 16 clients: "
+                  f"{many['rps_16'] / one['rps_16']:.2f}x ({many['rps_16']:.0f} vs "
+                  f"{one['rps_16']:.0f} req/s)")
     writer = writer_capacity(root, args.writer_batch, args.writer_rounds)
     print(f"writer alone            {writer['rows_per_s']:.0f} events/s landed by the Writer "
           f"in batches of {args.writer_batch} into the {writer['table_rows']}-row store, "

@@ -1,5 +1,5 @@
-"""The processes of ``serve --workers N`` take equal shares of the connections, and an owner
-that leaves the feeds to its workers takes none once one serves (server/tcp.py AcceptBoard).
+"""The processes of ``serve --workers N`` take equal shares of the connections they keep
+(server/tcp.py AcceptBoard).
 
 Nothing is timed: the board's slots and which queued connections a loop takes are asserted.
 """
@@ -7,10 +7,7 @@ Nothing is timed: the board's slots and which queued connections a loop takes ar
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import socket
-import subprocess
 import sys
 
 import pytest
@@ -18,16 +15,15 @@ import pytest
 from feedwise.server import tcp
 
 
-def _board(tmp_path, processes: int, owner_leaves: bool, slot: int, port: int = 1
-           ) -> tcp.AcceptBoard:
+def _board(tmp_path, processes: int, slot: int, port: int = 1) -> tcp.AcceptBoard:
     path = tmp_path / "board"
     if not path.exists():
-        tcp.AcceptBoard.create(path, processes, port, owner_leaves=owner_leaves)
+        tcp.AcceptBoard.create(path, processes, port)
     return tcp.AcceptBoard(path, slot)
 
 
 def test_a_process_with_more_connections_than_a_serving_peer_leaves_the_next_one(tmp_path):
-    owner = _board(tmp_path, 3, owner_leaves=False, slot=0)
+    owner = _board(tmp_path, 3, slot=0)
     w1, w2 = (tcp.AcceptBoard(tmp_path / "board", s) for s in (1, 2))
     assert owner.counts() == (0, -1, -1)  # the owner serves; workers not yet
     owner.add(1)
@@ -42,19 +38,6 @@ def test_a_process_with_more_connections_than_a_serving_peer_leaves_the_next_one
     assert owner.may_accept()
     owner.add(-1)
     assert owner.counts() == (0, 1, -1)
-
-
-def test_an_owner_that_leaves_feeds_serves_only_until_a_worker_does(tmp_path):
-    owner = _board(tmp_path, 3, owner_leaves=True, slot=0)
-    w1 = tcp.AcceptBoard(tmp_path / "board", 1)
-    assert owner.may_accept()  # starting up: the owner answers
-    owner.add(1)
-    assert owner.counts() == (-1, -1, -1)  # it counts for nobody
-    w1.ready()
-    assert not owner.may_accept()
-    assert owner.max_defer_s == tcp.HANDOVER_S and w1.max_defer_s == tcp.MAX_DEFER_S
-    w1.gone()
-    assert owner.may_accept()
 
 
 def _queued_after_wake_up(loop: tcp.FairAcceptLoop, lst: socket.socket, waiting: int,
@@ -99,7 +82,7 @@ def _queued_after_wake_up(loop: tcp.FairAcceptLoop, lst: socket.socket, waiting:
 def test_the_loop_takes_a_connection_only_while_no_peer_holds_fewer(tmp_path, least):
     lst = tcp.listen("127.0.0.1", 0)
     port = lst.getsockname()[1]
-    board = _board(tmp_path, 2, owner_leaves=False, slot=0, port=port)
+    board = _board(tmp_path, 2, slot=0, port=port)
     peer = tcp.AcceptBoard(tmp_path / "board", 1)
     peer.ready()
     if not least:
@@ -114,48 +97,18 @@ def test_the_loop_takes_a_connection_only_while_no_peer_holds_fewer(tmp_path, le
 
 def test_a_connection_left_waiting_past_the_defer_limit_is_taken(tmp_path, monkeypatch):
     lst = tcp.listen("127.0.0.1", 0)
-    board = _board(tmp_path, 2, owner_leaves=True, slot=0, port=lst.getsockname()[1])
+    board = _board(tmp_path, 2, slot=0, port=lst.getsockname()[1])
+    board.add(1)
     tcp.AcceptBoard(tmp_path / "board", 1).ready()  # a worker serves, but never accepts
     monkeypatch.setenv(tcp.BOARD_ENV, f"{tmp_path / 'board'}:0")
-    monkeypatch.setattr(tcp, "HANDOVER_S", 0.05)
-    assert board.may_accept() is False
+    monkeypatch.setattr(tcp, "MAX_DEFER_S", 0.05)
     loop = tcp.FairAcceptLoop()  # its board from the environment, as in a served process
+    loop._board = tcp.AcceptBoard.from_env()
+    loop._board.add(1)  # one connection held already: the idle worker holds none
+    assert not loop._board.may_accept()
     assert _queued_after_wake_up(loop, lst, 1, 0.5) == 0
-    assert loop._board.leaves and loop._board.max_defer_s == 0.05
     lst.close()
 
 
-def test_lower_priority_lowers_every_thread_of_the_process():
-    """Linux keeps a nice value per thread: all of the owner's threads, those started
-    before (the writer, DuckDB's) and after (request threads), run lower."""
-    code = """
-import json, os, threading
-from feedwise.cli._workers import lower_priority
-ev = threading.Event()
-t = threading.Thread(target=ev.wait, daemon=True)
-t.start()
-before = os.getpriority(os.PRIO_PROCESS, 0)
-lower_priority(3)
-later = []
-t2 = threading.Thread(target=lambda: later.append(os.getpriority(os.PRIO_PROCESS, 0)))
-t2.start()
-t2.join()
-every = set()
-for x in os.listdir('/proc/self/task'):
-    try:
-        every.add(os.getpriority(os.PRIO_PROCESS, int(x)))
-    except ProcessLookupError:  # t2's thread, gone since
-        pass
-ev.set()
-print(json.dumps([before, sorted(every), later[0]]))
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, env={**os.environ})
-    assert out.returncode == 0, out.stderr
-    before, every, later = json.loads(out.stdout)
-    want = min(before + 3, 19)
-    assert every == [want] and later == want
-
-
-if sys.platform != "linux":  # pragma: no cover - /proc and per-thread nice values
+if sys.platform != "linux":  # pragma: no cover - shared sockets as the service uses them
     pytestmark = pytest.mark.skip("Linux only")

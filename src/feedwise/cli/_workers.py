@@ -4,11 +4,6 @@ The owner serves the shared public socket and a private one (127.0.0.1, any port
 its workers use (:mod:`feedwise.server.workers`); it starts the workers once its store and
 model are up, and on SIGINT / SIGTERM stops them first (each sends the impressions it holds
 through the private socket) and only then shuts itself down, landing everything.
-
-By default the owner leaves the public socket to its workers once one serves (it answers
-what they forward: events, items, admin...) and runs at a lower CPU priority
-(``owner_nice``), so landing events yields the cores to the feeds. With ``owner_feeds`` it
-serves feeds as one of the N processes, at the workers' priority.
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +29,7 @@ class WorkerPool:
     """``n`` worker processes of one owner."""
 
     def __init__(self, n: int, settings: Settings, log_level: str = "warning") -> None:
-        self.n = n  # worker processes
+        self.n = n
         self.settings = settings
         self.log_level = log_level
         self.procs: list[subprocess.Popen] = []
@@ -57,8 +51,6 @@ class WorkerPool:
                    str(public.fileno()), "--owner", self.owner_url, "--admin-key-file",
                    str(key_file), "--log-level", self.log_level]
             self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(public.fileno(),)))
-        if not self.settings.owner_feeds:  # the workers started at the owner's priority
-            lower_priority(self.settings.owner_nice)
 
     def stop(self, timeout: float = 60.0) -> None:
         """SIGINT every worker and wait for them (graceful: they flush to the owner)."""
@@ -86,8 +78,7 @@ class WorkerPool:
         # the connections each process holds, so that they take equal shares (slot 0: here)
         fd, self.board = tempfile.mkstemp(prefix="feedwise-accept-")
         os.close(fd)
-        AcceptBoard.create(self.board, self.n + 1, public.getsockname()[1],
-                           owner_leaves=not self.settings.owner_feeds)
+        AcceptBoard.create(self.board, self.n + 1, public.getsockname()[1])
         os.environ[BOARD_ENV] = f"{self.board}:0"
         pool = self
 
@@ -115,17 +106,3 @@ class WorkerPool:
             self.private.close()
             os.environ.pop(BOARD_ENV, None)
             Path(self.board).unlink(missing_ok=True)
-
-
-def lower_priority(nice: int) -> None:
-    """Every thread of this process ``nice`` steps lower in CPU priority (Linux keeps one
-    per thread; a thread started later inherits its creator's); elsewhere the process's."""
-    if nice <= 0:
-        return
-    try:
-        tids = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
-        tids = [0]
-    for t in tids:
-        with suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, t, os.getpriority(os.PRIO_PROCESS, t) + nice)

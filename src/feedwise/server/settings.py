@@ -123,16 +123,8 @@ class Settings(BaseSettings):
         lists_cache: A folder where the served model's materialised lists are kept between
             starts (keyed by version, ``materialise_n``, shared columns and the model's
             users; emptied when a user leaves the lists); unset: built at every start.
-        workers: Processes serving feeds (``feedwise serve --workers``): with more than
-            one, ``workers`` feed workers (server/workers.py) beside this process, which
-            owns the store and answers every other request they forward.
-        owner_feeds: With workers, this process serves feeds too, as one of the
-            ``workers`` (``workers - 1`` feed workers): a process fewer, but its feeds wait
-            on the events it decodes and lands (docs/serving.md, session 14).
-        owner_nice: With workers and ``owner_feeds`` off, how much lower this process's CPU
-            priority is than its workers' (Unix nice; 0: the same): landing events and
-            impressions yields the cores to the feeds when both want them, and takes what
-            they leave.
+        workers: Processes serving feeds (``feedwise serve --workers``): this one, which
+            owns the store, and ``workers - 1`` feed workers (server/workers.py).
         ad_reserve_factor: With workers, each worker leaves this many times a campaign's
             recent spend over one exchange window of its budget to the owner (0: none);
             feed/adshare.py, docs/serving.md.
@@ -170,8 +162,6 @@ class Settings(BaseSettings):
     lists_refresh_users: int = Field(default=5000, gt=0)
     lists_cache: str | None = None
     workers: int = Field(default=1, ge=1, le=64)
-    owner_feeds: bool = False
-    owner_nice: int = Field(default=1, ge=0, le=19)
     ad_reserve_factor: float = Field(default=2.0, ge=0, le=100)
 
     @classmethod

@@ -47,29 +47,21 @@ ACCEPT_PAUSE_S = 0.002
 #: peer too busy to accept, or gone, does not hold connections back longer)
 MAX_DEFER_S = 0.05
 
-#: Most seconds an owner that leaves the feeds to its workers lets a connection wait for
-#: them (then it answers that connection itself: workers stopped, or all busy)
-HANDOVER_S = 1.0
-
 #: ``PATH:SLOT``: the :class:`AcceptBoard` file of ``serve --workers N`` and this process's
 #: slot on it (the owner 0, its workers 1..)
 BOARD_ENV = "FEEDWISE_ACCEPT_BOARD"
-
-_OWNER_LEAVES = 1  # header flag: the owner takes connections only while no worker serves
 
 
 class AcceptBoard:
     """How many connections each process of ``serve --workers N`` holds open on the shared
     socket: one int32 per process in a small file every process maps (-1: not serving yet),
-    after a header (the shared socket's port, flags). Each process writes its own slot.
+    after the shared socket's port. Each process writes its own slot.
 
     :class:`FairAcceptLoop` reads it before taking a connection: a process that holds more
     connections than a serving peer leaves the next one to the peers (for at most
     :data:`MAX_DEFER_S`), so clients that keep their connections (load balancers,
     benchmark clients) spread evenly over the processes, whichever was busy when they
-    connected. An owner that leaves the feeds to its workers (``owner_leaves``) takes
-    connections only while none of its workers serves, or after one waited
-    :data:`HANDOVER_S` for them.
+    connected.
     """
 
     def __init__(self, path: str | os.PathLike, slot: int) -> None:
@@ -78,24 +70,17 @@ class AcceptBoard:
         with open(path, "r+b") as f:
             self._map = mmap.mmap(f.fileno(), 0)
         self.slot = slot
-        self.n = len(self._map) // 4 - 2
-        self.port, flags = struct.unpack_from("<2i", self._map, 0)
-        self.leaves = slot == 0 and bool(flags & _OWNER_LEAVES)
-        self.max_defer_s = HANDOVER_S if self.leaves else MAX_DEFER_S
-        self.poll_s = 0.01 if self.leaves else ACCEPT_PAUSE_S  # while it leaves them
+        self.n = len(self._map) // 4 - 1
+        self.port = struct.unpack_from("<i", self._map, 0)[0]
+        self.max_defer_s = MAX_DEFER_S
         self.open = 0
 
     @staticmethod
-    def create(path: str | os.PathLike, processes: int, port: int,
-               owner_leaves: bool = False) -> None:
-        """The board of ``processes`` (the owner's slot first), none serving yet except an
-        owner that serves feeds itself."""
-        slots = [-1] * processes
-        if not owner_leaves:
-            slots[0] = 0
+    def create(path: str | os.PathLike, processes: int, port: int) -> None:
+        """The board of ``processes``: the owner's slot first, serving; the workers' not
+        yet (each says :meth:`ready` once loaded)."""
         with open(path, "wb") as f:
-            f.write(struct.pack(f"<{processes + 2}i", port,
-                                _OWNER_LEAVES if owner_leaves else 0, *slots))
+            f.write(struct.pack(f"<{processes + 1}i", port, 0, *[-1] * (processes - 1)))
 
     @classmethod
     def from_env(cls) -> AcceptBoard | None:
@@ -106,11 +91,10 @@ class AcceptBoard:
             return None
 
     def counts(self) -> tuple[int, ...]:
-        return struct.unpack_from(f"<{self.n}i", self._map, 8)
+        return struct.unpack_from(f"<{self.n}i", self._map, 4)
 
     def _publish(self) -> None:
-        if not self.leaves:  # an owner that leaves the feeds is nobody's peer
-            struct.pack_into("<i", self._map, 8 + 4 * self.slot, self.open)
+        struct.pack_into("<i", self._map, 4 + 4 * self.slot, self.open)
 
     def ready(self) -> None:
         """This process serves from now on (its peers count it)."""
@@ -118,19 +102,16 @@ class AcceptBoard:
 
     def gone(self) -> None:
         """This process stops serving (its peers no longer wait for it)."""
-        struct.pack_into("<i", self._map, 8 + 4 * self.slot, -1)
+        struct.pack_into("<i", self._map, 4 + 4 * self.slot, -1)
 
     def add(self, d: int) -> None:
         self.open += d
         self._publish()
 
     def may_accept(self) -> bool:
-        """Whether this process takes the next connection: no serving peer holds fewer
-        (an owner that leaves the feeds: no worker serves)."""
-        others = [c for i, c in enumerate(self.counts()) if i != self.slot and c >= 0]
-        if self.leaves:
-            return not others
-        return all(c >= self.open for c in others)
+        """Whether this process takes the next connection: no serving peer holds fewer."""
+        return all(c >= self.open for i, c in enumerate(self.counts())
+                   if i != self.slot and c >= 0)
 
     def counted(self, factory: Any) -> Any:
         """``factory`` whose protocols count themselves on the board while connected."""
@@ -159,9 +140,9 @@ class FairAcceptLoop(asyncio.SelectorEventLoop):
     together were split 13 : 3 or 14 : 2 between the owner and its worker, and the busier
     process then served most of the feeds. Taking one and stepping back, the processes
     took turns, but a process busy when the clients connected still took fewer and kept
-    that share for as long as they stayed connected (4 : 12, and one process's feeds
-    waited five times as long as the other's). With the board the processes hold equal
-    shares. A burst of connections waits at most ~``N x ACCEPT_PAUSE_S`` per connection for
+    that share for as long as they stayed connected (about 12 : 4 in one measurement,
+    whose larger share waited several times as long at the median). With the board the
+    processes hold equal shares. A burst of connections waits at most ~``N x ACCEPT_PAUSE_S`` per connection for
     a process to take it (:data:`MAX_DEFER_S` if the least loaded one is busy); the listen
     backlog itself is unchanged.
     """
@@ -199,7 +180,7 @@ class FairAcceptLoop(asyncio.SelectorEventLoop):
                 return
             if board is not None and not board.may_accept():
                 if waited < board.max_defer_s:
-                    self.call_later(board.poll_s, back, waited + board.poll_s)
+                    self.call_later(ACCEPT_PAUSE_S, back, waited + ACCEPT_PAUSE_S)
                     return
                 take()  # left waiting by the peers this long: take it (if one still waits)
             self._start_serving(protocol_factory, sock, sslcontext, server, backlog,
