@@ -91,7 +91,8 @@ def test_row_state_survives_save_and_load(blend: dict, tmp_path) -> None:  # noq
 def test_refresh_round_stops_at_its_busy_share(blend: dict) -> None:
     model = blend["model"]
     lists = MaterialisedLists.build(model, n=30, users=[f"u{k}" for k in range(12)])
-    ref = Refresher(lists, interval_s=1e-6, chunk=4)  # a round's share: one block
+    # a round's share: one block (no flood share: every user pending is a flood here)
+    ref = Refresher(lists, interval_s=1e-6, chunk=4, flood_busy=0.25)
     users = [f"u{k}" for k in range(10)]
     assert ref.note(users, ["i3"] * 10, ["like"] * 10) == 10
     before = lists.state_row("u0").copy()
@@ -114,6 +115,25 @@ def test_refresh_round_stops_at_its_busy_share(blend: dict) -> None:
     while ref.pending():
         ref.run_once()
     assert ref.refreshed == 10
+
+
+def test_refresh_leaves_the_cores_to_serving_in_a_flood(blend: dict) -> None:
+    """More users pending than a few rounds at ``busy`` recompute: the refresh cannot keep
+    up whatever its share, so it takes ``flood_busy`` (and waits accordingly) until the
+    pending users fit again."""
+    lists = MaterialisedLists.build(blend["model"], n=30, users=[f"u{k}" for k in range(12)])
+    ref = Refresher(lists, interval_s=0.5, busy=0.25, flood_busy=0.05, flood_rounds=2)
+    users = [f"u{k}" for k in range(10)]
+    ref.note(users, ["i3"] * 10, ["like"] * 10)
+    assert ref._share() == 0.25  # the cost of a user is not known yet: no flood
+    ref.per_user_s = 0.1  # a round at busy recomputes 1.25 users: 10 pending are a flood
+    assert ref.run_once() == 1 and ref.share == 0.05
+    assert ref.pause_s() == pytest.approx(max(0.5, ref.last_round_s * 0.95 / 0.05))
+    with ref._lock:  # two pending fit in two rounds at busy: the full share again
+        for u in users[3:]:
+            del ref._pending[u]
+    ref.per_user_s = 0.1
+    assert ref.pending() == 2 and ref._share() == 0.25
 
 
 def test_reasons_from_kept_components_while_engagement_awaits_refresh(blend: dict,

@@ -802,17 +802,27 @@ class Refresher:
             ingest the refresh takes at most about this share of a core from serving, and
             a user's engagement waits longer for their list instead (until then, items
             outside their list and their reasons are scored from their whole history).
+        flood_busy: The share while the refresh cannot keep up (a flood): more users
+            pending than ``flood_rounds`` rounds at ``busy`` recompute. A flood of events
+            over many users outgrows any share (a dense blend's list costs ~20 ms a user:
+            a handful a second against thousands pending), so the refresh then leaves the
+            cores to serving and recomputes a trickle, oldest first.
+        flood_rounds: See ``flood_busy``.
         chunk: Most users recomputed per block.
     """
 
     def __init__(self, lists: MaterialisedLists, interval_s: float = 0.5,
                  max_users: int = 2000, weights: InteractionWeights | None = None,
-                 compact_every: int = 20_000, busy: float = 0.25, chunk: int = 128) -> None:
+                 compact_every: int = 20_000, busy: float = 0.25, chunk: int = 128,
+                 flood_busy: float = 0.05, flood_rounds: int = 20) -> None:
         self.lists = lists
         self.interval_s = interval_s
         self.max_users = max_users
         self.compact_every = compact_every
         self.busy = busy
+        self.flood_busy = flood_busy
+        self.flood_rounds = flood_rounds
+        self.share = busy  # the share of the last round (busy, or flood_busy in a flood)
         self.chunk = max(int(chunk), 1)
         w = weights or InteractionWeights()
         self.kind_weight = {k: float(getattr(w, k)) for k in (
@@ -876,7 +886,8 @@ class Refresher:
         ``busy`` budget, only as many as it allows at the measured cost of a user, the
         first block one user while that cost is unknown (a block of ``chunk`` users of a
         dense model can take seconds: more than a round's budget); returns the count."""
-        limit = self.busy * self.interval_s if self.busy > 0 else float("inf")
+        self.share = self._share()
+        limit = self.share * self.interval_s if self.share > 0 else float("inf")
         most = self.max_users
         if limit < float("inf") and self.per_user_s:
             most = min(most, max(1, int(limit / self.per_user_s)))
@@ -931,9 +942,18 @@ class Refresher:
     def pause_s(self) -> float:
         """The wait before the next round: ``interval_s``, or longer after a round that
         overran its budget, so the refresh keeps to a ``busy`` share of a core."""
-        if self.busy <= 0 or self.busy >= 1:
+        if self.share <= 0 or self.share >= 1:
             return self.interval_s
-        return max(self.interval_s, self.last_round_s * (1.0 - self.busy) / self.busy)
+        return max(self.interval_s, self.last_round_s * (1.0 - self.share) / self.share)
+
+    def _share(self) -> float:
+        """``flood_busy`` while more users are pending than ``flood_rounds`` rounds at
+        ``busy`` recompute (at the measured cost of a user), else ``busy``."""
+        if self.busy <= 0 or not self.per_user_s or self.flood_busy >= self.busy:
+            return self.busy
+        per_round = self.busy * self.interval_s / self.per_user_s
+        return self.flood_busy if len(self._pending) > self.flood_rounds * per_round \
+            else self.busy
 
     def _run(self) -> None:
         while not self._stop.wait(self.pause_s()):
