@@ -142,9 +142,9 @@ class FairAcceptLoop(asyncio.SelectorEventLoop):
     took turns, but a process busy when the clients connected still took fewer and kept
     that share for as long as they stayed connected (about 12 : 4 in one measurement,
     whose larger share waited several times as long at the median). With the board the
-    processes hold equal shares. A burst of connections waits at most ~``N x ACCEPT_PAUSE_S`` per connection for
-    a process to take it (:data:`MAX_DEFER_S` if the least loaded one is busy); the listen
-    backlog itself is unchanged.
+    processes hold equal shares. A burst of connections waits at most
+    ~``N x ACCEPT_PAUSE_S`` per connection for a process to take it (:data:`MAX_DEFER_S`
+    if the least loaded one is busy); the listen backlog itself is unchanged.
     """
 
     _board: Any = False  # False: the environment not read yet; then an AcceptBoard or None
