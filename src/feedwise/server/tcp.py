@@ -12,6 +12,7 @@ for the client's delayed ACK, about 40 ms on Linux. That was the ~44 ms of every
 from __future__ import annotations
 
 import asyncio
+import mmap
 import os
 import socket
 import struct
@@ -65,8 +66,6 @@ class AcceptBoard:
     """
 
     def __init__(self, path: str | os.PathLike, slot: int) -> None:
-        import mmap
-
         with open(path, "r+b") as f:
             self._map = mmap.mmap(f.fileno(), 0)
         self.slot = slot
