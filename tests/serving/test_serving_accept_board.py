@@ -97,16 +97,15 @@ def test_the_loop_takes_a_connection_only_while_no_peer_holds_fewer(tmp_path, le
 
 def test_a_connection_left_waiting_past_the_defer_limit_is_taken(tmp_path, monkeypatch):
     lst = tcp.listen("127.0.0.1", 0)
-    board = _board(tmp_path, 2, slot=0, port=lst.getsockname()[1])
-    board.add(1)
+    _board(tmp_path, 2, slot=0, port=lst.getsockname()[1])
     tcp.AcceptBoard(tmp_path / "board", 1).ready()  # a worker serves, but never accepts
     monkeypatch.setenv(tcp.BOARD_ENV, f"{tmp_path / 'board'}:0")
-    monkeypatch.setattr(tcp, "MAX_DEFER_S", 0.05)
-    loop = tcp.FairAcceptLoop()  # its board from the environment, as in a served process
-    loop._board = tcp.AcceptBoard.from_env()
-    loop._board.add(1)  # one connection held already: the idle worker holds none
-    assert not loop._board.may_accept()
-    assert _queued_after_wake_up(loop, lst, 1, 0.5) == 0
+    loop = tcp.FairAcceptLoop()
+    board = loop._board_for(lst)  # read from the environment, as in a served process
+    assert board is not None and board.max_defer_s == tcp.MAX_DEFER_S
+    board.add(1)  # one connection held already: the idle worker holds none
+    assert not board.may_accept()
+    assert _queued_after_wake_up(loop, lst, 1, 0.5) == 0  # taken after MAX_DEFER_S
     lst.close()
 
 
