@@ -755,7 +755,8 @@ class MaterialisedSource:
         if listed is not None:  # the component explaining each listed post, kept with it
             lcols, lwhy = listed
             pos = _positions(lcols, cols[at])
-            win = np.where(pos >= 0, np.asarray(lwhy)[np.maximum(pos, 0)], -1)
+            win = np.full(len(pos), -1, np.int64)  # an empty list: nothing to index
+            win[pos >= 0] = np.asarray(lwhy)[pos[pos >= 0]]
             known = win >= 0
             if known.any():
                 got = m.explain_winners(uid, hist, cols[at[known]], win[known])

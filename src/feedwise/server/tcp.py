@@ -105,7 +105,10 @@ class AcceptBoard:
 
     def add(self, d: int) -> None:
         self.open += d
-        self._publish()
+        # a slot said gone stays gone (the worker's lifespan and its loop each map the
+        # board: a connection closing during shutdown must not mark the worker serving)
+        if struct.unpack_from("<i", self._map, 4 + 4 * self.slot)[0] >= 0:
+            self._publish()
 
     def may_accept(self) -> bool:
         """Whether this process takes the next connection: no serving peer holds fewer."""
