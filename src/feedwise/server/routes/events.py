@@ -6,9 +6,12 @@ row without one gets an id derived from its content, so a client that retries a 
 (after a timeout, say) never stores an event twice — the retry answers ``duplicates`` to an
 ``admin`` key and ``accepted`` to any other (an ingest key must not learn which ids exist).
 
-A body is never decoded on the event loop, and never decoded at all when it breaks a limit
-that can be checked first (bytes and NDJSON lines while it streams in, depth and array rows
-by a C-speed scan): see :mod:`feedwise.server.bodies`.
+A body is never decoded on the event loop. A JSON array of plain events (known fields,
+strings or numbers, a flat ``context``: what clients send) under 256 KiB is checked from
+its bytes in one pass (:func:`plain_rows`, msgspec) and makes exactly the rows the checked
+path would. Any other body takes the checked path, which never decodes a body that breaks a
+limit that can be checked first (bytes and NDJSON lines while it streams in, depth and
+array rows by a C-speed scan: see :mod:`feedwise.server.bodies`) and reports each bad row.
 """
 
 from __future__ import annotations
@@ -17,13 +20,21 @@ import asyncio
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
 from feedwise.schema import EVENT_COLUMNS, MAX_TEXT_CHARS, Event
-from feedwise.server.bodies import MAX_JSON_DEPTH, loads, read_body, scan_json, too_deep
+from feedwise.server.bodies import (
+    _WHOLE_MAX,
+    MAX_JSON_DEPTH,
+    loads,
+    read_body,
+    scan_json,
+    too_deep,
+)
 from feedwise.server.deps import IngestKey, State
 from feedwise.server.routes._common import ID_MAX, await_future, is_text
 from feedwise.server.writer import ERASED_REASON, EventRow, RowError
@@ -172,10 +183,72 @@ def prepare_row(obj: Any, index: int) -> EventRow | RowError:
     return row
 
 
+_Scalar = str | int | float | None
+
+
+def _plain(f: str) -> Any:
+    return Annotated[str, msgspec.Meta(max_length=_MAX_LEN[f])] | int | float | None
+
+
+#: A batch every row of which is plain: known fields only, strings or numbers (a flat
+#: ``context`` object), nothing too long. msgspec checks it from the bytes in one pass:
+#: 0.2 us a row, against 2.4-3.3 us for the scan, the decode and :func:`prepare_row`.
+_PLAIN_BATCH = msgspec.json.Decoder(list[msgspec.defstruct(  # type: ignore[misc]
+    "PlainEvent",
+    [(f, (dict[str, _Scalar | bool] | None if f == "context" else _plain(f))
+      | msgspec.UnsetType, msgspec.UNSET) for f in _FIELDS],
+    forbid_unknown_fields=True)])
+_AS_SENT = msgspec.json.Decoder()
+_EMPTY_ROW: EventRow = dict.fromkeys(_FIELDS)
+
+
+def plain_rows(body: bytes) -> list[EventRow] | None:
+    """The rows of a JSON array of plain events, exactly as :func:`prepare_row` makes
+    them, or None when any row is not plain (the batch then takes the checked path, which
+    reports each row's fault). Bodies over ``_WHOLE_MAX`` bytes are left to that path too:
+    it decodes them element by element, never holding the GIL for long."""
+    if len(body) > _WHOLE_MAX:
+        return None
+    try:
+        _PLAIN_BATCH.decode(body)  # checks only: the objects below are decoded as sent
+    except msgspec.MsgspecError:  # not JSON, not plain, a lone surrogate...
+        return None
+    rows: list[EventRow] = []
+    for obj in _AS_SENT.decode(body):
+        row = _EMPTY_ROW | obj
+        for f, v in obj.items():
+            if v is not None and type(v) is not str:
+                if f == "context":
+                    row[f] = json.dumps(v, separators=(",", ":"))
+                else:
+                    row[f] = v = str(v)
+                    if len(v) > _MAX_LEN[f]:
+                        return None
+        eid = row["event_id"]
+        if eid is None or not (eid := eid.strip()):
+            eid = "api-" + hashlib.sha256(json.dumps(obj, sort_keys=True, default=str)
+                                          .encode()).hexdigest()[:32]
+        row["event_id"] = eid
+        rows.append(row)
+    return rows
+
+
 def _prepare(body: bytes, content_type: str, max_rows: int
              ) -> tuple[int, list[EventRow], list[int], list[RowError]]:
     """Decode and check a batch (on a worker thread): rows read, valid rows and their
     indices, errors."""
+    ndjson = any(t in content_type for t in NDJSON_TYPES)
+    plain = None if ndjson else plain_rows(body)
+    if plain is None:
+        return checked_rows(body, content_type, max_rows)
+    if len(plain) > max_rows:
+        raise HTTPException(413, f"{len(plain)} events in one batch; the limit is {max_rows}")
+    return len(plain), plain, list(range(len(plain))), []
+
+
+def checked_rows(body: bytes, content_type: str, max_rows: int
+                 ) -> tuple[int, list[EventRow], list[int], list[RowError]]:
+    """:func:`_prepare` for any body: scan, decode, then check row by row."""
     data, errors = parse_body(body, content_type, max_rows)
     if len(data) > max_rows:
         raise HTTPException(413, f"{len(data)} events in one batch; the limit is {max_rows}")
