@@ -61,6 +61,38 @@ def test_catalog_append_matches_a_rebuild_and_refuses_what_needs_one() -> None:
         assert np.all(np.diff(cat.created_s[posts]) <= 0)
 
 
+def test_posts_appended_one_at_a_time_past_the_spare_room_equal_a_rebuild() -> None:
+    """Appends write into each array's spare rows (no copy of the catalogue per post) until
+    the room runs out; arrays a reader took before never change, titles never alias ids."""
+    items = _items()
+    cat = Catalog.from_frame(items)
+    held = {k: getattr(cat, k).copy() for k in ("item_ids", "titles", "created_s", "author",
+                                                 "popularity", "topic", "dense_tags")}
+    views = {k: getattr(cat, k) for k in held}
+    room = len(cat.item_ids.base)
+    assert room > N_ITEMS
+    n_new = room - N_ITEMS + 40  # past the first buffer's end
+    new = pd.DataFrame({"item_id": [f"n{k}" for k in range(n_new)], "kind": "post",
+                        "author_id": [f"a{k % 9}" for k in range(n_new)],
+                        "created_at": [NOW - timedelta(minutes=k) for k in range(n_new)],
+                        "title": [f"new {k}" for k in range(n_new)],
+                        "tags": [[f"t{k % 3}"] for k in range(n_new)]})
+    bases = set()
+    for k in range(n_new):
+        assert cat.append(new.iloc[k:k + 1]).tolist() == [N_ITEMS + k]
+        bases.add(id(cat.item_ids.base))
+    assert len(bases) == 2  # in place, then one move to a bigger buffer
+    for k, v in views.items():
+        assert np.array_equal(v, held[k])  # what a reader held is unchanged
+    ref = Catalog.from_frame(pd.concat([items, new], ignore_index=True))
+    assert cat.n == ref.n and list(cat.item_ids) == list(ref.item_ids)
+    assert list(cat.titles) == list(ref.titles) and cat.index == ref.index
+    for k in ("created_s", "popularity", "log_popularity", "topic", "dense_tags"):
+        assert np.array_equal(getattr(cat, k), getattr(ref, k)), k
+        assert len(getattr(cat, k)) == cat.n
+    assert list(cat.authors[cat.author]) == list(ref.authors[ref.author])
+
+
 def test_appended_posts_are_merged_into_the_author_order_as_a_full_sort_would() -> None:
     from feedwise.feed.catalog import _merge_by_author
 

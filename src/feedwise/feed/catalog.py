@@ -31,6 +31,30 @@ def _lookup(values: pd.Series, index: dict[str, int]) -> np.ndarray:
     return np.where(pos >= 0, codes[pos] if len(codes) else -1, -1)
 
 
+def _room(a: np.ndarray, n: int | None = None) -> np.ndarray:
+    """``a`` copied to the start of a buffer with room for more rows, as a view of ``n``
+    rows (default: ``a``'s; rows past ``a`` are zeros). The spare rows' pages are only
+    mapped once written."""
+    n = len(a) if n is None else n
+    buf = np.zeros((n + max(256, n // 4), *a.shape[1:]), a.dtype)
+    buf[:len(a)] = a
+    return buf[:n]
+
+
+def _extend(view: np.ndarray, tail: np.ndarray) -> np.ndarray:
+    """``view`` with ``tail`` after it. When the buffer ``view`` starts has room, ``tail``
+    is written in place after its end (whoever holds ``view`` never reads past its length)
+    and a longer view is returned; else both go to a new buffer (:func:`_room`)."""
+    n0, k = len(view), len(tail)
+    buf = view.base
+    if isinstance(buf, np.ndarray) and buf.base is None and len(buf) >= n0 + k and \
+            buf.dtype == view.dtype and buf.shape[1:] == view.shape[1:] and \
+            buf.ctypes.data == view.ctypes.data and view.flags.c_contiguous:
+        buf[n0:n0 + k] = tail
+        return buf[:n0 + k]
+    return _room(np.concatenate([view, np.asarray(tail, view.dtype)]))
+
+
 def _empty_row(m: sp.csr_matrix, r: int) -> sp.csr_matrix:
     """A copy of ``m`` with row ``r`` emptied (``m`` itself when it has no such row)."""
     if m is None or not sp.issparse(m) or r >= m.shape[0]:
@@ -62,12 +86,13 @@ class Catalog:
         n = len(item_ids)
         if n == 0:
             raise DataError("the catalogue has no posts; add items first (kind 'post')")
-        self.item_ids = np.asarray(item_ids, dtype=object)
+        # each per-post array is the start of a buffer with room for appended posts
+        self.item_ids = _room(np.asarray(item_ids, dtype=object))
         self.index = {str(x): i for i, x in enumerate(self.item_ids)}
-        self.author = np.asarray(author, np.int64)
+        self.author = _room(np.asarray(author, np.int64))
         self.authors = np.asarray(authors, dtype=object)
         self.author_index = {str(a): i for i, a in enumerate(self.authors)}
-        self.created_s = np.nan_to_num(np.asarray(created_s, np.float64), nan=0.0)
+        self.created_s = _room(np.nan_to_num(np.asarray(created_s, np.float64), nan=0.0))
         self.tag_index = dict(tag_index)
         self.set_tags(tags)
         pop = np.zeros(n) if popularity is None else np.asarray(popularity, np.float64)
@@ -75,9 +100,10 @@ class Catalog:
             raise DataError(f"popularity has {pop.size} values for {n} posts; pass one per post "
                             "(ads and duplicate item_ids are dropped) or an item id -> "
                             "popularity mapping")
-        self.popularity = np.maximum(pop, 0.0)
-        self.log_popularity = np.log1p(self.popularity).astype(np.float32)
-        self.titles = titles if titles is not None else self.item_ids
+        self.popularity = _room(np.maximum(pop, 0.0))
+        self.log_popularity = _room(np.log1p(self.popularity).astype(np.float32))
+        self.titles = _room(np.asarray(titles if titles is not None else self.item_ids,
+                                       dtype=object))
         self.n = n
         # posts of each author, newest first (for the followed-authors source)
         order = np.lexsort((-self.created_s, self.author))
@@ -97,11 +123,13 @@ class Catalog:
         first = np.full(t.shape[0], -1, np.int64)
         has = np.diff(t.indptr) > 0
         first[has] = t.indices[t.indptr[:-1][has]]
-        self.topic = first
+        self.topic = _room(first)
         self.n_tags = t.shape[1]
         # dense copy when small (fast row gathers); else rows are sliced from the CSR
-        self.dense_tags = (self.tags.toarray() if t.shape[0] * t.shape[1] <= 50_000_000
-                           else None)
+        self.dense_tags = None
+        if t.shape[0] * t.shape[1] <= 50_000_000:
+            self.dense_tags = _room(np.empty((0, t.shape[1]), np.float32), t.shape[0])
+            self.tags.toarray(out=self.dense_tags)
 
     def tag_rows(self, items: np.ndarray) -> np.ndarray:
         """Dense normalised tag vectors of ``items`` (len(items) x n_tags)."""
@@ -152,24 +180,21 @@ class Catalog:
                 authors.append(a)
         remap = np.fromiter((author_index[str(a)] for a in new.authors), np.int64,
                             len(new.authors))
-        author = np.concatenate([self.author, remap[new.author]])
-        created = np.concatenate([self.created_s, new.created_s])
+        author = _extend(self.author, remap[new.author])
+        created = _extend(self.created_s, new.created_s)
         t = new.tags
         tags = sp.vstack([self.tags, sp.csr_matrix((t.data, t.indices, t.indptr),
                                                    shape=(k, self.n_tags))], format="csr")
-        dense = (np.vstack([self.dense_tags, tags[n0:].toarray()])
+        dense = (_extend(self.dense_tags, tags[n0:].toarray())
                  if self.dense_tags is not None and tags.shape[0] * tags.shape[1] <= 50_000_000
                  else None)
-        topic = np.concatenate([self.topic, new.topic])
-        item_ids = np.concatenate([self.item_ids, new.item_ids])
-        titles = np.concatenate([np.asarray(self.titles, dtype=object),
-                                 np.asarray(new.titles, dtype=object)])
-        pop = np.concatenate([self.popularity, np.zeros(k)])
-        log_pop = np.concatenate([self.log_popularity, np.zeros(k, np.float32)])
+        topic = _extend(self.topic, new.topic)
+        item_ids = _extend(self.item_ids, new.item_ids)
+        titles = _extend(self.titles, np.asarray(new.titles, dtype=object))
+        pop = _extend(self.popularity, np.zeros(k))
+        log_pop = _extend(self.log_popularity, np.zeros(k, np.float32))
         order, start = _merge_by_author(self.by_author, self.author_start, author, created,
                                         n0, len(authors))
-        index = dict(self.index)
-        index.update((str(x), n0 + i) for i, x in enumerate(new.item_ids))
         # data first, then the lookups that hand out the new indices, then n
         self.item_ids, self.author, self.created_s, self.titles = item_ids, author, created, titles
         self.tags, self.dense_tags, self.topic = tags, dense, topic
@@ -177,7 +202,7 @@ class Catalog:
         self.authors = np.asarray(authors, dtype=object)
         self.author_index = author_index
         self.by_author, self.author_start = order, start
-        self.index = index
+        self.index.update((str(x), n0 + i) for i, x in enumerate(new.item_ids))
         self.n = n0 + k
         return np.arange(n0, n0 + k)
 
