@@ -86,3 +86,4 @@ def test_store_errors_that_depend_on_stored_rows_are_not_shown_to_an_ingest_key(
     accepted, duplicates, errors = _answer_for_ingest_key(rows, indices, stored)
     assert [e.index for e in errors] == [5, 6]  # the batch's own clash and a content rule
     assert (accepted, duplicates) == (3, 0)  # a, b, c
+    assert _answer_for_ingest_key(rows, indices, []) == (4, 1, [])  # nothing from the store
