@@ -169,7 +169,7 @@ def _reject_constant(name: str) -> Any:
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _WS = re.compile(r"[ \t\n\r]*")
-_WHOLE_MAX = 256 * 1024  # characters decoded in one C call (holding the GIL ~2-4 ms)
+WHOLE_MAX = 256 * 1024  # characters decoded in one C call (holding the GIL ~2-4 ms)
 
 
 def loads(text: str) -> Any:
@@ -178,12 +178,12 @@ def loads(text: str) -> Any:
     A top-level array is decoded one element at a time: one C call holds the GIL until it
     returns, so decoding a 16 MiB array in one call (on any thread) would stall the event
     loop for its whole length; element by element, the loop gets its turn in between. A
-    body under :data:`_WHOLE_MAX` characters (a batch of a few hundred events: about a
+    body under :data:`WHOLE_MAX` characters (a batch of a few hundred events: about a
     millisecond in C) is decoded in one call, which is twice as fast.
     """
     try:
         i = _WS.match(text).end()
-        if not text.startswith("[", i) or len(text) <= _WHOLE_MAX:
+        if not text.startswith("[", i) or len(text) <= WHOLE_MAX:
             return _DECODER.decode(text)
         out: list[Any] = []
         i = _WS.match(text, i + 1).end()

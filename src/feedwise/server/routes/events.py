@@ -28,8 +28,8 @@ from pydantic import BaseModel
 
 from feedwise.schema import EVENT_COLUMNS, MAX_TEXT_CHARS, Event
 from feedwise.server.bodies import (
-    _WHOLE_MAX,
     MAX_JSON_DEPTH,
+    WHOLE_MAX,
     loads,
     read_body,
     scan_json,
@@ -205,9 +205,10 @@ _EMPTY_ROW: EventRow = dict.fromkeys(_FIELDS)
 def plain_rows(body: bytes) -> list[EventRow] | None:
     """The rows of a JSON array of plain events, exactly as :func:`prepare_row` makes
     them, or None when any row is not plain (the batch then takes the checked path, which
-    reports each row's fault). Bodies over ``_WHOLE_MAX`` bytes are left to that path too:
-    it decodes them element by element, never holding the GIL for long."""
-    if len(body) > _WHOLE_MAX:
+    reports each row's fault). Bodies over :data:`~feedwise.server.bodies.WHOLE_MAX` bytes
+    are left to that path too: it decodes them element by element, never holding the GIL
+    for long."""
+    if len(body) > WHOLE_MAX:
         return None
     try:
         _PLAIN_BATCH.decode(body)  # checks only: the objects below are decoded as sent
@@ -278,7 +279,7 @@ def _answer_for_ingest_key(rows: list[EventRow], indices: list[int], stored: lis
     in ``rejects`` for the operator). ``duplicates`` counts only rows that repeat an earlier
     row of the same batch, and a clash with an earlier row of the batch is still reported.
     """
-    if not stored:  # the usual batch: one pass in C, nothing per row in Python
+    if not stored:  # the usual batch: one set of its ids, no per-row dicts
         unique = len({r["event_id"] for r in rows})
         return unique, len(rows) - unique, []
     id_of = dict(zip(indices, (r["event_id"] for r in rows), strict=True))
