@@ -1,9 +1,11 @@
 """``feedwise serve --workers N``: the owner process's side of the feed workers.
 
 The owner serves the shared public socket and a private one (127.0.0.1, any port) that only
-its workers use (:mod:`feedwise.server.workers`); it starts the workers once its store and
-model are up, and on SIGINT / SIGTERM stops them first (each sends the impressions it holds
-through the private socket) and only then shuts itself down, landing everything.
+its workers use (:mod:`feedwise.server.workers`), and takes each worker's event batches
+through a socket pair of its own (:mod:`feedwise.server.relay`). It starts the workers once
+its store and model are up, and on SIGINT / SIGTERM stops them first (each sends the
+impressions it holds through the private socket) and only then shuts itself down, landing
+everything.
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from feedwise.server.relay import RelayOwner
+from feedwise.server.routes.events import relayed
 from feedwise.server.settings import Settings
 from feedwise.server.tcp import BOARD_ENV, FAIR_LOOP, AcceptBoard, listen
+
+if TYPE_CHECKING:
+    from feedwise.server.writer import Writer
 
 log = logging.getLogger("feedwise.server.workers")
 
@@ -38,8 +45,13 @@ class WorkerPool:
         self._stopping = threading.Lock()
         self._stopped = False
         self.board = ""  # the AcceptBoard file (server/tcp.py), made by run()
+        self.relay: RelayOwner | None = None
 
-    def start(self, public: socket.socket, key_file: Path) -> None:
+    def start(self, public: socket.socket, key_file: Path, writer: Writer) -> None:
+        """Start the workers on ``public``; each hands the event batches it reads to this
+        process (stored by ``writer``) through a socket pair of its own
+        (:mod:`feedwise.server.relay`)."""
+        self.relay = RelayOwner(relayed(writer))
         env = {**os.environ, "FEEDWISE_DB": str(self.settings.db),
                "FEEDWISE_REGISTRY": str(self.settings.registry),
                "FEEDWISE_WORKERS": str(self.n + 1)}
@@ -47,10 +59,20 @@ class WorkerPool:
             env["FEEDWISE_KEYS_FILE"] = str(self.settings.keys_file)
         for i in range(self.n):
             env[BOARD_ENV] = f"{self.board}:{i + 1}"
+            mine, theirs = socket.socketpair()
             cmd = [sys.executable, "-m", "feedwise.server.workers", "--fd",
-                   str(public.fileno()), "--owner", self.owner_url, "--admin-key-file",
-                   str(key_file), "--log-level", self.log_level]
-            self.procs.append(subprocess.Popen(cmd, env=env, pass_fds=(public.fileno(),)))
+                   str(public.fileno()), "--relay-fd", str(theirs.fileno()), "--owner",
+                   self.owner_url, "--admin-key-file", str(key_file), "--log-level",
+                   self.log_level]
+            try:
+                self.procs.append(subprocess.Popen(
+                    cmd, env=env, pass_fds=(public.fileno(), theirs.fileno())))
+            except BaseException:
+                mine.close()
+                raise
+            finally:
+                theirs.close()
+            self.relay.serve(mine)
 
     def stop(self, timeout: float = 60.0) -> None:
         """SIGINT every worker and wait for them (graceful: they flush to the owner)."""

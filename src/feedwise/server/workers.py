@@ -41,10 +41,11 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ from feedwise.server.auth import KeyRing, hash_key
 from feedwise.server.deps import items_frame, serving_runtime
 from feedwise.server.metrics import ServiceMetrics
 from feedwise.server.policy import Served, build_policy
+from feedwise.server.relay import RelayWorker
+from feedwise.server.routes import events as events_routes
 from feedwise.server.routes import feed as feed_routes
 from feedwise.server.settings import Settings
 from feedwise.server.tcp import FAIR_LOOP, AcceptBoard, adopt
@@ -76,12 +79,14 @@ log = logging.getLogger("feedwise.server.workers")
 class ForwardingWriter:
     """The worker's stand-in for the owner's :class:`~feedwise.server.writer.Writer`:
     impressions are buffered and sent to the owner every ``flush_s``, with the worker's
-    ad impressions (``share``: caps and budgets across processes) in the same request."""
+    ad impressions (``share``: caps and budgets across processes) in the same request;
+    event batches go to the owner through ``relay`` (:mod:`feedwise.server.relay`)."""
 
     def __init__(self, client: httpx.Client, flush_s: float = 0.1,
-                 share: AdShare | None = None) -> None:
+                 share: AdShare | None = None, relay: RelayWorker | None = None) -> None:
         self.client = client
         self.share = share
+        self.relay = relay
         self.flush_s = flush_s
         self.chunk = 500
         self._buf: list[dict[str, list[Any]]] = []
@@ -103,6 +108,13 @@ class ForwardingWriter:
 
     def pending(self) -> int:
         return sum(len(c["event_id"]) for c in self._buf)
+
+    def relay_batch(self, payload: Any) -> Future:
+        """Hand an event batch to the owner (``routes/events.py``,
+        :func:`~feedwise.server.routes.events.post_events_to_a_worker`)."""
+        if self.relay is None or self._closed:
+            raise WriterClosedError("the worker is shutting down")
+        return self.relay.submit(payload)
 
     def log_served(self, columns: dict[str, list[Any]], then: Any = None) -> None:
         if self._closed:
@@ -167,13 +179,16 @@ class ForwardingWriter:
         if left:
             self.failed += left
             log.error("%d impressions could not be sent to the owner", left)
+        if self.relay is not None:  # the requests that used it have been answered
+            self.relay.close()
 
 
 class WorkerState:
     """What the feed route reads, built from the owner's snapshot and saved lists."""
 
     def __init__(self, settings: Settings, owner: str, admin_key: str,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None, relay: RelayWorker | None = None
+                 ) -> None:
         self.settings = settings
         self.metrics = ServiceMetrics()
         self.keys = KeyRing.load(settings.keys_file, settings.api_keys,
@@ -186,7 +201,7 @@ class WorkerState:
         # ad caps, exposure and budgets shared with the other processes (feed/adshare.py)
         self.ad_share = AdShare(str(os.getpid()))
         self.writer = ForwardingWriter(self.client, settings.impressions_flush_s,
-                                       share=self.ad_share).start()
+                                       share=self.ad_share, relay=relay).start()
         self.rollout = Rollout.for_store(settings.db)
         self.served: Served | None = None
         self.store: EventStore | None = None
@@ -385,13 +400,15 @@ class _ServedBy:
 
 
 def create_worker_app(settings: Settings, owner: str, admin_key: str,
-                      client: httpx.Client | None = None) -> FastAPI:
-    """A worker's app: the feed route served here, every other request forwarded
+                      client: httpx.Client | None = None, relay: RelayWorker | None = None
+                      ) -> FastAPI:
+    """A worker's app: the feed route served here, event batches read here and handed to
+    the owner through ``relay`` (when given), every other request forwarded
     (``client``: how the worker reaches the owner, e.g. a test client in one process)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = WorkerState(settings, owner, admin_key, client)
+        state = WorkerState(settings, owner, admin_key, client, relay)
         state.build()
         state.start()
         app.state.feedwise = state
@@ -419,6 +436,8 @@ def create_worker_app(settings: Settings, owner: str, admin_key: str,
     app = FastAPI(title="feedwise worker", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.include_router(feed_routes.router)
+    if relay is not None:
+        app.include_router(events_routes.relay_router)
     app.add_middleware(_ServedBy)
 
     @app.exception_handler(FeedwiseError)
@@ -448,6 +467,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="A feedwise feed worker (see feedwise serve "
                                             "--workers).")
     p.add_argument("--fd", type=int, required=True)
+    p.add_argument("--relay-fd", type=int, default=None,
+                   help="this worker's end of the owner's event relay (server/relay.py)")
     p.add_argument("--owner", required=True)
     p.add_argument("--admin-key-file", required=True)
     p.add_argument("--log-level", default="warning")
@@ -455,7 +476,9 @@ def main(argv: list[str] | None = None) -> None:
     admin_key = Path(a.admin_key_file).read_text().strip()
     settings = Settings()
     settings.api_keys = [*settings.api_keys, f"{hash_key(admin_key)}:admin"]
-    app = create_worker_app(settings, a.owner, admin_key)
+    relay = (RelayWorker(socket.socket(fileno=a.relay_fd)) if a.relay_fd is not None
+             else None)
+    app = create_worker_app(settings, a.owner, admin_key, relay=relay)
     # the inherited socket as what it is (TCP), not uvicorn's fromfd(AF_UNIX) guess: asyncio
     # then turns Nagle off on every connection (server/tcp.py: a 40 ms stall per answer)
     config = uvicorn.Config(app, log_level=a.log_level, access_log=False,

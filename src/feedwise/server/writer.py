@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import operator
 import queue
 import threading
 import time
@@ -78,6 +79,7 @@ class _CallJob:
     future: Future
 
 
+_ALL = operator.itemgetter(*EVENT_COLUMNS)  # a row's values in column order
 _STOP = object()
 _WAKE = object()  # served rows wait (sync mode): land them now
 
@@ -355,7 +357,11 @@ class Writer:
 
     def _ingest(self, jobs: list[_EventJob]) -> list[EventsResult]:
         rows = [r for j in jobs for r in j.rows]
-        cols: dict[str, list] = {c: [r.get(c) for r in rows] for c in EVENT_COLUMNS}
+        try:  # rows with every column (the events route's): transposed in C
+            cols: dict[str, Sequence] = dict(zip(
+                EVENT_COLUMNS, map(list, zip(*map(_ALL, rows), strict=True)), strict=True))
+        except (KeyError, ValueError):  # ...else each row's missing columns are None
+            cols = {c: [r.get(c) for r in rows] for c in EVENT_COLUMNS}
         ids = cols["event_id"]
         source = f"api:{next(self._seq)}:{uuid.uuid4().hex[:12]}"
         got = self.store.ingest_rows(cols, source)

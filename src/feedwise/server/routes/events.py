@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Annotated, Any
 
 import msgspec
@@ -37,10 +38,19 @@ from feedwise.server.bodies import (
 )
 from feedwise.server.deps import IngestKey, State
 from feedwise.server.routes._common import ID_MAX, await_future, is_text
-from feedwise.server.writer import ERASED_REASON, EventRow, RowError
+from feedwise.server.writer import (
+    ERASED_REASON,
+    EventRow,
+    EventsResult,
+    RowError,
+    Writer,
+    WriterClosedError,
+)
 from feedwise.store.ingest import STORED_CONFLICT
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
+#: A worker's ``POST /v1/events`` (server/workers.py): the owner stores what it reads.
+relay_router = APIRouter(prefix="/v1/events", tags=["events"])
 
 _FIELDS = tuple(EVENT_COLUMNS)
 _TEXT_MAX = 4096
@@ -317,24 +327,60 @@ async def post_events(request: Request, state: State, key: IngestKey) -> EventsA
     tells whether an id was stored before.
     """
     s = state.settings
+    body, content_type = await _read_batch(request, s)
+    # decoding and validation never run on the event loop
+    received, rows, indices, errors = await asyncio.wrap_future(_DECODER.submit(
+        _prepare, body, content_type, s.max_batch_events))
+    del body
+    result = None
+    if rows:
+        # never block the event loop: a full writer queue answers 503 at once
+        fut = state.writer.submit_events(rows, indices, timeout=0)
+        result = await await_future(fut, s.write_timeout_s)
+    return _answer(received, rows, indices, errors, result, _sees_stored(key))
+
+
+@relay_router.post("", response_model=EventsAccepted, include_in_schema=False)
+async def post_events_to_a_worker(request: Request, state: State, key: IngestKey
+                                  ) -> EventsAccepted:
+    """``POST /v1/events`` answered by a worker (``feedwise serve --workers``): the key and
+    the body's limits are checked here, the body is decoded, checked and stored by the
+    owner (:func:`relayed`, through :mod:`feedwise.server.relay`)."""
+    s = state.settings
+    body, content_type = await _read_batch(request, s)
+    fut = state.writer.relay_batch((body, content_type, s.max_batch_events,
+                                    _sees_stored(key)))
+    del body
+    out = await await_future(fut, s.write_timeout_s)
+    if isinstance(out, EventsAccepted):
+        return out
+    raise HTTPException(*out)
+
+
+async def _read_batch(request: Request, s: Any) -> tuple[bytes, str]:
+    """The body under the byte limit (and the NDJSON line limit), read as it streams in,
+    nothing decoded; its content type."""
     content_type = request.headers.get("content-type", "")
     ndjson = any(t in content_type for t in NDJSON_TYPES)
-    # limits while the body streams in: bytes always, lines for NDJSON (nothing decoded)
     body = await read_body(request.stream(), request.headers.get("content-length"),
                            s.max_body_bytes, s.max_batch_events if ndjson else None)
     if body.too_many_lines:
         raise HTTPException(413, f"more than {s.max_batch_events} lines in one NDJSON batch; "
                                  f"the limit is {s.max_batch_events} events")
-    # decoding and validation never run on the event loop
-    received, rows, indices, errors = await asyncio.wrap_future(_DECODER.submit(
-        _prepare, body.data, content_type, s.max_batch_events))
-    del body
+    return body.data, content_type
+
+
+def _sees_stored(key: Any) -> bool:
+    """Whether the answer may tell which ids were stored before (no key, or ``admin``)."""
+    return key is None or key.allows("admin")
+
+
+def _answer(received: int, rows: list[EventRow], indices: list[int],
+            errors: list[RowError], result: EventsResult | None, sees_stored: bool
+            ) -> EventsAccepted:
     accepted = duplicates = 0
-    if rows:
-        # never block the event loop: a full writer queue answers 503 at once
-        fut = state.writer.submit_events(rows, indices, timeout=0)
-        result = await await_future(fut, s.write_timeout_s)
-        if key is None or key.allows("admin"):
+    if result is not None:
+        if sees_stored:
             accepted, duplicates = result.accepted, result.duplicates
             errors.extend(result.errors)
         else:
@@ -345,3 +391,36 @@ async def post_events(request: Request, state: State, key: IngestKey) -> EventsA
                           rejected=len(errors),
                           errors=[RowErrorOut(index=e.index, field=e.field, reason=e.reason)
                                   for e in errors])
+
+
+def relayed(writer: Writer) -> Callable[[Any, Callable[[Any], None]], None]:
+    """The owner's side of a batch a worker read (:func:`post_events_to_a_worker`): on the
+    relay's thread, decode and check it as :func:`post_events` does, hand the rows to
+    ``writer`` and reply the answer, or ``(status, detail)`` for an HTTP error."""
+
+    def handle(payload: Any, reply: Callable[[Any], None]) -> None:
+        body, content_type, max_rows, sees_stored = payload
+        try:
+            received, rows, indices, errors = _prepare(body, content_type, max_rows)
+        except HTTPException as e:
+            return reply((e.status_code, e.detail))
+        if not rows:
+            return reply(_answer(received, rows, indices, errors, None, sees_stored))
+        try:
+            fut = writer.submit_events(rows, indices, timeout=0)
+        except WriterClosedError as e:
+            return reply((503, str(e)))
+
+        def done(f: Future) -> None:
+            try:
+                result = f.result()
+            except WriterClosedError as e:
+                return reply((503, str(e)))
+            except Exception as e:  # noqa: BLE001 - the worker answers it
+                return reply((500, str(e) or "storing the events failed"))
+            return reply(_answer(received, rows, indices, errors, result, sees_stored))
+
+        fut.add_done_callback(done)
+        return None
+
+    return handle
