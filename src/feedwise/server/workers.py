@@ -4,9 +4,10 @@ DuckDB allows one writing process, and one Python process runs one core at a tim
 GIL). With ``--workers N`` the ``feedwise serve`` process (the *owner*: the store, its one
 writer, the model watcher, every route) binds the port and starts ``N - 1`` worker
 processes that accept connections on the same socket (the kernel spreads them). A worker
-answers ``GET /v1/users/{id}/feed`` itself and forwards every other request to the owner
-unchanged (events, items, admin, recommendations...), so all writes still go through the
-owner's writer.
+answers ``GET /v1/users/{id}/feed`` itself, reads ``POST /v1/events`` batches and hands them
+to the owner over a socket pair (:mod:`feedwise.server.relay`), and forwards every other
+request to the owner unchanged (items, admin, recommendations...), so all writes still go
+through the owner's writer.
 
 A worker serves from read-only copies:
 
@@ -31,7 +32,8 @@ staleness (:mod:`feedwise.feed.adshare`): a worker's ad impressions ride with th
 it hands back, and the owner's merged log and spend come back in the delta it polls.
 
 What does not hold across processes: experiment arms that serve another model version are
-served the promoted model by workers, and ``/metrics`` counts the owner's requests only.
+served the promoted model by workers, and ``/metrics`` counts the owner's requests only (a
+batch a worker relays counts in the ingest counters, not in the request latencies).
 """
 
 from __future__ import annotations
