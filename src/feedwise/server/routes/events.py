@@ -394,33 +394,42 @@ def _answer(received: int, rows: list[EventRow], indices: list[int],
 
 
 def relayed(writer: Writer) -> Callable[[Any, Callable[[Any], None]], None]:
-    """The owner's side of a batch a worker read (:func:`post_events_to_a_worker`): on the
-    relay's thread, decode and check it as :func:`post_events` does, hand the rows to
-    ``writer`` and reply the answer, or ``(status, detail)`` for an HTTP error."""
+    """The owner's side of a batch a worker read (:func:`post_events_to_a_worker`): decode
+    and check it as :func:`post_events` does, on the same decoding thread (one batch
+    decoded at a time in this process, whichever way it came), hand the rows to ``writer``
+    and reply the answer, or ``(status, detail)`` for an HTTP error."""
 
     def handle(payload: Any, reply: Callable[[Any], None]) -> None:
         body, content_type, max_rows, sees_stored = payload
-        try:
-            received, rows, indices, errors = _prepare(body, content_type, max_rows)
-        except HTTPException as e:
-            return reply((e.status_code, e.detail))
-        if not rows:
-            return reply(_answer(received, rows, indices, errors, None, sees_stored))
-        try:
-            fut = writer.submit_events(rows, indices, timeout=0)
-        except WriterClosedError as e:
-            return reply((503, str(e)))
-
-        def done(f: Future) -> None:
-            try:
-                result = f.result()
-            except WriterClosedError as e:
-                return reply((503, str(e)))
-            except Exception as e:  # noqa: BLE001 - the worker answers it
-                return reply((500, str(e) or "storing the events failed"))
-            return reply(_answer(received, rows, indices, errors, result, sees_stored))
-
-        fut.add_done_callback(done)
-        return None
+        _DECODER.submit(_prepare, body, content_type, max_rows).add_done_callback(
+            lambda f: _store(f, writer, sees_stored, reply))
 
     return handle
+
+
+def _store(decoded: Future, writer: Writer, sees_stored: bool,
+           reply: Callable[[Any], None]) -> None:
+    try:
+        received, rows, indices, errors = decoded.result()
+    except HTTPException as e:
+        return reply((e.status_code, e.detail))
+    except Exception as e:  # noqa: BLE001 - the worker answers it
+        return reply((500, str(e) or "decoding the events failed"))
+    if not rows:
+        return reply(_answer(received, rows, indices, errors, None, sees_stored))
+    try:
+        fut = writer.submit_events(rows, indices, timeout=0)
+    except WriterClosedError as e:
+        return reply((503, str(e)))
+
+    def done(f: Future) -> None:
+        try:
+            result = f.result()
+        except WriterClosedError as e:
+            return reply((503, str(e)))
+        except Exception as e:  # noqa: BLE001 - the worker answers it
+            return reply((500, str(e) or "storing the events failed"))
+        return reply(_answer(received, rows, indices, errors, result, sees_stored))
+
+    fut.add_done_callback(done)
+    return None
