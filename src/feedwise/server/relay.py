@@ -2,8 +2,8 @@
 
 With ``feedwise serve --workers N`` only the owner writes to the store. A worker checks an
 event batch's key and the body's limits itself and hands the body to the owner over a
-private socket pair made when the worker is started; the owner decodes and checks it on
-the relay's thread, as its own ``POST /v1/events`` does, puts the rows on its
+private socket pair made when the worker is started; the owner decodes and checks it as
+its own ``POST /v1/events`` does (on the same decoding thread), puts the rows on its
 :class:`~feedwise.server.writer.Writer` and sends back the answer
 (:func:`feedwise.server.routes.events.relayed`). Forwarding the request over HTTP cost the
 owner a whole request (parsing, routing, the answer) and the worker an HTTP client's
