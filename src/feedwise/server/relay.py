@@ -102,14 +102,11 @@ class RelayOwner:
 
     def __init__(self, handle: Callable[[Any, Callable[[Any], None]], None]) -> None:
         self.handle = handle
-        self._threads: list[threading.Thread] = []
 
     def serve(self, sock: socket.socket) -> None:
         """Take frames from one worker's socket (a thread, until the worker closes it)."""
-        t = threading.Thread(target=self._run, args=(sock,), name="feedwise-relay",
-                             daemon=True)
-        t.start()
-        self._threads.append(t)
+        threading.Thread(target=self._run, args=(sock,), name="feedwise-relay",
+                         daemon=True).start()
 
     def _run(self, sock: socket.socket) -> None:
         sender = _Sender(sock, "feedwise-relay-answer")
