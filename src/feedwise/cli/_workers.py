@@ -45,13 +45,12 @@ class WorkerPool:
         self._stopping = threading.Lock()
         self._stopped = False
         self.board = ""  # the AcceptBoard file (server/tcp.py), made by run()
-        self.relay: RelayOwner | None = None
 
     def start(self, public: socket.socket, key_file: Path, writer: Writer) -> None:
         """Start the workers on ``public``; each hands the event batches it reads to this
         process (stored by ``writer``) through a socket pair of its own
         (:mod:`feedwise.server.relay`)."""
-        self.relay = RelayOwner(relayed(writer))
+        relay = RelayOwner(relayed(writer))
         env = {**os.environ, "FEEDWISE_DB": str(self.settings.db),
                "FEEDWISE_REGISTRY": str(self.settings.registry),
                "FEEDWISE_WORKERS": str(self.n + 1)}
@@ -72,7 +71,7 @@ class WorkerPool:
                 raise
             finally:
                 theirs.close()
-            self.relay.serve(mine)
+            relay.serve(mine)
 
     def stop(self, timeout: float = 60.0) -> None:
         """SIGINT every worker and wait for them (graceful: they flush to the owner)."""

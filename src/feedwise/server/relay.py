@@ -38,7 +38,7 @@ _MAX_FRAME = 256 << 20  # a frame larger than any batch the body limits let thro
 _GONE = "the owner process is gone; retry"
 
 
-def _read(sock: socket.socket) -> tuple[int, bytes] | None:
+def _read(sock: socket.socket) -> tuple[int, bytearray] | None:
     """One frame (job id, payload), or None at the end of the stream."""
     head = _exactly(sock, _HEAD.size)
     if head is None:
@@ -52,7 +52,7 @@ def _read(sock: socket.socket) -> tuple[int, bytes] | None:
     return job, body
 
 
-def _exactly(sock: socket.socket, n: int) -> bytes | None:
+def _exactly(sock: socket.socket, n: int) -> bytearray | None:
     buf = bytearray(n)
     view, got = memoryview(buf), 0
     while got < n:
@@ -60,7 +60,7 @@ def _exactly(sock: socket.socket, n: int) -> bytes | None:
         if k == 0:
             return None
         got += k
-    return bytes(buf)
+    return buf  # struct and pickle read it as it is: no copy
 
 
 def _frame(job: int, payload: Any) -> bytes:

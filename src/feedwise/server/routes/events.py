@@ -38,6 +38,7 @@ from feedwise.server.bodies import (
 )
 from feedwise.server.deps import IngestKey, State
 from feedwise.server.routes._common import ID_MAX, await_future, is_text
+from feedwise.server.settings import Settings
 from feedwise.server.writer import (
     ERASED_REASON,
     EventRow,
@@ -357,7 +358,7 @@ async def post_events_to_a_worker(request: Request, state: State, key: IngestKey
     raise HTTPException(*out)
 
 
-async def _read_batch(request: Request, s: Any) -> tuple[bytes, str]:
+async def _read_batch(request: Request, s: Settings) -> tuple[bytes, str]:
     """The body under the byte limit (and the NDJSON line limit), read as it streams in,
     nothing decoded; its content type."""
     content_type = request.headers.get("content-type", "")
@@ -409,12 +410,10 @@ def relayed(writer: Writer) -> Callable[[Any, Callable[[Any], None]], None]:
 
 def _store(decoded: Future, writer: Writer, sees_stored: bool,
            reply: Callable[[Any], None]) -> None:
-    try:
-        received, rows, indices, errors = decoded.result()
-    except HTTPException as e:
-        return reply((e.status_code, e.detail))
-    except Exception as e:  # noqa: BLE001 - the worker answers it
-        return reply((500, str(e) or "decoding the events failed"))
+    got = _result(decoded, reply, "decoding the events")
+    if got is None:
+        return
+    received, rows, indices, errors = got
     if not rows:
         return reply(_answer(received, rows, indices, errors, None, sees_stored))
     try:
@@ -423,13 +422,22 @@ def _store(decoded: Future, writer: Writer, sees_stored: bool,
         return reply((503, str(e)))
 
     def done(f: Future) -> None:
-        try:
-            result = f.result()
-        except WriterClosedError as e:
-            return reply((503, str(e)))
-        except Exception as e:  # noqa: BLE001 - the worker answers it
-            return reply((500, str(e) or "storing the events failed"))
-        return reply(_answer(received, rows, indices, errors, result, sees_stored))
+        result = _result(f, reply, "storing the events")
+        if result is not None:
+            reply(_answer(received, rows, indices, errors, result, sees_stored))
 
     fut.add_done_callback(done)
+    return None
+
+
+def _result(fut: Future, reply: Callable[[Any], None], what: str) -> Any:
+    """``fut``'s result, or None once the HTTP error it raised is replied."""
+    try:
+        return fut.result()
+    except HTTPException as e:
+        reply((e.status_code, e.detail))
+    except WriterClosedError as e:
+        reply((503, str(e)))
+    except Exception as e:  # noqa: BLE001 - the worker answers it
+        reply((500, str(e) or f"{what} failed"))
     return None
