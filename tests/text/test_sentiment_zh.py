@@ -7,12 +7,16 @@ import math
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from feedwise.errors import ConfigError, DataError
 from feedwise.text import sentiment as S
 from feedwise.text.sentiment import DefaultAnalyser, TrainedAnalyser, load_analyser
+
+#: the combiner's column of the default analyser's log-odds (after the classifier's two)
+DEFAULT = 2
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +98,11 @@ def _zh_toy() -> tuple[list[str], list[int]]:
 def test_chinese_trainable_combines_with_the_default_logit(tmp_path: Path) -> None:
     texts, y = _zh_toy()
     m = TrainedAnalyser().fit(texts, y)
-    assert m.features_ == "chars" and m.stack_features_ == "logit"
-    assert m.stack_coef_ is not None and m.stack_coef_.shape == (2, 3)
-    # the default analyser's log-odds is the combiner's last column, with positive weight
+    assert m.features_ == "chars" and m.stack_features_ == "logit+nb"
+    assert m.stack_coef_ is not None and m.stack_coef_.shape == (2, 4)
+    # columns: the classifier's two log-probabilities, the default analyser's log-odds and
+    # naive Bayes' log-odds; both log-odds weigh towards positive
+    assert m.stack_coef_[1, DEFAULT] > m.stack_coef_[0, DEFAULT]
     assert m.stack_coef_[1, -1] > m.stack_coef_[0, -1]
     new = ["很好吃，很满意", "难吃，失望", "", "物流太慢了"]
     df = m.analyse(new)
@@ -104,8 +110,29 @@ def test_chinese_trainable_combines_with_the_default_logit(tmp_path: Path) -> No
     m.save(tmp_path / "zh")
     assert not list((tmp_path / "zh").glob("*.pkl"))
     back = load_analyser(tmp_path / "zh")
-    assert back.stack_features_ == "logit"
+    assert back.stack_features_ == "logit+nb"
     pd.testing.assert_frame_equal(back.analyse(new), df)
+
+
+def test_naive_bayes_reads_the_ngrams_and_older_models_still_load(tmp_path: Path) -> None:
+    texts, y = _zh_toy()
+    m = TrainedAnalyser().fit(texts, y)
+    z = m.classifier_.nb_logit(["味道很好，送餐很快", "太难吃了，送得又慢", "的"])
+    assert z[0] > 1 > -1 > z[1] and abs(z[2]) < abs(z[0])
+    # a model saved before the naive Bayes column (three combiner columns, no ratios)
+    # still loads and scores as it did
+    old = TrainedAnalyser().fit(texts, y)
+    old.stack_features_ = "logit"
+    old._fit_stack(texts, ["positive" if v else "negative" for v in y])  # 3 columns again
+    assert old.stack_coef_.shape == (2, 3)
+    old.classifier_.nb_r_ = None
+    old.save(tmp_path / "old")
+    assert not np.load(tmp_path / "old" / "classifier.npz").files.count("nb_r")
+    back = load_analyser(tmp_path / "old")
+    assert back.stack_features_ == "logit" and back.classifier_.nb_r_ is None
+    new = ["很好吃，很满意", "难吃，失望"]
+    pd.testing.assert_frame_equal(back.analyse(new), old.analyse(new))
+    assert back.analyse(new)["label"].tolist() == ["positive", "negative"]
 
 
 def test_default_logits_match_the_default_analyser(ana) -> None:
@@ -139,19 +166,24 @@ def _zh_grouped() -> tuple[list[str], list[int], list[str]]:
 def test_groups_fit_the_combiner_on_groups_the_classifier_did_not_see(tmp_path: Path) -> None:
     """Within a group the classifier learns the group's marks and looks perfect on a random
     validation share; on groups it was not trained on it knows only the phrases, so the
-    combiner fitted there weighs the default analyser more."""
+    combiner fitted there trusts it less, and the readers of phrases (the default analyser
+    and naive Bayes) more."""
     texts, y, groups = _zh_grouped()
     plain = TrainedAnalyser().fit(texts, y)
     grouped = TrainedAnalyser().fit(texts, y, groups=groups)
     assert plain.stack_fit_ == "validation share"
     assert grouped.stack_fit_ == "held-out groups"
 
-    def trust(m: TrainedAnalyser) -> float:  # default's weight per unit of the classifier's
+    def weights(m: TrainedAnalyser) -> tuple[float, float]:
+        """The classifier's weight (its log-probability of positive) and the phrase
+        readers' (the default's and naive Bayes' log-odds), per unit of the classifier's."""
         w = m.stack_coef_[1] - m.stack_coef_[0]
-        return float(w[-1] / abs(w[1]))
+        return float(w[1]), float((w[DEFAULT] + w[-1]) / abs(w[1]))
 
-    assert trust(grouped) > 2 * trust(plain) > 0
-    # a new group: only the phrase says anything, and the default reads it
+    (own_plain, readers_plain), (own_grouped, readers_grouped) = weights(plain), weights(grouped)
+    assert 0 < 2 * own_grouped < own_plain
+    assert readers_grouped > max(readers_plain, 0.0)
+    # a new group: only the phrase says anything, and the phrase readers read it
     new = ["味道很好，很满意壬癸", "太难吃了，很失望壬癸"]
     assert grouped.analyse(new)["label"].tolist() == ["positive", "negative"]
     grouped.save(tmp_path / "g")

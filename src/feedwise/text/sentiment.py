@@ -749,13 +749,38 @@ class _CharModel:
             X = vec.fit_transform(texts)
         lr = LogisticRegression(C=float(self.C), max_iter=self.max_iter,
                                 random_state=self.random_state)
-        lr.fit(X, list(labels), sample_weight=None if sample_weight is None
-               else np.asarray(sample_weight, dtype=np.float64))
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        lr.fit(X, list(labels), sample_weight=w)
         self.vectorizer_ = vec
         self.classes_ = [str(c) for c in lr.classes_]
         self.coef_ = lr.coef_.astype(np.float64)
         self.intercept_ = lr.intercept_.astype(np.float64)
+        self._fit_nb(X, labels, w)
         return self
+
+    def _fit_nb(self, X: Any, labels: Sequence[str], sample_weight: np.ndarray | None) -> None:
+        """A second, differently biased reader of the same n-grams: naive Bayes on their
+        presence (multinomial, add-one smoothing), kept as its log-odds of positive against
+        negative, ``nb_r_`` per n-gram and ``nb_b_`` (:meth:`nb_logit`). ``None`` where the
+        labels lack one of the two."""
+        from sklearn.naive_bayes import MultinomialNB
+
+        self.nb_r_, self.nb_b_ = None, 0.0
+        if "positive" not in self.classes_ or "negative" not in self.classes_:
+            return
+        nb = MultinomialNB(alpha=1.0).fit(X.sign(), list(labels), sample_weight=sample_weight)
+        names = [str(c) for c in nb.classes_]
+        p, n = names.index("positive"), names.index("negative")
+        self.nb_r_ = (nb.feature_log_prob_[p] - nb.feature_log_prob_[n]).astype(np.float64)
+        self.nb_b_ = float(nb.class_log_prior_[p] - nb.class_log_prior_[n])
+
+    def nb_logit(self, texts: Sequence[str]) -> np.ndarray:
+        """Naive Bayes' log-odds of positive against negative for each text (0 without
+        :meth:`_fit_nb`'s ratios)."""
+        if self.nb_r_ is None:
+            return np.zeros(len(texts))
+        X = self.vectorizer_.transform(list(texts)).sign()
+        return np.asarray(X @ self.nb_r_, dtype=np.float64).ravel() + self.nb_b_
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         z = self.vectorizer_.transform(list(texts)) @ self.coef_.T + self.intercept_
@@ -772,8 +797,9 @@ class _CharModel:
         terms = [""] * len(vocab)
         for t, j in vocab.items():
             terms[j] = t
+        nb = {} if self.nb_r_ is None else {"nb_r": self.nb_r_, "nb_b": np.float64(self.nb_b_)}
         np.savez(base.with_suffix(".npz"), idf=self.vectorizer_.idf_, coef=self.coef_,
-                 intercept=self.intercept_)
+                 intercept=self.intercept_, **nb)
         base.with_suffix(".json").write_text(json.dumps(
             {"format": CHAR_FORMAT, "params": {"C": self.C, "random_state": self.random_state,
                                                "max_iter": self.max_iter},
@@ -792,6 +818,8 @@ class _CharModel:
         with np.load(base.with_suffix(".npz"), allow_pickle=False) as z:
             vec.idf_ = z["idf"]
             obj.coef_, obj.intercept_ = z["coef"], z["intercept"]
+            obj.nb_r_ = z["nb_r"] if "nb_r" in z.files else None  # saved before it existed
+            obj.nb_b_ = float(z["nb_b"]) if "nb_b" in z.files else 0.0
         obj.vectorizer_ = vec
         return obj
 
@@ -975,7 +1003,7 @@ class TrainedAnalyser:
             self.features_ = "chars" if _mostly_cjk(keep_t) else "tfidf"
         stacked = self.stack and len(keep_t) >= self.MIN_STACK
         self.stack_coef_ = self.stack_intercept_ = None
-        self.stack_features_ = "logit" if self.features_ == "chars" else "probs"
+        self.stack_features_ = "logit+nb" if self.features_ == "chars" else "probs"
         self.stack_fit_ = None
         if stacked:
             n_groups = len(set(keep_g)) if group_list is not None else 0
@@ -1060,8 +1088,11 @@ class TrainedAnalyser:
 
     def _stack_features(self, clf: Any, texts: list[str]) -> np.ndarray:
         own = np.log(np.clip(clf.predict_proba(texts), 1e-6, 1.0))
-        if getattr(self, "stack_features_", "probs") == "logit":
+        kind = getattr(self, "stack_features_", "probs")
+        if kind == "logit":  # saved before the naive Bayes column existed
             return np.hstack([own, _default_logits(texts)[:, None]])
+        if kind == "logit+nb":
+            return np.hstack([own, _default_logits(texts)[:, None], clf.nb_logit(texts)[:, None]])
         lex = default_analyser().analyse(texts)[list(LABELS)].to_numpy(dtype=float)
         lex = np.log(np.clip(np.nan_to_num(lex, nan=1.0 / 3.0), 1e-6, 1.0))
         return np.hstack([own, lex])
