@@ -38,8 +38,8 @@ Rows (printed as a table, written to benchmarks/results/listening.json):
   comments/s and the overhead ratio against bare calls of the underlying packages (VADER
   and AFINN) on the same texts, side by side in the same run, the median of 3 repetitions
   (targets >= 2,000/s, ratio <= 1.3); the ratio against bare VADER alone is printed beside.
-- The LISTENING helper's synthetic-world checks (alerts, text features), when
-  benchmarks/_listening_world.py exists (see HOOK below).
+- The synthetic-world checks of benchmarks/_listening_world.py (burst alerts, the text
+  features' lift of the engagement model).
 
 Run: ``nice -n 10 .venv/bin/python benchmarks/listening.py`` (``--quick`` subsamples the
 Chinese training set for a fast smoke run; its figures are not the acceptance figures;
@@ -524,15 +524,13 @@ def bench_speed(texts: list[str], zh_texts: list[str], reps: int = 3) -> list[di
 
 
 def world_rows() -> list[dict]:
-    # HOOK (LISTENING helper): benchmarks/_listening_world.py defines run() -> rows, each a
-    # dict with at least "check", "value", "target", "holds" (extra keys go into the JSON).
-    try:
-        from _listening_world import run as run_world
-    except ImportError:
-        return [{"check": "synthetic world checks (benchmarks/_listening_world.py)",
-                 "value": None, "target": "", "holds": None, "note": "not present"}]
-    got = run_world()
-    return [got] if isinstance(got, dict) else list(got)
+    """The synthetic-world checks (``benchmarks/_listening_world.py``: burst alerts, the
+    text lift), as this table's rows (its ``metric`` / ``met`` are ``check`` / ``holds``)."""
+    from _listening_world import run as run_world
+
+    rows, _ = run_world()
+    return [{"check": r["metric"], "holds": r["met"],
+             **{k: v for k, v in r.items() if k not in ("metric", "met")}} for r in rows]
 
 
 def main() -> None:

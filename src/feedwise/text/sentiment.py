@@ -908,6 +908,17 @@ class TrainedAnalyser:
     adapted on one half of its texts, scoring the other, both ways): 0.8786, against
     0.8708 without adaptation.
 
+    With character features the combiner has a fourth column (``stack_features``
+    ``"logit+nb"``): naive Bayes' log-odds of positive against negative over the presence
+    of the same n-grams (:meth:`_CharModel.nb_logit`), a second reader of the n-grams
+    whose errors differ from the logistic regression's. Chosen in the harness above
+    (phase ``zh-adapt-select``, adapted, the decision rule of docs/listening.md written
+    before: the mean over the five categories gains at least 0.002 and none loses more
+    than 0.005): 热水器 0.8728 -> 0.8763, 蒙牛 0.8480 -> 0.8510, 书籍 0.8665 -> 0.8652,
+    计算机 0.8980 -> 0.8955, 酒店 0.8931 -> 0.9067 (mean 0.8757 -> 0.8789). waimai_10k,
+    read once after: 0.8807 adapted (0.8724 without adaptation). Models saved with three
+    columns (``"logit"``) load and score as before.
+
     Args:
         features: the classifier's features: ``"tfidf"`` (word and character n-grams,
             :class:`~feedwise.text.classifier.TextClassifier`), ``"chars"`` (character
