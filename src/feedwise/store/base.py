@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from feedwise.errors import ConfigError
+from feedwise.store.idhashes import IdHashes
 from feedwise.store.tables import create_all
 
 DEFAULT_DB = "feedwise.duckdb"
@@ -54,6 +55,8 @@ class StoreBase:
         #: Connection swaps so far (compact()): a read that fails across one is run again.
         self._generation = 0
         self._tx_depth = 0  # transaction() blocks open in the lock-holding thread
+        #: Hashes of the stored event ids: a landing of new ids reads none of them.
+        self._id_hashes = IdHashes()
         self.pseudonymizer = pseudonymizer
         try:
             if not read_only:

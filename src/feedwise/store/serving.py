@@ -121,6 +121,7 @@ class ServedLog(StoreBase):
                 con.unregister("_fw_served")
             for fn in then:
                 fn()
+        self._id_hashes.grew(landed)
         return ServedLanded(int(landed), n - int(landed) - int(erased), int(erased))
 
     def _stored_ids(self, ids: Sequence[str | None]) -> set[str]:

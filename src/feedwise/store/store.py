@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -169,7 +170,8 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
                 erased = c.execute(f"""DELETE FROM _fw_stage WHERE user_id IS NOT NULL AND
                     sha256('{TOMBSTONE_PREFIX}' || user_id) IN
                     (SELECT digest FROM tombstones)""").fetchone()[0]
-            repeated, stored = self._conflicts(c, before)
+            hashes = self._id_hashes.of_stage(c)
+            repeated, stored = self._conflicts(c, before, hashes)
             known = bool(stored)
             valid, rejected = c.execute(
                 "SELECT count(*) FILTER (WHERE _reason IS NULL), "
@@ -181,6 +183,7 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
             new = "WHERE v.event_id NOT IN (SELECT event_id FROM _fw_known)" if known else ""
             accepted = c.execute(f"INSERT INTO events ({cols}) SELECT {cols} FROM ({rows}) v "
                                  f"{new}").fetchall()[0][0]
+            self._id_hashes.inserted(hashes, accepted)
             structural = 0
             if src.kind == "csv":
                 structural = self._csv_structural_rejects(name)
@@ -234,19 +237,21 @@ class EventStore(Records, EventReads, Feedback, AdLedger, ServedLog, Profiles, P
             SELECT {select}, {reason} AS _reason, _row FROM {parsed} p""")
         return types
 
-    def _conflicts(self, c: duckdb.DuckDBPyConnection, before: int
+    def _conflicts(self, c: duckdb.DuckDBPyConnection, before: int, hashes: np.ndarray
                    ) -> tuple[bool, frozenset[str]]:
         """Turn rows of ``_fw_stage`` that reuse an ``event_id`` with different content into
         rejects: a row whose id is stored already with other content, then a row of the
         batch later than the first one with its id. Returns (ids repeat in the batch, the
         batch's ids stored already: ``_fw_known``).
 
-        Identical repeats stay valid (duplicates, not inserted). Both checks cost nothing
-        when there is nothing to check: a semi-join on the events' id column whose hash
-        table is built on the batch (not on the events), and a count of distinct ids.
+        Identical repeats stay valid (duplicates, not inserted). Both checks cost little
+        when there is nothing to check: the stored ids are looked up (a semi-join on the
+        events' id column whose hash table is built on the batch) only when one of the
+        batch's id ``hashes`` is among the stored ids' (:class:`IdHashes`), and the batch's
+        own repeats are a count of distinct ids.
         """
         stored: frozenset[str] = frozenset()
-        if before:
+        if before and self._id_hashes.may_hold(c, before, hashes):
             c.execute("""CREATE OR REPLACE TEMP TABLE _fw_known AS
                 SELECT DISTINCT event_id FROM events WHERE event_id IN
                     (SELECT event_id FROM _fw_stage WHERE _reason IS NULL)""")
