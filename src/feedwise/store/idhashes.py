@@ -15,7 +15,8 @@ count is not the one they were kept for: after a deletion (erasure, retention) o
 another connection inserted, they are read again before they are used. What this cannot
 see is another connection inserting exactly as many rows as were deleted between two
 landings; every insert of this store's own goes through :meth:`IdHashes.inserted` or
-:meth:`IdHashes.grew`.
+:meth:`IdHashes.grew`. The hashes live in memory only: an erasure changes the count, so
+the erased ids' hashes are gone once the next landing reads them again.
 """
 
 from __future__ import annotations
