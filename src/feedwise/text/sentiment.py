@@ -769,22 +769,31 @@ class _CharModel:
         if "positive" not in self.classes_ or "negative" not in self.classes_:
             return
         nb = MultinomialNB(alpha=1.0).fit(X.sign(), list(labels), sample_weight=sample_weight)
-        names = [str(c) for c in nb.classes_]
-        p, n = names.index("positive"), names.index("negative")
+        # the same sorted labels as the logistic regression's classes
+        p, n = self.classes_.index("positive"), self.classes_.index("negative")
         self.nb_r_ = (nb.feature_log_prob_[p] - nb.feature_log_prob_[n]).astype(np.float64)
         self.nb_b_ = float(nb.class_log_prior_[p] - nb.class_log_prior_[n])
 
     def nb_logit(self, texts: Sequence[str]) -> np.ndarray:
         """Naive Bayes' log-odds of positive against negative for each text (0 without
         :meth:`_fit_nb`'s ratios)."""
-        if self.nb_r_ is None:
-            return np.zeros(len(texts))
-        X = self.vectorizer_.transform(list(texts)).sign()
-        return np.asarray(X @ self.nb_r_, dtype=np.float64).ravel() + self.nb_b_
+        return self._nb_logit(self.vectorizer_.transform(list(texts)))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        z = self.vectorizer_.transform(list(texts)) @ self.coef_.T + self.intercept_
-        z = np.asarray(z, dtype=np.float64)
+        return self._proba(self.vectorizer_.transform(list(texts)))
+
+    def proba_and_nb_logit(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_proba` and :meth:`nb_logit` from one pass over the texts' n-grams."""
+        X = self.vectorizer_.transform(list(texts))
+        return self._proba(X), self._nb_logit(X)
+
+    def _nb_logit(self, X: Any) -> np.ndarray:
+        if self.nb_r_ is None:
+            return np.zeros(X.shape[0])
+        return np.asarray(X.sign() @ self.nb_r_, dtype=np.float64).ravel() + self.nb_b_
+
+    def _proba(self, X: Any) -> np.ndarray:
+        z = np.asarray(X @ self.coef_.T + self.intercept_, dtype=np.float64)
         if z.shape[1] == 1:  # binary: one logit for the second class
             z = np.hstack([-z / 2, z / 2])
         z -= z.max(axis=1, keepdims=True)
@@ -1098,12 +1107,14 @@ class TrainedAnalyser:
         return list(lr.classes_), coef, icpt
 
     def _stack_features(self, clf: Any, texts: list[str]) -> np.ndarray:
-        own = np.log(np.clip(clf.predict_proba(texts), 1e-6, 1.0))
         kind = getattr(self, "stack_features_", "probs")
+        if kind == "logit+nb":  # one pass over the n-grams for both of the model's columns
+            proba, nb = clf.proba_and_nb_logit(texts)
+            return np.hstack([np.log(np.clip(proba, 1e-6, 1.0)),
+                              _default_logits(texts)[:, None], nb[:, None]])
+        own = np.log(np.clip(clf.predict_proba(texts), 1e-6, 1.0))
         if kind == "logit":  # saved before the naive Bayes column existed
             return np.hstack([own, _default_logits(texts)[:, None]])
-        if kind == "logit+nb":
-            return np.hstack([own, _default_logits(texts)[:, None], clf.nb_logit(texts)[:, None]])
         lex = default_analyser().analyse(texts)[list(LABELS)].to_numpy(dtype=float)
         lex = np.log(np.clip(np.nan_to_num(lex, nan=1.0 / 3.0), 1e-6, 1.0))
         return np.hstack([own, lex])
