@@ -3,7 +3,9 @@
 Serves the deployment's default model on the serve benchmark's world (``--full``: 100k posts
 x 100k users, from its cache, ``benchmarks/results/serve_worlds``), with the service's own
 state (``ServiceState``: the engine, the materialised lists, the policy), and composes the
-feeds of ``--users`` random users at a fixed clock, one after the other. Prints the CPU and
+feeds of ``--users`` random users at a fixed clock, one after the other. The clock is an
+hour after the world's newest post, where the service's wall clock stands while it serves
+the cached world: the newest posts are the fresh ones, as in ``serve.py``. Prints the CPU and
 wall time a feed and writes JSON. ``--save FILE`` keeps the feeds (item, kind, score to 6
 decimals, reasons of every slot); ``--compare FILE`` counts the feeds equal to a saved run's,
 so a change to the request path can be checked to leave every feed as it was::
@@ -34,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve  # noqa: E402 - the serve benchmark's world, cache and model
 
 ROOT = Path(__file__).resolve().parents[1]
-NOW = datetime(2026, 12, 5, 19, 0, tzinfo=UTC)
 
 
 def main() -> None:
@@ -67,11 +68,13 @@ def main() -> None:
         state = ServiceState(Settings())
         print(f"service state ready in {time.perf_counter() - t0:.1f}s", flush=True)
         served = state.served
+        cat = served.policy.catalog
+        now = datetime.fromtimestamp(float(np.max(cat.created_s[:cat.n])) + 3600.0, UTC)
         rng = np.random.default_rng(5)
         users = [f"u{i}" for i in rng.integers(0, w["users"], a.users)]
 
         def compose(uid: str) -> list:
-            req = FeedRequest(user_id=uid, n=a.n, now=NOW, request_id="compose",
+            req = FeedRequest(user_id=uid, n=a.n, now=now, request_id="compose",
                               context={"surface": "feed", "session_id": None,
                                        "consent_personalization": True, "consent_ads": True})
             feed = state.rollout.compose(served.policy, req, state.rollout.arm(uid),

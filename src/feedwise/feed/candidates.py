@@ -297,6 +297,21 @@ class FollowedSource:
         return _listed(idx, -(ctx.now_s - cat.created_s[idx]) / 3600.0)
 
 
+def first_of_each(values: np.ndarray) -> np.ndarray | None:
+    """Positions of the first occurrence of each distinct value, in order (what
+    ``np.unique(values, return_index=True)`` gives, sorted), or ``None`` when no value
+    repeats: one stable sort, a few times cheaper than ``np.unique`` on a request's few
+    hundred ids."""
+    order = np.argsort(values, kind="stable")
+    s = values[order]
+    dup = s[1:] == s[:-1]
+    if not dup.any():
+        return None
+    keep = np.ones(len(values), bool)
+    keep[order[1:][dup]] = False  # equal values keep their order: the later ones
+    return np.flatnonzero(keep)
+
+
 @dataclass
 class CandidatePool:
     """The merged pool: catalogue indices, the source of each, and its personal score.
@@ -369,10 +384,8 @@ class CandidateGenerator:
             fresh = ~seen[idx]
             idx = idx[fresh]
             why = np.asarray(lst.reasons, dtype=object)[fresh] if lst.reasons else None
-            # duplicates inside one source's answer
-            _, first = np.unique(idx, return_index=True)
-            if len(first) != len(idx):
-                first.sort()
+            first = first_of_each(idx)  # duplicates inside one source's answer
+            if first is not None:
                 idx = idx[first]
                 why = why[first] if why is not None else None
             idx = idx[:k]

@@ -57,6 +57,7 @@ from feedwise.feed.candidates import (
     FreshSource,
     RecommenderSource,
     TrendingSource,
+    first_of_each,
 )
 from feedwise.feed.catalog import Catalog, UserTable
 from feedwise.feed.config import FeedConfig
@@ -312,7 +313,7 @@ class FeedEngine:
         """Reasons for the shown posts of sources that explain lazily (``explain``): a
         source may leave them out of its candidates and give them for these few only."""
         gen = self.generator
-        for si in np.unique(pool.source[shown]).tolist():
+        for si in sorted(set(pool.source[shown].tolist())):
             src = gen.sources[si]
             explain = getattr(src, "explain", None)
             if explain is None:
@@ -367,7 +368,8 @@ class FeedEngine:
                            ad_exposure=st.ads.recent_exposure(uid, now_s),
                            excluded=np.fromiter(hid, np.int64, len(hid)) if hid else
                            np.empty(0, np.int64),
-                           served=np.unique(np.asarray(recent, np.int64)))
+                           served=np.unique(np.asarray(recent, np.int64)) if recent else
+                           np.empty(0, np.int64))
 
     def _rng(self, request: FeedRequest) -> np.random.Generator:
         seed = (request.context or {}).get("seed")
@@ -405,20 +407,20 @@ class FeedEngine:
         cr = np.flatnonzero(ok[b.creative_campaign])
         pctr = np.asarray(self.ad_ctr.predict(ctx, cr), np.float64)
         q = b.creative_quality[cr]
-        cc = b.creative_campaign[cr]
-        order = np.lexsort((-pctr * q, cc))
-        first = order[np.r_[True, cc[order][1:] != cc[order][:-1]]]
-        camps, cr, pctr, q = cc[first], cr[first], pctr[first], q[first]
+        cc = b.creative_campaign[cr]  # sorted: a campaign's creatives are adjacent
+        camps = cc
+        if (cc[1:] == cc[:-1]).any():  # some campaign has several: keep its best
+            order = np.lexsort((-pctr * q, cc))
+            first = order[np.concatenate(([True], cc[order][1:] != cc[order][:-1]))]
+            camps, cr, pctr, q = cc[first], cr[first], pctr[first], q[first]
         ecpm = np.where(b.is_cpc[camps], b.bid[camps] * pctr * 1000.0, b.bid[camps])
         keep = ecpm >= cfg.ads.reserve_ecpm
         camps, cr, pctr, q, ecpm = (a[keep] for a in (camps, cr, pctr, q, ecpm))
         score = ecpm * q
         rank = np.lexsort((camps, -score))
         camps, cr, pctr, q, score = (a[rank] for a in (camps, cr, pctr, q, score))
-        if cfg.one_ad_per_advertiser and len(camps):
-            adv = b.advertiser[camps]
-            _, first = np.unique(adv, return_index=True)
-            first.sort()
+        first = first_of_each(b.advertiser[camps]) if cfg.one_ad_per_advertiser else None
+        if first is not None:
             camps, cr, pctr, q, score = (a[first] for a in (camps, cr, pctr, q, score))
         # pacing throttle (one draw per ranked campaign, so draws do not depend on λ)
         passp = (pacing_pass_probability(b, ads, t, cfg.ads.pacing_band,
@@ -430,7 +432,7 @@ class FeedEngine:
         # previous passing ad fail
         fail_cum = np.cumprod(np.where(passed, 1.0, 1.0 - passp))
         idx = np.flatnonzero(passed)
-        prev = np.r_[-1, idx[:-1]]
+        prev = np.concatenate(([-1], idx[:-1]))
         before = np.where(prev >= 0, fail_cum[np.maximum(prev, 0)], 1.0)
         skipped = fail_cum[np.maximum(idx - 1, 0)] / np.where(before > 0, before, 1.0)
         skipped = np.where(idx - 1 > prev, skipped, 1.0)

@@ -160,12 +160,16 @@ class Reranker:
             return RerankResult(e, np.empty(0), np.empty(0))
         su = u[short]
         sitems = items[short]
-        _, author = np.unique(self.catalog.author[sitems], return_inverse=True)
-        counts = np.zeros(author.max() + 1 if len(author) else 1)
+        author = self.catalog.author[sitems]  # codes: only equality and counts matter
+        author = author - author.min()
+        counts = np.zeros(author.max() + 1)
         tags = self.catalog.tag_rows(sitems) if cfg.mmr_lambda else None
-        sim = tags @ tags.T if tags is not None else None  # one product, not one a slot
-        max_sim = np.zeros(m)
         umax = float(su.max()) if len(su) else 0.0
+        # the MMR penalty: mmr_lambda × max(u) × the largest similarity to a chosen post
+        # (scaled once: a non-negative factor commutes with the maximum, exactly)
+        msim = ((cfg.mmr_lambda * umax) * np.asarray(tags @ tags.T, np.float64)
+                if tags is not None else None)
+        pen_mmr = np.zeros(m)
         blocked = np.zeros(m, bool)
         n_avail = m
         k = min(n, m)
@@ -174,16 +178,20 @@ class Reranker:
         props = np.empty(k)
         decay = cfg.author_decay
         pen = np.ones(m)  # decay ** (posts already chosen from the post's author)
-        mmr = cfg.mmr_lambda * umax
+        # row j: decay for the posts of post j's author, 1 elsewhere (x * 1.0 is x)
+        decay_by = (np.where(author[:, None] == author[None, :], decay, 1.0) if decay < 1
+                    else None)
+        gone = np.zeros(m)  # -inf where chosen or blocked
+        sc = np.empty(m)
         greedy = explorer.config.method == "none"
         for s in range(k):
             if n_avail == 0:
                 k = s
                 break
-            sc = su * pen
-            if sim is not None:
-                sc -= mmr * max_sim
-            sc[blocked] = -np.inf
+            np.multiply(su, pen, out=sc)
+            if msim is not None:
+                sc -= pen_mmr
+            sc += gone
             if greedy:
                 j, p = int(sc.argmax()), 1.0
             else:
@@ -192,17 +200,17 @@ class Reranker:
             scores[s] = sc[j]
             props[s] = p
             blocked[j] = True
+            gone[j] = -np.inf
             n_avail -= 1
             a = author[j]
             counts[a] += 1
-            same = None
-            if decay < 1:
-                same = author == a
-                pen[same] *= decay
+            if decay_by is not None:
+                pen *= decay_by[j]
             if cfg.max_per_author is not None and counts[a] >= cfg.max_per_author:
-                same = author == a if same is None else same
+                same = author == a
                 n_avail -= int((same & ~blocked).sum())
                 blocked |= same
-            if sim is not None:
-                np.maximum(max_sim, sim[j], out=max_sim)
+                gone[same] = -np.inf
+            if msim is not None:
+                np.maximum(pen_mmr, msim[j], out=pen_mmr)
         return RerankResult(order[:k], scores[:k], props[:k])

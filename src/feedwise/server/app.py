@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # override exists; the routes read the settings from the app state instead
     for r in ROUTERS:
         app.include_router(r)
+    feed.install_fast_path(app)
 
     @app.exception_handler(FeedwiseError)
     async def feedwise_error(request: Request, exc: FeedwiseError) -> JSONResponse:

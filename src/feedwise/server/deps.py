@@ -435,6 +435,16 @@ def _authenticate(state: ServiceState, creds: HTTPAuthorizationCredentials | Non
     return key
 
 
+def bearer_key(state: ServiceState, authorization: str | None, scope: str) -> ApiKey | None:
+    """:func:`require`'s check from the raw ``Authorization`` header, read as :data:`bearer`
+    reads it, for a route that resolves no dependencies (routes/feed.py)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    creds = (HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+             if scheme.lower() == "bearer" and token else None)
+    return _authenticate(state, creds, scope)
+
+
 def require(scope: str):
     """A dependency admitting only keys with ``scope`` (``admin`` admits everything).
 
@@ -467,11 +477,16 @@ class FreshRequestId(str):
     nothing stored before can carry it (its impressions skip the stored-id check)."""
 
 
+def request_id_of(value: str | None) -> str:
+    """``value`` (an ``X-Request-ID``) if well-formed, else a fresh request id."""
+    if value and _REQUEST_ID.match(value):
+        return value
+    return FreshRequestId(f"{_ID_PREFIX}{next(_ID_COUNTER):010x}")
+
+
 async def request_id(x_request_id: Annotated[str | None, Header()] = None) -> str:
     """The caller's ``X-Request-ID`` if well-formed, else a fresh one."""
-    if x_request_id and _REQUEST_ID.match(x_request_id):
-        return x_request_id
-    return FreshRequestId(f"{_ID_PREFIX}{next(_ID_COUNTER):010x}")
+    return request_id_of(x_request_id)
 
 
 RequestId = Annotated[str, Depends(request_id)]

@@ -438,6 +438,7 @@ def create_worker_app(settings: Settings, owner: str, admin_key: str,
     app = FastAPI(title="feedwise worker", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.include_router(feed_routes.router)
+    feed_routes.install_fast_path(app)
     if relay is not None:
         app.include_router(events_routes.relay_router)
     app.add_middleware(_ServedBy)

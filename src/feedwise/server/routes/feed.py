@@ -6,12 +6,14 @@ import json
 import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel
+from starlette.routing import Match, Route
 
 from feedwise.feed.types import Feed, FeedRequest
-from feedwise.server.deps import FreshRequestId, ServingDeps
+from feedwise.server.deps import FreshRequestId, ServingDeps, bearer_key, request_id_of
 from feedwise.server.routes._common import ID_MAX, await_future
 from feedwise.store.serving import SERVED_ID_PREFIX
 
@@ -69,18 +71,31 @@ def impression_rows(feed: Feed, request_id: str, version: str, surface: str,
                     f'{ctx[:-1]},"campaign_id":{json.dumps(s.campaign_id)}}}' for s in slots]}
 
 
+#: The route's limits on ``n`` and ``surface`` (the fast path checks the same ones).
+N_MAX = 1000
+SURFACE_MAX = 64
+
+
 @router.get("/{user_id}/feed", response_model=FeedOut, summary="A user's composed feed")
 async def get_feed(user_id: UserId, deps: ServingDeps,
-             n: Annotated[int, Query(ge=1, le=1000)] = 20,
-             surface: Annotated[str, Query(max_length=64)] = "feed",
+             n: Annotated[int, Query(ge=1, le=N_MAX)] = 20,
+             surface: Annotated[str, Query(max_length=SURFACE_MAX)] = "feed",
              session_id: Annotated[str | None, Query(max_length=ID_MAX)] = None) -> Response:
     """Organic posts and ads, ranked, with reasons; every slot is logged as an impression
     with its propensity and this request's id (``X-Request-ID`` or a fresh one).
 
     Composition is CPU-bound and short, so it runs on the event loop: a worker-thread hop
     costs more than it saves in one process (the GIL), and the writer has its own thread.
+    A well-formed request is answered by :class:`FastFeed` before it gets here.
     """
-    state, served, rid = deps.state, deps.served, deps.request_id
+    return await answer(deps.state, deps.served, deps.request_id, user_id, n, surface,
+                        session_id)
+
+
+async def answer(state: Any, served: Any, rid: str, user_id: str, n: int, surface: str,
+                 session_id: str | None) -> Response:
+    """The feed of ``user_id`` as the route answers it (``state``: the service's or a
+    worker's, ``served``: its served snapshot, ``rid``: the request id)."""
     if n > state.settings.max_n:
         raise HTTPException(422, f"n={n} is above the limit {state.settings.max_n}")
     uid = state.user_key(user_id)  # the pseudonym when ids are pseudonymised
@@ -124,3 +139,94 @@ async def get_feed(user_id: UserId, deps: ServingDeps,
 def _finite(x: float) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+class FastFeed:
+    """``GET /v1/users/{user_id}/feed`` without FastAPI's per-request work.
+
+    Resolving the route's dependencies and parameters costs about 0.15 ms of server CPU a
+    feed (of about 2 ms) in FastAPI. This plain Starlette route, put in front of the
+    documented one by :func:`install_fast_path`, reads a well-formed request itself (the
+    parameters within the route's limits, each at most once; a ``read`` key; a promoted
+    model) and answers it through :func:`answer`, as the route does. Anything else is handed
+    on to the documented route, which answers it as before (422, 401, 403, 503, ...).
+    """
+
+    def __init__(self) -> None:
+        self.route = _FastRoute("/v1/users/{user_id}/feed", self, methods=["GET"],
+                                include_in_schema=False)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        got = _well_formed(scope)
+        state = scope["app"].state.feedwise
+        served = state.served
+        if got is not None and served is not None and got[1] <= state.settings.max_n:
+            auth = rid = None
+            for k, v in scope["headers"]:
+                if k == b"authorization" and auth is None:
+                    auth = v.decode("latin-1")
+                elif k == b"x-request-id" and rid is None:
+                    rid = v.decode("latin-1")
+            try:
+                bearer_key(state, auth, "read")
+            except HTTPException:
+                pass  # the route answers 401 / 403
+            else:
+                scope["route"] = self.route  # its template labels the latency metric
+                response = await answer(state, served, request_id_of(rid), *got)
+                await response(scope, receive, send)
+                return
+        scope[_HANDED_ON] = True
+        await scope["app"].router(scope, receive, send)
+
+
+_HANDED_ON = "feedwise.fast_feed_handed_on"
+
+
+class _FastRoute(Route):
+    """Matches GET requests not handed on yet (:class:`FastFeed`)."""
+
+    def matches(self, scope: dict) -> tuple[Match, dict]:
+        if scope.get(_HANDED_ON) or scope.get("method") != "GET":
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def _well_formed(scope: dict) -> tuple[str, int, str, str | None] | None:
+    """``(user_id, n, surface, session_id)`` of a request the route would take as it is
+    (non-empty values within its limits, each parameter at most once; others ignored, as
+    the route ignores them), else ``None``."""
+    user_id = scope["path_params"].get("user_id", "")
+    if not 0 < len(user_id) <= ID_MAX:
+        return None
+    n, surface, session_id = 20, "feed", None
+    if scope["query_string"]:
+        seen: set[str] = set()
+        for k, v in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
+            if k in seen or (k in _PARAMS and not v):
+                return None
+            seen.add(k)
+            if k == "n":
+                if not (v.isascii() and v.isdigit() and len(v) <= 4):
+                    return None
+                n = int(v)
+                if not 1 <= n <= N_MAX:
+                    return None
+            elif k == "surface":
+                if len(v) > SURFACE_MAX:
+                    return None
+                surface = v
+            elif k == "session_id":
+                if len(v) > ID_MAX:
+                    return None
+                session_id = v
+    return user_id, n, surface, session_id
+
+
+_PARAMS = frozenset({"n", "surface", "session_id"})
+
+
+def install_fast_path(app: Any) -> None:
+    """Answer well-formed feed requests of ``app`` (the service's or a worker's) through
+    :class:`FastFeed`, ahead of every other route."""
+    app.router.routes.insert(0, FastFeed().route)
