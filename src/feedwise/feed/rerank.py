@@ -170,7 +170,6 @@ class Reranker:
         msim = ((cfg.mmr_lambda * umax) * np.asarray(tags @ tags.T, np.float64)
                 if tags is not None else None)
         pen_mmr = np.zeros(m)
-        blocked = np.zeros(m, bool)
         n_avail = m
         k = min(n, m)
         order = np.empty(k, np.int64)
@@ -181,7 +180,7 @@ class Reranker:
         # row j: decay for the posts of post j's author, 1 elsewhere (x * 1.0 is x)
         decay_by = (np.where(author[:, None] == author[None, :], decay, 1.0) if decay < 1
                     else None)
-        gone = np.zeros(m)  # -inf where chosen or blocked
+        gone = np.zeros(m)  # -inf where chosen or capped, 0 where still available
         sc = np.empty(m)
         greedy = explorer.config.method == "none"
         for s in range(k):
@@ -199,7 +198,6 @@ class Reranker:
             order[s] = short[j]
             scores[s] = sc[j]
             props[s] = p
-            blocked[j] = True
             gone[j] = -np.inf
             n_avail -= 1
             a = author[j]
@@ -208,8 +206,7 @@ class Reranker:
                 pen *= decay_by[j]
             if cfg.max_per_author is not None and counts[a] >= cfg.max_per_author:
                 same = author == a
-                n_avail -= int((same & ~blocked).sum())
-                blocked |= same
+                n_avail -= int((same & (gone == 0)).sum())
                 gone[same] = -np.inf
             if msim is not None:
                 np.maximum(pen_mmr, msim[j], out=pen_mmr)
