@@ -152,7 +152,8 @@ class ServiceState:
                              linger_s=settings.writer_linger_s,
                              poll_s=settings.impressions_flush_s,
                              sync=settings.writer_sync,
-                             on_events=self._on_events).start()
+                             on_events=self._on_events,
+                             nice=settings.served_nice).start()
         self.served: Served | None = None
         # the deployment's applied policy (frontier --apply) and running experiment
         self.rollout = Rollout.for_store(settings.db)

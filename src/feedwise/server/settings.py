@@ -115,6 +115,12 @@ class Settings(BaseSettings):
             values did not lower the tail in the serve benchmark, so the default stays.
         gc_young_threshold: Allocations between two young-generation collections while the
             app runs (Python's default is 700).
+        served_nice: Niceness added to the thread that lands the served impressions and
+            the ad state when no event batch goes with them (Linux; 0: the writer lands
+            them itself), so that a landing gives the cores to the requests in flight
+            instead of stalling them. Event batches, and served rows landed with them,
+            stay at the writer's priority: lowering them too cut ingest while feeds ran
+            to a third (docs/serving.md, session 19; :mod:`feedwise.server.priority`).
         materialise_n: Items per user of the served model's materialised candidate lists
             (built when a version is loaded; 0: score the model per request instead).
             docs/serving.md.
@@ -157,6 +163,7 @@ class Settings(BaseSettings):
     keys_reload_s: float = Field(default=0.5, gt=0, le=1)
     switch_interval_ms: float = Field(default=5.0, gt=0, le=100)
     gc_young_threshold: int = Field(default=10_000, ge=100)
+    served_nice: int = Field(default=10, ge=0, le=19)
     materialise_n: int = Field(default=300, ge=0)
     lists_refresh_s: float = Field(default=0.5, gt=0, le=60)
     lists_refresh_users: int = Field(default=5000, gt=0)

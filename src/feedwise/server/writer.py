@@ -25,12 +25,13 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from feedwise.errors import FeedwiseError
 from feedwise.schema import EVENT_COLUMNS
+from feedwise.server import priority
 from feedwise.store import EventStore
 
 log = logging.getLogger("feedwise.server.writer")
@@ -109,14 +110,23 @@ class Writer:
             ``then`` writes) are committed, and wakes the writer for them at once.
         on_events: Optional callback ``(columns, accepted positions)`` after each landed
             batch of client events (the service refreshes materialised lists with it).
+        nice: Served rows landed on their own (no event batch waiting, no ``sync``) land
+            on a thread this much nicer than the writer (:mod:`feedwise.server.priority`)
+            while the writer waits for it: the same order, but the landing gives the cores
+            to requests in flight. Event batches, and served rows landed with them, stay on
+            the writer at its priority, so ingest keeps its pace.
     """
 
     def __init__(self, store: EventStore, *, max_rows: int = 50_000, queue_size: int = 10_000,
                  on_ingest: Callable[[int, int, int], None] | None = None,
                  linger_s: float = 0.0, poll_s: float = 0.05, sync: bool = False,
-                 on_events: Callable[[dict[str, list], list[int]], None] | None = None
-                 ) -> None:
+                 on_events: Callable[[dict[str, list], list[int]], None] | None = None,
+                 nice: int = 0) -> None:
         self.store = store
+        # the served rows' landings, below the requests (one at a time: the writer waits)
+        self._below = (ThreadPoolExecutor(1, "feedwise-writer-served",
+                                          initializer=priority.lower_this_thread,
+                                          initargs=(nice,)) if nice > 0 else None)
         self.on_events = on_events
         self.linger_s = linger_s
         self.poll_s = poll_s
@@ -152,6 +162,8 @@ class Writer:
         if self._thread.is_alive():
             self._q.put(_STOP)
             self._thread.join(timeout)
+        if self._below is not None:
+            self._below.shutdown(wait=not self._thread.is_alive())
         while self._served:  # handed over while the thread stopped: never answered stored
             _, _, fut = self._served.popleft()
             if fut is not None and not fut.done():
@@ -291,8 +303,8 @@ class Writer:
 
     def _land(self, jobs: list[_EventJob], served: bool = True) -> None:
         """Land the served rows handed over so far (with ``served``), then ``jobs``."""
-        if served:
-            self._land_served()
+        if served:  # alone, below the requests; with events, at the writer's priority
+            self._land_served(below=not jobs and not self.sync)
         self._land_events(jobs)
 
     def _served_due(self) -> bool:
@@ -303,9 +315,9 @@ class Writer:
         return (time.monotonic() - self._served_at >= self.poll_s or self.sync
                 or sum(len(p[0]["event_id"]) for p in self._served) >= self.max_rows)
 
-    def _land_served(self) -> None:
+    def _land_served(self, below: bool = False) -> None:
         """Land every served row handed over so far in one insert, run their ``then``s,
-        then answer the waiting feeds."""
+        then answer the waiting feeds; with ``below``, on the lowered thread (``nice``)."""
         parts: list[_Pending] = []
         self._served_at = time.monotonic()
         while self._served:
@@ -321,7 +333,9 @@ class Writer:
         try:
             # one transaction: the rows (stored ids and erased users skipped), then what the
             # thens write (the ad state of the engines that served them), one commit
-            got = self.store.log_served(served, then)
+            got = (self._below.submit(self.store.log_served, served, then).result()
+                   if below and self._below is not None else
+                   self.store.log_served(served, then))
         except Exception:  # noqa: BLE001 - answered to the waiting feeds, logged otherwise
             n = len(served["event_id"])
             log.exception("storing %d served impressions failed", n)
