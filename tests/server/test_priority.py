@@ -1,4 +1,4 @@
-"""Background threads (the writer, the database's own) run below the requests."""
+"""Landings of served impressions run below the requests (server/priority.py)."""
 
 from __future__ import annotations
 
@@ -39,26 +39,37 @@ def test_lower_raises_one_threads_niceness_and_not_the_callers():
         t.join()
 
 
-def test_the_writer_lands_served_rows_below_itself_and_events_at_its_priority(tmp_path):
+def test_the_writer_lands_served_rows_alone_below_itself_and_with_events_at_its_own(
+        tmp_path):
     from datetime import UTC, datetime
 
     mine = nice_of(threading.get_native_id())
     now = round(datetime.now(UTC).timestamp() * 1e6)
+    seen: list[int] = []
+
+    def served(eid: str) -> dict:
+        return {"event_id": [f"srv:{eid}:0"], "user_id": ["u"], "item_id": ["i"],
+                "kind": ["impression"], "ts": [now], "position": [0], "propensity": [1.0]}
+
+    def then() -> None:  # the ad state flushed in the landing's transaction
+        seen.append(nice_of(threading.get_native_id()))
+
     with EventStore(tmp_path / "db.duckdb") as store:
-        for nice, lowered in ((0, mine), (5, min(19, mine + 5))):
-            seen = []
-            w = Writer(store, nice=nice, poll_s=0.01).start()
-            try:
-                w.log_served({"event_id": [f"srv:{nice}:0"], "user_id": ["u"],
-                              "item_id": ["i"], "kind": ["impression"], "ts": [now],
-                              "position": [0], "propensity": [1.0]},
-                             lambda seen=seen: seen.append(nice_of(threading.get_native_id())))
-                writer = w.call(lambda _s: nice_of(threading.get_native_id())).result(10)
-            finally:
-                w.close()
-            assert seen == [lowered]  # the landing and its ad state, on the lowered thread
-            assert writer == mine  # event batches and calls keep the writer's priority
-        assert store.count_events() == 2
+        w = Writer(store, nice=5)  # not started: driven by hand, on this thread
+        w.log_served(served("a"), then)
+        w._land([])  # alone: on the lowered thread, while this one waits
+        w.log_served(served("b"), then)
+        w.submit_events([{"event_id": "e1", "user_id": "u", "item_id": "i",
+                          "kind": "click", "ts": "2024-01-01T00:00:00Z"}])
+        w._land([w._q.get_nowait()])  # with an event batch: at the writer's priority
+        assert seen == [min(19, mine + 5), mine]
+        assert store.count_events() == 3
+        w.close()
+        plain = Writer(store)  # nice=0: every landing on the writer itself
+        plain.log_served(served("c"), then)
+        plain._land([])
+        assert seen[-1] == mine and plain._below is None
+        plain.close()
 
 
 def test_the_service_lands_served_rows_below_its_requests(tmp_path):
