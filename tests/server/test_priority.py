@@ -25,15 +25,22 @@ def nice_of(tid: int) -> int:
 
 def test_lower_raises_one_threads_niceness_and_not_the_callers():
     ready, done = threading.Event(), threading.Event()
-    t = threading.Thread(target=lambda: (ready.set(), done.wait(10)))
+    lowered: list[bool] = []
+
+    def run() -> None:
+        lowered.append(priority.lower_this_thread(3))
+        lowered.append(priority.lower_this_thread(0))  # nothing asked, nothing done
+        ready.set()
+        done.wait(10)
+
+    t = threading.Thread(target=run)
+    mine = nice_of(threading.get_native_id())
     t.start()
     ready.wait(10)
-    mine = nice_of(threading.get_native_id())
     try:
-        assert priority.lower([t.native_id], 3) == 1
+        assert lowered == [True, False]
         assert nice_of(t.native_id) == min(19, mine + 3)
         assert nice_of(threading.get_native_id()) == mine
-        assert priority.lower([t.native_id], 0) == 0  # nothing asked, nothing done
     finally:
         done.set()
         t.join()

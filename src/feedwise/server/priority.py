@@ -15,29 +15,22 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
-from collections.abc import Iterable
 
 log = logging.getLogger(__name__)
 
 
-def lower(tids: Iterable[int], by: int) -> int:
-    """Raise the niceness of the threads ``tids`` by ``by`` (at most 19, the lowest
-    priority); returns how many were lowered. Threads that ended meanwhile, or a system
-    without per-thread priorities, are skipped."""
-    if by <= 0 or not hasattr(os, "setpriority") or not os.path.isdir("/proc/self/task"):
-        return 0
-    n = 0
-    for tid in tids:
-        try:
-            os.setpriority(os.PRIO_PROCESS, tid,
-                           min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
-            n += 1
-        except OSError:  # the thread ended, or the system refuses: it keeps its priority
-            log.debug("thread %d keeps its priority", tid)
-    return n
-
-
 def lower_this_thread(by: int) -> bool:
-    """Lower the calling thread (see :func:`lower`); whether it was lowered."""
-    return lower([threading.get_native_id()], by) == 1
+    """Raise the calling thread's niceness by ``by`` (at most 19, the lowest priority);
+    whether it was lowered (not for ``by <= 0``, nor where the system has no per-thread
+    priorities or refuses)."""
+    if by <= 0 or not sys.platform.startswith("linux"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+    except OSError:  # the system refuses: the thread keeps its priority
+        log.debug("thread %d keeps its priority", tid)
+        return False
+    return True
