@@ -473,16 +473,16 @@ async def ingest_clients(port: int, key: str, clients: int, seconds: float, batc
 def writer_capacity(root: Path, batch: int, rounds: int) -> dict:
     """Events/s the Writer lands with no HTTP in front (run after the server stopped; the
     rows are removed again so the count check above is unaffected)."""
-    from feedwise.server.writer import Writer
+    from feedwise.server.writer import Writer, columns_of
 
     ts = datetime.now(UTC).isoformat()
     with EventStore(root / "bench.duckdb") as store:
         before = store.count_events()
         w = Writer(store).start()
         t0 = time.perf_counter()
-        futs = [w.submit_events([{"event_id": f"W{r}-{j}", "user_id": f"u{j}",
-                                  "item_id": f"i{j}", "kind": "click", "ts": ts}
-                                 for j in range(batch)]) for r in range(rounds)]
+        futs = [w.submit_events(columns_of([{"event_id": f"W{r}-{j}", "user_id": f"u{j}",
+                                             "item_id": f"i{j}", "kind": "click", "ts": ts}
+                                            for j in range(batch)])) for r in range(rounds)]
         landed = sum(f.result(600).accepted for f in futs)
         wall = time.perf_counter() - t0
         w.close()

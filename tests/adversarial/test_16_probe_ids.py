@@ -76,14 +76,14 @@ def test_an_ingest_key_cannot_tell_erased_users_from_unknown_ones(client, world)
 def test_store_errors_that_depend_on_stored_rows_are_not_shown_to_an_ingest_key():
     """The rule itself, with the store's reasons (a clash with a stored event of other
     content, an erased user) next to errors about the row's own content."""
-    rows = [{"event_id": e} for e in ("a", "b", "c", "a", "d")]
+    ids = ["a", "b", "c", "a", "d"]
     indices = [0, 2, 3, 5, 6]  # 1 and 4 failed earlier checks
     stored = [RowError(2, "event_id", "event_id 'b' is already stored with different "
                                       "content (kind: 'click' -> 'like')"),
               RowError(3, "user_id", ERASED_REASON),
               RowError(5, "event_id", "event_id 'a' repeats row 1 with different content"),
               RowError(6, "event_id", "event ids starting with 'srv:' are reserved")]
-    accepted, duplicates, errors = _answer_for_ingest_key(rows, indices, stored)
+    accepted, duplicates, errors = _answer_for_ingest_key(ids, indices, stored)
     assert [e.index for e in errors] == [5, 6]  # the batch's own clash and a content rule
     assert (accepted, duplicates) == (3, 0)  # a, b, c
-    assert _answer_for_ingest_key(rows, indices, []) == (4, 1, [])  # nothing from the store
+    assert _answer_for_ingest_key(ids, indices, []) == (4, 1, [])  # nothing from the store

@@ -12,7 +12,7 @@ from service_world import make_world
 
 from feedwise.server import priority
 from feedwise.server.app import create_app
-from feedwise.server.writer import Writer
+from feedwise.server.writer import Writer, columns_of
 from feedwise.store import EventStore
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -66,8 +66,8 @@ def test_the_writer_lands_served_rows_alone_below_itself_and_with_events_at_its_
         w.log_served(served("a"), then)
         w._land([])  # alone: on the lowered thread, while this one waits
         w.log_served(served("b"), then)
-        w.submit_events([{"event_id": "e1", "user_id": "u", "item_id": "i",
-                          "kind": "click", "ts": "2024-01-01T00:00:00Z"}])
+        w.submit_events(columns_of([{"event_id": "e1", "user_id": "u", "item_id": "i",
+                                     "kind": "click", "ts": "2024-01-01T00:00:00Z"}]))
         w._land([w._q.get_nowait()])  # with an event batch: at the writer's priority
         assert seen == [min(19, mine + 5), mine]
         assert store.count_events() == 3

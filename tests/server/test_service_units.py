@@ -11,7 +11,7 @@ import pytest
 from feedwise.errors import AuthError, ConfigError
 from feedwise.server.auth import KeyRing, create_key, hash_key, parse_key_spec, revoke_key
 from feedwise.server.settings import Settings, get_settings
-from feedwise.server.writer import Writer
+from feedwise.server.writer import Writer, columns_of
 from feedwise.store import EventStore
 
 
@@ -85,7 +85,7 @@ def test_writer_batches_concurrent_producers_without_loss(tmp_path):
         for b in range(20):
             rows = [_row(f"{p}-{b}-{j}") for j in range(25)]
             rows.append(_row(f"{p}-{b}-bad", kind="nope"))
-            results.append(w.submit_events(rows).result(30))
+            results.append(w.submit_events(columns_of(rows)).result(30))
 
     threads = [threading.Thread(target=produce, args=(p,)) for p in range(6)]
     for t in threads:
@@ -104,14 +104,36 @@ def test_writer_batches_concurrent_producers_without_loss(tmp_path):
 def test_writer_counts_duplicates_across_jobs_of_one_batch(tmp_path):
     store = EventStore(tmp_path / "w.duckdb")
     w = Writer(store)  # not started: both jobs land in one batch
-    f1 = w.submit_events([_row("a"), _row("b")])
-    f2 = w.submit_events([_row("b"), _row("c"), _row("c")])
+    f1 = w.submit_events(columns_of([_row("a"), _row("b")]))
+    f2 = w.submit_events(columns_of([_row("b"), _row("c"), _row("c")]))
     w.start()
     r1, r2 = f1.result(30), f2.result(30)
     assert (r1.accepted, r1.duplicates, r2.accepted, r2.duplicates) == (2, 0, 1, 2)
     assert w.batches == 1
     w.close()
     assert store.count_events() == 3
+    store.close()
+
+
+def test_writer_answers_each_job_of_a_clean_landing_and_hands_on_every_row(tmp_path):
+    """The usual landing (every row new, valid and stored) answers each job without a pass
+    over its rows; the landed-events hook gets every position, and only the stored ones
+    when some were not."""
+    store = EventStore(tmp_path / "w.duckdb")
+    hooked: list[list[str | None]] = []
+    w = Writer(store, on_events=lambda cols, took: hooked.append(
+        [cols["event_id"][g] for g in took]))  # not started: both jobs land together
+    f1 = w.submit_events(columns_of([_row("a"), _row("b")]), [3, 7])
+    f2 = w.submit_events(columns_of([_row("c")]))
+    w.start()
+    r1, r2 = f1.result(30), f2.result(30)
+    assert (r1.accepted, r1.duplicates, r1.errors, r2.accepted) == (2, 0, [], 1)
+    f3 = w.submit_events(columns_of([_row("d"), _row("a"), _row("e", kind="nope")]), [0, 1, 2])
+    r3 = f3.result(30)
+    assert (r3.accepted, r3.duplicates, [e.index for e in r3.errors]) == (1, 1, [2])
+    assert hooked == [["a", "b", "c"], ["d"]]
+    w.close()
+    assert store.count_events() == 4
     store.close()
 
 
@@ -172,11 +194,11 @@ def test_writer_close_flushes_fire_and_forget_rows(tmp_path):
     store = EventStore(tmp_path / "w.duckdb")
     w = Writer(store).start()
     for i in range(50):
-        w.log_events([_row(f"x{i}-{j}") for j in range(10)])
+        w.submit_events(columns_of([_row(f"x{i}-{j}") for j in range(10)]))
     w.close()
     assert store.count_events() == 500
     with pytest.raises(Exception, match="shut down"):
-        w.log_events([_row("late")])
+        w.submit_events(columns_of([_row("late")]))
     store.close()
 
 
@@ -190,7 +212,7 @@ def test_writer_call_errors_reach_the_caller(tmp_path):
 
     with pytest.raises(ValueError, match="boom"):
         w.call(boom).result(10)
-    assert w.submit_events([_row("ok")]).result(10).accepted == 1  # still alive
+    assert w.submit_events(columns_of([_row("ok")])).result(10).accepted == 1  # still alive
     w.close()
     store.close()
 
@@ -290,7 +312,7 @@ def test_writer_lands_served_rows_on_their_clock_not_with_every_event_batch(tmp_
     assert store.count_events() == 1
     w.log_served({**rows, "event_id": ["srv:b:0"]})
     assert not w._served_due()  # landed under poll_s ago: an event batch goes alone
-    w.submit_events([_row("e1")])
+    w.submit_events(columns_of([_row("e1")]))
     job = w._q.get_nowait()
     w._land([job], w._served_due())
     assert store.count_events() == 2  # the event, not the served row

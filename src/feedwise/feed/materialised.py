@@ -794,6 +794,17 @@ class MaterialisedSource:
         return bool(forget(user_id)) or found if forget else found
 
 
+_TEXT = frozenset((str, type(None)))
+
+
+def _as_text(values: Iterable[Any]) -> list[str | None]:
+    """``values`` as a list of text (None stays None); a list of text as it is."""
+    got = values if type(values) is list else list(values)
+    if _TEXT.issuperset(map(type, got)):
+        return got
+    return [v if v is None or type(v) is str else str(v) for v in got]
+
+
 class Refresher:
     """Recomputes the lists of users with new engagement, on a background thread.
 
@@ -854,27 +865,22 @@ class Refresher:
              kinds: Iterable[Any]) -> int:
         """Record landed events (positive kinds only); returns how many counted."""
         now = time.monotonic()
+        cols = [_as_text(c) for c in (user_ids, item_ids, kinds)]
+        weights = list(map(self.kind_weight.get, cols[2]))  # None: not a positive kind
         known = self.lists.model.item_index_
-        weight = self.kind_weight
         history, pending = self._history, self._pending
         n = 0
-        with self._lock:  # one event costs a few dict operations: every process notes all
-            for u, i, k in zip(user_ids, item_ids, kinds, strict=False):
-                w = weight.get(k if type(k) is str else str(k))
-                if not w or u is None or i is None:
+        with self._lock:  # every process notes every event: a few dict operations each
+            for u, i, w in zip(cols[0], cols[1], weights, strict=True):
+                if not w or u is None or i not in known:
                     continue
-                if type(i) is not str:
-                    i = str(i)
-                if i not in known:
-                    continue
-                if type(u) is not str:
-                    u = str(u)
                 h = history.get(u)
                 if h is None:
-                    h = history[u] = {}
+                    history[u] = {i: w}
+                else:
+                    h[i] = h.get(i, 0.0) + w
                 if u not in pending:
                     pending[u] = now
-                h[i] = h.get(i, 0.0) + w
                 n += 1
         return n
 

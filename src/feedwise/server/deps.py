@@ -19,7 +19,7 @@ import sys
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,17 +263,17 @@ class ServiceState:
             forget_cache(self.settings.lists_cache)
         self.catalogue_seq += 1
 
-    def _on_events(self, cols: dict, took: list[int]) -> None:
+    def _on_events(self, cols: dict, took: Sequence[int]) -> None:
         """Landed client events: their users' lists are recomputed on the next round."""
         got = self._lists
         if got is None:
             return
-        u, i, k = cols["user_id"], cols["item_id"], cols["kind"]
-        users = [u[j] for j in took]
+        users, items, kinds = cols["user_id"], cols["item_id"], cols["kind"]
+        if len(took) < len(users):  # some rows were not stored
+            users, items, kinds = ([c[j] for j in took] for c in (users, items, kinds))
         if self.store.pseudonymizer is not None:  # the stored ids
             key = self.store.user_key
             users = [key(x) if x is not None else None for x in users]
-        items, kinds = [i[j] for j in took], [k[j] for j in took]
         got[2].note(users, items, kinds)
         if self.settings.workers > 1:
             self.worker_events.append(users, items, kinds)

@@ -42,6 +42,9 @@ ERASED_REASON = "the user was erased; their events are no longer stored"
 
 #: One event ready for the store: every column as text (or None), ``event_id`` always set.
 EventRow = dict[str, str | None]
+#: Events ready for the store as columns: every event column -> one value per row (text or
+#: None), ``event_id`` always set. What the writer lands (no per-row work on its thread).
+EventColumns = dict[str, list[str | None]]
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class EventsResult:
 
 @dataclass
 class _EventJob:
-    rows: Sequence[EventRow]
+    columns: EventColumns
     indices: Sequence[int]  # the position of each row in the client's batch
     future: Future | None
 
@@ -81,6 +84,17 @@ class _CallJob:
 
 
 _ALL = operator.itemgetter(*EVENT_COLUMNS)  # a row's values in column order
+
+
+def columns_of(rows: Sequence[EventRow]) -> EventColumns:
+    """``rows`` as :data:`EventColumns` (a column a row lacks is None in it)."""
+    if not rows:
+        return {c: [] for c in EVENT_COLUMNS}
+    try:  # rows with every column (the events route's): transposed in C
+        return dict(zip(EVENT_COLUMNS, map(list, zip(*map(_ALL, rows), strict=True)),
+                        strict=True))
+    except (KeyError, ValueError):  # ...else each row's missing columns are None
+        return {c: [r.get(c) for r in rows] for c in EVENT_COLUMNS}
 _STOP = object()
 _WAKE = object()  # served rows wait (sync mode): land them now
 
@@ -100,7 +114,7 @@ class Writer:
     Args:
         store: The store written to; the service writes to it only from this thread.
         max_rows: Most event rows landed in one transaction.
-        queue_size: Pending jobs before :meth:`submit_events` / :meth:`log_events` block.
+        queue_size: Pending jobs before :meth:`submit_events` blocks.
         on_ingest: Optional callback ``(accepted, duplicates, rejected)`` after each batch
             (the service counts metrics with it).
         linger_s: How long the first event job of a batch waits for more to join it. Each
@@ -120,7 +134,7 @@ class Writer:
     def __init__(self, store: EventStore, *, max_rows: int = 50_000, queue_size: int = 10_000,
                  on_ingest: Callable[[int, int, int], None] | None = None,
                  linger_s: float = 0.0, poll_s: float = 0.05, sync: bool = False,
-                 on_events: Callable[[dict[str, list], list[int]], None] | None = None,
+                 on_events: Callable[[EventColumns, Sequence[int]], None] | None = None,
                  nice: int = 0) -> None:
         self.store = store
         # the served rows' landings, below the requests (one at a time: the writer waits)
@@ -181,17 +195,15 @@ class Writer:
         except queue.Full:
             raise WriterClosedError("the writer queue is full; retry later") from None
 
-    def submit_events(self, rows: Sequence[EventRow], indices: Sequence[int] | None = None,
+    def submit_events(self, columns: EventColumns, indices: Sequence[int] | None = None,
                       timeout: float | None = 30.0) -> Future:
-        """Queue rows for landing; the future resolves to an :class:`EventsResult`."""
+        """Queue events (:data:`EventColumns`; rows: :func:`columns_of`) for landing; the
+        future resolves to an :class:`EventsResult`. ``indices``: each row's position in
+        the client's batch, which its errors name (default: 0, 1, ...)."""
         fut: Future = Future()
-        idx = list(indices) if indices is not None else list(range(len(rows)))
-        self._put(_EventJob(rows, idx, fut), timeout)
+        idx = indices if indices is not None else range(len(columns["event_id"]))
+        self._put(_EventJob(columns, idx, fut), timeout)
         return fut
-
-    def log_events(self, rows: Sequence[EventRow], timeout: float | None = 30.0) -> None:
-        """Queue client-style rows (text columns) without waiting for them."""
-        self._put(_EventJob(rows, list(range(len(rows))), None), timeout)
 
     def log_served(self, columns: Served, then: Callable[[], Any] | None = None
                    ) -> Future | None:
@@ -264,7 +276,7 @@ class Writer:
                     self._land_served()
                 elif isinstance(job, _EventJob):
                     batch.append(job)
-                    rows += len(job.rows)
+                    rows += len(job.indices)
                 else:
                     self._land(batch)
                     batch, rows = [], 0
@@ -370,18 +382,40 @@ class Writer:
                 j.future.set_result(r)
 
     def _ingest(self, jobs: list[_EventJob]) -> list[EventsResult]:
-        rows = [r for j in jobs for r in j.rows]
-        try:  # rows with every column (the events route's): transposed in C
-            cols: dict[str, Sequence] = dict(zip(
-                EVENT_COLUMNS, map(list, zip(*map(_ALL, rows), strict=True)), strict=True))
-        except (KeyError, ValueError):  # ...else each row's missing columns are None
-            cols = {c: [r.get(c) for r in rows] for c in EVENT_COLUMNS}
+        cols = jobs[0].columns if len(jobs) == 1 else {
+            c: list(itertools.chain.from_iterable(j.columns[c] for j in jobs))
+            for c in EVENT_COLUMNS}
         ids = cols["event_id"]
         source = f"api:{next(self._seq)}:{uuid.uuid4().hex[:12]}"
         got = self.store.ingest_rows(cols, source)
         report, rejected = got.report, got.rejected
         landed = got.landed  # set when rows of erased users were skipped: not "accepted"
         self.batches += 1
+        took: Sequence[int]
+        if not rejected and not got.existing and landed is None and \
+                len(set(ids)) == len(ids):  # the usual landing: every row new and stored
+            out = [EventsResult(accepted=len(j.indices)) for j in jobs]
+            took = range(len(ids))
+        else:
+            out, took = self._per_row(jobs, ids, got)
+        total = sum(r.accepted for r in out)
+        if total != report.accepted:  # only if another writer touched the file
+            log.warning("writer accounting: %d accepted by jobs, %d by the store", total,
+                        report.accepted)
+        if self.on_ingest is not None:
+            self.on_ingest(report.accepted, report.duplicates, report.rejected)
+        if self.on_events is not None and took:
+            try:
+                self.on_events(cols, took)
+            except Exception:  # noqa: BLE001 - the events are stored; only a hook failed
+                log.exception("the landed-events hook failed")
+        return out
+
+    @staticmethod
+    def _per_row(jobs: list[_EventJob], ids: list[Any], got: Any
+                 ) -> tuple[list[EventsResult], list[int]]:
+        """Each job's result row by row, and the landing's positions that were stored."""
+        rejected, landed = got.rejected, got.landed
         out, g, seen = [], 0, set(got.existing)
         took: list[int] = []
         for j in jobs:
@@ -400,18 +434,7 @@ class Writer:
                     took.append(g)
                 g += 1
             out.append(res)
-        total = sum(r.accepted for r in out)
-        if total != report.accepted:  # only if another writer touched the file
-            log.warning("writer accounting: %d accepted by jobs, %d by the store", total,
-                        report.accepted)
-        if self.on_ingest is not None:
-            self.on_ingest(report.accepted, report.duplicates, report.rejected)
-        if self.on_events is not None and took:
-            try:
-                self.on_events(cols, took)
-            except Exception:  # noqa: BLE001 - the events are stored; only a hook failed
-                log.exception("the landed-events hook failed")
-        return out
+        return out, took
 
 
 def _fail(job: _EventJob, err: BaseException) -> None:
