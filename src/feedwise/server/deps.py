@@ -116,6 +116,8 @@ class ServiceState:
         self.privacy = PrivacySettings()
         self.store = EventStore(settings.db, pseudonymizer=self.privacy.pseudonymizer())
         self.store.set_checkpoint_mb(settings.checkpoint_mb)
+        if settings.db_threads:
+            self.store.set_threads(settings.db_threads)
         try:  # a pseudonymised store opened without its key: every request would fail
             self.store.require_key()
         except BaseException:

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
             processes, 16 feed clients, ``writer_linger_s=0``: 17.2k events/s at the default,
             19.3k at 256 MiB; 20.0k at 1 GiB before other changes, against 17.3k). A restart
             replays at most this much log.
+        db_threads: Threads the store's statements run on (0: DuckDB's default, one per
+            core). One (the default) keeps each landing on the writer's thread, or on the
+            lowered thread of ``served_nice``, instead of taking a second core from the
+            requests for its parallel parts (docs/serving.md, session 20).
         write_timeout_s: How long a request waits for its write before answering 503.
         impressions_flush_s: How often logged impressions are landed (each landing is one
             commit with a fixed cost of several ms, so fewer, larger ones serve more feeds).
@@ -151,6 +155,7 @@ class Settings(BaseSettings):
     writer_queue_size: int = Field(default=100_000, gt=0)
     writer_linger_s: float = Field(default=0.05, ge=0, le=5)
     checkpoint_mb: int = Field(default=256, ge=1, le=65_536)
+    db_threads: int = Field(default=1, ge=0, le=1024)
     write_timeout_s: float = Field(default=30.0, gt=0)
     impressions_flush_s: float = Field(default=0.25, gt=0, le=10)
     writer_sync: bool = False

@@ -48,6 +48,8 @@ class StoreBase:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         #: WAL size (MiB) at which a commit writes the tables back (:meth:`set_checkpoint_mb`).
         self.checkpoint_mb: int | None = None
+        #: Threads DuckDB runs a statement on (:meth:`set_threads`; None: one per core).
+        self.threads: int | None = None
         self.con = self._connect(read_only=read_only)
         self._lock = threading.RLock()
         #: Held while a cursor is made and while compact() swaps the connection.
@@ -77,6 +79,8 @@ class StoreBase:
         con.execute("SET TimeZone='UTC'")
         if self.checkpoint_mb is not None:
             con.execute(f"SET checkpoint_threshold='{int(self.checkpoint_mb)}MiB'")
+        if self.threads is not None:
+            con.execute(f"SET threads={int(self.threads)}")
         return con
 
     def set_checkpoint_mb(self, mb: int) -> None:
@@ -85,6 +89,13 @@ class StoreBase:
         ingest, each a stall of the one writer; a restart replays at most this much log."""
         with self._lock:
             self.checkpoint_mb = int(mb)
+            self._configure(self.con)
+
+    def set_threads(self, n: int) -> None:
+        """Run every statement on at most ``n`` threads (DuckDB's default: one per core).
+        One keeps a statement on the thread that runs it, with that thread's priority."""
+        with self._lock:
+            self.threads = int(n)
             self._configure(self.con)
 
     def _check_key(self, read_only: bool) -> None:
