@@ -69,7 +69,7 @@ class EventsResult:
 class _EventJob:
     columns: EventColumns
     indices: Sequence[int]  # the position of each row in the client's batch
-    future: Future | None
+    future: Future
 
 
 #: Events the service built itself (impressions), as columns: name -> one value per row.
@@ -378,8 +378,7 @@ class Writer:
                 self._land_events([j])
             return
         for j, r in zip(jobs, results, strict=True):
-            if j.future is not None:
-                j.future.set_result(r)
+            j.future.set_result(r)
 
     def _ingest(self, jobs: list[_EventJob]) -> list[EventsResult]:
         cols = jobs[0].columns if len(jobs) == 1 else {
@@ -438,5 +437,5 @@ class Writer:
 
 
 def _fail(job: _EventJob, err: BaseException) -> None:
-    if job.future is not None and not job.future.done():
+    if not job.future.done():
         job.future.set_exception(err)
