@@ -17,7 +17,11 @@ def test_set_threads_holds_for_the_store_and_its_new_connections(tmp_path):
     with EventStore(tmp_path / "db.duckdb") as store:
         store.set_threads(3)
         assert threads_of(store.con) == 3
-        assert threads_of(store._connect()) == 3  # a connection opened later keeps it
+        later = store._connect()
+        try:
+            assert threads_of(later) == 3  # a connection opened later keeps it
+        finally:
+            later.close()
 
 
 def test_the_service_runs_its_statements_on_db_threads(tmp_path):
