@@ -142,9 +142,14 @@ class ServedLog(StoreBase):
         :meth:`ingest` named ``source``, and say per row what became of it."""
         n = len(columns["event_id"])
         ids = list(columns["event_id"])
-        table = pa.table({**{c: pa.array(columns.get(c, [None] * n), pa.string())
-                             for c in EVENT_COLUMNS},
-                          "_idx": pa.array(range(n), pa.int64())})
+        # a column no row fills is left out: the staging parses it as absent (a constant
+        # NULL) instead of checking every row of it
+        arrays = {}
+        for c in EVENT_COLUMNS:
+            v = columns.get(c)
+            if c in _ALWAYS or v is not None and v.count(None) < n:
+                arrays[c] = pa.array([None] * n if v is None else v, pa.string())
+        table = pa.table({**arrays, "_idx": pa.array(range(n), pa.int64())})
         with self._lock:  # nothing else lands between the ingest and the reads
             report = self.ingest(table, source_name=source)
             existing = set(report.stored_ids)
@@ -156,6 +161,11 @@ class ServedLog(StoreBase):
                     rejected[int(idx)] = (fld, reason)
             landed = self._stored_ids(ids) if report.erased else None
         return RowsLanded(report, existing, rejected, landed)
+
+
+#: Columns a batch of client rows always lands with (the required fields and the id), so a
+#: row without one is rejected for it, never the batch.
+_ALWAYS = frozenset(("event_id", "user_id", "item_id", "kind", "ts"))
 
 
 def _arrow(values: Sequence[Any], t: pa.DataType) -> pa.Array:
