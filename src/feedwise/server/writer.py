@@ -387,20 +387,18 @@ class Writer:
         ids = cols["event_id"]
         source = f"api:{next(self._seq)}:{uuid.uuid4().hex[:12]}"
         got = self.store.ingest_rows(cols, source)
-        report, rejected = got.report, got.rejected
-        landed = got.landed  # set when rows of erased users were skipped: not "accepted"
+        report = got.report
         self.batches += 1
         took: Sequence[int]
-        if not rejected and not got.existing and landed is None and \
-                len(set(ids)) == len(ids):  # the usual landing: every row new and stored
+        if report.accepted == len(ids):  # the usual landing: every row new and stored
             out = [EventsResult(accepted=len(j.indices)) for j in jobs]
             took = range(len(ids))
         else:
             out, took = self._per_row(jobs, ids, got)
-        total = sum(r.accepted for r in out)
-        if total != report.accepted:  # only if another writer touched the file
-            log.warning("writer accounting: %d accepted by jobs, %d by the store", total,
-                        report.accepted)
+            total = sum(r.accepted for r in out)
+            if total != report.accepted:  # only if another writer touched the file
+                log.warning("writer accounting: %d accepted by jobs, %d by the store",
+                            total, report.accepted)
         if self.on_ingest is not None:
             self.on_ingest(report.accepted, report.duplicates, report.rejected)
         if self.on_events is not None and took:
