@@ -426,8 +426,10 @@ async def feed_clients(port: int, key: str, n_users: int, clients: int, seconds:
 
 
 async def ingest_clients(port: int, key: str, clients: int, seconds: float, batch: int,
-                         tag: str,
-                         n_users: int, n_items: int) -> dict:
+                         tag: str, n_users: int, n_items: int, rate: float = 0.0) -> dict:
+    """``clients`` connections posting batches of ``batch`` events: each the next as soon
+    as the previous one is answered (a closed loop), or with ``rate`` > 0 paced so that
+    they offer ``rate`` events/s together (a client whose answer comes late sends at once)."""
     accepted = [0]
     landed: list[tuple[float, int]] = []  # (answered at, events accepted) per batch
     sent = [0]
@@ -440,12 +442,19 @@ async def ingest_clients(port: int, key: str, clients: int, seconds: float, batc
     row = ('{"event_id":"L%s-%%d-%%d-%d","user_id":"u%%d","item_id":"i%d","kind":"click",'
            f'"ts":"{ts}"}}')
 
+    every = clients * batch / rate if rate > 0 else 0.0  # seconds between a client's batches
+    start = time.perf_counter()
+
     async def one(c: int) -> None:
         conn = Conn(port)
         rows = [row % (tag, j, (c * 7919 + j) % n_items) for j in range(batch)]
         b = 0
         try:
             while time.perf_counter() < end:
+                if every:  # the clients' turns spread evenly over each period
+                    wait = start + (b + c / clients) * every - time.perf_counter()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
                 body = ("[" + ",".join(r % (c, b, (b * batch + j) % n_users)
                                        for j, r in enumerate(rows)) + "]").encode()
                 status, answer = await conn.raw(head % len(body) + body)
