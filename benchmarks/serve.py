@@ -379,7 +379,10 @@ class Conn:
 
 
 async def feed_clients(port: int, key: str, n_users: int, clients: int, seconds: float,
-                       seed: int, stop: asyncio.Event | None = None) -> dict:
+                       seed: int, stop: asyncio.Event | None = None,
+                       record: list[tuple[str, float]] | None = None) -> dict:
+    """``clients`` keep-alive connections asking feeds for ``seconds``; with ``record``,
+    each answered feed's (process, seconds) is appended to it ("owner" or a worker's pid)."""
     lat: list[float] = []
     slots = [0]
     errors = [0]
@@ -400,6 +403,8 @@ async def feed_clients(port: int, key: str, n_users: int, clients: int, seconds:
                 status, body = await conn.raw(
                     b"GET /v1/users/u%d/feed?n=20 HTTP/1.1\r\n" % u + hdr)
                 lat.append(time.perf_counter() - t)
+                if record is not None:
+                    record.append((conn.who.decode() or "owner", lat[-1]))
                 by[c, conn.who] = by.get((c, conn.who), 0) + 1
                 if status != 200:
                     errors[0] += 1

@@ -45,34 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import serve as S  # noqa: E402  (benchmarks/serve.py: the world, the server, the load)
 
-RAMP_S = 0.5  # the ingest runs alone this long before the feed clients start
-
 
 async def feeds(port: int, key: str, n_users: int, seconds: float, seed: int,
-                clients: int = 16) -> list[tuple[str, float]]:
-    """(process, seconds) of every feed answered by ``clients`` keep-alive clients."""
-    got: list[tuple[str, float]] = []
-    hdr = f"Host: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n".encode()
-    end = time.perf_counter() + seconds
-
-    async def one(c: int) -> None:
-        users = np.random.default_rng(seed * 1000 + c).integers(0, n_users, 100_000)
-        conn = S.Conn(port)
-        k = 0
-        try:
-            while time.perf_counter() < end:
-                t = time.perf_counter()
-                status, _ = await conn.raw(
-                    b"GET /v1/users/u%d/feed?n=20 HTTP/1.1\r\n" % int(users[k % len(users)])
-                    + hdr)
-                k += 1
-                if status == 200:
-                    got.append((conn.who.decode() or "owner", time.perf_counter() - t))
-        finally:
-            conn.close()
-
-    await asyncio.gather(*(one(c) for c in range(clients)))
-    return got
+                clients: int = 16) -> tuple[list[tuple[str, float]], int]:
+    """(process, seconds) of every feed ``clients`` keep-alive clients asked, and how many
+    were not answered 200."""
+    lat: list[tuple[str, float]] = []
+    r = await S.feed_clients(port, key, n_users, clients, seconds, seed, record=lat)
+    return lat, r["errors"]
 
 
 def summary(lat: list[tuple[str, float]], seconds: float) -> dict:
@@ -91,15 +71,15 @@ def summary(lat: list[tuple[str, float]], seconds: float) -> dict:
 async def under_ingest(port: int, w: dict, a: argparse.Namespace, tag: str,
                        pace: float) -> tuple:
     ing = asyncio.create_task(S.ingest_clients(
-        port, w["ingest"], a.ingest_clients, a.seconds + 2 * RAMP_S, a.batch, tag, w["users"],
+        port, w["ingest"], a.ingest_clients, a.seconds + 2 * S.RAMP_S, a.batch, tag, w["users"],
         a.items, rate=pace))
-    await asyncio.sleep(RAMP_S)
+    await asyncio.sleep(S.RAMP_S)  # the ingest alone first, as in serve.py
     lo = time.perf_counter()
-    lat = await feeds(port, w["read"], w["users"], a.seconds, a.seed + 99)
+    lat, failed = await feeds(port, w["read"], w["users"], a.seconds, a.seed + 99)
     hi = time.perf_counter()
     got = await ing
     events = sum(n for t, n in got["landed"] if lo <= t <= hi) / (hi - lo)
-    return lat, hi - lo, events, got["errors"]
+    return lat, failed, hi - lo, events, got["errors"]
 
 
 def serving(root: Path, w: dict, a: argparse.Namespace, env: dict[str, str], tag: str,
@@ -122,8 +102,10 @@ def serving(root: Path, w: dict, a: argparse.Namespace, env: dict[str, str], tag
         asyncio.run(feeds(port, w["read"], w["users"], 2.0, 123, clients=4))  # warm-up
         gc.collect()
         gc.freeze()  # the instrument must not pause (serve.py does the same)
-        alone = asyncio.run(feeds(port, w["read"], w["users"], a.feed_seconds, a.seed + 16))
-        lat, secs, events, errors = asyncio.run(under_ingest(port, w, a, tag, pace))
+        alone, failed = asyncio.run(feeds(port, w["read"], w["users"], a.feed_seconds,
+                                          a.seed + 16))
+        lat, failed_under, secs, events, errors = asyncio.run(
+            under_ingest(port, w, a, tag, pace))
     finally:
         gc.unfreeze()
         proc.send_signal(signal.SIGINT)
@@ -132,7 +114,8 @@ def serving(root: Path, w: dict, a: argparse.Namespace, env: dict[str, str], tag
         except Exception:  # noqa: BLE001 - a server that does not stop is killed
             proc.kill()
     return {"feeds_only": summary(alone, a.feed_seconds), "under_ingest": summary(lat, secs),
-            "events_per_s": events, "failed_batches": errors}
+            "events_per_s": events, "failed_feeds": failed + failed_under,
+            "failed_batches": errors}
 
 
 def main() -> None:
@@ -201,7 +184,10 @@ def main() -> None:
                       f"{f['p99_ms']:.1f} ms; under ingest {m['feeds_per_s']:.0f}/s p99 "
                       f"{m['p99_ms']:.1f} ms (owner {m.get('owner_p99_ms', 0):.1f}, worker "
                       f"{m.get('worker_p99_ms', 0):.1f}) at {r['events_per_s']:,.0f} "
-                      f"events/s; ratio {m['p99_ms'] / f['p99_ms']:.2f}", flush=True)
+                      f"events/s; ratio {m['p99_ms'] / f['p99_ms']:.2f}"
+                      + (f"; NOT ANSWERED: {r['failed_feeds']} feeds, {r['failed_batches']} "
+                         "event batches" if r["failed_feeds"] or r["failed_batches"] else ""),
+                      flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print("\n| pair | config | feeds/s alone | p99 alone ms | p99/mean alone | feeds/s under "
