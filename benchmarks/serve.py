@@ -729,16 +729,29 @@ def _s(x: float | None) -> str:
 
 
 # ---------------------------------------------------------------------- main
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_world_args(p: argparse.ArgumentParser) -> None:
+    """The world's arguments (:class:`WorldCache` keys on them); see :func:`full_world`."""
     p.add_argument("--items", type=int, default=20_000)
     p.add_argument("--users", type=int, default=20_000)
     p.add_argument("--campaigns", type=int, default=50)
     p.add_argument("--per-user", type=int, default=10, help="training events per user")
     p.add_argument("--topics", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--full", action="store_true",
                    help="100k items, 100k users, 200 campaigns, 1M events")
+
+
+def full_world(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with ``--full`` applied: the issue's world."""
+    if args.full:
+        args.items, args.users, args.campaigns = 100_000, 100_000, 200
+    return args
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_world_args(p)
     p.add_argument("--models", default="popularity,itemknn,als,default",
                    help="models served one after another (default: the deployment's "
                         "default personalised model, see default_model())")
@@ -763,7 +776,6 @@ def main() -> None:
     p.add_argument("--writer-batch", type=int, default=8000,
                    help="rows per job of the writer-alone phase")
     p.add_argument("--writer-rounds", type=int, default=6)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--slower", type=float, default=0.0, metavar="F",
                    help="emulate a slower machine: a competing busy process takes the share "
                         "F of every core while the servings run (root and a cpu cgroup; see "
@@ -773,9 +785,7 @@ def main() -> None:
                    help="keep the built world and fitted models for the next run "
                         "(keyed by the world's parameters)")
     p.add_argument("--cache-dir", default=str(ROOT / "benchmarks" / "results" / "serve_worlds"))
-    args = p.parse_args()
-    if args.full:
-        args.items, args.users, args.campaigns = 100_000, 100_000, 200
+    args = full_world(p.parse_args())
     default = default_model()
     models = [args.model] if args.model else [default if m == "default" else m
                                              for m in args.models.split(",")]

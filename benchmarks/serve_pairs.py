@@ -121,14 +121,7 @@ def serving(root: Path, w: dict, a: argparse.Namespace, env: dict[str, str], tag
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--full", action="store_true",
-                   help="the issue's world: 100k items, 100k users, 200 campaigns")
-    p.add_argument("--items", type=int, default=20_000)
-    p.add_argument("--users", type=int, default=20_000)
-    p.add_argument("--campaigns", type=int, default=50)
-    p.add_argument("--per-user", type=int, default=10)
-    p.add_argument("--topics", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0)
+    S.add_world_args(p)  # serve.py's: the same world, from its cache
     p.add_argument("--workers", type=int, default=2, help="processes of feedwise serve")
     p.add_argument("--policy", default="auto", choices=["auto", "engine", "model"])
     p.add_argument("--materialise-n", type=int, default=300)
@@ -145,9 +138,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="the phase under ingest")
     p.add_argument("--cache-dir", default=str(S.ROOT / "benchmarks" / "results" / "serve_worlds"))
     p.add_argument("--out", default=str(S.ROOT / "benchmarks" / "results" / "serve_pairs.json"))
-    a = p.parse_args()
-    if a.full:
-        a.items, a.users, a.campaigns = 100_000, 100_000, 200
+    a = S.full_world(p.parse_args())
     variant = {}
     for kv in a.variant:
         k, sep, v = kv.partition("=")

@@ -95,6 +95,8 @@ def columns_of(rows: Sequence[EventRow]) -> EventColumns:
                         strict=True))
     except (KeyError, ValueError):  # ...else each row's missing columns are None
         return {c: [r.get(c) for r in rows] for c in EVENT_COLUMNS}
+
+
 _STOP = object()
 _WAKE = object()  # served rows wait (sync mode): land them now
 

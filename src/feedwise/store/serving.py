@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from feedwise.errors import DataError
-from feedwise.schema import EVENT_COLUMNS
+from feedwise.schema import EVENT_COLUMNS, REQUIRED_EVENT_FIELDS
 from feedwise.store.base import StoreBase
 from feedwise.store.ingest import SERVED_ID_PREFIX, IngestReport
 from feedwise.store.privacy import TOMBSTONE_PREFIX
@@ -165,7 +165,7 @@ class ServedLog(StoreBase):
 
 #: Columns a batch of client rows always lands with (the required fields and the id), so a
 #: row without one is rejected for it, never the batch.
-_ALWAYS = frozenset(("event_id", "user_id", "item_id", "kind", "ts"))
+_ALWAYS = frozenset(("event_id", *REQUIRED_EVENT_FIELDS))
 
 
 def _arrow(values: Sequence[Any], t: pa.DataType) -> pa.Array:
