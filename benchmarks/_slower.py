@@ -12,10 +12,27 @@ What it is not: a slower clock (caches and memory are this machine's) and the co
 in scheduler slices of a few milliseconds, so a request can wait one slice more than on a
 machine that is uniformly slower. :func:`measure` reports the slow-down a busy loop of this
 process sees, so every run states what it emulated.
+
+The other emulation, :func:`burn` (``serve.py --burn F``), needs no privilege and has no
+competitor: every thread of the benchmark and of the processes it starts does ``F - 1``
+times more work after each unit of its own work, so the CPU a request costs, as the
+benchmark prints it, is the slower machine's. A unit is a callback of an asyncio event loop
+(the serving processes' request handling, HTTP parsing and answers; the load generator), a
+task of a thread pool (the events' decoding, the landings of served rows, forwarding) and a
+landing or call of the store's writer. The extra work is a loop of Python steps that holds
+the GIL for an event-loop callback (slower Python) and hashing that releases it for the
+rest (slower C code, as the store's statements are). What it is not: the threads that loop
+on their own (the lists' refresher, a worker's delta poll, the event relay's readers) and
+the interpreter's start-up run at this machine's speed, and the extra work takes cache and
+branch predictor from the real work, which makes that slower too (10-30 % measured on a
+feed's composition): the factor sets the emulation, the CPU the benchmark prints measures it.
 """
 
 from __future__ import annotations
 
+import asyncio.events
+import concurrent.futures.thread
+import hashlib
 import os
 import subprocess
 import sys
@@ -120,3 +137,74 @@ def _calibrate(seconds: float) -> int:
             x += i
         t = time.process_time() - t0
     return int(n * seconds / t)
+
+
+#: the environment variable that carries :func:`burn`'s factor to the processes started
+BURN_ENV = "FEEDWISE_BENCH_BURN"
+#: the folder whose ``sitecustomize`` applies it there (put on their ``PYTHONPATH``)
+BURN_SITE = Path(__file__).resolve().parent / "_burnsite"
+_BURNT: list[float] = []
+
+
+def burn(factor: float) -> None:
+    """Emulate a CPU ``factor`` times slower in this process and in every Python process it
+    starts from now on (through :data:`BURN_ENV` and :data:`BURN_SITE` on ``PYTHONPATH``):
+    after each unit of work that took ``c`` s of its thread's CPU, the thread does
+    ``(factor - 1) * c`` s more (see the module's docstring for what a unit is)."""
+    if not 1 < factor <= 4:
+        raise ValueError(f"--burn {factor}: the emulated CPU must be more than 1 and at most "
+                         "4 times slower")
+    os.environ[BURN_ENV] = repr(factor)
+    path = os.environ.get("PYTHONPATH", "")
+    if str(BURN_SITE) not in path.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BURN_SITE), path) if p)
+    if _BURNT:  # this process burns already
+        return
+    _BURNT.append(factor)
+    extra = factor - 1
+    clock = time.thread_time
+    chunk = memoryview(bytes(64 << 20))
+
+    def steps(n: int) -> None:
+        for _ in range(n):
+            pass
+
+    def hashed(n: int) -> None:  # one call (the GIL released once) for each 64 MiB
+        while n > 0:
+            hashlib.sha256(chunk[:min(n, len(chunk))])
+            n -= len(chunk)
+
+    def rate(work, n: int) -> float:
+        best = float("inf")
+        for _ in range(5):
+            t0 = clock()
+            work(n)
+            best = min(best, clock() - t0)
+        return n / best
+
+    steps_per_s, bytes_per_s = rate(steps, 200_000), rate(hashed, 4 << 20)
+
+    def holding_gil(fn):
+        def slower(*args, **kwargs):
+            t0 = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                steps(int(extra * (clock() - t0) * steps_per_s))
+        return slower
+
+    def releasing_gil(fn):
+        def slower(*args, **kwargs):
+            t0 = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                hashed(int(extra * (clock() - t0) * bytes_per_s))
+        return slower
+
+    asyncio.events.Handle._run = holding_gil(asyncio.events.Handle._run)
+    concurrent.futures.thread._WorkItem.run = releasing_gil(
+        concurrent.futures.thread._WorkItem.run)
+    from feedwise.server.writer import Writer
+    Writer._land = releasing_gil(Writer._land)
+    Writer._do_call = releasing_gil(Writer._do_call)

@@ -26,6 +26,9 @@ for a shared 2-core machine; ``--full`` asks for the issue's world (100k items, 
 ``benchmarks/results/serve.json``. ``--slower F`` runs the servings on an emulated slower
 machine: a competing busy process takes the share ``F`` of every core (``_slower.py``; root
 and a ``cpu`` cgroup), and the slow-down a busy loop sees is printed and kept in the JSON.
+``--burn F`` emulates a CPU ``F`` times slower without a competitor: every thread of the
+benchmark and of the server does ``F - 1`` times more work after each unit of its own (the
+CPU a request costs, as printed, is then the slower machine's; ``_slower.burn``).
 
     .venv/bin/python benchmarks/serve.py                          # 20k x 20k, ~10 minutes
     .venv/bin/python benchmarks/serve.py --full --runs 3          # the acceptance run
@@ -64,7 +67,7 @@ from feedwise.server.auth import create_key  # noqa: E402
 from feedwise.store import EventStore  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _slower import SlowerMachine  # noqa: E402
+from _slower import SlowerMachine, burn  # noqa: E402
 
 TARGETS = {"feed_rps_16": 500.0, "feed_p99_ms_16": 50.0, "events_per_s": 20_000.0}
 
@@ -780,12 +783,18 @@ def main() -> None:
                    help="emulate a slower machine: a competing busy process takes the share "
                         "F of every core while the servings run (root and a cpu cgroup; see "
                         "benchmarks/_slower.py)")
+    p.add_argument("--burn", type=float, default=0.0, metavar="F",
+                   help="emulate a CPU F times slower: every thread of the benchmark and the "
+                        "server does F - 1 times more work after each unit of its own "
+                        "(benchmarks/_slower.py, burn)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serve.json"))
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                    help="keep the built world and fitted models for the next run "
                         "(keyed by the world's parameters)")
     p.add_argument("--cache-dir", default=str(ROOT / "benchmarks" / "results" / "serve_worlds"))
     args = full_world(p.parse_args())
+    if args.burn and args.slower:
+        p.error("--burn and --slower are two emulations of a slower machine: use one")
     default = default_model()
     models = [args.model] if args.model else [default if m == "default" else m
                                              for m in args.models.split(",")]
@@ -823,6 +832,11 @@ def main() -> None:
             print(f"emulated slower machine (benchmarks/_slower.py): a busy process takes "
                   f"{args.slower:.0%} of every core when the benchmark wants it; a busy loop "
                   f"here now runs {slow.slowdown:.2f}x slower", flush=True)
+        if args.burn:
+            burn(args.burn)
+            print(f"emulated CPU {args.burn}x slower (benchmarks/_slower.py, burn): every "
+                  f"thread does {args.burn - 1:.2f}x its work more; the CPU a request costs "
+                  "below is the emulated machine's", flush=True)
         for run in range(args.runs):
             for m, mat, nw in plan:
                 label = f"{m}{' (default)' if m == default else ''}, " + (
@@ -873,7 +887,7 @@ def main() -> None:
           f"in batches of {args.writer_batch} into the {writer['table_rows']}-row store, "
           f"no HTTP (the store-side ceiling)")
     out = {"args": vars(args), "cpus": os.cpu_count(), "load_before": load_before,
-           "slowdown": slow.slowdown if args.slower else None,
+           "slowdown": slow.slowdown if args.slower else None, "burn": args.burn or None,
            "load_after": os.getloadavg(), "default_model": default,
            "world_events": w["events"], "results": results, "writer_alone": writer,
            "targets": TARGETS}
