@@ -16,7 +16,14 @@ engage more. This measures that lift on real data and what it would do to the bo
    the lift on impressions of followed authors; per-request impression AUC (requests with
    both a click and an unclicked impression) of the position-blind truth with the lift, of
    the true topic affinity alone (what Content approximates: 0.706 against 0.759 without
-   the lift) and of "followed first, then affinity".
+   the lift) and of "followed first, then affinity";
+3. how much posts differ: the page's engaged users per reach, post by post (all posts and
+   unpaid photos, so the format and paid reach do not make the spread), against the
+   world's clicks per impression post by post (posts with 50 impressions or more); then the
+   clicks drawn again with the world's post quality spread as widely as the page's posts
+   (a log-normal factor with that 90th / 10th percentile ratio in place of the generator's
+   ``0.5 + quality``), alone and with the pooled follow lift: the bound, against
+   the true affinity and against Content's measured AUC (``--content-auc``).
 
 The impressions are the world's own (drawn once, by its logging policy); only the clicks are
 drawn again, so the lift's effect on later sessions is left out. Prints a table and writes
@@ -61,6 +68,15 @@ def follow_lift(path: Path) -> dict:
             "per_post_median": float(per_post.median())}
 
 
+def post_spread(path: Path) -> dict:
+    """The 90th over the 10th percentile of engaged users per reach, post by post."""
+    d = pd.read_csv(path, sep=";")
+    rate = (d["Engaged_Users"] / d["T_Reach"]).where(d["T_Reach"] > 0)
+    photos = rate[(d["Type"] == "Photo") & (d["Paid"] == 0)]
+    return {name: float(np.nanpercentile(r, 90) / np.nanpercentile(r, 10))
+            for name, r in (("all posts", rate), ("unpaid photos", photos))}
+
+
 def request_auc(score: np.ndarray, y: np.ndarray, req: np.ndarray) -> tuple[float, int]:
     """Mean per-request AUC (ties by average rank) over requests with both labels."""
     df = pd.DataFrame({"r": req, "s": score, "y": y})
@@ -79,6 +95,9 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data",
                     help="the folder holding facebook-page-metrics/dataset_Facebook.csv")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--content-auc", type=float, default=0.720,
+                    help="Content's impression AUC on this seed (docs/evaluation.md: 0.720 "
+                         "on the development seed 1)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/auc_bound.json")
     a = ap.parse_args()
     page = a.data_dir / "facebook-page-metrics" / "dataset_Facebook.csv"
@@ -122,10 +141,46 @@ def main() -> None:
         print(f"| {r['lift']} | {r['x']:.2f} | {r['click_rate']:.4f} | {r['requests']:,} | "
               f"{r['truth_auc']:.3f} | {r['affinity_auc']:.3f} | {r['followed_auc']:.3f} | "
               f"{r['truth_auc'] / r['affinity_auc']:.2f}x |")
+
+    spread = post_spread(page)
+    ev = w.events[w.events["item_id"].astype(str).isin(posts)]
+    shown = ev[ev["kind"] == "impression"].groupby("item_id").size()
+    clicked = ev[ev["kind"] == "click"].groupby("item_id").size().reindex(shown.index)
+    world_rate = (clicked.fillna(0) / shown)[shown >= 50]
+    world_spread = float(np.percentile(world_rate, 90) / np.percentile(world_rate, 10))
+    print(f"\nposts' engagement per reach, 90th / 10th percentile: the page "
+          f"{spread['all posts']:.2f} (all posts), {spread['unpaid photos']:.2f} (unpaid "
+          f"photos); the world's clicks per impression {world_spread:.2f} ({len(world_rate):,} "
+          "posts with 50 impressions or more)\n")
+    quality = np.asarray(tr["post_quality"], np.float64)
+    z = (quality - quality.mean()) / quality.std()
+    as_generated = (0.5 + quality) / (0.5 + quality).mean()
+    wide = []
+    for name, ratio, x in (("unpaid photos", spread["unpaid photos"], 1.0),
+                           ("all posts", spread["all posts"], 1.0),
+                           ("unpaid photos", spread["unpaid photos"], lift["pooled"]),
+                           ("all posts", spread["all posts"], lift["pooled"])):
+        factor = np.exp(np.log(ratio) / (2 * 1.2816) * z)  # its 90th / 10th = ratio
+        m = (factor / factor.mean() / as_generated)[i] * np.where(followed, x, 1.0)
+        y = rng.random(len(seen)) < np.clip(seen * m, 0.0, 0.95)
+        truth, n = request_auc(blind * m, y, req)
+        aff, _ = request_auc(affinity, y, req)
+        wide.append({"spread_of": name, "spread": ratio, "lift": x, "requests": n,
+                     "click_rate": float(y.mean()), "truth_auc": truth, "affinity_auc": aff})
+    print("| quality spread as the page's | 90th / 10th | follow lift | click rate | "
+          "truth, position-blind | true affinity | truth / affinity | truth / Content |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in wide:
+        print(f"| {r['spread_of']} | {r['spread']:.2f} | {r['lift']:.2f} | "
+              f"{r['click_rate']:.4f} | {r['truth_auc']:.3f} | {r['affinity_auc']:.3f} | "
+              f"{r['truth_auc'] / r['affinity_auc']:.2f}x | "
+              f"{r['truth_auc'] / a.content_auc:.2f}x |")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"benchmark": "auc_bound", "seed": a.seed, "world": repr(w),
                                  "follow_lift": lift, "followed_share": float(followed.mean()),
-                                 "rows": rows}, indent=2))
+                                 "rows": rows, "page_spread": spread,
+                                 "world_spread": world_spread, "content_auc": a.content_auc,
+                                 "wide_quality_rows": wide}, indent=2))
     print(f"\nwrote {a.out}")
 
 
