@@ -148,11 +148,13 @@ def main() -> None:
     clicked = ev[ev["kind"] == "click"].groupby("item_id").size().reindex(shown.index)
     world_rate = (clicked.fillna(0) / shown)[shown >= 50]
     world_spread = float(np.percentile(world_rate, 90) / np.percentile(world_rate, 10))
+    quality = np.asarray(tr["post_quality"], np.float64)
+    factor_spread = float(np.percentile(0.5 + quality, 90) / np.percentile(0.5 + quality, 10))
     print(f"\nposts' engagement per reach, 90th / 10th percentile: the page "
           f"{spread['all posts']:.2f} (all posts), {spread['unpaid photos']:.2f} (unpaid "
           f"photos); the world's clicks per impression {world_spread:.2f} ({len(world_rate):,} "
-          "posts with 50 impressions or more)\n")
-    quality = np.asarray(tr["post_quality"], np.float64)
+          f"posts with 50 impressions or more), its quality factor 0.5 + quality "
+          f"{factor_spread:.2f}\n")
     z = (quality - quality.mean()) / quality.std()
     as_generated = (0.5 + quality) / (0.5 + quality).mean()
     wide = []
@@ -179,7 +181,8 @@ def main() -> None:
     a.out.write_text(json.dumps({"benchmark": "auc_bound", "seed": a.seed, "world": repr(w),
                                  "follow_lift": lift, "followed_share": float(followed.mean()),
                                  "rows": rows, "page_spread": spread,
-                                 "world_spread": world_spread, "content_auc": a.content_auc,
+                                 "world_spread": world_spread, "factor_spread": factor_spread,
+                                 "content_auc": a.content_auc,
                                  "wide_quality_rows": wide}, indent=2))
     print(f"\nwrote {a.out}")
 
