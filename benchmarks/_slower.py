@@ -182,29 +182,27 @@ def burn(factor: float) -> None:
             best = min(best, clock() - t0)
         return n / best
 
-    steps_per_s, bytes_per_s = rate(steps, 200_000), rate(hashed, 4 << 20)
-
-    def holding_gil(fn):
+    def slowed(fn, work, per_s: list[float]):
+        """``fn`` followed by ``work`` for ``extra`` times the CPU it took; ``per_s`` (the
+        work's units a CPU second) follows what the work really runs at, as a machine warms
+        up or is shared."""
         def slower(*args, **kwargs):
             t0 = clock()
             try:
                 return fn(*args, **kwargs)
             finally:
-                steps(int(extra * (clock() - t0) * steps_per_s))
+                t1 = clock()
+                n = int(extra * (t1 - t0) * per_s[0])
+                work(n)
+                took = clock() - t1
+                if took > 1e-4:
+                    per_s[0] = 0.7 * per_s[0] + 0.3 * n / took
         return slower
 
-    def releasing_gil(fn):
-        def slower(*args, **kwargs):
-            t0 = clock()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                hashed(int(extra * (clock() - t0) * bytes_per_s))
-        return slower
-
-    asyncio.events.Handle._run = holding_gil(asyncio.events.Handle._run)
-    concurrent.futures.thread._WorkItem.run = releasing_gil(
-        concurrent.futures.thread._WorkItem.run)
+    steps_per_s, bytes_per_s = [rate(steps, 1_000_000)], [rate(hashed, 16 << 20)]
+    asyncio.events.Handle._run = slowed(asyncio.events.Handle._run, steps, steps_per_s)
+    concurrent.futures.thread._WorkItem.run = slowed(concurrent.futures.thread._WorkItem.run,
+                                                     hashed, bytes_per_s)
     from feedwise.server.writer import Writer
-    Writer._land = releasing_gil(Writer._land)
-    Writer._do_call = releasing_gil(Writer._do_call)
+    Writer._land = slowed(Writer._land, hashed, bytes_per_s)
+    Writer._do_call = slowed(Writer._do_call, hashed, bytes_per_s)
