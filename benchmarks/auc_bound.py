@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm, rankdata
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -155,14 +156,15 @@ def main() -> None:
           f"photos); the world's clicks per impression {world_spread:.2f} ({len(world_rate):,} "
           f"posts with 50 impressions or more), its quality factor 0.5 + quality "
           f"{factor_spread:.2f}\n")
-    z = (quality - quality.mean()) / quality.std()
+    # normal scores of the quality's ranks: the factor's 90th / 10th percentile is the ratio
+    z = norm.ppf((rankdata(quality) - 0.5) / len(quality))
     as_generated = (0.5 + quality) / (0.5 + quality).mean()
     wide = []
     for name, ratio, x in (("unpaid photos", spread["unpaid photos"], 1.0),
                            ("all posts", spread["all posts"], 1.0),
                            ("unpaid photos", spread["unpaid photos"], lift["pooled"]),
                            ("all posts", spread["all posts"], lift["pooled"])):
-        factor = np.exp(np.log(ratio) / (2 * 1.2816) * z)  # its 90th / 10th = ratio
+        factor = np.exp(np.log(ratio) / (2 * norm.ppf(0.9)) * z)
         m = (factor / factor.mean() / as_generated)[i] * np.where(followed, x, 1.0)
         y = rng.random(len(seen)) < np.clip(seen * m, 0.0, 0.95)
         truth, n = request_auc(blind * m, y, req)
