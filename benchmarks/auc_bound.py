@@ -49,10 +49,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from feedwise.datasets.synthetic import engagement_probability, synthetic_social  # noqa: E402
 
 
-def follow_lift(path: Path) -> dict:
+def follow_lift(d: pd.DataFrame) -> dict:
     """Engagement per reached fan over engagement per other reached user, pooled over the
     page's posts and per post (median)."""
-    d = pd.read_csv(path, sep=";")
     reach, fans = d["T_Reach"], d["LP_Reach"]
     engaged, fans_engaged = d["Engaged_Users"], d["LP_Engage_With_Post"]
     ok = (reach > fans) & (fans > 0) & (fans_engaged <= engaged)
@@ -69,9 +68,8 @@ def follow_lift(path: Path) -> dict:
             "per_post_median": float(per_post.median())}
 
 
-def post_spread(path: Path) -> dict:
+def post_spread(d: pd.DataFrame) -> dict:
     """The 90th over the 10th percentile of engaged users per reach, post by post."""
-    d = pd.read_csv(path, sep=";")
     rate = (d["Engaged_Users"] / d["T_Reach"]).where(d["T_Reach"] > 0)
     photos = rate[(d["Type"] == "Photo") & (d["Paid"] == 0)]
     return {name: float(np.nanpercentile(r, 90) / np.nanpercentile(r, 10))
@@ -104,7 +102,8 @@ def main() -> None:
     page = a.data_dir / "facebook-page-metrics" / "dataset_Facebook.csv"
     if not page.is_file():
         raise SystemExit(f"{page}: not found; point --data-dir at the folder of the data sets")
-    lift = follow_lift(page)
+    metrics = pd.read_csv(page, sep=";")
+    lift = follow_lift(metrics)
     print(f"follow lift ({lift['posts']} posts): fans engage {lift['fan_rate']:.4f} per reach, "
           f"others {lift['other_rate']:.4f}: {lift['pooled']:.2f}x pooled, "
           f"{lift['per_post_median']:.2f}x the median post", flush=True)
@@ -123,13 +122,18 @@ def main() -> None:
     blind = engagement_probability(w, imp["user_id"], imp["item_id"])
     req = imp["session_id"].astype(str).to_numpy()
     rng = np.random.default_rng(a.seed)
+
+    def redraw(m: np.ndarray) -> tuple[np.ndarray, float, float, int]:
+        """Clicks drawn again at the true probability times ``m``; the AUC of the
+        position-blind truth times ``m`` and of the true affinity, and the requests."""
+        y = rng.random(len(seen)) < np.clip(seen * m, 0.0, 0.95)
+        truth, n = request_auc(blind * m, y, req)
+        return y, truth, request_auc(affinity, y, req)[0], n
+
     rows = []
     for name, x in (("none (the generator)", 1.0), ("median post", lift["per_post_median"]),
                     ("pooled", lift["pooled"])):
-        m = np.where(followed, x, 1.0)
-        y = rng.random(len(seen)) < np.clip(seen * m, 0.0, 0.95)
-        truth, n = request_auc(blind * m, y, req)
-        aff, _ = request_auc(affinity, y, req)
+        y, truth, aff, n = redraw(np.where(followed, x, 1.0))
         fol, _ = request_auc(followed + 1e-3 * affinity, y, req)
         rows.append({"lift": name, "x": x, "click_rate": float(y.mean()), "requests": n,
                      "truth_auc": truth, "affinity_auc": aff, "followed_auc": fol})
@@ -143,7 +147,7 @@ def main() -> None:
               f"{r['truth_auc']:.3f} | {r['affinity_auc']:.3f} | {r['followed_auc']:.3f} | "
               f"{r['truth_auc'] / r['affinity_auc']:.2f}x |")
 
-    spread = post_spread(page)
+    spread = post_spread(metrics)
     ev = w.events[w.events["item_id"].astype(str).isin(posts)]
     shown = ev[ev["kind"] == "impression"].groupby("item_id").size()
     clicked = ev[ev["kind"] == "click"].groupby("item_id").size().reindex(shown.index)
@@ -165,10 +169,8 @@ def main() -> None:
                            ("unpaid photos", spread["unpaid photos"], lift["pooled"]),
                            ("all posts", spread["all posts"], lift["pooled"])):
         factor = np.exp(np.log(ratio) / (2 * norm.ppf(0.9)) * z)
-        m = (factor / factor.mean() / as_generated)[i] * np.where(followed, x, 1.0)
-        y = rng.random(len(seen)) < np.clip(seen * m, 0.0, 0.95)
-        truth, n = request_auc(blind * m, y, req)
-        aff, _ = request_auc(affinity, y, req)
+        y, truth, aff, n = redraw((factor / factor.mean() / as_generated)[i]
+                                  * np.where(followed, x, 1.0))
         wide.append({"spread_of": name, "spread": ratio, "lift": x, "requests": n,
                      "click_rate": float(y.mean()), "truth_auc": truth, "affinity_auc": aff})
     print("| quality spread as the page's | 90th / 10th | follow lift | click rate | "

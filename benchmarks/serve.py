@@ -310,8 +310,9 @@ def open_world(root: Path, cache: WorldCache | None, args: argparse.Namespace
 
 
 def start_server(root: Path, port: int, policy: str, materialise_n: int = 300,
-                 workers: int = 1) -> subprocess.Popen:
-    env = {**os.environ, **server_env(root, policy, materialise_n)}
+                 workers: int = 1, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``feedwise serve`` on the world in ``root``, once ready; ``env`` overrides settings."""
+    env = {**os.environ, **server_env(root, policy, materialise_n), **(env or {})}
     cmd = [sys.executable, "-c", "from feedwise.cli import app; app()", "serve",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
            "--workers", str(workers)]

@@ -86,16 +86,7 @@ def serving(root: Path, w: dict, a: argparse.Namespace, env: dict[str, str], tag
             cache: S.WorldCache, pace: float) -> dict:
     cache.reset_store(root)
     port = S.free_port()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the server process inherits them
-    try:
-        proc = S.start_server(root, port, a.policy, a.materialise_n, a.workers)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    proc = S.start_server(root, port, a.policy, a.materialise_n, a.workers, env)
     try:
         if a.workers > 1 and S.wait_for_worker(port, w["read"], 600, a.workers - 1) is None:
             raise SystemExit(f"not all {a.workers - 1} workers answered within 600 s")
@@ -159,9 +150,7 @@ def main() -> None:
               + f"; B = {variant or 'A (no variant)'}"
               + (f", ingest paced at {a.b_pace:,.0f} events/s" if a.b_pace else
                  ", ingest in a closed loop" if a.b_pace == 0 else ""), flush=True)
-        fit_s = S.train_promote(root, model)
-        if fit_s:
-            cache.save_model(root, model, S._TRAINED[model], fit_s)
+        S.train_promote(root, model)  # a new fit goes to the cache (S._CACHE)
         rows = []
         for pair in range(a.pairs):
             for config in ("AB" if pair % 2 == 0 else "BA"):
