@@ -33,6 +33,7 @@ from feedwise.errors import FeedwiseError
 from feedwise.schema import EVENT_COLUMNS
 from feedwise.server import priority
 from feedwise.store import EventStore
+from feedwise.store.serving import ServedRows
 
 log = logging.getLogger("feedwise.server.writer")
 
@@ -338,20 +339,19 @@ class Writer:
             parts.append(self._served.popleft())
         if not parts:
             return
-        # a column some parts lack (``new_id``: only feeds mark it) is None in their rows
-        names = list(dict.fromkeys(c for p, _, _ in parts for c in p))
-        served = {c: [v for p, _, _ in parts
-                      for v in p.get(c) or [None] * len(p["event_id"])] for c in names}
         futures = [f for _, _, f in parts if f is not None]
         then = list(dict.fromkeys(t for _, t, _ in parts if t is not None))
         try:
+            # built here, at the writer's priority (this holds the GIL); only the insert goes
+            # below: a lowered thread holding the GIL stalls the requests of this process
+            rows = ServedRows.of([p for p, _, _ in parts])
             # one transaction: the rows (stored ids and erased users skipped), then what the
             # thens write (the ad state of the engines that served them), one commit
-            got = (self._below.submit(self.store.log_served, served, then).result()
+            got = (self._below.submit(self.store.log_served, rows, then).result()
                    if below and self._below is not None else
-                   self.store.log_served(served, then))
+                   self.store.log_served(rows, then))
         except Exception:  # noqa: BLE001 - answered to the waiting feeds, logged otherwise
-            n = len(served["event_id"])
+            n = sum(len(p["event_id"]) for p, _, _ in parts)
             log.exception("storing %d served impressions failed", n)
             if self.on_ingest is not None:
                 self.on_ingest(0, 0, n)

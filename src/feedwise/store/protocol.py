@@ -26,7 +26,7 @@ from feedwise.interactions import Interactions, InteractionWeights
 from feedwise.schema import Item, User
 from feedwise.store.ingest import IngestReport
 from feedwise.store.recordfiles import RecordReport
-from feedwise.store.serving import RowsLanded, ServedLanded
+from feedwise.store.serving import RowsLanded, ServedLanded, ServedRows
 
 Rows = list[dict[str, Any]]
 
@@ -89,7 +89,7 @@ class Storage(Protocol):
     def campaign_spend(self) -> pd.DataFrame: ...
 
     # the service's write paths
-    def log_served(self, columns: Mapping[str, Sequence[Any]],
+    def log_served(self, columns: Mapping[str, Sequence[Any]] | ServedRows,
                    then: Sequence[Callable[[], Any]] = ()) -> ServedLanded: ...
     def ingest_rows(self, columns: Mapping[str, Sequence[str | None]], source: str
                     ) -> RowsLanded: ...

@@ -10,11 +10,13 @@ store and slowed ingest, while the checks cost one semi-join per batch.)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from feedwise.errors import DataError
 from feedwise.schema import EVENT_COLUMNS, REQUIRED_EVENT_FIELDS
@@ -22,7 +24,7 @@ from feedwise.store.base import StoreBase
 from feedwise.store.ingest import SERVED_ID_PREFIX, IngestReport
 from feedwise.store.privacy import TOMBSTONE_PREFIX
 
-__all__ = ["SERVED_ID_PREFIX", "RowsLanded", "ServedLanded", "ServedLog"]
+__all__ = ["SERVED_ID_PREFIX", "RowsLanded", "ServedLanded", "ServedLog", "ServedRows"]
 
 #: Arrow types of the ``events`` columns, for rows the service builds itself.
 _ARROW = {"event_id": pa.string(), "user_id": pa.string(), "item_id": pa.string(),
@@ -58,12 +60,77 @@ class RowsLanded:
     landed: set[str] | None
 
 
+@dataclass(frozen=True)
+class ServedRows:
+    """Served rows as the store inserts them (:meth:`ServedLog.log_served`), built from
+    column parts by :meth:`of`.
+
+    Building them is the part of a landing that holds the GIL (Python values to Arrow), so
+    the writer builds them on its own thread, at its priority, and hands only the insert
+    to the thread it lands served rows on: a lowered thread that held the GIL while it was
+    kept off the cores stalled the event loop of its process for that long.
+    """
+
+    #: The rows in the events' columns, the first of each repeated id only.
+    table: pa.Table
+    #: Rows handed over, repeats included.
+    received: int
+    #: Every row's id is new by construction (``new_id`` set on every row): the look-up
+    #: of stored ids is skipped.
+    new_ids: bool
+
+    @classmethod
+    def of(cls, parts: Sequence[Mapping[str, Sequence[Any]]]) -> ServedRows:
+        """The rows of ``parts`` (each: event column -> one value per row; a column a part
+        lacks is None in its rows) in one table.
+
+        Raises:
+            DataError: An id outside the service's namespace (:data:`SERVED_ID_PREFIX`).
+        """
+        sizes = [len(p["event_id"]) for p in parts]
+        n = sum(sizes)
+        table = pa.table({c: _column(parts, sizes, n, c, t) for c, t in _ARROW.items()})
+        ids = table.column("event_id")
+        ours = pc.fill_null(pc.starts_with(ids, SERVED_ID_PREFIX), False)
+        if n and not pc.all(ours).as_py():
+            foreign = ids[pc.index(ours, False).as_py()].as_py()
+            raise _foreign(foreign)
+        if pc.count_distinct(ids).as_py() < n:  # a retry inside the batch: the first stays
+            seen: set = set()
+            keep = [i for i, e in enumerate(ids.to_pylist()) if not (e in seen or seen.add(e))]
+            table = table.take(pa.array(keep, pa.int64()))
+        new = all(s == 0 or (v := p.get("new_id")) is not None and len(v) == s and all(v)
+                  for p, s in zip(parts, sizes, strict=True))
+        return cls(table, n, new)
+
+
+def _foreign(event_id: Any) -> DataError:
+    return DataError(f"served event id {str(event_id)[:80]!r} does not start with "
+                     f"{SERVED_ID_PREFIX!r}: the service's own ids live in that namespace")
+
+
+def _column(parts: Sequence[Mapping[str, Sequence[Any]]], sizes: list[int], n: int, name: str,
+            t: pa.DataType) -> pa.Array:
+    """Column ``name`` of ``parts`` as one Arrow array of type ``t``."""
+    if all(name not in p for p in parts):
+        return pa.nulls(n, t)
+    values = list(itertools.chain.from_iterable(
+        v if (v := p.get(name)) is not None else [None] * s
+        for p, s in zip(parts, sizes, strict=True)))
+    try:
+        return _arrow(values, t)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        if name == "event_id":  # an id that is not text is not one of the service's
+            raise _foreign(next(v for v in values if type(v) is not str)) from None
+        raise
+
+
 class ServedLog(StoreBase):
     """The service's write paths (part of :class:`~feedwise.store.EventStore`)."""
 
     ingest: Callable[..., IngestReport]  # EventStore.ingest
 
-    def log_served(self, columns: Mapping[str, Sequence[Any]],
+    def log_served(self, columns: Mapping[str, Sequence[Any]] | ServedRows,
                    then: Sequence[Callable[[], Any]] = ()) -> ServedLanded:
         """Insert events the service built itself (typed and valid; ``ts`` may be integer
         microseconds) in one ``INSERT``, without the validating staging.
@@ -73,7 +140,9 @@ class ServedLog(StoreBase):
         inserted again, and rows of erased users are skipped.
 
         Args:
-            columns: Event column -> one value per row.
+            columns: Event column -> one value per row, or :class:`ServedRows` built
+                beforehand (the writer builds them on its own thread, so that only the
+                insert runs where it lands them).
             then: Called in the same transaction after the insert; what they write through
                 the store joins it (the service flushes the feed engine's ad state this
                 way: impressions and ad state commit together, in one commit).
@@ -81,27 +150,14 @@ class ServedLog(StoreBase):
         Raises:
             DataError: An id outside the service's namespace (:data:`SERVED_ID_PREFIX`).
         """
-        ids = columns["event_id"]
-        n = len(ids)
-        foreign = next((i for i in ids if not str(i).startswith(SERVED_ID_PREFIX)), None)
-        if foreign is not None:
-            raise DataError(f"served event id {str(foreign)[:80]!r} does not start with "
-                            f"{SERVED_ID_PREFIX!r}: the service's own ids live in that "
-                            "namespace")
-        keep = None
-        if len(set(ids)) < n:  # a retry inside the batch: keep the first of each id
-            seen: set = set()
-            keep = [i for i, e in enumerate(ids) if not (e in seen or seen.add(e))]
-        table = pa.table({c: _arrow(columns.get(c, [None] * n), t) for c, t in _ARROW.items()})
-        if keep is not None:
-            table = table.take(pa.array(keep, pa.int64()))
+        rows = columns if isinstance(columns, ServedRows) else ServedRows.of([columns])
+        table, n = rows.table, rows.received
         cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
         # ids stored already: a semi-join whose hash table is built on the batch, but which
         # reads every stored event id (a landing then costs more the more the table holds);
         # skipped when every row's id is new by construction (``new_id``: the service
         # made the request id up itself, so no earlier landing can hold it)
-        new_id = columns.get("new_id")
-        stored = ("" if new_id is not None and len(new_id) == n and all(new_id) else
+        stored = ("" if rows.new_ids else
                   """s.event_id NOT IN (SELECT event_id FROM events WHERE event_id IN
                                          (SELECT event_id FROM _fw_served)) AND """)
         with self.transaction() as con:
