@@ -384,9 +384,11 @@ class Conn:
 
 async def feed_clients(port: int, key: str, n_users: int, clients: int, seconds: float,
                        seed: int, stop: asyncio.Event | None = None,
-                       record: list[tuple[str, float]] | None = None) -> dict:
+                       record: list[tuple[str, float]] | None = None,
+                       sent: list[float] | None = None) -> dict:
     """``clients`` keep-alive connections asking feeds for ``seconds``; with ``record``,
-    each answered feed's (process, seconds) is appended to it ("owner" or a worker's pid)."""
+    each answered feed's (process, seconds) is appended to it ("owner" or a worker's pid),
+    and with ``sent`` too, when it was sent (``time.perf_counter``) to ``sent``."""
     lat: list[float] = []
     slots = [0]
     errors = [0]
@@ -409,6 +411,8 @@ async def feed_clients(port: int, key: str, n_users: int, clients: int, seconds:
                 lat.append(time.perf_counter() - t)
                 if record is not None:
                     record.append((conn.who.decode() or "owner", lat[-1]))
+                    if sent is not None:
+                        sent.append(t)
                 by[c, conn.who] = by.get((c, conn.who), 0) + 1
                 if status != 200:
                     errors[0] += 1

@@ -14,8 +14,11 @@ then B A, and so on, so that a drift of the machine falls on both. Each serving 
    ``--pace`` events/s (``--b-pace``: another pace for the B servings).
 
 For each it reports feeds/s, p50, p99 and p99 / mean, and under ingest the events/s and the
-p50 / p99 of each process (the owner, which also lands everything, and its workers). Prints
-a table and writes ``benchmarks/results/serve_pairs.json``. Unlike serve.py it does not
+p50 / p99 of each process (the owner, which also lands everything, and its workers). With
+``--tail``, each phase's slowest 1 % of feeds is also taken apart by thread against its
+median band (``benchmarks/_tail.py``: the serving loop on a core, waiting for a core, blocked
+on the GIL, and the CPU the other threads took meanwhile). Prints a table and writes
+``benchmarks/results/serve_pairs.json``. Unlike serve.py it does not
 check counts or freshness: it is an instrument for changes, not the acceptance run.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/serve_pairs.py --full \\
@@ -38,21 +41,50 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _tail  # noqa: E402  (benchmarks/_tail.py: --tail)
 import serve as S  # noqa: E402  (benchmarks/serve.py: the world, the server, the load)
 
 
 async def feeds(port: int, key: str, n_users: int, seconds: float, seed: int,
-                clients: int = 16) -> tuple[list[tuple[str, float]], int]:
+                clients: int = 16, sent: list[float] | None = None
+                ) -> tuple[list[tuple[str, float]], int]:
     """(process, seconds) of every feed ``clients`` keep-alive clients asked, and how many
-    were not answered 200."""
+    were not answered 200; with ``sent``, when each was sent is appended to it."""
     lat: list[tuple[str, float]] = []
-    r = await S.feed_clients(port, key, n_users, clients, seconds, seed, record=lat)
+    r = await S.feed_clients(port, key, n_users, clients, seconds, seed, record=lat, sent=sent)
     return lat, r["errors"]
+
+
+class Tail:
+    """``--tail``: each phase's slowest feeds taken apart by thread (``_tail``)."""
+
+    def __init__(self, proc: Any, every_s: float) -> None:
+        self.roles = {proc.pid: "owner", os.getpid(): "load generator",
+                      **{p: "worker" for p in S._children(proc.pid)}}
+        self.loops = {("owner" if role == "owner" else str(p)): p
+                      for p, role in self.roles.items() if role != "load generator"}
+        self.every_s = every_s
+        self.sent: list[float] = []
+        self._sampler: _tail.Sampler | None = None
+
+    def __enter__(self) -> Tail:
+        self.sent = []
+        self._sampler = _tail.Sampler(self.roles, self.every_s).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.samples = self._sampler.stop()
+
+    def split(self, lat: list[tuple[str, float]]) -> dict:
+        got = _tail.split(self.samples, [(who, t, x) for (who, x), t in
+                                         zip(lat, self.sent, strict=True)], self.loops)
+        return {"sampler_cpu_s": self.samples.cpu_s, "processes": got}
 
 
 def summary(lat: list[tuple[str, float]], seconds: float) -> dict:
@@ -69,13 +101,15 @@ def summary(lat: list[tuple[str, float]], seconds: float) -> dict:
 
 
 async def under_ingest(port: int, w: dict, a: argparse.Namespace, tag: str,
-                       pace: float) -> tuple:
+                       pace: float, tail: Tail | None = None) -> tuple:
     ing = asyncio.create_task(S.ingest_clients(
         port, w["ingest"], a.ingest_clients, a.seconds + 2 * S.RAMP_S, a.batch, tag, w["users"],
         a.items, rate=pace))
     await asyncio.sleep(S.RAMP_S)  # the ingest alone first, as in serve.py
     lo = time.perf_counter()
-    lat, failed = await feeds(port, w["read"], w["users"], a.seconds, a.seed + 99)
+    with tail or contextlib.nullcontext():
+        lat, failed = await feeds(port, w["read"], w["users"], a.seconds, a.seed + 99,
+                                  sent=tail.sent if tail else None)
     hi = time.perf_counter()
     got = await ing
     events = sum(n for t, n in got["landed"] if lo <= t <= hi) / (hi - lo)
@@ -86,17 +120,25 @@ def serving(root: Path, w: dict, a: argparse.Namespace, env: dict[str, str], tag
             cache: S.WorldCache, pace: float) -> dict:
     cache.reset_store(root)
     port = S.free_port()
+    if a.tail:  # the serving threads named, for the split by thread
+        path = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+        env = {**env, _tail.NAMES_ENV: "1",
+               "PYTHONPATH": os.pathsep.join(p for p in (str(_tail.SITE), path) if p)}
     proc = S.start_server(root, port, a.policy, a.materialise_n, a.workers, env)
+    tail = None
     try:
         if a.workers > 1 and S.wait_for_worker(port, w["read"], 600, a.workers - 1) is None:
             raise SystemExit(f"not all {a.workers - 1} workers answered within 600 s")
         asyncio.run(feeds(port, w["read"], w["users"], 2.0, 123, clients=4))  # warm-up
         gc.collect()
         gc.freeze()  # the instrument must not pause (serve.py does the same)
-        alone, failed = asyncio.run(feeds(port, w["read"], w["users"], a.feed_seconds,
-                                          a.seed + 16))
+        tail = Tail(proc, a.tail_every_ms / 1000) if a.tail else None
+        with tail or contextlib.nullcontext():
+            alone, failed = asyncio.run(feeds(port, w["read"], w["users"], a.feed_seconds,
+                                              a.seed + 16, sent=tail.sent if tail else None))
+        split_alone = tail.split(alone) if tail else None
         lat, failed_under, secs, events, errors = asyncio.run(
-            under_ingest(port, w, a, tag, pace))
+            under_ingest(port, w, a, tag, pace, tail))
     finally:
         gc.unfreeze()
         proc.send_signal(signal.SIGINT)
@@ -104,9 +146,12 @@ def serving(root: Path, w: dict, a: argparse.Namespace, env: dict[str, str], tag
             proc.wait(120)
         except Exception:  # noqa: BLE001 - a server that does not stop is killed
             proc.kill()
-    return {"feeds_only": summary(alone, a.feed_seconds), "under_ingest": summary(lat, secs),
-            "events_per_s": events, "failed_feeds": failed + failed_under,
-            "failed_batches": errors}
+    out = {"feeds_only": summary(alone, a.feed_seconds), "under_ingest": summary(lat, secs),
+           "events_per_s": events, "failed_feeds": failed + failed_under,
+           "failed_batches": errors}
+    if tail:
+        out["tail"] = {"feeds_only": split_alone, "under_ingest": tail.split(lat)}
+    return out
 
 
 def main() -> None:
@@ -128,6 +173,10 @@ def main() -> None:
     p.add_argument("--feed-seconds", type=float, default=8.0)
     p.add_argument("--seconds", type=float, default=10.0, help="the phase under ingest")
     p.add_argument("--cache-dir", default=str(S.ROOT / "benchmarks" / "results" / "serve_worlds"))
+    p.add_argument("--tail", action="store_true",
+                   help="take each phase's slowest feeds apart by thread (benchmarks/_tail.py)")
+    p.add_argument("--tail-every-ms", type=float, default=5.0,
+                   help="--tail: how often the threads are sampled")
     p.add_argument("--out", default=str(S.ROOT / "benchmarks" / "results" / "serve_pairs.json"))
     a = S.full_world(p.parse_args())
     variant = {}
@@ -168,6 +217,10 @@ def main() -> None:
                       + (f"; NOT ANSWERED: {r['failed_feeds']} feeds, {r['failed_batches']} "
                          "event batches" if r["failed_feeds"] or r["failed_batches"] else ""),
                       flush=True)
+                for phase, got in r.get("tail", {}).items():
+                    print(f"  {phase.replace('_', ' ')}, by thread (the sampler took "
+                          f"{got['sampler_cpu_s']:.2f} s of CPU):\n"
+                          + _tail.table(got["processes"]), flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print("\n| pair | config | feeds/s alone | p99 alone ms | p99/mean alone | feeds/s under "
