@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from feedwise.feed.adstate import DAY_S, AdImpression, AdState
+from feedwise.feed.adstate import DAY_S, AdImpression, AdState, times, times_of
 from feedwise.feed.campaigns import CampaignBook
 
 FORGET = "-"  # origin of a log entry that says "forget this user"
@@ -192,9 +192,9 @@ class AdLog:
         with self._lock:
             seq = self.seq
         ids = [str(x) for x in ads.book.ids]
-        freq = [[u, ids[c], list(t)] for u, per in list(ads.freq.items())
+        freq = [[u, ids[c], times(t)] for u, per in list(ads.freq.items())
                 for c, t in list(per.items()) if t]
-        exposure = [[u, list(t)] for u, t in list(ads.exposure.items()) if t]
+        exposure = [[u, times(t)] for u, t in list(ads.exposure.items()) if t]
         return {"ad_seq": seq, "ad_ack": self.acked.get(worker, 0), "spend": spend_of(ads),
                 **self.terms(), "freq": freq, "exposure": exposure}
 
@@ -314,12 +314,12 @@ class AdShare:
         index = ads.book.index
         ads.freq.clear()
         ads.exposure.clear()
-        for u, cid, times in dump["freq"]:
+        for u, cid, seen in dump["freq"]:
             c = index.get(cid)
             if c is not None:
-                ads.freq[u][c] = deque(sorted(times))
-        for u, times in dump["exposure"]:
-            ads.exposure[u] = deque(sorted(times))
+                ads.freq[u][c] = times_of(sorted(seen))
+        for u, seen in dump["exposure"]:
+            ads.exposure[u] = times_of(sorted(seen))
         ack = int(dump["ad_ack"])
         for r in self._own(ack):
             ads.observe(r[0], index.get(r[1], -1), float(r[3]))
