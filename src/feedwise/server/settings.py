@@ -125,6 +125,8 @@ class Settings(BaseSettings):
             instead of stalling them. Event batches, and served rows landed with them,
             stay at the writer's priority: lowering them too cut ingest while feeds ran
             to a third (docs/serving.md, session 19; :mod:`feedwise.server.priority`).
+            The writer builds the rows' table itself, at its priority: that part holds the
+            GIL, and a lowered thread holding it stalls the event loop (session 23).
         materialise_n: Items per user of the served model's materialised candidate lists
             (built when a version is loaded; 0: score the model per request instead).
             docs/serving.md.

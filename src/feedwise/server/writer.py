@@ -130,8 +130,10 @@ class Writer:
         nice: Served rows landed on their own (no event batch waiting, no ``sync``) land
             on a thread this much nicer than the writer (:mod:`feedwise.server.priority`)
             while the writer waits for it: the same order, but the landing gives the cores
-            to requests in flight. Event batches, and served rows landed with them, stay on
-            the writer at its priority, so ingest keeps its pace.
+            to requests in flight. The writer builds their table itself (it holds the GIL,
+            which a lowered thread would keep from the event loop while it waits for a
+            core). Event batches, and served rows landed with them, stay on the writer at
+            its priority, so ingest keeps its pace.
     """
 
     def __init__(self, store: EventStore, *, max_rows: int = 50_000, queue_size: int = 10_000,
