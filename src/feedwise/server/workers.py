@@ -92,8 +92,6 @@ class ForwardingWriter:
         self.flush_s = flush_s
         self.chunk = 500
         self._buf: list[dict[str, list[Any]]] = []
-        # encoded chunks the owner did not take: (body, rows, the ad batches in it)
-        self._unsent: list[tuple[str, int, dict[str, Any] | None]] = []
         self._lock = threading.Lock()
         self._closed = False
         self._stop = threading.Event()
@@ -111,9 +109,7 @@ class ForwardingWriter:
         return not self._closed
 
     def pending(self) -> int:
-        with self._lock:
-            return (sum(len(c["event_id"]) for c in self._buf)
-                    + sum(rows for _, rows, _ in self._unsent))
+        return sum(len(c["event_id"]) for c in self._buf)
 
     def relay_batch(self, payload: Any) -> Future:
         """Hand an event batch to the owner (``routes/events.py``,
@@ -130,45 +126,37 @@ class ForwardingWriter:
 
     def flush(self, attempts: int = 3) -> int:
         """Send what is buffered, in chunks of ``chunk`` rows (the owner reads bodies under
-        a size limit); a chunk the owner does not take stays buffered for the next flush.
-
-        Every chunk is encoded before the first is sent: the rows' columns then live only
-        while they are encoded, not during the round trips to the owner, when the event
-        loop's allocations run the garbage collector over every one of their values
-        (docs/serving.md, session 23)."""
+        a size limit); a chunk the owner does not take stays buffered for the next flush."""
         with self._lock:
             parts, self._buf = self._buf, []
-            bodies, self._unsent = self._unsent, []
         ads = self.share.take() if self.share is not None else None
-        if parts:
-            cols = {c: [v for p in parts for v in p[c]] for c in parts[0]}
-            del parts
-            n = len(cols["event_id"])
-            for start in range(0, n, self.chunk):
-                chunk = {c: v[start:start + self.chunk] for c, v in cols.items()}
-                rides = ads if start == 0 else None  # the ad batches ride with the first
-                if rides is not None:
-                    chunk["_ads"] = rides
-                bodies.append((json.dumps(chunk), len(chunk["event_id"]), rides))
-            del cols, chunk
-        elif ads is not None:
-            bodies.append((json.dumps({"_ads": ads}), 0, ads))
-        done = 0
-        for i, (body, rows, rides) in enumerate(bodies):
-            if not self._send(body, rows, attempts):
+        if not parts:
+            if ads is not None and self._send({"_ads": ads}, attempts):
+                self.share.sent(ads)
+            return 0
+        cols = {c: [v for p in parts for v in p[c]] for c in parts[0]}
+        n, done = len(cols["event_id"]), 0
+        while done < n:
+            chunk = {c: v[done:done + self.chunk] for c, v in cols.items()}
+            if ads is not None:  # the ad batches ride with the first chunk
+                chunk["_ads"] = ads
+            if not self._send(chunk, attempts):
+                rest = {c: v[done:] for c, v in cols.items()}
                 with self._lock:
-                    self._unsent = bodies[i:] + self._unsent
+                    self._buf.insert(0, rest)
                 break
-            if rides is not None:
-                self.share.sent(rides)
-            done += rows
+            if ads is not None:
+                self.share.sent(ads)
+                ads = None
+            done += len(chunk["event_id"])
         self.sent += done
         return done
 
-    def _send(self, body: str, rows: int, attempts: int) -> bool:
+    def _send(self, chunk: dict[str, Any], attempts: int) -> bool:
+        rows = len(chunk.get("event_id", ()))
         for attempt in range(attempts):
             try:
-                r = self.client.post("/v1/workers/served", content=body)
+                r = self.client.post("/v1/workers/served", content=json.dumps(chunk))
                 if r.status_code == 200:
                     return True
                 log.warning("owner refused %d impressions: %s %s", rows,
