@@ -31,9 +31,10 @@ def times_of(values: Iterable[float] = ()) -> bytes:
     """Impression times as the state keeps them: packed doubles, oldest first.
 
     Bytes hold no references, so the garbage collector never walks them, nor the per-user
-    dicts that hold only them. Deques (one per user and campaign, and one per user) were a
-    third of what a middle-generation collection walked while a process served feeds: 22-27
-    ms of CPU that stalled every request in flight (docs/serving.md, session 23)."""
+    dicts that hold only them. Deques (one per user and campaign, and one per user) and
+    their dicts were about half of what a middle-generation collection walked while a
+    process served feeds: 22-27 ms of CPU that stalled every request in flight
+    (docs/serving.md, session 23)."""
     v = list(values)
     return struct.pack(f"{len(v)}d", *v)
 
@@ -296,7 +297,7 @@ class AdState:
         imps = store.recent_ad_impressions(self.keep_s)
         for u, cid, ts in zip(imps["user_id"], imps["campaign_id"], imps["ts"], strict=True):
             c = self.book.index.get(str(cid))
-            per = self.freq[str(u)]
             if c is not None:
+                per = self.freq[str(u)]
                 per[c] = per.get(c, b"") + _TIME.pack(float(ts))
             self.exposure[str(u)] += _TIME.pack(float(ts))

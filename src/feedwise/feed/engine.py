@@ -360,7 +360,6 @@ class FeedEngine:
         segments = (self.users.segment_vector(r, self.n_segments) if known
                     else np.zeros(self.n_segments, np.float32))
         st = self.state
-        recent: list[int] = []
         recent = _NO_POSTS
         served = st.served.get(uid)
         if served and self.config.exclude_served_within_s > 0:
