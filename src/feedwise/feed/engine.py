@@ -364,8 +364,8 @@ class FeedEngine:
         served = st.served.get(uid)
         if served and self.config.exclude_served_within_s > 0:
             posts = np.frombuffer(served, SERVED_POST)
-            gone = posts["t"] > now_s - self.config.exclude_served_within_s
-            old = int(gone.argmax()) if gone.any() else len(posts)  # the oldest, left out
+            within = posts["t"] > now_s - self.config.exclude_served_within_s
+            old = int(within.argmax()) if within.any() else len(posts)  # left the window
             if old:
                 st.served[uid] = served[old * SERVED_POST.itemsize:]
                 posts = posts[old:]
@@ -377,7 +377,7 @@ class FeedEngine:
                            ad_exposure=st.ads.recent_exposure(uid, now_s),
                            excluded=np.fromiter(hid, np.int64, len(hid)) if hid else
                            np.empty(0, np.int64),
-                           served=np.unique(recent) if len(recent) else np.empty(0, np.int64))
+                           served=np.unique(recent))
 
     def _rng(self, request: FeedRequest) -> np.random.Generator:
         seed = (request.context or {}).get("seed")
