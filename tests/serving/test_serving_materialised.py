@@ -17,6 +17,7 @@ from feedwise.feed import FeedEngine
 from feedwise.feed.materialised import (
     MaterialisedLists,
     Refresher,
+    _Positions,
     attach,
     shared_columns,
 )
@@ -177,3 +178,21 @@ def test_service_new_engagement_changes_next_feed_within_bound(world: dict,
         assert state._lists[1].row("u5") is None and state.catalogue_seq > seq
         r = c.delete("/v1/users/fresh-user", headers={"Authorization": f"Bearer {admin}"})
         assert state._lists[2].history_of("fresh-user") is None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_positions_in_a_list_match_a_sorted_lookup(seed):
+    """The scratch-array lookup of a list's positions against a plain reference: absent
+    and unknown (-1) columns, repeated columns (the first position), empty lists."""
+    rng = np.random.default_rng(seed)
+    n_cols = int(rng.integers(1, 400))
+    listed = rng.integers(0, n_cols, int(rng.integers(0, 60)))
+    want = rng.integers(-1, n_cols, int(rng.integers(0, 80)))
+    first = {}
+    for p, c in enumerate(listed.tolist()):
+        first.setdefault(c, p)
+    expect = [first.get(c, -1) if c >= 0 else -1 for c in want.tolist()]
+    lookup = _Positions()
+    assert lookup(listed, want, n_cols).tolist() == expect
+    assert lookup(listed, want, n_cols).tolist() == expect  # the scratch was cleared
+    assert (lookup.at == -1).all()

@@ -73,7 +73,7 @@ from feedwise.feed.predictors import (
     ModelEngagement,
     UXCostPredictor,
 )
-from feedwise.feed.rerank import FatigueState, Reranker, nan_to_lowest
+from feedwise.feed.rerank import FatigueState, Reranker, RerankResult, nan_to_lowest
 from feedwise.feed.social import NetworkSource, ResharedSource
 from feedwise.feed.types import Feed, FeedRequest, Slot
 from feedwise.ranking.engagement import MultiObjectiveModel
@@ -531,6 +531,7 @@ class FeedEngine:
         ad_cost = plan.ux_cost.tolist() if n_ads else []
         org_v = org_value.tolist()
         liked = ctx.interests > 0 if ctx.interests.any() else None
+        organic = self._organic_slots(pool, org, rr, liked) if len(org) else []
         for p in range(n):
             if (j < n_ads and j < max_ads and p >= cfg.first_ad_slot
                     and p - last_ad > cfg.min_ad_gap):
@@ -543,8 +544,7 @@ class FeedEngine:
                     last_ad = p
                     continue
             if i < len(org):
-                slots.append(self._organic_slot(pool, org[i], rr.scores[i],
-                                                rr.propensities[i], liked))
+                slots.append(organic[i])
                 i += 1
             else:
                 break
@@ -558,28 +558,37 @@ class FeedEngine:
         return feed, stats
 
     # ------------------------------------------------------------------ slots
-    def _organic_slot(self, pool: CandidatePool, k: int, score: float, prop: float,
-                      liked: np.ndarray | None) -> Slot:
-        """One organic slot with its reasons (``liked``: the user's tags of interest)."""
+    def _organic_slots(self, pool: CandidatePool, org: np.ndarray, rr: RerankResult,
+                       liked: np.ndarray | None) -> list[Slot]:
+        """The organic slots of the chosen pool positions ``org``, in order, with their
+        reasons (``liked``: the user's tags of interest); the posts' fields are gathered
+        for all of them at once, not one numpy scalar at a time."""
         cat = self.catalog
-        idx = int(pool.items[k])
-        src = pool.sources[int(pool.source[k])]
-        reasons = []
-        special = pool.reasons[k] if pool.reasons is not None else None
-        if special is not None:
-            reasons.append(special)
-        elif src == "followed":
-            reasons.append(f"from {cat.authors[cat.author[idx]]}, whom you follow")
-        else:
-            reasons.append(SOURCE_REASONS.get(src, src))
-        topic = int(cat.topic[idx])
-        if liked is not None and topic >= 0 and liked[topic]:
-            reasons.append(f"matches #{self._tag_name(topic).lstrip('#')}")
-        if prop < 1.0:
-            reasons.append("exploring")
-        return Slot(item_id=str(cat.item_ids[idx]), kind="organic", score=float(score),
-                    propensity=float(prop), reasons=tuple(reasons),
-                    author_id=str(cat.authors[cat.author[idx]]) or None, source=src)
+        idx = pool.items[org]
+        names = pool.sources
+        special = (pool.reasons[org].tolist() if pool.reasons is not None
+                   else [None] * len(org))
+        out = []
+        for item, author, topic, src, why, score, prop in zip(
+                cat.item_ids[idx].tolist(), cat.authors[cat.author[idx]].tolist(),
+                cat.topic[idx].tolist(), pool.source[org].tolist(), special,
+                rr.scores.tolist(), rr.propensities.tolist(),
+                strict=True):
+            src = names[src]
+            if why is not None:
+                reasons = [why]
+            elif src == "followed":
+                reasons = [f"from {author}, whom you follow"]
+            else:
+                reasons = [SOURCE_REASONS.get(src, src)]
+            if liked is not None and topic >= 0 and liked[topic]:
+                reasons.append(f"matches #{self._tag_name(topic).lstrip('#')}")
+            if prop < 1.0:
+                reasons.append("exploring")
+            out.append(Slot(item_id=str(item), kind="organic", score=score, propensity=prop,
+                            reasons=tuple(reasons), author_id=str(author) or None,
+                            source=src))
+        return out
 
     def _tag_name(self, code: int) -> str:
         if not hasattr(self, "_tag_names"):
