@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 from fastapi import FastAPI, Request, Response
 
 from feedwise.errors import FeedwiseError
@@ -156,7 +157,8 @@ class ForwardingWriter:
         rows = len(chunk.get("event_id", ()))
         for attempt in range(attempts):
             try:
-                r = self.client.post("/v1/workers/served", content=json.dumps(chunk))
+                r = self.client.post("/v1/workers/served",
+                                     content=msgspec.json.encode(chunk, enc_hook=_plain))
                 if r.status_code == 200:
                     return True
                 log.warning("owner refused %d impressions: %s %s", rows,
@@ -353,6 +355,17 @@ class WorkerState:
             _unlink(getattr(self, "_snapshot", None))
         if self._own_client:
             self.client.close()
+
+
+def _plain(value: Any) -> Any:
+    """What msgspec cannot encode itself, as JSON would have it: a ``str`` subclass (a
+    request id) as a ``str``, a numpy scalar as its Python value."""
+    if isinstance(value, str):
+        return str(value)
+    item = getattr(value, "item", None)
+    if item is None:
+        raise TypeError(f"cannot send {type(value).__name__} to the owner")
+    return item()
 
 
 def _forget_erased(store: EventStore, model: Any) -> set[str]:

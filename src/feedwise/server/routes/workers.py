@@ -22,6 +22,7 @@ import json
 import tempfile
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 
@@ -107,7 +108,7 @@ async def worker_ads(state: State, key: AdminKey,
 
 @router.post("/served")
 async def worker_served(request: Request, state: State, key: AdminKey) -> dict[str, int]:
-    cols = json.loads(await request.body())
+    cols = msgspec.json.decode(await request.body())  # 3x json.loads, on the loop
     ads = cols.pop("_ads", None)
     log, engine = getattr(state, "ad_log", None), _engine(state)
     merged = 0
