@@ -297,11 +297,11 @@ class WorkerState:
     def poll(self) -> None:
         """Take the engagement landed since the last poll; rebuild on a catalogue change
         or a promotion."""
-        d = self.client.get("/v1/workers/delta",
-                            params={"since": self._event_seq, "since_post": self._post_seq,
-                                    "since_ad": self.ad_share.ad_seq,
-                                    "worker": self.ad_share.worker}
-                            ).raise_for_status().json()
+        d = msgspec.json.decode(self.client.get(  # under ingest 10-16k events: 0.6x json
+            "/v1/workers/delta", params={"since": self._event_seq, "since_post": self._post_seq,
+                                         "since_ad": self.ad_share.ad_seq,
+                                         "worker": self.ad_share.worker}
+        ).raise_for_status().content)
         engine = self.served.policy if self.served is not None else None
         if "ads" in d and isinstance(engine, FeedEngine):
             if d["ad_gap"]:
