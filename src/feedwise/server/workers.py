@@ -71,6 +71,7 @@ from feedwise.server.policy import Served, build_policy
 from feedwise.server.relay import RelayWorker
 from feedwise.server.routes import events as events_routes
 from feedwise.server.routes import feed as feed_routes
+from feedwise.server.routes._common import plain_value
 from feedwise.server.settings import Settings
 from feedwise.server.tcp import FAIR_LOOP, AcceptBoard, adopt
 from feedwise.server.writer import WriterClosedError
@@ -158,7 +159,7 @@ class ForwardingWriter:
         for attempt in range(attempts):
             try:
                 r = self.client.post("/v1/workers/served",
-                                     content=msgspec.json.encode(chunk, enc_hook=_plain))
+                                     content=msgspec.json.encode(chunk, enc_hook=plain_value))
                 if r.status_code == 200:
                     return True
                 log.warning("owner refused %d impressions: %s %s", rows,
@@ -355,17 +356,6 @@ class WorkerState:
             _unlink(getattr(self, "_snapshot", None))
         if self._own_client:
             self.client.close()
-
-
-def _plain(value: Any) -> Any:
-    """What msgspec cannot encode itself, as JSON would have it: a ``str`` subclass (a
-    request id) as a ``str``, a numpy scalar as its Python value."""
-    if isinstance(value, str):
-        return str(value)
-    item = getattr(value, "item", None)
-    if item is None:
-        raise TypeError(f"cannot send {type(value).__name__} to the owner")
-    return item()
 
 
 def _forget_erased(store: EventStore, model: Any) -> set[str]:

@@ -15,6 +15,18 @@ from feedwise.server.bodies import MAX_JSON_DEPTH, clip_depth
 ID_MAX = 256
 
 
+def plain_value(value: Any) -> Any:
+    """msgspec's ``enc_hook``: what it does not encode itself, as ``json.dumps`` would
+    have it (a ``str`` subclass, e.g. a request id, as a ``str``; a numpy scalar as its
+    Python value)."""
+    if isinstance(value, str):
+        return str(value)
+    item = getattr(value, "item", None)
+    if item is None:
+        raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+    return item()
+
+
 def loads_json(text: str | None) -> Any:
     """Decode a JSON column (``None`` stays ``None``; broken JSON, or JSON nested too deep
     to decode, is returned as text)."""
