@@ -14,6 +14,15 @@ so a change to the request path can be checked to leave every feed as it was::
     # ... change the code ...
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compose.py --full --compare before.json
 
+``--against SRC`` compares this checkout with another one's ``src`` (a ``git worktree`` of
+an older commit): two processes, one per checkout, each hold the service's state and compose
+the same users' feeds, in alternating batches (A B, then B A, ...) so that a drift of the
+machine falls on both, and the CPU a feed of each batch is printed with the ratio B / A
+(B: the other checkout) and whether both composed the same feeds::
+
+    git worktree add /tmp/before HEAD~1
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/compose.py --full --against /tmp/before/src
+
 The world and the fitted model come from the serve benchmark's cache (a model is fitted
 again when the models' code changed, as there).
 """
@@ -21,9 +30,12 @@ again when the models' code changed, as there).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +58,13 @@ def main() -> None:
     p.add_argument("--save", type=Path, default=None, help="keep the feeds in this file")
     p.add_argument("--compare", type=Path, default=None, help="feeds of a saved run")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compose.json")
+    p.add_argument("--against", type=Path, default=None, metavar="SRC",
+                   help="another checkout's src: alternating batches in two processes")
+    p.add_argument("--rounds", type=int, default=8, help="batches of each (--against)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.against is not None:
+        return against(a)
     world = argparse.Namespace(items=20_000, users=20_000, campaigns=50, per_user=10,
                                topics=50, seed=0)
     if a.full:
@@ -85,6 +103,18 @@ def main() -> None:
         warm = min(100, len(users) // 10)
         for u in users[:warm]:
             compose(u)
+        if a.child:  # --against: a batch of fresh users per line read, until EOF
+            print("ready", flush=True)
+            for line in sys.stdin:
+                batch = [f"u{i}" for i in np.random.default_rng(int(line)).integers(
+                    0, w["users"], a.users)]
+                c0 = time.process_time()
+                got = [compose(u) for u in batch]
+                cpu_ms = (time.process_time() - c0) * 1000 / len(batch)
+                digest = hashlib.sha256(json.dumps(got).encode()).hexdigest()
+                print(json.dumps({"cpu_ms": cpu_ms, "digest": digest}), flush=True)
+            state.close()
+            return
         c0, t0 = time.process_time(), time.perf_counter()
         feeds = [compose(u) for u in users[warm:]]
         cpu_ms = (time.process_time() - c0) * 1000 / len(feeds)
@@ -107,6 +137,52 @@ def main() -> None:
         a.save.write_text(json.dumps(feeds))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2))
+    print(f"-> {a.out}")
+
+
+def against(a: argparse.Namespace) -> None:
+    """Alternating batches of this checkout (A) and ``a.against`` (B), one process each."""
+    if not (a.against / "feedwise").is_dir():
+        raise SystemExit(f"{a.against} holds no feedwise package: pass a checkout's src")
+    cmd = [sys.executable, __file__, "--child", "--users", str(a.users), "--n", str(a.n)]
+    cmd += ["--full"] if a.full else []
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for name, src in (("A", ROOT / "src"), ("B", a.against.resolve())):
+            # one after the other: building the service's state takes the cores
+            proc = procs[name] = subprocess.Popen(cmd, env={**env, "PYTHONPATH": str(src)},
+                                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                  text=True)
+            while (line := proc.stdout.readline()) and line.strip() != "ready":
+                pass
+            if not line:
+                raise SystemExit(f"the {name} process stopped before it was ready")
+        rows = []
+        print("| round | A ms a feed | B ms a feed | B / A | same feeds |")
+        print("|---|---|---|---|---|")
+        for r in range(a.rounds):
+            got = {}
+            for name in ("A", "B") if r % 2 == 0 else ("B", "A"):
+                proc = procs[name]
+                proc.stdin.write(f"{1000 + r}\n")
+                proc.stdin.flush()
+                got[name] = json.loads(proc.stdout.readline())
+            row = {"round": r + 1, "a_cpu_ms": got["A"]["cpu_ms"], "b_cpu_ms": got["B"]["cpu_ms"],
+                   "same_feeds": got["A"]["digest"] == got["B"]["digest"]}
+            rows.append(row)
+            print(f"| {r + 1} | {row['a_cpu_ms']:.3f} | {row['b_cpu_ms']:.3f} | "
+                  f"{row['b_cpu_ms'] / row['a_cpu_ms']:.3f} | {row['same_feeds']} |", flush=True)
+    finally:
+        for proc in procs.values():
+            proc.stdin.close()
+            proc.wait(120)
+    ratio = statistics.median(x["b_cpu_ms"] / x["a_cpu_ms"] for x in rows)
+    print(f"median B / A {ratio:.3f}; same feeds in {sum(x['same_feeds'] for x in rows)} "
+          f"of {len(rows)} rounds ({a.users} users each)")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({"against": str(a.against), "users": a.users, "rounds": rows,
+                                 "median_b_over_a": ratio}, indent=2))
     print(f"-> {a.out}")
 
 
