@@ -44,6 +44,10 @@ from pathlib import Path
 
 import numpy as np
 
+# feedwise from PYTHONPATH when it is set (--against), before serve.py puts this checkout's
+# src first on the path: the package's modules then all come from where it was found
+import feedwise  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve  # noqa: E402 - the serve benchmark's world, cache and model
 
@@ -104,7 +108,7 @@ def main() -> None:
         for u in users[:warm]:
             compose(u)
         if a.child:  # --against: a batch of fresh users per line read, until EOF
-            print("ready", flush=True)
+            print("ready", Path(feedwise.__file__).parents[1], flush=True)
             for line in sys.stdin:
                 batch = [f"u{i}" for i in np.random.default_rng(int(line)).integers(
                     0, w["users"], a.users)]
@@ -154,10 +158,11 @@ def against(a: argparse.Namespace) -> None:
             proc = procs[name] = subprocess.Popen(cmd, env={**env, "PYTHONPATH": str(src)},
                                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                                   text=True)
-            while (line := proc.stdout.readline()) and line.strip() != "ready":
+            while (line := proc.stdout.readline()) and not line.startswith("ready "):
                 pass
             if not line:
                 raise SystemExit(f"the {name} process stopped before it was ready")
+            print(f"{name}: feedwise from {line.split(' ', 1)[1].strip()}", flush=True)
         rows = []
         print("| round | A ms a feed | B ms a feed | B / A | same feeds |")
         print("|---|---|---|---|---|")
