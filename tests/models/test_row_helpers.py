@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from feedwise.models.base import binary, dense_block, relative
+from feedwise.models.base import binary, csr_row, dense_block, relative
 
 
 def _scipy_block(m, rows, cols) -> np.ndarray:
@@ -132,3 +132,25 @@ def test_rp3beta_reasons_from_the_liked_rows_equal_the_in_walks() -> None:
             i = into.indices[mask][int(np.argmax(share))]
             assert reason == f"because you liked {model.item_labels_[i]}"
     assert 0 < fallbacks < sum(len(c) for c in cols)  # both kinds of answer were checked
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_csr_row_equals_the_constructors_row(seed: int) -> None:
+    """The one-row matrix built without scipy's checks is the constructor's: the same
+    index type, entries, canonical format and products; past 2**31 columns the
+    constructor itself builds it."""
+    rng = np.random.default_rng(seed)
+    n_cols = int(rng.integers(1, 5000))
+    idx = np.sort(rng.choice(n_cols, int(rng.integers(0, min(n_cols, 40) + 1)), replace=False))
+    data = rng.random(len(idx)).astype(np.float32)
+    ref = sp.csr_matrix((data, idx, np.array([0, len(idx)])), shape=(1, n_cols))
+    row = csr_row(data, idx.astype(np.int64), n_cols)
+    assert row.shape == ref.shape and row.indices.dtype == ref.indices.dtype
+    assert row.indptr.dtype == ref.indptr.dtype and row.has_canonical_format
+    assert (row != ref).nnz == 0
+    w = sp.random(n_cols, 7, density=0.3, format="csr", dtype=np.float32, random_state=seed)
+    assert np.array_equal((row @ w).toarray(), (ref @ w).toarray())
+    assert np.array_equal(relative(row, 0.5).toarray(), relative(ref, 0.5).toarray())
+    wide = csr_row(data, idx + 2**31, 2**31 + n_cols)
+    assert wide.indices.dtype == np.int64
+    assert wide.indices.tolist() == (idx + 2**31).tolist() and wide.nnz == len(idx)

@@ -772,10 +772,9 @@ def csr_row(data: np.ndarray, indices: np.ndarray, n_cols: int) -> sp.csr_matrix
     few such rows, and the checks were most of their cost (14-37 us each). ``indices``
     must be sorted and unique within ``n_cols`` (a stored row's are); they are shared,
     not copied, as the constructor shares them."""
-    indices = np.asarray(indices, np.int32)  # the constructor's choice below 2**31 columns
     if _CSR_ROW is None or n_cols >= 2**31:
-        return sp.csr_matrix((data, indices, np.array([0, len(indices)], indices.dtype)),
-                             shape=(1, n_cols))
+        return sp.csr_matrix((data, indices, np.array([0, len(indices)])), shape=(1, n_cols))
+    indices = np.asarray(indices, np.int32)  # the constructor's choice below 2**31 columns
     x = sp.csr_matrix.__new__(sp.csr_matrix)
     vars(x).update(_CSR_ROW, _shape=(1, int(n_cols)), data=data, indices=indices,
                    indptr=np.array([0, len(indices)], np.int32))
