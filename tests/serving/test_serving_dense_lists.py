@@ -1,7 +1,8 @@
 """Materialised lists of a dense blend (the default ``auto``, a calibrated hybrid on a
 catalogue): the same feeds and reasons as the direct path, with pool items outside a list
-and the shown posts' reasons computed from the user's row state kept with the list, never
-from a row over the catalogue; the state survives save / load (feed workers map it)."""
+and the shown posts' reasons worded from what explains them, kept with the list, or computed
+from the user's row state kept with it, never from a row over the catalogue; both survive
+save / load (feed workers map them)."""
 
 from __future__ import annotations
 
@@ -45,23 +46,36 @@ def test_dense_blend_lists_equal_direct_feeds_without_dense_rows(blend: dict,
     for name in ("_scores_for", "score_row"):  # any dense row of the blend is counted
         real = getattr(model, name)
         monkeypatch.setattr(model, name, lambda *a, _r=real, **k: dense.append(1) or _r(*a, **k))
-    outside, by_parts, by_winner = [], [], []
+    outside = []
     real_cols = model.score_columns
     monkeypatch.setattr(model, "score_columns",
                         lambda h, c, **k: outside.append(len(c)) or real_cols(h, c, **k))
-    for name, seen in (("explain_columns", by_parts), ("explain_winners", by_winner)):
-        real = getattr(model, name)
-        monkeypatch.setattr(model, name, lambda u, h, c, *a, _r=real, _s=seen:
-                            _s.append(len(c)) or _r(u, h, c, *a))
+    by_parts, by_winner, by_liked = _count_reasons(model, monkeypatch)
     got = _feeds(served, users)
     same = np.mean([a == b for a, b in zip(want, got, strict=True)])
     assert src.hits >= len(users) * 0.9
     assert same >= 0.99, f"{same:.1%} of feeds (top 20 and reasons) equal"
     assert sum(outside) > 0  # pool items outside the short lists were scored by column
     assert not dense, "a dense row of the blend was scored while serving from the lists"
-    # the listed posts shown are explained by the component kept with the list; only the
-    # others score every component at their columns again
-    assert sum(by_winner) > 3 * sum(by_parts), (sum(by_winner), sum(by_parts))
+    # the listed posts shown are worded from the liked item kept with the list (or, where
+    # its component names none, explained by that component); only the others score
+    # every component at their columns again
+    assert sum(by_liked) > 3 * (sum(by_winner) + sum(by_parts)), (
+        sum(by_liked), sum(by_winner), sum(by_parts))
+
+
+def _count_reasons(model, monkeypatch) -> tuple[list[int], list[int], list[int]]:  # noqa: ANN001
+    """Posts explained by scoring every component at their columns, by the component kept
+    with the list, and worded from the liked item kept with it (appended per call)."""
+    by_parts, by_winner, by_liked = [], [], []
+    for name, seen in (("explain_columns", by_parts), ("explain_winners", by_winner)):
+        real = getattr(model, name)
+        monkeypatch.setattr(model, name, lambda u, h, c, *a, _r=real, _s=seen:
+                            _s.append(len(c)) or _r(u, h, c, *a))
+    real = model.winner_reasons
+    monkeypatch.setattr(model, "winner_reasons",
+                        lambda w, g: by_liked.append(len(w)) or real(w, g))
+    return by_parts, by_winner, by_liked
 
 
 def test_row_state_survives_save_and_load(blend: dict, tmp_path) -> None:  # noqa: ANN001
@@ -71,11 +85,17 @@ def test_row_state_survives_save_and_load(blend: dict, tmp_path) -> None:  # noq
     lists.update(["u2"], {"u2": {"i9": 2.0}})  # a refresh recomputes the state too
     _, _, fresh = model._scores_and_state(["u2"], {"u2": {"i9": 2.0}})
     np.testing.assert_allclose(lists.state_row("u2"), fresh[0], rtol=1e-6)
-    # the explaining components are recomputed with it: those the direct path picks
+    # what explains each item is recomputed with it: the direct path's component, and
+    # the liked item it names (worded as the direct path words it)
     cols, why = lists.why_row("u2")
     hist = model.history_matrix({"u2": {"i9": 2.0}}, ["u2"])
-    assert model.explain_winners("u2", hist, cols, why) == model._explain(hist, [cols])[0]
-    assert len(np.unique(why)) > 1  # not one component for everything
+    want = model._explain(hist, [cols])[0]
+    assert model.explain_winners("u2", hist, cols, why["k"]) == want
+    assert len(np.unique(why["k"])) > 1  # not one component for everything
+    named = np.flatnonzero(why["liked"] >= 0)
+    assert len(named)
+    assert model.winner_reasons(why["k"][named], why["liked"][named]) == [want[j]
+                                                                          for j in named]
     lists.save(tmp_path / "lists")
     back = MaterialisedLists.load(model, tmp_path / "lists", n=30)
     assert back.n_state == lists.n_state
@@ -139,8 +159,8 @@ def test_refresh_leaves_the_cores_to_serving_in_a_flood(blend: dict) -> None:
 def test_reasons_from_kept_components_while_engagement_awaits_refresh(blend: dict,
                                                                        monkeypatch) -> None:  # noqa: ANN001
     """Under ingest most users have engagement awaiting a refresh: their shown posts are
-    still explained by the component kept with the list (as stale as the list), never by
-    scoring every component again; once refreshed, the components are those of the
+    still explained by what was kept with the list (as stale as the list), never by
+    scoring every component again; once refreshed, what explains them is that of the
     history with the engagement."""
     model = blend["model"]
     users = [f"u{u}" for u in range(1, 9)]
@@ -150,15 +170,16 @@ def test_reasons_from_kept_components_while_engagement_awaits_refresh(blend: dic
         served = FeedEngine.from_store(store, model)
     attach(served, lists, ref)
     assert ref.note(users, ["i7"] * len(users), ["like"] * len(users)) == len(users)
-    by_parts, by_winner = [], []
-    for name, seen in (("explain_columns", by_parts), ("explain_winners", by_winner)):
-        real = getattr(model, name)
-        monkeypatch.setattr(model, name, lambda u, h, c, *a, _r=real, _s=seen:
-                            _s.append(len(c)) or _r(u, h, c, *a))
+    by_parts, by_winner, by_liked = _count_reasons(model, monkeypatch)
     _feeds(served, users)
-    assert sum(by_winner) > 3 * sum(by_parts), (sum(by_winner), sum(by_parts))
+    assert sum(by_liked) + sum(by_winner) > 3 * sum(by_parts), (
+        sum(by_liked), sum(by_winner), sum(by_parts))
     assert ref.run_once() == len(users)
     cols, why = lists.why_row("u3")
     hist = model.history_matrix({"u3": ref.history_of("u3")}, ["u3"])
     model._scores_for(["u3"], {"u3": ref.history_of("u3")})
-    assert model.explain_winners("u3", hist, cols, why) == model._explain(hist, [cols])[0]
+    want = model._explain(hist, [cols])[0]
+    assert model.explain_winners("u3", hist, cols, why["k"]) == want
+    named = np.flatnonzero(why["liked"] >= 0)
+    assert model.winner_reasons(why["k"][named], why["liked"][named]) == [want[j]
+                                                                          for j in named]

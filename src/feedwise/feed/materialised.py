@@ -62,9 +62,12 @@ class MaterialisedLists:
         complete: Per stored user, whether the list holds every item the model scores above
             zero (sparse models whose user has fewer than ``n`` such items): an item outside
             it scores exactly 0.
-        why: Aligned with ``cols``, the index of the blend's component that explains each
-            listed item (-1: none stored), for models that give it (``last_winners``), so
-            the reasons of a shown post need no component scored again; else ``None``.
+        why: Aligned with ``cols``, what explains each listed item (:data:`WHY`): the
+            blend's component (``k``, -1: none stored) and the liked item it names
+            (``liked``, a model column; -1: none), for models that give them
+            (``last_winners``, ``winners_liked``), so the reasons of a shown post need no
+            component scored again, and none of its weights read where the liked item is
+            stored; else ``None``.
         built_s: Seconds the last :meth:`build` took.
     """
 
@@ -143,7 +146,7 @@ class MaterialisedLists:
                       else np.empty(0, np.float32))
         out.complete = np.asarray(comp, bool)
         if winners:
-            out.why = np.concatenate(why) if why else np.empty(0, np.int8)
+            out.why = np.concatenate(why) if why else np.empty(0, WHY)
         if len(out.extra_cols) or out.n_state:
             out.extra = (np.vstack(extra).astype(np.float32) if extra else
                          np.empty((0, len(out.extra_cols) + out.n_state), np.float32))
@@ -322,7 +325,7 @@ class MaterialisedLists:
             self.indptr, self.cols, self.scores = indptr, c, v
             self.complete = np.asarray(comp, bool)
             if self.why is not None:
-                self.why = np.concatenate(why) if why else np.empty(0, np.int8)
+                self.why = np.concatenate(why) if why else np.empty(0, WHY)
             self.index = {u: i for i, u in enumerate(keep)}
             if self.extra is not None:
                 self.extra = (np.vstack(extra).astype(np.float32) if extra else
@@ -393,8 +396,8 @@ class Scored(NamedTuple):
     #: dense models with ``extra_cols``: every user's scores of those columns, then their
     #: row state; else ``None``
     extra: np.ndarray | None
-    #: models with ``last_winners``: per user, the component explaining each listed item
-    #: (``None`` for a user explained otherwise); else ``None``
+    #: models with ``last_winners``: per user, what explains each listed item (:data:`WHY`;
+    #: ``None`` for a user explained otherwise); else ``None``
     why: list[np.ndarray | None] | None
 
 
@@ -402,10 +405,34 @@ class Scored(NamedTuple):
 _EMPTY = (np.empty(0, np.int32), np.empty(0, np.float32), False, None)
 
 
-def _why(winners: np.ndarray | None, n: int) -> np.ndarray:
-    """A list's winners as stored (int8; -1 where none is known)."""
-    return (np.full(n, -1, np.int8) if winners is None
-            else np.asarray(winners, np.int8))
+#: What explains a listed item: the blend's component (-1: not stored) and the liked item
+#: (model column) it names as the reason (-1: none, or not stored).
+WHY = np.dtype([("k", np.int8), ("liked", np.int32)])
+
+
+def _why(got: np.ndarray | None, n: int) -> np.ndarray:
+    """A list's :data:`WHY` as stored (-1 where nothing is known)."""
+    return np.full(n, -1, WHY) if got is None else np.asarray(got, WHY)
+
+
+def _winners(model: Any, hist: sp.csr_matrix, cols: list[np.ndarray]
+             ) -> list[np.ndarray | None] | None:
+    """:data:`WHY` of each user's ``cols``, right after their scoring on this thread (a
+    blend's per-component scores are its own), for models that give it; else ``None``."""
+    last = getattr(model, "last_winners", None)
+    won = last(cols) if last is not None else None
+    if won is None:
+        return None
+    liked = model.winners_liked(hist, cols, won)
+    out: list[np.ndarray | None] = []
+    for w, g in zip(won, liked, strict=True):
+        if w is None:
+            out.append(None)
+            continue
+        why = np.empty(len(w), WHY)
+        why["k"], why["liked"] = w, g
+        out.append(why)
+    return out
 
 
 def score_top(model: Any, user_ids: Sequence[str], n: int,
@@ -459,9 +486,7 @@ def score_top(model: Any, user_ids: Sequence[str], n: int,
         c, v = c[ok], v[ok]
         best = np.lexsort((c, -v))
         rows.append((c[best].astype(np.int64), v[best]))
-    # right after the scoring, on this thread: the blend's per-component scores are its own
-    winners = getattr(model, "last_winners", None)
-    why = winners([c for c, _ in rows]) if winners is not None else None
+    why = _winners(model, hist, [c for c, _ in rows])
     return Scored(rows, np.asarray(personal, bool), complete, gs, why)
 
 
@@ -753,10 +778,11 @@ class MaterialisedSource:
 
     def explain(self, ctx: UserContext, items: np.ndarray) -> list[str | None]:
         """Reasons for the shown posts ``items`` (catalogue indices) from the model (the
-        direct path computes them for every candidate). A listed post whose explaining
-        component was kept with the list (:attr:`MaterialisedLists.why`, as stale as the
-        list itself: chosen at the user's last refresh) is explained by that component
-        alone, from the user's whole history.
+        direct path computes them for every candidate). What explains a listed post is
+        kept with the list (:attr:`MaterialisedLists.why`, as stale as the list itself:
+        chosen at the user's last refresh, from their history then): where the liked item
+        it names is kept, the reason is worded from it; where only the explaining
+        component is, that component alone explains it, from the user's whole history.
         For the other posts, a blend that explains from its per-user scores
         (``explain_columns``) gets them from the user's row state, or, without one, from
         scoring the user first (what the direct path does)."""
@@ -766,19 +792,32 @@ class MaterialisedSource:
         if not ok.any():
             return out
         uid = ctx.user_id
+        m = self.model
+        at = np.flatnonzero(ok)
+        listed = self.lists.why_row(uid)
+        win = liked = None
+        if listed is not None:  # what explains each listed post, kept with it
+            lcols, lwhy = listed
+            pos = self._positions(lcols, cols[at], self.model.n_items)
+            hit = pos >= 0
+            win = np.full(len(pos), -1, np.int64)  # an empty list: nothing to index
+            liked = np.full(len(pos), -1, np.int64)
+            kept = lwhy[pos[hit]]
+            win[hit], liked[hit] = kept["k"], kept["liked"]
+            named = liked >= 0
+            if named.any():  # the reason's liked item kept too: no history needed
+                got = m.winner_reasons(win[named], liked[named])
+                for j, why in zip(at[named].tolist(), got, strict=True):
+                    out[j] = why
+                at, win = at[~named], win[~named]
+                if not len(at):
+                    return out
         extra = self.refresher.history_of(uid) if self.refresher else None
         history = {uid: extra} if extra else None
-        m = self.model
         hist = self._history(uid, extra)
         if hist.nnz == 0:
             return out
-        at = np.flatnonzero(ok)
-        listed = self.lists.why_row(uid)
-        if listed is not None:  # the component explaining each listed post, kept with it
-            lcols, lwhy = listed
-            pos = self._positions(lcols, cols[at], self.model.n_items)
-            win = np.full(len(pos), -1, np.int64)  # an empty list: nothing to index
-            win[pos >= 0] = np.asarray(lwhy)[pos[pos >= 0]]
+        if win is not None:
             known = win >= 0
             if known.any():
                 got = m.explain_winners(uid, hist, cols[at[known]], win[known])
@@ -1041,13 +1080,18 @@ def attach(engine: Any, lists: MaterialisedLists, refresher: Refresher | None = 
 
 
 # ---------------------------------------------------------------------- kept between starts
+#: The saved lists' layout (part of the cache key): 2 since :attr:`MaterialisedLists.why`
+#: holds :data:`WHY` (the component and the liked item) instead of the component alone.
+_FORMAT = 2
+
+
 def lists_cache_key(version: str, model: Any, n: int, extra_cols: np.ndarray | None) -> str:
     """The folder name of ``model``'s lists (registry ``version``) in a lists cache: the
     version, ``n``, the shared columns and the users the model holds (a model rewritten
     without an erased user never matches the lists built before)."""
     import hashlib
 
-    h = hashlib.sha256(f"{version}|{int(n)}|".encode())
+    h = hashlib.sha256(f"{version}|{int(n)}|{_FORMAT}|".encode())
     if extra_cols is not None:
         h.update(np.unique(np.asarray(extra_cols, np.int64)).tobytes())
     h.update("\n".join(map(str, model.user_ids_)).encode())

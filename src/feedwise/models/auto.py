@@ -254,6 +254,15 @@ class Auto(Recommender):
         got = getattr(self.inner_, "last_winners", None)
         return None if got is None else got(cols)
 
+    def winners_liked(self, history: sp.csr_matrix, cols: Sequence[np.ndarray],
+                      winners: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        """The chosen model's :meth:`~feedwise.models.hybrid.Hybrid.winners_liked`."""
+        return self.inner_.winners_liked(history, cols, winners)
+
+    def winner_reasons(self, winners: np.ndarray, liked: np.ndarray) -> list[str]:
+        """The chosen model's :meth:`~feedwise.models.hybrid.Hybrid.winner_reasons`."""
+        return self.inner_.winner_reasons(winners, liked)
+
     def explain_winners(self, user_id: str, history: sp.csr_matrix, cols: np.ndarray,
                         winners: np.ndarray) -> list[str]:
         """The chosen model's reasons for ``cols`` given the component explaining each."""

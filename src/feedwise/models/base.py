@@ -186,8 +186,27 @@ class Recommender(ABC):
         return cached[1]
 
     def _explain(self, history: sp.csr_matrix, cols: np.ndarray) -> list[list[str]]:
-        """Reasons for items ``cols`` (one row of item columns per user)."""
-        return [[self.fallback_reason] * len(c) for c in cols]
+        """Reasons for items ``cols`` (one row of item columns per user): "because you
+        liked ..." where :meth:`_explain_liked` names a liked item, else
+        :attr:`fallback_reason`."""
+        liked = self._explain_liked(history, cols)
+        if liked is None:
+            return [[self.fallback_reason] * len(c) for c in cols]
+        return [self.liked_reasons(x) for x in liked]
+
+    def _explain_liked(self, history: sp.csr_matrix, cols: Sequence[np.ndarray]
+                       ) -> list[np.ndarray] | None:
+        """Per history row ``r``, the liked item (model column) that explains each of
+        ``cols[r]`` (-1: none, the item gets :attr:`fallback_reason`); ``None`` for a
+        model whose reasons name no liked item."""
+        return None
+
+    def liked_reasons(self, liked: np.ndarray) -> list[str]:
+        """The reasons of items explained by the liked items ``liked`` (model columns, -1:
+        :attr:`fallback_reason`), as :meth:`_explain` words them."""
+        labels, fallback = self.item_labels_, self.fallback_reason
+        return [f"because you liked {labels[j]}" if j >= 0 else fallback
+                for j in np.asarray(liked).tolist()]
 
     # ------------------------------------------------------------------ column scoring
     def score_columns(self, history: sp.csr_matrix, cols: np.ndarray) -> np.ndarray | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.linalg as la
 import scipy.sparse as sp
@@ -222,7 +224,8 @@ class EASE(HistoryRecommender):
              else np.asarray(history.data, np.float32))
         return history.indices, v
 
-    def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
+    def _explain_liked(self, history: sp.csr_matrix, cols: Sequence[np.ndarray]
+                       ) -> list[np.ndarray]:
         pos = self._positions()
         x = self._prepare(history)
         out = []
@@ -232,16 +235,15 @@ class EASE(HistoryRecommender):
             keep = pos[liked] >= 0
             liked, weight = liked[keep], weight[keep]
             items = np.asarray(items, np.int64)
-            reasons = [self.fallback_reason] * len(items)
+            because = np.full(len(items), -1, np.int64)
             ok = np.flatnonzero(pos[items] >= 0) if len(liked) else np.empty(0, np.int64)
             if len(ok):
                 # each item's share of the score x_u B per liked item (one block of B)
                 contrib = self._weights_at(pos[liked], pos[items[ok]]) * weight[:, None]
                 best = np.argmax(contrib, axis=0)
-                for k, (i, j) in enumerate(zip(ok.tolist(), best.tolist(), strict=True)):
-                    if contrib[j, k] > 0:
-                        reasons[i] = f"because you liked {self.item_labels_[liked[j]]}"
-            out.append(reasons)
+                named = contrib[best, np.arange(len(ok))] > 0
+                because[ok[named]] = liked[best[named]]
+            out.append(because)
         return out
 
     def _state(self) -> dict:

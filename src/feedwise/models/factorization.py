@@ -99,17 +99,14 @@ class FactorModel(Recommender):
             self._unit = unit
         return unit
 
-    def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
+    def _explain_liked(self, history: sp.csr_matrix, cols: Sequence[np.ndarray]
+                       ) -> list[np.ndarray]:
         k = max((len(c) for c in cols), default=0)
         top = np.full((len(cols), k), -1, dtype=np.int64)
         for r, c in enumerate(cols):
             top[r, :len(c)] = c
         best = self._closest_liked(history, top)
-        return [[self._reason(j) for j in best[r, :len(c)]] for r, c in enumerate(cols)]
-
-    def _reason(self, liked: int) -> str:
-        return f"because you liked {self.item_labels_[liked]}" if liked >= 0 \
-            else self.fallback_reason
+        return [best[r, :len(c)] for r, c in enumerate(cols)]
 
     def _closest_liked(self, history: sp.csr_matrix, top: np.ndarray) -> np.ndarray:
         """For each recommended column in ``top`` (users x k, -1 = none), the liked item of
@@ -188,7 +185,7 @@ class FactorModel(Recommender):
                 v = valid[b]
                 cols = top[b][v]
                 out.append(ItemList(labels[cols], scores[b][v],
-                                    [self._reason(j) for j in best[b][v]]))
+                                    self.liked_reasons(best[b][v])))
         return out
 
     def _state(self) -> dict[str, np.ndarray]:

@@ -3,6 +3,8 @@ convolution for recommendation?")."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
@@ -132,13 +134,14 @@ class GFCF(HistoryRecommender):
             out = out + (low.astype(np.float32) @ self.factors_[:, cols]) * self.item_out_[cols]
         return np.asarray(out, np.float32)
 
-    def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
+    def _explain_liked(self, history: sp.csr_matrix, cols: Sequence[np.ndarray]
+                       ) -> list[np.ndarray]:
         out = []
         for r, items in enumerate(cols):
             liked = history.indices[history.indptr[r]:history.indptr[r + 1]]
             items = np.asarray(items, dtype=np.int64)
             if len(liked) == 0 or len(items) == 0:
-                out.append([self.fallback_reason] * len(items))
+                out.append(np.full(len(items), -1, np.int64))
                 continue
             # contribution of each liked item (rows) to each recommended item (columns)
             # in float64, rounded: liked items with equal contributions (items with the
@@ -153,9 +156,8 @@ class GFCF(HistoryRecommender):
                             * self.item_out_[None, items].astype(np.float64))
             contrib = np.round(contrib, 12)
             best = np.argmax(contrib, axis=0)
-            out.append([f"because you liked {self.item_labels_[liked[b]]}"
-                        if contrib[b, c] > 0 else self.fallback_reason
-                        for c, b in enumerate(best)])
+            out.append(np.where(contrib[best, np.arange(len(items))] > 0,
+                                liked[best].astype(np.int64), -1))
         return out
 
     def _state(self) -> dict:

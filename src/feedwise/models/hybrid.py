@@ -461,6 +461,42 @@ class Hybrid(Recommender):
                 self._winners(contrib[:, b, np.asarray(c, np.int64)]).astype(np.int8)
                 for b, c in enumerate(cols)]
 
+    def winners_liked(self, history: sp.csr_matrix, cols: Sequence[np.ndarray],
+                      winners: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        """For each history row ``b`` and each of ``cols[b]``, the liked item (model
+        column) that its explaining component (``winners[b]``, from :meth:`last_winners`)
+        names as the reason; -1 where it names none (no winner, a component whose reasons
+        are of another kind, or its fallback). Stored with a materialised list, so the
+        reasons of the posts shown from it need no component's weights read again
+        (:meth:`winner_reasons`)."""
+        out = [np.full(len(c), -1, np.int64) for c in cols]
+        for k, model in enumerate(self._models):
+            rows = [b for b, w in enumerate(winners) if w is not None and (w == k).any()]
+            if not rows:
+                continue
+            picks = [np.flatnonzero(winners[b] == k) for b in rows]
+            got = model._explain_liked(history[rows], [np.asarray(cols[b], np.int64)[p]
+                                                        for b, p in zip(rows, picks,
+                                                                        strict=True)])
+            if got is None:
+                continue
+            for b, p, g in zip(rows, picks, got, strict=True):
+                out[b][p] = g
+        return out
+
+    def winner_reasons(self, winners: np.ndarray, liked: np.ndarray) -> list[str]:
+        """The reasons of items explained by component ``winners[i]`` through the liked
+        item ``liked[i]`` (both >= 0, from :meth:`winners_liked`), as :meth:`_explain`
+        words them."""
+        winners = np.asarray(winners)
+        reasons: list[str] = [""] * len(winners)
+        for k in np.unique(winners).tolist():
+            pick = np.flatnonzero(winners == k)
+            for p, g in zip(pick.tolist(), self._models[k].liked_reasons(liked[pick]),
+                            strict=True):
+                reasons[p] = g
+        return reasons
+
     def explain_winners(self, user_id: str, history: sp.csr_matrix, cols: np.ndarray,
                         winners: np.ndarray) -> list[str]:
         """Reasons for ``cols`` given the component that explains each (``winners``, from

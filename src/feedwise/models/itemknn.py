@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
@@ -223,21 +225,22 @@ class ItemKNN(HistoryRecommender):
             num = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
         return num.astype(np.float32)
 
-    def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
+    def _explain_liked(self, history: sp.csr_matrix, cols: Sequence[np.ndarray]
+                       ) -> list[np.ndarray]:
         x = self._prepare(history)
         out = []
         for r, items in enumerate(cols):
             liked = x.indices[x.indptr[r]:x.indptr[r + 1]]
             w = x.data[x.indptr[r]:x.indptr[r + 1]]
             if len(liked) == 0 or len(items) == 0:
-                out.append([self.fallback_reason] * len(items))
+                out.append(np.full(len(items), -1, np.int64))
                 continue
             # each item's contribution from each liked item (in the history's order), read
             # from the item's row of neighbours: the liked item with the largest one (the
             # first of equal ones) is the reason
             srt = np.argsort(liked, kind="stable")
             ordered = liked[srt]
-            reasons = []
+            because = []
             for i in np.asarray(items):
                 lo, hi = self.sim_.indptr[i], self.sim_.indptr[i + 1]
                 nb, sim = self.sim_.indices[lo:hi], self.sim_.data[lo:hi]
@@ -247,9 +250,8 @@ class ItemKNN(HistoryRecommender):
                 contrib = np.zeros(len(liked), dtype=np.result_type(sim, w))
                 contrib[at] = sim[hit] * w[at]
                 j = int(contrib.argmax())
-                reasons.append(f"because you liked {self.item_labels_[liked[j]]}"
-                               if contrib[j] > 0 else self.fallback_reason)
-            out.append(reasons)
+                because.append(int(liked[j]) if contrib[j] > 0 else -1)
+            out.append(np.asarray(because, np.int64))
         return out
 
     def similar_items(self, item_id: str, n: int = 10) -> ItemList:  # noqa: D102

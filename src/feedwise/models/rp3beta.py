@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
@@ -124,7 +126,8 @@ class RP3beta(HistoryRecommender):
         block = dense_block(self.weights_, x.indices, cols).astype(np.float64)
         return (block * x.data.astype(np.float64)[:, None]).sum(axis=0).astype(np.float32)
 
-    def _explain(self, history: sp.csr_matrix, cols: list[np.ndarray]) -> list[list[str]]:
+    def _explain_liked(self, history: sp.csr_matrix, cols: Sequence[np.ndarray]
+                       ) -> list[np.ndarray]:
         """Per shown item, the liked item with the largest share ``x_ui · W[i, j]`` of its
         score (the first such by item index), read from the liked items' rows of
         ``weights_`` as :meth:`score_columns` does: the transposed weights are never built
@@ -137,15 +140,12 @@ class RP3beta(HistoryRecommender):
             liked = x.indices[x.indptr[r]:x.indptr[r + 1]]
             weight = x.data[x.indptr[r]:x.indptr[r + 1]]
             if not len(liked):
-                out.append([self.fallback_reason] * len(items))
+                out.append(np.full(len(items), -1, np.int64))
                 continue
             block = dense_block(self.weights_, liked, np.asarray(items, np.int64))
             walks = block != 0  # the liked items walking into each shown one
             best = np.argmax(np.where(walks, block * weight[:, None], -np.inf), axis=0)
-            out.append([f"because you liked {self.item_labels_[liked[b]]}" if any_ else
-                        self.fallback_reason
-                        for b, any_ in zip(best.tolist(), walks.any(axis=0).tolist(),
-                                           strict=True)])
+            out.append(np.where(walks.any(axis=0), liked[best].astype(np.int64), -1))
         return out
 
     def _state(self) -> dict:
