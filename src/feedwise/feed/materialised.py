@@ -795,7 +795,7 @@ class MaterialisedSource:
         m = self.model
         at = np.flatnonzero(ok)
         listed = self.lists.why_row(uid)
-        win = liked = None
+        win = None
         if listed is not None:  # what explains each listed post, kept with it
             lcols, lwhy = listed
             pos = self._positions(lcols, cols[at], self.model.n_items)

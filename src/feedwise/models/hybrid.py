@@ -471,16 +471,16 @@ class Hybrid(Recommender):
         (:meth:`winner_reasons`)."""
         out = [np.full(len(c), -1, np.int64) for c in cols]
         for k, model in enumerate(self._models):
-            rows = [b for b, w in enumerate(winners) if w is not None and (w == k).any()]
-            if not rows:
+            picks = {b: p for b, w in enumerate(winners)
+                     if w is not None and len(p := np.flatnonzero(w == k))}
+            if not picks:
                 continue
-            picks = [np.flatnonzero(winners[b] == k) for b in rows]
+            rows = list(picks)
             got = model._explain_liked(history[rows], [np.asarray(cols[b], np.int64)[p]
-                                                        for b, p in zip(rows, picks,
-                                                                        strict=True)])
+                                                        for b, p in picks.items()])
             if got is None:
                 continue
-            for b, p, g in zip(rows, picks, got, strict=True):
+            for (b, p), g in zip(picks.items(), got, strict=True):
                 out[b][p] = g
         return out
 
