@@ -10,13 +10,14 @@ import json
 import socket
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from worker_world import served_world
 
 from feedwise.server.app import create_app
-from feedwise.server.relay import RelayOwner, RelayWorker
-from feedwise.server.routes.events import relayed
+from feedwise.server.relay import DeltaAsk, RelayOwner, RelayWorker
+from feedwise.server.routes.workers import relay_handler
 from feedwise.server.settings import Settings
 from feedwise.server.workers import create_worker_app
 from feedwise.server.writer import WriterClosedError
@@ -32,7 +33,7 @@ def pair(tmp_path):  # noqa: ANN001, ANN201
                         impressions_flush_s=10, lists_refresh_s=60)
     with TestClient(create_app(settings)) as owner:
         mine, theirs = socket.socketpair()
-        relay = RelayOwner(relayed(owner.app.state.feedwise.writer))
+        relay = RelayOwner(relay_handler(owner.app.state.feedwise))
         relay.serve(mine)
         owner.headers.update({"Authorization": f"Bearer {w['admin']}"})
         with TestClient(create_worker_app(settings, "", w["admin"], client=owner,
@@ -114,3 +115,49 @@ def test_rows_waiting_when_the_owner_goes_fail_instead_of_hanging(tmp_path) -> N
     with pytest.raises(WriterClosedError, match="owner"):
         fut.result(5)
     relay.close()
+
+
+def test_a_workers_impressions_reach_the_owner_through_the_relay_not_http(pair) -> None:  # noqa: ANN001
+    owner, worker, w, _ = pair
+    fwd = worker.app.state.feedwise.writer
+
+    class NoHTTP:
+        calls = 0
+
+        def post(self, *a, **k):  # noqa: ANN002, ANN003, ANN202
+            NoHTTP.calls += 1
+            raise httpx.ConnectError("no HTTP here")
+
+    fwd.client = NoHTTP()
+    rids = [f"relay-imp-{k}" for k in range(5)]
+    for k, rid in enumerate(rids):
+        r = worker.get(f"/v1/users/u{k}/feed?n=6", headers={"Authorization": f"Bearer {w['admin']}",
+                                                            "X-Request-ID": rid})
+        assert r.status_code == 200 and r.json()["slots"], r.text
+    slots = fwd.pending()
+    assert slots >= 5
+    assert fwd.flush() == slots and fwd.pending() == 0
+    owner.app.state.feedwise.writer.call(lambda store: None).result(10)  # landed by now
+    stored = owner.app.state.feedwise.store
+    got = int(stored.scalar("SELECT count(*) FROM events WHERE event_id LIKE 'srv:relay-imp-%'"))
+    assert got == slots and NoHTTP.calls == 0
+    # a flush the owner cannot take stays with the worker, in order, for the next one
+    worker.get("/v1/users/u7/feed?n=4", headers={"Authorization": f"Bearer {w['admin']}",
+                                                 "X-Request-ID": "relay-imp-late"})
+    held = fwd.pending()
+    fwd.relay = None  # ...over HTTP, which fails here
+    assert fwd.flush(attempts=1) == 0 and fwd.pending() == held and NoHTTP.calls == 1
+
+
+def test_a_poll_through_the_relay_is_answered_as_over_http(pair) -> None:  # noqa: ANN001
+    owner, worker, w, _ = pair
+    _post(owner, w["admin"], _batch("poll-"))  # engagement for the delta to carry
+    relay = worker.app.state.feedwise.writer.relay
+    for ask in (DeltaAsk(0), DeltaAsk(0, since_post=0, since_ad=0, worker="w1")):
+        http = owner.get("/v1/workers/delta", params={
+            "since": ask.since, "since_post": ask.since_post, "since_ad": ask.since_ad,
+            "worker": ask.worker})
+        assert http.status_code == 200
+        got = json.loads(relay.submit(ask).result(10))
+        assert got == http.json()
+        assert len(got["events"]["user_id"]) >= 18

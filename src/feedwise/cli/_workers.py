@@ -1,10 +1,10 @@
 """``feedwise serve --workers N``: the owner process's side of the feed workers.
 
 The owner serves the shared public socket and a private one (127.0.0.1, any port) that only
-its workers use (:mod:`feedwise.server.workers`), and takes each worker's event batches
-through a socket pair of its own (:mod:`feedwise.server.relay`). It starts the workers once
-its store and model are up, and on SIGINT / SIGTERM stops them first (each sends the
-impressions it holds through the private socket) and only then shuts itself down, landing
+its workers use (:mod:`feedwise.server.workers`), and takes each worker's event batches and
+the impressions it served through a socket pair of its own (:mod:`feedwise.server.relay`).
+It starts the workers once its store and model are up, and on SIGINT / SIGTERM stops them
+first (each sends the impressions it holds) and only then shuts itself down, landing
 everything.
 """
 
@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feedwise.server.relay import RelayOwner
-from feedwise.server.routes.events import relayed
+from feedwise.server.routes.workers import relay_handler
 from feedwise.server.settings import Settings
 from feedwise.server.tcp import BOARD_ENV, FAIR_LOOP, AcceptBoard, listen
 
 if TYPE_CHECKING:
-    from feedwise.server.writer import Writer
+    from feedwise.server.deps import ServiceState
 
 log = logging.getLogger("feedwise.server.workers")
 
@@ -46,11 +46,11 @@ class WorkerPool:
         self._stopped = False
         self.board = ""  # the AcceptBoard file (server/tcp.py), made by run()
 
-    def start(self, public: socket.socket, key_file: Path, writer: Writer) -> None:
-        """Start the workers on ``public``; each hands the event batches it reads to this
-        process (stored by ``writer``) through a socket pair of its own
-        (:mod:`feedwise.server.relay`)."""
-        relay = RelayOwner(relayed(writer))
+    def start(self, public: socket.socket, key_file: Path, state: ServiceState) -> None:
+        """Start the workers on ``public``; each hands the event batches it reads and the
+        impressions it served to this process (``state``: stored by its writer) through a
+        socket pair of its own (:mod:`feedwise.server.relay`)."""
+        relay = RelayOwner(relay_handler(state))
         env = {**os.environ, "FEEDWISE_DB": str(self.settings.db),
                "FEEDWISE_REGISTRY": str(self.settings.registry),
                "FEEDWISE_WORKERS": str(self.n + 1)}

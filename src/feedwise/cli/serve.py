@@ -105,7 +105,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
                                     "admin_key_file": str(key_file.resolve()),
                                     "started_at": datetime.now(UTC).isoformat()})
             if pool is not None:
-                pool.start(sock, key_file, app.state.feedwise.writer)
+                pool.start(sock, key_file, app.state.feedwise)
             try:
                 yield value
             finally:  # no command is sent here any more once shutting down

@@ -1,4 +1,4 @@
-"""The event relay: a worker's event batches reach the owner without a second HTTP request.
+"""The relay: a worker's event batches and impressions reach the owner without HTTP.
 
 With ``feedwise serve --workers N`` only the owner writes to the store. A worker checks an
 event batch's key and the body's limits itself and hands the body to the owner over a
@@ -8,6 +8,12 @@ its own ``POST /v1/events`` does (on the same decoding thread), puts the rows on
 (:func:`feedwise.server.routes.events.relayed`). Forwarding the request over HTTP cost the
 owner a whole request (parsing, routing, the answer) and the worker an HTTP client's
 exchange.
+
+The impressions of the feeds a worker served (and its ad impressions) take the same way
+(:class:`ServedBatch`, every ``impressions_flush_s``, one frame each), and so do its polls
+(:class:`DeltaAsk`, every ``lists_refresh_s``): as HTTP requests they were a dozen chunks a
+flush and two polls a second through an HTTP client, whose objects the worker's collector
+then walked, and as many requests parsed and routed by the owner.
 
 Frames on the socket are a header (payload length, job id) and a pickle. Only the owner's
 own child holds the other end (inherited, never bound to a name), so a frame is trusted as
@@ -27,6 +33,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 from feedwise.server.writer import WriterClosedError
@@ -36,6 +43,28 @@ log = logging.getLogger("feedwise.server.relay")
 _HEAD = struct.Struct("!IQ")  # payload bytes, job id
 _MAX_FRAME = 256 << 20  # a frame larger than any batch the body limits let through
 _GONE = "the owner process is gone; retry"
+
+
+@dataclass(frozen=True)
+class ServedBatch:
+    """A worker's impressions (event column -> one value per row) and its numbered batches
+    of ad impressions (:mod:`feedwise.feed.adshare`), for the owner's writer and ad state;
+    answered with the rows taken."""
+
+    columns: dict[str, list[Any]]
+    ads: Any = None
+
+
+@dataclass(frozen=True)
+class DeltaAsk:
+    """A worker's poll: what landed after these positions (the engagement, posts and ad
+    log), answered with the JSON of ``GET /v1/workers/delta``."""
+
+    since: int
+    since_post: int = -1
+    since_ad: int = -1
+    worker: str = ""
+    limit: int = 50_000
 
 
 def _read(sock: socket.socket) -> tuple[int, bytearray] | None:
@@ -121,7 +150,7 @@ class RelayOwner:
                     self.handle(pickle.loads(body), reply)
                 except Exception as e:  # noqa: BLE001 - answered, and the relay goes on
                     log.exception("a relayed batch failed")
-                    reply(_Failure(str(e) or type(e).__name__))
+                    reply(Failure(str(e) or type(e).__name__))
         except (OSError, ValueError):
             log.exception("the event relay from a worker broke")
         finally:
@@ -129,8 +158,9 @@ class RelayOwner:
             sock.close()
 
 
-class _Failure(str):
-    """A frame the owner could not handle (the worker's request answers 503)."""
+class Failure(str):
+    """The answer to a frame the owner could not handle (what waits on it fails with
+    :class:`WriterClosedError`: a request answers 503)."""
 
 
 class RelayWorker:
@@ -172,7 +202,7 @@ class RelayWorker:
                 if fut is None:
                     continue
                 with suppress(InvalidStateError):  # the request gave up waiting
-                    if isinstance(answer, _Failure):
+                    if isinstance(answer, Failure):
                         fut.set_exception(WriterClosedError(str(answer)))
                     else:
                         fut.set_result(answer)

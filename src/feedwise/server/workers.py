@@ -18,12 +18,14 @@ A worker serves from read-only copies:
   (``POST /v1/admin/snapshot``), rebuilt when the owner's catalogue changes (a new post, a
   consent change, an erasure: each bumps ``catalogue_seq``) and when another version is
   promoted (hot swap: built aside, swapped in one assignment);
-* the engagement landed since: every ``lists_refresh_s`` the worker polls
-  ``GET /v1/workers/delta`` and its own :class:`~feedwise.feed.materialised.Refresher`
-  recomputes those users' lists (the owner does the same for its own requests).
+* the engagement landed since: every ``lists_refresh_s`` the worker polls the owner for it
+  (through its relay, :class:`~feedwise.server.relay.DeltaAsk`; ``GET /v1/workers/delta``
+  without one) and its own :class:`~feedwise.feed.materialised.Refresher` recomputes those
+  users' lists (the owner does the same for its own requests).
 
-The impressions of the feeds a worker serves are sent to the owner in batches
-(``POST /v1/workers/served``, every ``impressions_flush_s``) and landed by the owner's
+The impressions of the feeds a worker serves are sent to the owner in batches (one
+:class:`~feedwise.server.relay.ServedBatch` through the relay every
+``impressions_flush_s``; ``POST /v1/workers/served`` without one) and landed by the owner's
 writer; a worker stops before the owner, sending what it holds, so no impression is lost
 on a graceful shutdown and the count check holds across processes.
 
@@ -68,23 +70,31 @@ from feedwise.server.auth import KeyRing, hash_key
 from feedwise.server.deps import items_frame, serving_runtime
 from feedwise.server.metrics import ServiceMetrics
 from feedwise.server.policy import Served, build_policy
-from feedwise.server.relay import RelayWorker
+from feedwise.server.relay import DeltaAsk, RelayWorker, ServedBatch
 from feedwise.server.routes import events as events_routes
 from feedwise.server.routes import feed as feed_routes
 from feedwise.server.routes._common import plain_value
 from feedwise.server.settings import Settings
 from feedwise.server.tcp import FAIR_LOOP, AcceptBoard, adopt
-from feedwise.server.writer import WriterClosedError
+from feedwise.server.writer import ServedBuffer, WriterClosedError
 from feedwise.store import EventStore
 
 log = logging.getLogger("feedwise.server.workers")
 
 
+#: Longest wait for the owner's answer through the relay, to a flush of impressions or a
+#: poll (as the HTTP client's timeout).
+_SEND_WAIT_S = 600.0
+
+
 class ForwardingWriter:
     """The worker's stand-in for the owner's :class:`~feedwise.server.writer.Writer`:
-    impressions are buffered and sent to the owner every ``flush_s``, with the worker's
-    ad impressions (``share``: caps and budgets across processes) in the same request;
-    event batches go to the owner through ``relay`` (:mod:`feedwise.server.relay`)."""
+    impressions are buffered (:class:`~feedwise.server.writer.ServedBuffer`) and sent to
+    the owner every ``flush_s``, with the worker's ad impressions (``share``: caps and
+    budgets across processes) in the same message: one frame through ``relay``
+    (:mod:`feedwise.server.relay`), which also carries the event batches, or without one
+    (a worker app in a test's process) ``POST /v1/workers/served`` requests of ``chunk``
+    rows through ``client``."""
 
     def __init__(self, client: httpx.Client, flush_s: float = 0.1,
                  share: AdShare | None = None, relay: RelayWorker | None = None) -> None:
@@ -93,8 +103,7 @@ class ForwardingWriter:
         self.relay = relay
         self.flush_s = flush_s
         self.chunk = 500
-        self._buf: list[dict[str, list[Any]]] = []
-        self._lock = threading.Lock()
+        self._buf = ServedBuffer()
         self._closed = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="feedwise-forward",
@@ -111,7 +120,7 @@ class ForwardingWriter:
         return not self._closed
 
     def pending(self) -> int:
-        return sum(len(c["event_id"]) for c in self._buf)
+        return self._buf.rows
 
     def relay_batch(self, payload: Any) -> Future:
         """Hand an event batch to the owner (``routes/events.py``,
@@ -123,48 +132,46 @@ class ForwardingWriter:
     def log_served(self, columns: dict[str, list[Any]], then: Any = None) -> None:
         if self._closed:
             raise WriterClosedError("the worker is shutting down")
-        with self._lock:
-            self._buf.append(columns)
+        self._buf.add(columns)
 
     def flush(self, attempts: int = 3) -> int:
-        """Send what is buffered, in chunks of ``chunk`` rows (the owner reads bodies under
-        a size limit); a chunk the owner does not take stays buffered for the next flush."""
-        with self._lock:
-            parts, self._buf = self._buf, []
+        """Send what is buffered; what the owner does not take stays buffered for the next
+        flush."""
+        cols = self._buf.take()[0]
         ads = self.share.take() if self.share is not None else None
-        if not parts:
-            if ads is not None and self._send({"_ads": ads}, attempts):
-                self.share.sent(ads)
+        n, done = len(cols.get("event_id", ())), 0
+        if not n and ads is None:
             return 0
-        cols = {c: [v for p in parts for v in p[c]] for c in parts[0]}
-        n, done = len(cols["event_id"]), 0
-        while done < n:
-            chunk = {c: v[done:done + self.chunk] for c, v in cols.items()}
-            if ads is not None:  # the ad batches ride with the first chunk
-                chunk["_ads"] = ads
-            if not self._send(chunk, attempts):
-                rest = {c: v[done:] for c, v in cols.items()}
-                with self._lock:
-                    self._buf.insert(0, rest)
+        step = n if self.relay is not None else self.chunk
+        while True:  # one message with a relay, else chunks (the owner's body limit)
+            chunk = cols if step >= n else {c: v[done:done + step] for c, v in cols.items()}
+            if not self._send(chunk, ads, attempts):
+                self._buf.put_back({c: v[done:] for c, v in cols.items()})
                 break
-            if ads is not None:
+            if ads is not None:  # the ad batches ride with the first message
                 self.share.sent(ads)
                 ads = None
-            done += len(chunk["event_id"])
+            done += len(chunk.get("event_id", ()))
+            if done >= n:
+                break
         self.sent += done
         return done
 
-    def _send(self, chunk: dict[str, Any], attempts: int) -> bool:
+    def _send(self, chunk: dict[str, Any], ads: Any, attempts: int) -> bool:
         rows = len(chunk.get("event_id", ()))
         for attempt in range(attempts):
             try:
+                if self.relay is not None:
+                    self.relay.submit(ServedBatch(chunk, ads)).result(_SEND_WAIT_S)
+                    return True
+                body = {**chunk, "_ads": ads} if ads is not None else chunk
                 r = self.client.post("/v1/workers/served",
-                                     content=msgspec.json.encode(chunk, enc_hook=plain_value))
+                                     content=msgspec.json.encode(body, enc_hook=plain_value))
                 if r.status_code == 200:
                     return True
                 log.warning("owner refused %d impressions: %s %s", rows,
                             r.status_code, r.text[:200])
-            except httpx.HTTPError as e:
+            except (httpx.HTTPError, WriterClosedError, TimeoutError) as e:
                 log.warning("sending %d impressions failed: %s", rows, e)
             time.sleep(min(0.05 * 2 ** attempt, 2.0))
         return False
@@ -298,11 +305,14 @@ class WorkerState:
     def poll(self) -> None:
         """Take the engagement landed since the last poll; rebuild on a catalogue change
         or a promotion."""
-        d = msgspec.json.decode(self.client.get(  # under ingest 10-16k events: 0.6x json
-            "/v1/workers/delta", params={"since": self._event_seq, "since_post": self._post_seq,
-                                         "since_ad": self.ad_share.ad_seq,
-                                         "worker": self.ad_share.worker}
-        ).raise_for_status().content)
+        ask = DeltaAsk(self._event_seq, self._post_seq, self.ad_share.ad_seq,
+                       self.ad_share.worker)
+        relay = self.writer.relay
+        body = (relay.submit(ask).result(_SEND_WAIT_S) if relay is not None else
+                self.client.get("/v1/workers/delta", params={
+                    "since": ask.since, "since_post": ask.since_post, "since_ad": ask.since_ad,
+                    "worker": ask.worker}).raise_for_status().content)
+        d = msgspec.json.decode(body)  # under ingest 10-16k events: 0.6x json
         engine = self.served.policy if self.served is not None else None
         if "ads" in d and isinstance(engine, FeedEngine):
             if d["ad_gap"]:

@@ -23,7 +23,6 @@ import queue
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -75,7 +74,75 @@ class _EventJob:
 
 #: Events the service built itself (impressions), as columns: name -> one value per row.
 Served = dict[str, list[Any]]
-_Pending = tuple[Served, Callable[[], Any] | None, Future | None]
+
+
+class ServedBuffer:
+    """Served rows handed over feed by feed, kept as one list per column until they are
+    taken (thread-safe), with each hand-over's ``then`` and future.
+
+    A feed's rows join lists that live until the next landing: strings and numbers, which
+    the garbage collector does not track. Kept as a dict of lists per feed, as before, they
+    were thousands of tracked containers alive at once in every serving process: they ran
+    the young collections about once a second, each holding the GIL for milliseconds while
+    requests waited, and a landing then chained them column by column, holding it again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cols: Served = {}
+        self._then: dict[Callable[[], Any], None] = {}  # distinct, in order
+        self._futures: list[Future] = []
+        #: Rows and hand-overs held.
+        self.rows = 0
+        self.parts = 0
+
+    def add(self, columns: Served, then: Callable[[], Any] | None = None,
+            future: Future | None = None) -> None:
+        """Append ``columns`` (one value per row in each; a column earlier rows lack is
+        None in them, and a column these lack is None in theirs)."""
+        n = len(columns["event_id"])
+        if any(len(v) != n for v in columns.values()):
+            raise ValueError("every served column needs one value per row")
+        with self._lock:
+            self._append(columns, n)
+            if then is not None:
+                self._then[then] = None
+            if future is not None:
+                self._futures.append(future)
+
+    def _append(self, columns: Served, n: int) -> None:
+        cols, total = self._cols, self.rows + n
+        for c, v in columns.items():
+            col = cols.get(c)
+            if col is None:
+                cols[c] = col = [None] * self.rows
+            col.extend(v)
+        if len(cols) > len(columns):
+            for col in cols.values():
+                if len(col) < total:
+                    col.extend([None] * n)
+        self.rows, self.parts = total, self.parts + 1
+
+    def take(self) -> tuple[Served, list[Callable[[], Any]], list[Future]]:
+        """Everything held (columns, the distinct ``then``s, the futures), emptied."""
+        with self._lock:
+            got = self._cols, list(self._then), self._futures
+            self._cols, self._then, self._futures = {}, {}, []
+            self.rows = self.parts = 0
+        return got
+
+    def put_back(self, columns: Served) -> None:
+        """Put ``columns`` (taken and not delivered) back before what came since."""
+        n = len(columns.get("event_id", ()))
+        if not n:
+            return
+        with self._lock:
+            later, self._cols = self._cols, {}
+            rows, parts, self.rows, self.parts = self.rows, self.parts, 0, 0
+            self._append(columns, n)
+            if rows:
+                self._append(later, rows)
+            self.parts = parts + 1
 
 
 @dataclass
@@ -153,10 +220,10 @@ class Writer:
         self.max_rows = max_rows
         self.on_ingest = on_ingest
         self._q: queue.Queue = queue.Queue(maxsize=queue_size)
-        # served rows skip the queue: appending to a deque wakes no thread, and the writer
+        # served rows skip the queue: appending to the buffer wakes no thread, and the writer
         # drains it on its own clock (every poll_s, or at once when woken in sync mode) and
         # before any call queued after it
-        self._served: deque[_Pending] = deque()
+        self._served = ServedBuffer()
         self._served_at = 0.0  # when served rows were last landed (monotonic)
         self._wake_pending = False
         self._closed = False
@@ -183,13 +250,12 @@ class Writer:
             self._thread.join(timeout)
         if self._below is not None:
             self._below.shutdown(wait=not self._thread.is_alive())
-        while self._served:  # handed over while the thread stopped: never answered stored
-            _, _, fut = self._served.popleft()
-            if fut is not None and not fut.done():
+        for fut in self._served.take()[2]:  # handed over while the thread stopped
+            if not fut.done():  # never answered stored
                 fut.set_exception(WriterClosedError("the writer is shut down"))
 
     def pending(self) -> int:
-        return self._q.qsize() + len(self._served)
+        return self._q.qsize() + self._served.parts
 
     # ------------------------------------------------------------------ producers
     def _put(self, job: Any, timeout: float | None) -> None:
@@ -239,13 +305,13 @@ class Writer:
         """
         if self._closed:
             raise WriterClosedError("the writer is shut down")
-        if len(self._served) >= self._q.maxsize > 0:
+        if self._served.parts >= self._q.maxsize > 0:
             raise WriterClosedError("the writer queue is full; retry later")
         if not self.sync:
-            self._served.append((columns, then, None))
+            self._served.add(columns, then)
             return None
         fut: Future = Future()
-        self._served.append((columns, then, fut))
+        self._served.add(columns, then, fut)
         if not self._wake_pending:  # one wake-up serves every feed that arrives meanwhile
             self._wake_pending = True
             try:
@@ -267,7 +333,7 @@ class Writer:
             try:
                 job = self._q.get(timeout=self.poll_s)
             except queue.Empty:
-                if self._served:
+                if self._served.rows:
                     self._land([])
                 continue
             batch: list[_EventJob] = []
@@ -327,33 +393,29 @@ class Writer:
     def _served_due(self) -> bool:
         """Whether served rows go with this landing of events: ``poll_s`` has passed since
         the last, or a feed waits on them (sync), or they are ``max_rows`` already."""
-        if not self._served:
+        if not self._served.rows:
             return False
         return (time.monotonic() - self._served_at >= self.poll_s or self.sync
-                or sum(len(p[0]["event_id"]) for p in self._served) >= self.max_rows)
+                or self._served.rows >= self.max_rows)
 
     def _land_served(self, below: bool = False) -> None:
         """Land every served row handed over so far in one insert, run their ``then``s,
         then answer the waiting feeds; with ``below``, on the lowered thread (``nice``)."""
-        parts: list[_Pending] = []
         self._served_at = time.monotonic()
-        while self._served:
-            parts.append(self._served.popleft())
-        if not parts:
+        cols, then, futures = self._served.take()
+        if not cols:
             return
-        futures = [f for _, _, f in parts if f is not None]
-        then = list(dict.fromkeys(t for _, t, _ in parts if t is not None))
         try:
             # built here, at the writer's priority (this holds the GIL); only the insert goes
             # below: a lowered thread holding the GIL stalls the requests of this process
-            rows = ServedRows.of([p for p, _, _ in parts])
+            rows = ServedRows.of(cols)
             # one transaction: the rows (stored ids and erased users skipped), then what the
             # thens write (the ad state of the engines that served them), one commit
             got = (self._below.submit(self.store.log_served, rows, then).result()
                    if below and self._below is not None else
                    self.store.log_served(rows, then))
         except Exception:  # noqa: BLE001 - answered to the waiting feeds, logged otherwise
-            n = sum(len(p["event_id"]) for p, _, _ in parts)
+            n = len(cols["event_id"])
             log.exception("storing %d served impressions failed", n)
             if self.on_ingest is not None:
                 self.on_ingest(0, 0, n)

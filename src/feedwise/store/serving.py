@@ -10,7 +10,6 @@ store and slowed ingest, while the checks cost one semi-join per batch.)
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +62,7 @@ class RowsLanded:
 @dataclass(frozen=True)
 class ServedRows:
     """Served rows as the store inserts them (:meth:`ServedLog.log_served`), built from
-    column parts by :meth:`of`.
+    columns by :meth:`of`.
 
     Building them is the part of a landing that holds the GIL (Python values to Arrow), so
     the writer builds them on its own thread, at its priority, and hands only the insert
@@ -80,16 +79,15 @@ class ServedRows:
     new_ids: bool
 
     @classmethod
-    def of(cls, parts: Sequence[Mapping[str, Sequence[Any]]]) -> ServedRows:
-        """The rows of ``parts`` (each: event column -> one value per row; a column a part
-        lacks is None in its rows) in one table.
+    def of(cls, columns: Mapping[str, Sequence[Any]]) -> ServedRows:
+        """The rows of ``columns`` (event column -> one value per row; a column missing is
+        None in every row) in one table.
 
         Raises:
             DataError: An id outside the service's namespace (:data:`SERVED_ID_PREFIX`).
         """
-        sizes = [len(p["event_id"]) for p in parts]
-        n = sum(sizes)
-        table = pa.table({c: _column(parts, sizes, n, c, t) for c, t in _ARROW.items()})
+        n = len(columns["event_id"])
+        table = pa.table({c: _column(columns, n, c, t) for c, t in _ARROW.items()})
         ids = table.column("event_id")
         ours = pc.fill_null(pc.starts_with(ids, SERVED_ID_PREFIX), False)
         if n and not pc.all(ours).as_py():
@@ -99,8 +97,7 @@ class ServedRows:
             seen: set = set()
             keep = [i for i, e in enumerate(ids.to_pylist()) if not (e in seen or seen.add(e))]
             table = table.take(pa.array(keep, pa.int64()))
-        new = all(s == 0 or (v := p.get("new_id")) is not None and len(v) == s and all(v)
-                  for p, s in zip(parts, sizes, strict=True))
+        new = n == 0 or (v := columns.get("new_id")) is not None and len(v) == n and all(v)
         return cls(table, n, new)
 
 
@@ -109,14 +106,12 @@ def _foreign(event_id: Any) -> DataError:
                      f"{SERVED_ID_PREFIX!r}: the service's own ids live in that namespace")
 
 
-def _column(parts: Sequence[Mapping[str, Sequence[Any]]], sizes: list[int], n: int, name: str,
-            t: pa.DataType) -> pa.Array:
-    """Column ``name`` of ``parts`` as one Arrow array of type ``t``."""
-    if all(name not in p for p in parts):
+def _column(columns: Mapping[str, Sequence[Any]], n: int, name: str, t: pa.DataType
+            ) -> pa.Array:
+    """Column ``name`` of ``columns`` as an Arrow array of type ``t``."""
+    values = columns.get(name)
+    if values is None:
         return pa.nulls(n, t)
-    values = list(itertools.chain.from_iterable(
-        v if (v := p.get(name)) is not None else [None] * s
-        for p, s in zip(parts, sizes, strict=True)))
     try:
         return _arrow(values, t)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
@@ -150,7 +145,7 @@ class ServedLog(StoreBase):
         Raises:
             DataError: An id outside the service's namespace (:data:`SERVED_ID_PREFIX`).
         """
-        rows = columns if isinstance(columns, ServedRows) else ServedRows.of([columns])
+        rows = columns if isinstance(columns, ServedRows) else ServedRows.of(columns)
         table, n = rows.table, rows.received
         cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
         # ids stored already: a semi-join whose hash table is built on the batch, but which
