@@ -317,7 +317,8 @@ def start_server(root: Path, port: int, policy: str, materialise_n: int = 300,
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
            "--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 1200  # a large world: lists are built at start-up
+    # a large world: lists are built at start-up (16-20+ minutes at 100k x 100k on 2 cores)
+    deadline = time.monotonic() + 3600
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")

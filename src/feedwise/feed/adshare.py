@@ -6,14 +6,15 @@ Every process composes feeds against its own in-memory :class:`~feedwise.feed.ad
 workers already make with the owner (the process that owns the store):
 
 * **Up, with the impressions they hand back.** A worker's :class:`AdShare` is told of every
-  ad it serves (the state's listener) and puts it in numbered batches that travel in the
-  body of ``POST /v1/workers/served`` (every ``impressions_flush_s``). The owner's
+  ad it serves (the state's listener) and puts it in numbered batches that travel with
+  its impressions (a :class:`~feedwise.server.relay.ServedBatch`, every
+  ``impressions_flush_s``). The owner's
   :class:`AdLog` records them into the owner's state, charged (capped by what is left of
   the budget) and persisted with the owner's own ad impressions, and remembers the last
   batch it took from each worker (its *ack*); a batch sent twice is taken once.
 * **Down, in the delta they already poll.** The owner's log numbers every ad impression its
   state records (its own feeds' and the workers') and every user it forgets (erasure).
-  ``GET /v1/workers/delta`` returns the entries after the worker's last one and the owner's
+  The delta a worker polls returns the entries after the worker's last one and the owner's
   merged spend (CPM charges and CPC clicks). The worker counts the other processes'
   impressions into its frequency and exposure windows and sets its spend to the owner's
   plus its own not yet acknowledged charges (so its own spend is never counted twice or

@@ -1,8 +1,8 @@
 """`EngagementLog`: the engagement the owner landed, in order, for its feed workers to poll.
 
 Each landing of client events appends one chunk (user, item and kind columns, as the
-refresher noted them). ``GET /v1/workers/delta`` answers a worker with the chunks after its
-last sequence number as JSON arrays; each chunk is encoded once and the text reused for
+refresher noted them). A worker's poll (``routes/workers.py``) is answered with the chunks
+after its last sequence number as JSON arrays; each chunk is encoded once and the text reused for
 every worker that polls it (under heavy ingest a poll carries thousands of events, and
 encoding them anew per worker cost more than landing them). The log keeps the last
 ``max_events`` events; a worker that fell further behind is told (``gap``) and rebuilds.
