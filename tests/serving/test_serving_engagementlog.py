@@ -25,10 +25,12 @@ def test_polls_return_the_events_after_a_sequence_number_in_order():
     # a worker that started in the middle of a landing gets the rest of it
     assert _events(log, 1)[0]["user_id"] == ["u2", "ü3"]
     assert _events(log, 3) == ({"user_id": [], "item_id": [], "kind": []}, 3, False)
-    # each landing is encoded once for every worker that polls it
+    # each landing is encoded once for every worker that polls it, and kept as that text
+    # only (no list for the collector to walk)
     first = log._chunks[0].text
     _events(log, 0)
-    assert log._chunks[0].text is first
+    assert log._chunks[0].text is first and all(type(t) is str for t in first)
+    assert not any(isinstance(v, list) for v in vars(log._chunks[0]).values())
 
 
 def test_a_poll_takes_whole_landings_up_to_its_limit():

@@ -2,10 +2,11 @@
 
 Each landing of client events appends one chunk (user, item and kind columns, as the
 refresher noted them). A worker's poll (``routes/workers.py``) is answered with the chunks
-after its last sequence number as JSON arrays; each chunk is encoded once and the text reused for
-every worker that polls it (under heavy ingest a poll carries thousands of events, and
-encoding them anew per worker cost more than landing them). The log keeps the last
-``max_events`` events; a worker that fell further behind is told (``gap``) and rebuilds.
+after its last sequence number as JSON arrays; each chunk is encoded once, when it is
+appended, and only the text is kept, for every worker that polls it (under heavy ingest a
+poll carries thousands of events, and encoding them anew per worker cost more than landing
+them). The log keeps the last ``max_events`` events; a worker that fell further behind is
+told (``gap``) and rebuilds.
 """
 
 from __future__ import annotations
@@ -14,28 +15,29 @@ import json
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 COLUMNS = ("user_id", "item_id", "kind")
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Chunk:
     first: int  # sequence number of its first event (1-based over the log's life)
-    columns: tuple[list[str], list[str], list[str]]
-    text: tuple[str, str, str] | None = field(default=None)  # the JSON arrays' insides
+    n: int
+    text: tuple[str, str, str]  # the columns as the insides of JSON arrays
 
     def __len__(self) -> int:
-        return len(self.columns[0])
+        return self.n
 
     def encoded(self, start: int = 0) -> tuple[str, str, str]:
         """The columns from position ``start`` as the insides of JSON arrays."""
-        if start == 0 and self.text is not None:
-            return self.text
-        got = tuple(json.dumps(c[start:], separators=(",", ":"))[1:-1] for c in self.columns)
         if start == 0:
-            self.text = got  # type: ignore[assignment]
-        return got  # type: ignore[return-value]
+            return self.text
+        return tuple(_inside([*json.loads(f"[{t}]")[start:]]) for t in self.text)  # type: ignore[return-value]
+
+
+def _inside(values: list[str]) -> str:
+    return json.dumps(values, separators=(",", ":"))[1:-1]
 
 
 class EngagementLog:
@@ -51,8 +53,12 @@ class EngagementLog:
     def append(self, users: Sequence[str], items: Sequence[str], kinds: Sequence[str]) -> None:
         if not users:
             return
-        chunk = _Chunk(self.seq + 1, (list(map(str, users)), list(map(str, items)),
-                                      list(map(str, kinds))))
+        # kept as text only: as lists, a landing's columns (tens of thousands of references)
+        # were walked by every young collection of the owner until they aged, and the
+        # log's million events by every full one
+        chunk = _Chunk(self.seq + 1, len(users), (_inside(list(map(str, users))),
+                                                  _inside(list(map(str, items))),
+                                                  _inside(list(map(str, kinds)))))
         with self._lock:
             self._chunks.append(chunk)
             self.seq += len(chunk)
