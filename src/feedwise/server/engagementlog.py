@@ -33,7 +33,7 @@ class _Chunk:
         """The columns from position ``start`` as the insides of JSON arrays."""
         if start == 0:
             return self.text
-        return tuple(_inside([*json.loads(f"[{t}]")[start:]]) for t in self.text)  # type: ignore[return-value]
+        return tuple(_inside(json.loads(f"[{t}]")[start:]) for t in self.text)  # type: ignore[return-value]
 
 
 def _inside(values: list[str]) -> str:

@@ -333,7 +333,7 @@ class Writer:
             try:
                 job = self._q.get(timeout=self.poll_s)
             except queue.Empty:
-                if self._served.rows:
+                if self._served.parts:
                     self._land([])
                 continue
             batch: list[_EventJob] = []
@@ -393,7 +393,7 @@ class Writer:
     def _served_due(self) -> bool:
         """Whether served rows go with this landing of events: ``poll_s`` has passed since
         the last, or a feed waits on them (sync), or they are ``max_rows`` already."""
-        if not self._served.rows:
+        if not self._served.parts:
             return False
         return (time.monotonic() - self._served_at >= self.poll_s or self.sync
                 or self._served.rows >= self.max_rows)
