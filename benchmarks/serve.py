@@ -18,9 +18,10 @@ load generator (one keep-alive HTTP/1.1 connection per client, fixed duration pe
    events before + events accepted + impressions of every served slot must equal the
    events stored (no event lost, none duplicated).
 
-The default model is also served with ``--workers`` processes (``feedwise serve
---workers``) and without materialised lists (``--no-direct`` skips that), so one run
-compares one process with several and the lists with per-request scoring. Defaults are small
+The default model is also served with ``--workers`` feed workers (``feedwise serve
+--workers``: that many processes serve, and the store's owner stands by) and without
+materialised lists (``--no-direct`` skips that), so one run compares one process with
+several and the lists with per-request scoring. Defaults are small
 for a shared 2-core machine; ``--full`` asks for the issue's world (100k items, 100k users,
 200 campaigns, 1M events); ``--runs 3`` repeats every serving. Results go to
 ``benchmarks/results/serve.json``. ``--slower F`` runs the servings on an emulated slower
@@ -620,9 +621,9 @@ def serve_model(root: Path, w: dict, model: str, args: argparse.Namespace, tag: 
     print(f"    server ready after {startup_s:.0f}s (model loaded, lists materialised)",
           flush=True)
     if workers > 1:  # the owner answers first; its workers join once loaded
-        waited = wait_for_worker(port, w["read"], args.worker_wait_s, workers - 1)
-        print(f"    {workers - 1} worker(s) answered after {waited:.1f}s more"
-              if waited is not None else f"    not all {workers - 1} workers answered "
+        waited = wait_for_worker(port, w["read"], args.worker_wait_s, workers)
+        print(f"    {workers} workers answered after {waited:.1f}s more"
+              if waited is not None else f"    not all {workers} workers answered "
               f"within {args.worker_wait_s:.0f}s", flush=True)
     pids = [proc.pid] + (_children(proc.pid) if workers > 1 else [])
     rows = []
@@ -770,7 +771,7 @@ def main() -> None:
     p.add_argument("--materialise-n", type=int, default=300,
                    help="items per user of the materialised lists (0: score per request)")
     p.add_argument("--workers", type=int, default=2,
-                   help="also serve the default model with this many processes (1: no)")
+                   help="also serve the default model with this many feed workers (1: no)")
     p.add_argument("--worker-wait-s", type=float, default=600.0,
                    help="longest wait for a worker to answer before measuring")
     p.add_argument("--policy", default="auto", choices=["auto", "engine", "model"],
@@ -847,7 +848,7 @@ def main() -> None:
             for m, mat, nw in plan:
                 label = f"{m}{' (default)' if m == default else ''}, " + (
                     f"materialised lists n={mat}" if mat else "scored per request") + (
-                    f", {nw} processes" if nw > 1 else ", one process")
+                    f", {nw} workers and the store's owner" if nw > 1 else ", one process")
                 print(f"run {run + 1}: serving {label}", flush=True)
                 r = serve_model(root, w, m, args, f"{run}{m}{mat}{nw}", mat, nw)
                 r["run"] = run + 1
@@ -885,7 +886,7 @@ def main() -> None:
                     and r["workers"] == 1 and r["materialise_n"]), None)
         many = next((r for r in results if r["run"] == run and r["workers"] > 1), None)
         if one and many and one["rps_16"]:
-            print(f"run {run}: {many['workers']} processes / one process at 16 clients: "
+            print(f"run {run}: {many['workers']} workers / one process at 16 clients: "
                   f"{many['rps_16'] / one['rps_16']:.2f}x ({many['rps_16']:.0f} vs "
                   f"{one['rps_16']:.0f} req/s)")
     writer = writer_capacity(root, args.writer_batch, args.writer_rounds)

@@ -127,8 +127,8 @@ def serving(root: Path, w: dict, a: argparse.Namespace, env: dict[str, str], tag
     proc = S.start_server(root, port, a.policy, a.materialise_n, a.workers, env)
     tail = None
     try:
-        if a.workers > 1 and S.wait_for_worker(port, w["read"], 600, a.workers - 1) is None:
-            raise SystemExit(f"not all {a.workers - 1} workers answered within 600 s")
+        if a.workers > 1 and S.wait_for_worker(port, w["read"], 600, a.workers) is None:
+            raise SystemExit(f"not all {a.workers} workers answered within 600 s")
         asyncio.run(feeds(port, w["read"], w["users"], 2.0, 123, clients=4))  # warm-up
         gc.collect()
         gc.freeze()  # the instrument must not pause (serve.py does the same)
@@ -158,7 +158,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     S.add_world_args(p)  # serve.py's: the same world, from its cache
-    p.add_argument("--workers", type=int, default=2, help="processes of feedwise serve")
+    p.add_argument("--workers", type=int, default=2, help="feedwise serve --workers")
     p.add_argument("--policy", default="auto", choices=["auto", "engine", "model"])
     p.add_argument("--materialise-n", type=int, default=300)
     p.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",

@@ -1,8 +1,11 @@
 """``feedwise serve --workers N``: the owner process's side of the feed workers.
 
-The owner serves the shared public socket and a private one (127.0.0.1, any port) that only
-its workers use (:mod:`feedwise.server.workers`), and takes each worker's event batches and
-the impressions it served through a socket pair of its own (:mod:`feedwise.server.relay`).
+The owner listens on the shared public socket and a private one (127.0.0.1, any port) that
+only its workers use (:mod:`feedwise.server.workers`), and takes each worker's event batches
+and the impressions it served through a socket pair of its own (:mod:`feedwise.server.relay`).
+It answers public connections only until a worker is ready, or when none is left
+(:class:`~feedwise.server.tcp.AcceptBoard`): while they serve, its cores and its GIL are left
+to its writer, the events' decoding and the lists' refresh.
 It starts the workers once its store and model are up, and on SIGINT / SIGTERM stops them
 first (each sends the impressions it holds) and only then shuts itself down, landing
 everything.
@@ -53,7 +56,7 @@ class WorkerPool:
         relay = RelayOwner(relay_handler(state))
         env = {**os.environ, "FEEDWISE_DB": str(self.settings.db),
                "FEEDWISE_REGISTRY": str(self.settings.registry),
-               "FEEDWISE_WORKERS": str(self.n + 1)}
+               "FEEDWISE_WORKERS": str(self.n)}
         if self.settings.keys_file:
             env["FEEDWISE_KEYS_FILE"] = str(self.settings.keys_file)
         for i in range(self.n):

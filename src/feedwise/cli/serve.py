@@ -34,14 +34,15 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
           )] = "asyncio",
           workers: Annotated[int, typer.Option(
               envvar="FEEDWISE_WORKERS", min=1, max=64,
-              help="Processes serving feeds: this one owns the store and N-1 feed workers "
-                   "share its port (docs/serving.md).")] = 1,
+              help="Processes serving requests: 1 is this one alone; with N > 1, N feed "
+                   "workers share its port and this one owns the store, landing what they "
+                   "send, and serves only until they are up (docs/serving.md).")] = 1,
           ) -> None:
     """Serve feeds, recommendations and event collection over HTTP.
 
     Settings come from FEEDWISE_* variables and FEEDWISE_SETTINGS_FILE; the options
-    here override them. The store has a single writer: with --workers N, this process
-    owns it and N-1 feed workers share the port (docs/serving.md). The registry and
+    here override them. The store has a single writer: with --workers N (N > 1), this
+    process owns it and N feed workers serve on the port (docs/serving.md). The registry and
     keys are the deployment's (beside the store: STORE.models, STORE.keys.json) unless
     given. While it runs, `feedwise` commands on the same store work through it
     (reads on snapshots, writes through its admin API: docs/service.md).
@@ -91,7 +92,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0
     if workers > 1:
         from feedwise.cli._workers import WorkerPool
 
-        pool = WorkerPool(workers - 1, settings, log_level)
+        pool = WorkerPool(workers, settings, log_level)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:

@@ -135,8 +135,9 @@ class Settings(BaseSettings):
         lists_cache: A folder where the served model's materialised lists are kept between
             starts (keyed by version, ``materialise_n``, shared columns and the model's
             users; emptied when a user leaves the lists); unset: built at every start.
-        workers: Processes serving feeds (``feedwise serve --workers``): this one, which
-            owns the store, and ``workers - 1`` feed workers (server/workers.py).
+        workers: Processes serving requests (``feedwise serve --workers``): 1, this one
+            alone; more, that many feed workers (server/workers.py) and this one, which
+            owns the store and stands by while they serve.
         ad_reserve_factor: With workers, each worker leaves this many times a campaign's
             recent spend over one exchange window of its budget to the owner (0: none);
             feed/adshare.py, docs/serving.md.

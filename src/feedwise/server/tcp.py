@@ -48,6 +48,10 @@ ACCEPT_PAUSE_S = 0.002
 #: peer too busy to accept, or gone, does not hold connections back longer)
 MAX_DEFER_S = 0.05
 
+#: Most seconds the owner of ``serve --workers N`` leaves a waiting connection to its
+#: workers before it takes it itself (workers that accept nothing this long are stuck)
+STANDBY_DEFER_S = 1.0
+
 #: ``PATH:SLOT``: the :class:`AcceptBoard` file of ``serve --workers N`` and this process's
 #: slot on it (the owner 0, its workers 1..)
 BOARD_ENV = "FEEDWISE_ACCEPT_BOARD"
@@ -58,11 +62,13 @@ class AcceptBoard:
     socket: one int32 per process in a small file every process maps (-1: not serving yet),
     after the shared socket's port. Each process writes its own slot.
 
-    :class:`FairAcceptLoop` reads it before taking a connection: a process that holds more
+    :class:`FairAcceptLoop` reads it before taking a connection: a worker that holds more
     connections than a serving peer leaves the next one to the peers (for at most
     :data:`MAX_DEFER_S`), so clients that keep their connections (load balancers,
-    benchmark clients) spread evenly over the processes, whichever was busy when they
-    connected.
+    benchmark clients) spread evenly over the workers, whichever was busy when they
+    connected. The owner (slot 0) serves until a worker is ready and then stands by: it
+    leaves every connection to the workers (for at most :data:`STANDBY_DEFER_S`), and takes
+    them again once none serves.
     """
 
     def __init__(self, path: str | os.PathLike, slot: int) -> None:
@@ -71,7 +77,7 @@ class AcceptBoard:
         self.slot = slot
         self.n = len(self._map) // 4 - 1
         self.port = struct.unpack_from("<i", self._map, 0)[0]
-        self.max_defer_s = MAX_DEFER_S
+        self.max_defer_s = STANDBY_DEFER_S if slot == 0 else MAX_DEFER_S
         self.open = 0
 
     @staticmethod
@@ -111,9 +117,14 @@ class AcceptBoard:
             self._publish()
 
     def may_accept(self) -> bool:
-        """Whether this process takes the next connection: no serving peer holds fewer."""
-        return all(c >= self.open for i, c in enumerate(self.counts())
-                   if i != self.slot and c >= 0)
+        """Whether this process takes the next connection: the owner (slot 0) only while no
+        worker serves (it stands by: its store's writer, the events' decoding and the lists'
+        refresh keep its cores and its GIL); a worker while no serving worker holds fewer."""
+        counts = self.counts()
+        if self.slot == 0:
+            return all(c < 0 for c in counts[1:])
+        return all(c >= self.open for i, c in enumerate(counts)
+                   if i and i != self.slot and c >= 0)
 
     def counted(self, factory: Any) -> Any:
         """``factory`` whose protocols count themselves on the board while connected."""
@@ -137,8 +148,9 @@ class FairAcceptLoop(asyncio.SelectorEventLoop):
     (asyncio's own loop takes up to ``backlog`` at once and comes straight back), and
     takes none while a peer holds fewer connections (:class:`AcceptBoard`).
 
-    The processes of ``serve --workers N`` accept on one socket. With the stock loop the
-    first process to wake took every connection waiting — 16 keep-alive clients connecting
+    The processes of ``serve --workers N`` accept on one socket (the owner only while no
+    worker serves). With the stock loop the first process to wake took every connection
+    waiting — 16 keep-alive clients connecting
     together were split 13 : 3 or 14 : 2 between the owner and its worker, and the busier
     process then served most of the feeds. Taking one and stepping back, the processes
     took turns, but a process busy when the clients connected still took fewer and kept

@@ -2,8 +2,9 @@
 
 DuckDB allows one writing process, and one Python process runs one core at a time (the
 GIL). With ``--workers N`` the ``feedwise serve`` process (the *owner*: the store, its one
-writer, the model watcher, every route) binds the port and starts ``N - 1`` worker
-processes that accept connections on the same socket (the kernel spreads them). A worker
+writer, the model watcher, every route) binds the port and starts ``N`` worker processes
+that accept connections on the same socket (spread evenly, :mod:`feedwise.server.tcp`); the
+owner answers public connections only until one is ready, or when none is left. A worker
 answers ``GET /v1/users/{id}/feed`` itself, reads ``POST /v1/events`` batches and hands them
 to the owner over a socket pair (:mod:`feedwise.server.relay`), and forwards every other
 request to the owner unchanged (items, admin, recommendations...), so all writes still go
