@@ -385,15 +385,10 @@ class Writer:
             job.future.set_exception(e)
 
     def _land(self, jobs: list[_EventJob], served: bool = True) -> None:
-        """Land ``jobs``, then the served rows handed over so far (with ``served``).
-
-        The events go first: their clients wait for the answer, and in a closed loop the
-        next batches come only after it, so served rows landed first would stand in every
-        round trip of the ingest (under load, a served landing takes as long as the events'
-        own). Served rows landed after them overlap with the clients' way back."""
-        self._land_events(jobs)
+        """Land the served rows handed over so far (with ``served``), then ``jobs``."""
         if served:  # alone, below the requests; with events, at the writer's priority
             self._land_served(below=not jobs and not self.sync)
+        self._land_events(jobs)
 
     def _served_due(self) -> bool:
         """Whether served rows go with this landing of events: ``poll_s`` has passed since
