@@ -11,6 +11,7 @@ import socket
 from datetime import UTC, datetime
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from worker_world import served_world
@@ -161,3 +162,33 @@ def test_a_poll_through_the_relay_is_answered_as_over_http(pair) -> None:  # noq
         got = json.loads(relay.submit(ask).result(10))
         assert got == http.json()
         assert len(got["events"]["user_id"]) >= 18
+
+
+def test_the_owner_recomputes_the_lists_and_the_worker_takes_them_from_its_poll(pair) -> None:  # noqa: ANN001
+    owner, worker, w, _ = pair
+    ost, wst = owner.app.state.feedwise, worker.app.state.feedwise
+    assert ost._lists is not None and wst._lists is not None  # noqa: SLF001
+    o_lists, o_refresher = ost._lists[1], ost._lists[2]  # noqa: SLF001
+    _, w_lists, w_refresher = wst._lists  # noqa: SLF001
+    assert not w_refresher.recompute and w_refresher._thread is None  # noqa: SLF001
+    _post(owner, w["admin"], _batch("lists-"))  # likes of u0..u19
+    ost.writer.call(lambda store: None).result(10)  # landed and noted
+    assert o_refresher.pending() >= 18
+    while o_refresher.pending():
+        o_refresher.run_once()
+    users = [u for u in o_lists.overlay if u in {f"u{j}" for j in range(20)}]
+    assert len(users) >= 18
+    wst.poll()
+    assert w_refresher.pending() == 0  # noted for the fold-in, never recomputed here
+    assert w_refresher.history_of("u1")  # the engagement itself did arrive
+    for u in users:  # the owner's lists, bit for bit
+        o_row, w_row = o_lists.overlay[u], w_lists.overlay[u]
+        assert np.array_equal(o_row[0], w_row[0]) and np.array_equal(o_row[1], w_row[1])
+        assert o_row[2] == w_row[2]
+        assert (o_row[3] is None) == (w_row[3] is None)
+        assert o_row[3] is None or np.array_equal(o_row[3], w_row[3])
+        assert w_lists.row(u)[0].tolist() == o_lists.row(u)[0].tolist()
+    seq = wst._lists_seq  # noqa: SLF001
+    assert seq == ost.worker_lists.seq >= len(users)
+    wst.poll()  # nothing new: the cursor stays
+    assert wst._lists_seq == seq  # noqa: SLF001

@@ -98,6 +98,9 @@ class MaterialisedLists:
         #: Called with the user id after :meth:`forget_user` (the service tells its feed
         #: workers to rebuild, so an erasure reaches their copies too).
         self.on_forget: Callable[[str], None] | None = None
+        #: Called with the new overlay entries and extra rows after :meth:`update` (the
+        #: service hands them to its feed workers, which do not recompute lists).
+        self.on_update: Callable[[dict, dict], None] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ build
@@ -226,10 +229,17 @@ class MaterialisedLists:
         new = {}
         for b, u in enumerate(user_ids):
             new[u] = self._entry_of(got, b) if got.personal[b] else _EMPTY
-        with self._lock:
-            self.extra_overlay = {**self.extra_overlay, **new_extra}
-            self.overlay = {**self.overlay, **new}  # readers see the old dict or the new
+        self.put(new, new_extra)
+        if self.on_update is not None:
+            self.on_update(new, new_extra)
         return len(new)
+
+    def put(self, new: Mapping[str, tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]],
+            extra: Mapping[str, np.ndarray | None]) -> None:
+        """Put recomputed lists (:meth:`update`'s, or another process's) in the overlay."""
+        with self._lock:
+            self.extra_overlay = {**self.extra_overlay, **extra}
+            self.overlay = {**self.overlay, **new}  # readers see the old dict or the new
 
     def deepen(self, user_id: str, n: int, history: Mapping[str, float] | None = None
                ) -> tuple[np.ndarray, np.ndarray, bool] | None:
@@ -882,13 +892,19 @@ class Refresher:
             cores to serving and recomputes a trickle, oldest first.
         flood_rounds: See ``flood_busy``.
         chunk: Most users recomputed per block.
+        recompute: ``False``: another process recomputes the lists and hands them over
+            (a feed worker's owner: :mod:`feedwise.server.listslog`); this one only keeps
+            the engagement noted since, which requests fold in, and :meth:`start` starts
+            no thread.
     """
 
     def __init__(self, lists: MaterialisedLists, interval_s: float = 0.5,
                  max_users: int = 2000, weights: InteractionWeights | None = None,
                  compact_every: int = 20_000, busy: float = 0.25, chunk: int = 128,
-                 flood_busy: float = 0.05, flood_rounds: int = 20) -> None:
+                 flood_busy: float = 0.05, flood_rounds: int = 20,
+                 recompute: bool = True) -> None:
         self.lists = lists
+        self.recompute = recompute
         self.interval_s = interval_s
         self.max_users = max_users
         self.compact_every = compact_every
@@ -930,7 +946,7 @@ class Refresher:
         cols = [_as_text(c) for c in (user_ids, item_ids, kinds)]
         weights = list(map(self.kind_weight.get, cols[2]))  # None: not a positive kind
         known = self.lists.model.item_index_
-        history, pending = self._history, self._pending
+        history, pending, track = self._history, self._pending, self.recompute
         n = 0
         for lo in range(0, len(weights), self.NOTE_CHUNK):
             if lo:
@@ -946,7 +962,7 @@ class Refresher:
                         history[u] = {i: w}
                     else:
                         h[i] = h.get(i, 0.0) + w
-                    if u not in pending:
+                    if track and u not in pending:  # users to recompute
                         pending[u] = now
                     n += 1
         return n
@@ -1014,7 +1030,7 @@ class Refresher:
         return len(take)
 
     def start(self) -> Refresher:
-        if self._thread is None:
+        if self._thread is None and self.recompute:
             self._thread = threading.Thread(target=self._run, name="feedwise-lists",
                                             daemon=True)
             self._thread.start()

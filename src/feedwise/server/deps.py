@@ -9,6 +9,7 @@ requests in flight finish on the version they started with.
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import json
@@ -45,6 +46,7 @@ from feedwise.privacy import PrivacySettings, RetentionScheduler, forget_erased
 from feedwise.registry import ModelRegistry
 from feedwise.server.auth import ApiKey, KeyRing
 from feedwise.server.engagementlog import EngagementLog
+from feedwise.server.listslog import ListsLog
 from feedwise.server.metrics import ServiceMetrics
 from feedwise.server.policy import ModelFeedPolicy, Served, build_policy
 from feedwise.server.settings import Settings
@@ -134,6 +136,8 @@ class ServiceState:
         # what worker processes (feedwise serve --workers) poll: landed engagement, in
         # order, and a counter of catalogue changes (server/workers.py)
         self.worker_events = EngagementLog()
+        # the lists its refresher recomputed, for the workers (they recompute none)
+        self.worker_lists = ListsLog()
         self.catalogue_seq = 0
         # new posts appended to the live catalogue, for the workers (catalogue_changed)
         self.worker_posts: deque[tuple[int, dict]] = deque(maxlen=100_000)
@@ -251,6 +255,8 @@ class ServiceState:
             refresher = Refresher(lists, self.settings.lists_refresh_s,
                                   self.settings.lists_refresh_users).start()
             lists.on_forget = self._forgotten
+            if self.settings.workers > 1:
+                lists.on_update = functools.partial(self.worker_lists.append, version)
             got = self._lists = (model, lists, refresher)
         attach(engine, got[1], got[2])
 
@@ -258,6 +264,7 @@ class ServiceState:
         """A user left the served lists (erasure, objection): feed workers rebuild from a
         snapshot that carries it (their model and lists forget the user too), and the
         lists saved for them are deleted (saved again, without the user, when asked)."""
+        self.worker_lists.forget(user_id)
         for folder in list(self.lists_saved.values()):
             shutil.rmtree(folder, ignore_errors=True)
         self.lists_saved.clear()

@@ -57,14 +57,15 @@ class ServedBatch:
 
 @dataclass(frozen=True)
 class DeltaAsk:
-    """A worker's poll: what landed after these positions (the engagement, posts and ad
-    log), answered with the JSON of ``GET /v1/workers/delta``."""
+    """A worker's poll: what landed after these positions (the engagement, posts, ad log
+    and recomputed lists), answered with the JSON of ``GET /v1/workers/delta``."""
 
     since: int
     since_post: int = -1
     since_ad: int = -1
     worker: str = ""
     limit: int = 50_000
+    since_lists: int = 0
 
 
 def _read(sock: socket.socket) -> tuple[int, bytearray] | None:

@@ -66,7 +66,7 @@ from feedwise.feed.adshare import AdShare
 from feedwise.feed.materialised import MaterialisedLists, Refresher, attach
 from feedwise.privacy import PrivacySettings, forget_erased
 from feedwise.registry import ModelRegistry
-from feedwise.server import deps
+from feedwise.server import deps, listslog
 from feedwise.server.auth import KeyRing, hash_key
 from feedwise.server.deps import items_frame, serving_runtime
 from feedwise.server.metrics import ServiceMetrics
@@ -224,6 +224,7 @@ class WorkerState:
         self._catalogue_seq = -1
         self._post_seq = -1
         self._event_seq = 0
+        self._lists_seq = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rebuilds = 0
@@ -243,8 +244,9 @@ class WorkerState:
                 model = self.registry.load(version)
                 lists = (MaterialisedLists.load(model, st["lists"], st["lists_n"])
                          if st["lists"] else None)
+                # the owner recomputes the lists and hands them over (server/listslog.py)
                 refresher = (Refresher(lists, self.settings.lists_refresh_s,
-                                       self.settings.lists_refresh_users).start()
+                                       self.settings.lists_refresh_users, recompute=False)
                              if lists is not None else None)
                 meta = self.registry.get(version)
             else:
@@ -276,6 +278,8 @@ class WorkerState:
         self.served = Served(meta, model, policy)  # the swap: one assignment
         self.store = store
         if lists is not None:
+            if self._lists is None or self._lists[1] is not lists:
+                self._lists_seq = 0  # every recomputed list the owner still holds, again
             self._lists = (version, lists, refresher)
         if old_lists is not None and old_lists[0] != version:
             old_lists[2].stop()
@@ -307,12 +311,13 @@ class WorkerState:
         """Take the engagement landed since the last poll; rebuild on a catalogue change
         or a promotion."""
         ask = DeltaAsk(self._event_seq, self._post_seq, self.ad_share.ad_seq,
-                       self.ad_share.worker)
+                       self.ad_share.worker, since_lists=self._lists_seq)
         relay = self.writer.relay
         body = (relay.submit(ask).result(_SEND_WAIT_S) if relay is not None else
                 self.client.get("/v1/workers/delta", params={
                     "since": ask.since, "since_post": ask.since_post, "since_ad": ask.since_ad,
-                    "worker": ask.worker}).raise_for_status().content)
+                    "worker": ask.worker, "since_lists": ask.since_lists}
+                ).raise_for_status().content)
         d = msgspec.json.decode(body)  # under ingest 10-16k events: 0.6x json
         engine = self.served.policy if self.served is not None else None
         if "ads" in d and isinstance(engine, FeedEngine):
@@ -326,6 +331,17 @@ class WorkerState:
         if ev["user_id"] and got is not None:
             got[2].note(ev["user_id"], ev["item_id"], ev["kind"])
         self._event_seq = d["seq"]
+        if got is not None:  # the lists the owner recomputed for this version, in order
+            new: dict = {}
+            extra: dict = {}
+            for chunk in d.get("lists", ()):
+                if chunk["version"] == got[0]:
+                    n, x = listslog.decode(chunk)
+                    new.update(n)
+                    extra.update(x)
+            if new:
+                got[1].put(new, extra)
+            self._lists_seq = d.get("lists_seq", self._lists_seq)
         served = self.served
         if d["version"] != (served.version if served else None) or \
                 d["catalogue_seq"] != self._catalogue_seq or d.get("post_gap") or \

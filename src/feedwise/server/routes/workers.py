@@ -4,8 +4,9 @@
 - ``GET /v1/workers/state``: the served version, the folder of its materialised lists (saved
   once per version as memory-mappable ``.npy`` files), the catalogue and event counters;
 - ``GET /v1/workers/delta?since=SEQ``: the engagement landed after ``SEQ`` (columns
-  ``user_id``, ``item_id``, ``kind``), for the workers' own list refresh (a worker started
-  by ``feedwise serve --workers`` asks through its relay instead: :func:`relay_handler`);
+  ``user_id``, ``item_id``, ``kind``), which the workers fold into their users' requests,
+  and the lists the owner recomputed after ``since_lists`` (a worker started by ``feedwise
+  serve --workers`` asks through its relay instead: :func:`relay_handler`);
 - ``POST /v1/workers/served``: impressions of the feeds a worker served, as columns, landed
   by the writer like the owner's own (the count check holds across processes), and under
   ``_ads`` the worker's numbered batches of ad impressions, recorded into the owner's ad
@@ -61,10 +62,12 @@ def worker_state(state: State, key: AdminKey) -> dict[str, Any]:
 def worker_delta(state: State, key: AdminKey,
                  since: int = Query(ge=0), limit: int = Query(50_000, ge=1, le=500_000),
                  since_post: int = Query(-1, ge=-1), since_ad: int = Query(-1, ge=-1),
-                 worker: str = Query("", max_length=64)) -> Response:
+                 worker: str = Query("", max_length=64),
+                 since_lists: int = Query(0, ge=0)) -> Response:
     """What a worker polls for (a worker started with a relay asks through it instead:
     :class:`~feedwise.server.relay.DeltaAsk`)."""
-    return Response(delta_body(state, DeltaAsk(since, since_post, since_ad, worker, limit)),
+    return Response(delta_body(state, DeltaAsk(since, since_post, since_ad, worker, limit,
+                                               since_lists)),
                     media_type="application/json")
 
 
@@ -73,9 +76,11 @@ def delta_body(state: Any, ask: DeltaAsk) -> bytes:
     ``item_id``, ``kind``; each landing's encoded once for every worker,
     server/engagementlog.py: under heavy ingest a poll carries thousands of events, and
     FastAPI's element-by-element encoding of a returned dict cost more than landing them),
-    the new posts, the ad log and merged spend, the counters that call for a rebuild."""
+    the new posts, the ad log and merged spend, the lists the owner recomputed
+    (server/listslog.py), the counters that call for a rebuild."""
     ads = _ads_delta(state, ask.since_ad, ask.worker)
     events, seq, lost = state.worker_events.since(ask.since, ask.limit)
+    lists, lists_seq = state.worker_lists.since(ask.since_lists)
     # posts appended to the live catalogue since the worker's last one (state.post_seq
     # at its build); a gap (the deque overflowed) makes the worker rebuild
     wp, since_post = state.worker_posts, ask.since_post
@@ -88,10 +93,10 @@ def delta_body(state: Any, ask: DeltaAsk) -> bytes:
     body = msgspec.json.encode({
         "posts": jsonable_encoder([p[1] for p in posts]),
         "post_seq": posts[-1][0] if posts else since_post,
-        "post_gap": post_gap, "seq": seq, "gap": lost,
+        "post_gap": post_gap, "seq": seq, "gap": lost, "lists_seq": lists_seq,
         "catalogue_seq": state.catalogue_seq,
         "version": state.served.version if state.served else None, **ads}, enc_hook=plain_value)
-    return body[:-1] + b',"events":' + events.encode() + b"}"
+    return body[:-1] + b',"events":' + events.encode() + b',"lists":' + lists + b"}"
 
 
 def _engine(state: Any) -> FeedEngine | None:
