@@ -70,6 +70,23 @@ def test_two_workers_serve_learn_fresh_posts_and_lose_no_event(tmp_path: Path) -
             for c in clients:
                 c.close()
         assert sorted(by.count(x) for x in (None, *workers)) == [0, 2, 2], by
+        # a large page is composed by the owner (owner_feeds_above_n), a small one is not;
+        # /metrics is the owner's
+        with httpx.Client(base_url=url, timeout=10) as c:
+            def composed_by_owner() -> float:
+                text = c.get("/metrics", headers=ah).text
+                return float(next(x.split()[-1] for x in text.splitlines()
+                                  if x.startswith("feedwise_feeds_served_total")))
+
+            n0 = composed_by_owner()
+            r = c.get("/v1/users/u3/feed?n=10", headers=rh)
+            feeds, slots = feeds + 1, slots + len(r.json()["slots"])
+            n1 = composed_by_owner()
+            r = c.get("/v1/users/u3/feed?n=80", headers=rh)
+            assert r.status_code == 200 and len(r.json()["slots"]) > 50
+            assert r.headers.get("x-feedwise-worker") in workers  # through a worker
+            feeds, slots = feeds + 1, slots + len(r.json()["slots"])
+            assert (n1, composed_by_owner()) == (n0, n0 + 1)
         # events through many connections (both processes), then a new #t0 post
         sent = 0
         for b in range(12):

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         feed_policy: ``auto`` (the FeedEngine when it can be built, else the model's list),
             ``engine`` or ``model`` (organic slots from the model only; an operator's switch).
         max_n: Largest ``n`` a feed or recommendation request may ask for.
+        owner_feeds_above_n: With feed workers (``workers`` > 1), a feed asking for more
+            slots than this is composed by the owner, which stands by: a worker forwards
+            it. A page of 200 slots held a worker's event loop for tens of ms while the
+            20-slot feeds queued behind it waited (the feed p99 under ingest 2.4-2.8x its
+            value without, on the emulated slower machine, against 1.4x without such
+            pages; docs/serving.md).
         metrics_public: Serve ``/metrics`` without a key (off by default: its counters are
             a side channel, e.g. duplicate events, and its latencies describe the traffic).
         metrics_scope: The scope ``/metrics`` requires when it is not public: ``metrics``
@@ -166,6 +172,7 @@ class Settings(BaseSettings):
     log_impressions: bool = True
     feed_policy: Literal["auto", "engine", "model"] = "auto"
     max_n: int = Field(default=200, gt=0)
+    owner_feeds_above_n: int = Field(default=50, ge=0)
     metrics_public: bool = False
     metrics_scope: Literal["metrics", "read", "admin"] = "metrics"
     keys_reload_s: float = Field(default=0.5, gt=0, le=1)

@@ -49,7 +49,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -225,6 +225,8 @@ class WorkerState:
         self._post_seq = -1
         self._event_seq = 0
         self._lists_seq = 0
+        #: how the feed route hands a large page to the owner (set by the worker's app)
+        self.forward_feed: Callable[[dict, Any, Any], Awaitable[None]] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rebuilds = 0
@@ -452,6 +454,7 @@ def create_worker_app(settings: Settings, owner: str, admin_key: str,
                                        limits=httpx.Limits(max_connections=_FORWARDERS))
         app.state.forwarders = _started(ThreadPoolExecutor(
             _FORWARDERS, thread_name_prefix="feedwise-forward"), _FORWARDERS)
+        state.forward_feed = _forward_feed  # large pages: composed by the owner
         board = AcceptBoard.from_env()  # the owner's workers: counted from now on
         if board is not None:
             board.ready()
@@ -481,16 +484,27 @@ def create_worker_app(settings: Settings, owner: str, admin_key: str,
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                    include_in_schema=False)
     async def forward(path: str, request: Request) -> Response:
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
-        body = await request.body()
-        r = await asyncio.wrap_future(request.app.state.forwarders.submit(
-            request.app.state.proxy.request, request.method, "/" + path,
-            params=request.query_params, headers=headers, content=body))
-        out = {k: v for k, v in r.headers.items() if k.lower() not in _HOP
-               and k.lower() != "content-encoding"}
-        return Response(r.content, r.status_code, headers=out)
+        return await _forwarded(request, "/" + path)
 
     return app
+
+
+async def _forwarded(request: Request, path: str) -> Response:
+    """The owner's answer to ``request`` (a blocking call on a forwarding thread)."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+    body = await request.body()
+    r = await asyncio.wrap_future(request.app.state.forwarders.submit(
+        request.app.state.proxy.request, request.method, path,
+        params=request.query_params, headers=headers, content=body))
+    out = {k: v for k, v in r.headers.items() if k.lower() not in _HOP
+           and k.lower() != "content-encoding"}
+    return Response(r.content, r.status_code, headers=out)
+
+
+async def _forward_feed(scope: dict, receive: Any, send: Any) -> None:
+    """A feed request answered by the owner (``owner_feeds_above_n``)."""
+    response = await _forwarded(Request(scope, receive), scope["path"])
+    await response(scope, receive, send)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -162,6 +162,10 @@ class FastFeed:
         state = scope["app"].state.feedwise
         served = state.served
         if got is not None and served is not None and got[1] <= state.settings.max_n:
+            owner = getattr(state, "forward_feed", None)  # a feed worker's way to its owner
+            if owner is not None and got[1] > state.settings.owner_feeds_above_n:
+                await owner(scope, receive, send)  # a large page: composed by the owner
+                return
             auth = rid = None
             for k, v in scope["headers"]:
                 if k == b"authorization" and auth is None:
