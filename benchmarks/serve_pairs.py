@@ -14,7 +14,8 @@ then B A, and so on, so that a drift of the machine falls on both. Each serving 
    ``--pace`` events/s (``--b-pace``: another pace for the B servings).
 
 For each it reports feeds/s, p50, p99 and p99 / mean, and under ingest the events/s and the
-p50 / p99 of each process (the owner, which also lands everything, and its workers). With
+p50 / p99 of each process (the owner, which lands everything and serves only before its
+workers are up, and its workers). With
 ``--tail``, each phase's slowest 1 % of feeds is also taken apart by thread against its
 median band (``benchmarks/_tail.py``: the serving loop on a core, waiting for a core, blocked
 on the GIL, and the CPU the other threads took meanwhile). Prints a table and writes

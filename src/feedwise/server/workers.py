@@ -21,8 +21,10 @@ A worker serves from read-only copies:
   promoted (hot swap: built aside, swapped in one assignment);
 * the engagement landed since: every ``lists_refresh_s`` the worker polls the owner for it
   (through its relay, :class:`~feedwise.server.relay.DeltaAsk`; ``GET /v1/workers/delta``
-  without one) and its own :class:`~feedwise.feed.materialised.Refresher` recomputes those
-  users' lists (the owner does the same for its own requests).
+  without one), which its requests fold in (its :class:`~feedwise.feed.materialised.Refresher`
+  notes it), and the lists of those users the owner recomputed (only the owner recomputes
+  them: :mod:`feedwise.server.listslog`). A feed of more than ``owner_feeds_above_n`` slots
+  is forwarded to the owner, which composes it.
 
 The impressions of the feeds a worker serves are sent to the owner in batches (one
 :class:`~feedwise.server.relay.ServedBatch` through the relay every
