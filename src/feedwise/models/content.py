@@ -212,22 +212,34 @@ class Content(Recommender):
         for r, items in enumerate(cols):
             liked = history.indices[history.indptr[r]:history.indptr[r + 1]]
             counts = Counter(t for j in liked for t in self.item_tags(j))
+            match = [sorted((t for t in self.item_tags(i) if t in counts),
+                            key=lambda t: (-counts[t], t))[:3] for i in items]
+            rest = [p for p, m in enumerate(match) if not m]
+            near = ({rest[q]: j for q, j in self._nearest(
+                liked, np.asarray(items, np.int64)[rest]).items()}
+                if rest and len(liked) else {})
             reasons = []
-            for i in items:
-                match = sorted((t for t in self.item_tags(i) if t in counts),
-                               key=lambda t: (-counts[t], t))[:3]
-                if match:
-                    reasons.append("matches your interests: " + ", ".join(match))
-                elif len(liked):
-                    sims = self._rows(liked) @ self._rows([i]).T
-                    sims = np.asarray(sims.toarray() if sp.issparse(sims) else sims).ravel()
-                    j = liked[int(np.argmax(sims))]
-                    reasons.append(f"similar to {self.item_labels_[j]}" if sims.max() > 0
-                                   else self.fallback_reason)
+            for p, m in enumerate(match):
+                if m:
+                    reasons.append("matches your interests: " + ", ".join(m))
+                elif p in near:
+                    reasons.append(f"similar to {self.item_labels_[near[p]]}")
                 else:
                     reasons.append(self.fallback_reason)
             out.append(reasons)
         return out
+
+    def _nearest(self, liked: np.ndarray, items: np.ndarray) -> dict[int, int]:
+        """For each of ``items`` (by position) the first of ``liked`` most similar to it,
+        where that similarity is positive: one product of the liked rows with all the
+        items' (a deep page explains hundreds of posts; one product per post cost a
+        sparse slice and a conversion each)."""
+        sims = self._rows(liked) @ self._rows(items).T
+        sims = np.asarray(sims.toarray() if sp.issparse(sims) else sims)
+        best = sims.argmax(axis=0)
+        top = sims[best, np.arange(len(items))]
+        return {p: int(liked[b]) for p, (b, v) in enumerate(zip(best, top, strict=True))
+                if v > 0}
 
     def _rows(self, cols) -> sp.csr_matrix | np.ndarray:
         return self.vectors_[np.asarray(cols, dtype=np.int64)]
