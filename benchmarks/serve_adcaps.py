@@ -11,7 +11,7 @@ intervals unless told otherwise) and measures:
   of the impressions served (each stored ad impression carries its charge) against what
   one process alone may spend (the budget minus the bid: a campaign is served while what
   is left covers one impression at its bid), and the ledger (``ad_spend``);
-* the staleness window the design documents, ``impressions_flush_s + lists_refresh_s``.
+* the staleness window the design documents, ``impressions_flush_s + worker_poll_s``.
 
 Writes ``benchmarks/results/serve_adcaps.json``.
 
@@ -76,7 +76,7 @@ def main() -> None:
     p.add_argument("--flush-s", type=float, default=None,
                    help="FEEDWISE_IMPRESSIONS_FLUSH_S (default: the service's)")
     p.add_argument("--poll-s", type=float, default=None,
-                   help="FEEDWISE_LISTS_REFRESH_S (default: the service's)")
+                   help="FEEDWISE_WORKER_POLL_S (default: the service's)")
     p.add_argument("--reserve-factor", type=float, default=None,
                    help="FEEDWISE_AD_RESERVE_FACTOR (default: the service's; 0: no reserve)")
     p.add_argument("--out", default=str(RESULTS / "serve_adcaps.json"))
@@ -93,12 +93,12 @@ def main() -> None:
     if a.flush_s is not None:
         env["FEEDWISE_IMPRESSIONS_FLUSH_S"] = str(a.flush_s)
     if a.poll_s is not None:
-        env["FEEDWISE_LISTS_REFRESH_S"] = str(a.poll_s)
+        env["FEEDWISE_WORKER_POLL_S"] = str(a.poll_s)
     if a.reserve_factor is not None:
         env["FEEDWISE_AD_RESERVE_FACTOR"] = str(a.reserve_factor)
     defaults = Settings()
     flush_s = a.flush_s if a.flush_s is not None else defaults.impressions_flush_s
-    poll_s = a.poll_s if a.poll_s is not None else defaults.lists_refresh_s
+    poll_s = a.poll_s if a.poll_s is not None else defaults.worker_poll_s
     proc = subprocess.Popen([sys.executable, "-c", "from feedwise.cli import app; app()",
                              "serve", "--port", str(pt), "--workers", str(a.workers),
                              "--log-level", "warning"], env=env, stderr=subprocess.PIPE)
@@ -106,7 +106,7 @@ def main() -> None:
     rh = {"Authorization": f"Bearer {w['read']}"}
     ah = {"Authorization": f"Bearer {w['admin']}"}
     out: dict = {"workers": a.workers, "cap": a.cap, "impressions_flush_s": flush_s,
-                 "lists_refresh_s": poll_s, "staleness_window_s": flush_s + poll_s,
+                 "worker_poll_s": poll_s, "staleness_window_s": flush_s + poll_s,
                  "ad_reserve_factor": (a.reserve_factor if a.reserve_factor is not None
                                        else defaults.ad_reserve_factor),
                  "caps": [], "budget": {}}

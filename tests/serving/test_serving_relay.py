@@ -31,7 +31,7 @@ def pair(tmp_path):  # noqa: ANN001, ANN201
     w = served_world(tmp_path, 40, 30, seed=3, now=NOW)
     settings = Settings(db=str(w["db"]), registry=str(w["registry"]), keys_file=str(w["keys"]),
                         reload_interval_s=0, writer_linger_s=0.0, workers=2,
-                        impressions_flush_s=10, lists_refresh_s=60)
+                        impressions_flush_s=10, lists_refresh_s=60, worker_poll_s=60)
     with TestClient(create_app(settings)) as owner:
         mine, theirs = socket.socketpair()
         relay = RelayOwner(relay_handler(owner.app.state.feedwise))

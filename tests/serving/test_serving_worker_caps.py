@@ -31,7 +31,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     # (the exchange alone must hold budgets here; the reserve is tested below)
     settings = Settings(db=str(db), registry=str(reg_root), keys_file=str(keys),
                         reload_interval_s=0, writer_linger_s=0.0, workers=2,
-                        impressions_flush_s=10, lists_refresh_s=60, ad_reserve_factor=0)
+                        impressions_flush_s=10, worker_poll_s=60, ad_reserve_factor=0)
     rh, ah = ({"Authorization": f"Bearer {k}"} for k in (read, admin))
     with TestClient(create_app(settings)) as owner:
         # capped: CAP per hour per user; other: a competitor without caps or budget

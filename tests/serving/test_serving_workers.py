@@ -34,7 +34,9 @@ def test_two_workers_serve_learn_fresh_posts_and_lose_no_event(tmp_path: Path) -
     port = _port()
     env = {**os.environ, "FEEDWISE_DB": str(w["db"]), "FEEDWISE_REGISTRY": str(w["registry"]),
            "FEEDWISE_KEYS_FILE": str(w["keys"]), "FEEDWISE_RELOAD_INTERVAL_S": "0.5",
-           "FEEDWISE_LISTS_REFRESH_S": "0.2", "FEEDWISE_IMPRESSIONS_FLUSH_S": "0.05"}
+           "FEEDWISE_IMPRESSIONS_FLUSH_S": "0.05",
+           # the workers learn the new post below by their poll alone
+           "FEEDWISE_LISTS_REFRESH_S": "60", "FEEDWISE_WORKER_POLL_S": "0.2"}
     proc = subprocess.Popen([sys.executable, "-c", "from feedwise.cli import app; app()",
                              "serve", "--port", str(port), "--workers", "2",
                              "--log-level", "warning"], env=env, stderr=subprocess.PIPE)
@@ -111,7 +113,8 @@ def test_two_workers_serve_learn_fresh_posts_and_lose_no_event(tmp_path: Path) -
         t0, seen_by = time.monotonic(), set()
         while time.monotonic() - t0 < 5.0 and not (seen_by & workers):
             with httpx.Client(base_url=url, timeout=10) as c:
-                r = c.get("/v1/users/u0/feed?n=200", headers=rh)
+                # 50 slots: composed by a worker (a larger page would be the owner's)
+                r = c.get("/v1/users/u0/feed?n=50", headers=rh)
                 feeds, slots = feeds + 1, slots + len(r.json()["slots"])
                 if b"new-post" in r.content:
                     seen_by.add(r.headers.get("x-feedwise-worker", "owner"))

@@ -21,7 +21,7 @@ workers already make with the owner (the process that owns the store):
   missed); a forgotten user is forgotten by the worker too.
 
 So a process decides with everything the others served up to one staleness window ago:
-nominally ``S = impressions_flush_s + lists_refresh_s``, plus the exchanges' latency under
+nominally ``S = impressions_flush_s + worker_poll_s``, plus the exchanges' latency under
 load. A frequency cap can be exceeded only by ads of that campaign the *other* processes
 served the user inside that window. A budget could be exceeded by what the others charged
 inside it, so a worker also counts a reserve as spent (:meth:`AdShare.reserve`: a multiple

@@ -143,7 +143,7 @@ class ServiceState:
         self.worker_posts: deque[tuple[int, dict]] = deque(maxlen=100_000)
         self.worker_post_seq = 0
         # ad impressions of every process, for the workers' caps and budgets (feed/adshare)
-        self.ad_log = (AdLog(window_s=settings.impressions_flush_s + settings.lists_refresh_s,
+        self.ad_log = (AdLog(window_s=settings.impressions_flush_s + settings.worker_poll_s,
                              reserve_factor=settings.ad_reserve_factor)
                        if settings.workers > 1 else None)
         self.posts_added = 0

@@ -11,7 +11,7 @@ exchange.
 
 The impressions of the feeds a worker served (and its ad impressions) take the same way
 (:class:`ServedBatch`, every ``impressions_flush_s``, one frame each), and so do its polls
-(:class:`DeltaAsk`, every ``lists_refresh_s``): as HTTP requests they were a dozen chunks a
+(:class:`DeltaAsk`, every ``worker_poll_s``): as HTTP requests they were a dozen chunks a
 flush and two polls a second through an HTTP client, whose objects the worker's collector
 then walked, and as many requests parsed and routed by the owner.
 

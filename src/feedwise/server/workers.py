@@ -19,7 +19,7 @@ A worker serves from read-only copies:
   (``POST /v1/admin/snapshot``), rebuilt when the owner's catalogue changes (a new post, a
   consent change, an erasure: each bumps ``catalogue_seq``) and when another version is
   promoted (hot swap: built aside, swapped in one assignment);
-* the engagement landed since: every ``lists_refresh_s`` the worker polls the owner for it
+* the engagement landed since: every ``worker_poll_s`` the worker polls the owner for it
   (through its relay, :class:`~feedwise.server.relay.DeltaAsk`; ``GET /v1/workers/delta``
   without one), which its requests fold in (its :class:`~feedwise.feed.materialised.Refresher`
   notes it), and the lists of those users the owner recomputed (only the owner recomputes
@@ -366,7 +366,7 @@ class WorkerState:
 
     def start(self) -> None:
         def run() -> None:
-            while not self._stop.wait(self.settings.lists_refresh_s):
+            while not self._stop.wait(self.settings.worker_poll_s):
                 try:
                     self.poll()
                 except Exception:  # noqa: BLE001 - keep serving what is loaded
