@@ -46,6 +46,10 @@ from feedwise.models.factorization import FactorModel
 
 log = logging.getLogger("feedwise.feed.materialised")
 
+#: A user's list as the overlay holds it: model columns, scores, whether it holds every
+#: positive score, and what explains each item (:data:`WHY`, or ``None``).
+Entry = tuple[np.ndarray, np.ndarray, bool, "np.ndarray | None"]
+
 #: Items kept per user by default.
 DEFAULT_N = 300
 
@@ -81,7 +85,7 @@ class MaterialisedLists:
         self.complete = np.empty(0, bool)
         self.why: np.ndarray | None = None
         #: user -> (cols, scores, complete, why or None): lists recomputed since the arrays
-        self.overlay: dict[str, tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]] = {}
+        self.overlay: dict[str, Entry] = {}
         #: Dense models: every user's scores of a few shared items (``extra_cols``, sorted
         #: model columns: the trending and newest posts any pool may hold), so scoring a
         #: pool needs no dense row; rows aligned with ``index``, overlay in ``extra_overlay``.
@@ -202,7 +206,7 @@ class MaterialisedLists:
         return None if got is None or got[3] is None else (got[0], got[3])
 
     def _entry(self, user_id: str
-               ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None] | None:
+               ) -> Entry | None:
         got = self.overlay.get(user_id)
         if got is not None:
             return got if len(got[0]) or got[2] else None
@@ -234,7 +238,7 @@ class MaterialisedLists:
             self.on_update(new, new_extra)
         return len(new)
 
-    def put(self, new: Mapping[str, tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]],
+    def put(self, new: Mapping[str, Entry],
             extra: Mapping[str, np.ndarray | None]) -> None:
         """Put recomputed lists (:meth:`update`'s, or another process's) in the overlay."""
         with self._lock:
@@ -261,7 +265,7 @@ class MaterialisedLists:
         return row[:3]
 
     def _entry_of(self, got: Scored, b: int
-                  ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]:
+                  ) -> Entry:
         """The overlay entry of batch row ``b`` of a :func:`score_top` result (winners
         kept only where the arrays keep them, so a compaction stays aligned)."""
         c, v = got.rows[b]

@@ -25,10 +25,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from feedwise.feed.materialised import WHY
-
-#: a user's list as the overlay holds it: model columns, scores, complete, reasons
-Entry = tuple[np.ndarray, np.ndarray, bool, "np.ndarray | None"]
+from feedwise.feed.materialised import WHY, Entry
 
 
 @dataclass(frozen=True)

@@ -249,8 +249,7 @@ class WorkerState:
                 lists = (MaterialisedLists.load(model, st["lists"], st["lists_n"])
                          if st["lists"] else None)
                 # the owner recomputes the lists and hands them over (server/listslog.py)
-                refresher = (Refresher(lists, self.settings.lists_refresh_s,
-                                       self.settings.lists_refresh_users, recompute=False)
+                refresher = (Refresher(lists, recompute=False)
                              if lists is not None else None)
                 meta = self.registry.get(version)
             else:
